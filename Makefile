@@ -1,0 +1,57 @@
+# cxm: two commands. `make run` sets up and serves the demo company; `make test` runs the suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CXM := $(VENV)/bin/cxm
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+EXTRAS ?= postgres,spark,dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export CXM_DATA_DIR ?= ./data
+
+.PHONY: run test bench lint setup system-deps clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser),
+# and Java for local PySpark.
+system-deps:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+run: $(STAMP)
+	$(CXM) init
+	$(CXM) demo --if-empty
+	@echo
+	@echo "  cxm is starting on http://$(HOST):$(PORT)"
+	@$(CXM) demo logins
+	@echo
+	$(CXM) serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

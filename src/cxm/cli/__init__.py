@@ -1,0 +1,1 @@
+"""The ``cxm`` command line: each domain adds its commands."""

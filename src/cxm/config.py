@@ -1,0 +1,42 @@
+"""Settings read from the environment (``CXM_*``), with defaults for the embedded set-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; built once at the app or CLI entry, never at import time."""
+
+    data_dir: Path = field(default_factory=lambda: Path(_env("CXM_DATA_DIR", "./data")))
+    database_url: str = ""
+    base_url: str = field(default_factory=lambda: _env("CXM_BASE_URL", "http://127.0.0.1:8000"))
+    secret_key: str = field(default_factory=lambda: _env("CXM_SECRET_KEY", ""))
+    smtp_host: str = field(default_factory=lambda: _env("CXM_SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(default_factory=lambda: int(_env("CXM_SMTP_PORT", "25")))
+    smtp_user: str = field(default_factory=lambda: _env("CXM_SMTP_USER", ""))
+    smtp_password: str = field(default_factory=lambda: _env("CXM_SMTP_PASSWORD", ""))
+    smtp_security: str = field(default_factory=lambda: _env("CXM_SMTP_SECURITY", "none"))
+    smtp_sender: str = field(
+        default_factory=lambda: _env("CXM_SMTP_SENDER", "cxm <no-reply@cxm.local>")
+    )
+    default_phone_region: str = field(
+        default_factory=lambda: _env("CXM_DEFAULT_PHONE_REGION", "DE")
+    )
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = _env("CXM_DATABASE_URL", f"duckdb:///{self.data_dir / 'cxm.duckdb'}")
+            object.__setattr__(self, "database_url", url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

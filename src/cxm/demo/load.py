@@ -1,0 +1,75 @@
+"""Load a generated demo company through the same importers a user runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+import sqlalchemy as sa
+
+from cxm.org import auth
+from cxm.org import service as org
+from cxm.org.tables import users
+from cxm.yamldoc import read
+
+Progress = Callable[[str], None]
+
+
+# One sign-in per role, so every view of the web app can be tried. Demo only: these
+# passwords are public, so never load the demo into a store that holds real data.
+DEMO_USERS: list[tuple[str, str, str | None, str | None, str]] = [
+    ("admin@northwind.example", "admin", None, None, "demo-admin"),
+    ("cx.lead@northwind.example", "cx_lead", None, None, "demo-cxlead"),
+    ("delivery.manager@northwind.example", "manager", "supply_chain", None, "demo-manager"),
+    ("chat.agent@northwind.example", "agent", None, "service_default", "demo-agent"),
+    ("viewer@northwind.example", "viewer", None, None, "demo-viewer"),
+]
+
+
+def demo_logins(conn: sa.Connection) -> list[tuple[str, str, str]]:
+    """(email, role, password) of the demo users present in the store."""
+    present = set(conn.execute(sa.select(users.c.email)).scalars())
+    return [(email, role, pw) for email, role, _, _, pw in DEMO_USERS if email in present]
+
+
+def _create_demo_users(conn: sa.Connection) -> int:
+    present = set(conn.execute(sa.select(users.c.email)).scalars())
+    created = 0
+    for email, role, department, team, password in DEMO_USERS:
+        if email in present:
+            continue
+        if team == "service_default":  # the agent works in Customer Service's default team
+            team = next((t.key for t in org.list_teams(conn, "service") if t.is_default), None)
+        auth.create_user(
+            conn, email, role, password=password, name=role.replace("_", " ").title(),
+            department_key=department, team_key=team,
+        )  # fmt: skip
+        created += 1
+    return created
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when the store holds no touchpoints yet (a fresh installation)."""
+    with engine.connect() as conn:
+        return not org.list_touchpoints(conn)
+
+
+@dataclass
+class LoadSummary:
+    steps: dict[str, str] = field(default_factory=dict)
+
+
+def load(engine: Engine, folder: Path, progress: Progress | None = None) -> LoadSummary:
+    """Load every part of the demo company whose importer exists, in dependency order."""
+    say = progress or (lambda _msg: None)
+    summary = LoadSummary()
+    say("org")
+    with engine.begin() as conn:
+        result = org.apply_org(conn, read(folder / "org.yaml"))
+    summary.steps["org"] = ", ".join(f"{n} {k}" for k, n in result.created.items()) or "unchanged"
+    with engine.begin() as conn:
+        summary.steps["users"] = f"{_create_demo_users(conn)} demo users created"
+    return summary

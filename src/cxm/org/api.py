@@ -1,0 +1,83 @@
+"""REST endpoints for departments, teams and touchpoints (HTTP only; logic in service)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.engine import Connection
+
+from cxm.org import schemas, service
+from cxm.org.security import db, require
+
+router = APIRouter(tags=["org"])
+read = Depends(require("read"))
+admin = Depends(require("admin"))
+
+
+@router.get("/departments", dependencies=[read])
+def list_departments(conn: Connection = Depends(db)) -> list[schemas.Department]:
+    return service.list_departments(conn)
+
+
+@router.get("/departments/{key}", dependencies=[read])
+def get_department(key: str, conn: Connection = Depends(db)) -> schemas.Department:
+    return service.get_department(conn, key)
+
+
+@router.post("/departments", status_code=201, dependencies=[admin])
+def create_department(
+    body: schemas.DepartmentCreate, conn: Connection = Depends(db)
+) -> schemas.Department:
+    return service.create_department(conn, body)
+
+
+@router.patch("/departments/{key}", dependencies=[admin])
+def update_department(
+    key: str, body: schemas.DepartmentUpdate, conn: Connection = Depends(db)
+) -> schemas.Department:
+    return service.update_department(conn, key, body)
+
+
+@router.get("/teams", dependencies=[read])
+def list_teams(department: str | None = None, conn: Connection = Depends(db)) -> list[schemas.Team]:
+    return service.list_teams(conn, department)
+
+
+@router.get("/teams/{key}", dependencies=[read])
+def get_team(key: str, conn: Connection = Depends(db)) -> schemas.Team:
+    return service.get_team(conn, key)
+
+
+@router.post("/teams", status_code=201, dependencies=[admin])
+def create_team(body: schemas.TeamCreate, conn: Connection = Depends(db)) -> schemas.Team:
+    return service.create_team(conn, body)
+
+
+@router.patch("/teams/{key}", dependencies=[admin])
+def update_team(key: str, body: schemas.TeamUpdate, conn: Connection = Depends(db)) -> schemas.Team:
+    return service.update_team(conn, key, body)
+
+
+@router.get("/touchpoints", dependencies=[read])
+def list_touchpoints(
+    department: str | None = None, conn: Connection = Depends(db)
+) -> list[schemas.Touchpoint]:
+    return service.list_touchpoints(conn, department)
+
+
+@router.get("/touchpoints/{key}", dependencies=[read])
+def get_touchpoint(key: str, conn: Connection = Depends(db)) -> schemas.Touchpoint:
+    return service.get_touchpoint(conn, key)
+
+
+@router.post("/touchpoints", status_code=201, dependencies=[admin])
+def create_touchpoint(
+    body: schemas.TouchpointCreate, conn: Connection = Depends(db)
+) -> schemas.Touchpoint:
+    return service.create_touchpoint(conn, body)
+
+
+@router.patch("/touchpoints/{key}", dependencies=[admin])
+def update_touchpoint(
+    key: str, body: schemas.TouchpointUpdate, conn: Connection = Depends(db)
+) -> schemas.Touchpoint:
+    return service.update_touchpoint(conn, key, body)

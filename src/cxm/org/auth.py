@@ -1,0 +1,178 @@
+"""Users and API keys: argon2 password hashes, hashed-at-rest API keys with scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlalchemy.engine import Connection
+
+from cxm.errors import Conflict, Invalid, NotFound
+from cxm.org.schemas import ROLES
+from cxm.org.tables import api_keys, teams, users
+from cxm.store import utcnow
+
+SCOPES = ("ingest", "read", "admin")
+KEY_PREFIX = "cxm_"
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (via session or their key) or a bare key, with what it may do."""
+
+    scope: str
+    role: str
+    user_id: str | None = None
+    email: str | None = None
+    department_key: str | None = None
+    team_key: str | None = None
+
+    def allows(self, needed: str) -> bool:
+        """admin may do everything; read and ingest only what they name."""
+        return self.scope == "admin" or self.scope == needed
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+def _digest(token: str) -> str:
+    # API keys carry 192 random bits, so a fast hash is safe at rest (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    conn: Connection,
+    email: str,
+    role: str,
+    *,
+    password: str | None = None,
+    name: str | None = None,
+    department_key: str | None = None,
+    team_key: str | None = None,
+) -> str:
+    """Create a user; returns its id. Managers need a department, agents a team."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise Invalid(f"'{email}' is not an email address")
+    if role not in ROLES:
+        raise Invalid(f"unknown role '{role}'; known: {', '.join(ROLES)}")
+    if conn.execute(sa.select(users.c.id).where(users.c.email == email)).first():
+        raise Conflict(f"a user with email '{email}' already exists")
+    if team_key is not None:
+        team_dept = conn.execute(
+            sa.select(teams.c.department_key).where(teams.c.key == team_key)
+        ).scalar()
+        if team_dept is None:
+            raise NotFound(f"team '{team_key}' does not exist")
+        department_key = department_key or team_dept
+    if role == "manager" and department_key is None:
+        raise Invalid("a manager needs a department (--department)")
+    if role == "agent" and team_key is None:
+        raise Invalid("an agent needs a team (--team)")
+    user_id = secrets.token_hex(8)
+    conn.execute(
+        users.insert().values(
+            id=user_id,
+            email=email,
+            name=name,
+            role=role,
+            department_key=department_key,
+            team_key=team_key,
+            password_hash=hash_password(password) if password else None,
+            is_active=True,
+            failed_logins=0,
+            created_at=utcnow(),
+        )
+    )
+    return user_id
+
+
+def user_id_for(conn: Connection, email: str) -> str:
+    user_id = conn.execute(sa.select(users.c.id).where(users.c.email == email.strip().lower())).scalar()
+    if user_id is None:
+        raise NotFound(f"no user with email '{email}'")
+    return str(user_id)
+
+
+def create_api_key(
+    conn: Connection, scope: str, *, user_id: str | None = None, name: str | None = None
+) -> str:
+    """Create an API key and return it in plain text: this is the only time it is shown."""
+    if scope not in SCOPES:
+        raise Invalid(f"unknown scope '{scope}'; known: {', '.join(SCOPES)}")
+    if user_id is not None:
+        role = conn.execute(sa.select(users.c.role).where(users.c.id == user_id)).scalar()
+        if role is None:
+            raise NotFound(f"user '{user_id}' does not exist")
+        if scope == "admin" and role != "admin":
+            raise Invalid(f"a {role} cannot hold an admin key; only admins can")
+    prefix = secrets.token_hex(4)
+    token = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(24)}"
+    conn.execute(
+        api_keys.insert().values(
+            id=secrets.token_hex(8),
+            user_id=user_id,
+            name=name,
+            scope=scope,
+            prefix=prefix,
+            secret_hash=_digest(token),
+            created_at=utcnow(),
+        )
+    )
+    return token
+
+
+def authenticate_key(conn: Connection, token: str) -> Principal | None:
+    """The principal of a valid, unrevoked key, or None."""
+    row = conn.execute(
+        sa.select(api_keys.c.scope, api_keys.c.user_id, api_keys.c.revoked_at).where(
+            api_keys.c.secret_hash == _digest(token.strip())
+        )
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.user_id is None:
+        role = {"admin": "admin", "read": "cx_lead", "ingest": "viewer"}[row.scope]
+        return Principal(scope=row.scope, role=role)
+    user = conn.execute(sa.select(users).where(users.c.id == row.user_id)).mappings().first()
+    if user is None or not user["is_active"]:
+        return None
+    return Principal(
+        scope=row.scope,
+        role=user["role"],
+        user_id=user["id"],
+        email=user["email"],
+        department_key=user["department_key"],
+        team_key=user["team_key"],
+    )
+
+
+def list_api_keys(conn: Connection) -> list[dict[str, object]]:
+    query = sa.select(
+        api_keys.c.id, api_keys.c.prefix, api_keys.c.scope, api_keys.c.name, api_keys.c.user_id,
+        api_keys.c.created_at, api_keys.c.revoked_at,
+    ).order_by(api_keys.c.created_at)  # fmt: skip
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def revoke_api_key(conn: Connection, key_id: str) -> None:
+    result = conn.execute(
+        api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=utcnow())
+    )
+    if not result.rowcount:
+        raise NotFound(f"API key '{key_id}' does not exist")

@@ -1,0 +1,145 @@
+"""Pydantic models at the org domain's edges: the org file and the REST bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+CHANNELS = (
+    "web", "app", "email", "phone", "chat", "store", "social", "mail", "delivery", "billing",
+    "in-product",
+)  # fmt: skip
+STAGES = ("discover", "consider", "buy", "receive", "use", "get help", "pay", "renew", "leave")
+ROLES = ("admin", "cx_lead", "manager", "agent", "viewer")
+
+Channel = Literal[
+    "web", "app", "email", "phone", "chat", "store", "social", "mail", "delivery", "billing",
+    "in-product",
+]  # fmt: skip
+Stage = Literal["discover", "consider", "buy", "receive", "use", "get help", "pay", "renew", "leave"]
+Key = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strip_whitespace=True)
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompanyIn(Strict):
+    name: Name
+
+
+class TeamIn(Strict):
+    key: Key
+    name: Name
+    default: bool = False
+    lead_email: str | None = None
+
+
+class DepartmentIn(Strict):
+    key: Key
+    name: Name
+    description: str | None = None
+    teams: list[TeamIn] = Field(default_factory=list)
+
+
+class OwnerIn(Strict):
+    department: Key
+    team: Key | None = Field(default=None, description="Defaults to the department's default team")
+
+
+class TouchpointIn(Strict):
+    key: Key
+    name: Name
+    channel: Channel
+    stage: Stage
+    owner: OwnerIn
+    contributors: list[Key] = Field(default_factory=list)
+    description: str | None = None
+
+
+class OrgFile(Strict):
+    """The declarative org file read by ``cxm org apply`` and written by ``cxm org export``."""
+
+    company: CompanyIn | None = None
+    departments: list[DepartmentIn] = Field(default_factory=list)
+    touchpoints: list[TouchpointIn] = Field(default_factory=list)
+
+
+# REST bodies and answers
+
+
+class Department(BaseModel):
+    key: str
+    name: str
+    description: str | None
+    position: int
+
+
+class DepartmentCreate(Strict):
+    key: Key
+    name: Name
+    description: str | None = None
+
+
+class DepartmentUpdate(Strict):
+    name: Name | None = None
+    description: str | None = None
+
+
+class Team(BaseModel):
+    key: str
+    department_key: str
+    name: str
+    is_default: bool
+    lead_email: str | None
+
+
+class TeamCreate(Strict):
+    key: Key
+    department_key: Key
+    name: Name
+    is_default: bool = False
+    lead_email: str | None = None
+
+
+class TeamUpdate(Strict):
+    name: Name | None = None
+    is_default: bool | None = None
+    lead_email: str | None = None
+
+
+class Touchpoint(BaseModel):
+    key: str
+    name: str
+    channel: str | None
+    stage: str | None
+    department_key: str | None
+    team_key: str | None
+    contributors: list[str]
+    description: str | None
+    owned: bool
+
+
+class TouchpointCreate(Strict):
+    key: Key
+    name: Name
+    channel: Channel
+    stage: Stage
+    department_key: Key
+    team_key: Key | None = None
+    contributors: list[Key] = Field(default_factory=list)
+    description: str | None = None
+
+
+class TouchpointUpdate(Strict):
+    name: Name | None = None
+    channel: Channel | None = None
+    stage: Stage | None = None
+    department_key: Key | None = None
+    team_key: Key | None = None
+    contributors: list[Key] | None = None
+    description: str | None = None

@@ -1,0 +1,53 @@
+"""Engines and connections from a database URL (DuckDB embedded, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine, make_url
+
+
+def create_engine(url: str) -> Engine:
+    """Build the engine for ``url``; for DuckDB the file's folder is created if missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "duckdb":
+        database = parsed.database or ":memory:"
+        if database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # One process owns the file (see DESIGN.md); times are stored as naive UTC.
+        return sa.create_engine(url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+        )
+    raise ValueError(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+        "use duckdb:///path/to/file.duckdb or postgresql+psycopg://user@host/db"
+    )
+
+
+def is_duckdb(engine: Engine | sa.Connection) -> bool:
+    return engine.dialect.name == "duckdb"
+
+
+def insert_ignore(table: sa.Table, index_elements: list[str] | None = None) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING``; both stores speak PostgreSQL's form."""
+    keys = index_elements or [c.name for c in table.primary_key.columns]
+    return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Normalise a timestamp read back from either store to an aware UTC datetime."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)

@@ -1,0 +1,168 @@
+"""The durable jobs table: scheduled work that survives a restart and runs once.
+
+Work is enqueued in the same transaction as the fact that caused it, claimed by a worker
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers can share the table), and marked
+done in the transaction that does the work. A worker that dies leaves its jobs ``running``;
+they are claimed again once their lease expires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cxm.store.base import metadata, utc_timestamp
+from cxm.store.engine import insert_ignore, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=5)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("dedupe_key", sa.String(200), unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    utc_timestamp("run_at", nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("started_at"),
+    utc_timestamp("finished_at"),
+)
+
+Handler = Callable[[Connection, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+def enqueue(
+    conn: Connection,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    run_at: dt.datetime | None = None,
+    dedupe_key: str | None = None,
+    max_attempts: int = 5,
+) -> str | None:
+    """Schedule ``kind`` with ``payload``; returns the job id, or None if ``dedupe_key`` exists."""
+    job_id = secrets.token_hex(16)
+    now = utcnow()
+    row = {
+        "id": job_id,
+        "kind": kind,
+        "payload": dict(payload),
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "last_error": None,
+        "run_at": run_at or now,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+    }
+    if dedupe_key is None:
+        conn.execute(jobs.insert().values(**row))
+        return job_id
+    # RETURNING, not rowcount: DuckDB reports -1 for ON CONFLICT inserts.
+    inserted = conn.execute(
+        insert_ignore(jobs, ["dedupe_key"]).values(**row).returning(jobs.c.id)
+    ).scalar()
+    return str(inserted) if inserted else None
+
+
+def claim(
+    conn: Connection, *, now: dt.datetime | None = None, limit: int = 20, kinds: list[str] | None = None
+) -> list[Job]:
+    """Mark up to ``limit`` due jobs as running and return them (call inside a transaction)."""
+    now = now or utcnow()
+    due = sa.or_(
+        sa.and_(jobs.c.status == "pending", jobs.c.run_at <= now),
+        sa.and_(jobs.c.status == "running", jobs.c.started_at <= now - LEASE),
+    )
+    query = sa.select(jobs).where(due).order_by(jobs.c.run_at).limit(limit)
+    if kinds:
+        query = query.where(jobs.c.kind.in_(kinds))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = conn.execute(query).mappings().all()
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.id.in_(ids))
+        .values(status="running", started_at=now, attempts=jobs.c.attempts + 1)
+    )
+    return [
+        Job(r["id"], r["kind"], dict(r["payload"]), r["attempts"] + 1, r["max_attempts"])
+        for r in rows
+    ]
+
+
+def backoff(attempt: int) -> dt.timedelta:
+    """Exponential backoff: 30 s, 1 min, 2 min, ... capped at one hour."""
+    return dt.timedelta(seconds=min(30 * 2 ** max(attempt - 1, 0), 3600))
+
+
+def run_due(
+    engine: Engine,
+    handlers: Mapping[str, Handler],
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 20,
+) -> int:
+    """Claim due jobs and run each in its own transaction; returns how many ran."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        claimed = claim(conn, now=now, limit=limit, kinds=list(handlers))
+    for job in claimed:
+        try:
+            with engine.begin() as conn:
+                handlers[job.kind](conn, job.payload)
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job.id)
+                    .values(status="done", finished_at=utcnow(), last_error=None)
+                )
+        except Exception as exc:  # a failing job must not stop the others
+            log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
+            failed = job.attempts >= job.max_attempts
+            with engine.begin() as conn:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job.id)
+                    .values(
+                        status="failed" if failed else "pending",
+                        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                        run_at=now + backoff(job.attempts),
+                        finished_at=utcnow() if failed else None,
+                    )
+                )
+    return len(claimed)
+
+
+def pending_count(conn: Connection, kind: str | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "pending")
+    if kind:
+        query = query.where(jobs.c.kind == kind)
+    return int(conn.execute(query).scalar_one())

@@ -1,0 +1,107 @@
+"""The FastAPI app factory: engine, routers, error mapping, pages, static files, job worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import plotly
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+
+from cxm import __version__
+from cxm.config import Settings, load_settings
+from cxm.errors import CxmError
+from cxm.org.api import router as org_router
+from cxm.store import create_engine, jobs
+from cxm.web import pages
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def api_router() -> APIRouter:
+    """``/api/v1``, assembled from each domain's router."""
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(org_router)
+    return api
+
+
+def job_handlers() -> Mapping[str, jobs.Handler]:
+    """Every kind of durable job the worker knows, from each domain."""
+    return {}
+
+
+async def _worker(app: FastAPI, interval: float) -> None:
+    handlers = job_handlers()
+    while True:
+        try:
+            ran = await asyncio.to_thread(jobs.run_due, app.state.engine, handlers)
+        except Exception:  # keep the worker alive; the job table keeps the work
+            log.exception("job worker pass failed")
+            ran = 0
+        if not ran:
+            await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
+               run_worker: bool = True) -> FastAPI:  # fmt: skip
+    """Build the app for ``settings``; tests pass their own engine."""
+    settings = settings or load_settings()
+    engine = engine or create_engine(settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_worker(app, 1.0)) if run_worker else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="cxm",
+        version=__version__,
+        description="Customer Experience Management API",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+
+    @app.exception_handler(CxmError)
+    async def domain_error(request: Request, exc: CxmError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+            problems.append({"field": field, "message": err["msg"]})
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return JSONResponse({"detail": message, "errors": problems}, status_code=422)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="application/javascript")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(api_router())
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,130 @@
+"""Fixtures that build real things: a DuckDB file, a PostgreSQL database, a live app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine, make_url
+
+from cxm.config import load_settings
+from cxm.org import auth
+from cxm.org import service as org
+from cxm.store import create_engine, metadata, upgrade
+
+POSTGRES_URL = os.environ.get(
+    "CXM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _import_all_tables() -> None:
+    """Register every domain's tables on the shared metadata (so cleanup sees them all)."""
+    import importlib
+    import pkgutil
+
+    import cxm
+
+    for mod in pkgutil.iter_modules(cxm.__path__):
+        if mod.ispkg:
+            try:
+                importlib.import_module(f"cxm.{mod.name}.tables")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"cxm.{mod.name}.tables":
+                    raise
+    importlib.import_module("cxm.store.jobs")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    admin_url = make_url(POSTGRES_URL)
+    name = f"cxm_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_engine(postgres_database: str) -> Iterator[Engine]:
+    engine = create_engine(postgres_database)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _clean(engine: Engine) -> None:
+    _import_all_tables()
+    existing = set(sa.inspect(engine).get_table_names())
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name in existing:
+                conn.execute(table.delete())
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty store on DuckDB (a temporary file) and on PostgreSQL."""
+    if request.param == "duckdb":
+        eng = create_engine(f"duckdb:///{tmp_path / 'cxm.duckdb'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+    else:
+        eng = request.getfixturevalue("_postgres_engine")
+        _clean(eng)
+        yield eng
+
+
+@pytest.fixture
+def duckdb_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated DuckDB store, for tests that need only the embedded engine."""
+    eng = create_engine(f"duckdb:///{tmp_path / 'cxm.duckdb'}")
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> Engine:
+    """A store with the default departments."""
+    with engine.begin() as conn:
+        org.seed_defaults(conn)
+    return engine
+
+
+@pytest.fixture
+def app_client(seeded: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    """The real ASGI app over a real store, without the background worker."""
+    from cxm.web.app import create_app
+
+    settings = load_settings(data_dir=tmp_path, database_url=str(seeded.url))
+    with TestClient(create_app(settings, engine=seeded, run_worker=False)) as client:
+        yield client
+
+
+def make_key(engine: Engine, scope: str) -> dict[str, str]:
+    """Authorization headers carrying a fresh API key of ``scope``."""
+    with engine.begin() as conn:
+        token = auth.create_api_key(conn, scope)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin_headers(seeded: Engine) -> dict[str, str]:
+    return make_key(seeded, "admin")
+
+
+@pytest.fixture
+def read_headers(seeded: Engine) -> dict[str, str]:
+    return make_key(seeded, "read")
