@@ -1,0 +1,1 @@
+"""Customers: profiles, identities, identity resolution, customer 360."""

@@ -1,0 +1,1 @@
+"""Interactions: the append-only log of everything a customer did at any touchpoint."""

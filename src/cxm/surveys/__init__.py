@@ -1,0 +1,1 @@
+"""Surveys: definitions, distribution, triggers, contact-fatigue rules, response pages, responses."""
