@@ -21,6 +21,9 @@ app.add_typer(org_app, name="org")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(demo_app, name="demo")
+import_app = typer.Typer(help="Import files: interactions, survey responses.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+# domain command groups and import commands
 
 
 @app.command()

@@ -70,6 +70,8 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     with engine.begin() as conn:
         result = org.apply_org(conn, read(folder / "org.yaml"))
     summary.steps["org"] = ", ".join(f"{n} {k}" for k, n in result.created.items()) or "unchanged"
+    # step: interactions
+    # step: surveys and responses
     with engine.begin() as conn:
         summary.steps["users"] = f"{_create_demo_users(conn)} demo users created"
     return summary

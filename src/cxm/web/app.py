@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import plotly
@@ -31,17 +31,37 @@ def api_router() -> APIRouter:
     """``/api/v1``, assembled from each domain's router."""
     api = APIRouter(prefix="/api/v1")
     api.include_router(org_router)
+    # domain API routers
     return api
 
 
-def job_handlers() -> Mapping[str, jobs.Handler]:
+def job_handlers() -> dict[str, jobs.Handler]:
     """Every kind of durable job the worker knows, from each domain."""
-    return {}
+    handlers: dict[str, jobs.Handler] = {}
+    # domain job handlers
+    return handlers
+
+
+def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
+    """Work the server does every N seconds (e.g. scanning new interactions for triggers)."""
+    tasks: list[tuple[float, Callable[[Engine], object]]] = []
+    # domain periodic tasks
+    return tasks
 
 
 async def _worker(app: FastAPI, interval: float) -> None:
     handlers = job_handlers()
+    tasks = periodic_tasks()
+    last_run = [0.0] * len(tasks)
+    loop = asyncio.get_running_loop()
     while True:
+        for i, (every, task) in enumerate(tasks):
+            if loop.time() - last_run[i] >= every:
+                last_run[i] = loop.time()
+                try:
+                    await asyncio.to_thread(task, app.state.engine)
+                except Exception:  # keep the worker alive; the next pass retries
+                    log.exception("periodic task %s failed", getattr(task, "__name__", task))
         try:
             ran = await asyncio.to_thread(jobs.run_due, app.state.engine, handlers)
         except Exception:  # keep the worker alive; the job table keeps the work
@@ -103,5 +123,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router())
+    # routers outside /api/v1 (Segment-compatible ingest, public survey pages)
     app.include_router(pages.router)
     return app
