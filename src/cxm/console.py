@@ -17,7 +17,6 @@ from cxm.errors import CxmError
 from cxm.store import create_engine, current_revision, head_revision
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
@@ -25,7 +24,8 @@ def settings() -> Settings:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Plain echo, not rich: an error message must never be cropped or re-wrapped.
+    typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(code)
 
 
@@ -46,7 +46,9 @@ def engine(*, migrated: bool = True) -> Engine:
     return eng
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
+) -> None:
     table = Table(title=title, header_style="bold")
     for col in columns:
         table.add_column(col)

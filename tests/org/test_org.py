@@ -104,7 +104,7 @@ def test_bad_org_files_are_rejected_with_line_and_change_nothing(
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
-    with pytest.raises(Invalid, match="org.yaml line 3: not valid YAML"):
+    with pytest.raises(Invalid, match=r"org\.yaml line 3: not valid YAML"):
         parse("company:\n  name: a\n  - b\n", "org.yaml")
 
 

@@ -69,7 +69,9 @@ def test_jobs_run_once_and_failures_retry_with_backoff(engine: Engine) -> None:
     assert seen == [1]
     assert jobs.run_due(engine, handlers, now=now) == 0  # done is done; retry waits its backoff
     with engine.connect() as conn:
-        row = conn.execute(sa.select(jobs.jobs).where(jobs.jobs.c.kind == "broken")).mappings().one()
+        row = (
+            conn.execute(sa.select(jobs.jobs).where(jobs.jobs.c.kind == "broken")).mappings().one()
+        )
     assert row["status"] == "pending" and "smtp down" in row["last_error"]
     assert row["run_at"] >= now + dt.timedelta(seconds=30)
     later = now + dt.timedelta(hours=2)

@@ -74,7 +74,9 @@ def generate(
 
 
 @app.command("load")
-def load_folder(folder: Path = typer.Argument(..., help="a folder written by 'cxm demo generate'")) -> None:
+def load_folder(
+    folder: Path = typer.Argument(..., help="a folder written by 'cxm demo generate'"),
+) -> None:
     """Load a generated demo company folder into the store."""
     with errors():
         summary = load(engine(), folder)

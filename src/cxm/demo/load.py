@@ -6,9 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from cxm.org import auth
 from cxm.org import service as org

@@ -1,1 +1,1 @@
-"""Organization: company, departments, teams, touchpoints and who owns which part of the experience."""
+"""Organization: company, departments, teams, touchpoints, and who owns each touchpoint."""

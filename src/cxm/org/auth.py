@@ -103,7 +103,9 @@ def create_user(
 
 
 def user_id_for(conn: Connection, email: str) -> str:
-    user_id = conn.execute(sa.select(users.c.id).where(users.c.email == email.strip().lower())).scalar()
+    user_id = conn.execute(
+        sa.select(users.c.id).where(users.c.email == email.strip().lower())
+    ).scalar()
     if user_id is None:
         raise NotFound(f"no user with email '{email}'")
     return str(user_id)

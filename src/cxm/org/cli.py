@@ -110,6 +110,12 @@ def create_user(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with errors(), engine().begin() as conn:
         auth.create_user(
-            conn, email, role, password=password, name=name, department_key=department, team_key=team
+            conn,
+            email,
+            role,
+            password=password,
+            name=name,
+            department_key=department,
+            team_key=team,
         )
     console.print(f"created {role} {email}")

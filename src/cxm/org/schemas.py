@@ -17,10 +17,10 @@ Channel = Literal[
     "web", "app", "email", "phone", "chat", "store", "social", "mail", "delivery", "billing",
     "in-product",
 ]  # fmt: skip
-Stage = Literal["discover", "consider", "buy", "receive", "use", "get help", "pay", "renew", "leave"]
-Key = Annotated[
-    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strip_whitespace=True)
+Stage = Literal[
+    "discover", "consider", "buy", "receive", "use", "get help", "pay", "renew", "leave"
 ]
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 
 

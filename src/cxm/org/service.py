@@ -75,14 +75,17 @@ def check_org(conn: Connection, doc: YamlDoc) -> schemas.OrgFile:
     problems: list[str] = []
     dept_keys = _known(conn, departments)
     team_dept: dict[str, str] = {
-        r.key: r.department_key for r in conn.execute(sa.select(teams.c.key, teams.c.department_key))
+        r.key: r.department_key
+        for r in conn.execute(sa.select(teams.c.key, teams.c.department_key))
     }
     seen_depts: set[str] = set()
     seen_teams: set[str] = set()
     for i, dept in enumerate(org.departments):
         path: tuple[str | int, ...] = ("departments", i)
         if dept.key in seen_depts:
-            problems.append(f"{doc.where((*path, 'key'))}: department key '{dept.key}' appears twice")
+            problems.append(
+                f"{doc.where((*path, 'key'))}: department key '{dept.key}' appears twice"
+            )
         seen_depts.add(dept.key)
         defaults = [t.key for t in dept.teams if t.default]
         if len(defaults) > 1:
@@ -167,7 +170,9 @@ def apply_org(conn: Connection, doc: YamlDoc) -> ApplySummary:
         else:
             conn.execute(company.update().values(name=org.company.name))
     next_position = (
-        conn.execute(sa.select(sa.func.coalesce(sa.func.max(departments.c.position), -1))).scalar_one()
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(departments.c.position), -1))
+        ).scalar_one()
         + 1
     )
     for dept in org.departments:
@@ -222,7 +227,9 @@ def _set_contributors(conn: Connection, touchpoint_key: str, contributors: list[
     )
     for dept in dict.fromkeys(contributors):
         conn.execute(
-            touchpoint_contributors.insert().values(touchpoint_key=touchpoint_key, department_key=dept)
+            touchpoint_contributors.insert().values(
+                touchpoint_key=touchpoint_key, department_key=dept
+            )
         )
 
 
@@ -277,7 +284,9 @@ def list_departments(conn: Connection) -> list[schemas.Department]:
 def get_department(conn: Connection, key: str) -> schemas.Department:
     row = conn.execute(sa.select(departments).where(departments.c.key == key)).mappings().first()
     if row is None:
-        raise NotFound(f"department '{key}' does not exist; known: {_listing(_known(conn, departments))}")
+        raise NotFound(
+            f"department '{key}' does not exist; known: {_listing(_known(conn, departments))}"
+        )
     return schemas.Department.model_validate(dict(row))
 
 
@@ -331,7 +340,9 @@ def create_team(conn: Connection, body: schemas.TeamCreate) -> schemas.Team:
     if body.key in _known(conn, teams):
         raise Conflict(f"team '{body.key}' already exists")
     first = not list_teams(conn, body.department_key)
-    conn.execute(teams.insert().values(**(body.model_dump() | {"is_default": body.is_default or first})))
+    conn.execute(
+        teams.insert().values(**(body.model_dump() | {"is_default": body.is_default or first}))
+    )
     if body.is_default:
         _make_sole_default(conn, body.department_key, body.key)
     return get_team(conn, body.key)
@@ -366,14 +377,16 @@ def _contributors(conn: Connection) -> dict[str, list[str]]:
 
 
 def _touchpoint(row: Any, contributors: list[str]) -> schemas.Touchpoint:
+    fields = {k: v for k, v in row.items() if k in schemas.Touchpoint.model_fields}
     return schemas.Touchpoint(
-        **dict(row), contributors=contributors, owned=row["department_key"] is not None
+        **fields, contributors=contributors, owned=row["department_key"] is not None
     )
 
 
-def list_touchpoints(conn: Connection, department_key: str | None = None) -> list[schemas.Touchpoint]:
-    query = sa.select(touchpoints.c[*schemas.Touchpoint.model_fields.keys() - {"contributors", "owned"}])
-    query = query.order_by(touchpoints.c.key)
+def list_touchpoints(
+    conn: Connection, department_key: str | None = None
+) -> list[schemas.Touchpoint]:
+    query = sa.select(touchpoints).order_by(touchpoints.c.key)
     if department_key:
         query = query.where(touchpoints.c.department_key == department_key)
     contributors = _contributors(conn)
@@ -400,7 +413,8 @@ def _check_owner(conn: Connection, department_key: str, team_key: str | None) ->
     team = get_team(conn, team_key)
     if team.department_key != department_key:
         raise Invalid(
-            f"team '{team_key}' belongs to department '{team.department_key}', not '{department_key}'"
+            f"team '{team_key}' belongs to department '{team.department_key}', "
+            f"not '{department_key}'"
         )
     return team_key
 

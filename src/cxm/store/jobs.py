@@ -91,7 +91,11 @@ def enqueue(
 
 
 def claim(
-    conn: Connection, *, now: dt.datetime | None = None, limit: int = 20, kinds: list[str] | None = None
+    conn: Connection,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 20,
+    kinds: list[str] | None = None,
 ) -> list[Job]:
     """Mark up to ``limit`` due jobs as running and return them (call inside a transaction)."""
     now = now or utcnow()
