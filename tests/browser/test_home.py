@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import Page
 from sqlalchemy.engine import Engine
 
+from cxm.org import auth
 from cxm.org import service as org
 from cxm.yamldoc import parse
 from tests.browser.conftest import LiveServer, screenshot
@@ -21,13 +22,22 @@ touchpoints:
 pytestmark = pytest.mark.browser
 
 
+def sign_in(page: Page, server: LiveServer, engine: Engine) -> None:
+    with engine.begin() as conn:
+        auth.create_user(conn, "lead@example.com", "cx_lead", password="a long password")
+    page.goto(server.url + "/")
+    page.get_by_label("Email").fill("lead@example.com")
+    page.get_by_label("Password").fill("a long password")
+    page.get_by_role("button", name="Sign in").click()
+
+
 def test_home_lists_departments_and_touchpoints_with_owners(
     live_server: LiveServer, live_engine: Engine, page: Page
 ) -> None:
     with live_engine.begin() as conn:
         org.apply_org(conn, parse(ORG))
         org.ensure_touchpoints(conn, {"kiosk"})
-    page.goto(live_server.url + "/")
+    sign_in(page, live_server, live_engine)
     row = page.get_by_role("row", name="Home delivery")
     assert "Supply Chain & Delivery" in row.inner_text()
     assert "Operations" in row.inner_text()  # contributor
@@ -36,8 +46,10 @@ def test_home_lists_departments_and_touchpoints_with_owners(
     screenshot(page, "home-organization")
 
 
-def test_skip_link_and_menu_are_reachable_by_keyboard(live_server: LiveServer, page: Page) -> None:
-    page.goto(live_server.url + "/")
+def test_skip_link_and_menu_are_reachable_by_keyboard(
+    live_server: LiveServer, live_engine: Engine, page: Page
+) -> None:
+    sign_in(page, live_server, live_engine)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Tab")

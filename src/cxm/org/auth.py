@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -178,3 +179,67 @@ def revoke_api_key(conn: Connection, key_id: str) -> None:
     )
     if not result.rowcount:
         raise NotFound(f"API key '{key_id}' does not exist")
+
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+
+
+class SignInRefused(Exception):
+    """Wrong email or password, or a locked account; the message is safe to show."""
+
+
+def principal_for_user(conn: Connection, user_id: str) -> Principal | None:
+    """The principal of an active user (sessions carry only the user id)."""
+    user = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
+    if user is None or not user["is_active"]:
+        return None
+    scope = "admin" if user["role"] == "admin" else "read"
+    return Principal(
+        scope=scope,
+        role=user["role"],
+        user_id=user["id"],
+        email=user["email"],
+        department_key=user["department_key"],
+        team_key=user["team_key"],
+    )
+
+
+def sign_in(conn: Connection, email: str, password: str, now: dt.datetime | None = None) -> str:
+    """Check a password; returns the user id. Locks the account after repeated failures."""
+    now = now or utcnow()
+    user = (
+        conn.execute(sa.select(users).where(users.c.email == email.strip().lower()))
+        .mappings()
+        .first()
+    )
+    if user is None or not user["is_active"]:
+        raise SignInRefused("wrong email or password")
+    if user["locked_until"] is not None and user["locked_until"] > now:
+        minutes = max(1, int((user["locked_until"] - now).total_seconds() // 60))
+        raise SignInRefused(
+            f"too many failed sign-ins: this account is locked for {minutes} more minute(s)"
+        )
+    if not verify_password(user["password_hash"], password):
+        failures = user["failed_logins"] + 1
+        locked = now + LOCKOUT if failures >= MAX_FAILED_LOGINS else None
+        conn.execute(
+            users.update()
+            .where(users.c.id == user["id"])
+            .values(failed_logins=0 if locked else failures, locked_until=locked)
+        )
+        raise SignInRefused("wrong email or password")
+    conn.execute(
+        users.update().where(users.c.id == user["id"]).values(failed_logins=0, locked_until=None)
+    )
+    return str(user["id"])
+
+
+def change_password(conn: Connection, user_id: str, current: str, new: str) -> None:
+    """Change a password after checking the current one; at least 10 characters."""
+    stored = conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).scalar()
+    if not verify_password(stored, current):
+        raise Invalid("the current password is wrong")
+    if len(new) < 10:
+        raise Invalid("the new password needs at least 10 characters")
+    conn.execute(users.update().where(users.c.id == user_id).values(password_hash=hash_password(new)))

@@ -20,7 +20,7 @@ from cxm.config import Settings, load_settings
 from cxm.errors import CxmError
 from cxm.org.api import router as org_router
 from cxm.store import create_engine, jobs
-from cxm.web import pages
+from cxm.web import pages, sessions
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.session_principal = sessions.session_principal
+    app.add_exception_handler(sessions.LoginRequired, sessions.login_redirect)  # type: ignore[arg-type]
 
     @app.exception_handler(CxmError)
     async def domain_error(request: Request, exc: CxmError) -> JSONResponse:
@@ -124,5 +126,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router())
     # routers outside /api/v1 (Segment-compatible ingest, public survey pages)
+    app.include_router(sessions.router)
     app.include_router(pages.router)
     return app

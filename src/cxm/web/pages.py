@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection
 
 from cxm.org import service as org
+from cxm.org.auth import Principal
 from cxm.org.security import db
+from cxm.web.sessions import csrf_token, signed_in
+from cxm.web.templating import templates
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, conn: Connection = Depends(db)) -> HTMLResponse:
+def home(
+    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+) -> HTMLResponse:
     """The organization at a glance: departments, their teams and the touchpoints they own."""
     departments = org.list_departments(conn)
     teams = org.list_teams(conn)
@@ -35,5 +36,7 @@ def home(request: Request, conn: Connection = Depends(db)) -> HTMLResponse:
             "department_names": names,
             "team_names": team_names,
             "unowned": [t for t in touchpoints if not t.owned],
+            "who": who,
+            "csrf_token": csrf_token(request),
         },
     )

@@ -1,0 +1,197 @@
+"""Sign-in for people: signed session cookies, CSRF tokens on forms, lockout, sign-out."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.engine import Connection
+
+from cxm.config import Settings
+from cxm.errors import Invalid
+from cxm.org import auth
+from cxm.org.auth import Principal
+from cxm.org.security import db, get_engine
+from cxm.web.templating import templates
+
+SESSION_COOKIE = "cxm_session"
+CSRF_COOKIE = "cxm_csrf"
+SESSION_AGE = 12 * 3600
+
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies when nobody is signed in; answered with a redirect."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def secret_key(settings: Settings) -> str:
+    """CXM_SECRET_KEY, else a random key kept in the data folder so restarts keep sessions."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / ".secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _serializer(request: Request) -> URLSafeTimedSerializer:
+    serializer: URLSafeTimedSerializer | None = getattr(request.app.state, "serializer", None)
+    if serializer is None:
+        serializer = URLSafeTimedSerializer(secret_key(request.app.state.settings), "session")
+        request.app.state.serializer = serializer
+    return serializer
+
+
+def _session(request: Request) -> dict[str, Any] | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    try:
+        data: dict[str, Any] = _serializer(request).loads(raw, max_age=SESSION_AGE)
+    except BadSignature:
+        return None
+    return data
+
+
+def session_principal(request: Request) -> Principal | None:
+    """The signed-in user of this request (installed as the app's session resolver)."""
+    data = _session(request)
+    if data is None:
+        return None
+    with get_engine(request).connect() as conn:
+        return auth.principal_for_user(conn, data["uid"])
+
+
+def csrf_token(request: Request) -> str:
+    """The token every form carries: the session's, or a pre-session one for the sign-in form."""
+    data = _session(request)
+    if data is not None:
+        return str(data["csrf"])
+    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
+    if token is None:
+        token = secrets.token_urlsafe(24)
+        request.state.new_csrf = token
+    return str(token)
+
+
+def check_csrf(request: Request, submitted: str) -> None:
+    expected = csrf_token(request)
+    if not submitted or not hmac.compare_digest(expected, submitted):
+        raise Invalid("the form expired or came from another site; reload the page and try again")
+
+
+def signed_in(request: Request) -> Principal:
+    """Page dependency: the signed-in user, else a redirect to the sign-in page."""
+    who = session_principal(request)
+    if who is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    request.state.principal = who
+    return who
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
+    response.set_cookie(
+        name, value, max_age=age, httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", path="/",
+    )  # fmt: skip
+
+
+def _safe_next(next_url: str) -> str:
+    # Only same-site paths, so the sign-in form cannot be used as an open redirect.
+    return next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+
+
+def login_page(request: Request, error: str | None = None, status: int = 200,
+               next_url: str = "/") -> HTMLResponse:  # fmt: skip
+    token = csrf_token(request)
+    response = templates.TemplateResponse(
+        request, "login.html",
+        {"error": error, "csrf_token": token, "next": _safe_next(next_url)},
+        status_code=status,
+    )  # fmt: skip
+    if getattr(request.state, "new_csrf", None):
+        _set_cookie(request, response, CSRF_COOKIE, token, 3600)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return login_page(request, next_url=next)
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    email: str = Form(""),
+    password: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    next: str = Form("/"),
+    conn: Connection = Depends(db),
+) -> Response:
+    try:
+        check_csrf(request, csrf_token_)
+    except Invalid as exc:
+        return login_page(request, str(exc), 400, next)
+    try:
+        user_id = auth.sign_in(conn, email, password)
+    except auth.SignInRefused as exc:
+        # The failed attempt is committed with the request (it counts toward the lockout).
+        return login_page(request, str(exc), 401, next)
+    session = {"uid": user_id, "csrf": secrets.token_urlsafe(24)}
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    _set_cookie(request, response, SESSION_COOKIE, _serializer(request).dumps(session), SESSION_AGE)
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token_: str = Form("", alias="csrf_token")) -> RedirectResponse:
+    check_csrf(request, csrf_token_)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_form(request: Request, who: Principal = Depends(signed_in)) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, "password.html", {"who": who, "csrf_token": csrf_token(request)}
+    )
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def password_change(
+    request: Request,
+    current: str = Form(""),
+    new: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    context: dict[str, Any] = {"who": who, "csrf_token": csrf_token(request)}
+    try:
+        check_csrf(request, csrf_token_)
+        assert who.user_id is not None
+        auth.change_password(conn, who.user_id, current, new)
+    except Invalid as exc:
+        return templates.TemplateResponse(
+            request, "password.html", context | {"error": str(exc)}, status_code=400
+        )
+    return templates.TemplateResponse(request, "password.html", context | {"done": True})
+
+
+def login_redirect(request: Request, exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
