@@ -242,4 +242,6 @@ def change_password(conn: Connection, user_id: str, current: str, new: str) -> N
         raise Invalid("the current password is wrong")
     if len(new) < 10:
         raise Invalid("the new password needs at least 10 characters")
-    conn.execute(users.update().where(users.c.id == user_id).values(password_hash=hash_password(new)))
+    conn.execute(
+        users.update().where(users.c.id == user_id).values(password_hash=hash_password(new))
+    )
