@@ -245,3 +245,12 @@ def change_password(conn: Connection, user_id: str, current: str, new: str) -> N
     conn.execute(
         users.update().where(users.c.id == user_id).values(password_hash=hash_password(new))
     )
+
+
+def list_users(conn: Connection) -> list[dict[str, object]]:
+    """Users without their password hashes."""
+    query = sa.select(
+        users.c.id, users.c.email, users.c.name, users.c.role, users.c.department_key,
+        users.c.team_key, users.c.is_active, users.c.locked_until, users.c.created_at,
+    ).order_by(users.c.email)  # fmt: skip
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -437,6 +437,8 @@ def update_touchpoint(
     current = get_touchpoint(conn, key)
     values = body.model_dump(exclude_unset=True)
     contributors = values.pop("contributors", None)
+    for dept in contributors or []:  # validate everything before writing anything
+        get_department(conn, dept)
     if "department_key" in values or "team_key" in values:
         department = values.get("department_key") or current.department_key
         if department is None:
@@ -446,8 +448,6 @@ def update_touchpoint(
     if values:
         conn.execute(touchpoints.update().where(touchpoints.c.key == key).values(**values))
     if contributors is not None:
-        for dept in contributors:
-            get_department(conn, dept)
         _set_contributors(conn, key, contributors)
     return get_touchpoint(conn, key)
 

@@ -17,7 +17,10 @@ from sqlalchemy.engine import Engine
 
 from cxm import __version__
 from cxm.config import Settings, load_settings
+from cxm.customer360.api import router as customer360_router
 from cxm.errors import CxmError
+from cxm.interactions.api import router as interactions_router
+from cxm.interactions.api import segment_router
 from cxm.org.api import router as org_router
 from cxm.store import create_engine, jobs
 from cxm.web import pages, sessions
@@ -32,6 +35,11 @@ def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1")
     api.include_router(org_router)
     # domain API routers
+    api.include_router(interactions_router)
+    api.include_router(customer360_router)
+    from cxm.surveys.api import router as surveys_router
+
+    api.include_router(surveys_router)
     return api
 
 
@@ -39,6 +47,9 @@ def job_handlers() -> dict[str, jobs.Handler]:
     """Every kind of durable job the worker knows, from each domain."""
     handlers: dict[str, jobs.Handler] = {}
     # domain job handlers
+    from cxm.surveys.distribution import handlers as survey_handlers
+
+    handlers.update(survey_handlers())
     return handlers
 
 
@@ -46,6 +57,9 @@ def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
     """Work the server does every N seconds (e.g. scanning new interactions for triggers)."""
     tasks: list[tuple[float, Callable[[Engine], object]]] = []
     # domain periodic tasks
+    from cxm.surveys.triggers import scan_triggers
+
+    tasks.append((5.0, scan_triggers))
     return tasks
 
 
@@ -126,6 +140,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router())
     # routers outside /api/v1 (Segment-compatible ingest, public survey pages)
+    app.include_router(segment_router)
+    from cxm.surveys.pages import router as survey_pages
+
+    app.include_router(survey_pages)
     app.include_router(sessions.router)
     app.include_router(pages.router)
     return app

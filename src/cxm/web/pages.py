@@ -1,42 +1,198 @@
-"""Server-rendered pages."""
+"""Server-rendered pages: organization and ownership matrix, settings."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
+from cxm.errors import CxmError, Invalid, NotFound
+from cxm.org import auth, schemas
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.security import db
-from cxm.web.sessions import csrf_token, signed_in
+from cxm.web.sessions import check_csrf, csrf_token, signed_in
 from cxm.web.templating import templates
+from cxm.yamldoc import parse
 
 router = APIRouter(include_in_schema=False)
+
+NAV = [
+    ("/", "Organization", ("admin", "cx_lead", "manager", "agent", "viewer")),
+    ("/settings", "Settings", ("admin",)),
+]
+
+
+def render(
+    request: Request, who: Principal, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """Render a page with what every page needs: the user, the menu for their role, CSRF."""
+    nav = [(href, label) for href, label, roles in NAV if who.role in roles]
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"who": who, "nav": nav, "csrf_token": csrf_token(request), **context},
+        status_code=status_code,
+    )
+
+
+def admin_only(who: Principal = Depends(signed_in)) -> Principal:
+    """Pages outside a role's scope answer 404, as if they did not exist."""
+    if who.role != "admin":
+        raise NotFound("page not found")
+    return who
+
+
+def _org_context(conn: Connection) -> dict[str, Any]:
+    departments = org.list_departments(conn)
+    teams = org.list_teams(conn)
+    touchpoints = org.list_touchpoints(conn)
+    return {
+        "company": org.company_name(conn),
+        "departments": departments,
+        "teams": teams,
+        "touchpoints": touchpoints,
+        "department_names": {d.key: d.name for d in departments},
+        "team_names": {t.key: t.name for t in teams},
+        "unowned": [t for t in touchpoints if not t.owned],
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(
     request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
 ) -> HTMLResponse:
-    """The organization at a glance: departments, their teams and the touchpoints they own."""
-    departments = org.list_departments(conn)
-    teams = org.list_teams(conn)
-    touchpoints = org.list_touchpoints(conn)
-    names = {d.key: d.name for d in departments}
-    team_names = {t.key: t.name for t in teams}
-    return templates.TemplateResponse(
-        request,
-        "home.html",
-        {
-            "company": org.company_name(conn),
-            "departments": departments,
-            "teams": teams,
-            "touchpoints": touchpoints,
-            "department_names": names,
-            "team_names": team_names,
-            "unowned": [t for t in touchpoints if not t.owned],
-            "who": who,
-            "csrf_token": csrf_token(request),
-        },
+    """The organization: the ownership matrix of touchpoints × departments, and the teams."""
+    return render(request, who, "home.html", **_org_context(conn))
+
+
+@router.post("/org/touchpoints/{key}", response_model=None)
+def assign_touchpoint(
+    request: Request,
+    key: str,
+    department_key: str = Form(...),
+    team_key: str = Form(""),
+    contributors: list[str] = Form(default=[]),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db),
+) -> Response:
+    """An admin assigns a touchpoint's owner and contributors from the matrix."""
+    check_csrf(request, csrf_token_)
+    try:
+        body = schemas.TouchpointUpdate(
+            department_key=department_key,
+            team_key=team_key or None,
+            contributors=[c for c in contributors if c != department_key],
+        )
+        org.update_touchpoint(conn, key, body)
+    except (CxmError, ValueError) as exc:
+        return render(request, who, "home.html", 422, error=str(exc), **_org_context(conn))
+    return RedirectResponse(f"/#tp-{key}", status_code=303)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(
+    request: Request, who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    return _settings(request, who, conn)
+
+
+def _settings(
+    request: Request, who: Principal, conn: Connection, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    return render(
+        request, who, "settings.html", status_code,
+        users=auth.list_users(conn), keys=auth.list_api_keys(conn),
+        departments=org.list_departments(conn), teams=org.list_teams(conn),
+        roles=schemas.ROLES, scopes=auth.SCOPES, **extra,
+    )  # fmt: skip
+
+
+@router.post("/settings/users", response_class=HTMLResponse)
+def create_user(
+    request: Request,
+    email: str = Form(""),
+    role: str = Form(""),
+    password: str = Form(""),
+    department_key: str = Form(""),
+    team_key: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    check_csrf(request, csrf_token_)
+    try:
+        if len(password) < 10:
+            raise Invalid("the password needs at least 10 characters")
+        auth.create_user(
+            conn, email, role, password=password,
+            department_key=department_key or None, team_key=team_key or None,
+        )  # fmt: skip
+    except CxmError as exc:
+        return _settings(request, who, conn, 422, error=str(exc))
+    return _settings(request, who, conn, notice=f"created {role} {email.strip().lower()}")
+
+
+@router.post("/settings/keys", response_class=HTMLResponse)
+def create_key(
+    request: Request,
+    scope: str = Form(""),
+    name: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    check_csrf(request, csrf_token_)
+    try:
+        token = auth.create_api_key(conn, scope, user_id=who.user_id, name=name or None)
+    except CxmError as exc:
+        return _settings(request, who, conn, 422, error=str(exc))
+    return _settings(request, who, conn, new_key=token)
+
+
+@router.post("/settings/keys/{key_id}/revoke", response_class=HTMLResponse)
+def revoke_key(
+    request: Request,
+    key_id: str,
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    check_csrf(request, csrf_token_)
+    auth.revoke_api_key(conn, key_id)
+    return _settings(request, who, conn, notice="key revoked")
+
+
+@router.get("/settings/org.yaml")
+def export_org_file(
+    who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+) -> PlainTextResponse:
+    text = yaml.safe_dump(org.export_org(conn), sort_keys=False, allow_unicode=True)
+    return PlainTextResponse(
+        text, headers={"Content-Disposition": 'attachment; filename="org.yaml"'}
+    )
+
+
+@router.post("/settings/org", response_class=HTMLResponse)
+async def apply_org_file(
+    request: Request,
+    file: UploadFile,
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    check_csrf(request, csrf_token_)
+    raw = await file.read()
+    try:
+        summary = org.apply_org(conn, parse(raw.decode("utf-8"), file.filename or "org.yaml"))
+    except (CxmError, UnicodeDecodeError) as exc:
+        return _settings(request, who, conn, 422, error=str(exc))
+    created = ", ".join(f"{n} {k}" for k, n in summary.created.items()) or "nothing new"
+    updated = ", ".join(f"{n} {k}" for k, n in summary.updated.items()) or "nothing"
+    return _settings(
+        request, who, conn, notice=f"org applied: created {created}; updated {updated}"
     )
