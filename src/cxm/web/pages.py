@@ -65,7 +65,7 @@ def _org_context(conn: Connection) -> dict[str, Any]:
 def home(
     request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
 ) -> HTMLResponse:
-    """The organization: the ownership matrix of touchpoints × departments, and the teams."""
+    """The organization: the ownership matrix of touchpoints by departments, and the teams."""
     return render(request, who, "home.html", **_org_context(conn))
 
 
