@@ -1,1 +1,1 @@
-"""Surveys: definitions, distribution, triggers, contact-fatigue rules, response pages, responses."""
+"""Surveys: definitions, distribution, triggers, contact rules, response pages, responses."""

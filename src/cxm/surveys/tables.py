@@ -42,3 +42,105 @@ response_answers = sa.Table(
     sa.Column("value_text", sa.Text),
     utc_timestamp("answered_at", nullable=False),
 )
+
+# ---- definitions and distribution (owned by the surveys domain) ----
+
+surveys = sa.Table(
+    "surveys",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("title", sa.String(300), nullable=False),  # in the default language
+    sa.Column("kind", sa.String(16), nullable=False),  # relationship | transactional | employee
+    sa.Column("current_version", sa.Integer, nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+)
+
+# Every published change is a new row; responses keep the version they answered.
+survey_versions = sa.Table(
+    "survey_versions",
+    metadata,
+    sa.Column("survey_key", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    utc_timestamp("published_at", nullable=False),
+)
+
+# One row per invitation, including suppressed ones (token null, reason set), so the funnel
+# counts what was held back and why.
+invitations = sa.Table(
+    "survey_invitations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("token", sa.String(64), unique=True),
+    sa.Column("survey_key", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(32)),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("language", sa.String(16)),
+    sa.Column("touchpoint_key", sa.String(64)),
+    sa.Column("trigger_event_id", sa.String(200)),
+    sa.Column("trigger_rule_id", sa.String(32)),
+    sa.Column("hidden", sa.JSON),
+    sa.Column("status", sa.String(16), nullable=False),  # created sent failed suppressed
+    sa.Column("reason", sa.String(32)),  # why suppressed / failed
+    sa.Column("response_id", sa.String(64)),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("sent_at"),
+    utc_timestamp("opened_at"),
+    utc_timestamp("expires_at"),
+)
+sa.Index("ix_survey_invitations_customer", invitations.c.customer_id, invitations.c.created_at)
+sa.Index("ix_survey_invitations_trigger", invitations.c.trigger_event_id)
+
+# Each attempt to hand an email to the SMTP server, failed ones included.
+email_deliveries = sa.Table(
+    "survey_email_deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("invitation_id", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # sent | failed | bounced
+    sa.Column("error", sa.Text),
+    utc_timestamp("attempted_at", nullable=False),
+)
+
+unsubscribes = sa.Table(
+    "survey_unsubscribes",
+    metadata,
+    sa.Column("customer_id", sa.String(32), primary_key=True),
+    sa.Column("source", sa.String(32), nullable=False),  # link | api | cli
+    utc_timestamp("unsubscribed_at", nullable=False),
+)
+
+trigger_rules = sa.Table(
+    "survey_trigger_rules",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # survey key + position, stable on re-apply
+    sa.Column("survey_key", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("touchpoint_key", sa.String(64)),
+    sa.Column("filters", sa.JSON),  # property name -> required value
+    sa.Column("delay_seconds", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("sample_rate", sa.Float, nullable=False),
+)
+
+# Contact-fatigue rules: scope "all" applies across every survey, or a survey kind.
+contact_rules = sa.Table(
+    "survey_contact_rules",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("min_days", sa.Integer, nullable=False),
+    sa.Column("quiet_start_hour", sa.Integer),
+    sa.Column("quiet_end_hour", sa.Integer),
+)
+
+trigger_watermark = sa.Table(
+    "survey_trigger_watermark",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    utc_timestamp("received_at", nullable=False),
+    sa.Column("event_id", sa.String(200), nullable=False),
+)

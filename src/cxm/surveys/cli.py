@@ -1,0 +1,156 @@
+"""``cxm surveys`` commands and ``cxm import responses``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+import yaml
+
+from cxm.console import console, engine, errors, print_json, print_table, settings
+from cxm.errors import Invalid, NotFound
+from cxm.surveys import analytics, importer, service
+from cxm.yamldoc import read
+
+app = typer.Typer(help="Surveys: definitions, links, contact rules, funnel.", no_args_is_help=True)
+
+
+@app.command("apply")
+def apply(files: list[Path] = typer.Argument(..., help="survey YAML or JSON files")) -> None:
+    """Publish survey definitions; a changed survey gets a new version (all or nothing)."""
+    with errors(), engine().begin() as conn:
+        results = [service.apply_definition(conn, read(f)) for f in files]
+    for r in results:
+        console.print(f"{r.key}: {r.status} (version {r.version})")
+
+
+@app.command("templates")
+def templates() -> None:
+    """Publish the ready-made templates (relationship NPS, support CSAT, CES, ...)."""
+    with errors(), engine().begin() as conn:
+        results = service.apply_templates(conn)
+    for r in results:
+        console.print(f"{r.key}: {r.status} (version {r.version})")
+
+
+@app.command("export")
+def export(
+    key: str,
+    output: Path | None = typer.Option(None, "--output", "-o", help="write here, not stdout"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML"),
+) -> None:
+    """Write a survey's current definition (the format 'cxm surveys apply' reads)."""
+    with errors(), engine().connect() as conn:
+        data = service.export_definition(conn, key)
+    text = (
+        json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if as_json
+        else yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    )
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command("list")
+def list_(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
+    """List surveys with their current version."""
+    if fmt not in ("table", "json"):
+        with errors():
+            raise Invalid("--format must be table or json")
+    with engine().connect() as conn:
+        rows = [s.__dict__ for s in service.list_surveys(conn)]
+    if fmt == "json":
+        print_json(rows)
+        return
+    for r in rows:
+        r["languages"] = ", ".join(r["languages"])
+    print_table(rows, ["key", "title", "kind", "version", "languages", "questions", "triggers"],
+                "Surveys")  # fmt: skip
+
+
+@app.command("link")
+def link(
+    key: str,
+    customer: str | None = typer.Option(None, help="email, phone or kind:value of the customer"),
+    lang: str | None = typer.Option(None, "--lang", help="language of the survey page"),
+    channel: str = typer.Option("link", help="the channel you will use (sms, receipt, qr, web)"),
+) -> None:
+    """Print a personal invitation link, or the open link without --customer."""
+    base = settings().base_url
+    with errors(), engine().begin() as conn:
+        if customer:
+            url = service.personal_link(conn, base, key, customer, lang, channel)
+        else:
+            if not service.get_definition(conn, key).open_link:
+                raise NotFound(f"survey '{key}' has no open link (open_link: false)")
+            url = service.open_link(base, key, "web" if channel == "link" else channel, lang)
+    typer.echo(url)
+
+
+@app.command("embed")
+def embed(key: str, channel: str = typer.Option("web")) -> None:
+    """Print an iframe snippet that embeds the survey's open link in a web page."""
+    with errors(), engine().connect() as conn:
+        service.current_version(conn, key)
+    typer.echo(service.embed_snippet(settings().base_url, key, channel))
+
+
+@app.command("rule")
+def rule(
+    scope: str = typer.Argument("all", help="all | relationship | transactional | employee"),
+    days: int = typer.Option(..., help="at most one invitation per customer per this many days"),
+    quiet: str | None = typer.Option(None, help="quiet hours in the customer's zone, e.g. 21-8"),
+) -> None:
+    """Set a contact-fatigue rule."""
+    with errors():
+        start = end = None
+        if quiet:
+            try:
+                start, end = (int(x) for x in quiet.split("-"))
+            except ValueError as exc:
+                raise Invalid(f"--quiet '{quiet}' is not like 21-8") from exc
+        with engine().begin() as conn:
+            service.set_contact_rule(conn, service.ContactRule(scope, days, start, end))
+    console.print(f"contact rule '{scope}': {days} days" + (f", quiet {quiet}" if quiet else ""))
+
+
+@app.command("funnel")
+def funnel(
+    key: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Invited, suppressed, sent, opened, started, completed and response rate per channel."""
+    rows = analytics.funnel(engine(), key)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        r["suppressed_by_reason"] = ", ".join(
+            f"{k} {v}" for k, v in r["suppressed_by_reason"].items()
+        )
+    columns = ["survey_key", "channel", "invited", "suppressed", "sent", "opened", "started",
+               "completed", "response_rate", "suppressed_by_reason"]  # fmt: skip
+    print_table(rows, columns, "Funnel")
+
+
+def import_responses(
+    file: Path = typer.Argument(..., help="CSV of responses"),
+    survey: str | None = typer.Option(None, help="survey key, when the file has no survey column"),
+    mapping: Path | None = typer.Option(None, "--map", help="mapping YAML (columns, answers)"),
+    rejects: Path | None = typer.Option(None, help="where to write rejected rows"),
+) -> None:
+    """Import responses collected elsewhere; bad rows go to a rejects file with the reason."""
+    with errors():
+        mapped = importer.load_mapping(read(mapping)) if mapping else None
+        with engine().begin() as conn:
+            summary = importer.import_responses(
+                conn, file, survey=survey, mapping=mapped, rejects=rejects
+            )
+    console.print(
+        f"imported {summary.imported} responses, {summary.already_present} already present, "
+        f"{summary.rejected} rejected"
+    )
+    if summary.rejects_file:
+        console.print(f"rejected rows with reasons: {summary.rejects_file}")

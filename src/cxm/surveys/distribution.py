@@ -1,0 +1,150 @@
+"""Durable distribution jobs: invite (fatigue checked at send time) and send the email."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import smtplib
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cxm.config import Settings, load_settings
+from cxm.store import jobs, utcnow
+from cxm.surveys import email, fatigue, people
+from cxm.surveys.service import (
+    create_invitation,
+    get_definition,
+    invitation_link,
+    is_unsubscribed,
+    record_suppressed,
+)
+from cxm.surveys.tables import email_deliveries, invitations
+
+INVITE = "surveys.invite"
+SEND_EMAIL = "surveys.send_email"
+MAX_SEND_ATTEMPTS = 5
+
+
+def unsubscribe_link(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/s/{token}/unsubscribe"
+
+
+def invite(conn: Connection, payload: dict[str, Any], now: dt.datetime | None = None) -> str:
+    """Run the contact rules for one planned invitation; returns sent | deferred | the reason."""
+    now = now or utcnow()
+    survey = payload["survey"]
+    customer_id = payload.get("customer_id")
+    channel = payload.get("channel", "email")
+    common = {
+        "customer_id": customer_id, "channel": channel, "touchpoint": payload.get("touchpoint"),
+        "trigger_event_id": payload.get("trigger_event_id"),
+        "trigger_rule_id": payload.get("trigger_rule_id"),
+    }  # fmt: skip
+    verdict = fatigue.check(
+        conn, survey, customer_id, now, trigger_event_id=payload.get("trigger_event_id"),
+        channel=channel,
+    )  # fmt: skip
+    if verdict.defer_until is not None:
+        # Quiet hours: the same invitation, later; the key keeps it from being planned twice.
+        base = payload.get("dedupe") or secrets.token_hex(8)
+        key = f"{base}:quiet:{verdict.defer_until:%Y%m%d%H}"[:200]
+        jobs.enqueue(conn, INVITE, payload | {"dedupe": base}, run_at=verdict.defer_until,
+                     dedupe_key=key)  # fmt: skip
+        return "deferred"
+    if not verdict.send:
+        record_suppressed(conn, survey, verdict.reason or "suppressed", now=now, **common)
+        return verdict.reason or "suppressed"
+    defn = get_definition(conn, survey)
+    language = payload.get("language")
+    if language not in defn.languages and customer_id:
+        language = people.traits(conn, customer_id).get("language")
+    inv = create_invitation(
+        conn, survey, language=language if language in defn.languages else None,
+        hidden=payload.get("hidden") or {}, now=now, **common,
+    )  # fmt: skip
+    if channel == "email":
+        jobs.enqueue(conn, SEND_EMAIL, {"invitation_id": inv.id, "attempt": 1},
+                     dedupe_key=f"survey-email:{inv.id}")  # fmt: skip
+    return "sent"
+
+
+def _record(
+    conn: Connection, invitation_id: str, attempt: int, recipient: str, status: str,
+    error: str | None, now: dt.datetime,
+) -> None:  # fmt: skip
+    conn.execute(
+        email_deliveries.insert().values(
+            id=secrets.token_hex(16), invitation_id=invitation_id, attempt=attempt,
+            recipient=recipient, status=status, error=error, attempted_at=now,
+        )
+    )  # fmt: skip
+
+
+def send_invitation_email(
+    conn: Connection, payload: dict[str, Any], settings: Settings, now: dt.datetime | None = None
+) -> str:
+    """Send one invitation email; failures are recorded and retried with backoff."""
+    now = now or utcnow()
+    inv = conn.execute(
+        sa.select(invitations).where(invitations.c.id == payload["invitation_id"])
+    ).mappings().first()  # fmt: skip
+    if inv is None or inv["status"] != "created":
+        return "skipped"  # already sent, failed for good, or held back: never twice
+    attempt = int(payload.get("attempt", 1))
+    held = inv["customer_id"] is None or is_unsubscribed(conn, inv["customer_id"])
+    if held or people.erased(conn, inv["customer_id"]):
+        # An unsubscribe between planning and sending is honoured too.
+        conn.execute(
+            invitations.update().where(invitations.c.id == inv["id"])
+            .values(status="suppressed", reason="unsubscribed" if held else "erased")
+        )  # fmt: skip
+        return "suppressed"
+    recipient = people.email(conn, inv["customer_id"])
+    if not recipient:
+        conn.execute(
+            invitations.update().where(invitations.c.id == inv["id"])
+            .values(status="suppressed", reason="no_email")
+        )  # fmt: skip
+        return "suppressed"
+    defn = get_definition(conn, inv["survey_key"])
+    language = inv["language"] or defn.default_language
+    unsub = unsubscribe_link(settings.base_url, inv["token"])
+    message = email.render(defn, language, invitation_link(settings.base_url, inv["token"]), unsub)
+    try:
+        email.send(settings, recipient, message, unsub)
+    except (smtplib.SMTPException, OSError, ValueError) as exc:
+        code = getattr(exc, "smtp_code", 0) or 0
+        refused = isinstance(exc, smtplib.SMTPRecipientsRefused) or code >= 500
+        _record(conn, inv["id"], attempt, recipient, "bounced" if refused else "failed",
+                f"{type(exc).__name__}: {exc}"[:2000], now)  # fmt: skip
+        if refused or attempt >= MAX_SEND_ATTEMPTS:
+            conn.execute(
+                invitations.update().where(invitations.c.id == inv["id"])
+                .values(status="failed", reason="bounced" if refused else "send_failed")
+            )  # fmt: skip
+            return "failed"
+        jobs.enqueue(
+            conn, SEND_EMAIL, {"invitation_id": inv["id"], "attempt": attempt + 1},
+            run_at=now + jobs.backoff(attempt),
+            dedupe_key=f"survey-email:{inv['id']}:{attempt + 1}",
+        )  # fmt: skip
+        return "retry"
+    _record(conn, inv["id"], attempt, recipient, "sent", None, now)
+    conn.execute(
+        invitations.update().where(invitations.c.id == inv["id"]).values(status="sent", sent_at=now)
+    )
+    return "sent"
+
+
+def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
+    """The surveys domain's job handlers (settings read from the environment when not given)."""
+
+    def run_invite(conn: Connection, payload: dict[str, Any]) -> None:
+        invite(conn, payload)
+
+    def run_send(conn: Connection, payload: dict[str, Any]) -> None:
+        send_invitation_email(conn, payload, settings or load_settings())
+
+    return {INVITE: run_invite, SEND_EMAIL: run_send}

@@ -1,0 +1,222 @@
+"""Import responses collected elsewhere (a CSV export of another survey tool).
+
+Good rows are stored in one transaction; rows that cannot be read go to a rejects file with the
+reason, so a person fixes them and imports that file again (already imported ids are skipped).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
+
+from cxm.errors import Invalid, NotFound
+from cxm.surveys import people
+from cxm.surveys.schemas import SurveyDefinition
+from cxm.surveys.service import current_version, derived, get_definition, parse_answer
+from cxm.surveys.tables import response_answers, responses
+from cxm.yamldoc import YamlDoc, validate
+
+BATCH = 1000
+
+
+class Mapping(BaseModel):
+    """Which CSV column holds what; the defaults read cxm's own export format."""
+
+    model_config = ConfigDict(extra="forbid")
+    columns: dict[str, str] = Field(default_factory=dict)  # field -> column
+    identifiers: dict[str, str] = Field(
+        default_factory=lambda: {"email": "email", "crm_id": "crm_id"}
+    )
+    answers: dict[str, str] = Field(default_factory=dict)  # question id -> column
+
+
+FIELDS = ("response_id", "survey", "submitted_at", "language", "touchpoint", "trigger_event_id",
+          "employee_id", "channel")  # fmt: skip
+
+
+def load_mapping(doc: YamlDoc) -> Mapping:
+    mapping = validate(doc, Mapping)
+    unknown = sorted(set(mapping.columns) - set(FIELDS))
+    if unknown:
+        raise Invalid(
+            f"{doc.where(('columns',))}: unknown field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(FIELDS)}"
+        )
+    return mapping
+
+
+@dataclass
+class ImportSummary:
+    imported: int = 0
+    already_present: int = 0
+    rejected: int = 0
+    rejects_file: Path | None = None
+    by_survey: dict[str, int] = field(default_factory=dict)
+
+
+def _answer_columns(defn: SurveyDefinition, mapping: Mapping, header: list[str]) -> dict[str, str]:
+    """Question id -> column: the mapping's, else a column named like the question or its type."""
+    out: dict[str, str] = {}
+    used_comment = False
+    for q in defn.questions:
+        if q.id in mapping.answers:
+            out[q.id] = mapping.answers[q.id]
+            continue
+        candidates = [q.id]
+        if q.type in ("nps", "csat", "ces"):
+            candidates += [q.type, "enps"] if q.type == "nps" else [q.type]
+        if q.type == "open_text" and not used_comment:
+            candidates.append("comment")
+        if q.type == "hidden" and q.id == "touchpoint":
+            candidates.append(mapping.columns.get("touchpoint", "touchpoint"))
+        for c in candidates:
+            if c in header and c not in out.values():
+                out[q.id] = c
+                used_comment = used_comment or (q.type == "open_text" and c == "comment")
+                break
+    return out
+
+
+def _time(raw: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    # Exports without an offset are read as UTC, the convention of every tool we know.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def import_responses(
+    conn: Connection, path: Path, *, survey: str | None = None, mapping: Mapping | None = None,
+    rejects: Path | None = None, source: str = "import",
+) -> ImportSummary:  # fmt: skip
+    """Read ``path`` and store each good row as a completed response with long-form answers."""
+    mapping = mapping or Mapping()
+    col = {f: mapping.columns.get(f, f) for f in FIELDS}
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise Invalid(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        header = list(reader.fieldnames or [])
+        if survey is None and col["survey"] not in header:
+            raise Invalid(
+                f"{path}: no '{col['survey']}' column; give --survey KEY or map 'survey' "
+                "in the mapping file"
+            )
+        if col["submitted_at"] not in header:
+            raise Invalid(f"{path}: no '{col['submitted_at']}' column (when it was answered)")
+        rows = list(reader)
+    defs: dict[str, tuple[SurveyDefinition, int, dict[str, str]]] = {}
+    summary = ImportSummary()
+    bad: list[dict[str, Any]] = []
+    out_rows: list[dict[str, Any]] = []
+    out_answers: list[dict[str, Any]] = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            key = survey or (row.get(col["survey"]) or "").strip()
+            if not key:
+                raise Invalid(f"the '{col['survey']}' column is empty")
+            if key not in defs:
+                try:
+                    defn = get_definition(conn, key)
+                except NotFound as exc:
+                    raise Invalid(str(exc)) from exc
+                defs[key] = (
+                    defn,
+                    current_version(conn, key),
+                    _answer_columns(defn, mapping, header),
+                )
+            defn, version, qcols = defs[key]
+            try:
+                submitted = _time(row.get(col["submitted_at"]) or "")
+            except ValueError as exc:
+                raise Invalid(
+                    f"'{col['submitted_at']}' must be an ISO time like 2026-01-31T09:30:00Z"
+                ) from exc
+            answers: dict[str, Any] = {}
+            answer_rows = []
+            for qid, column in qcols.items():
+                q = defn.question(qid)
+                assert q is not None
+                raw = (row.get(column) or "").strip()
+                if not raw:
+                    continue
+                values = raw.split(",") if q.type == "multiple_choice" else [raw]
+                try:
+                    value, number, text = parse_answer(
+                        q.model_copy(update={"required": False}), values
+                    )
+                except Invalid as exc:
+                    raise Invalid(f"column '{column}' ({qid}): {exc}") from exc
+                answers[qid] = value
+                answer_rows.append(
+                    {"question_id": qid, "question_type": q.type, "value_number": number,
+                     "value_text": text[:10000] if text else text, "answered_at": submitted}
+                )  # fmt: skip
+            if not answer_rows:
+                raise Invalid("the row has no answers in any mapped column")
+            rid = (row.get(col["response_id"]) or "").strip() or hashlib.sha256(
+                "\x1f".join([key, *map(str, row.values())]).encode()).hexdigest()[:40]  # fmt: skip
+            ids = {k: (row.get(c) or "").strip() for k, c in mapping.identifiers.items()}
+            ids = {k: (v.lower() if k == "email" else v) for k, v in ids.items() if v}
+            employee = defn.kind == "employee"
+            language = (row.get(col["language"]) or "").strip()
+            out_rows.append(
+                {
+                    "id": rid[:64], "survey_key": key, "survey_version": version,
+                    "respondent_kind": "employee" if employee else "customer",
+                    "customer_id": ids or None,  # resolved below, only for new rows
+                    "employee_id": (row.get(col["employee_id"]) or "").strip() or None,
+                    "invitation_id": None,
+                    "trigger_event_id": (row.get(col["trigger_event_id"]) or "").strip() or None,
+                    "touchpoint_key": (row.get(col["touchpoint"]) or "").strip() or None,
+                    "channel": (row.get(col["channel"]) or "").strip() or None,
+                    "language": language if language in defn.languages else defn.default_language,
+                    "started_at": submitted, "submitted_at": submitted, "completed": True,
+                    **derived(defn, answers), "source": source,
+                }
+            )  # fmt: skip
+            out_answers.append({"response_id": rid[:64], "rows": answer_rows})
+        except Invalid as exc:
+            bad.append(row | {"error": f"line {line}: {exc}"})
+    existing: set[str] = set()
+    ids_all = [r["id"] for r in out_rows]
+    for i in range(0, len(ids_all), BATCH):
+        chunk = ids_all[i : i + BATCH]
+        existing |= set(
+            conn.execute(sa.select(responses.c.id).where(responses.c.id.in_(chunk))).scalars()
+        )
+    new_rows, new_answers = [], []
+    seen: set[str] = set()
+    for r, a in zip(out_rows, out_answers, strict=True):
+        if r["id"] in existing or r["id"] in seen:
+            summary.already_present += 1
+            continue
+        seen.add(r["id"])
+        ids = r["customer_id"]
+        customer = ids and r["respondent_kind"] == "customer"
+        r["customer_id"] = people.resolve(conn, ids, r["submitted_at"]) if customer else None
+        new_rows.append(r)
+        new_answers += [x | {"response_id": a["response_id"]} for x in a["rows"]]
+        summary.by_survey[r["survey_key"]] = summary.by_survey.get(r["survey_key"], 0) + 1
+    for i in range(0, len(new_rows), BATCH):
+        conn.execute(responses.insert(), new_rows[i : i + BATCH])
+    for i in range(0, len(new_answers), BATCH * 4):
+        conn.execute(response_answers.insert(), new_answers[i : i + BATCH * 4])
+    summary.imported = len(new_rows)
+    summary.rejected = len(bad)
+    if bad:
+        target = rejects or path.with_name(f"{path.stem}.rejects.csv")
+        with target.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=[*header, "error"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(bad)
+        summary.rejects_file = target
+    return summary

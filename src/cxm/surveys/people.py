@@ -1,0 +1,34 @@
+"""What surveys need to know about a customer, asked of the customers domain's service."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.engine import Connection
+
+from cxm.customers import service as customers
+
+
+def resolve(conn: Connection, identifiers: dict[str, str], seen_at: dt.datetime) -> str:
+    """The customer id for these identifiers (created when none matches)."""
+    return customers.resolve(conn, identifiers, seen_at)
+
+
+def find(conn: Connection, identifier: str) -> str | None:
+    """A customer by ``kind:value`` or a bare email, phone or id."""
+    return customers.find(conn, identifier)
+
+
+def email(conn: Connection, customer_id: str) -> str | None:
+    emails = customers.identifiers(conn, customer_id).get("email") or []
+    return str(emails[0]) if emails else None
+
+
+def traits(conn: Connection, customer_id: str) -> dict[str, str]:
+    return dict(customers.traits(conn, customer_id))
+
+
+def erased(conn: Connection, customer_id: str) -> bool:
+    """Whether the customer asked to be erased (no survey may reach them again)."""
+    row = customers.get(conn, customer_id)
+    return row is not None and row["erased_at"] is not None

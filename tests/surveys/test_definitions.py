@@ -1,0 +1,89 @@
+"""Survey definitions: validation with paths, versioning, export, templates."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import Engine
+
+from cxm.errors import Invalid
+from cxm.surveys import service
+from cxm.surveys.schemas import parse_logic
+from cxm.surveys.tables import survey_versions, surveys
+from cxm.yamldoc import parse
+from tests.surveys.conftest import DELIVERY, apply
+
+
+def test_templates_publish_and_reapply_unchanged(engine: Engine) -> None:
+    with engine.begin() as conn:
+        first = service.apply_templates(conn)
+    assert {r.key for r in first} == {
+        "relationship_nps", "support_csat", "self_service_ces", "delivery_csat", "employee_pulse"
+    }  # fmt: skip
+    assert {r.status for r in first} == {"created"}
+    with engine.begin() as conn:
+        again = service.apply_templates(conn)
+        listed = service.list_surveys(conn)
+    assert {r.status for r in again} == {"unchanged"}
+    assert {s.key: s.kind for s in listed}["employee_pulse"] == "employee"
+
+
+def test_a_change_publishes_a_new_version_and_keeps_the_old(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert apply(conn).version == 1
+        changed = apply(conn, DELIVERY.replace("How satisfied are you?", "Happy with it?"))
+        assert (changed.status, changed.version) == ("updated", 2)
+        old = service.get_definition(conn, "delivery_csat", 1)
+        assert old.questions[0].text["en"] == "How satisfied are you?"
+        current = service.get_definition(conn, "delivery_csat")
+        assert current.questions[0].text["en"] == "Happy with it?"
+
+
+def test_export_reads_back_unchanged(engine: Engine) -> None:
+    with engine.begin() as conn:
+        apply(conn)
+        exported = yaml.safe_dump(service.export_definition(conn, "delivery_csat"))
+        result = service.apply_definition(conn, parse(exported, "exported.yaml"))
+    assert result.status == "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("type: open_text", "type: essay"), "questions.1.type"),
+        (('show_if: "csat <= 3"', 'show_if: "nps <= 3"'), "refers to 'nps', which is no question"),
+        (('show_if: "csat <= 3"', 'show_if: "csat <= 9"'), "outside the scale of 'csat' (1..5)"),
+        ((', de: "Was lief schief?"', ""), "question 'what_wrong' has no translation for de"),
+        (("delay: 2h", "delay: soon"), "triggers.0.delay"),
+    ],
+)
+def test_invalid_definitions_name_the_path_and_change_nothing(
+    engine: Engine, change: tuple[str, str], expected: str
+) -> None:
+    bad = DELIVERY.replace(*change)
+    assert bad != DELIVERY
+    with pytest.raises(Invalid) as err, engine.begin() as conn:
+        apply(conn, bad)
+    assert expected in str(err.value) and "survey.yaml line" in str(err.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(surveys)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(survey_versions)).scalar() == 0
+
+
+def test_rating_scale_out_of_range_is_rejected(engine: Engine) -> None:
+    text = DELIVERY.replace(
+        "  - {id: touchpoint, type: hidden}",
+        "  - {id: r, type: rating, scale: {min: 5, max: 3}, text: {en: R, de: R}}\n"
+        "  - {id: touchpoint, type: hidden}",
+    )
+    expected = r"questions\.3\.scale: scale 5\.\.3 is out of range"
+    with pytest.raises(Invalid, match=expected), engine.begin() as conn:
+        apply(conn, text)
+
+
+def test_logic_parser_reads_and_or() -> None:
+    logic = parse_logic("nps <= 6 and reason == 'late' or nps == 10")
+    assert [[c.question for c in g] for g in logic] == [["nps", "reason"], ["nps"]]
+    with pytest.raises(ValueError):
+        parse_logic("nps <=")
