@@ -1,0 +1,252 @@
+"""Ibis expressions for metrics: fact rows, slices, and per-slice sufficient statistics.
+
+Everything here is an Ibis expression (no SQL strings, no loops over rows), so the same
+definition runs on DuckDB, PostgreSQL and PySpark. The result of ``aggregate`` is small
+(one row per slice); the statistics in ``stats`` run on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+from ibis.backends import BaseBackend
+
+from cxm.errors import Invalid
+from cxm.metrics.definitions import FACTS, Fact, Metric
+
+GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+ORG_DIMENSIONS = {"department": "department_key", "team": "team_key", "stage": "stage"}
+TRAIT_DIMENSIONS = {"segment", "region"}
+NONE_LABEL = "(none)"
+
+
+def dimensions_help() -> str:
+    return (
+        "department, team, touchpoint, channel, stage, survey, segment, region, "
+        "trait:NAME, day, week, month, quarter, year"
+    )
+
+
+def grain_of(by: Sequence[str]) -> str | None:
+    grains = [d for d in by if d in GRAINS]
+    if len(grains) > 1:
+        raise Invalid(f"by: give one time grain, not {', '.join(grains)}")
+    return grains[0] if grains else None
+
+
+def _trait_name(dim: str) -> str | None:
+    if dim in TRAIT_DIMENSIONS:
+        return dim
+    if dim.startswith("trait:") and len(dim) > len("trait:"):
+        return dim[len("trait:") :]
+    return None
+
+
+def column_name(dim: str) -> str:
+    """The output column for a slice dimension (``trait:plan`` becomes ``plan``)."""
+    return _trait_name(dim) or dim
+
+
+def _condition(t: ir.Table, cond: Mapping[str, Any]) -> ir.BooleanValue:
+    """A YAML condition as an Ibis boolean; a null comparison counts as false."""
+    parts: list[ir.BooleanValue] = []
+    for col, spec in cond.items():
+        if col == "not":
+            parts.append(~_condition(t, spec))
+            continue
+        if col == "any":
+            alts = [_condition(t, sub) for sub in spec]
+            expr = alts[0]
+            for alt in alts[1:]:
+                expr = expr | alt
+            parts.append(expr)
+            continue
+        c = t[col]
+        ops = spec if isinstance(spec, dict) else {"in" if isinstance(spec, list) else "eq": spec}
+        for op, v in ops.items():
+            e: ir.BooleanValue
+            if op == "eq":
+                e = c == v
+            elif op == "ne":
+                e = c != v
+            elif op == "in":
+                e = c.isin(v)
+            elif op == "not_in":
+                e = ~c.isin(v)
+            elif op == "gt":
+                e = c > v
+            elif op == "ge":
+                e = c >= v
+            elif op == "lt":
+                e = c < v
+            elif op == "le":
+                e = c <= v
+            else:  # is_null
+                e = c.isnull() if v else c.notnull()
+            parts.append(e.fill_null(False))
+    out: ir.BooleanValue = ibis.literal(True)
+    for p in parts:
+        out = out & p
+    return out
+
+
+def _uses_derived(metric: Metric, fact: Fact) -> bool:
+    conds = [metric.rows or {}, metric.success or {}]
+    text = repr(conds) + str(metric.column)
+    return any(name in text for name in fact.derived)
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise Invalid(f"{value.isoformat()}: give start and end with a time zone (or as UTC)")
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def fact_rows(
+    backend: BaseBackend,
+    metric: Metric,
+    dims: Sequence[str],
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> ir.Table:
+    """The metric's rows with one column per slice dimension in ``dims``."""
+    assert metric.fact is not None
+    fact = FACTS[metric.fact]
+    if metric.time:
+        fact = replace(fact, time=metric.time)
+    t = backend.table(fact.table)
+    t = t.filter(_condition(t, metric.filters), t[fact.time].notnull())
+    if _uses_derived(metric, fact) and fact.customer:
+        # The next event of the same customer, ordered by time then key so ties resolve the
+        # same way on every engine. Computed before the date range so that a contact near the
+        # end of the range still sees the contact that follows it.
+        t = t.filter(t[fact.customer].notnull())
+        w = ibis.window(group_by=t[fact.customer], order_by=[t[fact.time], t[fact.key]])
+        t = t.mutate(_next_time=t[fact.time].lead().over(w), next_name=t.name.lead().over(w))
+        t = t.mutate(
+            hours_to_next=(t._next_time.epoch_seconds() - t[fact.time].epoch_seconds()) / 3600.0
+        )
+    if start is not None:
+        t = t.filter(t[fact.time] >= _naive_utc(start))
+    if end is not None:
+        t = t.filter(t[fact.time] < _naive_utc(end))
+    if metric.rows:
+        t = t.filter(_condition(t, metric.rows))
+    return _with_dimensions(backend, t, fact, metric, dims)
+
+
+def _with_dimensions(
+    backend: BaseBackend, t: ir.Table, fact: Fact, metric: Metric, dims: Sequence[str]
+) -> ir.Table:
+    new: dict[str, ir.Value] = {}
+    org_needed = [d for d in dims if d in ORG_DIMENSIONS]
+    if org_needed:
+        if fact.touchpoint is None:
+            raise Invalid(f"{metric.name} reads {metric.fact}, which has no touchpoint to slice "
+                          f"by {org_needed[0]}")  # fmt: skip
+        tp = backend.table("touchpoints")
+        tp = tp.select(
+            _tp_key=tp.key,
+            **{f"_org_{d}": tp[col] for d, col in ORG_DIMENSIONS.items() if d in org_needed},
+        )
+        t = t.left_join(tp, t[fact.touchpoint] == tp._tp_key)
+        for d in org_needed:
+            new[d] = t[f"_org_{d}"]
+    traits = backend.table("customer_traits")
+    for i, d in enumerate(dims):
+        trait = _trait_name(d)
+        if d in GRAINS:
+            new[d] = t[fact.time].truncate(GRAINS[d]).date()
+        elif d in ORG_DIMENSIONS:
+            continue
+        elif d == "touchpoint" and fact.touchpoint:
+            new[d] = t[fact.touchpoint]
+        elif d == "channel" and fact.channel:
+            new[d] = t[fact.channel]
+        elif d == "survey" and fact.survey:
+            new[d] = t[fact.survey]
+        elif trait is not None and fact.customer:
+            tr = traits.filter(traits.name == trait)
+            tr = tr.select(**{f"_cid{i}": tr.customer_id, f"_trait{i}": tr.value})
+            t = t.left_join(tr, t[fact.customer] == tr[f"_cid{i}"])
+            new[d] = t[f"_trait{i}"]
+        else:
+            raise Invalid(
+                f"cannot slice {metric.name} ({metric.fact}) by {d!r}; "
+                f"dimensions: {dimensions_help()}"
+            )
+    out: dict[str, ir.Value] = {}
+    for d, v in new.items():
+        out[f"dim__{d}"] = v if d in GRAINS else v.cast("string").fill_null(NONE_LABEL)
+    return t.mutate(**out)
+
+
+def aggregate(
+    backend: BaseBackend,
+    metric: Metric,
+    by: Sequence[str],
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    filters: Mapping[str, Sequence[str]] | None = None,
+    stratum: str | None = None,
+) -> ir.Table:
+    """Per-slice sufficient statistics of ``metric`` (counts, or mean/sd/n)."""
+    filters = filters or {}
+    dims = list(dict.fromkeys([*by, *filters, *([stratum] if stratum else [])]))
+    t = fact_rows(backend, metric, dims, start=start, end=end)
+    for d, values in filters.items():
+        t = t.filter(t[f"dim__{d}"].isin([str(v) for v in values]))
+    keys = [f"dim__{d}" for d in dict.fromkeys([*by, *([stratum] if stratum else [])])]
+    one = ibis.literal(1)
+    zero = ibis.literal(0)
+    if metric.kind == "nps":
+        c = t[metric.column]
+        return _agg(
+            t,
+            keys,
+            n=c.count(),
+            promoters=ibis.ifelse(c >= 9, one, zero).sum(),
+            passives=ibis.ifelse((c >= 7) & (c <= 8), one, zero).sum(),
+            detractors=ibis.ifelse(c <= 6, one, zero).sum(),
+        )
+    if metric.kind == "proportion":
+        if metric.success is not None:
+            hit = _condition(t, metric.success)
+            return _agg(t, keys, n=t.count(), x=ibis.ifelse(hit, one, zero).sum())
+        assert metric.numerator is not None and metric.denominator is not None
+        num, den = _condition(t, metric.numerator), _condition(t, metric.denominator)
+        return _agg(
+            t, keys, n=ibis.ifelse(den, one, zero).sum(), x=ibis.ifelse(num, one, zero).sum()
+        )
+    # mean
+    col = metric.column
+    assert col is not None
+    if metric.per:
+        per_keys = [*keys, metric.per]
+        inner = t.filter(t[metric.per].notnull())
+        agg = {"sum": inner[col].sum(), "count": inner[col].count(), "mean": inner[col].mean()}
+        t = _agg(inner, per_keys, _v=agg[metric.per_agg].cast("float64"))
+        col = "_v"
+    v = t[col].cast("float64")
+    return _agg(t, keys, n=v.count(), mean=v.mean(), sd=v.std(how="sample"))
+
+
+def _agg(t: ir.Table, keys: Sequence[str], **metrics: ir.Value) -> ir.Table:
+    return t.group_by(list(keys)).aggregate(**metrics) if keys else t.aggregate(**metrics)
+
+
+def target_overrides(backend: BaseBackend) -> ir.Table | None:
+    """The per-installation target table when the backend has it (a lake may not)."""
+    # Asking for the table rather than listing tables: listing is not supported the same way
+    # on every backend, and a missing table raises a backend-specific error.
+    try:
+        return backend.table("metric_targets")
+    except Exception:
+        return None

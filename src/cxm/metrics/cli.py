@@ -1,0 +1,151 @@
+"""``cxm metrics`` (list, compute a metric, targets, alerts) and ``cxm export --parquet``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from cxm.console import console, engine, errors, fail, print_json, print_table, settings
+from cxm.metrics import service
+from cxm.metrics.definitions import installation_dir, load
+from cxm.metrics.export import export_parquet, spark_backend
+
+
+class _MetricGroup(TyperGroup):
+    """``cxm metrics NAME ...`` is short for ``cxm metrics show NAME ...``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(
+    cls=_MetricGroup,
+    help="Company-wide CX metrics: 'cxm metrics list', 'cxm metrics NAME --by department'.",
+    no_args_is_help=True,
+)
+
+
+def _definitions() -> dict[str, Any]:
+    return load(installation_dir(settings().data_dir))
+
+
+def _when(value: str | None, name: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name}: {value!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@app.command("list")
+def list_metrics(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the metric definitions (shipped and this installation's)."""
+    with errors():
+        rows = [m.summary() for m in _definitions().values()]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["name", "kind", "unit", "direction", "owner", "target", "min_sample",
+                       "description"], "Metrics")  # fmt: skip
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.2f}"
+    return value
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., help="metric name (see 'cxm metrics list')"),
+    by: str = typer.Option("", "--by", help="comma-separated: department,team,touchpoint,..."),
+    grain: str | None = typer.Option(None, "--grain", help="day | week | month | quarter | year"),
+    start: str | None = typer.Option(None, "--start", help="inclusive date or time (UTC)"),
+    end: str | None = typer.Option(None, "--end", help="exclusive date or time (UTC)"),
+    filter_: list[str] = typer.Option([], "--filter", help="DIMENSION=VALUE, repeatable"),
+    compare: str | None = typer.Option(None, "--compare", help="previous | rest"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    engine_name: str = typer.Option("duckdb", "--engine", help="duckdb (the store) | spark"),
+    lake: Path | None = typer.Option(None, "--lake", help="Parquet lake for --engine spark"),
+    spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL"),
+) -> None:
+    """Compute a metric, sliced and with intervals (the store's engine, or Spark on a lake)."""
+    if fmt not in ("table", "csv", "json"):
+        fail("--format: use table, csv or json")
+    dims = [d.strip() for d in by.split(",") if d.strip()] + ([grain] if grain else [])
+    filters: dict[str, list[str]] = {}
+    for item in filter_:
+        dim, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--filter: {item!r} is not DIMENSION=VALUE (e.g. department=service)")
+        filters.setdefault(dim, []).append(value)
+    with errors():
+        metrics = _definitions()
+        if engine_name == "spark":
+            if lake is None:
+                fail("--engine spark needs --lake DIR (write one with 'cxm export --parquet DIR')")
+            source: Any = spark_backend(lake, master=spark_master)
+        elif engine_name in ("duckdb", "store", "postgres"):
+            source = engine()
+        else:
+            fail("--engine: use duckdb (the store) or spark")
+        df = service.compute(source, name, dims, start=_when(start, "start"),
+                             end=_when(end, "end"), filters=filters, compare=compare,
+                             metrics=metrics)  # fmt: skip
+    if fmt == "csv":
+        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        print_json([{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                     for k, v in r.items()} for r in df.to_dict("records")])  # fmt: skip
+    else:
+        rows = [{str(k): _fmt(v) for k, v in r.items()} for r in df.to_dict("records")]
+        m = metrics[name]
+        print_table(rows, list(df.columns), f"{name} ({m.unit}, {m.direction} is better)")
+
+
+@app.command("target")
+def target(
+    name: str = typer.Argument(...),
+    value: float = typer.Argument(..., help="the target"),
+    slice_: str = typer.Option("", "--slice", help="DIMENSION=VALUE for a slice's target"),
+) -> None:
+    """Set this installation's target for a metric or one slice of it."""
+    dim, _, val = slice_.partition("=")
+    with errors(), engine().begin() as conn:
+        service.set_target(conn, _definitions(), name, value, dim, val)
+    console.print(f"target for {name}{' ' + slice_ if slice_ else ''}: {value}")
+
+
+@app.command("alerts")
+def alerts(
+    name: str = typer.Argument(...),
+    by: str = typer.Option("", "--by", help="comma-separated slice dimensions"),
+    grain: str = typer.Option("month", "--grain"),
+) -> None:
+    """Record significant drops against the previous period as alerts and print them."""
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    eng = engine()
+    with errors(), eng.begin() as conn:
+        created = service.record_alerts(conn, eng, name, dims, grain=grain,
+                                        metrics=_definitions())  # fmt: skip
+    print_table(created, ["metric", "slice", "period", "previous_value", "value", "p_adjusted"],
+                f"{len(created)} new alert(s)")  # fmt: skip
+
+
+def export(
+    parquet: Path = typer.Option(..., "--parquet", help="folder to write the Parquet lake to"),
+) -> None:
+    """Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark')."""
+    with errors():
+        written = export_parquet(engine(), parquet)
+    for table, rows in written.items():
+        console.print(f"{table}: {rows} rows")

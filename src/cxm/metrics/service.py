@@ -1,0 +1,563 @@
+"""Computing metrics: slices, intervals, targets, significance, weighting; targets and alerts.
+
+``compute`` returns a tidy pandas DataFrame, one row per slice, with the slice columns
+followed by: metric, value, ci_low, ci_high, n, weighted_n, method, target, on_target, flags
+(and p_value, p_adjusted, significant, compared_with when ``compare`` is given). The
+aggregation runs in the engine (Ibis); the statistics run on the aggregated rows.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import hashlib
+import math
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from ibis.backends import BaseBackend
+from sqlalchemy.engine import Connection, Engine
+
+from cxm.errors import Invalid, NotFound
+from cxm.metrics import analytics as ax
+from cxm.metrics import stats
+from cxm.metrics.definitions import Metric, load
+from cxm.metrics.tables import metric_alerts, metric_targets
+from cxm.store import analytics as store_analytics
+from cxm.store import insert_ignore, utcnow
+
+Row = Mapping[Any, Any]  # one aggregated row (a pandas record)
+BELOW_MIN_SAMPLE = "below_min_sample"
+OUTPUT = ["metric", "value", "ci_low", "ci_high", "n", "weighted_n", "method", "target",
+          "on_target", "flags"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """Post-stratification by a customer trait against known population shares."""
+
+    trait: str
+    shares: Mapping[str, float]
+
+
+@contextmanager
+def backend_for(source: Engine | BaseBackend) -> Iterator[BaseBackend]:
+    """An Ibis backend for a store engine (opened and closed here) or one given as is."""
+    if isinstance(source, BaseBackend):
+        yield source
+        return
+    backend = store_analytics(source)
+    try:
+        yield backend
+    finally:
+        backend.disconnect()
+
+
+def get_metric(metrics: Mapping[str, Metric], name: str) -> Metric:
+    if name not in metrics:
+        raise NotFound(f"no metric {name!r}; known: {', '.join(sorted(metrics))}")
+    return metrics[name]
+
+
+def compute(
+    source: Engine | BaseBackend,
+    name: str,
+    by: Sequence[str] = (),
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    compare: str | None = None,
+    correction: str = "holm",
+    weights: Weighting | None = None,
+    confidence: float = 0.95,
+    metrics: Mapping[str, Metric] | None = None,
+) -> pd.DataFrame:
+    """Compute metric ``name`` sliced ``by`` dimensions (and one time grain) in [start, end).
+
+    ``filters`` keeps only the slices given ({"department": "service", "trait:plan": [...]}).
+    ``compare`` = "previous" tests each slice against its previous period (needs a grain);
+    "rest" tests each slice against all other rows of the same period. Slices below the
+    metric's minimum sample get no number, only the flag ``below_min_sample``.
+    """
+    metrics = metrics if metrics is not None else load()
+    metric = get_metric(metrics, name)
+    by = list(dict.fromkeys(by))
+    grain = ax.grain_of(by)
+    if compare not in (None, "previous", "rest"):
+        raise Invalid(f"compare: use 'previous' or 'rest', not {compare!r}")
+    if compare == "previous" and grain is None:
+        raise Invalid("compare=previous needs a time grain in by (day, week, month, ...)")
+    if correction not in ("holm", "bh"):
+        raise Invalid(f"correction: use 'holm' or 'bh', not {correction!r}")
+    if start and end and start >= end:
+        raise Invalid(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
+    norm_filters = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+    for d in [*by, *norm_filters]:
+        _check_dimension(d)
+    with backend_for(source) as backend:
+        start_q: dt.datetime | None = start
+        if compare == "previous" and start is not None and grain is not None:
+            # One more period before start so the first period has something to compare with.
+            start_q = _previous_period_start(start, grain)
+        stats_df = _statistics(backend, metrics, metric, by, start_q, end, norm_filters,
+                               weights, confidence)  # fmt: skip
+        if compare == "rest":
+            _compare_rest(backend, metrics, metric, by, grain, start_q, end, norm_filters,
+                          stats_df, confidence)  # fmt: skip
+        elif compare == "previous":
+            _compare_previous(metric, by, grain, stats_df, confidence)
+        if compare == "previous" and start is not None and grain is not None:
+            first = _naive_date(start, grain)
+            stats_df = stats_df[stats_df[grain] >= first.isoformat()].reset_index(drop=True)
+        if compare:
+            _adjust(stats_df, correction)
+        targets = _targets(backend, metric)
+    _apply_targets(stats_df, metric, by, targets)
+    cols = [ax.column_name(d) for d in by] + OUTPUT
+    if compare:
+        cols += ["compared_with", "delta", "p_value", "p_adjusted", "significant"]
+    return stats_df[cols].reset_index(drop=True)
+
+
+def _check_dimension(d: str) -> None:
+    known = (set(ax.GRAINS) | set(ax.ORG_DIMENSIONS) | ax.TRAIT_DIMENSIONS
+             | {"touchpoint", "channel", "survey"})  # fmt: skip
+    if d not in known and not (d.startswith("trait:") and len(d) > 6):
+        raise Invalid(f"unknown dimension {d!r}; use one of: {ax.dimensions_help()}")
+
+
+def _naive_date(value: dt.datetime, grain: str) -> dt.date:
+    d = value.astimezone(dt.UTC).date()
+    if grain == "week":
+        return d - dt.timedelta(days=d.weekday())
+    if grain == "month":
+        return d.replace(day=1)
+    if grain == "quarter":
+        return d.replace(month=(d.month - 1) // 3 * 3 + 1, day=1)
+    if grain == "year":
+        return d.replace(month=1, day=1)
+    return d
+
+
+def _previous_period_start(start: dt.datetime, grain: str) -> dt.datetime:
+    d = _naive_date(start, grain)
+    if grain == "day":
+        p = d - dt.timedelta(days=1)
+    elif grain == "week":
+        p = d - dt.timedelta(days=7)
+    else:
+        months = {"month": 1, "quarter": 3, "year": 12}[grain]
+        index = d.year * 12 + d.month - 1 - months
+        p = dt.date(index // 12, index % 12 + 1, 1)
+    return dt.datetime(p.year, p.month, p.day, tzinfo=dt.UTC)
+
+
+def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.datetime | None,
+           end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
+           stratum: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Run the aggregation and bring it back with plain column names and types."""
+    df = ax.aggregate(backend, metric, by, start=start, end=end, filters=filters,
+                      stratum=stratum).to_pandas()  # fmt: skip
+    rename = {f"dim__{d}": ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
+    df = df.rename(columns=rename)
+    for d in by:
+        col = ax.column_name(d)
+        if d in ax.GRAINS:
+            df[col] = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d")
+        else:
+            df[col] = df[col].astype(str)
+    for c in ("n", "promoters", "passives", "detractors", "x"):
+        if c in df:
+            df[c] = df[c].fillna(0).astype("int64")
+    for c in ("mean", "sd"):
+        if c in df:
+            df[c] = df[c].astype("float64")
+    keys = [ax.column_name(d) for d in by] + ([ax.column_name(stratum)] if stratum else [])
+    return df.sort_values(keys).reset_index(drop=True) if keys else df
+
+
+def _interval(metric: Metric, row: Row, confidence: float) -> stats.Interval:
+    if metric.kind == "nps":
+        i = stats.nps_interval(row["promoters"], row["passives"], row["detractors"], confidence)
+        return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
+    if metric.kind == "proportion":
+        x = min(row["x"], row["n"])
+        i = stats.wilson_interval(x, row["n"], confidence)
+        if metric.invert:
+            i = stats.Interval(1 - i.value, 1 - i.high, 1 - i.low, i.se, i.n, i.method)
+        return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
+    return stats.mean_interval(row["mean"], row["sd"], row["n"], confidence)
+
+
+def _estimate_and_variance(metric: Metric, row: Row) -> tuple[float, float]:
+    """Per-observation estimate and variance of one stratum, in the metric's unit."""
+    if metric.kind == "nps":
+        p, a, d = row["promoters"], row["passives"], row["detractors"]
+        return stats.nps_score(p, a, d) * 100, stats.nps_variance(p, a, d) * 10000
+    if metric.kind == "proportion":
+        p = min(row["x"], row["n"]) / row["n"]
+        value = 1 - p if metric.invert else p
+        return value * 100, p * (1 - p) * 10000
+    sd = row["sd"] if row["sd"] == row["sd"] else 0.0
+    return row["mean"], sd * sd
+
+
+def _empty_row(n: float) -> dict[str, Any]:
+    return {"value": None, "ci_low": None, "ci_high": None, "n": n}
+
+
+def _statistics(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
+                by: Sequence[str], start: dt.datetime | None, end: dt.datetime | None,
+                filters: Mapping[str, Sequence[str]], weights: Weighting | None,
+                confidence: float) -> pd.DataFrame:  # fmt: skip
+    if metric.kind == "derived":
+        return _derived(backend, metrics, metric, by, start, end, filters, weights, confidence)
+    keys = [ax.column_name(d) for d in by]
+    if weights is None:
+        agg = _fetch(backend, metric, by, start, end, filters)
+        rows = []
+        for rec in agg.to_dict("records"):
+            out = {k: rec[k] for k in keys}
+            n = int(rec["n"])
+            if n < metric.min_sample or n == 0:
+                out.update(_empty_row(n), weighted_n=None, method=_method(metric),
+                           flags=BELOW_MIN_SAMPLE)  # fmt: skip
+            else:
+                i = _interval(metric, rec, confidence)
+                out.update(value=i.value, ci_low=_nan_none(i.low), ci_high=_nan_none(i.high),
+                           n=n, weighted_n=None, method=i.method, flags="")  # fmt: skip
+            out["_agg"] = rec
+            rows.append(out)
+        return _frame(rows, keys, metric)
+    stratum = f"trait:{weights.trait}"
+    agg = _fetch(backend, metric, by, start, end, filters, stratum=stratum)
+    strat_col = ax.column_name(stratum)
+    rows = []
+    groups = agg.groupby(keys, sort=True) if keys else [((), agg)]
+    for key, g in groups:
+        key_t = key if isinstance(key, tuple) else (key,)
+        out = dict(zip(keys, key_t, strict=True))
+        counts = {str(r[strat_col]): float(r["n"]) for r in g.to_dict("records") if r["n"] > 0}
+        n = int(sum(counts.values()))
+        w = stats.poststrat_weights(counts, weights.shares)
+        flags = []
+        if n < metric.min_sample or not w:
+            flags.append(BELOW_MIN_SAMPLE)
+        unknown = sorted(set(counts) - set(weights.shares))
+        if unknown:
+            flags.append("unweighted_strata:" + "|".join(unknown))
+        if BELOW_MIN_SAMPLE in flags:
+            out.update(_empty_row(n), weighted_n=None, method=_method(metric) + "-poststratified",
+                       flags=",".join(flags))  # fmt: skip
+        else:
+            recs = {str(r[strat_col]): r for r in g.to_dict("records") if str(r[strat_col]) in w}
+            est, var = {}, {}
+            for h, r in recs.items():
+                est[h], var[h] = _estimate_and_variance(metric, r)
+            i = stats.weighted_interval(est, var, counts, w, confidence,
+                                        _method(metric) + "-poststratified")  # fmt: skip
+            out.update(value=i.value, ci_low=i.low, ci_high=i.high, n=n, weighted_n=i.n,
+                       method=i.method, flags=",".join(flags))  # fmt: skip
+        out["_agg"] = None
+        rows.append(out)
+    return _frame(rows, keys, metric)
+
+
+def _nan_none(v: float) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _method(metric: Metric) -> str:
+    return {"nps": "nps-wald", "proportion": "wilson", "mean": "t"}.get(metric.kind, "derived")
+
+
+def _frame(rows: list[dict[str, Any]], keys: list[str], metric: Metric) -> pd.DataFrame:
+    cols = [*keys, "value", "ci_low", "ci_high", "n", "weighted_n", "method", "flags", "_agg"]
+    df = pd.DataFrame(rows, columns=cols)
+    df.insert(len(keys), "metric", metric.name)
+    return df
+
+
+_OPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}  # fmt: skip
+
+
+def _evaluate(node: ast.AST, values: Mapping[str, float | None]) -> float | None:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body, values)
+    if isinstance(node, ast.Constant):
+        return float(node.value)  # type: ignore[arg-type]  # formula check: numbers only
+    if isinstance(node, ast.Name):
+        return values[node.id]
+    if isinstance(node, ast.UnaryOp):
+        v = _evaluate(node.operand, values)
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    assert isinstance(node, ast.BinOp)
+    a, b = _evaluate(node.left, values), _evaluate(node.right, values)
+    if a is None or b is None or (isinstance(node.op, ast.Div) and b == 0):
+        return None
+    return float(_OPS[type(node.op)](a, b))
+
+
+def _derived(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
+             by: Sequence[str], start: dt.datetime | None, end: dt.datetime | None,
+             filters: Mapping[str, Sequence[str]], weights: Weighting | None,
+             confidence: float) -> pd.DataFrame:  # fmt: skip
+    """A formula over other metrics, evaluated per slice on their values (no interval)."""
+    keys = [ax.column_name(d) for d in by]
+    parts = {}
+    for ref in metric.references:
+        part = _statistics(backend, metrics, metrics[ref], by, start, end, filters, weights,
+                           confidence)  # fmt: skip
+        parts[ref] = part.set_index(keys) if keys else part
+    index = None
+    for part in parts.values():
+        index = part.index if index is None else index.intersection(part.index)
+    assert metric.formula is not None
+    tree = ast.parse(metric.formula, mode="eval")
+    rows = []
+    for key in index if index is not None else []:
+        values = {ref: _nan_none(p.loc[key, "value"]) for ref, p in parts.items()}
+        n = int(min(p.loc[key, "n"] for p in parts.values()))
+        flags = sorted({f for p in parts.values() for f in str(p.loc[key, "flags"]).split(",")
+                        if f})  # fmt: skip
+        value = None if any(v is None for v in values.values()) else _evaluate(tree, values)
+        if value is None and BELOW_MIN_SAMPLE not in flags and n < metric.min_sample:
+            flags.append(BELOW_MIN_SAMPLE)
+        out = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)) if keys \
+            else {}  # fmt: skip
+        out.update(value=value, ci_low=None, ci_high=None, n=n, weighted_n=None,
+                   method="derived", flags=",".join(flags), _agg=None)  # fmt: skip
+        rows.append(out)
+    df = _frame(rows, keys, metric)
+    return df.sort_values(keys).reset_index(drop=True) if keys else df
+
+
+def _test(metric: Metric, a: Row, b: Row,
+          confidence: float) -> stats.TestResult | None:  # fmt: skip
+    """The two-sample test appropriate to the metric, on two aggregated rows."""
+    if metric.kind == "nps":
+        if a["n"] == 0 or b["n"] == 0:
+            return None
+        r = stats.nps_test(
+            (a["promoters"], a["passives"], a["detractors"]),
+            (b["promoters"], b["passives"], b["detractors"]),
+            confidence,
+        )
+        return stats.TestResult(r.delta * 100, r.se * 100, r.low * 100, r.high * 100,
+                                r.p_value, r.method)  # fmt: skip
+    if metric.kind == "proportion":
+        if a["n"] == 0 or b["n"] == 0:
+            return None
+        r = stats.proportion_test(min(a["x"], a["n"]), a["n"], min(b["x"], b["n"]), b["n"],
+                                  confidence)  # fmt: skip
+        sign = -1 if metric.invert else 1
+        return stats.TestResult(sign * r.delta * 100, r.se * 100, r.low * 100, r.high * 100,
+                                r.p_value, r.method)  # fmt: skip
+    if metric.kind == "mean":
+        if a["n"] < 2 or b["n"] < 2:
+            return None
+        return stats.mean_test(a["mean"], a["sd"], a["n"], b["mean"], b["sd"], b["n"],
+                               confidence)  # fmt: skip
+    return None
+
+
+def _set_test(df: pd.DataFrame, i: int, label: str, r: stats.TestResult | None) -> None:
+    df.at[i, "compared_with"] = label
+    if r is not None:
+        df.at[i, "delta"] = r.delta
+        df.at[i, "p_value"] = r.p_value
+
+
+def _init_compare(df: pd.DataFrame) -> None:
+    df["compared_with"] = None
+    df["delta"] = float("nan")
+    df["p_value"] = float("nan")
+
+
+def _compare_previous(metric: Metric, by: Sequence[str], grain: str | None, df: pd.DataFrame,
+                      confidence: float) -> None:  # fmt: skip
+    _init_compare(df)
+    assert grain is not None
+    slice_cols = [ax.column_name(d) for d in by if d != grain]
+    previous: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+    for i in df.sort_values(grain).index:
+        key = tuple(df.at[i, c] for c in slice_cols)
+        agg: Any = df.at[i, "_agg"]
+        if key in previous and agg is not None:
+            period, prev = previous[key]
+            below = BELOW_MIN_SAMPLE in str(df.at[i, "flags"]) or prev is None
+            r = None if below else _test(metric, agg, prev, confidence)
+            _set_test(df, i, period, r)
+        previous[key] = (df.at[i, grain], agg if BELOW_MIN_SAMPLE not in str(
+            df.at[i, "flags"]) else None)  # fmt: skip
+
+
+def _compare_rest(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
+                  by: Sequence[str], grain: str | None, start: dt.datetime | None,
+                  end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
+                  df: pd.DataFrame, confidence: float) -> None:  # fmt: skip
+    """Each slice against all other rows of its period: totals minus the slice."""
+    _init_compare(df)
+    if metric.kind == "derived":
+        return
+    totals = _fetch(backend, metric, [grain] if grain else [], start, end, filters)
+    total_by = {(r[grain] if grain else None): r for r in totals.to_dict("records")}
+    for i in df.index:
+        agg: Any = df.at[i, "_agg"]
+        if agg is None or BELOW_MIN_SAMPLE in str(df.at[i, "flags"]):
+            continue
+        tot = total_by.get(df.at[i, grain] if grain else None)
+        if tot is None:
+            continue
+        rest = _subtract(metric, tot, agg)
+        enough = rest is not None and rest["n"] >= metric.min_sample
+        _set_test(df, i, "rest", _test(metric, agg, rest, confidence) if enough and rest else None)
+
+
+def _subtract(metric: Metric, tot: Row,
+              part: Row) -> dict[str, Any] | None:  # fmt: skip
+    n = tot["n"] - part["n"]
+    if n <= 0:
+        return None
+    if metric.kind in ("nps", "proportion"):
+        cols = ("promoters", "passives", "detractors") if metric.kind == "nps" else ("x",)
+        return {"n": n, **{c: tot[c] - part[c] for c in cols}}
+    # Means: recover the rest's mean and sd from the totals' and the slice's moments.
+    s_t, s_p = tot["mean"] * tot["n"], part["mean"] * part["n"]
+    ss_t = _sumsq(tot)
+    ss_p = _sumsq(part)
+    mean = (s_t - s_p) / n
+    var = ((ss_t - ss_p) - n * mean * mean) / (n - 1) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "sd": math.sqrt(max(var, 0.0))}
+
+
+def _sumsq(row: Row) -> float:
+    sd = row["sd"] if row["sd"] == row["sd"] else 0.0
+    return float((row["n"] - 1) * sd * sd + row["n"] * row["mean"] ** 2)
+
+
+def _adjust(df: pd.DataFrame, correction: str) -> None:
+    tested = df["p_value"].notna()
+    df["p_adjusted"] = float("nan")
+    if tested.any():
+        ps = df.loc[tested, "p_value"].tolist()
+        adj = stats.holm(ps) if correction == "holm" else stats.benjamini_hochberg(ps)
+        df.loc[tested, "p_adjusted"] = adj
+    df["significant"] = df["p_adjusted"] < 0.05
+
+
+def _targets(backend: BaseBackend, metric: Metric) -> pd.DataFrame:
+    t = ax.target_overrides(backend)
+    if t is None:
+        return pd.DataFrame(columns=["dimension", "value", "target"])
+    return t.filter(t.metric == metric.name).select("dimension", "value", "target").to_pandas()
+
+
+def _apply_targets(df: pd.DataFrame, metric: Metric, by: Sequence[str],
+                   overrides: pd.DataFrame) -> None:  # fmt: skip
+    """Slice target (first matching dimension in ``by``), else installation, else definition."""
+    table = {(str(r["dimension"]), str(r["value"])): float(r["target"])
+             for r in overrides.to_dict("records")}  # fmt: skip
+    default = table.get(("", ""), metric.target)
+    targets = []
+    for rec in df.to_dict("records"):
+        target = default
+        for d in by:
+            key = (d, str(rec.get(ax.column_name(d))))
+            if key in table:
+                target = table[key]
+                break
+        targets.append(target)
+    df["target"] = targets
+    on: list[bool | None] = []
+    for value, target in zip(df["value"], targets, strict=True):
+        if value is None or target is None or value != value:
+            on.append(None)
+        else:
+            on.append(bool(value >= target if metric.direction == "higher" else value <= target))
+    df["on_target"] = on
+
+
+# --- targets and alerts (write side: callers commit) ---------------------------------------
+
+
+def set_target(conn: Connection, metrics: Mapping[str, Metric], name: str, target: float,
+               dimension: str = "", value: str = "") -> None:  # fmt: skip
+    """Set the installation's target for a metric, or for one slice of it."""
+    get_metric(metrics, name)
+    if bool(dimension) != bool(value):
+        raise Invalid("give both dimension and value for a slice target, or neither")
+    if dimension:
+        _check_dimension(dimension)
+    if not math.isfinite(target):
+        raise Invalid("target must be a finite number")
+    key = {"metric": name, "dimension": dimension, "value": value}
+    conn.execute(metric_targets.delete().where(
+        *(metric_targets.c[k] == v for k, v in key.items())))  # fmt: skip
+    conn.execute(metric_targets.insert().values(**key, target=target, set_at=utcnow()))
+
+
+def list_targets(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(metric_targets).order_by(
+        metric_targets.c.metric, metric_targets.c.dimension, metric_targets.c.value))  # fmt: skip
+    return [dict(r._mapping) for r in rows]
+
+
+def record_alerts(
+    conn: Connection,
+    source: Engine | BaseBackend,
+    name: str,
+    by: Sequence[str] = (),
+    *,
+    grain: str = "month",
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    alpha: float = 0.05,
+    metrics: Mapping[str, Metric] | None = None,
+) -> list[dict[str, Any]]:
+    """Record significant drops against the previous period as alerts; returns new alerts.
+
+    "Drop" follows the metric's direction (a rise in churn is a drop). P-values are
+    Holm-adjusted over all slices and periods tested at once. Re-running is idempotent.
+    """
+    metrics = metrics if metrics is not None else load()
+    metric = get_metric(metrics, name)
+    if grain not in ax.GRAINS:
+        raise Invalid(f"grain: use one of {', '.join(ax.GRAINS)}")
+    dims = [d for d in by if d not in ax.GRAINS]
+    df = compute(source, name, [*dims, grain], start=start, end=end, compare="previous",
+                 metrics=metrics)  # fmt: skip
+    worse = df["delta"] < 0 if metric.direction == "higher" else df["delta"] > 0
+    hits = df[worse & (df["p_adjusted"] < alpha)]
+    created = []
+    now = utcnow()
+    for rec in hits.to_dict("records"):
+        slice_ = ",".join(f"{d}={rec[ax.column_name(d)]}" for d in dims)
+        ident = hashlib.sha256(f"{name}|{grain}|{slice_}|{rec[grain]}".encode()).hexdigest()[:32]
+        row = {
+            "id": ident, "metric": name, "grain": grain, "slice": slice_,
+            "period": rec[grain], "previous_period": rec["compared_with"],
+            "value": float(rec["value"]), "previous_value": float(rec["value"] - rec["delta"]),
+            "p_value": float(rec["p_value"]), "p_adjusted": float(rec["p_adjusted"]),
+            "method": str(rec["method"]), "status": "open", "created_at": now,
+        }  # fmt: skip
+        stmt = insert_ignore(metric_alerts).values(**row).returning(metric_alerts.c.id)
+        if conn.execute(stmt).first() is not None:
+            created.append(row)
+    return created
+
+
+def list_alerts(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
+    q = sa.select(metric_alerts).order_by(metric_alerts.c.period.desc(), metric_alerts.c.metric)
+    if name:
+        q = q.where(metric_alerts.c.metric == name)
+    return [dict(r._mapping) for r in conn.execute(q)]

@@ -1,0 +1,185 @@
+"""compute() on DuckDB and PostgreSQL against hand-counted fixtures."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cxm.errors import Invalid, NotFound
+from cxm.metrics import Weighting, compute, record_alerts, set_target, stats
+from cxm.metrics.definitions import load
+from cxm.metrics.service import list_alerts
+from tests.metrics import factories as f
+
+MARCH = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+APRIL = dt.datetime(2025, 4, 10, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def store(engine: Engine) -> Engine:
+    """Delivery: 10 promoters, 10 passives, 20 detractors. Chat: 20/10/5. Phone: 3/0/2."""
+    with engine.begin() as conn:
+        f.org(conn)
+        f.nps_responses(conn, "delivery", [10] * 10 + [8] * 10 + [3] * 20)
+        f.nps_responses(conn, "support_chat", [9] * 20 + [7] * 10 + [0] * 5)
+        f.nps_responses(conn, "support_phone", [10, 10, 10, 6, 6])
+    return engine
+
+
+def _by(df, col: str) -> dict:  # type: ignore[no-untyped-def]
+    return {r[col]: r for r in df.to_dict("records")}
+
+
+def test_nps_by_department_follows_touchpoint_ownership(store: Engine) -> None:
+    rows = _by(compute(store, "nps", by=["department"]), "department")
+    assert rows["operations"]["value"] == pytest.approx(-25.0)
+    assert rows["operations"]["n"] == 40
+    # Service owns chat and phone: 23 promoters, 10 passives, 7 detractors.
+    expected = stats.nps_interval(23, 10, 7)
+    assert rows["service"]["value"] == pytest.approx(40.0)
+    assert rows["service"]["ci_low"] == pytest.approx(expected.low * 100)
+    assert rows["service"]["ci_high"] == pytest.approx(expected.high * 100)
+    assert rows["service"]["method"] == "nps-wald"
+    assert rows["service"]["target"] == 30 and rows["service"]["on_target"] is True
+    assert rows["operations"]["on_target"] is False
+
+
+def test_slices_below_the_minimum_sample_are_flagged_not_numbered(store: Engine) -> None:
+    rows = _by(compute(store, "nps", by=["team"]), "team")
+    assert rows["chat_team"]["value"] == pytest.approx(100 * 15 / 35)
+    assert pd.isna(rows["phone_team"]["value"]) and rows["phone_team"]["n"] == 5
+    assert rows["phone_team"]["flags"] == "below_min_sample"
+
+
+def test_date_range_and_month_grain(store: Engine) -> None:
+    with store.begin() as conn:
+        f.nps_responses(conn, "delivery", [10] * 40, when=APRIL)
+    df = compute(store, "nps", by=["department", "month"], filters={"department": "operations"})
+    assert df[["month", "value"]].values.tolist() == [["2025-03-01", -25.0], ["2025-04-01", 100.0]]
+    only_april = compute(store, "nps", start=dt.datetime(2025, 4, 1, tzinfo=dt.UTC),
+                         end=dt.datetime(2025, 5, 1, tzinfo=dt.UTC))  # fmt: skip
+    assert only_april["n"].tolist() == [40]
+
+
+def test_slice_by_customer_trait(engine: Engine) -> None:
+    with engine.begin() as conn:
+        f.org(conn)
+        f.customer(conn, "c1", plan="pro", region="north")
+        f.customer(conn, "c2", plan="basic", region="south")
+        f.nps_responses(conn, "delivery", [10] * 30, customer_id="c1")
+        f.nps_responses(conn, "delivery", [0] * 30 + [8] * 10, customer_id="c2")
+    plan = _by(compute(engine, "nps", by=["trait:plan"]), "plan")
+    assert plan["pro"]["value"] == 100.0 and plan["basic"]["value"] == -75.0
+    region = _by(compute(engine, "nps", by=["region"]), "region")
+    assert set(region) == {"north", "south"}
+    # Post-stratified to a 50/50 population: (100 + -75) / 2, Kish n = 1/(.25/30 + .25/40).
+    w = compute(engine, "nps", weights=Weighting("plan", {"pro": 0.5, "basic": 0.5}))
+    assert w["value"][0] == pytest.approx(12.5)
+    assert w["weighted_n"][0] == pytest.approx(1 / (0.25 / 30 + 0.25 / 40))
+    assert w["n"][0] == 70 and w["method"][0] == "nps-wald-poststratified"
+
+
+def test_csat_top_two_box_and_mean(engine: Engine) -> None:
+    with engine.begin() as conn:
+        f.org(conn)
+        for score, count in [(5, 12), (4, 12), (3, 6), (1, 10)]:
+            f.nps_responses(conn, "support_chat", [8] * count, csat=score)
+    csat = compute(engine, "csat")
+    assert csat["value"][0] == pytest.approx(60.0)
+    lo, hi = stats.wilson_interval(24, 40).low, stats.wilson_interval(24, 40).high
+    assert (csat["ci_low"][0], csat["ci_high"][0]) == (pytest.approx(lo * 100),
+                                                       pytest.approx(hi * 100))  # fmt: skip
+    mean = compute(engine, "csat_mean")
+    assert mean["value"][0] == pytest.approx((5 * 12 + 4 * 12 + 3 * 6 + 10) / 40)
+    assert mean["method"][0] == "t"
+
+
+def test_repeat_contact_and_first_contact_resolution(engine: Engine) -> None:
+    day = dt.timedelta(days=1)
+    rows = []
+    for i in range(40):
+        c = f"c{i}"
+        rows.append((c, "ticket_opened", MARCH, None))
+        if i < 10:  # contacts again after 3 days: a repeat, not resolved first time
+            rows.append((c, "ticket_opened", MARCH + 3 * day, None))
+        elif i < 20:  # again after 20 days: a repeat within 30 days, but FCR within 7
+            rows.append((c, "ticket_opened", MARCH + 20 * day, None))
+    with engine.begin() as conn:
+        f.org(conn)
+        f.events(conn, rows)
+    start, end = dt.datetime(2025, 3, 10, tzinfo=dt.UTC), dt.datetime(2025, 3, 11, tzinfo=dt.UTC)
+    # Only the 40 first contacts are in range; what follows them still counts.
+    repeat = compute(engine, "repeat_contact_rate", start=start, end=end)
+    assert repeat["n"][0] == 40 and repeat["value"][0] == pytest.approx(50.0)
+    fcr = compute(engine, "first_contact_resolution", start=start, end=end)
+    assert fcr["value"][0] == pytest.approx(75.0)
+
+
+def test_on_time_delivery_revenue_and_lifetime_value(engine: Engine) -> None:
+    rows = [(f"c{i}", "order_delivered", MARCH, None) for i in range(40)]
+    rows += [(f"c{i}", "delivery_late", MARCH, None) for i in range(4)]
+    rows += [(f"c{i}", "payment_received", MARCH, 50.0) for i in range(40)]
+    rows += [(f"c{i}", "payment_received", MARCH, 50.0) for i in range(20)]
+    rows += [(f"c{i}", "subscription_renewed", MARCH, None) for i in range(36)]
+    rows += [(f"c{i}", "subscription_cancelled", MARCH, None) for i in range(36, 40)]
+    with engine.begin() as conn:
+        f.org(conn)
+        f.events(conn, rows, touchpoint="delivery")
+    assert compute(engine, "on_time_delivery_rate")["value"][0] == pytest.approx(90.0)
+    rpc = compute(engine, "revenue_per_customer")
+    assert rpc["value"][0] == pytest.approx(75.0) and rpc["n"][0] == 40
+    assert compute(engine, "churn_rate")["value"][0] == pytest.approx(10.0)
+    clv = compute(engine, "customer_lifetime_value")
+    assert clv["value"][0] == pytest.approx(750.0) and clv["method"][0] == "derived"
+
+
+def test_installation_and_slice_targets_override_the_definition(store: Engine) -> None:
+    metrics = load()
+    with store.begin() as conn:
+        set_target(conn, metrics, "nps", 50)
+        set_target(conn, metrics, "nps", -30, "department", "operations")
+    rows = _by(compute(store, "nps", by=["department"]), "department")
+    assert rows["service"]["target"] == 50 and rows["service"]["on_target"] is False
+    assert rows["operations"]["target"] == -30 and rows["operations"]["on_target"] is True
+
+
+def test_significant_drop_is_recorded_as_one_alert(store: Engine) -> None:
+    with store.begin() as conn:
+        f.nps_responses(conn, "support_chat", [0] * 30 + [9] * 5, when=APRIL)
+        f.nps_responses(conn, "delivery", [10] * 10 + [8] * 10 + [3] * 20, when=APRIL)
+    df = compute(store, "nps", by=["department", "month"], compare="previous")
+    april = _by(df[df["month"] == "2025-04-01"], "department")
+    assert april["service"]["significant"] and april["service"]["compared_with"] == "2025-03-01"
+    assert not april["operations"]["significant"]
+    with store.begin() as conn:
+        created = record_alerts(conn, store, "nps", ["department"], grain="month")
+        again = record_alerts(conn, store, "nps", ["department"], grain="month")
+    assert [(a["slice"], a["period"]) for a in created] == [("department=service", "2025-04-01")]
+    assert again == []
+    with store.connect() as conn:
+        stored = list_alerts(conn, "nps")
+    assert len(stored) == 1 and stored[0]["value"] < stored[0]["previous_value"]
+
+
+def test_slice_against_the_rest(store: Engine) -> None:
+    df = _by(compute(store, "nps", by=["department"], compare="rest"), "department")
+    assert df["operations"]["compared_with"] == "rest"
+    assert df["operations"]["delta"] == pytest.approx(-25.0 - 40.0)
+    assert df["operations"]["p_adjusted"] >= df["operations"]["p_value"]
+
+
+def test_bad_requests_say_what_to_do(store: Engine) -> None:
+    with pytest.raises(NotFound, match=r"no metric 'npz'; known: .*nps"):
+        compute(store, "npz")
+    with pytest.raises(Invalid, match="unknown dimension 'colour'"):
+        compute(store, "nps", by=["colour"])
+    with pytest.raises(Invalid, match=r"cannot slice churn_rate .* by 'survey'"):
+        compute(store, "churn_rate", by=["survey"])
+    with pytest.raises(Invalid, match="needs a time grain"):
+        compute(store, "nps", compare="previous")
+    with store.connect() as conn:
+        assert conn.execute(sa.text("select 1")).scalar() == 1

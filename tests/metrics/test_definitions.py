@@ -1,0 +1,131 @@
+"""Loading metric definitions: shipped defaults, overrides, and errors at load time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxm.errors import Invalid
+from cxm.metrics.definitions import load
+
+REQUIRED = {
+    "nps", "csat", "csat_mean", "ces", "ces_agree", "response_rate", "enps", "churn_rate",
+    "retention_rate", "repeat_contact_rate", "first_contact_resolution", "time_to_resolution",
+    "on_time_delivery_rate", "revenue_per_customer", "customer_lifetime_value",
+}  # fmt: skip
+
+
+def test_shipped_definitions_load_and_cover_the_issue_list() -> None:
+    metrics = load()
+    assert set(metrics) >= REQUIRED
+    assert metrics["nps"].owner == "executive" and metrics["churn_rate"].direction == "lower"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ours.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_installation_file_overrides_a_shipped_metric(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+metrics:
+  nps:
+    description: Our NPS
+    kind: nps
+    fact: responses
+    column: nps
+    target: 45
+""",
+    )
+    assert load(path)["nps"].target == 45
+
+
+def test_unknown_column_names_file_line_metric_and_column(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+metrics:
+  loyalty:
+    description: x
+    kind: mean
+    fact: responses
+    column: loyalty_score
+""",
+    )
+    with pytest.raises(Invalid) as exc:
+        load(path)
+    msg = str(exc.value)
+    assert str(path) in msg and "line 3" in msg and "'loyalty'" in msg
+    assert "unknown column 'loyalty_score'" in msg
+
+
+def test_a_value_of_the_wrong_type_is_reported(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+metrics:
+  happy:
+    description: x
+    kind: proportion
+    fact: responses
+    success: {nps: "nine"}
+""",
+    )
+    with pytest.raises(Invalid, match=r"happy.*'nine' does not match the column's type \(int\)"):
+        load(path)
+
+
+def test_a_mean_over_a_text_column_is_refused(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+metrics:
+  m:
+    description: x
+    kind: mean
+    fact: responses
+    column: channel
+""",
+    )
+    with pytest.raises(Invalid, match="'channel' is string, a mean needs a number"):
+        load(path)
+
+
+def test_a_circular_reference_is_reported_with_its_cycle(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+metrics:
+  a: {description: x, kind: derived, formula: b * 2}
+  b: {description: x, kind: derived, formula: a + nps}
+""",
+    )
+    with pytest.raises(Invalid, match=r"circular reference a -> b -> a"):
+        load(path)
+
+
+def test_a_formula_naming_an_unknown_metric_is_reported(tmp_path: Path) -> None:
+    path = _write(tmp_path, "metrics:\n  a: {description: x, kind: derived, formula: zz / 2}\n")
+    with pytest.raises(Invalid, match="unknown metric 'zz'"):
+        load(path)
+
+
+def test_unknown_fields_are_reported_with_their_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+metrics:
+  a:
+    description: x
+    kind: nps
+    fact: responses
+    column: nps
+    colour: red
+""",
+    )
+    with pytest.raises(Invalid, match=r"line 8, metrics\.a\.colour"):
+        load(path)
