@@ -1,0 +1,1 @@
+"""The closed loop: rules open cases; routing, SLAs, notifications, root causes, initiatives."""

@@ -1,0 +1,715 @@
+"""The closed loop's logic: rules, cases (scoped per role), history, notes, root causes,
+follow-up surveys, webhooks, initiatives, and the durable SLA checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cxm.actions import notify, rules
+from cxm.actions.routing import OPEN, team_agents
+from cxm.actions.schemas import (
+    InitiativeIn,
+    RootCausesFile,
+    RuleIn,
+    RulesFile,
+    WebhookIn,
+)
+from cxm.actions.tables import (
+    action_rules,
+    case_events,
+    case_notes,
+    case_root_causes,
+    cases,
+    initiatives,
+    root_causes,
+    webhook_deliveries,
+    webhooks,
+)
+from cxm.config import Settings, load_settings
+from cxm.errors import Conflict, Forbidden, Invalid, NotFound
+from cxm.org import auth
+from cxm.org import service as org
+from cxm.org.scope import MASK, Scope
+from cxm.store import as_utc, jobs, utcnow
+from cxm.surveys import distribution
+from cxm.surveys import service as surveys
+from cxm.yamldoc import YamlDoc, read, validate
+
+HERE = Path(__file__).parent
+DEFAULT_RULES = HERE / "rules" / "default.yaml"
+ROOT_CAUSES = HERE / "root_causes.yaml"
+FOLLOWUP = HERE / "followup.yaml"
+FOLLOWUP_SURVEY = "case_followup"
+WORKERS = ("admin", "cx_lead", "manager", "agent")
+
+
+# ---- rules ----
+
+
+def apply_rules(conn: Connection, doc: YamlDoc, now: dt.datetime | None = None) -> list[str]:
+    """Create or replace the rules in a rules file; returns their keys."""
+    parsed = validate(doc, RulesFile)
+    now = now or utcnow()
+    for rule in parsed.rules:
+        if rule.route.team:
+            org.get_team(conn, rule.route.team)
+        if rule.route.department:
+            org.get_department(conn, rule.route.department)
+        save_rule(conn, rule, now)
+    return [r.key for r in parsed.rules]
+
+
+def save_rule(conn: Connection, rule: RuleIn, now: dt.datetime | None = None) -> RuleIn:
+    values = {
+        "name": rule.name,
+        "trigger": rule.when.trigger,
+        "enabled": rule.enabled,
+        "definition": rule.model_dump(mode="json", exclude_none=True),
+        "updated_at": now or utcnow(),
+    }
+    done = conn.execute(
+        action_rules.update()
+        .where(action_rules.c.key == rule.key)
+        .values(**values)
+        .returning(action_rules.c.key)
+    ).first()
+    if done is None:
+        conn.execute(action_rules.insert().values(key=rule.key, **values))
+    return rule
+
+
+def list_rules(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(action_rules).order_by(action_rules.c.key)).mappings()
+    return [dict(r) for r in rows]
+
+
+def get_rule(conn: Connection, key: str) -> RuleIn:
+    row = conn.execute(
+        sa.select(action_rules.c.definition).where(action_rules.c.key == key)
+    ).scalar()
+    if row is None:
+        known = ", ".join(r["key"] for r in list_rules(conn)) or "none yet"
+        raise NotFound(f"rule '{key}' does not exist; known: {known}")
+    return RuleIn.model_validate(row)
+
+
+def delete_rule(conn: Connection, key: str) -> None:
+    get_rule(conn, key)
+    conn.execute(action_rules.delete().where(action_rules.c.key == key))
+
+
+def apply_default_rules(conn: Connection) -> list[str]:
+    return apply_rules(conn, read(DEFAULT_RULES))
+
+
+def run_rules(conn: Connection, now: dt.datetime | None = None) -> dict[str, int]:
+    """Evaluate every enabled rule now and attach answered follow-ups; idempotent."""
+    opened = rules.evaluate(conn, now=now)
+    link_followups(conn)
+    return opened
+
+
+# ---- scope ----
+
+
+def _scoped(query: Any, scope: Scope) -> Any:
+    if scope.by_team:
+        return query.where(cases.c.team_key == scope.team_key)
+    if scope.by_department:
+        return query.where(cases.c.department_key == scope.department_key)
+    return query
+
+
+def _can_work(scope: Scope) -> None:
+    if scope.role not in WORKERS:
+        raise Forbidden(f"role '{scope.role}' may read case figures but not work cases")
+
+
+def _users(conn: Connection) -> dict[str, dict[str, Any]]:
+    return {str(u["id"]): u for u in auth.list_users(conn)}
+
+
+def _out(row: Any, users: dict[str, dict[str, Any]], scope: Scope) -> dict[str, Any]:
+    d = dict(row)
+    for k, v in d.items():
+        if isinstance(v, dt.datetime):
+            d[k] = as_utc(v)
+    assignee = users.get(d["assignee_id"] or "")
+    d["assignee"] = assignee["email"] if assignee else None
+    d["customer_url"] = f"/customers/{d['customer_id']}" if d["customer_id"] else None
+    if not scope.personal_data:
+        d["customer_id"] = MASK if d["customer_id"] else None
+        d["customer_url"] = None
+        d["assignee"] = MASK if d["assignee"] else None
+    return d
+
+
+def risk_order() -> Any:
+    """Open cases first, the next due time earliest first: the SLA-risk order of an inbox."""
+    next_due = sa.case(
+        (cases.c.first_response_at.is_(None), cases.c.first_response_due),
+        else_=cases.c.resolution_due,
+    )
+    closed = sa.case((cases.c.status.in_(OPEN), 0), else_=1)
+    return [closed, next_due, cases.c.id]
+
+
+def list_cases(
+    conn: Connection,
+    scope: Scope,
+    *,
+    status: list[str] | None = None,
+    team: str | None = None,
+    assignee: str | None = None,
+    priority: str | None = None,
+    rule: str | None = None,
+    touchpoint: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Cases the scope may see, sorted by SLA risk; ``assignee`` 'none' means unassigned."""
+    if not 1 <= limit <= 1000:
+        raise Invalid("limit: give a number from 1 to 1000")
+    query = _scoped(sa.select(cases), scope)
+    if status:
+        query = query.where(cases.c.status.in_(status))
+    if team:
+        query = query.where(cases.c.team_key == team)
+    if assignee == "none":
+        query = query.where(cases.c.assignee_id.is_(None))
+    elif assignee:
+        query = query.where(cases.c.assignee_id == _user_id(conn, assignee))
+    if priority:
+        query = query.where(cases.c.priority == priority)
+    if rule:
+        query = query.where(cases.c.rule_key == rule)
+    if touchpoint:
+        query = query.where(cases.c.touchpoint_key == touchpoint)
+    rows = conn.execute(query.order_by(*risk_order()).limit(limit).offset(offset)).mappings().all()
+    users = _users(conn)
+    return [_out(r, users, scope) for r in rows]
+
+
+def _row(conn: Connection, scope: Scope, case_id: str) -> dict[str, Any]:
+    row = conn.execute(_scoped(sa.select(cases).where(cases.c.id == case_id), scope)).mappings()
+    found = row.first()
+    if found is None:
+        # Outside the caller's scope reads as absent, never as forbidden.
+        raise NotFound(f"case '{case_id}' does not exist")
+    return dict(found)
+
+
+def get_case(conn: Connection, scope: Scope, case_id: str) -> dict[str, Any]:
+    """One case with its history, notes, root causes and follow-up answer."""
+    users = _users(conn)
+    case = _out(_row(conn, scope, case_id), users, scope)
+    case["history"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(case_events)
+            .where(case_events.c.case_id == case_id)
+            .order_by(case_events.c.occurred_at, case_events.c.id)
+        ).mappings()
+    ]
+    for e in case["history"]:
+        e["occurred_at"] = as_utc(e["occurred_at"])
+        if e["field"] == "assignee":
+            for k in ("old_value", "new_value"):
+                if e[k] in users:
+                    e[k] = users[e[k]]["email"] if scope.personal_data else MASK
+    case["notes"] = [
+        {
+            **dict(r),
+            "created_at": as_utc(r["created_at"]),
+            "body": r["body"] if scope.personal_data else MASK,
+        }
+        for r in conn.execute(
+            sa.select(case_notes)
+            .where(case_notes.c.case_id == case_id)
+            .order_by(case_notes.c.created_at)
+        ).mappings()
+    ]
+    case["root_causes"] = list(
+        conn.execute(
+            sa.select(case_root_causes.c.root_cause_key)
+            .where(case_root_causes.c.case_id == case_id)
+            .order_by(case_root_causes.c.root_cause_key)
+        ).scalars()
+    )
+    return case
+
+
+def _user_id(conn: Connection, who: str) -> str:
+    for u in auth.list_users(conn):
+        if who in (u["id"], u["email"]):
+            return str(u["id"])
+    raise NotFound(f"user '{who}' does not exist; give a user's email (see 'cxm users list')")
+
+
+def _record(
+    conn: Connection,
+    case_id: str,
+    actor: str,
+    kind: str,
+    field: str | None = None,
+    old: str | None = None,
+    new: str | None = None,
+    reason: str | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    conn.execute(
+        case_events.insert().values(
+            **rules._event(case_id, now or utcnow(), actor, kind, field, old, new, reason)
+        )
+    )
+
+
+def _actor(scope: Scope, email: str | None) -> str:
+    return email or f"api key ({scope.role})"
+
+
+def _first_response(conn: Connection, case: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    if case["first_response_at"] is None:
+        return {"first_response_at": now}
+    return {}
+
+
+def assign(
+    conn: Connection,
+    scope: Scope,
+    actor: str | None,
+    case_id: str,
+    assignee: str | None,
+    *,
+    team: str | None = None,
+    reason: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Reassign a case (to a user, or to a team's queue); the reason goes into the history."""
+    _can_work(scope)
+    now = now or utcnow()
+    case = _row(conn, scope, case_id)
+    changes: dict[str, Any] = {}
+    who = _actor(scope, actor)
+    if team and team != case["team_key"]:
+        if scope.by_team:
+            raise Forbidden("agents cannot move cases to another team; ask your team lead")
+        t = org.get_team(conn, team)
+        changes |= {"team_key": t.key, "department_key": t.department_key}
+        _record(conn, case_id, who, "moved", "team", case["team_key"], t.key, reason, now)
+        if assignee is None:
+            changes["assignee_id"] = None
+    if assignee is not None:
+        user_id = _user_id(conn, assignee)
+        target_team = changes.get("team_key", case["team_key"])
+        user = _users(conn)[user_id]
+        if user["role"] == "agent" and user["team_key"] != target_team:
+            raise Invalid(
+                f"'{user['email']}' works in team '{user['team_key']}', not "
+                f"'{target_team}'; move the case to that team first"
+            )
+        changes["assignee_id"] = user_id
+    if "assignee_id" in changes and changes["assignee_id"] != case["assignee_id"]:
+        _record(
+            conn,
+            case_id,
+            who,
+            "assigned",
+            "assignee",
+            case["assignee_id"],
+            changes["assignee_id"],
+            reason,
+            now,
+        )
+    elif "team_key" not in changes:
+        return get_case(conn, scope, case_id)
+    conn.execute(cases.update().where(cases.c.id == case_id).values(**changes, updated_at=now))
+    if changes.get("assignee_id"):
+        notify.raise_event(conn, {**case, **changes}, "case_assigned")
+    return get_case(conn, scope, case_id)
+
+
+def bulk_assign(
+    conn: Connection,
+    scope: Scope,
+    actor: str | None,
+    case_ids: list[str],
+    assignee: str | None,
+    reason: str | None = None,
+) -> int:
+    """Assign many cases at once (all or nothing)."""
+    for case_id in case_ids:
+        assign(conn, scope, actor, case_id, assignee, reason=reason)
+    return len(case_ids)
+
+
+def set_status(
+    conn: Connection,
+    scope: Scope,
+    actor: str | None,
+    case_id: str,
+    status: str,
+    *,
+    reason: str | None = None,
+    followup: bool = True,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Move a case through new, in progress, waiting on customer, resolved, closed."""
+    _can_work(scope)
+    now = now or utcnow()
+    case = _row(conn, scope, case_id)
+    old = case["status"]
+    if status == old:
+        return get_case(conn, scope, case_id)
+    if old == "closed":
+        raise Conflict(f"case '{case_id}' is closed; it cannot change status any more")
+    changes: dict[str, Any] = {"status": status, "updated_at": now}
+    changes |= _first_response(conn, case, now)
+    if status in ("resolved", "closed") and case["resolved_at"] is None:
+        changes["resolved_at"] = now
+        # The SLA is met or missed once, when the case is resolved.
+        missed = case["sla_state"] == "breached" or now > as_utc(case["resolution_due"])  # type: ignore[operator]
+        changes["sla_state"] = "breached" if missed else "met"
+    if status == "closed":
+        changes["closed_at"] = now
+    if status in OPEN and old in ("resolved",):
+        changes |= {"resolved_at": None, "sla_state": "ok"}
+    conn.execute(cases.update().where(cases.c.id == case_id).values(**changes))
+    _record(conn, case_id, _actor(scope, actor), "status", "status", old, status, reason, now)
+    if status == "closed" and followup:
+        request_followup(conn, {**case, **changes}, _actor(scope, actor), now)
+    return get_case(conn, scope, case_id)
+
+
+def resolve(
+    conn: Connection, scope: Scope, actor: str | None, case_id: str, reason: str | None = None
+) -> dict[str, Any]:
+    return set_status(conn, scope, actor, case_id, "resolved", reason=reason)
+
+
+def add_note(
+    conn: Connection,
+    scope: Scope,
+    actor: str | None,
+    case_id: str,
+    body: str,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    _can_work(scope)
+    now = now or utcnow()
+    case = _row(conn, scope, case_id)
+    if not body.strip():
+        raise Invalid("body: write the note text")
+    conn.execute(
+        case_notes.insert().values(
+            id=secrets.token_hex(16),
+            case_id=case_id,
+            author=_actor(scope, actor),
+            body=body.strip(),
+            created_at=now,
+        )
+    )
+    changes = _first_response(conn, case, now)
+    conn.execute(cases.update().where(cases.c.id == case_id).values(**changes, updated_at=now))
+    _record(conn, case_id, _actor(scope, actor), "note", None, None, None, None, now)
+    return get_case(conn, scope, case_id)
+
+
+# ---- root causes ----
+
+
+def apply_root_causes(conn: Connection, doc: YamlDoc) -> list[str]:
+    parsed = validate(doc, RootCausesFile)
+    for rc in parsed.root_causes:
+        values = {"name": rc.name, "category": rc.category, "department_key": rc.department}
+        done = conn.execute(
+            root_causes.update()
+            .where(root_causes.c.key == rc.key)
+            .values(**values)
+            .returning(root_causes.c.key)
+        ).first()
+        if done is None:
+            conn.execute(root_causes.insert().values(key=rc.key, **values))
+    return [rc.key for rc in parsed.root_causes]
+
+
+def list_root_causes(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(root_causes).order_by(root_causes.c.category, root_causes.c.key)
+    ).mappings()
+    found = [dict(r) for r in rows]
+    if not found:
+        apply_root_causes(conn, read(ROOT_CAUSES))
+        return list_root_causes(conn)
+    return found
+
+
+def set_root_causes(
+    conn: Connection,
+    scope: Scope,
+    actor: str | None,
+    case_id: str,
+    keys: list[str],
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Replace a case's root-cause codes with ``keys`` (from the taxonomy)."""
+    _can_work(scope)
+    now = now or utcnow()
+    _row(conn, scope, case_id)
+    known = {r["key"] for r in list_root_causes(conn)}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise Invalid(
+            f"root_causes: {', '.join(unknown)} not in the taxonomy; known: "
+            f"{', '.join(sorted(known))}"
+        )
+    before = list(
+        conn.execute(
+            sa.select(case_root_causes.c.root_cause_key).where(
+                case_root_causes.c.case_id == case_id
+            )
+        ).scalars()
+    )
+    conn.execute(case_root_causes.delete().where(case_root_causes.c.case_id == case_id))
+    if keys:
+        conn.execute(
+            case_root_causes.insert(),
+            [
+                {"case_id": case_id, "root_cause_key": k, "tagged_at": now}
+                for k in dict.fromkeys(keys)
+            ],
+        )
+    _record(
+        conn,
+        case_id,
+        _actor(scope, actor),
+        "root_cause",
+        "root_causes",
+        ",".join(sorted(before)) or None,
+        ",".join(sorted(set(keys))) or None,
+        None,
+        now,
+    )
+    conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
+    return get_case(conn, scope, case_id)
+
+
+# ---- follow-up ----
+
+
+def ensure_followup_survey(conn: Connection) -> None:
+    try:
+        surveys.get_definition(conn, FOLLOWUP_SURVEY)
+    except NotFound:
+        surveys.apply_definition(conn, read(FOLLOWUP))
+
+
+def request_followup(conn: Connection, case: dict[str, Any], actor: str, now: dt.datetime) -> str:
+    """Plan the follow-up survey; the surveys module applies the fatigue rules when it sends."""
+    if not case["customer_id"]:
+        status = "no_customer"
+    else:
+        ensure_followup_survey(conn)
+        jobs.enqueue(
+            conn,
+            distribution.INVITE,
+            {
+                "survey": FOLLOWUP_SURVEY,
+                "customer_id": case["customer_id"],
+                "channel": "email",
+                "touchpoint": case["touchpoint_key"],
+                "trigger_event_id": f"case:{case['id']}",
+                "hidden": {"case_id": case["id"]},
+                "dedupe": f"case-followup:{case['id']}",
+            },
+            dedupe_key=f"case-followup:{case['id']}",
+        )
+        status = "requested"
+    conn.execute(cases.update().where(cases.c.id == case["id"]).values(followup_status=status))
+    _record(conn, case["id"], actor, "followup", "followup", None, status, None, now)
+    return status
+
+
+def link_followups(conn: Connection) -> int:
+    """Attach answered follow-up responses to their cases (the answer carries case:<id>)."""
+    from cxm.surveys.tables import responses  # the facts table, read like any metric does
+
+    waiting = (
+        conn.execute(sa.select(cases.c.id).where(cases.c.followup_status == "requested"))
+        .scalars()
+        .all()
+    )
+    if not waiting:
+        return 0
+    answered = conn.execute(
+        sa.select(responses.c.trigger_event_id, responses.c.id).where(
+            responses.c.completed, responses.c.trigger_event_id.in_([f"case:{w}" for w in waiting])
+        )
+    ).all()
+    for trigger, response_id in answered:
+        case_id = trigger.removeprefix("case:")
+        conn.execute(
+            cases.update()
+            .where(cases.c.id == case_id)
+            .values(followup_status="answered", followup_response_id=response_id)
+        )
+        _record(conn, case_id, "system", "followup", "followup", "requested", "answered")
+    return len(answered)
+
+
+# ---- SLA checks ----
+
+
+def sla_check(conn: Connection, payload: dict[str, Any], now: dt.datetime | None = None) -> str:
+    """A due SLA check: warn when at risk, escalate to the team lead when breached."""
+    now = now or utcnow()
+    row = conn.execute(sa.select(cases).where(cases.c.id == payload["case_id"])).mappings().first()
+    if row is None:
+        return "gone"
+    case = dict(row)
+    stage, level = payload["stage"], payload["level"]
+    done = case["first_response_at"] if stage == "first_response" else case["resolved_at"]
+    if done is not None or case["status"] not in OPEN:
+        return "met"
+    if level == "at_risk":
+        if case["sla_state"] != "ok":
+            return case["sla_state"]
+        conn.execute(cases.update().where(cases.c.id == case["id"]).values(sla_state="at_risk"))
+        _record(conn, case["id"], "system", "sla", "sla_state", "ok", "at_risk", stage, now)
+        notify.raise_event(conn, case, "sla_at_risk")
+        return "at_risk"
+    conn.execute(
+        cases.update()
+        .where(cases.c.id == case["id"])
+        .values(sla_state="breached", escalated_at=now)
+    )
+    _record(
+        conn,
+        case["id"],
+        "system",
+        "sla",
+        "sla_state",
+        case["sla_state"],
+        "breached",
+        f"{stage} due {as_utc(case[stage + '_due'])}; escalated to the team lead",
+        now,
+    )
+    notify.raise_event(conn, case, "sla_breached")
+    return "breached"
+
+
+def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
+    """The closed loop's job handlers: SLA checks, case emails, webhooks."""
+
+    def run_sla(conn: Connection, payload: dict[str, Any]) -> None:
+        sla_check(conn, payload)
+
+    def run_email(conn: Connection, payload: dict[str, Any]) -> None:
+        notify.send_email(conn, payload, settings or load_settings())
+
+    def run_webhook(conn: Connection, payload: dict[str, Any]) -> None:
+        notify.deliver_webhook(conn, payload)
+
+    return {rules.SLA_CHECK: run_sla, notify.EMAIL: run_email, notify.WEBHOOK: run_webhook}
+
+
+def scan(engine: Engine) -> dict[str, int]:
+    """The periodic task: evaluate the rules in one transaction."""
+    with engine.begin() as conn:
+        return run_rules(conn)
+
+
+# ---- webhooks ----
+
+
+def add_webhook(conn: Connection, body: WebhookIn) -> dict[str, Any]:
+    hook_id = secrets.token_hex(16)
+    conn.execute(
+        webhooks.insert().values(
+            id=hook_id,
+            url=body.url,
+            secret=body.secret,
+            events=list(body.events),
+            active=True,
+            created_at=utcnow(),
+        )
+    )
+    return {"id": hook_id, "url": body.url, "events": list(body.events), "active": True}
+
+
+def list_webhooks(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(
+            webhooks.c.id,
+            webhooks.c.url,
+            webhooks.c.events,
+            webhooks.c.active,
+            webhooks.c.created_at,
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def deliveries(conn: Connection, webhook_id: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(webhook_deliveries).order_by(
+        webhook_deliveries.c.attempted_at, webhook_deliveries.c.attempt
+    )
+    if webhook_id:
+        query = query.where(webhook_deliveries.c.webhook_id == webhook_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# ---- initiatives ----
+
+
+def create_initiative(conn: Connection, body: InitiativeIn) -> dict[str, Any]:
+    org.get_department(conn, body.owner_department)
+    for tp in body.touchpoints:
+        org.get_touchpoint(conn, tp)
+    known = {r["key"] for r in list_root_causes(conn)}
+    unknown = [k for k in body.root_causes if k not in known]
+    if unknown:
+        raise Invalid(f"root_causes: {', '.join(unknown)} not in the taxonomy")
+    init_id = secrets.token_hex(8)
+    conn.execute(
+        initiatives.insert().values(
+            id=init_id,
+            name=body.name,
+            description=body.description,
+            owner_department=body.owner_department,
+            root_causes=body.root_causes,
+            touchpoints=body.touchpoints,
+            metric=body.metric,
+            start_date=body.start_date,
+            expected_effect=body.expected_effect,
+            status="active",
+            created_at=utcnow(),
+        )
+    )
+    return get_initiative(conn, init_id)
+
+
+def list_initiatives(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(initiatives).order_by(initiatives.c.start_date.desc()))
+    return [dict(r) for r in rows.mappings()]
+
+
+def get_initiative(conn: Connection, initiative_id: str) -> dict[str, Any]:
+    row = (
+        conn.execute(sa.select(initiatives).where(initiatives.c.id == initiative_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"initiative '{initiative_id}' does not exist")
+    return dict(row)
+
+
+def agents_of(conn: Connection, team_key: str) -> list[dict[str, object]]:
+    return team_agents(conn, team_key)

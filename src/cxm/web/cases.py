@@ -1,0 +1,224 @@
+"""Pages of the closed loop: case inbox, case page, root-cause analytics, initiatives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.engine import Connection
+
+from cxm.actions import analytics, service
+from cxm.actions.routing import team_agents
+from cxm.actions.schemas import STATUSES
+from cxm.errors import CxmError, NotFound
+from cxm.org import service as org
+from cxm.org.auth import Principal
+from cxm.org.scope import scope_for
+from cxm.org.security import db, get_engine
+from cxm.web.pages import render
+from cxm.web.sessions import check_csrf, signed_in
+
+router = APIRouter(include_in_schema=False)
+LABELS = {
+    "new": "New",
+    "in_progress": "In progress",
+    "waiting_on_customer": "Waiting on customer",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+
+
+def _agents(conn: Connection, who: Principal) -> list[dict[str, object]]:
+    if who.role == "agent" and who.team_key:
+        return team_agents(conn, who.team_key)
+    teams = [
+        t.key for t in org.list_teams(conn, who.department_key if who.role == "manager" else None)
+    ]
+    return [a for t in teams for a in team_agents(conn, t)]
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def inbox(
+    request: Request,
+    status: str = Query("open"),
+    assignee: str = Query(""),
+    team: str = Query(""),
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    """The inbox: the agent's team (or the caller's scope), riskiest SLA first."""
+    scope = scope_for(who)
+    statuses = (
+        ["new", "in_progress", "waiting_on_customer"]
+        if status == "open"
+        else None
+        if status == "all"
+        else [status]
+    )
+    chosen = "none" if assignee == "none" else (who.email if assignee == "me" else assignee)
+    error = None
+    try:
+        rows = service.list_cases(
+            conn, scope, status=statuses, assignee=chosen or None, team=team or None
+        )
+    except CxmError as exc:
+        rows, error = [], str(exc)
+    return render(
+        request,
+        who,
+        "cases/inbox.html",
+        cases=rows,
+        labels=LABELS,
+        status=status,
+        assignee=assignee,
+        team=team,
+        statuses=STATUSES,
+        agents=_agents(conn, who),
+        teams=org.list_teams(conn),
+        error=error,
+    )
+
+
+@router.post("/cases/bulk-assign", response_model=None)
+def bulk_assign(
+    request: Request,
+    case_ids: list[str] = Form(default=[]),
+    assignee: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> Response:
+    check_csrf(request, csrf_token_)
+    if case_ids and assignee:
+        service.bulk_assign(conn, scope_for(who), who.email, case_ids, assignee, "bulk assign")
+    return RedirectResponse("/cases", status_code=303)
+
+
+def _case_page(
+    request: Request,
+    who: Principal,
+    conn: Connection,
+    case_id: str,
+    status_code: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
+    scope = scope_for(who)
+    case = service.get_case(conn, scope, case_id)
+    timeline: list[dict[str, Any]] = []
+    trigger = None
+    if case["customer_id"] and scope.personal_data:
+        from cxm.customer360 import service as c360
+
+        try:
+            timeline = c360.timeline(conn, case["customer_id"], limit=25)["items"]
+        except NotFound:
+            timeline = []
+        trigger = next(
+            (i for i in timeline if i["kind"] == "response" and i["id"] == case["source_id"]), None
+        )
+    return render(
+        request,
+        who,
+        "cases/case.html",
+        status_code,
+        case=case,
+        labels=LABELS,
+        statuses=STATUSES,
+        timeline=timeline,
+        trigger=trigger,
+        root_causes=service.list_root_causes(conn),
+        agents=_agents(conn, who),
+        error=error,
+    )
+
+
+@router.get("/cases/root-causes", response_class=HTMLResponse)
+def root_cause_page(
+    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    """Cases and detractors by root cause over time, and what each root cause costs."""
+    scope = scope_for(who)
+    engine = get_engine(request)
+    return render(
+        request,
+        who,
+        "cases/root_causes.html",
+        rows=analytics.root_causes(engine, scope),
+        cost=analytics.root_cause_cost(engine, scope),
+        loop=analytics.closed_loop(engine, scope),
+    )
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(
+    request: Request,
+    case_id: str,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    return _case_page(request, who, conn, case_id)
+
+
+@router.post("/cases/{case_id}", response_model=None)
+def act(
+    request: Request,
+    case_id: str,
+    action: str = Form(...),
+    status: str = Form(""),
+    note: str = Form(""),
+    assignee: str = Form(""),
+    reason: str = Form(""),
+    root_causes: list[str] = Form(default=[]),
+    followup: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> Response:
+    """One form per action on the case page: status, note, assign, root causes."""
+    check_csrf(request, csrf_token_)
+    scope = scope_for(who)
+    try:
+        if action == "status":
+            service.set_status(
+                conn,
+                scope,
+                who.email,
+                case_id,
+                status,
+                reason=reason or None,
+                followup=followup == "yes",
+            )
+        elif action == "note":
+            service.add_note(conn, scope, who.email, case_id, note)
+        elif action == "assign":
+            service.assign(conn, scope, who.email, case_id, assignee or None, reason=reason or None)
+        elif action == "root_causes":
+            service.set_root_causes(conn, scope, who.email, case_id, root_causes)
+    except NotFound:
+        raise
+    except CxmError as exc:
+        return _case_page(request, who, conn, case_id, 422, str(exc))
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.get("/initiatives", response_class=HTMLResponse)
+def initiatives_page(
+    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    return render(
+        request, who, "cases/initiatives.html", initiatives=service.list_initiatives(conn)
+    )
+
+
+@router.get("/initiatives/{initiative_id}", response_class=HTMLResponse)
+def initiative_page(
+    request: Request,
+    initiative_id: str,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    """An initiative's targeted metric before and after its start, with a significance test."""
+    init = service.get_initiative(conn, initiative_id)
+    effect = analytics.before_after(get_engine(request), init)
+    return render(request, who, "cases/initiative.html", initiative=init, effect=effect)
