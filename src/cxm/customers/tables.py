@@ -48,3 +48,15 @@ customer_merges = sa.Table(
     sa.Column("event_id", sa.String(200)),
     utc_timestamp("merged_at", nullable=False),
 )
+
+# Who asked for what on whose data, and what was touched (counts only: no personal data).
+privacy_requests = sa.Table(
+    "privacy_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # export | erase
+    sa.Column("customer_id", sa.String(32), nullable=False),
+    sa.Column("requested_by", sa.String(320), nullable=False),
+    sa.Column("counts", sa.JSON),
+    utc_timestamp("requested_at", nullable=False),
+)

@@ -22,7 +22,7 @@ interactions = sa.Table(
     sa.Column("channel", sa.String(32)),
     # Money attached to the event (properties.revenue / amount / value), typed so every
     # engine can sum it without JSON functions.
-    sa.Column("revenue", sa.Float),
+    sa.Column("revenue", sa.Double),
     sa.Column("properties", sa.JSON),
     sa.Column("context", sa.JSON),
     sa.Column("source", sa.String(16), nullable=False),  # api, segment, import

@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("external_ids", sa.JSON),
         sa.Column("touchpoint_key", sa.String(64)),
         sa.Column("channel", sa.String(32)),
-        sa.Column("revenue", sa.Float),
+        sa.Column("revenue", sa.Double()),
         sa.Column("properties", sa.JSON),
         sa.Column("context", sa.JSON),
         sa.Column("source", sa.String(16), nullable=False),
@@ -72,10 +72,25 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(200)),
         sa.Column("merged_at", sa.DateTime(), nullable=False),
     )
+    op.create_table(
+        "privacy_requests",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("customer_id", sa.String(32), nullable=False),
+        sa.Column("requested_by", sa.String(320), nullable=False),
+        sa.Column("counts", sa.JSON),
+        sa.Column("requested_at", sa.DateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    for table in ("customer_merges", "customer_traits", "customer_identities", "customers"):
+    for table in (
+        "privacy_requests",
+        "customer_merges",
+        "customer_traits",
+        "customer_identities",
+        "customers",
+    ):
         op.drop_table(table)
     op.drop_index("ix_interactions_name_time", "interactions")
     op.drop_index("ix_interactions_customer_time", "interactions")

@@ -1,0 +1,86 @@
+"""``/api/v1/customers`` (360 profile, timeline, lookup) and ``/api/v1/privacy`` (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy.engine import Connection
+
+from cxm.customer360 import service
+from cxm.customers import service as customers
+from cxm.errors import Invalid
+from cxm.org.auth import Principal
+from cxm.org.security import db, get_engine, require
+
+router = APIRouter(tags=["customers"])
+read = Depends(require("read"))
+LOOKUP_KINDS = ("email", "phone", "user_id", "anonymous_id", "crm_id")
+
+
+def _who(who: Principal) -> str:
+    return who.email or f"api key ({who.scope})"
+
+
+@router.get("/customers", dependencies=[read])
+def list_or_find(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    conn: Connection = Depends(db),
+) -> Any:
+    """Profiles, most recently seen first; with ``?email=`` (or phone, user_id, anonymous_id,
+    crm_id, identifier=kind:value) the one matching profile."""
+    given = {k: v for k, v in request.query_params.items() if k in (*LOOKUP_KINDS, "identifier")}
+    if len(given) > 1:
+        raise Invalid(f"look up by one identifier at a time, not {', '.join(sorted(given))}")
+    if given:
+        ((kind, value),) = given.items()
+        customer_id = service.lookup(conn, value if kind == "identifier" else f"{kind}:{value}")
+        return jsonable_encoder(service.profile(conn, get_engine(request), customer_id))
+    return jsonable_encoder(customers.list_customers(conn, limit, offset))
+
+
+@router.get("/customers/{customer_id}", dependencies=[read])
+def get_customer(request: Request, customer_id: str, conn: Connection = Depends(db)) -> Any:
+    """Profile, identifiers, traits, facts and interactions per department."""
+    return jsonable_encoder(service.profile(conn, get_engine(request), customer_id))
+
+
+@router.get("/customers/{customer_id}/timeline", dependencies=[read])
+def get_timeline(
+    customer_id: str,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+    conn: Connection = Depends(db),
+) -> Any:
+    """Interactions and survey responses newest first; pass ``next_cursor`` for the next page."""
+    return jsonable_encoder(service.timeline(conn, customer_id, limit, cursor))
+
+
+@router.post("/privacy/export")
+def privacy_export(
+    identifier: str = Query(..., description="customer id, email, phone or kind:value"),
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db),
+) -> Any:
+    """Everything cxm holds on one person (the request is recorded)."""
+    return jsonable_encoder(service.export(conn, identifier, _who(who)))
+
+
+@router.post("/privacy/erase")
+def privacy_erase(
+    identifier: str = Query(..., description="customer id, email, phone or kind:value"),
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db),
+) -> dict[str, Any]:
+    """Erase one person's personal data everywhere; aggregates stay right (recorded)."""
+    customer_id = service.lookup(conn, identifier)
+    return {"customer_id": customer_id, "counts": service.erase(conn, customer_id, _who(who))}
+
+
+@router.get("/privacy/requests", dependencies=[Depends(require("admin"))])
+def privacy_requests(conn: Connection = Depends(db)) -> Any:
+    """Who exported or erased whom, and when."""
+    return jsonable_encoder(service.requests(conn))
