@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import SafeConstructor
 
 from cxm.errors import Invalid
 
@@ -37,18 +38,20 @@ class YamlDoc:
         return f"{self.source} line {line}, {dotted}" if line else f"{self.source}, {dotted}"
 
 
-def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+def _walk(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], build: SafeConstructor
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
-            out[key] = _walk(value_node, (*path, key), lines)
+            key = build.construct_object(key_node, deep=True)
+            out[key] = _walk(value_node, (*path, key), lines, build)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+        return [_walk(item, (*path, i), lines, build) for i, item in enumerate(node.value)]
+    return build.construct_object(node, deep=True)
 
 
 def parse(text: str, source: str = "<input>") -> YamlDoc:
@@ -63,7 +66,7 @@ def parse(text: str, source: str = "<input>") -> YamlDoc:
     if node is None:
         raise Invalid(f"{source}: the file is empty")
     lines: dict[Path_, int] = {}
-    return YamlDoc(_walk(node, (), lines), source, lines)
+    return YamlDoc(_walk(node, (), lines, SafeConstructor()), source, lines)
 
 
 def read(path: Path) -> YamlDoc:
