@@ -38,6 +38,7 @@ def test_home_lists_departments_and_touchpoints_with_owners(
         org.apply_org(conn, parse(ORG))
         org.ensure_touchpoints(conn, {"kiosk"})
     sign_in(page, live_server, live_engine)
+    page.goto(live_server.url + "/org")
     row = page.locator("#tp-delivery")
     assert "Supply Chain & Delivery" in row.inner_text()
     assert "Operations" in row.inner_text()  # contributor
@@ -50,10 +51,12 @@ def test_skip_link_and_menu_are_reachable_by_keyboard(
     live_server: LiveServer, live_engine: Engine, page: Page
 ) -> None:
     sign_in(page, live_server, live_engine)
-    page.goto(live_server.url + "/")
+    page.goto(live_server.url + "/org")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "cxm"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.getAttribute('href')") == "/"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Departments"

@@ -44,7 +44,7 @@ def test_settings_is_not_there_for_other_roles(
     client = as_role(app_client, seeded, role)
     assert client.get("/settings").status_code == 404
     assert client.get("/settings/org.yaml").status_code == 404
-    home = client.get("/")
+    home = client.get("/org")
     assert home.status_code == 200 and 'href="/settings"' not in home.text
     assert "Assign</button>" not in home.text
 
@@ -55,7 +55,7 @@ def test_admin_assigns_an_unowned_touchpoint_from_the_matrix(
     with seeded.begin() as conn:
         org.ensure_touchpoints(conn, {"kiosk"})
     client = as_role(app_client, seeded, "admin")
-    home = client.get("/")
+    home = client.get("/org")
     assert "Unowned" in home.text
     forged = client.post("/org/touchpoints/kiosk", data={"department_key": "sales"})
     assert forged.status_code == 422
@@ -63,6 +63,7 @@ def test_admin_assigns_an_unowned_touchpoint_from_the_matrix(
         "/org/touchpoints/kiosk", data={"department_key": "sales", "csrf_token": _csrf(home.text)}
     )
     assert done.status_code == 200 and "Unowned" not in done.text
+    assert str(done.url).endswith("/org#tp-kiosk")
     with seeded.connect() as conn:
         kiosk = org.get_touchpoint(conn, "kiosk")
     assert kiosk.department_key == "sales" and kiosk.team_key == "sales_team"

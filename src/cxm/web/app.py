@@ -11,60 +11,69 @@ from pathlib import Path
 import plotly
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
 from cxm import __version__
+from cxm.actions import api as actions_api
+from cxm.actions import service as actions_service
 from cxm.config import Settings, load_settings
-from cxm.customer360.api import router as customer360_router
+from cxm.customer360 import api as customer360_api
 from cxm.errors import CxmError
-from cxm.interactions.api import router as interactions_router
-from cxm.interactions.api import segment_router
-from cxm.org.api import router as org_router
+from cxm.interactions import api as interactions_api
+from cxm.metrics import api as metrics_api
+from cxm.org import api as org_api
 from cxm.store import create_engine, jobs
-from cxm.web import pages, sessions
+from cxm.surveys import api as surveys_api
+from cxm.surveys import distribution as survey_distribution
+from cxm.surveys import pages as survey_public
+from cxm.surveys import triggers as survey_triggers
+from cxm.text import api as text_api
+from cxm.text import jobs as text_jobs
+from cxm.web import cases, dashboards, explore, pages, sessions, survey_pages
+from cxm.web.templating import templates
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+def _wants_page(request: Request) -> bool:
+    """A person's browser on a page (not an API or SDK call) gets an HTML error page."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/v1/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
 def api_router() -> APIRouter:
     """``/api/v1``, assembled from each domain's router."""
     api = APIRouter(prefix="/api/v1")
-    api.include_router(org_router)
-    # domain API routers
-    api.include_router(interactions_router)
-    api.include_router(customer360_router)
-    from cxm.surveys.api import router as surveys_router
-
-    api.include_router(surveys_router)
+    for router in (
+        org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
+        metrics_api.router, text_api.router, actions_api.router,
+    ):  # fmt: skip
+        api.include_router(router)
     return api
 
 
-def job_handlers() -> dict[str, jobs.Handler]:
+def job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     """Every kind of durable job the worker knows, from each domain."""
-    handlers: dict[str, jobs.Handler] = {}
-    # domain job handlers
-    from cxm.surveys.distribution import handlers as survey_handlers
-
-    handlers.update(survey_handlers())
-    return handlers
+    return (
+        survey_distribution.handlers(settings)
+        | dict(text_jobs.handlers)
+        | actions_service.handlers(settings)
+    )
 
 
 def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
-    """Work the server does every N seconds (e.g. scanning new interactions for triggers)."""
-    tasks: list[tuple[float, Callable[[Engine], object]]] = []
-    # domain periodic tasks
-    from cxm.surveys.triggers import scan_triggers
-
-    tasks.append((5.0, scan_triggers))
-    return tasks
+    """Work the server does every N seconds: trigger scans, annotation, rule evaluation."""
+    return [(5.0, survey_triggers.scan_triggers), *text_jobs.periodic, (30.0, actions_service.scan)]
 
 
 async def _worker(app: FastAPI, interval: float) -> None:
-    handlers = job_handlers()
+    handlers = job_handlers(app.state.settings)
     tasks = periodic_tasks()
     last_run = [0.0] * len(tasks)
     loop = asyncio.get_running_loop()
@@ -115,7 +124,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_exception_handler(sessions.LoginRequired, sessions.login_redirect)  # type: ignore[arg-type]
 
     @app.exception_handler(CxmError)
-    async def domain_error(request: Request, exc: CxmError) -> JSONResponse:
+    async def domain_error(request: Request, exc: CxmError) -> Response:
+        if _wants_page(request):
+            return templates.TemplateResponse(
+                request, "error.html", {"message": str(exc), "status": exc.status_code},
+                status_code=exc.status_code,
+            )  # fmt: skip
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -139,11 +153,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router())
-    # routers outside /api/v1 (Segment-compatible ingest, public survey pages)
-    app.include_router(segment_router)
-    from cxm.surveys.pages import router as survey_pages
-
-    app.include_router(survey_pages)
-    app.include_router(sessions.router)
-    app.include_router(pages.router)
+    # Outside /api/v1: Segment-compatible ingest, public survey pages, and the staff pages.
+    for router in (
+        interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
+        dashboards.router, explore.router, survey_pages.router, cases.router,
+    ):  # fmt: skip
+        app.include_router(router)
     return app

@@ -20,8 +20,16 @@ from cxm.yamldoc import parse
 
 router = APIRouter(include_in_schema=False)
 
+EVERYONE = ("admin", "cx_lead", "manager", "agent", "viewer")
 NAV = [
-    ("/", "Organization", ("admin", "cx_lead", "manager", "agent", "viewer")),
+    ("/", "Overview", EVERYONE),
+    ("/departments", "Departments", EVERYONE),
+    ("/feedback", "Feedback", ("admin", "cx_lead", "manager", "viewer")),
+    ("/customers", "Customers", ("admin", "cx_lead", "manager")),
+    ("/surveys", "Surveys", ("admin", "cx_lead", "manager")),
+    ("/cases", "Cases", ("admin", "cx_lead", "manager", "agent")),
+    ("/initiatives", "Initiatives", ("admin", "cx_lead", "manager")),
+    ("/org", "Organization", EVERYONE),
     ("/settings", "Settings", ("admin",)),
 ]
 
@@ -61,8 +69,8 @@ def _org_context(conn: Connection) -> dict[str, Any]:
     }
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(
+@router.get("/org", response_class=HTMLResponse)
+def organization(
     request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
 ) -> HTMLResponse:
     """The organization: the ownership matrix of touchpoints by departments, and the teams."""
@@ -91,7 +99,7 @@ def assign_touchpoint(
         org.update_touchpoint(conn, key, body)
     except (CxmError, ValueError) as exc:
         return render(request, who, "home.html", 422, error=str(exc), **_org_context(conn))
-    return RedirectResponse(f"/#tp-{key}", status_code=303)
+    return RedirectResponse(f"/org#tp-{key}", status_code=303)
 
 
 @router.get("/settings", response_class=HTMLResponse)

@@ -1,0 +1,1 @@
+"""Feedback explorer: survey responses with their scores, comments, sentiment and themes."""

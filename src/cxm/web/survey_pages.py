@@ -1,0 +1,126 @@
+"""Survey pages for staff: the list with each survey's distribution funnel, and the editor
+with a preview that shows the questionnaire as respondents will see it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Connection
+
+from cxm.errors import CxmError, NotFound
+from cxm.org.auth import Principal
+from cxm.org.security import db, get_engine
+from cxm.surveys import analytics as survey_analytics
+from cxm.surveys import service as surveys
+from cxm.surveys.schemas import SurveyDefinition
+from cxm.web.pages import render
+from cxm.web.sessions import check_csrf, signed_in
+from cxm.yamldoc import parse
+
+router = APIRouter(include_in_schema=False)
+READERS = ("admin", "cx_lead", "manager")
+EDITORS = ("admin", "cx_lead")
+
+
+def _reader(who: Principal = Depends(signed_in)) -> Principal:
+    if who.role not in READERS:
+        raise NotFound("page not found")
+    return who
+
+
+@router.get("/surveys", response_class=HTMLResponse)
+def survey_list(
+    request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    funnel: dict[str, list[dict[str, Any]]] = {}
+    for row in survey_analytics.funnel(get_engine(request)):
+        funnel.setdefault(row["survey_key"], []).append(row)
+    base = request.app.state.settings.base_url
+    return render(
+        request, who, "surveys.html", surveys=surveys.list_surveys(conn), funnel=funnel,
+        stages=survey_analytics.STAGES, open_links={
+            s.key: surveys.open_link(base, s.key) for s in surveys.list_surveys(conn)
+        },
+    )  # fmt: skip
+
+
+def preview(defn: SurveyDefinition, language: str) -> dict[str, Any]:
+    """The questionnaire in one language, with scales, options and display logic spelled out."""
+    lang = language if language in defn.languages else defn.default_language
+    fallback = defn.default_language
+    questions = []
+    for q in defn.questions:
+        if q.type == "hidden":
+            continue
+        bounds = q.bounds()
+        questions.append({
+            "id": q.id, "type": q.type, "required": q.required,
+            "text": surveys.text_in(q.text, lang, fallback),
+            "points": list(range(bounds[0], bounds[1] + 1)) if bounds else None,
+            "options": [surveys.text_in(o.text, lang, fallback) for o in q.options or []],
+            "show_if": q.show_if,
+        })  # fmt: skip
+    return {
+        "language": lang,
+        "title": surveys.text_in(defn.title, lang, fallback),
+        "intro": surveys.text_in(defn.intro, lang, fallback),
+        "thank_you": surveys.text_in(defn.thank_you, lang, fallback),
+        "questions": questions,
+    }
+
+
+def _editor(
+    request: Request, who: Principal, key: str, text: str, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    return render(request, who, "survey_editor.html", status_code, key=key, text=text,
+                  can_edit=who.role in EDITORS, **extra)  # fmt: skip
+
+
+@router.get("/surveys/{key}", response_class=HTMLResponse)
+def survey_editor(
+    key: str, request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    defn = surveys.get_definition(conn, key)
+    text = yaml.safe_dump(surveys.export_definition(conn, key), sort_keys=False, allow_unicode=True)
+    lang = request.query_params.get("lang") or defn.default_language
+    base = request.app.state.settings.base_url
+    return _editor(
+        request, who, key, text, preview=preview(defn, lang), languages=defn.languages,
+        version=surveys.current_version(conn, key),
+        embed=surveys.embed_snippet(base, key), open_link=surveys.open_link(base, key),
+    )  # fmt: skip
+
+
+@router.post("/surveys/{key}", response_class=HTMLResponse)
+def survey_save(
+    key: str,
+    request: Request,
+    definition: str = Form(""),
+    action: str = Form("preview"),
+    language: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(_reader),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    """Preview the edited definition, or publish it as a new version (admins and CX leads)."""
+    check_csrf(request, csrf_token_)
+    surveys.get_definition(conn, key)
+    try:
+        doc = parse(definition, f"survey {key}")
+        defn = surveys.validate_definition(doc)
+        if defn.key != key:
+            raise CxmError(f"key: this editor publishes '{key}'; the text says '{defn.key}'")
+    except CxmError as exc:
+        return _editor(request, who, key, definition, 422, error=str(exc))
+    shown = preview(defn, language or defn.default_language)
+    if action != "publish":
+        return _editor(request, who, key, definition, preview=shown, languages=defn.languages)
+    if who.role not in EDITORS:
+        raise NotFound("page not found")
+    result = surveys.apply_definition(conn, doc)
+    notice = f"published version {result.version}" if result.status != "unchanged" else "no change"
+    return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
+                   notice=notice, version=result.version)  # fmt: skip

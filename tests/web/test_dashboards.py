@@ -1,0 +1,76 @@
+"""Overview and department scorecards show the metrics layer's numbers, scoped by role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from cxm.metrics import compute
+from tests.web.factories import company
+from tests.web.test_pages import as_role
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def test_overview_numbers_match_the_metrics_layer(app_client: TestClient, seeded: Engine) -> None:
+    company(seeded)
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get("/")
+    assert page.status_code == 200
+    nps = compute(seeded, "nps").iloc[0]
+    assert f">{_fmt(nps['value'])}</span>" in page.text
+    assert f"n={int(nps['n'])}" in page.text
+    by_dept = compute(seeded, "nps", ["department"])
+    delivery = by_dept[by_dept["department"] == "supply_chain"].iloc[0]
+    row = re.search(r"Supply Chain &amp; Delivery</a></th>(.*?)</tr>", page.text, re.S)
+    assert row and _fmt(delivery["value"]) in row.group(1)
+    assert "plotly.min.js" in page.text and "NPS by month as a table" in page.text
+
+
+def test_filters_live_in_the_url(app_client: TestClient, seeded: Engine) -> None:
+    company(seeded)
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get("/?department=billing&start=2026-09-01&end=2026-09-30")
+    billing = compute(seeded, "nps", filters={"department": "billing"}).iloc[0]
+    assert f">{_fmt(billing['value'])}</span>" in page.text
+    assert 'value="2026-09-01"' in page.text and '<option value="billing" selected>' in page.text
+    bad = client.get("/?start=yesterday")
+    assert bad.status_code == 422 and "not a date" in bad.text
+
+
+def test_manager_sees_only_their_department(app_client: TestClient, seeded: Engine) -> None:
+    company(seeded)
+    client = as_role(app_client, seeded, "manager")  # manager of billing
+    page = client.get("/?department=supply_chain")  # asks for another department
+    billing = compute(seeded, "nps", filters={"department": "billing"}).iloc[0]
+    assert f">{_fmt(billing['value'])}</span>" in page.text
+    assert "Supply Chain &amp; Delivery</a>" not in page.text
+    assert client.get("/departments/supply_chain").status_code == 404
+    own = client.get("/departments/billing")
+    assert own.status_code == 200 and "Invoice" in own.text
+
+
+def test_scorecard_lists_touchpoints_with_scores(app_client: TestClient, seeded: Engine) -> None:
+    company(seeded)
+    client = as_role(app_client, seeded, "viewer")
+    page = client.get("/departments/supply_chain")
+    assert page.status_code == 200 and "Home delivery" in page.text
+    tp = compute(seeded, "nps", ["touchpoint"], filters={"department": "supply_chain"}).iloc[0]
+    assert _fmt(tp["value"]) in page.text
+    assert client.get("/departments/nope").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/departments", "/departments/billing"])
+def test_empty_store_pages_say_what_to_do(
+    app_client: TestClient, seeded: Engine, path: str
+) -> None:
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get(path)
+    assert page.status_code == 200
+    if path == "/":
+        assert "cxm import responses" in page.text
