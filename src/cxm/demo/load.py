@@ -9,9 +9,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cxm.actions import service as actions
+from cxm.interactions.importer import import_file
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.org.tables import users
+from cxm.surveys.loading import load_demo_surveys
+from cxm.text import taxonomy
+from cxm.text.jobs import annotate_bulk
 from cxm.yamldoc import read
 
 Progress = Callable[[str], None]
@@ -69,8 +74,23 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     with engine.begin() as conn:
         result = org.apply_org(conn, read(folder / "org.yaml"))
     summary.steps["org"] = ", ".join(f"{n} {k}" for k, n in result.created.items()) or "unchanged"
-    # step: interactions
-    # step: surveys and responses
+    for name in ("interactions.parquet", "interactions.jsonl"):
+        if (folder / name).exists():
+            say("interactions")
+            summary.steps["interactions"] = import_file(engine, folder / name).line()
+            break
+    summary.steps.update(load_demo_surveys(engine, folder, say))
+    say("text")
+    with engine.begin() as conn:
+        taxonomy.apply(conn, taxonomy.starter_doc())
+    # Keyword tagging only: the demo must load in seconds, without the embedding model.
+    annotated = annotate_bulk(engine, semantic=False)
+    summary.steps["text"] = f"{annotated.annotated} comments annotated ({annotated.tier})"
     with engine.begin() as conn:
         summary.steps["users"] = f"{_create_demo_users(conn)} demo users created"
+    say("cases")
+    with engine.begin() as conn:
+        actions.apply_default_rules(conn)
+        opened = actions.run_rules(conn)
+    summary.steps["cases"] = f"{sum(opened.values())} cases opened by the default rules"
     return summary
