@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from cxm.actions.cli import cases_app, rules_app
 from cxm.console import console, engine, settings
 from cxm.customer360.cli import customers_app, privacy_app
 from cxm.demo.cli import app as demo_app
@@ -16,6 +17,8 @@ from cxm.org import service as org
 from cxm.org.cli import app as org_app
 from cxm.org.cli import keys_app, users_app
 from cxm.store import create_engine, upgrade
+from cxm.surveys.cli import app as surveys_app
+from cxm.surveys.cli import import_responses
 from cxm.text.cli import app as text_app
 
 app = typer.Typer(
@@ -23,29 +26,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(org_app, name="org")
-app.add_typer(keys_app, name="keys")
-app.add_typer(users_app, name="users")
-app.add_typer(demo_app, name="demo")
 import_app = typer.Typer(help="Import files: interactions, survey responses.", no_args_is_help=True)
-app.add_typer(import_app, name="import")
-# domain command groups and import commands
-from cxm.actions.cli import cases_app, rules_app  # noqa: E402
-
-app.add_typer(cases_app, name="cases")
-app.add_typer(rules_app, name="rules")
-app.add_typer(text_app, name="text")
-app.add_typer(metrics_app, name="metrics")
-app.command("export")(export_fn)
-app.add_typer(interactions_app, name="interactions")
-app.add_typer(customers_app, name="customers")
-app.add_typer(privacy_app, name="privacy")
 import_app.command("interactions")(import_interactions)
-from cxm.surveys.cli import app as surveys_app  # noqa: E402
-from cxm.surveys.cli import import_responses  # noqa: E402
-
-app.add_typer(surveys_app, name="surveys")
 import_app.command("responses")(import_responses)
+for group, name in (
+    (org_app, "org"), (keys_app, "keys"), (users_app, "users"), (demo_app, "demo"),
+    (import_app, "import"), (interactions_app, "interactions"), (customers_app, "customers"),
+    (privacy_app, "privacy"), (surveys_app, "surveys"), (metrics_app, "metrics"),
+    (text_app, "text"), (cases_app, "cases"), (rules_app, "rules"),
+):  # fmt: skip
+    app.add_typer(group, name=name)
+app.command("export")(export_fn)
 
 
 @app.command()
