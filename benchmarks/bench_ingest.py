@@ -1,0 +1,85 @@
+"""Events/s through HTTP against a live server: group commit vs one transaction per event."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from cxm.org import auth
+from cxm.store import create_engine, upgrade
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(folder: Path, group_max: int, clients: int, per_client: int) -> float:
+    """Events/s with ``clients`` concurrent senders posting one event per request."""
+    url = f"duckdb:///{folder / f'ingest-{group_max}.duckdb'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        key = auth.create_api_key(conn, "ingest")
+    engine.dispose()
+    port = _port()
+    env = {**os.environ, "CXM_DATABASE_URL": url, "CXM_INGEST_GROUP_MAX": str(group_max)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cxm.cli.main", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+        def send(worker: int) -> None:
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                              timeout=60) as client:  # fmt: skip
+                for n in range(per_client):
+                    event = {"event_id": f"{worker}-{n}", "name": "page_view",
+                             "user_id": f"u{(worker * 7 + n) % 500}"}  # fmt: skip
+                    client.post("/api/v1/interactions", json=event).raise_for_status()
+
+        threads = [threading.Thread(target=send, args=(w,)) for w in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return clients * per_client / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    args = parser.parse_args()
+    clients, per_client = (16, 25) if args.quick else (32, 200)
+    with tempfile.TemporaryDirectory() as tmp:
+        grouped = run(Path(tmp), 5000, clients, per_client)
+        single = run(Path(tmp), 1, clients, per_client)
+    print(f"{clients} clients x {per_client} single-event requests (DuckDB)")
+    print(f"group commit:              {grouped:8,.0f} events/s")
+    print(f"one transaction per event: {single:8,.0f} events/s")
+    print(f"ratio: {grouped / single:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

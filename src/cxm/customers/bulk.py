@@ -1,0 +1,189 @@
+"""Bulk writes shared by ingest, import and resolution: Arrow on DuckDB, executemany elsewhere.
+
+DuckDB commits single-row statements slowly, so large writes register an Arrow table on the
+raw connection and copy it with one ``INSERT ... SELECT`` / ``UPDATE ... FROM``; PostgreSQL
+pipelines ``executemany`` well, so it takes the plain path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cxm.store import UTCDateTime, insert_ignore, is_duckdb
+
+CHUNK = 5000
+SMALL = 100
+
+
+def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    if isinstance(column.type, UTCDateTime):
+        return pa.timestamp("us")
+    if isinstance(column.type, sa.Integer):
+        return pa.int64()
+    if isinstance(column.type, sa.Float):
+        return pa.float64()
+    if isinstance(column.type, sa.Boolean):
+        return pa.bool_()
+    return pa.string()
+
+
+def _arrow_value(column: sa.Column[Any], value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column.type, UTCDateTime):
+        assert isinstance(value, dt.datetime) and value.tzinfo is not None
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(column.type, sa.JSON):
+        return json.dumps(value, default=str)
+    return value
+
+
+def _register(
+    conn: Connection, table: sa.Table, cols: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> tuple[str, sa.TableClause]:
+    arrays = {}
+    for name in cols:
+        column = table.c[name]
+        values = [r.get(name) for r in rows]
+        if isinstance(column.type, UTCDateTime):
+            # Arrow converts aware datetimes to UTC itself; dropping the zone keeps the instant.
+            aware = pa.array(values, type=pa.timestamp("us", tz="UTC"))
+            arrays[name] = aware.cast(pa.int64()).cast(pa.timestamp("us"))
+        elif isinstance(column.type, sa.JSON):
+            arrays[name] = pa.array([_arrow_value(column, v) for v in values], pa.string())
+        else:
+            arrays[name] = pa.array(values, type=_arrow_type(column))
+    view = f"_cxm_bulk_{secrets.token_hex(4)}"
+    conn.connection.driver_connection.register(view, pa.table(arrays))  # type: ignore[union-attr]
+    return view, sa.table(view, *[sa.column(c) for c in cols])
+
+
+def _unregister(conn: Connection, view: str) -> None:
+    conn.connection.driver_connection.unregister(view)  # type: ignore[union-attr]
+
+
+def insert_rows(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], *, ignore: bool = False
+) -> None:
+    """Insert ``rows`` (dicts keyed by column name); ``ignore`` skips primary-key conflicts."""
+    if not rows:
+        return
+    cols = list(rows[0].keys())
+    if len(rows) <= SMALL:
+        # One multi-row VALUES statement: cheaper than registering Arrow for a handful.
+        stmt = insert_ignore(table) if ignore else table.insert()
+        conn.execute(stmt.values(list(rows)))
+        return
+    if is_duckdb(conn):
+        view, source = _register(conn, table, cols, rows)
+        try:
+            stmt = insert_ignore(table) if ignore else table.insert()
+            conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
+        finally:
+            _unregister(conn, view)
+        return
+    stmt = insert_ignore(table) if ignore else table.insert()
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(stmt, list(rows[start : start + CHUNK]))
+
+
+def update_rows(
+    conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Set columns by ``key``: each row holds the key and the new values."""
+    if not rows:
+        return
+    cols = list(rows[0].keys())
+    if is_duckdb(conn):
+        view, source = _register(conn, table, cols, rows)
+        try:
+            conn.execute(
+                table.update()
+                .where(table.c[key] == source.c[key])
+                .values({c: source.c[c] for c in cols if c != key})
+            )
+        finally:
+            _unregister(conn, view)
+        return
+    stmt = (
+        table.update()
+        .where(table.c[key] == sa.bindparam("_key"))
+        .values({c: sa.bindparam(f"_v_{c}") for c in cols if c != key})
+    )
+    params = [{"_key": r[key], **{f"_v_{c}": r[c] for c in cols if c != key}} for r in rows]
+    for start in range(0, len(params), CHUNK):
+        conn.execute(stmt, params[start : start + CHUNK])
+
+
+def insert_table(
+    conn: Connection, table: sa.Table, data: pa.Table, *, ignore: bool = False
+) -> None:
+    """Insert an Arrow table whose columns are named after ``table``'s.
+
+    Times are naive UTC ``timestamp`` columns and JSON columns hold JSON text, so on DuckDB the
+    table is copied as it is; PostgreSQL gets the rows back as Python values for ``executemany``.
+    """
+    if data.num_rows == 0:
+        return
+    cols = data.column_names
+    stmt = insert_ignore(table) if ignore else table.insert()
+    if is_duckdb(conn):
+        view = f"_cxm_bulk_{secrets.token_hex(4)}"
+        conn.connection.driver_connection.register(view, data)  # type: ignore[union-attr]
+        try:
+            source = sa.table(view, *[sa.column(c) for c in cols])
+            conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
+        finally:
+            _unregister(conn, view)
+        return
+    times = [c for c in cols if isinstance(table.c[c].type, UTCDateTime)]
+    docs = [c for c in cols if isinstance(table.c[c].type, sa.JSON)]
+    for start in range(0, data.num_rows, CHUNK):
+        rows = data.slice(start, CHUNK).to_pylist()
+        for row in rows:
+            for c in times:
+                if row[c] is not None:
+                    row[c] = row[c].replace(tzinfo=dt.UTC)
+            for c in docs:
+                if row[c] is not None:
+                    row[c] = json.loads(row[c])
+        conn.execute(stmt, rows)
+
+
+def matching(conn: Connection, table: sa.Table, keys: pa.Table) -> pa.Table:
+    """The rows of ``keys`` (columns named after ``table``'s) that ``table`` already holds."""
+    cols = keys.column_names
+    if keys.num_rows == 0:
+        return keys
+    if is_duckdb(conn):
+        view = f"_cxm_keys_{secrets.token_hex(4)}"
+        conn.connection.driver_connection.register(view, keys)  # type: ignore[union-attr]
+        try:
+            source = sa.table(view, *[sa.column(c) for c in cols])
+            query = sa.select(*[source.c[c] for c in cols]).where(
+                sa.exists().where(*[table.c[c] == source.c[c] for c in cols])
+            )
+            found = conn.execute(query).all()
+        finally:
+            _unregister(conn, view)
+    else:
+        found = []
+        target = sa.tuple_(*[table.c[c] for c in cols]) if len(cols) > 1 else table.c[cols[0]]
+        rows = keys.to_pylist()
+        for start in range(0, len(rows), 2000):
+            chunk = [tuple(r[c] for c in cols) for r in rows[start : start + 2000]]
+            wanted = chunk if len(cols) > 1 else [c[0] for c in chunk]
+            found += conn.execute(
+                sa.select(*[table.c[c] for c in cols]).where(target.in_(wanted))
+            ).all()
+    return pa.table(
+        {c: pa.array([r[n] for r in found], keys.schema.field(c).type) for n, c in enumerate(cols)}
+    )

@@ -1,0 +1,820 @@
+"""Customer profiles: identifier normalisation, identity resolution, traits, facts, lookup.
+
+Resolution is deterministic: identifiers seen together in one event (or linked by ``alias``)
+belong to one customer. Events are resolved in batches, in the order ``(received_at,
+event_id)``; a customer's id derives from the event that created it, and when two profiles
+join, the older one survives. ``rebuild`` replays the log batch by batch through the same
+``Resolver``, so it reaches exactly what incremental resolution reached.
+
+The interaction log is the source of truth for identity, so this module reads and re-points
+``interactions.customer_id`` (merges re-point facts in the same transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy.engine import Connection
+
+from cxm.customers.bulk import insert_rows, insert_table, matching, update_rows
+from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
+from cxm.errors import Invalid
+from cxm.interactions.tables import interactions
+from cxm.store import as_utc, insert_ignore, utcnow
+
+Ident = tuple[str, str]  # (kind, normalised value)
+CORE_KINDS = ("user_id", "email", "phone", "anonymous_id")
+DEFAULT_CAP = 10
+DEFAULT_CAPS = {"email": 5, "phone": 5, "user_id": 5}
+
+
+# ---- normalisation ----
+
+
+def normalise(kind: str, value: str, default_region: str = "DE") -> str | None:
+    """The canonical form of an identifier, or None when it cannot identify anyone."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if kind == "email":
+        text = text.lower()
+        local, at, domain = text.partition("@")
+        if not at or not local or "." not in domain or any(c.isspace() for c in text):
+            return None
+        return text[:320]
+    if kind == "phone":
+        try:
+            number = phonenumbers.parse(text, default_region)
+        except phonenumbers.NumberParseException:
+            return None
+        # Too short to reach anyone (an extension, a typo) is no identifier.
+        if not phonenumbers.is_possible_number(number) or len(str(number.national_number)) < 6:
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return text[:200]
+
+
+def normalise_kind(kind: str) -> str:
+    """Identifier kinds are snake-case names (``crm_id``); anything else is refused."""
+    name = kind.strip().lower()
+    if not name or len(name) > 32 or not all(c.isalnum() or c == "_" for c in name):
+        raise Invalid(f"identifier kind '{kind}' must be a short name of letters, digits and _")
+    return name
+
+
+def identity_caps() -> dict[str, int]:
+    """Most identifiers of one kind a customer may hold (``CXM_IDENTITY_CAP_<KIND>``)."""
+    caps = dict(DEFAULT_CAPS)
+    for name, value in os.environ.items():
+        if name.startswith("CXM_IDENTITY_CAP_") and value.strip().isdigit():
+            caps[name.removeprefix("CXM_IDENTITY_CAP_").lower()] = max(1, int(value))
+    return caps
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime:
+    """A stored, non-null time as aware UTC."""
+    out = as_utc(value)
+    assert out is not None
+    return out
+
+
+def customer_id_for(event_id: str) -> str:
+    """The id of the customer an event creates: stable, so a rebuild gives the same id."""
+    return hashlib.sha256(event_id.encode()).hexdigest()[:32]
+
+
+def event_idents(row: dict[str, Any]) -> list[Ident]:
+    """The identifiers an interaction row carries, in a fixed order."""
+    found = [(k, row[k]) for k in CORE_KINDS if row.get(k)]
+    extra = row.get("external_ids") or {}
+    found += [(k, str(extra[k])) for k in sorted(extra) if extra[k]]
+    return found
+
+
+# ---- the resolver (pure, in memory) ----
+
+
+@dataclass(frozen=True)
+class Capped:
+    """A link the cap held back: reported, not applied."""
+
+    event_id: str
+    kind: str
+    value: str
+    customer_id: str
+    reason: str
+
+
+@dataclass
+class Resolver:
+    """Union of identifiers into customers, one batch of events at a time."""
+
+    caps: dict[str, int] = field(default_factory=identity_caps)
+    owner: dict[Ident, str] = field(default_factory=dict)
+    parent: dict[str, str] = field(default_factory=dict)
+    rank: dict[str, tuple[dt.datetime, str]] = field(default_factory=dict)
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # Outputs, collected until written.
+    created: dict[str, dt.datetime] = field(default_factory=dict)
+    new_idents: list[tuple[str, str, str, dt.datetime]] = field(default_factory=list)
+    merges: list[tuple[str, str, str, str, str, dt.datetime]] = field(default_factory=list)
+    capped: list[Capped] = field(default_factory=list)
+
+    def root(self, customer_id: str) -> str:
+        while customer_id in self.parent:
+            customer_id = self.parent[customer_id]
+        return customer_id
+
+    def cap(self, kind: str) -> int:
+        return self.caps.get(kind, DEFAULT_CAP)
+
+    def resolve(self, event_id: str, idents: Sequence[Ident], at: dt.datetime) -> str | None:
+        """The customer of one event (creating or merging profiles); None without identifiers."""
+        if not idents:
+            return None
+        known: dict[str, Ident] = {}
+        new: list[Ident] = []
+        for ident in dict.fromkeys(idents):
+            owner = self.owner.get(ident)
+            if owner is None:
+                new.append(ident)
+            else:
+                known.setdefault(self.root(owner), ident)
+        if known:
+            order = sorted(known, key=lambda c: self.rank[c])
+            target = order[0]
+            for loser in order[1:]:
+                over = [
+                    k
+                    for k, n in self.counts[loser].items()
+                    if self.counts[target][k] + n > self.cap(k)
+                ]
+                kind, value = known[loser]
+                if over:
+                    self.capped.append(Capped(event_id, kind, value, loser, f"cap on {over[0]}"))
+                    continue
+                self.parent[loser] = target
+                self.counts[target].update(self.counts.pop(loser))
+                self.merges.append((loser, target, kind, value, event_id, at))
+        else:
+            target = customer_id_for(event_id)
+            self.rank[target] = (at, target)
+            self.created[target] = at
+        for kind, value in new:
+            if self.counts[target][kind] >= self.cap(kind):
+                self.capped.append(Capped(event_id, kind, value, target, f"cap on {kind}"))
+                continue
+            self.owner[(kind, value)] = target
+            self.counts[target][kind] += 1
+            self.new_idents.append((kind, value, target, at))
+        return target
+
+    def remap(self) -> dict[str, str]:
+        """Every merged-away customer → its surviving customer."""
+        return {loser: self.root(loser) for loser in self.parent}
+
+
+def _seed(conn: Connection, resolver: Resolver, idents: set[Ident]) -> None:
+    """Load what the store knows about ``idents`` (owners, their ranks and counts)."""
+    pairs = sorted(idents)
+    owners: set[str] = set()
+    held = conn.execute(sa.select(sa.func.count()).select_from(customer_identities)).scalar_one()
+    if len(pairs) > 5000 and held <= 4 * len(pairs):
+        # A big batch against a small store: one scan beats thousands of lookups.
+        everything = sa.select(
+            customer_identities.c.kind,
+            customer_identities.c.value,
+            customer_identities.c.customer_id,
+        )
+        for kind, value, cid in conn.execute(everything):
+            if (kind, value) in idents:
+                resolver.owner[(kind, value)] = cid
+                owners.add(cid)
+        pairs = []
+    for start in range(0, len(pairs), 2000):
+        chunk = pairs[start : start + 2000]
+        rows = conn.execute(
+            sa.select(
+                customer_identities.c.kind,
+                customer_identities.c.value,
+                customer_identities.c.customer_id,
+            ).where(sa.tuple_(customer_identities.c.kind, customer_identities.c.value).in_(chunk))
+        )
+        for r in rows:
+            resolver.owner[(r.kind, r.value)] = r.customer_id
+            owners.add(r.customer_id)
+    owner_list = sorted(owners)
+    for start in range(0, len(owner_list), 2000):
+        id_chunk = owner_list[start : start + 2000]
+        for cid, created in conn.execute(
+            sa.select(customers.c.id, customers.c.created_at).where(customers.c.id.in_(id_chunk))
+        ):
+            resolver.rank[cid] = (_aware(created), cid)
+        counts = conn.execute(
+            sa.select(
+                customer_identities.c.customer_id, customer_identities.c.kind, sa.func.count()
+            )
+            .where(customer_identities.c.customer_id.in_(id_chunk))
+            .group_by(customer_identities.c.customer_id, customer_identities.c.kind)
+        )
+        for cid, kind, n in counts:
+            resolver.counts[cid][kind] = n
+
+
+def _write_customers(conn: Connection, resolver: Resolver) -> None:
+    remap = resolver.remap()
+    # Profiles born and merged within this batch are written merged, with no facts of their
+    # own; only profiles that existed before need their rows and facts re-pointed.
+    blank = {"interaction_count": 0, "first_seen": None, "last_seen": None}
+    rows = []
+    for cid, at in resolver.created.items():
+        facts = {"first_seen": at, "last_seen": at, "interaction_count": 0}
+        rows.append({"id": cid, "created_at": at, **facts, "merged_into": None})
+        if cid in remap:
+            rows[-1].update(blank, merged_into=remap[cid])
+    insert_rows(conn, customers, rows)
+    insert_rows(
+        conn,
+        customer_identities,
+        [
+            {"kind": k, "value": v, "customer_id": remap.get(c, c), "first_seen": at}
+            for k, v, c, at in resolver.new_idents
+        ],
+    )
+    insert_rows(
+        conn,
+        customer_merges,
+        [
+            {
+                "id": hashlib.sha256(f"{e}:{a}".encode()).hexdigest()[:32],
+                "from_customer_id": a,
+                "into_customer_id": b,
+                "identifier_kind": k,
+                "identifier_value": v,
+                "event_id": e,
+                "merged_at": at,
+            }
+            for a, b, k, v, e, at in resolver.merges
+        ],
+        ignore=True,
+    )
+    existing = {loser: root for loser, root in remap.items() if loser not in resolver.created}
+    if existing:
+        _apply_remap(conn, existing)
+
+
+def _apply_remap(conn: Connection, remap: dict[str, str]) -> None:
+    """Point everything that named a merged-away customer at the survivor."""
+    losers = sorted(remap)
+    # Traits: the survivor keeps the latest value of each trait across the merged profiles.
+    for start in range(0, len(losers), 2000):
+        chunk = losers[start : start + 2000]
+        moved = (
+            conn.execute(sa.select(customer_traits).where(customer_traits.c.customer_id.in_(chunk)))
+            .mappings()
+            .all()
+        )
+        conn.execute(customer_traits.delete().where(customer_traits.c.customer_id.in_(chunk)))
+        set_traits(
+            conn,
+            [(remap[t["customer_id"]], t["name"], t["value"], _aware(t["set_at"])) for t in moved],
+        )
+    # Earlier merges that pointed at a loser now point at its survivor.
+    pointed = conn.execute(
+        sa.select(customers.c.id, customers.c.merged_into).where(
+            customers.c.merged_into.in_(losers)
+        )
+    ).all()
+    # A merged-away profile keeps no facts of its own: they all live on the survivor.
+    blank = {"interaction_count": 0, "first_seen": None, "last_seen": None}
+    rows = [{"id": loser, "merged_into": root, **blank} for loser, root in remap.items()]
+    rows += [{"id": r.id, "merged_into": remap[r.merged_into], **blank} for r in pointed]
+    update_rows(conn, customers, "id", rows)
+    for table in (customer_identities, interactions):
+        for start in range(0, len(losers), 2000):
+            chunk = losers[start : start + 2000]
+            # One statement per loser group keeps this portable (no UPDATE ... FROM VALUES).
+            mapping = sa.case({k: remap[k] for k in chunk}, value=table.c.customer_id)
+            conn.execute(
+                table.update().where(table.c.customer_id.in_(chunk)).values(customer_id=mapping)
+            )
+
+
+# ---- traits and facts ----
+
+
+def set_traits(
+    conn: Connection, values: Iterable[tuple[str, str, str | None, dt.datetime]]
+) -> None:
+    """Last write wins per trait: keep each ``(customer, name)``'s newest value."""
+    latest: dict[tuple[str, str], tuple[dt.datetime, str | None]] = {}
+    for cid, name, value, at in values:
+        key = (cid, name[:64])
+        if key not in latest or (at, value or "") >= (latest[key][0], latest[key][1] or ""):
+            latest[key] = (at, value)
+    if not latest:
+        return
+    ids = sorted({c for c, _ in latest})
+    current: dict[tuple[str, str], dt.datetime] = {}
+    for start in range(0, len(ids), 2000):
+        for r in conn.execute(
+            sa.select(
+                customer_traits.c.customer_id, customer_traits.c.name, customer_traits.c.set_at
+            ).where(customer_traits.c.customer_id.in_(ids[start : start + 2000]))
+        ):
+            current[(r.customer_id, r.name)] = _aware(r.set_at)
+    fresh, newer = [], []
+    for (cid, name), (at, value) in latest.items():
+        row = {"customer_id": cid, "name": name, "value": value, "set_at": at}
+        if (cid, name) not in current:
+            fresh.append(row)
+        elif at >= current[(cid, name)]:
+            newer.append(row)
+    insert_rows(conn, customer_traits, fresh)
+    for row in newer:
+        conn.execute(
+            customer_traits.update()
+            .where(customer_traits.c.customer_id == row["customer_id"])
+            .where(customer_traits.c.name == row["name"])
+            .values(value=row["value"], set_at=row["set_at"])
+        )
+
+
+def trait_values(event: dict[str, Any]) -> dict[str, str]:
+    """Traits an identify event sets (``properties.traits``), as text."""
+    raw = (event.get("properties") or {}).get("traits") or {}
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for name, value in raw.items():
+        if value is None:
+            continue
+        out[str(name)] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return out
+
+
+def refresh_facts(conn: Connection, customer_filter: Any | None = None) -> None:
+    """Recompute first/last seen and interaction count from the log for the chosen customers."""
+    i = interactions.alias("i")
+    match = i.c.customer_id == customers.c.id
+    stmt = customers.update().values(
+        interaction_count=sa.select(sa.func.count()).where(match).scalar_subquery(),
+        first_seen=sa.func.coalesce(
+            sa.select(sa.func.min(i.c.event_time)).where(match).scalar_subquery(),
+            customers.c.first_seen,
+        ),
+        last_seen=sa.func.coalesce(
+            sa.select(sa.func.max(i.c.event_time)).where(match).scalar_subquery(),
+            customers.c.last_seen,
+        ),
+    )
+    if customer_filter is not None:
+        stmt = stmt.where(customer_filter)
+    conn.execute(stmt.where(customers.c.merged_into.is_(None)))
+
+
+def refresh_received(conn: Connection, received_at: dt.datetime) -> None:
+    """``refresh_facts`` for the customers of the events received at ``received_at``.
+
+    One grouped pass and a joined update instead of three correlated subqueries per customer;
+    every chosen customer has events, so the result is the same.
+    """
+    i = interactions.alias("i")
+    touched = sa.select(interactions.c.customer_id).where(
+        interactions.c.received_at == received_at, interactions.c.customer_id.is_not(None)
+    )
+    facts = (
+        sa.select(
+            i.c.customer_id.label("cid"),
+            sa.func.count().label("n"),
+            sa.func.min(i.c.event_time).label("first"),
+            sa.func.max(i.c.event_time).label("last"),
+        )
+        .where(i.c.customer_id.in_(touched))
+        .group_by(i.c.customer_id)
+        .subquery("facts")
+    )
+    conn.execute(
+        customers.update()
+        .where(customers.c.id == facts.c.cid, customers.c.merged_into.is_(None))
+        .values(interaction_count=facts.c.n, first_seen=facts.c.first, last_seen=facts.c.last)
+    )
+
+
+# ---- resolving batches ----
+
+
+@dataclass
+class BatchResult:
+    customer_ids: list[str | None]
+    capped: list[Capped]
+    merges: int
+
+
+def resolve_batch(
+    conn: Connection, events: Sequence[tuple[str, Sequence[Ident]]], received_at: dt.datetime
+) -> BatchResult:
+    """Resolve one batch of new events (all received at ``received_at``) against the store.
+
+    ``events`` are ``(event_id, identifiers)``, resolved in event id order (the order a rebuild
+    uses). Writes customers, identities and merges; the caller stores the events themselves.
+    """
+    resolver = Resolver()
+    _seed(conn, resolver, {i for _, idents in events for i in idents})
+    order = sorted(range(len(events)), key=lambda n: events[n][0])
+    out: list[str | None] = [None] * len(events)
+    for n in order:
+        event_id, idents = events[n]
+        out[n] = resolver.resolve(event_id, idents, received_at)
+    _write_customers(conn, resolver)
+    remap = resolver.remap()
+    return BatchResult(
+        [remap.get(c, c) if c else None for c in out], resolver.capped, len(resolver.merges)
+    )
+
+
+def resolve(
+    conn: Connection, identifiers: dict[str, str], seen_at: dt.datetime, event_id: str | None = None
+) -> str:
+    """The customer for ``identifiers`` (``{"email": ..., "crm_id": ...}``), created if new.
+
+    The link is written to the interaction log as an ``identify`` event (so a rebuild sees it);
+    its id derives from the identifiers, so resolving the same set twice adds nothing.
+    """
+    idents: list[Ident] = []
+    for kind, value in identifiers.items():
+        name = normalise_kind(kind)
+        norm = normalise(name, value) if value is not None else None
+        if norm:
+            idents.append((name, norm))
+    if not idents:
+        raise Invalid(
+            f"none of the identifiers {sorted(identifiers)} is usable: give an email, phone, "
+            "user_id, anonymous_id or an external id with a non-empty value"
+        )
+    idents.sort()
+    digest = hashlib.sha256(json.dumps(idents).encode()).hexdigest()[:40]
+    link_id = f"resolve:{digest}"
+    existing = conn.execute(
+        sa.select(interactions.c.customer_id).where(interactions.c.event_id == link_id)
+    ).scalar()
+    if existing:
+        return current_id(conn, existing)
+    now = utcnow()
+    result = resolve_batch(conn, [(link_id, idents)], now)
+    customer_id = result.customer_ids[0]
+    assert customer_id is not None
+    core = dict(i for i in idents if i[0] in CORE_KINDS)
+    extra = {k: v for k, v in idents if k not in CORE_KINDS}
+    conn.execute(
+        insert_ignore(interactions).values(
+            event_id=link_id,
+            type="identify",
+            name=None,
+            event_time=seen_at,
+            received_at=now,
+            customer_id=customer_id,
+            user_id=core.get("user_id"),
+            anonymous_id=core.get("anonymous_id"),
+            email=core.get("email"),
+            phone=core.get("phone"),
+            external_ids=extra or None,
+            properties={"linked_by": event_id} if event_id else None,
+            source="resolve",
+        )
+    )
+    refresh_facts(conn, customers.c.id == customer_id)
+    return customer_id
+
+
+# ---- lookup ----
+
+
+def current_id(conn: Connection, customer_id: str) -> str:
+    """Follow ``merged_into`` to the surviving profile (merges keep it one hop deep)."""
+    merged = conn.execute(
+        sa.select(customers.c.merged_into).where(customers.c.id == customer_id)
+    ).scalar()
+    return merged or customer_id
+
+
+def parse_identifier(identifier: str, default_region: str = "DE") -> Ident | None:
+    """``kind:value`` or a bare email / phone as an identity key; None for a bare other value."""
+    text = identifier.strip()
+    kind, sep, value = text.partition(":")
+    if sep and kind and all(c.isalnum() or c == "_" for c in kind) and not kind.isdigit():
+        name = normalise_kind(kind)
+        norm = normalise(name, value, default_region)
+        return (name, norm) if norm else None
+    if "@" in text:
+        email = normalise("email", text)
+        return ("email", email) if email else None
+    if text.startswith("+") or text.replace(" ", "").replace("-", "").isdigit():
+        phone = normalise("phone", text, default_region)
+        return ("phone", phone) if phone else None
+    return None
+
+
+def find(conn: Connection, identifier: str) -> str | None:
+    """The current customer id for an identifier (``email:ana@example.com``, ``crm_id:C1``,
+    a bare email or phone, or a customer id), or None."""
+    key = parse_identifier(identifier)
+    if key is not None:
+        owner = conn.execute(
+            sa.select(customer_identities.c.customer_id).where(
+                customer_identities.c.kind == key[0], customer_identities.c.value == key[1]
+            )
+        ).scalar()
+        return current_id(conn, owner) if owner else None
+    row = conn.execute(
+        sa.select(customers.c.id, customers.c.merged_into).where(
+            customers.c.id == identifier.strip()
+        )
+    ).first()
+    if row is None:
+        return None
+    return row.merged_into or row.id
+
+
+def identifiers(conn: Connection, customer_id: str) -> dict[str, list[str]]:
+    """kind → values of a customer's identifiers."""
+    out: dict[str, list[str]] = defaultdict(list)
+    rows = conn.execute(
+        sa.select(customer_identities.c.kind, customer_identities.c.value)
+        .where(customer_identities.c.customer_id == customer_id)
+        .order_by(customer_identities.c.kind, customer_identities.c.value)
+    )
+    for kind, value in rows:
+        out[kind].append(value)
+    return dict(out)
+
+
+def traits(conn: Connection, customer_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        sa.select(customer_traits.c.name, customer_traits.c.value)
+        .where(customer_traits.c.customer_id == customer_id)
+        .order_by(customer_traits.c.name)
+    )
+    return {name: value for name, value in rows}
+
+
+def trait_times(conn: Connection, customer_id: str) -> dict[str, dt.datetime]:
+    rows = conn.execute(
+        sa.select(customer_traits.c.name, customer_traits.c.set_at).where(
+            customer_traits.c.customer_id == customer_id
+        )
+    )
+    return {name: _aware(at) for name, at in rows}
+
+
+def get(conn: Connection, customer_id: str) -> dict[str, Any] | None:
+    """The customer row (facts included), or None."""
+    row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def merged_ids(conn: Connection, customer_id: str) -> list[str]:
+    """The customer and every profile merged into it."""
+    rows = conn.execute(sa.select(customers.c.id).where(customers.c.merged_into == customer_id))
+    return [customer_id, *sorted(rows.scalars())]
+
+
+def merges(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(customer_merges)
+        .where(customer_merges.c.into_customer_id.in_(merged_ids(conn, customer_id)))
+        .order_by(customer_merges.c.merged_at, customer_merges.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def list_customers(conn: Connection, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Current (not merged, not erased) profiles, most recently seen first."""
+    rows = conn.execute(
+        sa.select(customers)
+        .where(customers.c.merged_into.is_(None), customers.c.erased_at.is_(None))
+        .order_by(customers.c.last_seen.desc(), customers.c.id)
+        .limit(limit)
+        .offset(offset)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+# ---- rebuild ----
+
+
+@dataclass
+class RebuildSummary:
+    events: int
+    customers: int
+    merges: int
+    capped: int
+
+
+def rebuild(conn: Connection) -> RebuildSummary:
+    """Recompute every profile from the log, replaying its batches in order.
+
+    Profiles of erased customers stay erased; their anonymised events keep their customer id.
+    """
+    erased = sa.select(customers.c.id).where(customers.c.erased_at.is_not(None))
+    live = sa.or_(interactions.c.customer_id.is_(None), interactions.c.customer_id.not_in(erased))
+    cols = [
+        interactions.c.event_id,
+        interactions.c.received_at,
+        interactions.c.type,
+        interactions.c.event_time,
+        interactions.c.properties,
+        interactions.c.external_ids,
+        *[interactions.c[k] for k in CORE_KINDS],
+    ]
+    query = sa.select(*cols).where(live)
+    ordered = query.order_by(interactions.c.received_at, interactions.c.event_id)
+    rows = [dict(r) for r in conn.execute(ordered).mappings()]
+    conn.execute(customer_traits.delete().where(customer_traits.c.customer_id.not_in(erased)))
+    conn.execute(customer_identities.delete())
+    conn.execute(customer_merges.delete())
+    conn.execute(customers.delete().where(customers.c.erased_at.is_(None)))
+    resolver = Resolver()
+    assigned: list[str | None] = []
+    for row in rows:
+        at = _aware(row["received_at"])
+        assigned.append(resolver.resolve(row["event_id"], event_idents(row), at))
+    _write_customers(conn, resolver)
+    remap = resolver.remap()
+    final = [remap.get(c, c) if c else None for c in assigned]
+    update_rows(
+        conn,
+        interactions,
+        "event_id",
+        [{"event_id": r["event_id"], "customer_id": c} for r, c in zip(rows, final, strict=True)],
+    )
+    set_traits(
+        conn,
+        [
+            (c, name, value, _aware(r["event_time"]))
+            for r, c in zip(rows, final, strict=True)
+            if c and r["type"] == "identify"
+            for name, value in trait_values(r).items()
+        ],
+    )
+    refresh_facts(conn)
+    return RebuildSummary(
+        len(rows), len(resolver.created) - len(remap), len(resolver.merges), len(resolver.capped)
+    )
+
+
+# ---- resolving a large batch (file import) ----
+
+
+def resolve_columns(
+    conn: Connection,
+    event_ids: pa.Array,
+    idents: dict[str, pa.Array],
+    received_at: dt.datetime,
+) -> pa.Array:
+    """``resolve_batch`` for a large batch held as columns; the customer id of each event.
+
+    ``idents`` maps each identifier kind to the events' normalised values (null where absent),
+    core kinds first in ``CORE_KINDS`` order, then external kinds sorted (``event_idents``'
+    order). Events are grouped by connected components over their identifiers: a component
+    that touches no stored identifier, stays within the caps and where only its first event
+    (in event id order) brings no known identifier, gets exactly one new customer, the one
+    ``Resolver`` would create; every other component is replayed through ``Resolver`` event by
+    event, so the outcome equals ``resolve_batch``'s.
+    """
+    n = len(event_ids)
+    caps = identity_caps()
+    kinds = list(idents)
+    # Integer-code identifiers: kind by kind, each kind's distinct values after the previous.
+    edge_event, edge_ident, ident_kind, values = [], [], [], []
+    offset = 0
+    for k, column in enumerate(kinds):
+        col = idents[column]
+        present = np.flatnonzero(~np.asarray(col.is_null().to_numpy(zero_copy_only=False)))
+        if len(present) == 0:
+            continue
+        encoded = col.take(pa.array(present)).dictionary_encode()
+        edge_event.append(present)
+        edge_ident.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False)) + offset)
+        ident_kind.append(np.full(len(encoded.dictionary), k, dtype=np.int64))
+        values.append(encoded.dictionary.cast(pa.string()))
+        offset += len(encoded.dictionary)
+    out: list[str | None] = [None] * n
+    if offset == 0:
+        return pa.array(out, pa.string())
+    events_of = np.concatenate(edge_event)
+    idents_of = np.concatenate(edge_ident)
+    kind_of = np.concatenate(ident_kind)
+    value_of = pa.chunked_array(values).combine_chunks()
+    m = offset
+    # Which identifiers the store already knows.
+    names = pa.array([kinds[k] for k in range(len(kinds))], pa.string())
+    keys = pa.table({"kind": names.take(pa.array(kind_of)), "value": value_of})
+    known_keys = matching(conn, customer_identities, keys)
+    known = np.zeros(m, dtype=bool)
+    if known_keys.num_rows:
+        lookup = {(r["kind"], r["value"]): i for i, r in enumerate(keys.to_pylist())}
+        for r in known_keys.to_pylist():
+            known[lookup[(r["kind"], r["value"])]] = True
+    # Events in resolution order (event id); pos[e] is event e's place in it.
+    order = np.asarray(pc.sort_indices(event_ids).to_numpy())
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    graph = csr_matrix(
+        (np.ones(len(events_of), dtype=np.int8), (events_of, n + idents_of)), shape=(n + m, n + m)
+    )
+    _, label = connected_components(graph, directed=False)
+    # An event creates a profile when none of its identifiers appeared in an earlier event.
+    first = np.full(m, n, dtype=np.int64)
+    np.minimum.at(first, idents_of, pos[events_of])
+    earliest = np.full(n, n, dtype=np.int64)
+    np.minimum.at(earliest, events_of, first[idents_of])
+    has_ident = earliest < n
+    creating = has_ident & (earliest == pos)
+    comps = label.max() + 1
+    creators = np.bincount(label[:n][creating], minlength=comps)
+    hard = creators != 1
+    hard[label[n:][known]] = True
+    limit = np.array([caps.get(k, DEFAULT_CAP) for k in kinds], dtype=np.int64)
+    per_kind = np.bincount(label[n:] * len(kinds) + kind_of, minlength=comps * len(kinds))
+    hard |= (per_kind.reshape(comps, len(kinds)) > limit[None, :]).any(axis=1)
+    event_label = label[:n]
+    easy_events = np.flatnonzero(has_ident & ~hard[event_label])
+    ids = event_ids.to_pylist()
+    # Easy components: the creating event names the one customer.
+    owner = np.full(comps, -1, dtype=np.int64)
+    makers = np.flatnonzero(creating & ~hard[event_label])
+    owner[event_label[makers]] = makers
+    maker_ids = [customer_id_for(ids[e]) for e in makers.tolist()]
+    cid_of_comp: dict[int, str] = dict(zip(event_label[makers].tolist(), maker_ids, strict=True))
+    for e in easy_events.tolist():
+        out[e] = cid_of_comp[int(event_label[e])]
+    at = received_at.astimezone(dt.UTC).replace(tzinfo=None)
+    stamp = pa.scalar(at, pa.timestamp("us"))
+    insert_table(
+        conn,
+        customers,
+        pa.table(
+            {
+                "id": pa.array(maker_ids, pa.string()),
+                "created_at": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
+                "first_seen": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
+                "last_seen": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
+                "interaction_count": pa.array(np.zeros(len(maker_ids), dtype=np.int64)),
+            }
+        ),
+    )
+    easy_idents = np.flatnonzero(~hard[label[n:]])
+    comp_owner = owner[label[n:][easy_idents]]
+    owner_cid = pa.array([customer_id_for(ids[e]) for e in comp_owner.tolist()], pa.string())
+    insert_table(
+        conn,
+        customer_identities,
+        pa.table(
+            {
+                "kind": keys.column("kind").take(pa.array(easy_idents)),
+                "value": keys.column("value").take(pa.array(easy_idents)),
+                "customer_id": owner_cid,
+                "first_seen": pa.array([stamp] * len(easy_idents), pa.timestamp("us")),
+            }
+        ),
+    )
+    # Hard components: replay their events one by one, exactly as resolve_batch does.
+    hard_events = np.flatnonzero(has_ident & hard[event_label])
+    if len(hard_events):
+        hard_events = hard_events[np.argsort(pos[hard_events])]
+        mask = np.zeros(n, dtype=bool)
+        mask[hard_events] = True
+        edge_keep = mask[events_of]
+        per_event: dict[int, list[Ident]] = defaultdict(list)
+        # Edges were built kind by kind in ``kinds`` order, so each list is in event_idents order.
+        kind_names = [kinds[k] for k in kind_of[idents_of[edge_keep]].tolist()]
+        chosen = value_of.take(pa.array(idents_of[edge_keep])).to_pylist()
+        for e, kind, value in zip(events_of[edge_keep].tolist(), kind_names, chosen, strict=True):
+            per_event[e].append((kind, value))
+        resolver = Resolver(caps=caps)
+        _seed(conn, resolver, {i for e in per_event.values() for i in e})
+        assigned = [
+            (e, resolver.resolve(ids[e], per_event[e], received_at)) for e in hard_events.tolist()
+        ]
+        _write_customers(conn, resolver)
+        remap = resolver.remap()
+        for e, cid in assigned:
+            out[e] = remap.get(cid, cid) if cid else None
+    return pa.array(out, pa.string())

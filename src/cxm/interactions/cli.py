@@ -1,0 +1,42 @@
+"""``cxm import interactions`` and ``cxm interactions unowned``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import Progress
+
+from cxm.console import console, engine, errors, settings
+from cxm.interactions import importer
+from cxm.interactions.service import unowned_touchpoints
+
+app = typer.Typer(help="The interaction log.", no_args_is_help=True)
+
+
+def import_interactions(
+    file: Path = typer.Argument(..., help="a .csv, .jsonl or .parquet file"),
+    mapping: Path | None = typer.Option(None, "--map", help="mapping.yaml: column → field"),
+) -> None:
+    """Import interactions from a file; bad rows go to FILE.rejects.csv; re-running adds nothing."""
+    with errors():
+        spec = importer.load_mapping(mapping)
+        eng = engine()
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"importing {file.name}", total=None)
+            summary = importer.import_file(
+                eng,
+                file,
+                spec,
+                lambda done, total: bar.update(task, completed=done, total=total),
+                settings().default_phone_region,
+            )
+    console.print(summary.line())
+
+
+@app.command("unowned")
+def unowned() -> None:
+    """Touchpoints seen in interactions that no department owns yet."""
+    with engine().connect() as conn:
+        keys = unowned_touchpoints(conn)
+    console.print("\n".join(keys) if keys else "every touchpoint has an owner")

@@ -1,0 +1,525 @@
+"""File import of interactions: CSV, JSONL or Parquet, read with Arrow, stored in chunks.
+
+Every row goes through the same validation and storage as the API (so re-importing a file
+adds nothing: event ids are the idempotency key); rows that fail go to a rejects file next to
+the input, with their line number and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from sqlalchemy.engine import Engine
+
+from cxm.customers import service as customers
+from cxm.errors import Invalid
+from cxm.interactions.schemas import TARGETS, Mapping
+from cxm.interactions.service import (
+    EARLIEST,
+    REVENUE_KEYS,
+    TYPES,
+    Rejected,
+    store_table,
+)
+from cxm.interactions.service import validate as validate_event
+from cxm.store import utcnow
+from cxm.yamldoc import read, validate
+
+CHUNK = 50_000
+JSON_FIELDS = ("properties", "context")
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejects_file: Path | None = None
+    touchpoints: set[str] = field(default_factory=set)
+
+    def line(self) -> str:
+        text = (
+            f"{self.rows} rows: {self.stored} stored, {self.duplicates} duplicates, "
+            f"{self.rejected} rejected"
+        )
+        if self.rejects_file:
+            text += f" (see {self.rejects_file})"
+        return text
+
+
+def load_mapping(path: Path | None) -> Mapping:
+    if path is None:
+        return Mapping()
+    return validate(read(path), Mapping)
+
+
+def _table(path: Path) -> tuple[pa.Table, int]:
+    """The file as an Arrow table, and the line of its first row (for rejects)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            # Every column as text: validation decides types, so a bad cell is one reject,
+            # not a failed file.
+            names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+            types = {n: pa.string() for n in names.column_names}
+            opts = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+            return pacsv.read_csv(path, convert_options=opts), 2
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return pajson.read_json(path), 1
+        if suffix == ".parquet":
+            return pq.read_table(path), 1
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise Invalid(f"{path}: cannot read the file: {exc}") from exc
+    raise Invalid(f"{path}: unknown file type '{suffix}'; use .csv, .jsonl or .parquet")
+
+
+def _events(table: pa.Table, mapping: Mapping, source: str) -> Iterator[list[dict[str, Any]]]:
+    """The file's rows as submitted events (the per-row path, for rows the fast path refuses)."""
+    _check_columns(table, mapping, source)
+    renames = {src: dst for dst, src in mapping.columns.items()}
+    for batch in table.to_batches(CHUNK):
+        rows = batch.to_pylist()
+        events = []
+        for row in rows:
+            event: dict[str, Any] = dict(mapping.defaults)
+            extra: dict[str, Any] = {}
+            for key, value in row.items():
+                name = renames.get(key, key)
+                if name in TARGETS or name.endswith("_id"):
+                    if value is not None and value != "":
+                        event[name] = value
+                elif value is not None and value != "":
+                    extra[name] = value
+            for name in JSON_FIELDS:
+                if isinstance(event.get(name), str):
+                    try:
+                        event[name] = json.loads(event[name])
+                    except json.JSONDecodeError:
+                        event[name] = {"_invalid_json": event[name]}
+            if extra:
+                event["properties"] = {**extra, **(event.get("properties") or {})}
+            events.append(event)
+        yield events
+
+
+def _check_columns(table: pa.Table, mapping: Mapping, source: str) -> None:
+    missing = sorted(set(mapping.columns.values()) - set(table.column_names))
+    if missing:
+        raise Invalid(
+            f"{source}: the mapping names columns the file lacks: {', '.join(missing)}; "
+            f"the file has: {', '.join(table.column_names)}"
+        )
+
+
+def import_file(
+    engine: Engine,
+    path: Path,
+    mapping: Mapping | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    region: str = "DE",
+) -> ImportSummary:
+    """Import one file in one transaction; returns counts and where the rejects went.
+
+    Rows are validated column-wise (``fastpath``); a row the vectorised checks refuse goes
+    through the per-row validator, which stores it or names its problem. All rows share one
+    ``received_at``, so the whole file resolves as one batch.
+    """
+    spec = mapping or Mapping()
+    table, first_line = _table(path)
+    _check_columns(table, spec, str(path))
+    summary = ImportSummary(rows=table.num_rows)
+    received_at = utcnow()
+    parts: list[pa.Table] = []
+    rejects: list[tuple[int, str | None, str]] = []
+    cache: dict[str, str | None] = {}
+    total = table.num_rows
+    for start in range(0, max(total, 1), CHUNK):
+        chunk = table.slice(start, CHUNK)
+        fast, slow = prepare(chunk, spec, received_at, region, start, cache)
+        parts.append(fast)
+        if len(slow):
+            parts.append(_per_row(chunk, slow, spec, received_at, region, start, rejects, path))
+        if progress:
+            # Validation is the first half of the work, storing the second.
+            progress(min(start + CHUNK, total), 2 * total)
+    rows = _concat(parts).sort_by("_n") if parts else _concat([])
+    with engine.begin() as conn:
+        result = store_table(conn, rows.drop_columns(["_n"]), "import", received_at)
+    if progress:
+        progress(2 * total, 2 * total)
+    summary.stored, summary.duplicates = result.stored, result.duplicates
+    rejects = [(first_line + n, e, r) for n, e, r in sorted(rejects)]
+    summary.rejected = len(rejects)
+    target = path.with_name(path.name + ".rejects.csv")
+    if rejects:
+        with target.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "event_id", "reason"])
+            writer.writerows(rejects)
+        summary.rejects_file = target
+    elif target.exists():
+        target.unlink()  # a clean re-run leaves no stale rejects behind
+    return summary
+
+
+def _per_row(
+    chunk: pa.Table,
+    slow: np.ndarray,
+    spec: Mapping,
+    received_at: dt.datetime,
+    region: str,
+    start: int,
+    rejects: list[tuple[int, str | None, str]],
+    path: Path,
+) -> pa.Table:
+    """Validate the refused rows one by one: the valid ones as a prepared table."""
+    picked = chunk.take(pa.array(slow))
+    rows: list[dict[str, Any]] = []
+    events = [e for batch in _events(picked, spec, str(path)) for e in batch]
+    for n, event in zip(slow.tolist(), events, strict=True):
+        try:
+            row = validate_event(event, received_at, region)
+        except (Rejected, Invalid) as exc:
+            event_id = event.get("event_id")
+            rejects.append((start + n, event_id if isinstance(event_id, str) else None, str(exc)))
+            continue
+        row["_n"] = start + n
+        rows.append(row)
+    return from_rows(rows)
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    """Prepared tables side by side; external id kinds one table lacks are null there."""
+    if not parts:
+        return from_rows([])
+    names: dict[str, None] = {}
+    for part in parts:
+        names.update(dict.fromkeys(part.column_names))
+    full = []
+    for part in parts:
+        for name in names:
+            if name not in part.column_names:
+                part = part.append_column(name, pa.nulls(part.num_rows, pa.string()))
+        full.append(part.select(list(names)))
+    return pa.concat_tables(full)
+
+
+# ---- the column-wise path ----
+
+_CORE = ("event_id", "user_id", "anonymous_id")
+# Local part, "@", then a domain with a dot; no whitespace (ASCII, as str.isspace sees it).
+_EMAIL_RE = r"^[^@\t\n\v\f\r \x1c-\x1f]+@[^\t\n\v\f\r \x1c-\x1f]*\.[^\t\n\v\f\r \x1c-\x1f]*$"
+
+
+def _strings(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
+    """A text column as strings ("" as null), or None when its type needs the per-row path."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    kind = arr.type
+    textual = pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)
+    textual |= pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    if textual or pa.types.is_integer(kind) or pa.types.is_null(kind):
+        arr = arr.cast(pa.string())
+    elif not pa.types.is_string(arr.type):
+        return None
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+class _Checks:
+    """Column-wise validation of one chunk; rows a check refuses are marked for the slow path."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.slow = np.zeros(n, dtype=bool)
+
+    def refuse(self, mask: pa.Array | np.ndarray) -> None:
+        if isinstance(mask, np.ndarray):
+            self.slow |= mask
+        else:
+            self.slow |= np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False))
+
+    def text(self, cols: dict[str, pa.Array], name: str, limit: int) -> pa.Array:
+        """``_text``: trimmed, empty as null, longer than ``limit`` refused."""
+        if name not in cols:
+            return pa.nulls(self.n, pa.string())
+        arr = _strings(cols[name])
+        if arr is None:
+            self.refuse(cols[name].is_valid())
+            return pa.nulls(self.n, pa.string())
+        text = pc.utf8_trim_whitespace(arr)
+        self.refuse(pc.greater(pc.utf8_length(text), limit))
+        return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _times(checks: _Checks, col: pa.Array | None, received_at: dt.datetime) -> pa.Array:
+    """Event times as naive UTC microseconds; unparseable or out-of-range rows refused."""
+    now = received_at.astimezone(dt.UTC).replace(tzinfo=None)
+    if col is None:
+        return pa.array(np.full(checks.n, np.datetime64(now, "us")), pa.timestamp("us"))
+    if pa.types.is_timestamp(col.type):
+        micros = col.cast(pa.timestamp("us", tz=col.type.tz)).cast(pa.int64())
+        parsed = micros.cast(pa.timestamp("us"))
+    else:
+        text = _strings(col)
+        if text is None:
+            checks.refuse(col.is_valid())
+            return pa.array(np.full(checks.n, np.datetime64(now, "us")), pa.timestamp("us"))
+        text = pc.utf8_trim_whitespace(text)
+        try:
+            aware = text.cast(pa.timestamp("us", tz="UTC"))
+            parsed = aware.cast(pa.int64()).cast(pa.timestamp("us"))
+        except pa.ArrowInvalid:
+            # Some values lack a zone (read as UTC) or are bad: parse them as the API does.
+            values: list[dt.datetime | None] = []
+            for value in text.to_pylist():
+                try:
+                    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except (ValueError, AttributeError):
+                    values.append(None)
+                    continue
+                if when.tzinfo is not None:
+                    when = when.astimezone(dt.UTC).replace(tzinfo=None)
+                values.append(when)
+            parsed = pa.array(values, pa.timestamp("us"))
+            checks.refuse(pc.and_(text.is_valid(), parsed.is_null()))
+    latest = now + dt.timedelta(days=2)
+    earliest = EARLIEST.replace(tzinfo=None)
+    checks.refuse(
+        pc.or_(
+            pc.less(parsed, pa.scalar(earliest, pa.timestamp("us"))),
+            pc.greater(parsed, pa.scalar(latest, pa.timestamp("us"))),
+        )
+    )
+    filled = pc.fill_null(parsed, pa.scalar(now, pa.timestamp("us")))
+    return filled.combine_chunks() if isinstance(filled, pa.ChunkedArray) else filled
+
+
+def _documents(checks: _Checks, col: pa.Array | None) -> tuple[pa.Array, list[Any]]:
+    """JSON object columns: stored text per row, and the parsed object per row (None if none).
+
+    Parsed once per distinct value; a value that is not an object is refused (the per-row path
+    names it), invalid JSON is kept as ``{"_invalid_json": text}`` like the per-row path.
+    """
+    if col is None:
+        return pa.nulls(checks.n, pa.string()), [None] * checks.n
+    arr = _strings(col)
+    if arr is None:
+        checks.refuse(col.is_valid())
+        return pa.nulls(checks.n, pa.string()), [None] * checks.n
+    encoded = arr.dictionary_encode()
+    texts: list[str | None] = []
+    parsed: list[Any] = []
+    bad = []
+    for n, raw in enumerate(encoded.dictionary.to_pylist()):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = {"_invalid_json": raw}
+        if not isinstance(value, dict):
+            bad.append(n)
+        parsed.append(value)
+        texts.append(json.dumps(value, default=str))
+    indices = encoded.indices
+    if bad:
+        checks.refuse(pc.is_in(indices, pa.array(bad, indices.type)))
+    text = pa.array(texts, pa.string()).take(indices)
+    objects = [None if i is None else parsed[i] for i in indices.to_pylist()]
+    return text, objects
+
+
+def prepare(
+    chunk: pa.Table,
+    spec: Mapping,
+    received_at: dt.datetime,
+    region: str,
+    start: int,
+    phones: dict[str, str | None],
+) -> tuple[pa.Table, np.ndarray]:
+    """Validate and normalise a chunk column-wise, as ``service.validate`` does per row.
+
+    Returns the rows that passed (a ``store_table`` table with their file position in ``_n``)
+    and the positions (within the chunk) of rows left to the per-row validator.
+    """
+    n = chunk.num_rows
+    checks = _Checks(n)
+    renames = {src: dst for dst, src in spec.columns.items()}
+    cols: dict[str, pa.Array] = {}
+    for name, col in zip(chunk.column_names, chunk.columns, strict=True):
+        target = renames.get(name, name)
+        if target in cols:  # two columns feed one field: leave it to the per-row path
+            checks.refuse(np.ones(n, dtype=bool))
+        cols[target] = col.combine_chunks()
+    for name, value in spec.defaults.items():
+        if not (name in TARGETS or name.endswith("_id")):
+            checks.refuse(np.ones(n, dtype=bool))  # validate names the unknown field
+            continue
+        given = _strings(cols[name]) if name in cols else pa.nulls(n, pa.string())
+        if given is None:
+            checks.refuse(np.ones(n, dtype=bool))
+            continue
+        cols[name] = pc.fill_null(given, pa.scalar(str(value), pa.string()))
+    for name, col in cols.items():
+        if not (name in TARGETS or name.endswith("_id")):
+            # Other columns join properties: rare enough for the per-row path.
+            text = _strings(col)
+            checks.refuse(col.is_valid() if text is None else text.is_valid())
+    kind = checks.text(cols, "type", 16).fill_null("track")
+    checks.refuse(pc.invert(pc.is_in(kind, pa.array(TYPES))))
+    name_ = checks.text(cols, "name", 200)
+    checks.refuse(pc.and_(pc.equal(kind, "track"), name_.is_null()))
+    event_id = checks.text(cols, "event_id", 200)
+    if event_id.null_count:
+        made = [
+            e if e is not None else f"gen-{secrets.token_hex(16)}" for e in event_id.to_pylist()
+        ]
+        event_id = pa.array(made, pa.string())
+    out: dict[str, pa.Array] = {
+        "_n": pa.array(np.arange(start, start + n, dtype=np.int64)),
+        "event_id": event_id,
+        "type": kind,
+        "name": name_,
+        "event_time": _times(checks, cols.get("timestamp"), received_at),
+    }
+    for field_ in ("user_id", "anonymous_id"):
+        out[field_] = pc.utf8_slice_codeunits(checks.text(cols, field_, 320), 0, 200)
+    email = checks.text(cols, "email", 320)
+    checks.refuse(pc.invert(pc.string_is_ascii(email)))
+    email = pc.ascii_lower(email)
+    checks.refuse(pc.invert(pc.match_substring_regex(email, _EMAIL_RE)))
+    out["email"] = email
+    raw_phone = checks.text(cols, "phone", 320)
+    encoded = raw_phone.dictionary_encode()
+    normal = []
+    for value in encoded.dictionary.to_pylist():
+        if value not in phones:
+            phones[value] = customers.normalise("phone", value, region)
+        normal.append(phones[value])
+    phone = pa.array(normal, pa.string()).take(encoded.indices)
+    checks.refuse(pc.and_(raw_phone.is_valid(), phone.is_null()))
+    out["phone"] = phone
+    external: dict[str, pa.Array] = {}
+    for name, col in cols.items():
+        if not name.endswith("_id") or name in _CORE:
+            continue
+        text = _strings(col)
+        try:
+            kind_ = customers.normalise_kind(name)
+        except Invalid:
+            text = None
+            kind_ = ""
+        if text is None or kind_ in external:
+            checks.refuse(col.is_valid())
+            continue
+        trimmed = pc.utf8_trim_whitespace(text)
+        value = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+        external[kind_] = pc.utf8_slice_codeunits(value, 0, 200)
+    out["external_ids"] = _external_json(external, n)
+    out["touchpoint_key"] = checks.text(cols, "touchpoint", 64)
+    out["channel"] = checks.text(cols, "channel", 32)
+    properties, objects = _documents(checks, cols.get("properties"))
+    out["properties"] = pc.if_else(
+        pc.equal(properties, "{}"), pa.scalar(None, pa.string()), properties
+    )
+    out["context"], _ = _documents(checks, cols.get("context"))
+    out["revenue"] = _revenue(checks, cols.get("revenue"), objects)
+    for kind_, values in external.items():
+        out[f"ext:{kind_}"] = values
+    table = pa.table(out)
+    slow = np.flatnonzero(checks.slow)
+    if len(slow):
+        keep = np.ones(n, dtype=bool)
+        keep[slow] = False
+        table = table.filter(pa.array(keep))
+    return table, slow
+
+
+def _external_json(external: dict[str, pa.Array], n: int) -> pa.Array:
+    """``external_ids`` as JSON text per row (null where the row has none)."""
+    if not external:
+        return pa.nulls(n, pa.string())
+    lists = {k: v.to_pylist() for k, v in sorted(external.items())}
+    out: list[str | None] = []
+    for i in range(n):
+        found = {k: v[i] for k, v in lists.items() if v[i] is not None}
+        out.append(json.dumps(found) if found else None)
+    return pa.array(out, pa.string())
+
+
+def _revenue(checks: _Checks, col: pa.Array | None, objects: list[Any]) -> pa.Array:
+    """The ``revenue`` column if given, else the first of properties' revenue / amount / value."""
+    given: pa.Array = pa.nulls(checks.n, pa.float64())
+    if col is not None:
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            given = col.cast(pa.float64())
+            finite = pc.is_finite(given)
+            checks.refuse(pc.and_(given.is_valid(), pc.invert(finite)))
+        elif not pa.types.is_null(col.type):
+            text = _strings(col)
+            checks.refuse(col.is_valid() if text is None else text.is_valid())
+    missing = given.is_null().to_pylist()
+    values: list[float | None] = []
+    bad = np.zeros(checks.n, dtype=bool)
+    for i, (props, absent) in enumerate(zip(objects, missing, strict=True)):
+        value = None
+        if absent and isinstance(props, dict):
+            value = next((props[k] for k in REVENUE_KEYS if k in props), None)
+            if value is not None:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not math.isfinite(value)
+                ):
+                    bad[i] = True
+                    value = None
+                else:
+                    value = float(value)
+        values.append(value)
+    checks.refuse(bad)
+    from_props = pa.array(values, pa.float64())
+    return pc.if_else(given.is_valid(), given, from_props)
+
+
+def from_rows(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows from ``service.validate`` (with ``_n``) as a ``store_table`` table."""
+    kinds = sorted({k for r in rows for k in (r["external_ids"] or {})})
+
+    def doc(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, default=str)
+
+    def when(value: dt.datetime) -> dt.datetime:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    out: dict[str, pa.Array] = {
+        "_n": pa.array([r["_n"] for r in rows], pa.int64()),
+        "event_id": pa.array([r["event_id"] for r in rows], pa.string()),
+        "type": pa.array([r["type"] for r in rows], pa.string()),
+        "name": pa.array([r["name"] for r in rows], pa.string()),
+        "event_time": pa.array([when(r["event_time"]) for r in rows], pa.timestamp("us")),
+    }
+    for name in ("user_id", "anonymous_id", "email", "phone"):
+        out[name] = pa.array([r[name] for r in rows], pa.string())
+    out["external_ids"] = pa.array([doc(r["external_ids"]) for r in rows], pa.string())
+    for name in ("touchpoint_key", "channel"):
+        out[name] = pa.array([r[name] for r in rows], pa.string())
+    out["properties"] = pa.array([doc(r["properties"]) for r in rows], pa.string())
+    out["context"] = pa.array([doc(r["context"]) for r in rows], pa.string())
+    out["revenue"] = pa.array([r["revenue"] for r in rows], pa.float64())
+    for kind in kinds:
+        out[f"ext:{kind}"] = pa.array(
+            [(r["external_ids"] or {}).get(kind) for r in rows], pa.string()
+        )
+    return pa.table(out)

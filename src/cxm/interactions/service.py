@@ -1,0 +1,337 @@
+"""Storing interactions: validation per event, idempotency by event id, resolution, facts.
+
+``ingest`` is the one write path: the API (through group commit), the Segment endpoints, the
+file importer and other domains' tests all hand it plain dicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cxm.customers import service as customers
+from cxm.customers.bulk import insert_rows, insert_table, matching
+from cxm.errors import Invalid
+from cxm.interactions.tables import interactions
+from cxm.org import service as org
+from cxm.store import utcnow
+
+TYPES = ("track", "identify", "page", "screen", "group", "alias")
+FIELDS = {
+    "event_id",
+    "type",
+    "name",
+    "timestamp",
+    "event_time",
+    "user_id",
+    "anonymous_id",
+    "email",
+    "phone",
+    "external_ids",
+    "touchpoint",
+    "touchpoint_key",
+    "channel",
+    "properties",
+    "context",
+    "traits",
+    "revenue",
+}
+REVENUE_KEYS = ("revenue", "amount", "value")
+EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one submitted event."""
+
+    index: int
+    event_id: str | None
+    status: str  # stored | duplicate | rejected
+    error: str | None = None
+    customer_id: str | None = None
+
+
+class Rejected(ValueError):
+    """One event's field is unusable; the message names the field."""
+
+
+def parse_time(value: Any, field: str, latest: dt.datetime | None = None) -> dt.datetime:
+    """An ISO 8601 time (or a datetime); a time without a zone is read as UTC."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise Rejected(f"{field}: '{value}' is not an ISO 8601 time") from None
+    else:
+        raise Rejected(f"{field}: expected an ISO 8601 time string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= parsed <= (latest or utcnow() + dt.timedelta(days=2)):
+        raise Rejected(f"{field}: {parsed.isoformat()} is outside 1990 .. now")
+    return parsed.astimezone(dt.UTC)
+
+
+def _text(event: dict[str, Any], field: str, limit: int) -> str | None:
+    value = event.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise Rejected(f"{field}: expected a string, got {type(value).__name__}")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise Rejected(f"{field}: longer than {limit} characters")
+    return text or None
+
+
+def _object(event: dict[str, Any], field: str) -> dict[str, Any] | None:
+    value = event.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Rejected(f"{field}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[str, Any]:
+    """One submitted event as an ``interactions`` row (without ``customer_id``)."""
+    if not isinstance(event, dict):
+        raise Rejected(f"event: expected a JSON object, got {type(event).__name__}")
+    extra_ids = dict(_object(event, "external_ids") or {})
+    for key in list(event):
+        if key in FIELDS:
+            continue
+        if key.endswith("_id"):  # crm_id, order_id: external ids at the top level
+            extra_ids[key] = event[key]
+        else:
+            raise Rejected(f"{key}: unknown field; known: {', '.join(sorted(FIELDS))}")
+    kind = _text(event, "type", 16) or "track"
+    if kind not in TYPES:
+        raise Rejected(f"type: '{kind}' is not one of {', '.join(TYPES)}")
+    name = _text(event, "name", 200)
+    if kind == "track" and not name:
+        raise Rejected("name: a track event needs a name (e.g. order_placed)")
+    when = event.get("timestamp", event.get("event_time"))
+    latest = received_at + dt.timedelta(days=2)
+    event_time = received_at if when is None else parse_time(when, "timestamp", latest)
+    properties = dict(_object(event, "properties") or {})
+    traits = _object(event, "traits")
+    if traits:
+        properties["traits"] = {**(properties.get("traits") or {}), **traits}
+    row: dict[str, Any] = {
+        "event_id": _text(event, "event_id", 200) or f"gen-{secrets.token_hex(16)}",
+        "type": kind,
+        "name": name,
+        "event_time": event_time,
+        "received_at": received_at,
+        "touchpoint_key": _text(event, "touchpoint", 64) or _text(event, "touchpoint_key", 64),
+        "channel": _text(event, "channel", 32),
+        "properties": properties or None,
+        "context": _object(event, "context"),
+    }
+    for field in ("user_id", "anonymous_id", "email", "phone"):
+        raw = _text(event, field, 320)
+        value = customers.normalise(field, raw, region) if raw else None
+        if raw and value is None:
+            raise Rejected(f"{field}: '{raw}' is not a usable {field.replace('_', ' ')}")
+        row[field] = value
+    external: dict[str, str] = {}
+    for key, raw in extra_ids.items():
+        name_ = customers.normalise_kind(key) if key else key
+        if raw is None:
+            continue
+        if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+            raise Rejected(f"{key}: expected a string id, got {type(raw).__name__}")
+        value = customers.normalise(name_, str(raw))
+        if value:
+            external[name_] = value
+    row["external_ids"] = external or None
+    revenue = event.get("revenue")
+    if revenue is None:
+        revenue = next((properties[k] for k in REVENUE_KEYS if k in properties), None)
+    if revenue is not None:
+        if (
+            isinstance(revenue, bool)
+            or not isinstance(revenue, (int, float))
+            or not math.isfinite(revenue)
+        ):
+            raise Rejected(f"revenue: expected a number, got {revenue!r}")
+        revenue = float(revenue)
+    row["revenue"] = revenue
+    return row
+
+
+def existing_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    ids = list(event_ids)
+    if len(ids) > 5000:
+        held = conn.execute(sa.select(sa.func.count()).select_from(interactions)).scalar_one()
+        if held <= 4 * len(ids):  # a big batch against a small log: one scan
+            wanted = set(ids)
+            every = conn.execute(sa.select(interactions.c.event_id)).scalars()
+            return {e for e in every if e in wanted}
+    for start in range(0, len(ids), 2000):
+        chunk = ids[start : start + 2000]
+        found.update(
+            conn.execute(
+                sa.select(interactions.c.event_id).where(interactions.c.event_id.in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def store(
+    conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime
+) -> list[str | None]:
+    """Resolve and store validated, new rows (all received at ``received_at``)."""
+    if not rows:
+        return []
+    for row in rows:
+        row["received_at"] = received_at
+    resolved = customers.resolve_batch(
+        conn, [(r["event_id"], customers.event_idents(r)) for r in rows], received_at
+    )
+    for row, cid in zip(rows, resolved.customer_ids, strict=True):
+        row["customer_id"] = cid
+    touchpoints = {r["touchpoint_key"] for r in rows if r["touchpoint_key"]}
+    if touchpoints:
+        org.ensure_touchpoints(conn, touchpoints)
+    insert_rows(conn, interactions, rows, ignore=True)
+    customers.set_traits(
+        conn,
+        [
+            (r["customer_id"], name, value, r["event_time"])
+            for r in rows
+            if r["customer_id"] and r["type"] == "identify"
+            for name, value in customers.trait_values(r).items()
+        ],
+    )
+    customers.refresh_received(conn, received_at)
+    return resolved.customer_ids
+
+
+def ingest(
+    conn: Connection, events: list[Any], source: str, region: str = "DE"
+) -> list[ItemResult]:
+    """Validate and store ``events``: per item stored, duplicate (same event id) or rejected."""
+    received_at = utcnow()
+    results: list[ItemResult | None] = [None] * len(events)
+    fresh: list[tuple[int, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for n, event in enumerate(events):
+        try:
+            row = validate(event, received_at, region)
+        except (Rejected, Invalid) as exc:
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            results[n] = ItemResult(
+                n, event_id if isinstance(event_id, str) else None, "rejected", str(exc)
+            )
+            continue
+        if row["event_id"] in seen:
+            results[n] = ItemResult(n, row["event_id"], "duplicate")
+            continue
+        seen.add(row["event_id"])
+        row["source"] = source
+        fresh.append((n, row))
+    stored = existing_ids(conn, [r["event_id"] for _, r in fresh])
+    new = [(n, r) for n, r in fresh if r["event_id"] not in stored]
+    for n, r in fresh:
+        if r["event_id"] in stored:
+            results[n] = ItemResult(n, r["event_id"], "duplicate")
+    ids = store(conn, [r for _, r in new], received_at)
+    for (n, r), cid in zip(new, ids, strict=True):
+        results[n] = ItemResult(n, r["event_id"], "stored", customer_id=cid)
+    return [r for r in results if r is not None]
+
+
+# Columns of a prepared table (see ``store_table``), besides ``ext:<kind>`` identifier columns.
+TABLE_COLUMNS = (
+    "event_id",
+    "type",
+    "name",
+    "event_time",
+    "user_id",
+    "anonymous_id",
+    "email",
+    "phone",
+    "external_ids",
+    "touchpoint_key",
+    "channel",
+    "revenue",
+    "properties",
+    "context",
+)
+
+
+@dataclass(frozen=True)
+class TableResult:
+    stored: int
+    duplicates: int
+
+
+def store_table(
+    conn: Connection, rows: pa.Table, source: str, received_at: dt.datetime
+) -> TableResult:
+    """Store validated rows held as Arrow (the bulk twin of ``ingest`` after validation).
+
+    ``rows`` has ``TABLE_COLUMNS`` (times naive UTC, JSON as text) plus one ``ext:<kind>``
+    column per external id kind, in input order. The first row of each event id counts; later
+    ones, and ids the log already holds, are duplicates. All rows share ``received_at``.
+    """
+    if rows.num_rows == 0:
+        return TableResult(0, 0)
+    codes = np.asarray(
+        rows.column("event_id").combine_chunks().dictionary_encode().indices.to_numpy()
+    )
+    _, firsts = np.unique(codes, return_index=True)
+    firsts.sort()
+    unique = rows.take(pa.array(firsts))
+    held = matching(conn, interactions, unique.select(["event_id"])).column("event_id")
+    if len(held):
+        unique = unique.filter(pc.invert(pc.is_in(unique.column("event_id"), held)))
+    duplicates = rows.num_rows - unique.num_rows
+    if unique.num_rows == 0:
+        return TableResult(0, duplicates)
+    kinds = sorted(c.removeprefix("ext:") for c in unique.column_names if c.startswith("ext:"))
+    idents = {k: unique.column(k).combine_chunks() for k in customers.CORE_KINDS}
+    idents.update({k: unique.column(f"ext:{k}").combine_chunks() for k in kinds})
+    event_ids = unique.column("event_id").combine_chunks()
+    owners = customers.resolve_columns(conn, event_ids, idents, received_at)
+    points = pc.unique(unique.column("touchpoint_key").drop_null()).to_pylist()
+    if points:
+        org.ensure_touchpoints(conn, set(points))
+    stamp = received_at.astimezone(dt.UTC).replace(tzinfo=None)
+    data = unique.select(list(TABLE_COLUMNS))
+    data = data.append_column("customer_id", owners)
+    data = data.append_column("received_at", pa.array([stamp] * data.num_rows, pa.timestamp("us")))
+    data = data.append_column("source", pa.array([source] * data.num_rows, pa.string()))
+    insert_table(conn, interactions, data, ignore=True)
+    identify = data.filter(
+        pc.and_(pc.equal(data.column("type"), "identify"), pc.is_valid(data.column("customer_id")))
+    ).select(["customer_id", "event_time", "properties"])
+    values = []
+    for r in identify.to_pylist():
+        props = json.loads(r["properties"]) if r["properties"] else None
+        at = r["event_time"].replace(tzinfo=dt.UTC)
+        for name, value in customers.trait_values({"properties": props}).items():
+            values.append((r["customer_id"], name, value, at))
+    customers.set_traits(conn, values)
+    customers.refresh_received(conn, received_at)
+    return TableResult(unique.num_rows, duplicates)
+
+
+def unowned_touchpoints(conn: Connection) -> list[str]:
+    """Touchpoints seen in interactions that no department owns yet."""
+    return sorted(k for k, owner in org.ownership(conn).items() if owner is None)
