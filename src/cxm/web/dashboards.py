@@ -5,23 +5,29 @@ Every number comes from the metrics layer (``cxm.metrics.compute``); pages only 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from ibis.backends import BaseBackend
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import NotFound
 from cxm.metrics import Metric, compute, load
 from cxm.metrics.analytics import NONE_LABEL
-from cxm.metrics.service import backend_for, list_alerts
+from cxm.metrics.service import list_alerts
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine
+from cxm.store import analytics
 from cxm.web.charts import trend_chart
 from cxm.web.filters import Filters
 from cxm.web.pages import render
@@ -53,18 +59,118 @@ def catalog(request: Request) -> dict[str, Metric]:
     return metrics
 
 
+Spec = tuple[str, tuple[str, ...], tuple[tuple[str, Any], ...]]
+
+
+def spec(name: str, by: Sequence[str] = (), **kw: Any) -> Spec:
+    return (name, tuple(by), tuple(sorted(kw.items())))
+
+
+class FrameCache:
+    """Metric results shared by every page view for ``ttl`` seconds.
+
+    Dashboards ask the same questions again and again; a minute-old answer is fine for them
+    and each page says when its figures were computed. The API and CLI never use this.
+    """
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._items: dict[tuple[Any, ...], tuple[float, dt.datetime, pd.DataFrame]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[dt.datetime, pd.DataFrame] | None:
+        with self._lock:
+            item = self._items.get(key)
+        if item is None or time.monotonic() - item[0] > self.ttl:
+            return None
+        return item[1], item[2]
+
+    def put(self, key: tuple[Any, ...], frame: pd.DataFrame) -> None:
+        with self._lock:
+            if len(self._items) > 2000:  # bounded: drop the oldest half
+                for old in sorted(self._items, key=lambda k: self._items[k][0])[:1000]:
+                    del self._items[old]
+            self._items[key] = (time.monotonic(), dt.datetime.now(dt.UTC), frame)
+
+
+def frame_cache(request: Request) -> FrameCache:
+    cache: FrameCache | None = getattr(request.app.state, "frame_cache", None)
+    if cache is None:
+        cache = FrameCache()
+        request.app.state.frame_cache = cache
+    return cache
+
+
 class Board:
-    """One page's metric queries: one Ibis backend, one catalog, the page's filters."""
+    """One page's metric queries, run side by side on their own connections.
 
-    def __init__(self, backend: BaseBackend, metrics: dict[str, Metric], f: Filters) -> None:
-        self.backend, self.metrics, self.filters = backend, metrics, f
+    A page names every query it needs up front (``run``); they execute in a small thread
+    pool (the engines release the GIL while they scan), then the page reads the results.
+    Results come from the app's ``FrameCache`` when it has them.
+    """
 
-    def frame(self, name: str, by: list[str], **kw: Any) -> pd.DataFrame:
+    WORKERS = 4
+
+    def __init__(self, engine: Engine, metrics: dict[str, Metric], f: Filters,
+                 cache: FrameCache | None = None) -> None:  # fmt: skip
+        self.engine, self.metrics, self.filters, self.cache = engine, metrics, f, cache
+        self.as_of: dt.datetime | None = None
+        self._results: dict[Spec, pd.DataFrame] = {}
+        self._local = threading.local()
+        self._backends: list[BaseBackend] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for backend in self._backends:
+            backend.disconnect()
+
+    def _backend(self) -> BaseBackend:
+        backend: BaseBackend | None = getattr(self._local, "backend", None)
+        if backend is None:
+            backend = analytics(self.engine)
+            self._local.backend = backend
+            with self._lock:
+                self._backends.append(backend)
+        return backend
+
+    def _compute(self, key: Spec) -> pd.DataFrame:
+        name, by, kw = key
         f = self.filters
-        return compute(self.backend, name, by, start=f.start_at, end=f.end_at,
-                       filters=f.metric_filters(), metrics=self.metrics, **kw)  # fmt: skip
+        return compute(self._backend(), name, list(by), start=f.start_at, end=f.end_at,
+                       filters=f.metric_filters(), metrics=self.metrics, **dict(kw))  # fmt: skip
 
-    def rows(self, name: str, by: list[str], **kw: Any) -> list[dict[str, Any]]:
+    def _cache_key(self, key: Spec) -> tuple[Any, ...]:
+        f = self.filters
+        return (key, f.start, f.end, f.department, f.segment)
+
+    def run(self, specs: Sequence[Spec]) -> None:
+        todo = []
+        for key in dict.fromkeys(specs):
+            cached = self.cache.get(self._cache_key(key)) if self.cache else None
+            if cached is not None:
+                when, self._results[key] = cached
+                self.as_of = min(self.as_of or when, when)
+            elif key not in self._results:
+                todo.append(key)
+        if not todo:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.WORKERS, len(todo))) as pool:
+            for key, frame in zip(todo, pool.map(self._compute, todo), strict=True):
+                self._results[key] = frame
+                if self.cache:
+                    self.cache.put(self._cache_key(key), frame)
+        self.as_of = self.as_of or dt.datetime.now(dt.UTC)
+
+    def frame(self, name: str, by: Sequence[str] = (), **kw: Any) -> pd.DataFrame:
+        key = spec(name, by, **kw)
+        if key not in self._results:
+            self.run([key])
+        return self._results[key]
+
+    def rows(self, name: str, by: Sequence[str] = (), **kw: Any) -> list[dict[str, Any]]:
         return records(self.frame(name, by, **kw))
 
 
@@ -87,10 +193,15 @@ def overview(
     """NPS, CSAT and CES with intervals and trend, by department, movers, volume, alerts."""
     scope = scope_for(who)
     f = Filters.from_request(request, scope)
-    with backend_for(get_engine(request)) as backend:
-        board = Board(backend, catalog(request), f)
+    with Board(get_engine(request), catalog(request), f, frame_cache(request)) as board:
+        board.run([
+            *(spec(m) for m in HEADLINE), *(spec(m, ["department"]) for m in HEADLINE),
+            spec("nps", ["month"]), spec("csat", ["month"]), spec("response_rate"),
+            spec("csat", ["department", "month"], compare="previous"),
+        ])  # fmt: skip
         headline = kpis(board)
         trend = board.rows("nps", ["month"])
+        csat_trend = board.rows("csat", ["month"])
         by_dept = _by_department(board)
         moves = board.frame("csat", ["department", "month"], compare="previous")
         rate = board.rows("response_rate", [])
@@ -98,11 +209,13 @@ def overview(
     movers = records(_latest_significant(moves))
     alerts = [a for a in list_alerts(conn) if a["status"] == "open" and _in_view(a, f)]
     return render(
-        request, who, "overview.html",
+        request, who, "overview.html", as_of=board.as_of,
         filters=f, departments=org.list_departments(conn), department_names=names,
         kpis=headline, trend=trend, chart=trend_chart(trend, "month", "NPS by month"),
+        csat_trend=csat_trend, csat_chart=trend_chart(csat_trend, "month", "CSAT by month"),
         by_department=by_dept, headline=HEADLINE, movers=movers,
         response_rate=rate[0] if rate else None, alerts=alerts[:10],
+        response_rate_description=board.metrics["response_rate"].description,
         volume=sum(int(r.get("n") or 0) for r in trend),
     )  # fmt: skip
 
@@ -143,10 +256,11 @@ def departments_index(
     departments = org.list_departments(conn)
     if scope.by_department:
         departments = [d for d in departments if d.key == scope.department_key]
-    with backend_for(get_engine(request)) as backend:
-        board = Board(backend, catalog(request), f)
+    with Board(get_engine(request), catalog(request), f, frame_cache(request)) as board:
+        board.run([spec(m, ["department"]) for m in HEADLINE])
         scores = {r["department"]: r for r in _by_department(board)}
-    return render(request, who, "departments.html", filters=f, departments=departments,
+    return render(request, who, "departments.html", as_of=board.as_of, filters=f,
+                  departments=departments,
                   scores=scores, headline=HEADLINE)  # fmt: skip
 
 
@@ -163,8 +277,9 @@ def scorecard(
     f = Filters.from_request(request, scope)
     f = Filters(f.start, f.end, key, f.segment)
     touchpoints = org.list_touchpoints(conn, key)
-    with backend_for(get_engine(request)) as backend:
-        board = Board(backend, catalog(request), f)
+    with Board(get_engine(request), catalog(request), f, frame_cache(request)) as board:
+        board.run([*(spec(m) for m in HEADLINE), *(spec(m, ["touchpoint"]) for m in HEADLINE),
+                   spec("csat", ["month"])])  # fmt: skip
         headline = kpis(board)
         trend = board.rows("csat", ["month"])
         by_tp: dict[str, dict[str, Any]] = {}
@@ -172,7 +287,7 @@ def scorecard(
             for r in board.rows(name, ["touchpoint"]):
                 by_tp.setdefault(r["touchpoint"], {})[name] = r
     return render(
-        request, who, "scorecard.html",
+        request, who, "scorecard.html", as_of=board.as_of,
         department=department, filters=f, kpis=headline, touchpoints=touchpoints,
         by_touchpoint=by_tp, chart=trend_chart(trend, "month", f"CSAT at {department.name}"),
         trend=trend, metrics=HEADLINE,
