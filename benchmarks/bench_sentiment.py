@@ -1,0 +1,101 @@
+"""Sentiment accuracy and speed of both tiers on the VADER human-rated corpora.
+
+Data: Hutto & Gilbert (ICWSM 2014) ground truth, MIT licence: 23,706 English texts (tweets,
+movie-review snippets, Amazon review snippets, NYT editorial snippets), each with the mean
+valence of about 20 human raters on -4..4. Read from ``../shared/data/vader-human-ratings``
+next to the repository, or ``--data DIR``.
+
+3-class truth from the human mean: positive above +0.5, negative below -0.5, neutral between.
+Prints per corpus and tier: accuracy, macro-F1, Pearson r with the human mean, texts/s, and the
+ratio of each tier's r to the VADER paper's Table 4 figure (the baseline).
+
+    .venv/bin/python benchmarks/bench_sentiment.py [--quick] [--limit N] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cxm.text import nlp
+from cxm.text.sentiment import EmbeddingTier, LexiconTier, Tier, accuracy, macro_f1
+
+CORPORA = {
+    "tweets": "tweets_GroundTruth.txt",
+    "movie_reviews": "movieReviewSnippets_GroundTruth.txt",
+    "amazon_product_reviews": "amazonReviewSnippets_GroundTruth.txt",
+    "nyt_editorials": "nytEditorialSnippets_GroundTruth.txt",
+}
+HUMAN_BAND = 0.5
+
+
+def load(path: Path, limit: int | None) -> tuple[list[str], np.ndarray]:
+    texts, ratings = [], []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            ratings.append(float(parts[1]))
+            texts.append(parts[2])
+    if limit and len(texts) > limit:
+        idx = np.random.default_rng(0).choice(len(texts), size=limit, replace=False)
+        texts = [texts[i] for i in sorted(idx)]
+        ratings = [ratings[i] for i in sorted(idx)]
+    return texts, np.array(ratings)
+
+
+def truth(rating: float) -> str:
+    return "positive" if rating > HUMAN_BAND else "negative" if rating < -HUMAN_BAND else "neutral"
+
+
+def score(tier: Tier, texts: list[str]) -> tuple[list[str], np.ndarray, float]:
+    # The benchmark texts are English by construction; score every one of them (the language
+    # gate would skip some short tweets it cannot place), so both tiers see the same texts.
+    tier.languages = ("en", "und", "de", "fr", "es")  # type: ignore[misc]
+    start = time.perf_counter()
+    results = tier.annotate(texts)
+    seconds = time.perf_counter() - start
+    return [r.label for r in results], np.array([r.score or 0.0 for r in results]), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "vader-human-ratings"
+    parser.add_argument("--data", type=Path, default=default)
+    parser.add_argument("--quick", action="store_true", help="300 texts per corpus")
+    parser.add_argument("--limit", type=int, help="texts per corpus (default: all)")
+    args = parser.parse_args()
+    limit = 300 if args.quick else args.limit
+    if not args.data.exists():
+        sys.exit(f"data not found at {args.data}: pass --data DIR")
+    paper = {}
+    with (args.data / "reference_paper_table4.csv").open() as f:
+        for row in csv.DictReader(f):
+            if row["method"] == "VADER":
+                paper[row["corpus"]] = float(row["pearson_r"])
+    tiers: list[Tier] = [LexiconTier()]
+    if nlp.available():
+        tiers.append(EmbeddingTier())
+    else:
+        print(nlp.missing_message())
+    print(f"{'corpus':24} {'tier':10} {'n':>6} {'acc':>6} {'macroF1':>8} {'r':>6} "
+          f"{'paper r':>8} {'r/paper':>8} {'texts/s':>9}")  # fmt: skip
+    for corpus, name in CORPORA.items():
+        texts, ratings = load(args.data / name, limit)
+        gold = [truth(r) for r in ratings]
+        for tier in tiers:
+            labels, scores, seconds = score(tier, texts)
+            r = float(np.corrcoef(scores, ratings)[0, 1])
+            print(
+                f"{corpus:24} {tier.name:10} {len(texts):6d} {accuracy(gold, labels):6.3f} "
+                f"{macro_f1(gold, labels):8.3f} {r:6.3f} {paper[corpus]:8.3f} "
+                f"{r / paper[corpus]:8.2f} {len(texts) / seconds:9.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

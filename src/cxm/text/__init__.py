@@ -1,0 +1,1 @@
+"""Text analytics: sentiment, language, themes and taxonomies on any text (comments, tickets)."""

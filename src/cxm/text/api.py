@@ -1,0 +1,83 @@
+"""REST endpoints for text analytics: annotations, themes with impact, taxonomies, discovery."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from sqlalchemy.engine import Connection
+
+from cxm.org.security import db, get_engine, require
+from cxm.text import analytics, schemas, service, taxonomy, themes
+from cxm.yamldoc import YamlDoc
+
+router = APIRouter(prefix="/text", tags=["text"])
+read = Depends(require("read"))
+admin = Depends(require("admin"))
+
+
+def _slice(conn: Connection, survey: str | None, period: str | None) -> analytics.Slice:
+    since, until = service.period_bounds(period) if period else (None, None)
+    return analytics.Slice(survey=survey, since=since, until=until)
+
+
+@router.get("/annotations", dependencies=[read])
+def list_annotations(
+    source: str = Query("survey_response", description="text source, e.g. survey_response"),
+    model: str | None = Query(None, description="e.g. lexicon:vader-3.3.2"),
+    label: str | None = Query(None, description="negative | neutral | positive | unscored"),
+    theme: str | None = Query(None, description="theme key"),
+    taxonomy_key: str | None = Query(None, alias="taxonomy"),
+    department: str | None = Query(None, description="themes owned by this department"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    conn: Connection = Depends(db),
+) -> list[schemas.AnnotationOut]:
+    return service.list_annotations(
+        conn, source, model=model, label=label, theme=theme, taxonomy=taxonomy_key,
+        department=department, limit=limit, offset=offset,
+    )  # fmt: skip
+
+
+@router.get("/themes", dependencies=[read])
+def theme_impact(
+    request: Request,
+    taxonomy_key: str = Query("starter", alias="taxonomy"),
+    survey: str | None = None,
+    period: str | None = Query(None, description="YYYY, YYYY-MM, YYYY-Qn or Nd"),
+    department: str | None = Query(None, description="only themes this department owns"),
+    conn: Connection = Depends(db),
+) -> schemas.ImpactReport:
+    """Themes of a taxonomy with volume, share of detractors and NPS impact with intervals."""
+    found = taxonomy.list_themes(conn, taxonomy_key)
+    if department:
+        found = [t for t in found if t.department_key == department]
+    where = _slice(conn, survey, period)
+    return analytics.theme_impact(get_engine(request), found, where)
+
+
+@router.get("/themes/discover", dependencies=[read])
+def discover(
+    request: Request,
+    survey: str | None = None,
+    period: str | None = None,
+    k: int | None = Query(None, ge=2, le=50),
+    seed: int = 0,
+    vectors: themes.Vectors = "auto",
+    conn: Connection = Depends(db),
+) -> schemas.DiscoveryOut:
+    """Cluster the comments of a survey and period into themes (deterministic for a seed)."""
+    where = _slice(conn, survey, period)
+    return service.discover_themes(get_engine(request), where, k=k, seed=seed, vectors=vectors)
+
+
+@router.get("/taxonomies/{key}", dependencies=[read])
+def get_taxonomy(key: str, conn: Connection = Depends(db)) -> list[schemas.Theme]:
+    return taxonomy.list_themes(conn, key)
+
+
+@router.put("/taxonomies", dependencies=[admin])
+def put_taxonomy(
+    body: dict[str, object] = Body(..., description="a taxonomy document (the YAML as JSON)"),
+    conn: Connection = Depends(db),
+) -> schemas.ApplySummary:
+    """Create or replace a taxonomy; texts are tagged with it on their next annotation."""
+    return taxonomy.apply(conn, YamlDoc(body, "request body"))

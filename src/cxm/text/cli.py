@@ -1,0 +1,204 @@
+"""``cxm text``: annotate comments, discover themes, apply taxonomies, train, show impact."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cxm.console import console, engine, errors, print_json, print_table
+from cxm.errors import Invalid
+from cxm.text import analytics, jobs, nlp, schemas, service, taxonomy
+from cxm.text.sentiment import TIERS, fit
+from cxm.yamldoc import read
+
+err_console = Console(stderr=True)
+app = typer.Typer(help="Text analytics: sentiment, themes, taxonomies.", no_args_is_help=True)
+taxonomy_app = typer.Typer(help="Themes you define (YAML): apply, list.", no_args_is_help=True)
+app.add_typer(taxonomy_app, name="taxonomy")
+
+
+def _slice(survey: str | None, period: str | None, since: str | None = None) -> analytics.Slice:
+    start, end = service.period_bounds(period) if period else (None, None)
+    if since:
+        try:
+            start = dt.datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise Invalid(f"--since '{since}' is not a date: use YYYY-MM-DD") from exc
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.UTC)
+    return analytics.Slice(survey=survey, since=start, until=end)
+
+
+@app.command("annotate")
+def annotate(
+    since: str | None = typer.Option(None, help="only comments submitted from this date"),
+    tier: str = typer.Option("lexicon", help=f"sentiment tier: {' | '.join(TIERS)}"),
+    survey: str | None = typer.Option(None, help="only this survey"),
+    redo: bool = typer.Option(False, "--redo", help="re-annotate texts this model already did"),
+    batch: int = typer.Option(jobs.BATCH, help="comments per transaction"),
+) -> None:
+    """Annotate survey comments in bulk: language, sentiment, and stored taxonomies' themes."""
+    with errors():
+        where = _slice(survey, None, since)
+        with Progress(
+            TextColumn("annotating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err_console, transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("annotate", total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            started = dt.datetime.now(dt.UTC)
+            report = jobs.annotate_bulk(
+                engine(), tier_name=tier, where=where, only_pending=not redo, batch=batch,
+                on_progress=update,
+            )  # fmt: skip
+            seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    if report.note:
+        err_console.print(f"[yellow]note:[/] {report.note}")
+    rate = report.annotated / seconds if seconds > 0 else 0.0
+    console.print(
+        f"tier {report.tier} ({report.model}): annotated {report.annotated} comments "
+        f"in {seconds:.1f} s ({rate:,.0f}/s); {report.tagged} tagged with themes"
+    )
+    if report.labels:
+        console.print("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(report.labels.items())))
+        console.print(
+            "languages: " + ", ".join(f"{k} {v}" for k, v in sorted(report.languages.items()))
+        )
+        unscored = report.labels.get("unscored", 0)
+        if unscored:
+            console.print(f"{unscored} comments not in English were left unscored")
+
+
+@app.command("themes")
+def discover(
+    survey: str | None = typer.Option(None, help="survey key"),
+    period: str | None = typer.Option(None, help="YYYY, YYYY-MM, YYYY-Qn or Nd"),
+    k: int | None = typer.Option(None, help="number of themes (default: chosen by silhouette)"),
+    seed: int = typer.Option(0, help="same seed, same themes"),
+    vectors: str = typer.Option("auto", help="auto | embedding | tfidf"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Discover themes in the comments of a survey and period."""
+    with errors():
+        if vectors not in ("auto", "embedding", "tfidf"):
+            raise Invalid(f"--vectors '{vectors}' is unknown: use auto, embedding or tfidf")
+        found = service.discover_themes(
+            engine(),
+            _slice(survey, period),
+            k=k,
+            seed=seed,
+            vectors=vectors,  # type: ignore[arg-type]
+        )
+    if as_json:
+        print_json(schemas.as_dict(found))
+        return
+    if found.note:
+        err_console.print(f"[yellow]note:[/] {found.note}")
+    rows = [
+        {**t.model_dump(), "share": f"{t.share:.0%}", "example": (t.examples or [""])[0]}
+        for t in found.themes
+    ]
+    print_table(
+        rows, ["id", "label", "size", "share", "sentiment", "example"],
+        f"Themes in {found.texts} comments ({found.vectors} vectors; "
+        f"{found.excluded_other_language} in other languages left out)",
+    )  # fmt: skip
+
+
+@app.command("impact")
+def impact(
+    taxonomy_key: str = typer.Option("starter", "--taxonomy", help="taxonomy key"),
+    survey: str | None = typer.Option(None, help="survey key"),
+    period: str | None = typer.Option(None, help="YYYY, YYYY-MM, YYYY-Qn or Nd"),
+    department: str | None = typer.Option(None, help="only themes this department owns"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """What each theme costs in NPS points, with 95% intervals."""
+    with errors():
+        eng = engine()
+        with eng.connect() as conn:
+            found = taxonomy.list_themes(conn, taxonomy_key)
+        if department:
+            found = [t for t in found if t.department_key == department]
+        report = analytics.theme_impact(eng, found, _slice(survey, period))
+    if as_json:
+        print_json(schemas.as_dict(report))
+        return
+    rows = []
+    for t in report.themes:
+        row = t.model_dump()
+        if t.nps_impact is not None:
+            low, high = t.nps_impact_low or 0.0, t.nps_impact_high or 0.0
+            row["impact"] = f"{t.nps_impact:+.1f} [{low:+.1f}, {high:+.1f}]"
+        row["detractors"] = f"{t.detractor_share:.0%}"
+        rows.append(row)
+    print_table(
+        rows, ["theme", "department_key", "volume", "detractors", "nps_with", "nps_without",
+               "impact"],
+        f"Theme impact on NPS ({report.responses} responses, NPS {report.nps})",
+    )  # fmt: skip
+
+
+@app.command("train")
+def train(
+    survey: str | None = typer.Option(None, help="only this survey's responses"),
+    seed: int = typer.Option(0, help="seed of the held-out split"),
+) -> None:
+    """Train the embedding tier on your own responses (score as weak label); prints accuracy."""
+    with errors():
+        if not nlp.available():
+            raise Invalid(nlp.missing_message().split(";")[0] + " to train a sentiment model")
+        eng = engine()
+        texts, labels = service.training_data(eng, _slice(survey, None))
+        classifier, report = fit(texts, labels, seed=seed)
+        with eng.begin() as conn:
+            service.save_model(conn, classifier, report)
+    console.print(
+        f"trained {report.version} on {report.trained_on} comments; held-out "
+        f"{report.held_out}: accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.3f} "
+        f"(lexicon tier on the same texts: {report.lexicon_accuracy:.1%})"
+    )
+    console.print("use it with: cxm text annotate --tier embedding --redo")
+
+
+@taxonomy_app.command("apply")
+def apply(file: Path = typer.Argument(..., help="taxonomy YAML")) -> None:
+    """Create or replace a taxonomy from a YAML file (re-annotate to tag existing texts)."""
+    with errors():
+        doc = read(file)
+        with engine().begin() as conn:
+            summary = taxonomy.apply(conn, doc)
+    _print_summary(summary)
+
+
+@taxonomy_app.command("starter")
+def starter() -> None:
+    """Apply the shipped starter taxonomy (delivery, billing, wait time, ...)."""
+    with errors(), engine().begin() as conn:
+        summary = taxonomy.apply(conn, taxonomy.starter_doc())
+    _print_summary(summary)
+
+
+@taxonomy_app.command("show")
+def show(key: str = typer.Argument("starter")) -> None:
+    """List a taxonomy's themes with their owning departments."""
+    with errors(), engine().connect() as conn:
+        found = taxonomy.list_themes(conn, key)
+    rows = [
+        {**t.model_dump(), "keywords": len(t.keywords), "examples": len(t.examples)} for t in found
+    ]
+    print_table(rows, ["key", "name", "department_key", "keywords", "examples", "threshold"], key)
+
+
+def _print_summary(summary: schemas.ApplySummary) -> None:
+    console.print(
+        f"taxonomy {summary.taxonomy}: {len(summary.created)} created, "
+        f"{len(summary.updated)} updated, {len(summary.removed)} removed"
+    )

@@ -1,0 +1,123 @@
+"""Running annotation: in bulk (CLI, batches of one transaction each) and in the background.
+
+New responses are picked up by a periodic scan that enqueues a durable ``text.annotate`` job
+per batch of unannotated comments; the job annotates them with the lexicon tier and tags them
+with every stored taxonomy. The job is idempotent: it skips texts already annotated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from cxm.store import jobs
+from cxm.text import analytics, service
+from cxm.text.sentiment import LexiconTier, Tier, tier
+
+KIND = "text.annotate"
+SCAN_EVERY_SECONDS = 15.0
+BATCH = 5000
+
+
+def lexicon_model() -> str:
+    return f"lexicon:vader-{importlib.metadata.version('vaderSentiment')}"
+
+
+def annotate_bulk(
+    engine: Engine,
+    *,
+    tier_name: str = "lexicon",
+    where: analytics.Slice = analytics.Slice(),
+    only_pending: bool = True,
+    batch: int = BATCH,
+    semantic: bool | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> service.AnnotateReport:
+    """Annotate the comments in ``where``, one transaction per batch; returns what it did.
+
+    With ``only_pending`` it skips comments the chosen model already annotated, so a rerun
+    after an interruption picks up where it stopped.
+    """
+    with engine.connect() as conn:
+        chosen, note = _tier(conn, tier_name)
+        tag_with = service.tagger(conn, semantic=semantic)
+    model = service.model_key(chosen)
+    found = analytics.response_texts(engine, where, pending_model=model if only_pending else None)
+    ids = [str(i) for i in found.column("id").to_pylist()]
+    comments = [str(c) for c in found.column("comment").to_pylist()]
+    report = service.AnnotateReport(chosen.name, model, note)
+    total = len(ids)
+    if on_progress:
+        on_progress(0, total)
+    # Comments repeat: read every distinct one once, up front, in one (parallel) pass; the
+    # batches below then only look results up and write them.
+    distinct = list(dict.fromkeys(comments))
+    if isinstance(chosen, LexiconTier):
+        chosen.annotate(distinct)
+    if tag_with is not None and not tag_with.semantic:
+        tag_with.tag(distinct)
+    for start in range(0, total, batch):
+        with engine.begin() as conn:
+            service.annotate_texts(
+                conn,
+                chosen,
+                analytics.SOURCE,
+                list(zip(ids[start : start + batch], comments[start : start + batch], strict=True)),
+                tag_with=tag_with,
+                report=report,
+            )
+        if on_progress:
+            on_progress(min(start + batch, total), total)
+    return report
+
+
+def _tier(conn: Connection, name: str) -> tuple[Tier, str | None]:
+    classifier = service.latest_model(conn) if name in ("embedding", "auto") else None
+    return tier(name, classifier)
+
+
+_lexicon: list[LexiconTier] = []
+
+
+def handle_annotate(conn: Connection, payload: dict[str, Any]) -> None:
+    """Job handler: annotate the response ids in ``payload`` that are still unannotated."""
+    if not _lexicon:  # the lexicon and its cache live as long as the worker
+        _lexicon.append(LexiconTier())
+    chosen = _lexicon[0]
+    ids = [str(i) for i in payload.get("ids", [])]
+    rows = analytics.response_texts(
+        conn.engine, ids=ids, pending_model=service.model_key(chosen)
+    ).to_pylist()
+    service.annotate_texts(
+        conn,
+        chosen,
+        analytics.SOURCE,
+        [(r["id"], r["comment"]) for r in rows],
+        tag_with=service.tagger(conn, semantic=False),
+    )
+
+
+def schedule_pending(engine: Engine, *, limit: int = 2000) -> str | None:
+    """Periodic task: enqueue one job for the oldest unannotated comments, if there are any."""
+    rows = analytics.response_texts(engine, pending_model=lexicon_model(), limit=limit)
+    ids = [str(i) for i in rows.column("id").to_pylist()]
+    if not ids:
+        return None
+    digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()
+    with engine.begin() as conn:
+        return jobs.enqueue(
+            conn,
+            KIND,
+            {"source": analytics.SOURCE, "ids": ids},
+            dedupe_key=f"{KIND}:{digest}",
+            run_at=dt.datetime.now(dt.UTC),
+        )
+
+
+handlers: dict[str, jobs.Handler] = {KIND: handle_annotate}
+periodic: list[tuple[float, Callable[[Engine], object]]] = [(SCAN_EVERY_SECONDS, schedule_pending)]

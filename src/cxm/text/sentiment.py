@@ -1,0 +1,358 @@
+"""Sentiment in two tiers: a lexicon tier (VADER, always there) and an embedding tier (``nlp``).
+
+Both return, per text and per sentence, a label (negative, neutral, positive) and a score in
+[-1, 1], and both refuse to score text in a language they cannot read (label ``unscored``).
+The embedding tier puts a linear classifier on sentence embeddings: by default one built from
+labelled anchor phrases, or one trained on the installation's own responses (see ``train``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from cxm.errors import Invalid
+from cxm.text import language, nlp, vader
+
+LABELS = ("negative", "neutral", "positive")
+UNSCORED = "unscored"
+# VADER's published neutral band for the compound score.
+NEUTRAL_BAND = 0.05
+TierName = Literal["lexicon", "embedding", "auto"]
+TIERS = ("lexicon", "embedding", "auto")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def sentences(text: str) -> list[str]:
+    """Split a comment into sentences (a light rule: end punctuation or a line break)."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text)]
+    return [p for p in parts if p] or [text.strip()]
+
+
+def label_for(score: float, band: float = NEUTRAL_BAND) -> str:
+    if score >= band:
+        return "positive"
+    if score <= -band:
+        return "negative"
+    return "neutral"
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """Sentiment of one text; ``score`` is None when the tier cannot read its language."""
+
+    language: str
+    label: str
+    score: float | None
+    sentences: list[dict[str, Any]] | None
+
+
+class Tier(Protocol):
+    name: str
+    version: str
+    languages: tuple[str, ...]
+
+    def annotate(self, texts: Sequence[str]) -> list[Annotation]: ...
+
+
+def _unscored(lang: str) -> Annotation:
+    return Annotation(lang, UNSCORED, None, None)
+
+
+class LexiconTier:
+    """VADER (Hutto & Gilbert 2014): English lexicon and rules, thousands of texts/s per core.
+
+    Comments repeat ("Great service!"), so the work is done once per distinct text: language,
+    sentence split and scores are cached, and a text of one sentence is scored once. A call
+    with many new texts scores their distinct sentences in one parallel pass (``vader``).
+    """
+
+    name = "lexicon"
+    languages: tuple[str, ...] = ("en",)
+
+    def __init__(self, *, processes: int | None = None) -> None:
+        self.version = f"vader-{importlib.metadata.version('vaderSentiment')}"
+        self.processes = processes  # None: every core this process may use
+        self._scores: dict[str, float] = {}
+        self._texts: dict[str, Annotation] = {}
+
+    def score(self, text: str) -> float:
+        cached = self._scores.get(text)
+        if cached is None:
+            cached = vader.scores([text])[0]
+            if len(self._scores) < 1_000_000:
+                self._scores[text] = cached
+        return cached
+
+    def annotate(self, texts: Sequence[str]) -> list[Annotation]:
+        known = self._texts
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        if new:
+            found = self._annotate_distinct(new)
+            if len(known) + len(found) <= 500_000:
+                known.update(found)
+            else:  # too many to keep: answer this call, keep the cache as it was
+                return [known.get(t) or found[t] for t in texts]
+        return [known[t] for t in texts]
+
+    def _annotate_distinct(self, texts: Sequence[str]) -> dict[str, Annotation]:
+        langs = [language.detect(t) for t in texts]
+        split = {
+            t: sentences(t) for t, lang in zip(texts, langs, strict=True) if lang in self.languages
+        }
+        # What VADER must read: every distinct sentence, and the whole text when it has
+        # more than one (a one-sentence text's score is its sentence's).
+        wanted = dict.fromkeys(s for parts in split.values() for s in parts)
+        wanted.update(dict.fromkeys(t for t, parts in split.items() if len(parts) > 1))
+        todo = [s for s in wanted if s not in self._scores]
+        scored = dict(zip(todo, vader.parallel_scores(todo, processes=self.processes),
+                          strict=True))  # fmt: skip
+        if len(self._scores) + len(scored) <= 1_000_000:
+            self._scores.update(scored)
+        known = self._scores
+
+        def value(s: str) -> float:
+            v = scored.get(s)
+            return known[s] if v is None else v
+
+        out: dict[str, Annotation] = {}
+        for text, lang in zip(texts, langs, strict=True):
+            parts = split.get(text)
+            if parts is None:
+                out[text] = _unscored(lang)
+                continue
+            per = [(s, value(s)) for s in parts]
+            whole = per[0][1] if len(per) == 1 else value(text)
+            out[text] = Annotation(
+                lang,
+                label_for(whole),
+                round(whole, 4),
+                [{"text": s, "label": label_for(v), "score": round(v, 4)} for s, v in per],
+            )
+        return out
+
+
+# Anchor phrases: the default embedding classifier scores a text by its similarity to these.
+ANCHORS: dict[str, tuple[str, ...]] = {
+    "negative": (
+        "terrible service, very disappointed",
+        "this is awful and I am angry",
+        "worst experience ever, never again",
+        "it arrived late and broken",
+        "nobody helped me and the problem is still not fixed",
+        "I was charged wrongly and I am frustrated",
+        "poor quality, a waste of money",
+        "rude staff and a long wait",
+        "I hate it",
+        "bad",
+    ),
+    "neutral": (
+        "it was okay",
+        "nothing special to report",
+        "the order arrived",
+        "I bought a product",
+        "no comment",
+        "average, as expected",
+        "I called about my invoice",
+        "the delivery came on Tuesday",
+        "fine",
+    ),
+    "positive": (
+        "excellent service, thank you so much",
+        "I love it, great experience",
+        "very happy, everything was perfect",
+        "fast delivery and friendly staff",
+        "the agent solved my problem quickly",
+        "great quality and good value",
+        "highly recommend",
+        "wonderful, amazing, fantastic",
+        "good",
+    ),
+}
+ANCHOR_TEMPERATURE = 0.05
+# The embedding score is P(positive) - P(negative): a label needs a clear margin.
+BAND = 1 / 3
+
+
+@dataclass(frozen=True)
+class LinearClassifier:
+    """Softmax over ``X @ coef.T + intercept``; rows of ``coef`` follow ``labels``."""
+
+    version: str
+    labels: tuple[str, ...]
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = x @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """P(positive) - P(negative), in [-1, 1]."""
+        p = self.probabilities(x)
+        return np.asarray(p[:, self.labels.index("positive")] - p[:, self.labels.index("negative")])
+
+    def predict(self, x: np.ndarray) -> list[str]:
+        return [self.labels[i] for i in self.probabilities(x).argmax(axis=1)]
+
+
+def anchor_classifier() -> LinearClassifier:
+    """Class centroids of the anchor phrases as a linear classifier (no training data)."""
+    rows = []
+    for label in LABELS:
+        centroid = nlp.encode(list(ANCHORS[label])).mean(axis=0)
+        rows.append(centroid / np.linalg.norm(centroid))
+    digest = hashlib.sha1(repr(sorted(ANCHORS.items())).encode()).hexdigest()[:8]
+    return LinearClassifier(
+        f"{nlp.ENCODER}/anchors-{digest}",
+        LABELS,
+        np.stack(rows) / ANCHOR_TEMPERATURE,
+        np.zeros(len(LABELS)),
+    )
+
+
+class EmbeddingTier:
+    """Sentence embeddings (all-MiniLM-L6-v2, shipped in a PyPI package) + a linear classifier."""
+
+    name = "embedding"
+    languages: tuple[str, ...] = ("en",)
+
+    def __init__(self, classifier: LinearClassifier | None = None) -> None:
+        if not nlp.available():
+            raise ImportError(nlp.missing_message())
+        self.classifier = classifier or anchor_classifier()
+        self.version = self.classifier.version
+
+    def annotate(self, texts: Sequence[str]) -> list[Annotation]:
+        langs = [language.detect(t) for t in texts]
+        readable = [lang in self.languages for lang in langs]
+        split = [sentences(t) if ok else [] for t, ok in zip(texts, readable, strict=True)]
+        whole = {t for t, ok in zip(texts, readable, strict=True) if ok}
+        distinct = sorted(whole | {s for parts in split for s in parts})
+        scores: dict[str, float] = {}
+        if distinct:
+            values = self.classifier.scores(nlp.encode(distinct))
+            scores = dict(zip(distinct, (float(v) for v in values), strict=True))
+        out = []
+        for text, lang, parts in zip(texts, langs, split, strict=True):
+            if lang not in self.languages:
+                out.append(_unscored(lang))
+                continue
+            value = scores[text]
+            per = [
+                {"text": s, "label": label_for(scores[s], BAND), "score": round(scores[s], 4)}
+                for s in parts
+            ]
+            out.append(Annotation(lang, label_for(value, BAND), round(value, 4), per))
+        return out
+
+
+def tier(name: str, classifier: LinearClassifier | None = None) -> tuple[Tier, str | None]:
+    """The tier for ``name`` and, when it had to fall back, a note saying so."""
+    if name not in TIERS:
+        raise Invalid(f"tier '{name}' is unknown: use one of {', '.join(TIERS)}")
+    if name in ("embedding", "auto"):
+        if nlp.available():
+            return EmbeddingTier(classifier), None
+        if name == "embedding":
+            return LexiconTier(), nlp.missing_message()
+    return LexiconTier(), None
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    version: str
+    trained_on: int
+    held_out: int
+    accuracy: float
+    macro_f1: float
+    lexicon_accuracy: float  # the lexicon tier on the same held-out texts, for comparison
+    label_counts: dict[str, int]
+
+
+def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    scores = []
+    for label in LABELS:
+        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)])) if truth else 0.0
+
+
+def fit(
+    texts: Sequence[str], labels: Sequence[str], *, seed: int = 0, held_out: float = 0.2
+) -> tuple[LinearClassifier, TrainingReport]:
+    """Fit a logistic regression on embeddings of ``texts`` with weak ``labels``.
+
+    The held-out split is by distinct text, so a comment repeated word for word cannot sit on
+    both sides and flatter the accuracy.
+    """
+    if not nlp.available():
+        raise Invalid(nlp.missing_message().split(";")[0] + " to train a sentiment model")
+    from sklearn.linear_model import LogisticRegression
+
+    counts = {label: sum(lab == label for lab in labels) for label in LABELS}
+    if len(texts) < 30 or sum(c > 0 for c in counts.values()) < 2:
+        raise Invalid(
+            f"need at least 30 English comments with a score across two or more sentiment "
+            f"classes to train; found {len(texts)} ({counts})"
+        )
+    distinct = sorted(set(texts))
+    rng = np.random.default_rng(seed)
+    test_set = set(rng.choice(distinct, size=max(1, int(len(distinct) * held_out)), replace=False))
+    vectors = nlp.encode(distinct)
+    index = {t: i for i, t in enumerate(distinct)}
+    train = [(index[t], lab) for t, lab in zip(texts, labels, strict=True) if t not in test_set]
+    test = [(index[t], lab) for t, lab in zip(texts, labels, strict=True) if t in test_set]
+    model = LogisticRegression(max_iter=2000, C=4.0, class_weight="balanced", random_state=seed)
+    model.fit(vectors[[i for i, _ in train]], [lab for _, lab in train])
+    present = tuple(str(c) for c in model.classes_)
+    coef = np.zeros((len(LABELS), vectors.shape[1]))
+    intercept = np.full(len(LABELS), -1e3)  # a class never seen is never predicted
+    for row, label in enumerate(present):
+        if len(present) == 2:  # binary logistic regression keeps one row: logit of classes_[1]
+            coef[LABELS.index(label)] = model.coef_[0] * (1 if row == 1 else 0)
+            intercept[LABELS.index(label)] = model.intercept_[0] if row == 1 else 0.0
+        else:
+            coef[LABELS.index(label)] = model.coef_[row]
+            intercept[LABELS.index(label)] = model.intercept_[row]
+    digest = hashlib.sha1(coef.tobytes() + intercept.tobytes()).hexdigest()[:8]
+    classifier = LinearClassifier(f"{nlp.ENCODER}/trained-{digest}", LABELS, coef, intercept)
+    truth = [lab for _, lab in test]
+    predicted = classifier.predict(vectors[[i for i, _ in test]]) if test else []
+    lexicon = LexiconTier()
+    lexicon_predicted = [a.label for a in lexicon.annotate([distinct[i] for i, _ in test])]
+    report = TrainingReport(
+        classifier.version,
+        len(train),
+        len(test),
+        round(accuracy(truth, predicted), 4),
+        round(macro_f1(truth, predicted), 4),
+        round(accuracy(truth, lexicon_predicted), 4),
+        counts,
+    )
+    return classifier, report
+
+
+def weak_label(nps: int | None, csat: int | None) -> str | None:
+    """A response's score as a weak sentiment label: NPS category, else CSAT."""
+    if nps is not None:
+        return "positive" if nps >= 9 else "neutral" if nps >= 7 else "negative"
+    if csat is not None:
+        return "positive" if csat >= 4 else "neutral" if csat == 3 else "negative"
+    return None

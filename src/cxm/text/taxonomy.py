@@ -1,0 +1,199 @@
+"""User-defined themes (taxonomies): YAML in, stored themes, and tagging texts with them.
+
+A text is tagged with a theme when one of its keywords matches (whole words, any language the
+user writes keywords in) or, with the ``nlp`` extra, when one of its sentences is at least
+``threshold`` cosine-similar to one of the theme's example phrases. A text can carry several.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cxm.errors import Invalid, NotFound
+from cxm.org import service as org
+from cxm.store import utcnow
+from cxm.text import nlp, schemas
+from cxm.text.sentiment import sentences
+from cxm.text.tables import taxonomy_themes
+from cxm.yamldoc import YamlDoc, parse, validate
+
+STARTER = Path(__file__).parent / "taxonomies" / "starter.yaml"
+
+
+def starter_doc() -> YamlDoc:
+    return parse(STARTER.read_text(encoding="utf-8"), "starter.yaml")
+
+
+def check(conn: Connection, doc: YamlDoc) -> schemas.TaxonomyFile:
+    """Validate a taxonomy document; every owning department must exist."""
+    taxonomy = validate(doc, schemas.TaxonomyFile)
+    known = {d.key for d in org.list_departments(conn)}
+    problems = []
+    seen: set[str] = set()
+    for i, theme in enumerate(taxonomy.themes):
+        if theme.key in seen:
+            problems.append(f"{doc.where(('themes', i, 'key'))}: theme '{theme.key}' appears twice")
+        seen.add(theme.key)
+        if theme.department and theme.department not in known:
+            problems.append(
+                f"{doc.where(('themes', i, 'department'))}: department '{theme.department}' does "
+                f"not exist; known: {', '.join(sorted(known)) or '(none: run cxm init)'}"
+            )
+        if not theme.keywords and not theme.examples:
+            problems.append(
+                f"{doc.where(('themes', i))}: theme '{theme.key}' needs keywords or examples"
+            )
+        for j, keyword in enumerate(theme.keywords):
+            if not _WORDISH.search(keyword):
+                problems.append(
+                    f"{doc.where(('themes', i, 'keywords', j))}: keyword {keyword!r} has no letters"
+                )
+    if problems:
+        raise Invalid("; ".join(problems))
+    return taxonomy
+
+
+_WORDISH = re.compile(r"\w")
+
+
+def apply(conn: Connection, doc: YamlDoc) -> schemas.ApplySummary:
+    """Replace the stored themes of the document's taxonomy with the document's (idempotent)."""
+    taxonomy = check(conn, doc)
+    before = {
+        row.key: row
+        for row in conn.execute(
+            sa.select(taxonomy_themes).where(taxonomy_themes.c.taxonomy == taxonomy.taxonomy)
+        )
+    }
+    now = utcnow()
+    rows = [
+        {
+            "taxonomy": taxonomy.taxonomy,
+            "key": t.key,
+            "name": t.name,
+            "department_key": t.department,
+            "keywords": list(t.keywords),
+            "examples": list(t.examples),
+            "threshold": t.threshold or taxonomy.threshold,
+            "updated_at": now,
+        }
+        for t in taxonomy.themes
+    ]
+    conn.execute(taxonomy_themes.delete().where(taxonomy_themes.c.taxonomy == taxonomy.taxonomy))
+    conn.execute(taxonomy_themes.insert(), rows)
+    created: list[str] = []
+    updated: list[str] = []
+    for row, theme in zip(rows, taxonomy.themes, strict=True):
+        old = before.get(row["key"])
+        if old is None:
+            created.append(str(row["key"]))
+        elif (
+            any(
+                getattr(old, k) != row[k]
+                for k in ("name", "department_key", "keywords", "examples")
+            )
+            or abs(old.threshold - (theme.threshold or taxonomy.threshold)) > 1e-6
+        ):  # REAL on DuckDB
+            updated.append(str(row["key"]))
+    removed = sorted(set(before) - {str(r["key"]) for r in rows})
+    return schemas.ApplySummary(
+        taxonomy=taxonomy.taxonomy, created=created, updated=updated, removed=removed
+    )
+
+
+def list_themes(conn: Connection, taxonomy: str | None = None) -> list[schemas.Theme]:
+    query = sa.select(taxonomy_themes).order_by(taxonomy_themes.c.taxonomy, taxonomy_themes.c.key)
+    if taxonomy:
+        query = query.where(taxonomy_themes.c.taxonomy == taxonomy)
+    themes = [
+        schemas.Theme(
+            taxonomy=r.taxonomy,
+            key=r.key,
+            name=r.name,
+            department_key=r.department_key,
+            keywords=list(r.keywords),
+            examples=list(r.examples),
+            threshold=round(r.threshold, 4),  # stored as REAL on DuckDB
+        )
+        for r in conn.execute(query)
+    ]
+    if taxonomy and not themes:
+        raise NotFound(
+            f"taxonomy '{taxonomy}' has no themes: apply one with 'cxm text taxonomy apply FILE' "
+            f"(or 'cxm text taxonomy starter' for the shipped starter taxonomy)"
+        )
+    return themes
+
+
+def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str] | None:
+    """One regex for a theme's keywords: whole words, ``*`` as a suffix wildcard."""
+    parts = []
+    for keyword in keywords:
+        stem = keyword.strip().rstrip("*")
+        body = r"\s+".join(re.escape(w) for w in stem.split())
+        parts.append(body + (r"\w*" if keyword.strip().endswith("*") else ""))
+    if not parts:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Tag:
+    taxonomy: str
+    theme_key: str
+    method: str  # keyword | semantic
+    similarity: float | None
+
+
+class Tagger:
+    """Tags texts with the themes of stored taxonomies; semantic matching needs ``nlp``."""
+
+    def __init__(self, themes: Sequence[schemas.Theme], *, semantic: bool | None = None) -> None:
+        self.themes = list(themes)
+        self.patterns = [keyword_pattern(t.keywords) for t in self.themes]
+        self.semantic = nlp.available() if semantic is None else semantic and nlp.available()
+        self._examples: list[np.ndarray] = []
+        self._keyword_tags: dict[str, list[Tag]] = {}
+        if self.semantic:
+            self._examples = [nlp.encode(list(t.examples)) for t in self.themes]
+
+    def tag(self, texts: Sequence[str]) -> list[list[Tag]]:
+        """Tags per text; keyword matching runs once per distinct text (comments repeat)."""
+        cache = self._keyword_tags
+        extra: dict[str, list[Tag]] = {}  # answers for this call only, once the cache is full
+        for text in dict.fromkeys(texts):
+            if text in cache:
+                continue
+            found = [
+                Tag(theme.taxonomy, theme.key, "keyword", None)
+                for theme, pattern in zip(self.themes, self.patterns, strict=True)
+                if pattern is not None and pattern.search(text)
+            ]
+            (cache if len(cache) < 500_000 else extra)[text] = found
+        tags: list[list[Tag]] = [cache[t] if t in cache else extra[t] for t in texts]
+        if self.semantic and any(len(e) for e in self._examples):
+            tags = [list(t) for t in tags]  # semantic tags are appended: a list per text
+            self._tag_semantic(texts, tags)
+        return tags
+
+    def _tag_semantic(self, texts: Sequence[str], tags: list[list[Tag]]) -> None:
+        split = [sentences(t) for t in texts]
+        distinct = sorted({s for parts in split for s in parts})
+        vectors = nlp.encode(distinct)
+        index = {s: i for i, s in enumerate(distinct)}
+        for theme, examples in zip(self.themes, self._examples, strict=True):
+            if not len(examples):
+                continue
+            best = (vectors @ examples.T).max(axis=1)  # per distinct sentence
+            for i, parts in enumerate(split):
+                similarity = float(max(best[index[s]] for s in parts))
+                already = any(t.theme_key == theme.key for t in tags[i])
+                if similarity >= theme.threshold and not already:
+                    tags[i].append(Tag(theme.taxonomy, theme.key, "semantic", round(similarity, 4)))
