@@ -449,14 +449,8 @@ def resolve_batch(
     )
 
 
-def resolve(
-    conn: Connection, identifiers: dict[str, str], seen_at: dt.datetime, event_id: str | None = None
-) -> str:
-    """The customer for ``identifiers`` (``{"email": ..., "crm_id": ...}``), created if new.
-
-    The link is written to the interaction log as an ``identify`` event (so a rebuild sees it);
-    its id derives from the identifiers, so resolving the same set twice adds nothing.
-    """
+def _link(identifiers: dict[str, str]) -> tuple[str, list[Ident]]:
+    """The normalised identifiers of one resolve request and the id of its link event."""
     idents: list[Ident] = []
     for kind, value in identifiers.items():
         name = normalise_kind(kind)
@@ -470,37 +464,78 @@ def resolve(
         )
     idents.sort()
     digest = hashlib.sha256(json.dumps(idents).encode()).hexdigest()[:40]
-    link_id = f"resolve:{digest}"
-    existing = conn.execute(
-        sa.select(interactions.c.customer_id).where(interactions.c.event_id == link_id)
-    ).scalar()
-    if existing:
-        return current_id(conn, existing)
-    now = utcnow()
-    result = resolve_batch(conn, [(link_id, idents)], now)
-    customer_id = result.customer_ids[0]
-    assert customer_id is not None
-    core = dict(i for i in idents if i[0] in CORE_KINDS)
-    extra = {k: v for k, v in idents if k not in CORE_KINDS}
-    conn.execute(
-        insert_ignore(interactions).values(
-            event_id=link_id,
-            type="identify",
-            name=None,
-            event_time=seen_at,
-            received_at=now,
-            customer_id=customer_id,
-            user_id=core.get("user_id"),
-            anonymous_id=core.get("anonymous_id"),
-            email=core.get("email"),
-            phone=core.get("phone"),
-            external_ids=extra or None,
-            properties={"linked_by": event_id} if event_id else None,
-            source="resolve",
+    return f"resolve:{digest}", idents
+
+
+def resolve(
+    conn: Connection, identifiers: dict[str, str], seen_at: dt.datetime, event_id: str | None = None
+) -> str:
+    """The customer for ``identifiers`` (``{"email": ..., "crm_id": ...}``), created if new.
+
+    The link is written to the interaction log as an ``identify`` event (so a rebuild sees it);
+    its id derives from the identifiers, so resolving the same set twice adds nothing.
+    """
+    return resolve_many(conn, [(identifiers, seen_at)], event_id)[0]
+
+
+def resolve_many(
+    conn: Connection,
+    requests: Sequence[tuple[dict[str, str], dt.datetime]],
+    event_id: str | None = None,
+) -> list[str]:
+    """``resolve`` for many identifier sets at once: one lookup, one identity pass, one insert.
+
+    Importers call this per file rather than ``resolve`` per row (the per-row form costs
+    several statements a row).
+    """
+    links = [_link(identifiers) for identifiers, _ in requests]
+    found: dict[str, str] = {}
+    link_ids = sorted({link_id for link_id, _ in links})
+    for i in range(0, len(link_ids), 1000):
+        hits = conn.execute(
+            sa.select(interactions.c.event_id, interactions.c.customer_id).where(
+                interactions.c.event_id.in_(link_ids[i : i + 1000])
+            )
         )
-    )
-    refresh_facts(conn, customers.c.id == customer_id)
-    return customer_id
+        found.update({r.event_id: r.customer_id for r in hits})
+    fresh: dict[str, tuple[list[Ident], dt.datetime]] = {}
+    for (link_id, idents), (_, seen_at) in zip(links, requests, strict=True):
+        if link_id not in found:
+            fresh.setdefault(link_id, (idents, seen_at))
+    if fresh:
+        now = utcnow()
+        batch = [(link_id, idents) for link_id, (idents, _) in fresh.items()]
+        result = resolve_batch(conn, batch, now)
+        rows = []
+        for (link_id, (idents, seen_at)), customer_id in zip(
+            fresh.items(), result.customer_ids, strict=True
+        ):
+            assert customer_id is not None
+            found[link_id] = customer_id
+            core = dict(i for i in idents if i[0] in CORE_KINDS)
+            rows.append({
+                "event_id": link_id, "type": "identify", "name": None, "event_time": seen_at,
+                "received_at": now, "customer_id": customer_id,
+                "user_id": core.get("user_id"), "anonymous_id": core.get("anonymous_id"),
+                "email": core.get("email"), "phone": core.get("phone"),
+                "external_ids": {k: v for k, v in idents if k not in CORE_KINDS} or None,
+                "touchpoint_key": None, "channel": None, "revenue": None,
+                "properties": {"linked_by": event_id} if event_id else None, "context": None,
+                "source": "resolve",
+            })  # fmt: skip
+        for i in range(0, len(rows), 1000):
+            conn.execute(insert_ignore(interactions), rows[i : i + 1000])
+        refresh_facts(conn, customers.c.id.in_(sorted(set(result.customer_ids) - {None})))
+    ids = sorted(set(found.values()))
+    current: dict[str, str] = {}
+    for i in range(0, len(ids), 1000):
+        merged = conn.execute(
+            sa.select(customers.c.id, customers.c.merged_into).where(
+                customers.c.id.in_(ids[i : i + 1000])
+            )
+        )
+        current.update({r.id: r.merged_into or r.id for r in merged})
+    return [current.get(found[link_id], found[link_id]) for link_id, _ in links]
 
 
 # ---- lookup ----

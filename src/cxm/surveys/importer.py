@@ -200,12 +200,17 @@ def import_responses(
             summary.already_present += 1
             continue
         seen.add(r["id"])
-        ids = r["customer_id"]
-        customer = ids and r["respondent_kind"] == "customer"
-        r["customer_id"] = people.resolve(conn, ids, r["submitted_at"]) if customer else None
         new_rows.append(r)
         new_answers += [x | {"response_id": a["response_id"]} for x in a["rows"]]
         summary.by_survey[r["survey_key"]] = summary.by_survey.get(r["survey_key"], 0) + 1
+    # Respondents resolve in one pass for the whole file, not one identity lookup per row.
+    known = [r for r in new_rows if r["customer_id"] and r["respondent_kind"] == "customer"]
+    resolved = people.resolve_many(conn, [(r["customer_id"], r["submitted_at"]) for r in known])
+    for r in new_rows:
+        if r["respondent_kind"] != "customer":
+            r["customer_id"] = None
+    for r, customer_id in zip(known, resolved, strict=True):
+        r["customer_id"] = customer_id
     for i in range(0, len(new_rows), BATCH):
         conn.execute(responses.insert(), new_rows[i : i + BATCH])
     for i in range(0, len(new_answers), BATCH * 4):
