@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CXM := $(VENV)/bin/cxm
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-EXTRAS ?= postgres,spark,dev
+EXTRAS ?= postgres,spark,nlp,dev
+TORCH ?= 2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -15,6 +16,8 @@ export CXM_DATA_DIR ?= ./data
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch first, so the nlp extra does not pull a multi-GB CUDA build.
+	$(PY) -m pip install -q "torch==$(TORCH)"
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
