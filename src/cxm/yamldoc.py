@@ -38,9 +38,7 @@ class YamlDoc:
         return f"{self.source} line {line}, {dotted}" if line else f"{self.source}, {dotted}"
 
 
-def _walk(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], build: SafeConstructor
-) -> Any:
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], build: SafeConstructor) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}

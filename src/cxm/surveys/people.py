@@ -14,9 +14,7 @@ def resolve(conn: Connection, identifiers: dict[str, str], seen_at: dt.datetime)
     return customers.resolve(conn, identifiers, seen_at)
 
 
-def resolve_many(
-    conn: Connection, requests: list[tuple[dict[str, str], dt.datetime]]
-) -> list[str]:
+def resolve_many(conn: Connection, requests: list[tuple[dict[str, str], dt.datetime]]) -> list[str]:
     """Customer ids for many identifier sets at once (file imports)."""
     return customers.resolve_many(conn, requests) if requests else []
 
