@@ -74,3 +74,15 @@ def test_empty_store_pages_say_what_to_do(
     assert page.status_code == 200
     if path == "/":
         assert "cxm import responses" in page.text
+
+
+def test_scorecard_shows_comments_journeys_and_hides_text_from_viewers(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    company(seeded)
+    lead = as_role(app_client, seeded, "cx_lead")
+    page = lead.get("/departments/supply_chain")
+    assert "late again" in page.text  # the latest comments at its touchpoints
+    assert "In the customer&#39;s journey" in page.text or "In the customer's journey" in page.text
+    viewer = as_role(TestClient(app_client.app), seeded, "viewer")
+    assert "late again" not in viewer.get("/departments/supply_chain").text

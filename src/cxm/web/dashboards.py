@@ -9,9 +9,9 @@ import datetime as dt
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +20,8 @@ from ibis.backends import BaseBackend
 from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import NotFound
+from cxm.feedback import service as feedback
+from cxm.journeys.analytics import department_journeys
 from cxm.metrics import Metric, compute, load
 from cxm.metrics.analytics import NONE_LABEL
 from cxm.metrics.service import list_alerts
@@ -28,12 +30,15 @@ from cxm.org.auth import Principal
 from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine
 from cxm.store import analytics
+from cxm.text import taxonomy
+from cxm.text.analytics import Slice, theme_impact
 from cxm.web.charts import trend_chart
 from cxm.web.filters import Filters
 from cxm.web.pages import render
 from cxm.web.sessions import signed_in
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 HEADLINE = ("nps", "csat", "ces")
 
 
@@ -75,22 +80,31 @@ class FrameCache:
 
     def __init__(self, ttl: float = 60.0) -> None:
         self.ttl = ttl
-        self._items: dict[tuple[Any, ...], tuple[float, dt.datetime, pd.DataFrame]] = {}
+        self._items: dict[tuple[Any, ...], tuple[float, dt.datetime, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[dt.datetime, pd.DataFrame] | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[dt.datetime, Any] | None:
         with self._lock:
             item = self._items.get(key)
         if item is None or time.monotonic() - item[0] > self.ttl:
             return None
         return item[1], item[2]
 
-    def put(self, key: tuple[Any, ...], frame: pd.DataFrame) -> None:
+    def put(self, key: tuple[Any, ...], frame: Any) -> None:
         with self._lock:
             if len(self._items) > 2000:  # bounded: drop the oldest half
                 for old in sorted(self._items, key=lambda k: self._items[k][0])[:1000]:
                     del self._items[old]
             self._items[key] = (time.monotonic(), dt.datetime.now(dt.UTC), frame)
+
+    def value(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        """The cached value for ``key``, made (and kept) when missing or stale."""
+        hit = self.get(key)
+        if hit is not None:
+            return cast(T, hit[1])
+        made = make()
+        self.put(key, made)
+        return made
 
 
 def frame_cache(request: Request) -> FrameCache:
@@ -277,7 +291,9 @@ def scorecard(
     f = Filters.from_request(request, scope)
     f = Filters(f.start, f.end, key, f.segment)
     touchpoints = org.list_touchpoints(conn, key)
-    with Board(get_engine(request), catalog(request), f, frame_cache(request)) as board:
+    engine = get_engine(request)
+    cache = frame_cache(request)
+    with Board(engine, catalog(request), f, cache) as board:
         board.run([*(spec(m) for m in HEADLINE), *(spec(m, ["touchpoint"]) for m in HEADLINE),
                    spec("csat", ["month"])])  # fmt: skip
         headline = kpis(board)
@@ -286,9 +302,27 @@ def scorecard(
         for name in HEADLINE:
             for r in board.rows(name, ["touchpoint"]):
                 by_tp.setdefault(r["touchpoint"], {})[name] = r
+    journeys = cache.value(
+        ("journeys", key, f.start, f.end),
+        lambda: department_journeys(engine, key, f.start_at, f.end_at),
+    )
+    themes = [t for t in taxonomy.list_themes(conn) if t.department_key == key]
+    impact = cache.value(
+        ("impact", key, f.start, f.end),
+        lambda: (
+            theme_impact(engine, themes, Slice(since=f.start_at, until=f.end_at))
+            if themes
+            else None
+        ),
+    )
+    comments = feedback.explore(
+        conn, scope, feedback.Query(start=f.start_at, end=f.end_at, department=key, limit=8)
+    ).rows
     return render(
         request, who, "scorecard.html", as_of=board.as_of,
         department=department, filters=f, kpis=headline, touchpoints=touchpoints,
         by_touchpoint=by_tp, chart=trend_chart(trend, "month", f"CSAT at {department.name}"),
-        trend=trend, metrics=HEADLINE,
+        trend=trend, metrics=HEADLINE, journeys=journeys, impact=impact, comments=comments,
+        department_names={d.key: d.name for d in org.list_departments(conn)},
+        personal=scope.personal_data,
     )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Journeys: how customers move across touchpoints and departments."""
