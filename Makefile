@@ -39,8 +39,7 @@ run: $(STAMP)
 	$(CXM) init
 	$(CXM) demo --if-empty
 	@echo
-	@echo "  cxm is starting on http://$(HOST):$(PORT)"
-	@$(CXM) demo logins
+	@echo "  cxm is starting on http://$(HOST):$(PORT): sign in with one of the logins above"
 	@echo
 	$(CXM) serve --host $(HOST) --port $(PORT)
 

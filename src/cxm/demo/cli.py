@@ -31,6 +31,7 @@ def demo(
     eng = engine()
     if if_empty and not is_empty(eng):
         console.print("the store already holds data; not loading the demo company")
+        logins()
         return
     with tempfile.TemporaryDirectory(prefix="cxm-demo-") as tmp, errors():
         with console.status("generating the demo company") as status:
