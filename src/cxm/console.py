@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from cxm.config import Settings, load_settings
 from cxm.errors import CxmError
@@ -41,7 +42,17 @@ def errors() -> Iterator[None]:
 def engine(*, migrated: bool = True) -> Engine:
     """The store's engine; refuses to run against a store that ``cxm init`` has not prepared."""
     eng = create_engine(settings().database_url)
-    if migrated and current_revision(eng) != head_revision():
+    try:
+        revision = current_revision(eng)
+    except OperationalError as exc:
+        if "lock" in str(exc.orig).lower():
+            # One process owns an embedded DuckDB file (see the architecture notes).
+            fail(
+                f"the store {eng.url.database} is in use by another process, usually a running "
+                "'cxm serve': stop it first, or use the REST API while it runs"
+            )
+        raise
+    if migrated and revision != head_revision():
         fail("the store is not initialised or is out of date: run 'cxm init' first")
     return eng
 

@@ -6,7 +6,7 @@ import typer
 import uvicorn
 
 from cxm.actions.cli import cases_app, rules_app
-from cxm.console import console, engine, settings
+from cxm.console import console, engine
 from cxm.customer360.cli import customers_app, privacy_app
 from cxm.demo.cli import app as demo_app
 from cxm.interactions.cli import app as interactions_app
@@ -16,7 +16,7 @@ from cxm.metrics.cli import export as export_fn
 from cxm.org import service as org
 from cxm.org.cli import app as org_app
 from cxm.org.cli import keys_app, users_app
-from cxm.store import create_engine, upgrade
+from cxm.store import upgrade
 from cxm.surveys.cli import app as surveys_app
 from cxm.surveys.cli import import_responses
 from cxm.text.cli import app as text_app
@@ -42,8 +42,7 @@ app.command("export")(export_fn)
 @app.command()
 def init() -> None:
     """Create or migrate the store (CXM_DATABASE_URL) and seed the default departments."""
-    url = settings().database_url
-    eng = create_engine(url)
+    eng = engine(migrated=False)
     upgrade(eng)
     with eng.begin() as conn:
         seeded = org.seed_defaults(conn)
