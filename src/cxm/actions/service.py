@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -713,3 +714,20 @@ def get_initiative(conn: Connection, initiative_id: str) -> dict[str, Any]:
 
 def agents_of(conn: Connection, team_key: str) -> list[dict[str, object]]:
     return team_agents(conn, team_key)
+
+
+ERASED_NOTE = "[erased on the customer's request]"
+
+
+def forget_customers(conn: Connection, customer_ids: Sequence[str]) -> int:
+    """Blank the notes of these customers' cases (privacy erasure); cases, their times and
+    statuses stay so closed-loop metrics stay right. Returns how many notes were cleared."""
+    theirs = sa.select(cases.c.id).where(cases.c.customer_id.in_(list(customer_ids)))
+    return len(
+        conn.execute(
+            case_notes.update()
+            .where(case_notes.c.case_id.in_(theirs))
+            .values(body=ERASED_NOTE)
+            .returning(case_notes.c.id)
+        ).all()
+    )

@@ -16,6 +16,7 @@ from cxm.metrics.cli import export as export_fn
 from cxm.org import service as org
 from cxm.org.cli import app as org_app
 from cxm.org.cli import keys_app, users_app
+from cxm.privacy.cli import erase as privacy_erase
 from cxm.store import upgrade
 from cxm.surveys.cli import app as surveys_app
 from cxm.surveys.cli import import_responses
@@ -37,6 +38,7 @@ for group, name in (
 ):  # fmt: skip
     app.add_typer(group, name=name)
 app.command("export")(export_fn)
+privacy_app.command("erase")(privacy_erase)
 
 
 @app.command()

@@ -19,7 +19,7 @@ read = Depends(require("read"))
 LOOKUP_KINDS = ("email", "phone", "user_id", "anonymous_id", "crm_id")
 
 
-def _who(who: Principal) -> str:
+def requester(who: Principal) -> str:
     return who.email or f"api key ({who.scope})"
 
 
@@ -66,18 +66,7 @@ def privacy_export(
     conn: Connection = Depends(db),
 ) -> Any:
     """Everything cxm holds on one person (the request is recorded)."""
-    return jsonable_encoder(service.export(conn, identifier, _who(who)))
-
-
-@router.post("/privacy/erase")
-def privacy_erase(
-    identifier: str = Query(..., description="customer id, email, phone or kind:value"),
-    who: Principal = Depends(require("admin")),
-    conn: Connection = Depends(db),
-) -> dict[str, Any]:
-    """Erase one person's personal data everywhere; aggregates stay right (recorded)."""
-    customer_id = service.lookup(conn, identifier)
-    return {"customer_id": customer_id, "counts": service.erase(conn, customer_id, _who(who))}
+    return jsonable_encoder(service.export(conn, identifier, requester(who)))
 
 
 @router.get("/privacy/requests", dependencies=[Depends(require("admin"))])

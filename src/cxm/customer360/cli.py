@@ -84,7 +84,7 @@ def rebuild() -> None:
     )
 
 
-def _requester(by: str | None) -> str:
+def requester(by: str | None) -> str:
     return by or getpass.getuser()
 
 
@@ -96,27 +96,13 @@ def export(
 ) -> None:
     """Write everything cxm holds on one person as JSON."""
     with errors(), engine().begin() as conn:
-        data = service.export(conn, identifier, _requester(by))
+        data = service.export(conn, identifier, requester(by))
     text = json.dumps(jsonable_encoder(data), indent=2)
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")
     else:
         typer.echo(text)
-
-
-@privacy_app.command("erase")
-def erase(
-    identifier: str = typer.Argument(..., help="customer id, email, phone or kind:value"),
-    by: str | None = typer.Option(None, help="who asked (recorded); default: your user name"),
-    yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation"),
-) -> None:
-    """Erase one person's personal data everywhere (aggregates stay right; recorded)."""
-    if not yes:
-        typer.confirm(f"erase everything personal held on '{identifier}'?", abort=True)
-    with errors(), engine().begin() as conn:
-        counts = service.erase(conn, identifier, _requester(by))
-    console.print("erased: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @privacy_app.command("requests")

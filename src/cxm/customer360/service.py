@@ -177,7 +177,9 @@ def timeline(
 # ---- privacy ----
 
 
-def _record(conn: Connection, kind: str, customer_id: str, by: str, counts: dict[str, int]) -> None:
+def record_request(
+    conn: Connection, kind: str, customer_id: str, by: str, counts: dict[str, int]
+) -> None:
     conn.execute(
         privacy_requests.insert().values(
             id=secrets.token_hex(16),
@@ -223,11 +225,19 @@ def export(conn: Connection, identifier: str, requested_by: str) -> dict[str, An
         ),
     }
     counts = {k: len(v) for k, v in data.items() if isinstance(v, list)}
-    _record(conn, "export", customer_id, requested_by, counts)
+    record_request(conn, "export", customer_id, requested_by, counts)
     return data
 
 
-def erase(conn: Connection, identifier: str, requested_by: str) -> dict[str, int]:
+def response_ids(conn: Connection, customer_ids: list[str]) -> list[str]:
+    """The survey responses of these customer ids."""
+    query = sa.select(responses.c.id).where(responses.c.customer_id.in_(customer_ids))
+    return list(conn.execute(query).scalars())
+
+
+def erase(
+    conn: Connection, identifier: str, requested_by: str, *, record: bool = True
+) -> dict[str, int]:
     """Erase one person: identifiers, traits and personal fields go; facts stay, anonymised.
 
     Interactions and responses keep their times, names, touchpoints, scores and revenue (so
@@ -254,19 +264,15 @@ def erase(conn: Connection, identifier: str, requested_by: str) -> dict[str, int
             .returning(interactions.c.event_id)
         ).all()
     )
-    response_ids = list(
-        conn.execute(sa.select(responses.c.id).where(responses.c.customer_id.in_(ids))).scalars()
-    )
-    if response_ids:
-        conn.execute(
-            responses.update().where(responses.c.id.in_(response_ids)).values(comment=None)
-        )
+    answered = response_ids(conn, ids)
+    if answered:
+        conn.execute(responses.update().where(responses.c.id.in_(answered)).values(comment=None))
         conn.execute(
             response_answers.update()
-            .where(response_answers.c.response_id.in_(response_ids))
+            .where(response_answers.c.response_id.in_(answered))
             .values(value_text=None)
         )
-    counts["responses_anonymised"] = len(response_ids)
+    counts["responses_anonymised"] = len(answered)
     for name, table, col in (
         ("identifiers_deleted", customer_identities, customer_identities.c.customer_id),
         ("traits_deleted", customer_traits, customer_traits.c.customer_id),
@@ -276,7 +282,8 @@ def erase(conn: Connection, identifier: str, requested_by: str) -> dict[str, int
     conn.execute(
         customers_table.update().where(customers_table.c.id.in_(ids)).values(erased_at=utcnow())
     )
-    _record(conn, "erase", customer_id, requested_by, counts)
+    if record:
+        record_request(conn, "erase", customer_id, requested_by, counts)
     return counts
 
 

@@ -413,3 +413,21 @@ def training_data(engine: Engine, where: analytics.Slice) -> tuple[list[str], li
             texts.append(row["comment"])
             labels.append(label)
     return texts, labels
+
+
+def forget(conn: Connection, source: str, source_ids: Sequence[str]) -> int:
+    """Drop the stored sentence texts of these sources (privacy erasure); labels and scores
+    stay so aggregates stay right. Returns how many annotations were cleared."""
+    cleared = 0
+    ids = list(source_ids)
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        cleared += len(
+            conn.execute(
+                text_annotations.update()
+                .where(text_annotations.c.source == source, text_annotations.c.source_id.in_(chunk))
+                .values(sentences=sa.null())
+                .returning(text_annotations.c.source_id)
+            ).all()
+        )
+    return cleared

@@ -24,6 +24,7 @@ from cxm.errors import CxmError
 from cxm.interactions import api as interactions_api
 from cxm.metrics import api as metrics_api
 from cxm.org import api as org_api
+from cxm.privacy import api as privacy_api
 from cxm.store import create_engine, jobs
 from cxm.surveys import api as surveys_api
 from cxm.surveys import distribution as survey_distribution
@@ -52,7 +53,7 @@ def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1")
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
-        metrics_api.router, text_api.router, actions_api.router,
+        metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
     ):  # fmt: skip
         api.include_router(router)
     return api

@@ -1,0 +1,1 @@
+"""Privacy requests that span every domain: erasing one person everywhere."""
