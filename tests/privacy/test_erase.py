@@ -38,10 +38,10 @@ def test_erase_clears_comments_annotations_and_case_notes_but_keeps_aggregates(
     with seeded.begin() as conn:
         actions.apply_default_rules(conn)
         actions.run_rules(conn)
-        (case,) = [
+        case = next(
             c for c in actions.list_cases(conn, scope_for(LEAD))
             if c["customer_id"] == event.customer_id
-        ]  # fmt: skip
+        )  # fmt: skip
         actions.add_note(
             conn, scope_for(LEAD), LEAD.email, case["id"], "Called Eve on +49 151 1234567"
         )
