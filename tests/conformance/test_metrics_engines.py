@@ -1,4 +1,5 @@
-"""Every shipped metric gives the same numbers on DuckDB, PostgreSQL and PySpark.
+"""Every shipped metric gives the same numbers on DuckDB, PostgreSQL and PySpark, computed on
+the demo company loaded through the same importers a user runs.
 
 Counts match exactly; floating-point results to 1e-7 relative, since engines accumulate sums
 and standard deviations in different orders.
@@ -14,7 +15,9 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
-from cxm.metrics import compute, load, synthetic
+from cxm.demo.generator import generate
+from cxm.demo.load import load as load_demo
+from cxm.metrics import compute, load
 from cxm.metrics.export import export_parquet, spark_backend
 from cxm.store import create_engine, upgrade
 
@@ -23,20 +26,27 @@ BY = ["department", "month"]
 
 
 @pytest.fixture(scope="module")
-def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def demo_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("demo")
+    generate(folder, customers=1500, months=4, seed=11)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def duck(tmp_path_factory: pytest.TempPathFactory, demo_files: Path) -> Iterator[Engine]:
     eng = create_engine(f"duckdb:///{tmp_path_factory.mktemp('conf') / 'cxm.duckdb'}")
     upgrade(eng)
-    synthetic.write(eng, 400, 3)
+    load_demo(eng, demo_files)
     yield eng
     eng.dispose()
 
 
 @pytest.fixture(scope="module")
-def pg(_postgres_engine: Engine) -> Engine:
+def pg(_postgres_engine: Engine, demo_files: Path) -> Engine:
     from tests.conftest import _clean
 
     _clean(_postgres_engine)
-    synthetic.write(_postgres_engine, 400, 3)
+    load_demo(_postgres_engine, demo_files)
     return _postgres_engine
 
 

@@ -129,9 +129,13 @@ def fact_rows(
         t = t.filter(t[fact.customer].notnull())
         w = ibis.window(group_by=t[fact.customer], order_by=[t[fact.time], t[fact.key]])
         t = t.mutate(_next_time=t[fact.time].lead().over(w), next_name=t.name.lead().over(w))
-        t = t.mutate(
-            hours_to_next=(t._next_time.epoch_seconds() - t[fact.time].epoch_seconds()) / 3600.0
-        )
+        # Whole seconds as double precision on every engine: epoch functions differ in
+        # whether they keep fractions of a second, and PostgreSQL's are NUMERIC, whose division
+        # rounds to a few decimals.
+        seconds = (
+            t._next_time.truncate("s").epoch_seconds() - t[fact.time].truncate("s").epoch_seconds()
+        ).cast("float64")
+        t = t.mutate(hours_to_next=seconds / 3600.0)
     if start is not None:
         t = t.filter(t[fact.time] >= _naive_utc(start))
     if end is not None:
