@@ -252,3 +252,14 @@ def before_after(engine: Engine, initiative: dict[str, Any], days: int = 90) -> 
             "method": "too few responses on one side for a test",
         }
     return out
+
+
+def cases_per_rule(engine: Engine) -> dict[str, int]:
+    """How many cases each rule has opened, all time."""
+    con = connect(engine)
+    try:
+        c = con.table("cases")
+        rows = c.group_by("rule_key").aggregate(n=_.count()).to_pyarrow().to_pylist()
+    finally:
+        con.disconnect()
+    return {row["rule_key"]: int(row["n"]) for row in rows}

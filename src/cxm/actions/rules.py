@@ -372,3 +372,50 @@ def evaluate(
         found = CANDIDATES[rule.when.trigger](conn, rule, limit)
         opened[rule.key] = len(open_cases(conn, rule, found, now))
     return opened
+
+
+def describe(rule: RuleIn) -> dict[str, str]:
+    """A rule in words for lists: its condition, its SLA and where its cases go."""
+    when = rule.when
+    parts: list[str] = []
+    if when.response:
+        w = when.response
+        for label, value in (("NPS", w.nps_max), ("CSAT", w.csat_max), ("CES", w.ces_max)):
+            if value is not None:
+                parts.append(f"{label} ≤ {value}")
+        if w.sentiment:
+            parts.append(f"{w.sentiment} comment")
+        if w.themes:
+            parts.append("theme " + " or ".join(w.themes))
+        if w.nps_drop is not None:
+            parts.append(f"NPS dropped by ≥ {w.nps_drop}")
+        parts += [f"{k} in {', '.join(v)}" for k, v in w.customer_trait.items()]
+        if w.surveys:
+            parts.append("survey " + " or ".join(w.surveys))
+        if w.touchpoints:
+            parts.append("at " + " or ".join(w.touchpoints))
+        condition = "response: " + ", ".join(parts)
+    elif when.interaction:
+        i = when.interaction
+        condition = f"interaction: {i.count}x {i.event} within {i.within_days} days"
+        if i.touchpoints:
+            condition += " at " + " or ".join(i.touchpoints)
+    else:
+        a = when.metric_alert
+        assert a is not None
+        condition = f"metric alert: p ≤ {a.max_p}" + (
+            f" on {', '.join(a.metrics)}" if a.metrics else ""
+        )
+    route = rule.route
+    target = (
+        f"team {route.team}"
+        if route.team
+        else f"department {route.department}"
+        if route.department
+        else "touchpoint owner"
+    )
+    return {
+        "condition": condition,
+        "sla": f"first response {rule.sla.first_response}, resolution {rule.sla.resolution}",
+        "routing": f"{target}, {route.assign.replace('_', ' ')}",
+    }

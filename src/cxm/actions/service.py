@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from cxm.actions import notify, rules
@@ -53,17 +54,68 @@ WORKERS = ("admin", "cx_lead", "manager", "agent")
 # ---- rules ----
 
 
+def check_rules(conn: Connection, doc: YamlDoc) -> list[RuleIn]:
+    """Validate a rules file and the teams and departments it routes to; writes nothing."""
+    parsed = validate(doc, RulesFile)
+    for i, rule in enumerate(parsed.rules):
+        try:
+            if rule.route.team:
+                org.get_team(conn, rule.route.team)
+            if rule.route.department:
+                org.get_department(conn, rule.route.department)
+        except NotFound as exc:
+            # A typo in a file is bad input, not a missing page: say where it is.
+            raise Invalid(f"{doc.where(('rules', i, 'route'))}: {exc}") from exc
+    return parsed.rules
+
+
 def apply_rules(conn: Connection, doc: YamlDoc, now: dt.datetime | None = None) -> list[str]:
     """Create or replace the rules in a rules file; returns their keys."""
-    parsed = validate(doc, RulesFile)
+    checked = check_rules(conn, doc)
     now = now or utcnow()
-    for rule in parsed.rules:
-        if rule.route.team:
-            org.get_team(conn, rule.route.team)
-        if rule.route.department:
-            org.get_department(conn, rule.route.department)
+    for rule in checked:
         save_rule(conn, rule, now)
-    return [r.key for r in parsed.rules]
+    return [r.key for r in checked]
+
+
+def sync_rules(
+    conn: Connection, doc: YamlDoc, now: dt.datetime | None = None
+) -> dict[str, list[str]]:
+    """Make the stored rules exactly those of ``doc`` (the editor holds the whole set): create,
+    replace, and remove rules the file leaves out. Idempotent; returns the keys per outcome."""
+    checked = check_rules(conn, doc)
+    before = {r["key"]: r["definition"] for r in list_rules(conn)}
+    outcome: dict[str, list[str]] = {"created": [], "changed": [], "unchanged": [], "removed": []}
+    now = now or utcnow()
+    for rule in checked:
+        if rule.key not in before:
+            outcome["created"].append(rule.key)
+        elif before[rule.key] == rule.model_dump(mode="json", exclude_none=True):
+            outcome["unchanged"].append(rule.key)
+            continue
+        else:
+            outcome["changed"].append(rule.key)
+        save_rule(conn, rule, now)
+    outcome["removed"] = sorted(set(before) - {r.key for r in checked})
+    if outcome["removed"]:
+        conn.execute(action_rules.delete().where(action_rules.c.key.in_(outcome["removed"])))
+    return outcome
+
+
+def export_rules(conn: Connection) -> str:
+    """The stored rules as a rules file (YAML), in the shape ``apply_rules`` reads."""
+    rows = [r["definition"] for r in list_rules(conn)]
+    if not rows:
+        return DEFAULT_RULES.read_text(encoding="utf-8")  # a starting point to edit
+    return yaml.safe_dump({"rules": rows}, sort_keys=False, allow_unicode=True)
+
+
+def set_rule_enabled(
+    conn: Connection, key: str, enabled: bool, now: dt.datetime | None = None
+) -> RuleIn:
+    """Switch a rule on or off; a disabled rule opens no cases and keeps the ones it opened."""
+    rule = get_rule(conn, key).model_copy(update={"enabled": enabled})
+    return save_rule(conn, rule, now)
 
 
 def save_rule(conn: Connection, rule: RuleIn, now: dt.datetime | None = None) -> RuleIn:
@@ -669,14 +721,41 @@ def deliveries(conn: Connection, webhook_id: str | None = None) -> list[dict[str
 # ---- initiatives ----
 
 
-def create_initiative(conn: Connection, body: InitiativeIn) -> dict[str, Any]:
-    org.get_department(conn, body.owner_department)
-    for tp in body.touchpoints:
-        org.get_touchpoint(conn, tp)
+INITIATORS = ("admin", "cx_lead", "manager")
+
+
+def create_initiative(
+    conn: Connection, body: InitiativeIn, scope: Scope | None = None
+) -> dict[str, Any]:
+    """Record an improvement initiative; with a ``scope``, a manager may only create one owned
+    by their own department, and agents and viewers none."""
+    if scope is not None:
+        if scope.role not in INITIATORS:
+            raise Forbidden(f"role '{scope.role}' cannot create initiatives")
+        if scope.by_department and body.owner_department != scope.department_key:
+            raise Forbidden(
+                f"owner_department: a manager creates initiatives for their own department "
+                f"('{scope.department_key}'), not '{body.owner_department}'"
+            )
+    departments = {d.key for d in org.list_departments(conn)}
+    if body.owner_department not in departments:
+        raise Invalid(
+            f"owner_department: '{body.owner_department}' does not exist; known: "
+            f"{', '.join(sorted(departments))}"
+        )
+    touchpoints = {t.key for t in org.list_touchpoints(conn)}
+    missing = [tp for tp in body.touchpoints if tp not in touchpoints]
+    if missing:
+        raise Invalid(
+            f"touchpoints: {', '.join(missing)} not found; known: {', '.join(sorted(touchpoints))}"
+        )
     known = {r["key"] for r in list_root_causes(conn)}
     unknown = [k for k in body.root_causes if k not in known]
     if unknown:
-        raise Invalid(f"root_causes: {', '.join(unknown)} not in the taxonomy")
+        raise Invalid(
+            f"root_causes: {', '.join(unknown)} not in the taxonomy; known: "
+            f"{', '.join(sorted(known))}"
+        )
     init_id = secrets.token_hex(8)
     conn.execute(
         initiatives.insert().values(

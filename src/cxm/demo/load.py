@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.actions import service as actions
+from cxm.actions.schemas import InitiativeIn
 from cxm.interactions.importer import import_file
 from cxm.org import auth
 from cxm.org import service as org
@@ -93,4 +95,32 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
         actions.apply_default_rules(conn)
         opened = actions.run_rules(conn)
     summary.steps["cases"] = f"{sum(opened.values())} cases opened by the default rules"
+    say("initiative")
+    with engine.begin() as conn:
+        summary.steps["initiative"] = add_demo_initiative(conn)
     return summary
+
+
+DEMO_INITIATIVE = InitiativeIn(
+    name="Two-hour delivery windows",
+    description=(
+        "Customers get a two-hour delivery window the evening before, to cut late deliveries. "
+        "In the demo company the planted effects do not change over time, so this initiative "
+        "has no real effect to find: the page shows how the before/after test reads, and a "
+        "non-significant result is the expected, honest outcome."
+    ),
+    owner_department="supply_chain",
+    root_causes=["late_delivery"],
+    touchpoints=["delivery"],
+    metric="csat",
+    start_date=dt.date(2026, 9, 1),  # two months before the demo window ends (2026-10-31)
+    expected_effect=0.3,
+)
+
+
+def add_demo_initiative(conn: sa.Connection) -> str:
+    """One initiative, so the outer-loop pages show a before/after; once per store."""
+    if any(i["name"] == DEMO_INITIATIVE.name for i in actions.list_initiatives(conn)):
+        return "unchanged"
+    actions.create_initiative(conn, DEMO_INITIATIVE)
+    return f"'{DEMO_INITIATIVE.name}' on delivery CSAT from {DEMO_INITIATIVE.start_date}"

@@ -1,4 +1,5 @@
-"""Pages of the closed loop: case inbox, case page, root-cause analytics, initiatives."""
+"""Pages of the closed loop: case inbox, case page, root-cause analytics, initiatives (list,
+create, before/after), and the rules list and YAML editor."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from cxm.actions import analytics, service
 from cxm.actions.routing import team_agents
-from cxm.actions.schemas import STATUSES
-from cxm.errors import CxmError, NotFound
+from cxm.actions.rules import describe
+from cxm.actions.schemas import STATUSES, InitiativeIn, RuleIn
+from cxm.errors import CxmError, Invalid, NotFound
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.pages import render
 from cxm.web.sessions import check_csrf, signed_in
+from cxm.yamldoc import parse
 
 router = APIRouter(include_in_schema=False)
 LABELS = {
@@ -202,13 +206,85 @@ def act(
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
+def _initiatives(
+    request: Request,
+    who: Principal,
+    conn: Connection,
+    status_code: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    departments = org.list_departments(conn)
+    if who.role == "manager":
+        departments = [d for d in departments if d.key == who.department_key]
+    return render(
+        request, who, "cases/initiatives.html", status_code,
+        initiatives=service.list_initiatives(conn),
+        can_create=who.role in service.INITIATORS, departments=departments,
+        touchpoints=org.list_touchpoints(conn), root_causes=service.list_root_causes(conn),
+        form=extra.pop("form", {}), **extra,
+    )  # fmt: skip
+
+
 @router.get("/initiatives", response_class=HTMLResponse)
 def initiatives_page(
     request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
 ) -> HTMLResponse:
-    return render(
-        request, who, "cases/initiatives.html", initiatives=service.list_initiatives(conn)
+    return _initiatives(request, who, conn)
+
+
+def _field_errors(exc: ValidationError) -> str:
+    labels = {"start_date": "start date", "owner_department": "owner department"}
+    return "; ".join(
+        f"{labels.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'form'}: {e['msg']}"
+        for e in exc.errors()
     )
+
+
+@router.post("/initiatives", response_model=None)
+def create_initiative(
+    request: Request,
+    name: str = Form(""),
+    description: str = Form(""),
+    owner_department: str = Form(""),
+    root_causes: list[str] = Form(default=[]),
+    touchpoints: list[str] = Form(default=[]),
+    metric: str = Form("nps"),
+    start_date: str = Form(""),
+    expected_effect: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db),
+) -> Response:
+    """Create an initiative from the form (admin, CX lead, or a manager for their department)."""
+    check_csrf(request, csrf_token_)
+    if who.role not in service.INITIATORS:
+        raise NotFound("page not found")
+    form = {
+        "name": name, "description": description, "owner_department": owner_department,
+        "root_causes": root_causes, "touchpoints": touchpoints, "metric": metric,
+        "start_date": start_date, "expected_effect": expected_effect,
+    }  # fmt: skip
+    try:
+        try:
+            effect = float(expected_effect) if expected_effect.strip() else None
+        except ValueError:
+            raise Invalid(
+                f"expected effect: '{expected_effect}' is not a number; e.g. 0.3 or -5"
+            ) from None
+        try:
+            body = InitiativeIn(
+                name=name.strip(), description=description.strip() or None,
+                owner_department=owner_department, root_causes=root_causes,
+                touchpoints=touchpoints, metric=metric,  # type: ignore[arg-type]
+                start_date=start_date or None,  # type: ignore[arg-type]
+                expected_effect=effect,
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise Invalid(_field_errors(exc)) from exc
+        created = service.create_initiative(conn, body, scope_for(who))
+    except CxmError as exc:
+        return _initiatives(request, who, conn, 422, error=str(exc), form=form)
+    return RedirectResponse(f"/initiatives/{created['id']}", status_code=303)
 
 
 @router.get("/initiatives/{initiative_id}", response_class=HTMLResponse)
@@ -222,3 +298,86 @@ def initiative_page(
     init = service.get_initiative(conn, initiative_id)
     effect = analytics.before_after(get_engine(request), init)
     return render(request, who, "cases/initiative.html", initiative=init, effect=effect)
+
+
+# ---- rules ----
+
+RULE_EDITORS = ("admin", "cx_lead")
+
+
+def _rule_editor(who: Principal = Depends(signed_in)) -> Principal:
+    if who.role not in RULE_EDITORS:
+        raise NotFound("page not found")
+    return who
+
+
+@router.get("/rules", response_class=HTMLResponse)
+def rules_page(
+    request: Request, who: Principal = Depends(_rule_editor), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    """The rules with their condition, priority, SLA, routing, state and cases opened."""
+    opened = analytics.cases_per_rule(get_engine(request))
+    rows = []
+    for row in service.list_rules(conn):
+        rule = RuleIn.model_validate(row["definition"])
+        rows.append(
+            {"rule": rule, "enabled": row["enabled"], "opened": opened.get(rule.key, 0)}
+            | describe(rule)
+        )
+    return render(request, who, "cases/rules.html", rules=rows)
+
+
+@router.post("/rules/{key}/enabled", response_model=None)
+def rule_enabled(
+    request: Request,
+    key: str,
+    enabled: str = Form(...),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(_rule_editor),
+    conn: Connection = Depends(db),
+) -> Response:
+    check_csrf(request, csrf_token_)
+    service.set_rule_enabled(conn, key, enabled == "yes")
+    return RedirectResponse(f"/rules#rule-{key}", status_code=303)
+
+
+def _editor(
+    request: Request, who: Principal, text: str, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    return render(request, who, "cases/rules_edit.html", status_code, text=text, **extra)
+
+
+@router.get("/rules/edit", response_class=HTMLResponse)
+def rules_editor(
+    request: Request, who: Principal = Depends(_rule_editor), conn: Connection = Depends(db)
+) -> HTMLResponse:
+    return _editor(request, who, service.export_rules(conn))
+
+
+@router.post("/rules/edit", response_class=HTMLResponse)
+def rules_save(
+    request: Request,
+    rules_yaml: str = Form("", alias="rules"),
+    action: str = Form("check"),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(_rule_editor),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    """Check the rules (change nothing) or save them (the text becomes the whole rule set)."""
+    check_csrf(request, csrf_token_)
+    try:
+        doc = parse(rules_yaml, "rules")
+        checked = service.check_rules(conn, doc)
+    except CxmError as exc:
+        return _editor(request, who, rules_yaml, 422, problems=str(exc).split("; "))
+    if action != "save":
+        stored = {r["key"] for r in service.list_rules(conn)}
+        dropped = sorted(stored - {r.key for r in checked})
+        notice = f"{len(checked)} rule(s) valid; nothing saved yet."
+        if dropped:
+            notice += f" Saving removes: {', '.join(dropped)}."
+        return _editor(request, who, rules_yaml, notice=notice)
+    outcome = service.sync_rules(conn, doc)
+    said = [f"{k} {', '.join(v)}" for k, v in outcome.items() if v and k != "unchanged"]
+    notice = "Saved: " + "; ".join(said) + "." if said else "Saved: no change."
+    return _editor(request, who, service.export_rules(conn), notice=notice)
