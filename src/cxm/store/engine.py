@@ -9,6 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.compiler import compiles
+
+
+@compiles(sa.Float, "duckdb")
+def _double_on_duckdb(type_: sa.Float[float], compiler: object, **kw: object) -> str:
+    # DuckDB reads FLOAT as 32 bits (0.3 comes back as 0.30000001); PostgreSQL's FLOAT is
+    # already double precision. Scores, targets and money need double on both.
+    return "DOUBLE"
 
 
 def create_engine(url: str) -> Engine:
