@@ -10,12 +10,12 @@ from sqlalchemy.engine import Connection
 
 from cxm.customer360 import service
 from cxm.customers import service as customers
-from cxm.errors import Invalid
+from cxm.errors import Invalid, NotFound
 from cxm.org.auth import Principal
+from cxm.org.scope import scope_for, visible_touchpoints
 from cxm.org.security import db, get_engine, require
 
 router = APIRouter(tags=["customers"])
-read = Depends(require("read"))
 LOOKUP_KINDS = ("email", "phone", "user_id", "anonymous_id", "crm_id")
 
 
@@ -23,11 +23,29 @@ def requester(who: Principal) -> str:
     return who.email or f"api key ({who.scope})"
 
 
-@router.get("/customers", dependencies=[read])
+def _in_scope(conn: Connection, who: Principal, profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile, if the caller's role may see this customer; else 404, as for the pages.
+
+    Viewers see no personal data and agents reach customers through their cases; a manager
+    sees the customers who touched their department's touchpoints.
+    """
+    scope = scope_for(who)
+    visible = visible_touchpoints(conn, scope)
+    if (
+        not scope.personal_data
+        or scope.by_team
+        or (visible is not None and not visible & set(profile["touchpoints"]))
+    ):
+        raise NotFound(f"customer '{profile['id']}' does not exist")
+    return profile
+
+
+@router.get("/customers")
 def list_or_find(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
+    who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
 ) -> Any:
     """Profiles, most recently seen first; with ``?email=`` (or phone, user_id, anonymous_id,
@@ -38,24 +56,35 @@ def list_or_find(
     if given:
         ((kind, value),) = given.items()
         customer_id = service.lookup(conn, value if kind == "identifier" else f"{kind}:{value}")
-        return jsonable_encoder(service.profile(conn, get_engine(request), customer_id))
+        found = service.profile(conn, get_engine(request), customer_id)
+        return jsonable_encoder(_in_scope(conn, who, found))
+    if not scope_for(who).everything:
+        raise NotFound("listing every customer needs the admin or cx_lead role; "
+                       "look one up by identifier instead, e.g. ?email=...")  # fmt: skip
     return jsonable_encoder(customers.list_customers(conn, limit, offset))
 
 
-@router.get("/customers/{customer_id}", dependencies=[read])
-def get_customer(request: Request, customer_id: str, conn: Connection = Depends(db)) -> Any:
+@router.get("/customers/{customer_id}")
+def get_customer(
+    request: Request, customer_id: str, who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db),
+) -> Any:  # fmt: skip
     """Profile, identifiers, traits, facts and interactions per department."""
-    return jsonable_encoder(service.profile(conn, get_engine(request), customer_id))
+    found = service.profile(conn, get_engine(request), customer_id)
+    return jsonable_encoder(_in_scope(conn, who, found))
 
 
-@router.get("/customers/{customer_id}/timeline", dependencies=[read])
+@router.get("/customers/{customer_id}/timeline")
 def get_timeline(
+    request: Request,
     customer_id: str,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
+    who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
 ) -> Any:
     """Interactions and survey responses newest first; pass ``next_cursor`` for the next page."""
+    _in_scope(conn, who, service.profile(conn, get_engine(request), customer_id))
     return jsonable_encoder(service.timeline(conn, customer_id, limit, cursor))
 
 

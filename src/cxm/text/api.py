@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
+from cxm.org.auth import Principal
+from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine, require
 from cxm.text import analytics, schemas, service, taxonomy, themes
 from cxm.yamldoc import YamlDoc
@@ -19,7 +21,7 @@ def _slice(conn: Connection, survey: str | None, period: str | None) -> analytic
     return analytics.Slice(survey=survey, since=since, until=until)
 
 
-@router.get("/annotations", dependencies=[read])
+@router.get("/annotations")
 def list_annotations(
     source: str = Query("survey_response", description="text source, e.g. survey_response"),
     model: str | None = Query(None, description="e.g. lexicon:vader-3.3.2"),
@@ -29,12 +31,18 @@ def list_annotations(
     department: str | None = Query(None, description="themes owned by this department"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
+    who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
 ) -> list[schemas.AnnotationOut]:
-    return service.list_annotations(
+    found = service.list_annotations(
         conn, source, model=model, label=label, theme=theme, taxonomy=taxonomy_key,
         department=department, limit=limit, offset=offset,
     )  # fmt: skip
+    if scope_for(who).everything:
+        return found
+    # Sentences quote the comment itself: free text from any department, so only roles that
+    # see everything get them; the labels, scores and themes stay.
+    return [a.model_copy(update={"sentences": None}) for a in found]
 
 
 @router.get("/themes", dependencies=[read])

@@ -10,6 +10,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from sqlalchemy.engine import Connection
 
 from cxm.errors import CxmError, Invalid, NotFound
+from cxm.metrics import Metric, set_target
+from cxm.metrics import load as load_metrics
+from cxm.metrics import service as metric_service
 from cxm.org import auth, schemas
 from cxm.org import service as org
 from cxm.org.auth import Principal
@@ -29,6 +32,7 @@ NAV = [
     ("/surveys", "Surveys", ("admin", "cx_lead", "manager")),
     ("/cases", "Cases", ("admin", "cx_lead", "manager", "agent")),
     ("/initiatives", "Initiatives", ("admin", "cx_lead", "manager")),
+    ("/rules", "Rules", ("admin", "cx_lead")),
     ("/org", "Organization", EVERYONE),
     ("/settings", "Settings", ("admin",)),
 ]
@@ -116,8 +120,37 @@ def _settings(
         request, who, "settings.html", status_code,
         users=auth.list_users(conn), keys=auth.list_api_keys(conn),
         departments=org.list_departments(conn), teams=org.list_teams(conn),
-        roles=schemas.ROLES, scopes=auth.SCOPES, **extra,
+        roles=schemas.ROLES, scopes=auth.SCOPES, **_targets_context(request, conn), **extra,
     )  # fmt: skip
+
+
+# Slices a target can be set for (any dimension the metrics layer knows works through the API).
+TARGET_DIMENSIONS = ("department", "touchpoint", "team", "channel", "stage", "survey", "segment",
+                     "region")  # fmt: skip
+
+
+def _catalog(request: Request) -> dict[str, Metric]:
+    """The metric definitions, read once per app (shared with the dashboards)."""
+    metrics: dict[str, Metric] | None = getattr(request.app.state, "metrics", None)
+    if metrics is None:
+        metrics = load_metrics()
+        request.app.state.metrics = metrics
+    return metrics
+
+
+def _targets_context(request: Request, conn: Connection) -> dict[str, Any]:
+    """Every metric with its shipped target and the installation's targets for it."""
+    metrics = _catalog(request)
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for row in metric_service.list_targets(conn):
+        overrides.setdefault(row["metric"], []).append(row)
+    return {
+        "metric_targets": [
+            {"metric": m, "overrides": overrides.get(name, [])}
+            for name, m in sorted(metrics.items())
+        ],
+        "target_dimensions": TARGET_DIMENSIONS,
+    }
 
 
 @router.post("/settings/users", response_class=HTMLResponse)
@@ -173,6 +206,44 @@ def revoke_key(
     check_csrf(request, csrf_token_)
     auth.revoke_api_key(conn, key_id)
     return _settings(request, who, conn, notice="key revoked")
+
+
+@router.post("/settings/targets", response_class=HTMLResponse)
+def set_metric_target(
+    request: Request,
+    metric: str = Form(""),
+    target: str = Form(""),
+    dimension: str = Form(""),
+    value: str = Form(""),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db),
+) -> HTMLResponse:
+    """Set a metric's target for the installation, or for one slice (department=billing)."""
+    check_csrf(request, csrf_token_)
+    dimension, value = dimension.strip(), value.strip()
+    try:
+        number = _number("target", target)
+        set_target(conn, _catalog(request), metric, number, dimension=dimension, value=value)
+    except CxmError as exc:
+        return _settings(request, who, conn, 422, error=str(exc), target_form=_target_form(
+            metric, target, dimension, value))  # fmt: skip
+    # Dashboards keep a minute of results; a new target must show on the next page view.
+    request.app.state.frame_cache = None
+    where = f" for {dimension}={value}" if dimension else ""
+    return _settings(request, who, conn, notice=f"target for {metric}{where} set to {number:g}")
+
+
+def _target_form(metric: str, target: str, dimension: str, value: str) -> dict[str, str]:
+    """What the admin typed, to fill the form again after a mistake."""
+    return {"metric": metric, "target": target, "dimension": dimension, "value": value}
+
+
+def _number(field: str, raw: str) -> float:
+    try:
+        return float(raw.strip().replace(",", "."))
+    except ValueError as exc:
+        raise Invalid(f"{field}: '{raw}' is not a number; write it like 40 or 4.2") from exc
 
 
 @router.get("/settings/org.yaml")
