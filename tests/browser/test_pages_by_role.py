@@ -119,11 +119,13 @@ def test_filters_round_trip_through_the_url(demo_server: LiveServer, page: Page)
     form.get_by_label("From", exact=True).fill("2026-01-01")
     form.get_by_label("To", exact=True).fill("2030-12-31")
     form.get_by_label("Department").select_option("billing")
+    form.get_by_label("Segment").select_option("consumer")
     form.get_by_role("button", name="Apply").click()
     page.wait_for_url(re.compile(r".*department=billing.*"))
     query = parse_qs(urlparse(page.url).query)
     assert query["department"] == ["billing"]
     assert query["start"] == ["2026-01-01"] and query["end"] == ["2030-12-31"]
+    assert query["segment"] == ["consumer"]
     shared = page.url
     page.goto(demo_server.url + "/departments")  # somewhere else, then back by the shared link
     response = page.goto(shared)
@@ -132,6 +134,7 @@ def test_filters_round_trip_through_the_url(demo_server: LiveServer, page: Page)
     assert form.get_by_label("From", exact=True).input_value() == "2026-01-01"
     assert form.get_by_label("To", exact=True).input_value() == "2030-12-31"
     assert form.get_by_label("Department").input_value() == "billing"
+    assert form.get_by_label("Segment").input_value() == "consumer"
     screenshot(page, "overview-filtered-billing")
 
 

@@ -86,3 +86,13 @@ def test_scorecard_shows_comments_journeys_and_hides_text_from_viewers(
     assert "In the customer&#39;s journey" in page.text or "In the customer's journey" in page.text
     viewer = as_role(TestClient(app_client.app), seeded, "viewer")
     assert "late again" not in viewer.get("/departments/supply_chain").text
+
+
+def test_segment_and_department_filters_combine(app_client: TestClient, seeded: Engine) -> None:
+    company(seeded)
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get("/?segment=enterprise&department=billing")
+    assert page.status_code == 200
+    assert '<option value="enterprise" selected>' in page.text
+    frame = compute(seeded, "nps", ["department"], filters={"segment": "enterprise"})
+    assert frame.empty or set(frame["department"]) <= {"billing", "service", "supply_chain"}

@@ -148,7 +148,9 @@ def fact_rows(
 def _with_dimensions(
     backend: BaseBackend, t: ir.Table, fact: Fact, metric: Metric, dims: Sequence[str]
 ) -> ir.Table:
-    new: dict[str, ir.Value] = {}
+    # Column names, not expressions: each join below makes a new table, and an expression
+    # taken from an earlier one would not belong to the final table.
+    columns: dict[str, str] = {}
     org_needed = [d for d in dims if d in ORG_DIMENSIONS]
     if org_needed:
         if fact.touchpoint is None:
@@ -161,33 +163,36 @@ def _with_dimensions(
         )
         t = t.left_join(tp, t[fact.touchpoint] == tp._tp_key)
         for d in org_needed:
-            new[d] = t[f"_org_{d}"]
+            columns[d] = f"_org_{d}"
     traits = backend.table("customer_traits")
     for i, d in enumerate(dims):
         trait = _trait_name(d)
         if d in GRAINS:
-            new[d] = t[fact.time].truncate(GRAINS[d]).date()
+            columns[d] = fact.time
         elif d in ORG_DIMENSIONS:
             continue
         elif d == "touchpoint" and fact.touchpoint:
-            new[d] = t[fact.touchpoint]
+            columns[d] = fact.touchpoint
         elif d == "channel" and fact.channel:
-            new[d] = t[fact.channel]
+            columns[d] = fact.channel
         elif d == "survey" and fact.survey:
-            new[d] = t[fact.survey]
+            columns[d] = fact.survey
         elif trait is not None and fact.customer:
             tr = traits.filter(traits.name == trait)
             tr = tr.select(**{f"_cid{i}": tr.customer_id, f"_trait{i}": tr.value})
             t = t.left_join(tr, t[fact.customer] == tr[f"_cid{i}"])
-            new[d] = t[f"_trait{i}"]
+            columns[d] = f"_trait{i}"
         else:
             raise Invalid(
                 f"cannot slice {metric.name} ({metric.fact}) by {d!r}; "
                 f"dimensions: {dimensions_help()}"
             )
     out: dict[str, ir.Value] = {}
-    for d, v in new.items():
-        out[f"dim__{d}"] = v if d in GRAINS else v.cast("string").fill_null(NONE_LABEL)
+    for d, name in columns.items():
+        if d in GRAINS:
+            out[f"dim__{d}"] = t[name].truncate(GRAINS[d]).date()
+        else:
+            out[f"dim__{d}"] = t[name].cast("string").fill_null(NONE_LABEL)
     return t.mutate(**out)
 
 
