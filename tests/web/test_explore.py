@@ -83,3 +83,24 @@ def test_customer_360_shows_one_timeline_across_departments(
     assert text.index("invoice_sent") < text.index("order_delivered")  # newest first
     missing = client.get("/customers?q=nobody@example.com")
     assert missing.status_code == 404 and "no customer" in missing.text
+
+
+def test_agents_see_the_customers_in_their_teams_cases(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    from cxm.actions import service as actions
+
+    company(seeded)
+    ana = _customer(seeded)  # a detractor at delivery (Supply Chain's team)
+    with seeded.begin() as conn:
+        (chat,) = interactions.ingest(
+            conn, [{"event_id": "c1", "name": "chat", "email": "cy@example.com",
+                    "touchpoint": "support_chat"}], "api",
+        )  # fmt: skip
+    add_responses(seeded, "support_chat", [1], month=9, customer_id=chat.customer_id)
+    with seeded.begin() as conn:
+        actions.apply_default_rules(conn)
+        actions.run_rules(conn)
+    client = as_role(app_client, seeded, "agent")  # works in Customer Service's team
+    assert client.get(f"/customers/{chat.customer_id}").status_code == 200
+    assert client.get(f"/customers/{ana}").status_code == 404

@@ -810,3 +810,13 @@ def forget_customers(conn: Connection, customer_ids: Sequence[str]) -> int:
             .returning(case_notes.c.id)
         ).all()
     )
+
+
+def team_has_customer(conn: Connection, team_key: str | None, customer_ids: Sequence[str]) -> bool:
+    """Whether any case of ``team_key`` is about one of these customer ids (an agent's reach)."""
+    if team_key is None:
+        return False
+    query = sa.select(cases.c.id).where(
+        cases.c.team_key == team_key, cases.c.customer_id.in_(list(customer_ids))
+    )
+    return conn.execute(query.limit(1)).first() is not None

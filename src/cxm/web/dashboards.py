@@ -315,9 +315,14 @@ def scorecard(
             else None
         ),
     )
-    comments = feedback.explore(
-        conn, scope, feedback.Query(start=f.start_at, end=f.end_at, department=key, limit=8)
-    ).rows
+    # Comments are personal data: agents work from their cases, not from scorecards.
+    comments = (
+        []
+        if scope.by_team
+        else feedback.explore(
+            conn, scope, feedback.Query(start=f.start_at, end=f.end_at, department=key, limit=8)
+        ).rows
+    )
     return render(
         request, who, "scorecard.html", as_of=board.as_of,
         department=department, filters=f, kpis=headline, touchpoints=touchpoints,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
+from cxm.actions import service as actions
 from cxm.customer360 import service as c360
 from cxm.errors import Invalid, NotFound
 from cxm.feedback import service as feedback
@@ -74,11 +75,15 @@ def _page_query(request: Request, offset: int) -> str:
     return "&".join(f"{k}={v}" for k, v in params.items() if v)
 
 
-def _may_see_customer(conn: Connection, scope: Scope, touched: list[str]) -> bool:
-    if not scope.personal_data or scope.by_team:
+def _may_see_customer(conn: Connection, scope: Scope, profile: dict[str, Any]) -> bool:
+    """Managers see customers who touched their department; agents those in their cases."""
+    if not scope.personal_data:
         return False
+    if scope.by_team:
+        ids = [profile["id"], *profile["merged_from"]]
+        return actions.team_has_customer(conn, scope.team_key, ids)
     visible = visible_touchpoints(conn, scope)
-    return visible is None or bool(visible & set(touched))
+    return visible is None or bool(visible & set(profile["touchpoints"]))
 
 
 @router.get("/customers", response_class=HTMLResponse, response_model=None)
@@ -108,7 +113,7 @@ def customer_page(
     """Profile, identities, and one timeline across all departments, colour-coded."""
     scope = scope_for(who)
     profile = c360.profile(conn, get_engine(request), customer_id)
-    if not _may_see_customer(conn, scope, profile["touchpoints"]):
+    if not _may_see_customer(conn, scope, profile):
         raise NotFound(f"customer '{customer_id}' does not exist")
     cursor = request.query_params.get("cursor") or None
     timeline = c360.timeline(conn, profile["id"], limit=50, cursor=cursor)
