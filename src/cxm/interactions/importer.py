@@ -40,6 +40,7 @@ from cxm.store import utcnow
 from cxm.yamldoc import read, validate
 
 CHUNK = 50_000
+BATCH = 1_000_000  # rows stored per transaction
 JSON_FIELDS = ("properties", "context")
 
 
@@ -133,36 +134,41 @@ def import_file(
     progress: Callable[[int, int], None] | None = None,
     region: str = "DE",
 ) -> ImportSummary:
-    """Import one file in one transaction; returns counts and where the rejects went.
+    """Import one file; returns counts and where the rejects went.
 
     Rows are validated column-wise (``fastpath``); a row the vectorised checks refuse goes
-    through the per-row validator, which stores it or names its problem. All rows share one
-    ``received_at``, so the whole file resolves as one batch.
+    through the per-row validator, which stores it or names its problem. Rows are stored in
+    batches of ``BATCH`` rows, each in its own transaction, so memory stays bounded for files
+    of tens of millions of rows; event ids make a re-run after a failure add only what is
+    missing. All rows share one ``received_at``.
     """
     spec = mapping or Mapping()
     table, first_line = _table(path)
     _check_columns(table, spec, str(path))
     summary = ImportSummary(rows=table.num_rows)
     received_at = utcnow()
-    parts: list[pa.Table] = []
     rejects: list[tuple[int, str | None, str]] = []
     cache: dict[str, str | None] = {}
     total = table.num_rows
-    for start in range(0, max(total, 1), CHUNK):
-        chunk = table.slice(start, CHUNK)
-        fast, slow = prepare(chunk, spec, received_at, region, start, cache)
-        parts.append(fast)
-        if len(slow):
-            parts.append(_per_row(chunk, slow, spec, received_at, region, start, rejects, path))
+    for batch_start in range(0, max(total, 1), BATCH):
+        parts: list[pa.Table] = []
+        batch_end = min(batch_start + BATCH, total)
+        for start in range(batch_start, max(batch_end, batch_start + 1), CHUNK):
+            chunk = table.slice(start, min(CHUNK, batch_end - start))
+            fast, slow = prepare(chunk, spec, received_at, region, start, cache)
+            parts.append(fast)
+            if len(slow):
+                parts.append(
+                    _per_row(chunk, slow, spec, received_at, region, start, rejects, path)
+                )
+        rows = _concat(parts).sort_by("_n") if parts else _concat([])
+        del parts
+        with engine.begin() as conn:
+            result = store_table(conn, rows.drop_columns(["_n"]), "import", received_at)
+        summary.stored += result.stored
+        summary.duplicates += result.duplicates
         if progress:
-            # Validation is the first half of the work, storing the second.
-            progress(min(start + CHUNK, total), 2 * total)
-    rows = _concat(parts).sort_by("_n") if parts else _concat([])
-    with engine.begin() as conn:
-        result = store_table(conn, rows.drop_columns(["_n"]), "import", received_at)
-    if progress:
-        progress(2 * total, 2 * total)
-    summary.stored, summary.duplicates = result.stored, result.duplicates
+            progress(batch_end, total)
     rejects = [(first_line + n, e, r) for n, e, r in sorted(rejects)]
     summary.rejected = len(rejects)
     target = path.with_name(path.name + ".rejects.csv")
