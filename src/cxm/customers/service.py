@@ -346,14 +346,15 @@ def set_traits(
             fresh.append(row)
         elif at >= current[(cid, name)]:
             newer.append(row)
-    insert_rows(conn, customer_traits, fresh)
-    for row in newer:
+    # Newer values replace the stored ones: delete and re-insert in bulk, not one UPDATE per
+    # trait (a re-import of a large file changes hundreds of thousands of them).
+    pair = sa.tuple_(customer_traits.c.customer_id, customer_traits.c.name)
+    for start in range(0, len(newer), 2000):
+        chunk = newer[start : start + 2000]
         conn.execute(
-            customer_traits.update()
-            .where(customer_traits.c.customer_id == row["customer_id"])
-            .where(customer_traits.c.name == row["name"])
-            .values(value=row["value"], set_at=row["set_at"])
+            customer_traits.delete().where(pair.in_([(r["customer_id"], r["name"]) for r in chunk]))
         )
+    insert_rows(conn, customer_traits, fresh + newer)
 
 
 def trait_values(event: dict[str, Any]) -> dict[str, str]:
