@@ -525,7 +525,8 @@ def resolve_many(
                 "source": "resolve",
             })  # fmt: skip
         for i in range(0, len(rows), 1000):
-            conn.execute(insert_ignore(interactions), rows[i : i + 1000])
+            # One multi-row statement per chunk: DuckDB runs executemany row by row.
+            conn.execute(insert_ignore(interactions).values(rows[i : i + 1000]))
         refresh_facts(conn, customers.c.id.in_(sorted(set(result.customer_ids) - {None})))
     ids = sorted(set(found.values()))
     current: dict[str, str] = {}

@@ -211,10 +211,11 @@ def import_responses(
             r["customer_id"] = None
     for r, customer_id in zip(known, resolved, strict=True):
         r["customer_id"] = customer_id
+    # Multi-row statements: DuckDB runs executemany one row at a time.
     for i in range(0, len(new_rows), BATCH):
-        conn.execute(responses.insert(), new_rows[i : i + BATCH])
-    for i in range(0, len(new_answers), BATCH * 4):
-        conn.execute(response_answers.insert(), new_answers[i : i + BATCH * 4])
+        conn.execute(responses.insert().values(new_rows[i : i + BATCH]))
+    for i in range(0, len(new_answers), BATCH):
+        conn.execute(response_answers.insert().values(new_answers[i : i + BATCH]))
     summary.imported = len(new_rows)
     summary.rejected = len(bad)
     if bad:
