@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from cxm.errors import NotFound
 from cxm.feedback import service as feedback
 from cxm.journeys.analytics import department_journeys
-from cxm.metrics import Metric, compute, load
+from cxm.metrics import Metric, compute
 from cxm.metrics.analytics import NONE_LABEL
 from cxm.metrics.service import list_alerts
 from cxm.org import service as org
@@ -34,7 +34,7 @@ from cxm.text import taxonomy
 from cxm.text.analytics import Slice, theme_impact
 from cxm.web.charts import trend_chart
 from cxm.web.filters import Filters
-from cxm.web.pages import render
+from cxm.web.pages import catalog, render
 from cxm.web.sessions import signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -53,15 +53,6 @@ def _clean(value: Any) -> Any:
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """DataFrame rows as plain dicts with NaN turned into None (templates test for None)."""
     return [{str(k): _clean(v) for k, v in row.items()} for row in df.to_dict("records")]
-
-
-def catalog(request: Request) -> dict[str, Metric]:
-    """The metric definitions, read once per app (they change with a restart)."""
-    metrics: dict[str, Metric] | None = getattr(request.app.state, "metrics", None)
-    if metrics is None:
-        metrics = load()
-        request.app.state.metrics = metrics
-    return metrics
 
 
 Spec = tuple[str, tuple[str, ...], tuple[tuple[str, Any], ...]]

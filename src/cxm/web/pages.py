@@ -129,7 +129,7 @@ TARGET_DIMENSIONS = ("department", "touchpoint", "team", "channel", "stage", "su
                      "region")  # fmt: skip
 
 
-def _catalog(request: Request) -> dict[str, Metric]:
+def catalog(request: Request) -> dict[str, Metric]:
     """The metric definitions, read once per app (shared with the dashboards)."""
     metrics: dict[str, Metric] | None = getattr(request.app.state, "metrics", None)
     if metrics is None:
@@ -140,7 +140,7 @@ def _catalog(request: Request) -> dict[str, Metric]:
 
 def _targets_context(request: Request, conn: Connection) -> dict[str, Any]:
     """Every metric with its shipped target and the installation's targets for it."""
-    metrics = _catalog(request)
+    metrics = catalog(request)
     overrides: dict[str, list[dict[str, Any]]] = {}
     for row in metric_service.list_targets(conn):
         overrides.setdefault(row["metric"], []).append(row)
@@ -224,7 +224,7 @@ def set_metric_target(
     dimension, value = dimension.strip(), value.strip()
     try:
         number = _number("target", target)
-        set_target(conn, _catalog(request), metric, number, dimension=dimension, value=value)
+        set_target(conn, catalog(request), metric, number, dimension=dimension, value=value)
     except CxmError as exc:
         return _settings(request, who, conn, 422, error=str(exc), target_form=_target_form(
             metric, target, dimension, value))  # fmt: skip
