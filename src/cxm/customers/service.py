@@ -34,7 +34,7 @@ from cxm.customers.bulk import insert_rows, insert_table, matching, update_rows
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
 from cxm.interactions.tables import interactions
-from cxm.store import as_utc, insert_ignore, utcnow
+from cxm.store import as_utc, utcnow
 
 Ident = tuple[str, str]  # (kind, normalised value)
 CORE_KINDS = ("user_id", "email", "phone", "anonymous_id")
@@ -524,9 +524,7 @@ def resolve_many(
                 "properties": {"linked_by": event_id} if event_id else None, "context": None,
                 "source": "resolve",
             })  # fmt: skip
-        for i in range(0, len(rows), 1000):
-            # One multi-row statement per chunk: DuckDB runs executemany row by row.
-            conn.execute(insert_ignore(interactions).values(rows[i : i + 1000]))
+        insert_rows(conn, interactions, rows, ignore=True)
         refresh_facts(conn, customers.c.id.in_(sorted(set(result.customer_ids) - {None})))
     ids = sorted(set(found.values()))
     current: dict[str, str] = {}

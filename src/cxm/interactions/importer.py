@@ -158,9 +158,7 @@ def import_file(
             fast, slow = prepare(chunk, spec, received_at, region, start, cache)
             parts.append(fast)
             if len(slow):
-                parts.append(
-                    _per_row(chunk, slow, spec, received_at, region, start, rejects, path)
-                )
+                parts.append(_per_row(chunk, slow, spec, received_at, region, start, rejects, path))
         rows = _concat(parts).sort_by("_n") if parts else _concat([])
         del parts
         with engine.begin() as conn:

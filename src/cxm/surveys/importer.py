@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
+from cxm.customers.bulk import insert_rows
 from cxm.errors import Invalid, NotFound
 from cxm.surveys import people
 from cxm.surveys.schemas import SurveyDefinition
@@ -211,11 +212,9 @@ def import_responses(
             r["customer_id"] = None
     for r, customer_id in zip(known, resolved, strict=True):
         r["customer_id"] = customer_id
-    # Multi-row statements: DuckDB runs executemany one row at a time.
-    for i in range(0, len(new_rows), BATCH):
-        conn.execute(responses.insert().values(new_rows[i : i + BATCH]))
-    for i in range(0, len(new_answers), BATCH):
-        conn.execute(response_answers.insert().values(new_answers[i : i + BATCH]))
+    # Bulk paths (Arrow on DuckDB): executemany there runs one row at a time.
+    insert_rows(conn, responses, new_rows)
+    insert_rows(conn, response_answers, new_answers)
     summary.imported = len(new_rows)
     summary.rejected = len(bad)
     if bad:
