@@ -30,11 +30,11 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
 
-from cxm.customers.bulk import insert_rows, insert_table, matching, update_rows
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
 from cxm.interactions.tables import interactions
 from cxm.store import as_utc, utcnow
+from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
 
 Ident = tuple[str, str]  # (kind, normalised value)
 CORE_KINDS = ("user_id", "email", "phone", "anonymous_id")

@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cxm.customers import service as customers
-from cxm.customers.bulk import insert_rows, insert_table, matching
 from cxm.errors import Invalid
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
 from cxm.store import utcnow
+from cxm.store.bulk import insert_rows, insert_table, matching
 
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
 FIELDS = {

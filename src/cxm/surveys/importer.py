@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from cxm.customers.bulk import insert_rows
 from cxm.errors import Invalid, NotFound
+from cxm.store.bulk import insert_rows
 from cxm.surveys import people
 from cxm.surveys.schemas import SurveyDefinition
 from cxm.surveys.service import current_version, derived, get_definition, parse_answer

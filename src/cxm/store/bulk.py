@@ -1,4 +1,4 @@
-"""Bulk writes shared by ingest, import and resolution: Arrow on DuckDB, executemany elsewhere.
+"""Bulk writes for every domain: Arrow on DuckDB, executemany on PostgreSQL.
 
 DuckDB commits single-row statements slowly, so large writes register an Arrow table on the
 raw connection and copy it with one ``INSERT ... SELECT`` / ``UPDATE ... FROM``; PostgreSQL
