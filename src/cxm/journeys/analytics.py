@@ -1,19 +1,30 @@
-"""Where a department sits in its customers' journeys, as Ibis expressions over the log.
+"""Where each department sits in its customers' journeys, as Ibis expressions over the log.
 
 "The customer doesn't see silos": a department's scorecard shows how many detractors passed
 through its touchpoints (against promoters), and which other departments its customers met.
+
+One query answers this for every department at once: each customer's journey in the range
+becomes a set of departments (a bit mask), and the query returns one row per distinct set
+with its number of customers and of NPS responses by category. Companies have few departments,
+so that result has at most a few hundred rows however large the log is; every department's
+reach and neighbours are then read off it in Python.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import ibis
+import ibis.expr.types as ir
+from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
 from cxm.store import analytics
+
+BITS = 62  # departments per mask column (a signed 64-bit integer)
+CATEGORIES = ("detractor", "passive", "promoter")
 
 
 @dataclass
@@ -26,24 +37,75 @@ class DepartmentJourneys:
     neighbours: list[dict[str, Any]] = field(default_factory=list)  # department, customers, share
 
 
+@dataclass
+class JourneyMap:
+    """Customers and NPS responses counted by the set of departments the customer touched."""
+
+    # (departments touched, customers with exactly that set, responses by NPS category)
+    groups: list[tuple[frozenset[str], int, dict[str, int]]]
+
+    def department(self, key: str, limit: int = 10) -> DepartmentJourneys:
+        out = DepartmentJourneys(key)
+        neighbours: Counter[str] = Counter()
+        reach = {c: {"n": 0, "touched": 0} for c in CATEGORIES}
+        for touched, customers, responses in self.groups:
+            hit = key in touched
+            for category, n in responses.items():
+                reach[category]["n"] += n
+                reach[category]["touched"] += n if hit else 0
+            if hit:
+                out.customers += customers
+                for other in touched - {key}:
+                    neighbours[other] += customers
+        out.reach = {
+            c: {"n": r["n"], "touched": r["touched"], "share": r["touched"] / r["n"]}
+            for c, r in reach.items()
+            if r["n"]
+        }
+        ranked = sorted(neighbours.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        out.neighbours = [
+            {"department": d, "customers": n, "share": n / out.customers} for d, n in ranked
+        ]
+        return out
+
+
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value else None
 
 
-def department_journeys(
-    engine: Engine,
-    department: str,
+def _mask_expr(con: BaseBackend, ix: ir.Table, departments: list[str]) -> tuple[ir.Table, int]:
+    """Interactions with one mask column per 62 departments: the bit of the touchpoint's owner."""
+    tp = con.table("touchpoints")
+    tp = tp.filter(tp.department_key.notnull())
+    columns = {}
+    for chunk in range(0, len(departments), BITS):
+        bits = {d: 1 << i for i, d in enumerate(departments[chunk : chunk + BITS])}
+        columns[f"m{chunk // BITS}"] = tp.department_key.substitute(bits, else_=0).cast("int64")
+    # The bits are worked out on the (small) touchpoint table, then joined to the log.
+    owned = tp.select(tp_key=tp.key, **columns)
+    visits = ix.filter(ix.customer_id.notnull()).join(owned, ix.touchpoint_key == owned.tp_key)
+    return visits.select(cid=visits.customer_id, **{m: visits[m] for m in columns}), len(columns)
+
+
+def journey_map(
+    engine: Engine | BaseBackend,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-    limit: int = 10,
-) -> DepartmentJourneys:
-    """For interactions and NPS responses in [start, end): the share of detractors, passives
-    and promoters whose journeys touched ``department``, and the other departments the
-    department's customers touched (by distinct customers)."""
-    con = analytics(engine)
+) -> JourneyMap:
+    """For interactions and NPS responses in [start, end): customers and responses grouped by
+    the set of departments each customer's interactions touched."""
+    con = engine if isinstance(engine, BaseBackend) else analytics(engine)
     try:
-        ix = con.table("interactions")
         tp = con.table("touchpoints")
+        departments = sorted(
+            r["department_key"]
+            for r in tp.filter(tp.department_key.notnull())
+            .select("department_key")
+            .distinct()
+            .to_pyarrow()
+            .to_pylist()
+        )
+        ix = con.table("interactions")
         r = con.table("responses")
         lo, hi = _naive(start), _naive(end)
         if lo is not None:
@@ -52,40 +114,46 @@ def department_journeys(
         if hi is not None:
             ix = ix.filter(ix.event_time < hi)
             r = r.filter(r.submitted_at < hi)
-        owned = tp.select(tp_key=tp.key, dept=tp.department_key)
-        visits = (
-            ix.filter(ix.customer_id.notnull())
-            .join(owned, ix.touchpoint_key == owned.tp_key)
-            .select(cid=ix.customer_id, dept=owned.dept)
+        if not departments:
+            return JourneyMap([])
+        visits, width = _mask_expr(con, ix, departments)
+        masks = [f"m{i}" for i in range(width)]
+        per_customer = visits.group_by("cid").aggregate(
+            **{m: visits[m].bit_or() for m in masks}, touched=visits.cid.count()
         )
-        touched = visits.filter(visits.dept == department).select("cid").distinct()
-        out = DepartmentJourneys(department)
-        out.customers = int(touched.count().to_pyarrow().as_py())
-        scored = r.filter(r.nps_category.notnull(), r.customer_id.notnull()).select(
-            rid=r.id, cid=r.customer_id, category=r.nps_category
+        scored = r.filter(r.nps_category.isin(CATEGORIES), r.customer_id.notnull())
+        answers = scored.group_by(rcid=scored.customer_id).aggregate(
+            **{c: (scored.nps_category == c).sum() for c in CATEGORIES}
         )
-        marked = scored.left_join(touched.mutate(hit=ibis.literal(1)), "cid")
-        reach = marked.group_by("category").aggregate(
-            n=marked.rid.count(), touched=marked.hit.fill_null(0).sum()
+        both = per_customer.outer_join(answers, per_customer.cid == answers.rcid)
+        keys = {m: both[m].fill_null(0) for m in masks}
+        grouped = both.group_by(**keys).aggregate(
+            customers=both.touched.count(), **{c: both[c].fill_null(0).sum() for c in CATEGORIES}
         )
-        for row in reach.to_pyarrow().to_pylist():
-            n = int(row["n"])
-            hits = int(row["touched"] or 0)
-            out.reach[row["category"]] = {"n": n, "touched": hits, "share": hits / n if n else 0}
-        if out.customers:
-            theirs = visits.join(touched, "cid")
-            others = (
-                theirs.filter(theirs.dept != department)
-                .group_by("dept")
-                .aggregate(customers=theirs.cid.nunique())
-                .order_by(ibis.desc("customers"), "dept")
-                .limit(limit)
+        groups = []
+        for row in grouped.to_pyarrow().to_pylist():
+            touched = frozenset(
+                d
+                for i, m in enumerate(masks)
+                for bit, d in enumerate(departments[i * BITS : (i + 1) * BITS])
+                if int(row[m]) >> bit & 1
             )
-            for row in others.to_pyarrow().to_pylist():
-                share = int(row["customers"]) / out.customers
-                out.neighbours.append(
-                    {"department": row["dept"], "customers": int(row["customers"]), "share": share}
-                )
-        return out
+            responses = {c: int(row[c] or 0) for c in CATEGORIES}
+            groups.append((touched, int(row["customers"]), responses))
+        return JourneyMap(groups)
     finally:
-        con.disconnect()
+        if con is not engine:
+            con.disconnect()
+
+
+def department_journeys(
+    engine: Engine | BaseBackend,
+    department: str,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    limit: int = 10,
+) -> DepartmentJourneys:
+    """For interactions and NPS responses in [start, end): the share of detractors, passives
+    and promoters whose journeys touched ``department``, and the other departments the
+    department's customers touched (by distinct customers)."""
+    return journey_map(engine, start, end).department(department, limit)

@@ -9,9 +9,10 @@ import datetime as dt
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from functools import partial
+from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import NotFound
 from cxm.feedback import service as feedback
-from cxm.journeys.analytics import department_journeys
+from cxm.journeys.analytics import journey_map
 from cxm.metrics import Metric, compute
 from cxm.metrics.analytics import NONE_LABEL
 from cxm.metrics.service import list_alerts
@@ -38,8 +39,8 @@ from cxm.web.pages import catalog, render
 from cxm.web.sessions import signed_in
 
 router = APIRouter(include_in_schema=False)
-T = TypeVar("T")
 HEADLINE = ("nps", "csat", "ces")
+_METRIC = "metric"  # marks the cache keys of metric results
 
 
 def _clean(value: Any) -> Any:
@@ -88,15 +89,6 @@ class FrameCache:
                     del self._items[old]
             self._items[key] = (time.monotonic(), dt.datetime.now(dt.UTC), frame)
 
-    def value(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
-        """The cached value for ``key``, made (and kept) when missing or stale."""
-        hit = self.get(key)
-        if hit is not None:
-            return cast(T, hit[1])
-        made = make()
-        self.put(key, made)
-        return made
-
 
 def frame_cache(request: Request) -> FrameCache:
     cache: FrameCache | None = getattr(request.app.state, "frame_cache", None)
@@ -120,7 +112,7 @@ class Board:
                  cache: FrameCache | None = None) -> None:  # fmt: skip
         self.engine, self.metrics, self.filters, self.cache = engine, metrics, f, cache
         self.as_of: dt.datetime | None = None
-        self._results: dict[Spec, pd.DataFrame] = {}
+        self._results: dict[Any, Any] = {}
         self._local = threading.local()
         self._backends: list[BaseBackend] = []
         self._lock = threading.Lock()
@@ -149,25 +141,43 @@ class Board:
 
     def _cache_key(self, key: Spec) -> tuple[Any, ...]:
         f = self.filters
-        return (key, f.start, f.end, f.department, f.segment)
+        return (key, f.start, f.end, f.department, f.segment, _METRIC)
 
-    def run(self, specs: Sequence[Spec]) -> None:
-        todo = []
+    def run(self, specs: Sequence[Spec],
+            tasks: Mapping[tuple[Any, ...], Callable[[], Any]] | None = None) -> None:  # fmt: skip
+        """Compute ``specs`` (metric queries) and ``tasks`` (other reads of the page, keyed for
+        the cache) side by side; what the cache holds is not computed again."""
+        todo: dict[tuple[Any, ...], Callable[[], Any]] = {}
+        for key, make in (tasks or {}).items():  # first: they are the longer reads
+            if key not in self._results:
+                todo[key] = make
         for key in dict.fromkeys(specs):
-            cached = self.cache.get(self._cache_key(key)) if self.cache else None
+            if key not in self._results:
+                todo[self._cache_key(key)] = partial(self._compute, key)
+        keys = list(todo)
+        for key in keys:
+            cached = self.cache.get(key) if self.cache else None
             if cached is not None:
-                when, self._results[key] = cached
+                when, self._results[self._local_key(key)] = cached
                 self.as_of = min(self.as_of or when, when)
-            elif key not in self._results:
-                todo.append(key)
+                del todo[key]
         if not todo:
             return
         with ThreadPoolExecutor(max_workers=min(self.WORKERS, len(todo))) as pool:
-            for key, frame in zip(todo, pool.map(self._compute, todo), strict=True):
-                self._results[key] = frame
+            made = pool.map(lambda make: make(), todo.values())
+            for key, value in zip(todo, made, strict=True):
+                self._results[self._local_key(key)] = value
                 if self.cache:
-                    self.cache.put(self._cache_key(key), frame)
+                    self.cache.put(key, value)
         self.as_of = self.as_of or dt.datetime.now(dt.UTC)
+
+    def _local_key(self, key: tuple[Any, ...]) -> Any:
+        """Metric results are kept by their spec; other tasks by their own key."""
+        return key[0] if key and key[-1] == _METRIC else key
+
+    def result(self, key: tuple[Any, ...]) -> Any:
+        """What a task given to ``run`` produced."""
+        return self._results[key]
 
     def frame(self, name: str, by: Sequence[str] = (), **kw: Any) -> pd.DataFrame:
         key = spec(name, by, **kw)
@@ -284,28 +294,27 @@ def scorecard(
     touchpoints = org.list_touchpoints(conn, key)
     engine = get_engine(request)
     cache = frame_cache(request)
+    themes = [t for t in taxonomy.list_themes(conn) if t.department_key == key]
+    # One pass over the log serves every department's scorecard for this date range.
+    journeys_key = ("journeys", f.start, f.end)
+    impact_key = ("impact", key, f.start, f.end)
     with Board(engine, catalog(request), f, cache) as board:
-        board.run([*(spec(m) for m in HEADLINE), *(spec(m, ["touchpoint"]) for m in HEADLINE),
-                   spec("csat", ["month"])])  # fmt: skip
+        board.run(
+            [*(spec(m) for m in HEADLINE), *(spec(m, ["touchpoint"]) for m in HEADLINE),
+             spec("csat", ["month"])],
+            {journeys_key: lambda: journey_map(engine, f.start_at, f.end_at),
+             impact_key: lambda: (theme_impact(engine, themes, Slice(since=f.start_at,
+                                                                     until=f.end_at))
+                                  if themes else None)},
+        )  # fmt: skip
         headline = kpis(board)
         trend = board.rows("csat", ["month"])
         by_tp: dict[str, dict[str, Any]] = {}
         for name in HEADLINE:
             for r in board.rows(name, ["touchpoint"]):
                 by_tp.setdefault(r["touchpoint"], {})[name] = r
-    journeys = cache.value(
-        ("journeys", key, f.start, f.end),
-        lambda: department_journeys(engine, key, f.start_at, f.end_at),
-    )
-    themes = [t for t in taxonomy.list_themes(conn) if t.department_key == key]
-    impact = cache.value(
-        ("impact", key, f.start, f.end),
-        lambda: (
-            theme_impact(engine, themes, Slice(since=f.start_at, until=f.end_at))
-            if themes
-            else None
-        ),
-    )
+        journeys = board.result(journeys_key).department(key)
+        impact = board.result(impact_key)
     # Comments are personal data: agents work from their cases, not from scorecards.
     comments = (
         []
