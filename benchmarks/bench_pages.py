@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 
 from cxm.config import load_settings
 from cxm.metrics import compute, load, synthetic
-from cxm.metrics.service import backend_for
 from cxm.org import auth
 from cxm.store import create_engine, upgrade
+from cxm.store.analytics import reading
 from cxm.web.app import create_app
 
 BUDGET_MS = 500.0
@@ -84,7 +84,7 @@ def main() -> None:
                       f"{w50:9.0f} {w95:9.0f}")  # fmt: skip
         # Baseline: the overview's metric queries alone, without HTTP and templates.
         metrics = load()
-        with backend_for(engine) as backend:
+        with reading(engine) as backend:
             times = []
             for _ in range(args.runs):
                 t = time.perf_counter()

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
-from cxm.store import analytics
+from cxm.store.analytics import reading
 
 BITS = 62  # departments per mask column (a signed 64-bit integer)
 CATEGORIES = ("detractor", "passive", "promoter")
@@ -94,8 +94,7 @@ def journey_map(
 ) -> JourneyMap:
     """For interactions and NPS responses in [start, end): customers and responses grouped by
     the set of departments each customer's interactions touched."""
-    con = engine if isinstance(engine, BaseBackend) else analytics(engine)
-    try:
+    with reading(engine) as con:
         tp = con.table("touchpoints")
         departments = sorted(
             r["department_key"]
@@ -141,9 +140,6 @@ def journey_map(
             responses = {c: int(row[c] or 0) for c in CATEGORIES}
             groups.append((touched, int(row["customers"]), responses))
         return JourneyMap(groups)
-    finally:
-        if con is not engine:
-            con.disconnect()
 
 
 def department_journeys(

@@ -13,8 +13,7 @@ import datetime as dt
 import hashlib
 import math
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +27,8 @@ from cxm.metrics import analytics as ax
 from cxm.metrics import stats
 from cxm.metrics.definitions import Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
-from cxm.store import analytics as store_analytics
 from cxm.store import insert_ignore, utcnow
+from cxm.store.analytics import reading
 
 Row = Mapping[Any, Any]  # one aggregated row (a pandas record)
 BELOW_MIN_SAMPLE = "below_min_sample"
@@ -43,19 +42,6 @@ class Weighting:
 
     trait: str
     shares: Mapping[str, float]
-
-
-@contextmanager
-def backend_for(source: Engine | BaseBackend) -> Iterator[BaseBackend]:
-    """An Ibis backend for a store engine (opened and closed here) or one given as is."""
-    if isinstance(source, BaseBackend):
-        yield source
-        return
-    backend = store_analytics(source)
-    try:
-        yield backend
-    finally:
-        backend.disconnect()
 
 
 def get_metric(metrics: Mapping[str, Metric], name: str) -> Metric:
@@ -100,7 +86,7 @@ def compute(
     norm_filters = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
     for d in [*by, *norm_filters]:
         _check_dimension(d)
-    with backend_for(source) as backend:
+    with reading(source) as backend:
         start_q: dt.datetime | None = start
         if compare == "previous" and start is not None and grain is not None:
             # One more period before start so the first period has something to compare with.

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import duckdb_engine
 import ibis
 import sqlalchemy
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
+
+T = TypeVar("T")
 
 
 def analytics(engine: Engine) -> BaseBackend:
@@ -32,3 +40,69 @@ def analytics(engine: Engine) -> BaseBackend:
         }
         return ibis.postgres.connect(**{k: v for k, v in kwargs.items() if v is not None})
     raise ValueError(f"no analytics backend for {backend!r}")
+
+
+@contextmanager
+def reading(source: Engine | BaseBackend) -> Iterator[BaseBackend]:
+    """An Ibis backend for ``source``: a store engine (connected here, closed after) or a
+    backend given as is (left open for its owner)."""
+    if isinstance(source, BaseBackend):
+        yield source
+        return
+    backend = analytics(source)
+    try:
+        yield backend
+    finally:
+        backend.disconnect()
+
+
+class ReaderPool:
+    """Threads that each keep one Ibis backend open, for pages that run several reads at once.
+
+    The engines release the GIL while they scan, so reads given together overlap. Each
+    backend keeps the table expressions it has built (and so their schemas) for its life: a
+    read does not ask the database for a table's columns again. Migrations run before the app
+    starts, so schemas do not change under it.
+    """
+
+    def __init__(self, engine: Engine, workers: int = 4) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._open: list[BaseBackend] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cxm-reader")
+
+    def _backend(self) -> BaseBackend:
+        backend: BaseBackend | None = getattr(self._local, "backend", None)
+        if backend is None:
+            backend = analytics(self.engine)
+            setattr(backend, "table", functools.lru_cache(maxsize=256)(backend.table))  # noqa: B010
+            self._local.backend = backend
+            with self._lock:
+                self._open.append(backend)
+        return backend
+
+    def _run(self, read: Callable[[BaseBackend], T]) -> T:
+        backend = self._backend()
+        try:
+            return read(backend)
+        except Exception:
+            # A broken connection must not stay in the pool: the next read opens a new one.
+            self._local.backend = None
+            with self._lock:
+                self._open.remove(backend)
+            with contextlib.suppress(Exception):
+                backend.disconnect()
+            raise
+
+    def map(self, reads: Sequence[Callable[[BaseBackend], T]]) -> list[T]:
+        """Run ``reads`` side by side, each given a backend; their results in order."""
+        return list(self._pool.map(self._run, reads))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for backend in self._open:
+                with contextlib.suppress(Exception):
+                    backend.disconnect()
+            self._open.clear()

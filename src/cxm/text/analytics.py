@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
 from cxm.metrics.stats import Interval, nps_interval, nps_test
 from cxm.store import analytics
+from cxm.store.analytics import reading
 from cxm.text import schemas
 
 SOURCE = "survey_response"
@@ -92,7 +94,7 @@ def _nps(n: int, promoters: int, detractors: int, confidence: float) -> Interval
 
 
 def theme_impact(
-    engine: Engine,
+    source: Engine | BaseBackend,
     themes: Sequence[schemas.Theme],
     where: Slice = Slice(),
     *,
@@ -102,7 +104,12 @@ def theme_impact(
     and NPS impact: the NPS points the company would gain if the responses mentioning the theme
     scored like those that don't, with a Wald interval.
     """
-    con = analytics(engine)
+    with reading(source) as con:
+        return _theme_impact(con, themes, where, confidence)
+
+
+def _theme_impact(con: BaseBackend, themes: Sequence[schemas.Theme], where: Slice,
+                  confidence: float) -> schemas.ImpactReport:  # fmt: skip
     r = _responses(con, where)
     r = r.filter(r.nps.notnull())
     totals = r.aggregate(**_counts(r)).to_pyarrow().to_pylist()[0]

@@ -109,6 +109,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        readers = getattr(app.state, "readers", None)
+        if readers is not None:  # the dashboards' analytics connections
+            readers.close()
 
     app = FastAPI(
         title="cxm",

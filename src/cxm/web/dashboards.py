@@ -10,7 +10,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -18,7 +17,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from ibis.backends import BaseBackend
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from cxm.errors import NotFound
 from cxm.feedback import service as feedback
@@ -30,7 +29,7 @@ from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine
-from cxm.store import analytics
+from cxm.store.analytics import ReaderPool
 from cxm.text import taxonomy
 from cxm.text.analytics import Slice, theme_impact
 from cxm.web.charts import trend_chart
@@ -98,45 +97,36 @@ def frame_cache(request: Request) -> FrameCache:
     return cache
 
 
-class Board:
-    """One page's metric queries, run side by side on their own connections.
+def readers(request: Request) -> ReaderPool:
+    """The app's pool of analytics connections, opened on the first dashboard view."""
+    pool: ReaderPool | None = getattr(request.app.state, "readers", None)
+    if pool is None:
+        pool = ReaderPool(get_engine(request))
+        request.app.state.readers = pool
+    return pool
 
-    A page names every query it needs up front (``run``); they execute in a small thread
-    pool (the engines release the GIL while they scan), then the page reads the results.
-    Results come from the app's ``FrameCache`` when it has them.
+
+Read = Callable[[BaseBackend], Any]
+
+
+class Board:
+    """One page's reads: metric queries and the page's other reads, run side by side.
+
+    A page names every read it needs up front (``run``); they execute on the app's reader
+    pool, then the page takes the results. Results come from the app's ``FrameCache`` when it
+    has them.
     """
 
-    WORKERS = 4
-
-    def __init__(self, engine: Engine, metrics: dict[str, Metric], f: Filters,
+    def __init__(self, readers: ReaderPool, metrics: dict[str, Metric], f: Filters,
                  cache: FrameCache | None = None) -> None:  # fmt: skip
-        self.engine, self.metrics, self.filters, self.cache = engine, metrics, f, cache
+        self.readers, self.metrics, self.filters, self.cache = readers, metrics, f, cache
         self.as_of: dt.datetime | None = None
         self._results: dict[Any, Any] = {}
-        self._local = threading.local()
-        self._backends: list[BaseBackend] = []
-        self._lock = threading.Lock()
 
-    def __enter__(self) -> Board:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for backend in self._backends:
-            backend.disconnect()
-
-    def _backend(self) -> BaseBackend:
-        backend: BaseBackend | None = getattr(self._local, "backend", None)
-        if backend is None:
-            backend = analytics(self.engine)
-            self._local.backend = backend
-            with self._lock:
-                self._backends.append(backend)
-        return backend
-
-    def _compute(self, key: Spec) -> pd.DataFrame:
+    def _compute(self, key: Spec, backend: BaseBackend) -> pd.DataFrame:
         name, by, kw = key
         f = self.filters
-        return compute(self._backend(), name, list(by), start=f.start_at, end=f.end_at,
+        return compute(backend, name, list(by), start=f.start_at, end=f.end_at,
                        filters=f.metric_filters(), metrics=self.metrics, **dict(kw))  # fmt: skip
 
     def _cache_key(self, key: Spec) -> tuple[Any, ...]:
@@ -144,10 +134,10 @@ class Board:
         return (key, f.start, f.end, f.department, f.segment, _METRIC)
 
     def run(self, specs: Sequence[Spec],
-            tasks: Mapping[tuple[Any, ...], Callable[[], Any]] | None = None) -> None:  # fmt: skip
+            tasks: Mapping[tuple[Any, ...], Read] | None = None) -> None:  # fmt: skip
         """Compute ``specs`` (metric queries) and ``tasks`` (other reads of the page, keyed for
         the cache) side by side; what the cache holds is not computed again."""
-        todo: dict[tuple[Any, ...], Callable[[], Any]] = {}
+        todo: dict[tuple[Any, ...], Read] = {}
         for key, make in (tasks or {}).items():  # first: they are the longer reads
             if key not in self._results:
                 todo[key] = make
@@ -163,12 +153,11 @@ class Board:
                 del todo[key]
         if not todo:
             return
-        with ThreadPoolExecutor(max_workers=min(self.WORKERS, len(todo))) as pool:
-            made = pool.map(lambda make: make(), todo.values())
-            for key, value in zip(todo, made, strict=True):
-                self._results[self._local_key(key)] = value
-                if self.cache:
-                    self.cache.put(key, value)
+        made = self.readers.map(list(todo.values()))
+        for key, value in zip(todo, made, strict=True):
+            self._results[self._local_key(key)] = value
+            if self.cache:
+                self.cache.put(key, value)
         self.as_of = self.as_of or dt.datetime.now(dt.UTC)
 
     def _local_key(self, key: tuple[Any, ...]) -> Any:
@@ -208,18 +197,18 @@ def overview(
     """NPS, CSAT and CES with intervals and trend, by department, movers, volume, alerts."""
     scope = scope_for(who)
     f = Filters.from_request(request, scope)
-    with Board(get_engine(request), catalog(request), f, frame_cache(request)) as board:
-        board.run([
-            *(spec(m) for m in HEADLINE), *(spec(m, ["department"]) for m in HEADLINE),
-            spec("nps", ["month"]), spec("csat", ["month"]), spec("response_rate"),
-            spec("csat", ["department", "month"], compare="previous"),
-        ])  # fmt: skip
-        headline = kpis(board)
-        trend = board.rows("nps", ["month"])
-        csat_trend = board.rows("csat", ["month"])
-        by_dept = _by_department(board)
-        moves = board.frame("csat", ["department", "month"], compare="previous")
-        rate = board.rows("response_rate", [])
+    board = Board(readers(request), catalog(request), f, frame_cache(request))
+    board.run([
+        *(spec(m) for m in HEADLINE), *(spec(m, ["department"]) for m in HEADLINE),
+        spec("nps", ["month"]), spec("csat", ["month"]), spec("response_rate"),
+        spec("csat", ["department", "month"], compare="previous"),
+    ])  # fmt: skip
+    headline = kpis(board)
+    trend = board.rows("nps", ["month"])
+    csat_trend = board.rows("csat", ["month"])
+    by_dept = _by_department(board)
+    moves = board.frame("csat", ["department", "month"], compare="previous")
+    rate = board.rows("response_rate", [])
     names = {d.key: d.name for d in org.list_departments(conn)}
     movers = records(_latest_significant(moves))
     alerts = [a for a in list_alerts(conn) if a["status"] == "open" and _in_view(a, f)]
@@ -271,9 +260,9 @@ def departments_index(
     departments = org.list_departments(conn)
     if scope.by_department:
         departments = [d for d in departments if d.key == scope.department_key]
-    with Board(get_engine(request), catalog(request), f, frame_cache(request)) as board:
-        board.run([spec(m, ["department"]) for m in HEADLINE])
-        scores = {r["department"]: r for r in _by_department(board)}
+    board = Board(readers(request), catalog(request), f, frame_cache(request))
+    board.run([spec(m, ["department"]) for m in HEADLINE])
+    scores = {r["department"]: r for r in _by_department(board)}
     return render(request, who, "departments.html", as_of=board.as_of, filters=f,
                   departments=departments,
                   scores=scores, headline=HEADLINE)  # fmt: skip
@@ -292,29 +281,28 @@ def scorecard(
     f = Filters.from_request(request, scope)
     f = Filters(f.start, f.end, key, f.segment)
     touchpoints = org.list_touchpoints(conn, key)
-    engine = get_engine(request)
     cache = frame_cache(request)
     themes = [t for t in taxonomy.list_themes(conn) if t.department_key == key]
     # One pass over the log serves every department's scorecard for this date range.
     journeys_key = ("journeys", f.start, f.end)
     impact_key = ("impact", key, f.start, f.end)
-    with Board(engine, catalog(request), f, cache) as board:
-        board.run(
-            [*(spec(m) for m in HEADLINE), *(spec(m, ["touchpoint"]) for m in HEADLINE),
-             spec("csat", ["month"])],
-            {journeys_key: lambda: journey_map(engine, f.start_at, f.end_at),
-             impact_key: lambda: (theme_impact(engine, themes, Slice(since=f.start_at,
-                                                                     until=f.end_at))
+    board = Board(readers(request), catalog(request), f, cache)
+    board.run(
+        [*(spec(m) for m in HEADLINE), *(spec(m, ["touchpoint"]) for m in HEADLINE),
+         spec("csat", ["month"])],
+        {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at),
+         impact_key: lambda con: (theme_impact(con, themes, Slice(since=f.start_at,
+                                                                  until=f.end_at))
                                   if themes else None)},
-        )  # fmt: skip
-        headline = kpis(board)
-        trend = board.rows("csat", ["month"])
-        by_tp: dict[str, dict[str, Any]] = {}
-        for name in HEADLINE:
-            for r in board.rows(name, ["touchpoint"]):
-                by_tp.setdefault(r["touchpoint"], {})[name] = r
-        journeys = board.result(journeys_key).department(key)
-        impact = board.result(impact_key)
+    )  # fmt: skip
+    headline = kpis(board)
+    trend = board.rows("csat", ["month"])
+    by_tp: dict[str, dict[str, Any]] = {}
+    for name in HEADLINE:
+        for r in board.rows(name, ["touchpoint"]):
+            by_tp.setdefault(r["touchpoint"], {})[name] = r
+    journeys = board.result(journeys_key).department(key)
+    impact = board.result(impact_key)
     # Comments are personal data: agents work from their cases, not from scorecards.
     comments = (
         []
