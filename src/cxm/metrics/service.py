@@ -63,6 +63,7 @@ def compute(
     weights: Weighting | None = None,
     confidence: float = 0.95,
     metrics: Mapping[str, Metric] | None = None,
+    targets: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Compute metric ``name`` sliced ``by`` dimensions (and one time grain) in [start, end).
 
@@ -70,6 +71,8 @@ def compute(
     ``compare`` = "previous" tests each slice against its previous period (needs a grain);
     "rest" tests each slice against all other rows of the same period. Slices below the
     metric's minimum sample get no number, only the flag ``below_min_sample``.
+    ``targets`` is the installation's target table as ``read_targets`` returns it, for callers
+    that compute many metrics at once; it is read here when not given.
     """
     metrics = metrics if metrics is not None else load()
     metric = get_metric(metrics, name)
@@ -103,8 +106,9 @@ def compute(
             stats_df = stats_df[stats_df[grain] >= first.isoformat()].reset_index(drop=True)
         if compare:
             _adjust(stats_df, correction)
-        targets = _targets(backend, metric)
-    _apply_targets(stats_df, metric, by, targets)
+        if targets is None:
+            targets = read_targets(backend)
+    _apply_targets(stats_df, metric, by, targets[targets["metric"] == metric.name])
     cols = [ax.column_name(d) for d in by] + OUTPUT
     if compare:
         cols += ["compared_with", "delta", "p_value", "p_adjusted", "significant"]
@@ -441,11 +445,13 @@ def _adjust(df: pd.DataFrame, correction: str) -> None:
     df["significant"] = df["p_adjusted"] < 0.05
 
 
-def _targets(backend: BaseBackend, metric: Metric) -> pd.DataFrame:
-    t = ax.target_overrides(backend)
-    if t is None:
-        return pd.DataFrame(columns=["dimension", "value", "target"])
-    return t.filter(t.metric == metric.name).select("dimension", "value", "target").to_pandas()
+def read_targets(source: Engine | BaseBackend) -> pd.DataFrame:
+    """The installation's metric targets: metric, dimension, value, target (one row each)."""
+    with reading(source) as backend:
+        t = ax.target_overrides(backend)
+        if t is None:
+            return pd.DataFrame(columns=["metric", "dimension", "value", "target"])
+        return t.select("metric", "dimension", "value", "target").to_pandas()
 
 
 def _apply_targets(df: pd.DataFrame, metric: Metric, by: Sequence[str],

@@ -24,7 +24,7 @@ from cxm.feedback import service as feedback
 from cxm.journeys.analytics import journey_map
 from cxm.metrics import Metric, compute
 from cxm.metrics.analytics import NONE_LABEL
-from cxm.metrics.service import list_alerts
+from cxm.metrics.service import list_alerts, read_targets
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import scope_for
@@ -40,6 +40,7 @@ from cxm.web.sessions import signed_in
 router = APIRouter(include_in_schema=False)
 HEADLINE = ("nps", "csat", "ces")
 _METRIC = "metric"  # marks the cache keys of metric results
+TARGETS = ("targets",)
 
 
 def _clean(value: Any) -> Any:
@@ -122,12 +123,14 @@ class Board:
         self.readers, self.metrics, self.filters, self.cache = readers, metrics, f, cache
         self.as_of: dt.datetime | None = None
         self._results: dict[Any, Any] = {}
+        self._targets: pd.DataFrame | None = None
 
     def _compute(self, key: Spec, backend: BaseBackend) -> pd.DataFrame:
         name, by, kw = key
         f = self.filters
         return compute(backend, name, list(by), start=f.start_at, end=f.end_at,
-                       filters=f.metric_filters(), metrics=self.metrics, **dict(kw))  # fmt: skip
+                       filters=f.metric_filters(), metrics=self.metrics, targets=self._targets,
+                       **dict(kw))  # fmt: skip
 
     def _cache_key(self, key: Spec) -> tuple[Any, ...]:
         f = self.filters
@@ -141,9 +144,15 @@ class Board:
         for key, make in (tasks or {}).items():  # first: they are the longer reads
             if key not in self._results:
                 todo[key] = make
-        for key in dict.fromkeys(specs):
-            if key not in self._results:
-                todo[self._cache_key(key)] = partial(self._compute, key)
+        specs = [key for key in dict.fromkeys(specs) if key not in self._results]
+        for key in specs:
+            todo[self._cache_key(key)] = partial(self._compute, key)
+        if specs and self._targets is None:
+            # One read of the targets for all the page's metrics.
+            cached = self.cache.get(TARGETS) if self.cache else None
+            self._targets = cached[1] if cached else self.readers.map([read_targets])[0]
+            if self.cache and not cached:
+                self.cache.put(TARGETS, self._targets)
         keys = list(todo)
         for key in keys:
             cached = self.cache.get(key) if self.cache else None
