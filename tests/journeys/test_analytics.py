@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.engine import Engine
 
 from cxm.interactions import service as interactions
-from cxm.journeys.analytics import department_journeys
+from cxm.journeys.analytics import department_journeys, journey_map
 from cxm.org import service as org
 from cxm.surveys.tables import responses
 from cxm.yamldoc import parse
@@ -52,3 +52,30 @@ def test_reach_and_neighbours_follow_the_log(seeded: Engine) -> None:
     assert result.neighbours == [{"department": "billing", "customers": 1, "share": 0.5}]
     nobody = department_journeys(seeded, "people")
     assert nobody.customers == 0 and nobody.neighbours == []
+
+
+def test_more_departments_than_one_mask_holds(seeded: Engine) -> None:
+    """Departments beyond the 62 bits of one mask column go to a second column."""
+    n = 70
+    lines = ["departments:"]
+    lines += [f"  - {{key: d{i:02d}, name: Department {i}}}" for i in range(n)]
+    lines += ["touchpoints:"]
+    lines += [f"  - {{key: t{i:02d}, name: Touchpoint {i}, channel: web, stage: use, \n"
+              f"     owner: {{department: d{i:02d}}}}}"
+              for i in range(n)]  # fmt: skip
+    with seeded.begin() as conn:
+        org.apply_org(conn, parse("\n".join(lines) + "\n"))
+        visits = [_visit("a@x.com", "t00", 1), _visit("a@x.com", "t65", 1),
+                  _visit("b@x.com", "t65", 1), _visit("b@x.com", "t69", 1),
+                  _visit("c@x.com", "t01", 1)]  # fmt: skip
+        interactions.ingest(conn, visits, "api")
+    m = journey_map(seeded)
+    assert len(m.groups) == 3  # {d00, d65}, {d65, d69}, {d01}
+    d65 = m.department("d65")
+    assert d65.customers == 2
+    assert d65.neighbours == [
+        {"department": "d00", "customers": 1, "share": 0.5},
+        {"department": "d69", "customers": 1, "share": 0.5},
+    ]
+    assert m.department("d01").neighbours == []
+    assert m.department("d30").customers == 0

@@ -9,7 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from cxm.metrics import compute
-from tests.web.factories import company
+from cxm.web import board
+from cxm.web.board import FrameCache
+from tests.web.factories import add_responses, company
+from tests.web.test_board import Clock
 from tests.web.test_pages import as_role
 
 
@@ -96,3 +99,20 @@ def test_segment_and_department_filters_combine(app_client: TestClient, seeded: 
     assert '<option value="enterprise" selected>' in page.text
     frame = compute(seeded, "nps", ["department"], filters={"segment": "enterprise"})
     assert frame.empty or set(frame["department"]) <= {"billing", "service", "supply_chain"}
+
+
+def test_pages_share_results_and_the_refresh_keeps_them_current(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    company(seeded)
+    clock = Clock()
+    app_client.app.state.frame_cache = FrameCache(ttl=60, clock=clock)  # type: ignore[attr-defined]
+    client = as_role(app_client, seeded, "cx_lead")
+    n_before = int(compute(seeded, "nps").iloc[0]["n"])
+    assert f"n={n_before}" in client.get("/").text
+    add_responses(seeded, "invoice", [10] * 5, month=9)
+    clock.now += 30
+    assert f"n={n_before}" in client.get("/").text  # shared for a minute: not recomputed
+    clock.now += 15  # 45 s old: the background pass recomputes what pages use
+    assert board.refresh(app_client.app) > 0  # type: ignore[arg-type]
+    assert f"n={n_before + 5}" in client.get("/").text

@@ -32,7 +32,7 @@ from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
-from cxm.web import cases, dashboards, explore, pages, sessions, survey_pages
+from cxm.web import board, cases, dashboards, explore, pages, sessions, survey_pages
 from cxm.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,16 @@ async def _worker(app: FastAPI, interval: float) -> None:
             await asyncio.sleep(interval)
 
 
+async def _keep_warm(app: FastAPI, interval: float) -> None:
+    """Recompute the dashboards' results in use before they expire (see ``web.board``)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(board.refresh, app)
+        except Exception:  # a failed pass leaves the results to expire; pages compute them
+            log.exception("dashboard refresh failed")
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
                run_worker: bool = True) -> FastAPI:  # fmt: skip
     """Build the app for ``settings``; tests pass their own engine."""
@@ -103,15 +113,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_worker(app, 1.0)) if run_worker else None
+        tasks = [asyncio.create_task(_worker(app, 1.0)),
+                 asyncio.create_task(_keep_warm(app, 5.0))] if run_worker else []  # fmt: skip
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        readers = getattr(app.state, "readers", None)
-        if readers is not None:  # the dashboards' analytics connections
-            readers.close()
+        for name in ("readers", "refresher"):  # the dashboards' analytics connections
+            pool = getattr(app.state, name, None)
+            if pool is not None:
+                pool.close()
 
     app = FastAPI(
         title="cxm",
