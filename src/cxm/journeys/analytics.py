@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
-from cxm.store.analytics import reading
+from cxm.store.analytics import reading, to_frame
 
 BITS = 62  # departments per mask column (a signed 64-bit integer)
 CATEGORIES = ("detractor", "passive", "promoter")
@@ -73,18 +73,45 @@ def _naive(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value else None
 
 
-def _mask_expr(con: BaseBackend, ix: ir.Table, departments: list[str]) -> tuple[ir.Table, int]:
-    """Interactions with one mask column per 62 departments: the bit of the touchpoint's owner."""
-    tp = con.table("touchpoints")
-    tp = tp.filter(tp.department_key.notnull())
+def _masks(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> dict[str, ir.Value]:
+    """One mask column per 62 departments: the bit of the department owning the touchpoint."""
     columns = {}
     for chunk in range(0, len(departments), BITS):
         bits = {d: 1 << i for i, d in enumerate(departments[chunk : chunk + BITS])}
-        columns[f"m{chunk // BITS}"] = tp.department_key.substitute(bits, else_=0).cast("int64")
-    # The bits are worked out on the (small) touchpoint table, then joined to the log.
-    owned = tp.select(tp_key=tp.key, **columns)
-    visits = ix.filter(ix.customer_id.notnull()).join(owned, ix.touchpoint_key == owned.tp_key)
-    return visits.select(cid=visits.customer_id, **{m: visits[m] for m in columns}), len(columns)
+        # A CASE over the touchpoint keys: cheaper than joining the touchpoint table to every
+        # row of the log.
+        of_touchpoint = {tp: bits[d] for tp, d in owners.items() if d in bits}
+        columns[f"m{chunk // BITS}"] = ix.touchpoint_key.substitute(of_touchpoint, else_=0).cast(
+            "int64"
+        )
+    return columns
+
+
+def _grouped(con: BaseBackend, owners: dict[str, str], departments: list[str],
+             lo: dt.datetime | None, hi: dt.datetime | None) -> ir.Table:  # fmt: skip
+    ix = con.table("interactions")
+    r = con.table("responses")
+    if lo is not None:
+        ix = ix.filter(ix.event_time >= lo)
+        r = r.filter(r.submitted_at >= lo)
+    if hi is not None:
+        ix = ix.filter(ix.event_time < hi)
+        r = r.filter(r.submitted_at < hi)
+    # Interactions at touchpoints nobody owns set no bit (a customer with only those has the
+    # empty set, and touched no department).
+    ix = ix.filter(ix.customer_id.notnull())
+    masks = _masks(ix, owners, departments)
+    per_customer = ix.group_by(cid=ix.customer_id).aggregate(
+        touched=ix.customer_id.count(), **{m: e.bit_or() for m, e in masks.items()}
+    )
+    scored = r.filter(r.nps_category.isin(CATEGORIES), r.customer_id.notnull())
+    answers = scored.group_by(rcid=scored.customer_id).aggregate(
+        **{c: (scored.nps_category == c).sum() for c in CATEGORIES}
+    )
+    both = per_customer.outer_join(answers, per_customer.cid == answers.rcid)
+    return both.group_by(**{m: both[m].fill_null(0) for m in masks}).aggregate(
+        customers=both.touched.count(), **{c: both[c].fill_null(0).sum() for c in CATEGORIES}
+    )
 
 
 def journey_map(
@@ -96,46 +123,21 @@ def journey_map(
     the set of departments each customer's interactions touched."""
     with reading(engine) as con:
         tp = con.table("touchpoints")
-        departments = sorted(
-            r["department_key"]
-            for r in tp.filter(tp.department_key.notnull())
-            .select("department_key")
-            .distinct()
-            .to_pyarrow()
-            .to_pylist()
-        )
-        ix = con.table("interactions")
-        r = con.table("responses")
-        lo, hi = _naive(start), _naive(end)
-        if lo is not None:
-            ix = ix.filter(ix.event_time >= lo)
-            r = r.filter(r.submitted_at >= lo)
-        if hi is not None:
-            ix = ix.filter(ix.event_time < hi)
-            r = r.filter(r.submitted_at < hi)
-        if not departments:
+        owned = tp.filter(tp.department_key.notnull()).select("key", "department_key")
+        owners = {r["key"]: r["department_key"] for r in owned.to_pyarrow().to_pylist()}
+        if not owners:
             return JourneyMap([])
-        visits, width = _mask_expr(con, ix, departments)
-        masks = [f"m{i}" for i in range(width)]
-        per_customer = visits.group_by("cid").aggregate(
-            **{m: visits[m].bit_or() for m in masks}, touched=visits.cid.count()
-        )
-        scored = r.filter(r.nps_category.isin(CATEGORIES), r.customer_id.notnull())
-        answers = scored.group_by(rcid=scored.customer_id).aggregate(
-            **{c: (scored.nps_category == c).sum() for c in CATEGORIES}
-        )
-        both = per_customer.outer_join(answers, per_customer.cid == answers.rcid)
-        keys = {m: both[m].fill_null(0) for m in masks}
-        grouped = both.group_by(**keys).aggregate(
-            customers=both.touched.count(), **{c: both[c].fill_null(0).sum() for c in CATEGORIES}
-        )
+        departments = sorted(set(owners.values()))
+        lo, hi = _naive(start), _naive(end)
+        key = ("journeys", tuple(sorted(owners.items())), lo, hi)
+        frame = to_frame(con, key, lambda: _grouped(con, owners, departments, lo, hi))
         groups = []
-        for row in grouped.to_pyarrow().to_pylist():
+        for row in frame.to_dict("records"):
             touched = frozenset(
                 d
-                for i, m in enumerate(masks)
-                for bit, d in enumerate(departments[i * BITS : (i + 1) * BITS])
-                if int(row[m]) >> bit & 1
+                for i in range(0, len(departments), BITS)
+                for bit, d in enumerate(departments[i : i + BITS])
+                if int(row[f"m{i // BITS}"]) >> bit & 1
             )
             responses = {c: int(row[c] or 0) for c in CATEGORIES}
             groups.append((touched, int(row["customers"]), responses))

@@ -28,7 +28,7 @@ from cxm.metrics import stats
 from cxm.metrics.definitions import Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
-from cxm.store.analytics import reading
+from cxm.store.analytics import reading, to_frame
 
 Row = Mapping[Any, Any]  # one aggregated row (a pandas record)
 BELOW_MIN_SAMPLE = "below_min_sample"
@@ -152,8 +152,10 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
            end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
            stratum: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Run the aggregation and bring it back with plain column names and types."""
-    df = ax.aggregate(backend, metric, by, start=start, end=end, filters=filters,
-                      stratum=stratum).to_pandas()  # fmt: skip
+    key = ("metric", repr(metric), tuple(by), start, end,
+           tuple((k, tuple(v)) for k, v in sorted(filters.items())), stratum)  # fmt: skip
+    df = to_frame(backend, key, lambda: ax.aggregate(backend, metric, by, start=start, end=end,
+                                                     filters=filters, stratum=stratum))  # fmt: skip
     rename = {f"dim__{d}": ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
     df = df.rename(columns=rename)
     for d in by:

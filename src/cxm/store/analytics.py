@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import duckdb_engine
 import ibis
+import ibis.expr.types as ir
+import pandas as pd
 import sqlalchemy
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
@@ -106,3 +110,35 @@ class ReaderPool:
                 with contextlib.suppress(Exception):
                     backend.disconnect()
             self._open.clear()
+
+
+_compiled: weakref.WeakKeyDictionary[BaseBackend, OrderedDict[Hashable, str]] = (
+    weakref.WeakKeyDictionary()
+)
+_compiled_lock = threading.Lock()
+COMPILED_PER_BACKEND = 512
+
+
+def to_frame(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> pd.DataFrame:
+    """Run the expression ``build()`` makes and return it as a DataFrame.
+
+    On DuckDB the SQL is kept per backend under ``key``, which must name everything the
+    expression depends on (literals included): asking the same question again skips building
+    the expression and compiling it, which costs more than running it on small results.
+    Other engines run the expression as is.
+    """
+    if backend.name != "duckdb":
+        return build().to_pandas()
+    with _compiled_lock:
+        memo = _compiled.setdefault(backend, OrderedDict())
+        sql = memo.get(key)
+        if sql is not None:
+            memo.move_to_end(key)
+    if sql is None:
+        sql = str(backend.compile(build()))
+        with _compiled_lock:
+            memo[key] = sql
+            if len(memo) > COMPILED_PER_BACKEND:
+                memo.popitem(last=False)
+    con: Any = backend.con  # the DuckDB connection
+    return con.sql(sql).df()
