@@ -6,6 +6,7 @@ scope answers 404, as if it did not exist; a viewer never gets personal data.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from cxm.actions.tables import cases
 from cxm.interactions import service as interactions
 from cxm.org import auth
 from cxm.surveys import service as surveys
@@ -60,6 +62,15 @@ def world(seeded: Engine) -> World:
     with seeded.begin() as conn:
         surveys.apply_templates(conn)
         survey = surveys.list_surveys(conn)[0].key
+        # The agent's team (service_team) works a case about Ana, none about Bo.
+        at = dt.datetime(2026, 9, 5, 12, tzinfo=dt.UTC)
+        conn.execute(cases.insert().values(
+            id="case-ana", dedupe_key="test|response|ana", rule_key="test",
+            source_kind="response", source_id="ana", title="Late parcel", customer_id=ana,
+            touchpoint_key="support_chat", department_key="service", team_key="service_team",
+            status="new", priority="p2", sla_state="ok", opened_at=at, first_response_due=at,
+            resolution_due=at, updated_at=at,
+        ))  # fmt: skip
     text_jobs.annotate_bulk(seeded, semantic=False)
     return World(ana=ana, bo=bo, survey=survey)
 
@@ -72,7 +83,7 @@ def page_expectations(w: World) -> Iterator[tuple[str, set[str]]]:
     yield "/departments/supply_chain", ALL - {"manager"}
     yield "/feedback", ALL - {"agent"}
     yield "/customers", {"admin", "cx_lead", "manager"}
-    yield f"/customers/{w.ana}", {"admin", "cx_lead", "manager"}
+    yield f"/customers/{w.ana}", {"admin", "cx_lead", "manager", "agent"}  # agent: via a case
     yield f"/customers/{w.bo}", {"admin", "cx_lead"}  # never touched billing
     yield "/surveys", {"admin", "cx_lead", "manager"}
     yield f"/surveys/{w.survey}", {"admin", "cx_lead", "manager"}
@@ -127,9 +138,9 @@ def api_expectations(w: World) -> Iterator[tuple[str, set[str]]]:
     yield "/api/v1/cases", ALL
     yield "/api/v1/text/annotations", ALL
     yield "/api/v1/customers", {"admin", "cx_lead"}  # the whole list
-    yield f"/api/v1/customers/{w.ana}", {"admin", "cx_lead", "manager"}
-    yield f"/api/v1/customers/{w.ana}/timeline", {"admin", "cx_lead", "manager"}
-    yield f"/api/v1/customers?email={EMAIL}", {"admin", "cx_lead", "manager"}
+    yield f"/api/v1/customers/{w.ana}", {"admin", "cx_lead", "manager", "agent"}
+    yield f"/api/v1/customers/{w.ana}/timeline", {"admin", "cx_lead", "manager", "agent"}
+    yield f"/api/v1/customers?email={EMAIL}", {"admin", "cx_lead", "manager", "agent"}
     yield f"/api/v1/customers/{w.bo}", {"admin", "cx_lead"}
     yield f"/api/v1/customers/{w.bo}/timeline", {"admin", "cx_lead"}
 

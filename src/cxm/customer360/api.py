@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,19 +24,29 @@ def requester(who: Principal) -> str:
     return who.email or f"api key ({who.scope})"
 
 
-def _in_scope(conn: Connection, who: Principal, profile: dict[str, Any]) -> dict[str, Any]:
+TeamReach = Callable[[Connection, str | None, Sequence[str]], bool]
+
+
+def _in_scope(request: Request, conn: Connection, who: Principal,
+              profile: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """The profile, if the caller's role may see this customer; else 404, as for the pages.
 
-    Viewers see no personal data and agents reach customers through their cases; a manager
-    sees the customers who touched their department's touchpoints.
+    Viewers see no personal data; a manager sees the customers who touched their department's
+    touchpoints; an agent sees the customers in their team's cases. Cases belong to a domain
+    above this one, so the app gives the question "does this team have a case about these
+    customers?" as ``app.state.team_reach``.
     """
     scope = scope_for(who)
     visible = visible_touchpoints(conn, scope)
-    if (
-        not scope.personal_data
-        or scope.by_team
-        or (visible is not None and not visible & set(profile["touchpoints"]))
-    ):
+    if scope.by_team:
+        reach: TeamReach | None = getattr(request.app.state, "team_reach", None)
+        ids = [profile["id"], *profile.get("merged_from", [])]
+        allowed = reach is not None and reach(conn, scope.team_key, ids)
+    else:
+        allowed = scope.personal_data and (
+            visible is None or bool(visible & set(profile["touchpoints"]))
+        )
+    if not allowed:
         raise NotFound(f"customer '{profile['id']}' does not exist")
     return profile
 
@@ -57,7 +68,7 @@ def list_or_find(
         ((kind, value),) = given.items()
         customer_id = service.lookup(conn, value if kind == "identifier" else f"{kind}:{value}")
         found = service.profile(conn, get_engine(request), customer_id)
-        return jsonable_encoder(_in_scope(conn, who, found))
+        return jsonable_encoder(_in_scope(request, conn, who, found))
     if not scope_for(who).everything:
         raise NotFound("listing every customer needs the admin or cx_lead role; "
                        "look one up by identifier instead, e.g. ?email=...")  # fmt: skip
@@ -71,7 +82,7 @@ def get_customer(
 ) -> Any:  # fmt: skip
     """Profile, identifiers, traits, facts and interactions per department."""
     found = service.profile(conn, get_engine(request), customer_id)
-    return jsonable_encoder(_in_scope(conn, who, found))
+    return jsonable_encoder(_in_scope(request, conn, who, found))
 
 
 @router.get("/customers/{customer_id}/timeline")
@@ -84,7 +95,7 @@ def get_timeline(
     conn: Connection = Depends(db),
 ) -> Any:
     """Interactions and survey responses newest first; pass ``next_cursor`` for the next page."""
-    _in_scope(conn, who, service.profile(conn, get_engine(request), customer_id))
+    _in_scope(request, conn, who, service.profile(conn, get_engine(request), customer_id))
     return jsonable_encoder(service.timeline(conn, customer_id, limit, cursor))
 
 

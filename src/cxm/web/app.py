@@ -137,6 +137,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.settings = settings
     app.state.session_principal = sessions.session_principal
+    # Agents reach the customers in their team's cases (the customer API asks the cases).
+    app.state.team_reach = actions_service.team_has_customer
     app.add_exception_handler(sessions.LoginRequired, sessions.login_redirect)  # type: ignore[arg-type]
 
     @app.exception_handler(CxmError)
