@@ -14,7 +14,7 @@ from cxm.customers import service as customers
 from cxm.errors import Invalid, NotFound
 from cxm.org.auth import Principal
 from cxm.org.scope import scope_for, visible_touchpoints
-from cxm.org.security import db, get_engine, require
+from cxm.org.security import db, require
 
 router = APIRouter(tags=["customers"])
 LOOKUP_KINDS = ("email", "phone", "user_id", "anonymous_id", "crm_id")
@@ -67,7 +67,7 @@ def list_or_find(
     if given:
         ((kind, value),) = given.items()
         customer_id = service.lookup(conn, value if kind == "identifier" else f"{kind}:{value}")
-        found = service.profile(conn, get_engine(request), customer_id)
+        found = service.profile(conn, customer_id)
         return jsonable_encoder(_in_scope(request, conn, who, found))
     if not scope_for(who).everything:
         raise NotFound("listing every customer needs the admin or cx_lead role; "
@@ -81,7 +81,7 @@ def get_customer(
     conn: Connection = Depends(db),
 ) -> Any:  # fmt: skip
     """Profile, identifiers, traits, facts and interactions per department."""
-    found = service.profile(conn, get_engine(request), customer_id)
+    found = service.profile(conn, customer_id)
     return jsonable_encoder(_in_scope(request, conn, who, found))
 
 
@@ -95,7 +95,7 @@ def get_timeline(
     conn: Connection = Depends(db),
 ) -> Any:
     """Interactions and survey responses newest first; pass ``next_cursor`` for the next page."""
-    _in_scope(request, conn, who, service.profile(conn, get_engine(request), customer_id))
+    _in_scope(request, conn, who, service.profile(conn, customer_id))
     return jsonable_encoder(service.timeline(conn, customer_id, limit, cursor))
 
 

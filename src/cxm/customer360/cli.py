@@ -31,7 +31,7 @@ def show(
     eng = engine()
     with errors(), eng.connect() as conn:
         customer_id = service.lookup(conn, identifier)
-        data = service.profile(conn, eng, customer_id)
+        data = service.profile(conn, customer_id)
         line = service.timeline(conn, customer_id, limit)
     if as_json:
         print_json(jsonable_encoder({"profile": data, "timeline": line["items"]}))

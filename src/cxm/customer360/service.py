@@ -11,9 +11,8 @@ import datetime as dt
 import secrets
 from typing import Any
 
-import ibis
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from cxm.customers import service as customers
 from cxm.customers.tables import (
@@ -25,7 +24,8 @@ from cxm.customers.tables import (
 from cxm.customers.tables import customers as customers_table
 from cxm.errors import Invalid, NotFound
 from cxm.interactions.tables import interactions
-from cxm.store import analytics, as_utc, utcnow
+from cxm.org.tables import touchpoints
+from cxm.store import as_utc, utcnow
 from cxm.surveys.tables import response_answers, responses
 
 PERSONAL = ("user_id", "anonymous_id", "email", "phone", "external_ids", "properties", "context")
@@ -42,47 +42,42 @@ def lookup(conn: Connection, identifier: str) -> str:
     return found
 
 
-def department_counts(engine: Engine, customer_ids: list[str]) -> dict[str, int]:
-    """Interactions per owning department (``unowned`` for touchpoints nobody owns yet)."""
-    con = analytics(engine)
-    try:
-        ix = con.table("interactions")
-        tp = con.table("touchpoints")
-        joined = ix.filter(ix.customer_id.isin(customer_ids)).left_join(
-            tp, ix.touchpoint_key == tp.key
-        )
-        expr = (
-            joined.mutate(department=joined.department_key.fill_null("unowned"))
-            .group_by("department")
-            .aggregate(n=ibis._.count())
-        )
-        frame = expr.to_pyarrow().to_pylist()
-    finally:
-        con.disconnect()
-    return {r["department"]: int(r["n"]) for r in sorted(frame, key=lambda r: r["department"])}
+def _touches(conn: Connection, customer_ids: list[str]) -> list[tuple[str | None, str | None, int]]:
+    """(touchpoint, owning department, interactions) for these customers' log."""
+    # The customer's rows first, by the customer_id index (DuckDB scans an index only for a
+    # filter on its column alone), then the join and the counts.
+    mine = (
+        sa.select(interactions.c.touchpoint_key)
+        .where(interactions.c.customer_id.in_(customer_ids))
+        .cte("mine")
+        .prefix_with("MATERIALIZED")
+    )
+    query = (
+        sa.select(mine.c.touchpoint_key, touchpoints.c.department_key, sa.func.count())
+        .select_from(mine.outerjoin(touchpoints, mine.c.touchpoint_key == touchpoints.c.key))
+        .group_by(mine.c.touchpoint_key, touchpoints.c.department_key)
+    )
+    return [(r[0], r[1], int(r[2])) for r in conn.execute(query)]
 
 
-def profile(conn: Connection, engine: Engine, customer_id: str) -> dict[str, Any]:
+def profile(conn: Connection, customer_id: str) -> dict[str, Any]:
     """Profile, identifiers, traits (with when each was set), facts, merges, counts."""
     row = customers.get(conn, customer_id)
     if row is None:
         raise NotFound(f"customer '{customer_id}' does not exist")
     if row["merged_into"]:
-        return profile(conn, engine, row["merged_into"])
+        return profile(conn, row["merged_into"])
     ids = customers.merged_ids(conn, customer_id)
     times = customers.trait_times(conn, customer_id)
-    touchpoints = sorted(
-        t
-        for t in conn.execute(
-            sa.select(interactions.c.touchpoint_key)
-            .where(interactions.c.customer_id.in_(ids), interactions.c.touchpoint_key.is_not(None))
-            .distinct()
-        ).scalars()
-    )
+    touches = _touches(conn, ids)
+    by_department: dict[str, int] = {}
+    for _, department, n in touches:
+        # Interactions per owning department, "unowned" for touchpoints nobody owns yet.
+        key = department or "unowned"
+        by_department[key] = by_department.get(key, 0) + n
     response_count = conn.execute(
         sa.select(sa.func.count()).where(responses.c.customer_id.in_(ids))
     ).scalar_one()
-    by_department = department_counts(engine, ids)
     return {
         "id": customer_id,
         "created_at": row["created_at"],
@@ -96,9 +91,9 @@ def profile(conn: Connection, engine: Engine, customer_id: str) -> dict[str, Any
             k: {"value": v, "set_at": times.get(k)}
             for k, v in customers.traits(conn, customer_id).items()
         },
-        "touchpoints": touchpoints,
+        "touchpoints": sorted(t for t, _, _ in touches if t is not None),
         "departments": sorted(d for d in by_department if d != "unowned"),
-        "counts_by_department": by_department,
+        "counts_by_department": dict(sorted(by_department.items())),
         "merged_from": ids[1:],
         "merges": customers.merges(conn, customer_id),
     }
@@ -141,11 +136,18 @@ def timeline(
     ids = customers.merged_ids(conn, customer_id)
     pos = _decode(cursor) if cursor else None
     items: list[tuple[dt.datetime, str, dict[str, Any]]] = []
-    ix = conn.execute(
+    # The customer's rows first (by the customer_id index), then their order: asked in one
+    # query, DuckDB's planner would read the whole log in time order to stop early.
+    mine = (
         sa.select(interactions)
         .where(interactions.c.customer_id.in_(ids))
-        .where(_after(interactions.c.event_time, interactions.c.event_id, "i", pos))
-        .order_by(interactions.c.event_time.desc(), interactions.c.event_id.desc())
+        .cte("mine")
+        .prefix_with("MATERIALIZED")
+    )
+    ix = conn.execute(
+        sa.select(mine)
+        .where(_after(mine.c.event_time, mine.c.event_id, "i", pos))
+        .order_by(mine.c.event_time.desc(), mine.c.event_id.desc())
         .limit(limit + 1)
     ).mappings()
     for r in ix:

@@ -27,5 +27,8 @@ interactions = sa.Table(
     sa.Column("context", sa.JSON),
     sa.Column("source", sa.String(16), nullable=False),  # api, segment, import
 )
+# One customer's log (customer 360, privacy). Migration 0007: DuckDB keeps only the first,
+# whose single column its planner can scan; PostgreSQL has both.
+sa.Index("ix_interactions_customer", interactions.c.customer_id)
 sa.Index("ix_interactions_customer_time", interactions.c.customer_id, interactions.c.event_time)
 sa.Index("ix_interactions_name_time", interactions.c.name, interactions.c.event_time)

@@ -15,7 +15,7 @@ from cxm.feedback import service as feedback
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import Scope, scope_for, visible_touchpoints
-from cxm.org.security import db, get_engine
+from cxm.org.security import db
 from cxm.surveys import service as surveys
 from cxm.web.filters import Filters
 from cxm.web.pages import render
@@ -112,7 +112,7 @@ def customer_page(
 ) -> HTMLResponse:  # fmt: skip
     """Profile, identities, and one timeline across all departments, colour-coded."""
     scope = scope_for(who)
-    profile = c360.profile(conn, get_engine(request), customer_id)
+    profile = c360.profile(conn, customer_id)
     if not _may_see_customer(conn, scope, profile):
         raise NotFound(f"customer '{customer_id}' does not exist")
     cursor = request.query_params.get("cursor") or None
