@@ -22,6 +22,7 @@ from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
 from cxm.errors import CxmError
 from cxm.interactions import api as interactions_api
+from cxm.journeys.analytics import journey_map
 from cxm.metrics import api as metrics_api
 from cxm.org import api as org_api
 from cxm.privacy import api as privacy_api
@@ -97,6 +98,10 @@ async def _worker(app: FastAPI, interval: float) -> None:
 
 async def _keep_warm(app: FastAPI, interval: float) -> None:
     """Recompute the dashboards' results in use before they expire (see ``web.board``)."""
+    try:  # build the journeys' month rollup before the first scorecard needs it
+        await asyncio.to_thread(journey_map, app.state.engine)
+    except Exception:
+        log.exception("journey rollup failed; scorecards will build it")
     while True:
         await asyncio.sleep(interval)
         try:
