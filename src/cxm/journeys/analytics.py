@@ -1,4 +1,4 @@
-"""Where each department sits in its customers' journeys, as Ibis expressions over the log.
+"""Where each department sits in its customers' journeys, read from the interaction log.
 
 "The customer doesn't see silos": a department's scorecard shows how many detractors passed
 through its touchpoints (against promoters), and which other departments its customers met.
@@ -7,7 +7,8 @@ One query answers this for every department at once: each customer's journey in 
 becomes a set of departments (a bit mask), and the query returns one row per distinct set
 with its number of customers and of NPS responses by category. Companies have few departments,
 so that result has at most a few hundred rows however large the log is; every department's
-reach and neighbours are then read off it in Python.
+reach and neighbours are then read off it in Python. The query is an Ibis expression on every
+engine; on DuckDB, the default store, a month rollup kept in memory answers it (below).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
-from cxm.store.analytics import reading, to_frame
+from cxm.store.analytics import reading
 
 BITS = 62  # departments per mask column (a signed 64-bit integer)
 CATEGORIES = ("detractor", "passive", "promoter")
@@ -135,8 +136,7 @@ def journey_map(
         if con.name == "duckdb":
             frame = _rollup_frame(con, owners, departments, lo, hi)
         else:
-            key = ("journeys", tuple(sorted(owners.items())), lo, hi)
-            frame = to_frame(con, key, lambda: _grouped(con, owners, departments, lo, hi))
+            frame = _grouped(con, owners, departments, lo, hi).to_pandas()
         return _journey_map(frame, departments)
 
 

@@ -1,4 +1,9 @@
-"""The Ibis connection for analytics over the same store the application writes to."""
+"""Ibis connections for analytics over the same store the application writes to.
+
+``analytics`` opens one; ``reading`` lends one for a block; ``ReaderPool`` keeps a few open
+for pages that run several reads at once; ``to_frame`` runs an expression, keeping its
+compiled SQL per connection on DuckDB.
+"""
 
 from __future__ import annotations
 
