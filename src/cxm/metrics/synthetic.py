@@ -7,17 +7,15 @@ rows are generated with numpy from a seed (same seed, same facts) and written in
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.customers.tables import customer_traits, customers
 from cxm.interactions.tables import interactions
 from cxm.org.tables import departments, teams, touchpoints
-from cxm.store import is_duckdb
+from cxm.store.bulk import insert_table
 from cxm.surveys.tables import responses
 
 # key, channel, stage, owning department, mean NPS answer (friction lowers it)
@@ -152,27 +150,5 @@ def write(engine: Engine, customers_n: int, months: int, seed: int = 7) -> dict[
         for name, table in tables.items():
             target = {"customers": customers, "customer_traits": customer_traits,
                       "responses": responses, "interactions": interactions}[name]  # fmt: skip
-            _bulk(conn, target, table)
+            insert_table(conn, target, table)
     return {name: t.num_rows for name, t in tables.items()}
-
-
-def _bulk(conn: sa.Connection, target: sa.Table, table: pa.Table) -> None:
-    cols = table.column_names
-    if is_duckdb(conn):
-        # Arrow straight into DuckDB: one statement instead of a row per insert.
-        raw: Any = conn.connection.driver_connection
-        view = f"_arrow_{target.name}"
-        raw.register(view, table)
-        try:
-            col_list = ", ".join(cols)
-            raw.execute(f"INSERT INTO {target.name} ({col_list}) SELECT {col_list} FROM {view}")
-        finally:
-            raw.unregister(view)
-        return
-    rows = table.to_pylist()
-    for row in rows:
-        for k, v in row.items():
-            if isinstance(v, dt.datetime):
-                row[k] = v.replace(tzinfo=dt.UTC)
-    for i in range(0, len(rows), 5000):
-        conn.execute(target.insert(), rows[i : i + 5000])

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
 from cxm.store import is_duckdb, utcnow
+from cxm.store.bulk import insert_table
 from cxm.text import analytics, nlp, schemas, themes
 from cxm.text.language import detect
 from cxm.text.sentiment import (
@@ -71,27 +72,17 @@ def _naive(value: dt.datetime) -> dt.datetime:
 
 def _write(conn: Connection, table: sa.Table, data: dict[str, list[Any]],
            json_columns: Sequence[str] = ()) -> None:  # fmt: skip
-    """Insert the rows given as columns ``data`` (name -> values) in one statement per batch.
+    """Insert the rows given as columns ``data`` (name -> values) with the store's bulk insert.
 
-    DuckDB: one Arrow table registered on the connection and one INSERT ... SELECT (row-wise
-    inserts run at hundreds a second there). Elsewhere: one executemany, which the driver
-    sends as multi-row statements.
+    Rows of repeated texts share one object in a JSON column: each object is serialised once.
     """
     columns = list(data)
-    n = len(data[columns[0]]) if columns else 0
-    if not n:
-        return
-    if not is_duckdb(conn):
-        conn.execute(
-            table.insert(),
-            [dict(zip(columns, row, strict=True)) for row in zip(*data.values(), strict=True)],
-        )
+    if not columns or not data[columns[0]]:
         return
     arrays: dict[str, Any] = {}
     for c in columns:
         values = data[c]
         if c in json_columns:
-            # rows of repeated texts share one object: serialise each object once
             dumped: dict[int, str | None] = {}
             out = []
             for v in values:
@@ -103,18 +94,7 @@ def _write(conn: Connection, table: sa.Table, data: dict[str, list[Any]],
         elif isinstance(table.c[c].type, sa.DateTime) or c.endswith("_at"):
             values = [None if v is None else _naive(v) for v in values]
         arrays[c] = values
-    arrow = pa.table(arrays)
-    name = f"_cxm_text_{secrets.token_hex(4)}"
-    raw = conn.connection.driver_connection
-    raw.register(name, arrow)  # type: ignore[union-attr]
-    try:
-        staged = sa.table(name, *[sa.column(c) for c in columns])
-        select = sa.select(
-            *[sa.cast(staged.c[c], sa.JSON) if c in json_columns else staged.c[c] for c in columns]
-        )
-        conn.execute(table.insert().from_select(columns, select))
-    finally:
-        raw.unregister(name)  # type: ignore[union-attr]
+    insert_table(conn, table, pa.table(arrays))
 
 
 @contextmanager
