@@ -13,7 +13,8 @@ metrics layer's synthetic facts (100,000 customers x 12 months; ``--quick``: 2,0
 
 Each page is requested R times through the real ASGI app, as a server runs it:
 - cold: the dashboards' result cache emptied before every request (the first view of a date
-  range or filter nobody looked at in the last ten minutes);
+  range or filter nobody looked at in the last ten minutes); the open connections, compiled
+  SQL and the journeys' month rollup stay, as they do in a running server;
 - warm: the cache as a running server keeps it (results shared for a minute and recomputed in
   the background while in use), which is what repeat and shared views get.
 Prints p50/p95 milliseconds per page, the ratio of cold p95 to the 500 ms budget, and, as the
