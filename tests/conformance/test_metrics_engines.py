@@ -84,3 +84,15 @@ def test_trait_week_slices_and_comparisons_match_on_spark(duck: Engine, sparkb: 
     for name in ("nps", "repeat_contact_rate", "time_to_resolution"):
         pd.testing.assert_frame_equal(compute(sparkb, name, **kw), compute(duck, name, **kw),
                                       rtol=1e-7, check_dtype=False, obj=name)  # fmt: skip
+
+
+def test_response_rate_recovers_the_demo_companys_planted_rates(duck: Engine) -> None:
+    """The demo's sends are survey_sent events in the log; recorded as invitations and linked
+    to the answers, they give back the answer rate the generator planted for each survey."""
+    from cxm.demo import causal
+
+    rates = compute(duck, "response_rate", ["survey"], confidence=0.999)
+    assert set(rates["survey"]) == set(causal.SURVEY_RESPONSE_RATE)
+    for row in rates.to_dict("records"):
+        planted = causal.SURVEY_RESPONSE_RATE[row["survey"]] * 100
+        assert row["ci_low"] <= planted <= row["ci_high"], row

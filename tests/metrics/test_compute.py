@@ -13,6 +13,7 @@ from cxm.errors import Invalid, NotFound
 from cxm.metrics import Weighting, compute, record_alerts, set_target, stats
 from cxm.metrics.definitions import load
 from cxm.metrics.service import list_alerts
+from cxm.surveys.tables import invitations
 from tests.metrics import factories as f
 
 MARCH = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
@@ -183,3 +184,27 @@ def test_bad_requests_say_what_to_do(store: Engine) -> None:
         compute(store, "nps", compare="previous")
     with store.connect() as conn:
         assert conn.execute(sa.text("select 1")).scalar() == 1
+
+
+def test_response_rate_counts_invitations_sent_and_answered(engine: Engine) -> None:
+    """40 invitations sent, 14 answered; 5 suppressed ones never count. Completion is separate."""
+    rows = []
+    for i in range(45):
+        sent = i < 40
+        rows.append({
+            "id": f"inv{i}", "survey_key": "support_csat", "customer_id": None,
+            "channel": "email", "touchpoint_key": "support_chat" if i % 2 else "delivery",
+            "status": "sent" if sent else "suppressed", "response_id": f"r{i}" if i < 14 else None,
+            "created_at": MARCH, "sent_at": MARCH if sent else None,
+        })  # fmt: skip
+    with engine.begin() as conn:
+        f.org(conn)
+        conn.execute(invitations.insert(), rows)
+        f.nps_responses(conn, "support_chat", [9] * 30)
+    rate = compute(engine, "response_rate")
+    assert rate["n"][0] == 40 and rate["value"][0] == pytest.approx(35.0)
+    by_tp = _by(compute(engine, "response_rate", ["touchpoint"]), "touchpoint")
+    assert (by_tp["support_chat"]["n"], by_tp["delivery"]["n"]) == (20, 20)
+    assert compute(engine, "response_rate", ["department"]).set_index("department").loc[
+        "service", "n"] == 20  # fmt: skip
+    assert compute(engine, "completion_rate")["value"][0] == pytest.approx(100.0)

@@ -10,9 +10,10 @@ from cxm.errors import Invalid
 from cxm.metrics.definitions import load
 
 REQUIRED = {
-    "nps", "csat", "csat_mean", "ces", "ces_agree", "response_rate", "enps", "churn_rate",
-    "retention_rate", "repeat_contact_rate", "first_contact_resolution", "time_to_resolution",
-    "on_time_delivery_rate", "revenue_per_customer", "customer_lifetime_value",
+    "nps", "csat", "csat_mean", "ces", "ces_agree", "response_rate", "completion_rate", "enps",
+    "churn_rate", "retention_rate", "repeat_contact_rate", "first_contact_resolution",
+    "time_to_resolution", "on_time_delivery_rate", "revenue_per_customer",
+    "customer_lifetime_value",
 }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from cxm.org import auth
 from cxm.org import service as org
 from cxm.org.tables import users
 from cxm.surveys.loading import load_demo_surveys
+from cxm.surveys.sends import record_sends
 from cxm.text import taxonomy
 from cxm.text.jobs import annotate_bulk
 from cxm.yamldoc import read
@@ -82,6 +83,10 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
             summary.steps["interactions"] = import_file(engine, folder / name).line()
             break
     summary.steps.update(load_demo_surveys(engine, folder, say))
+    say("invitations")
+    summary.steps["invitations"] = (
+        f"{record_sends(engine)} sent invitations recorded from the log's survey_sent events"
+    )
     say("text")
     with engine.begin() as conn:
         taxonomy.apply(conn, taxonomy.starter_doc())

@@ -68,6 +68,23 @@ FACTS: dict[str, Fact] = {
             "source": "string",
         },
     ),
+    "invitations": Fact(
+        table="survey_invitations",
+        time="sent_at",
+        survey="survey_key",
+        columns={
+            "id": "string",
+            "survey_key": "string",
+            "customer_id": "string",
+            "channel": "string",
+            "touchpoint_key": "string",
+            "status": "string",
+            "response_id": "string",
+            "created_at": "timestamp",
+            "sent_at": "timestamp",
+            "opened_at": "timestamp",
+        },
+    ),
     "interactions": Fact(
         table="interactions",
         time="event_time",

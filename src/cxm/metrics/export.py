@@ -20,7 +20,7 @@ from cxm.store import analytics
 
 LAKE_TABLES = [
     "departments", "teams", "touchpoints", "customers", "customer_traits", "interactions",
-    "responses", "metric_targets",
+    "responses", "survey_invitations", "metric_targets",
 ]  # fmt: skip
 
 

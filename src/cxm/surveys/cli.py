@@ -10,7 +10,7 @@ import yaml
 
 from cxm.console import console, engine, errors, print_json, print_table, settings
 from cxm.errors import Invalid, NotFound
-from cxm.surveys import analytics, importer, service
+from cxm.surveys import analytics, importer, sends, service
 from cxm.yamldoc import read
 
 app = typer.Typer(help="Surveys: definitions, links, contact rules, funnel.", no_args_is_help=True)
@@ -133,6 +133,15 @@ def funnel(
     columns = ["survey_key", "channel", "invited", "suppressed", "sent", "opened", "started",
                "completed", "response_rate", "suppressed_by_reason"]  # fmt: skip
     print_table(rows, columns, "Funnel")
+
+
+@app.command("record-sends")
+def record_sends_command() -> None:
+    """Record the log's survey_sent events (surveys another tool sent) as sent invitations,
+    linked to the answers that followed, so the response rate counts them."""
+    with errors():
+        new = sends.record_sends(engine())
+    console.print(f"{new} sent invitations recorded")
 
 
 def import_responses(

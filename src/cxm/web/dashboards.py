@@ -71,7 +71,8 @@ def overview(
     board = Board(readers(request), catalog(request), f, frame_cache(request))
     board.run([
         *headline_specs(f.department), *(spec(m, ["department"]) for m in HEADLINE),
-        spec("nps", ["month"]), spec("csat", ["month"]), spec("response_rate"),
+        spec("nps", ["month"]), spec("csat", ["month"]),
+        spec("response_rate"), spec("completion_rate"),
         spec("csat", ["department", "month"], compare="previous"),
     ])  # fmt: skip
     headline = kpis(board)
@@ -80,6 +81,7 @@ def overview(
     by_dept = _by_department(board)
     moves = board.frame("csat", ["department", "month"], compare="previous")
     rate = board.rows("response_rate", [])
+    completion = board.rows("completion_rate", [])
     names = {d.key: d.name for d in org.list_departments(conn)}
     movers = records(_latest_significant(moves))
     alerts = [a for a in list_alerts(conn) if a["status"] == "open" and _in_view(a, f)]
@@ -90,7 +92,9 @@ def overview(
         csat_trend=csat_trend, csat_chart=trend_chart(csat_trend, "month", "CSAT by month"),
         by_department=by_dept, headline=HEADLINE, movers=movers,
         response_rate=rate[0] if rate else None, alerts=alerts[:10],
-        response_rate_description=board.metrics["response_rate"].description,
+        completion_rate=completion[0] if completion else None,
+        rate_descriptions={m: board.metrics[m].description
+                           for m in ("response_rate", "completion_rate")},
         volume=sum(int(r.get("n") or 0) for r in trend),
     )  # fmt: skip
 
