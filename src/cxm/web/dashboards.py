@@ -160,7 +160,8 @@ def scorecard(
     themes = [t for t in taxonomy.list_themes(conn) if t.department_key == key]
     # One pass over the log serves every department's scorecard for this date range.
     journeys_key = ("journeys", f.start, f.end)
-    impact_key = ("impact", key, f.start, f.end)
+    # The themes are part of the key: a refresh recomputes the same question, with its themes.
+    impact_key = ("impact", key, f.start, f.end, tuple(sorted((t.taxonomy, t.key) for t in themes)))
     board = Board(readers(request), catalog(request), f, cache)
     board.run(
         [*headline_specs(key), *(spec(m, ["touchpoint"]) for m in HEADLINE),
