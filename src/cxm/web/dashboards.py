@@ -95,7 +95,8 @@ def overview(
         completion_rate=completion[0] if completion else None,
         rate_descriptions={m: board.metrics[m].description
                            for m in ("response_rate", "completion_rate")},
-        volume=sum(int(r.get("n") or 0) for r in trend),
+        # Every customer response in the view (started; completion shown beside it).
+        volume=int(completion[0]["n"] or 0) if completion else 0,
     )  # fmt: skip
 
 
