@@ -70,3 +70,24 @@ def test_cache_is_bounded() -> None:
     cache.put((4,), 4)  # full: the two used longest ago go
     assert cache.get((0,)) is None and cache.get((1,)) is None
     assert [cache.get((i,)) is not None for i in (2, 3, 4)] == [True, True, True]
+
+
+def test_a_failing_refresh_drops_only_its_entry(seeded: Engine) -> None:
+    clock = Clock()
+    cache = FrameCache(ttl=60, clock=clock)
+    pool = ReaderPool(seeded, workers=2)
+
+    def broken(con: BaseBackend) -> int:
+        return int(con.table("no_such_table").count().execute())
+
+    try:
+        cache.put(("good",), 0, departments)
+        cache.put(("bad",), 0, broken)
+        clock.now += 45
+        assert cache.refresh(pool, ahead=20) == 1
+        assert cache.get(("good",)) is not None and cache.get(("good",))[1] > 0  # type: ignore[index]
+        assert cache.get(("bad",)) is None  # dropped, not kept stale
+        clock.now += 45  # due again: only "good" is left to refresh
+        assert [k for k, _ in cache.due(ahead=20)] == [("good",)]
+    finally:
+        pool.close()

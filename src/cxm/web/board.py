@@ -12,6 +12,7 @@ were computed ("figures as of").
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -30,6 +31,7 @@ from cxm.org.security import get_engine
 from cxm.store.analytics import ReaderPool
 from cxm.web.filters import Filters
 
+log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
 Read = Callable[[BaseBackend], Any]
 Spec = tuple[str, tuple[str, ...], tuple[tuple[str, Any], ...]]
@@ -112,13 +114,37 @@ class FrameCache:
         return out
 
     def refresh(self, readers: ReaderPool, ahead: float = 20.0) -> int:
-        """Compute again what is in use and about to expire; returns how many were."""
+        """Compute again what is in use and about to expire; returns how many were.
+
+        A read that fails is dropped (the next page view computes it, and shows its error)."""
         due = self.due(ahead)
-        if due:
-            values = readers.map([read for _, read in due])
-            for (key, read), value in zip(due, values, strict=True):
+        if not due:
+            return 0
+        failed = object()
+
+        def attempt(read: Read) -> Read:
+            def run(backend: BaseBackend) -> Any:
+                try:
+                    return read(backend)
+                except Exception:
+                    log.exception("dashboard refresh of one result failed")
+                    return failed
+
+            return run
+
+        values = readers.map([attempt(read) for _, read in due])
+        done = 0
+        for (key, read), value in zip(due, values, strict=True):
+            if value is failed:
+                self.drop(key)
+            else:
                 self.put(key, value, read)
-        return len(due)
+                done += 1
+        return done
+
+    def drop(self, key: Key) -> None:
+        with self._lock:
+            self._items.pop(key, None)
 
 
 def frame_cache(request: Request) -> FrameCache:
