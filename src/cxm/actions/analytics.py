@@ -12,11 +12,13 @@ from typing import Any
 
 import ibis
 from ibis import _
+from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
 from cxm.metrics import stats
 from cxm.org.scope import Scope
 from cxm.store import analytics as connect
+from cxm.store.analytics import reading
 
 CHURN = "subscription_cancelled"
 
@@ -41,13 +43,12 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else round(f, 3)
 
 
-def closed_loop(engine: Engine, scope: Scope) -> dict[str, Any]:
+def closed_loop(engine: Engine | BaseBackend, scope: Scope) -> dict[str, Any]:
     """Cases opened, mean hours to first response and resolution, SLA attainment (% of
     resolved cases resolved in time), loop closure (% of detractor responses with a case that
     got a first response) and recovery (% of answered follow-ups scoring better than the
     original response)."""
-    con = connect(engine)
-    try:
+    with reading(engine) as con:
         c = _cases(con, scope)
         r = con.table("responses")
         overall = (
@@ -82,8 +83,6 @@ def closed_loop(engine: Engine, scope: Scope) -> dict[str, Any]:
         better = ibis.ifelse(pairs.fu_nps > pairs.orig_nps, 1, 0).fill_null(0)
         rec = pairs.aggregate(answered=_.count(), recovered=better.sum()).to_pyarrow()
         rec_row = rec.to_pylist()[0]
-    finally:
-        con.disconnect()
     resolved, met = int(overall["resolved"] or 0), int(overall["met"] or 0)
     det, contacted_n = int(loop["detractors"] or 0), int(loop["contacted"] or 0)
     ans, recovered = int(rec_row["answered"] or 0), int(rec_row["recovered"] or 0)
@@ -100,10 +99,11 @@ def closed_loop(engine: Engine, scope: Scope) -> dict[str, Any]:
     }
 
 
-def root_causes(engine: Engine, scope: Scope, grain: str = "month") -> list[dict[str, Any]]:
+def root_causes(
+    engine: Engine | BaseBackend, scope: Scope, grain: str = "month"
+) -> list[dict[str, Any]]:
     """Cases and detractor cases by root cause, touchpoint, department and period."""
-    con = connect(engine)
-    try:
+    with reading(engine) as con:
         c = _cases(con, scope)
         crc = con.table("case_root_causes")
         rc = con.table("root_causes")
@@ -117,21 +117,18 @@ def root_causes(engine: Engine, scope: Scope, grain: str = "month") -> list[dict
             .order_by([ibis.desc("cases"), "root_cause_key", "period"])
         )
         rows = expr.to_pyarrow().to_pylist()
-    finally:
-        con.disconnect()
     return rows
 
 
-def root_cause_cost(engine: Engine, scope: Scope) -> list[dict[str, Any]]:
+def root_cause_cost(engine: Engine | BaseBackend, scope: Scope) -> list[dict[str, Any]]:
     """Per root cause: affected customers, their churn rate and revenue per customer, next to
     the same figures for every other customer.
 
     The affected customers' facts come from their own rows of the log; everyone else's from
-    totals over the log less the affected customers' share, so no query groups the whole log
-    by customer.
+    the current profiles and totals over the log, less the affected customers' share, so no
+    query groups the whole log by customer.
     """
-    con = connect(engine)
-    try:
+    with reading(engine) as con:
         c = _cases(con, scope).filter(_.customer_id.notnull())
         crc = con.table("case_root_causes")
         affected = (
@@ -154,20 +151,22 @@ def root_cause_cost(engine: Engine, scope: Scope) -> list[dict[str, Any]]:
             .to_pyarrow()
             .to_pylist()
         }
-        # Three small scans rather than two distinct counts in one (those are slower).
+        # Everyone: the current profiles (identity resolution keeps them; counting distinct
+        # ids in the log costs a scan of it), the customers who cancelled, total revenue.
+        cu = con.table("customers")
+        current = cu.filter(cu.merged_into.isnull(), cu.erased_at.isnull())
         totals = {
-            "customers": ix.select("customer_id").distinct().count().execute(),
+            "customers": current.count().execute(),
+            "affected": current.filter(current.id.isin(affected.customer_id)).count().execute(),
             "churned": ix.filter(ix.name == CHURN).select("customer_id").distinct().count()
             .execute(),
             "revenue": ix.revenue.fill_null(0).sum().execute(),
         }  # fmt: skip
-    finally:
-        con.disconnect()
     by_cause: dict[str, set[str]] = {}
     for p in pairs:
         by_cause.setdefault(p["root_cause_key"], set()).add(p["customer_id"])
-    # Every other customer: the log's customers less the affected ones it holds.
-    others = int(totals["customers"] or 0) - len(facts)
+    # Every other customer: the current profiles less the affected ones.
+    others = int(totals["customers"] or 0) - int(totals["affected"] or 0)
     theirs_churned = sum(int(f["churned"]) for f in facts.values())
     others_churned = int(totals["churned"] or 0) - theirs_churned
     others_revenue = float(totals["revenue"] or 0) - sum(

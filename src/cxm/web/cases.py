@@ -19,7 +19,9 @@ from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine
-from cxm.web.pages import render
+from cxm.web.board import Board, frame_cache, readers
+from cxm.web.filters import Filters
+from cxm.web.pages import catalog, render
 from cxm.web.sessions import check_csrf, signed_in
 from cxm.yamldoc import parse
 
@@ -143,15 +145,17 @@ def root_cause_page(
 ) -> HTMLResponse:
     """Cases and detractors by root cause over time, and what each root cause costs."""
     scope = scope_for(who)
-    engine = get_engine(request)
-    return render(
-        request,
-        who,
-        "cases/root_causes.html",
-        rows=analytics.root_causes(engine, scope),
-        cost=analytics.root_cause_cost(engine, scope),
-        loop=analytics.closed_loop(engine, scope),
-    )
+    # Three reads side by side, shared and kept fresh like the dashboards' (see web.board).
+    reads = {
+        ("root_causes", scope): lambda con: analytics.root_causes(con, scope),
+        ("root_cause_cost", scope): lambda con: analytics.root_cause_cost(con, scope),
+        ("closed_loop", scope): lambda con: analytics.closed_loop(con, scope),
+    }
+    board = Board(readers(request), catalog(request), Filters(), frame_cache(request))
+    board.run([], reads)
+    rows, cost, loop = (board.result(key) for key in reads)
+    return render(request, who, "cases/root_causes.html", rows=rows, cost=cost, loop=loop,
+                  as_of=board.as_of)  # fmt: skip
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
