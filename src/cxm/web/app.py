@@ -98,10 +98,11 @@ async def _worker(app: FastAPI, interval: float) -> None:
 
 async def _keep_warm(app: FastAPI, interval: float) -> None:
     """Recompute the dashboards' results in use before they expire (see ``web.board``)."""
-    try:  # build the journeys' month rollup before the first scorecard needs it
-        await asyncio.to_thread(journey_map, app.state.engine)
-    except Exception:
-        log.exception("journey rollup failed; scorecards will build it")
+    if app.state.engine.url.get_backend_name() == "duckdb":
+        try:  # build the journeys' month rollup before the first scorecard needs it
+            await asyncio.to_thread(journey_map, app.state.engine)
+        except Exception:
+            log.exception("journey rollup failed; scorecards will build it")
     while True:
         await asyncio.sleep(interval)
         try:
