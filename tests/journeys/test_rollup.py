@@ -9,6 +9,7 @@ an admin changes who owns a touchpoint.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cxm.customers.tables import customers
+from cxm.customers.tables import customer_traits, customers
 from cxm.interactions.tables import interactions
 from cxm.journeys import analytics as ja
 from cxm.org import service as org
@@ -72,6 +73,10 @@ def store(duckdb_engine: Engine) -> Engine:
             {"id": f"c{i}", "created_at": T0, "first_seen": T0, "last_seen": T0,
              "interaction_count": 0} for i in range(25)
         ])  # fmt: skip
+        conn.execute(customer_traits.insert(), [
+            {"customer_id": f"c{i}", "name": "segment", "value": "gold" if i % 3 else "silver",
+             "set_at": T0} for i in range(25)
+        ])  # fmt: skip
         conn.execute(interactions.insert(), _events(rng, 600, 0, RECEIVED))
         rows = []
         for i in range(120):
@@ -97,17 +102,18 @@ def _both(engine: Engine) -> None:
         owned = tp.filter(tp.department_key.notnull()).select("key", "department_key")
         owners = {r["key"]: r["department_key"] for r in owned.to_pyarrow().to_pylist()}
         departments = sorted(set(owners.values()))
-        for start, end in RANGES:
+        for (start, end), segment in itertools.product(RANGES, (None, "silver")):
             lo, hi = ja._naive(start), ja._naive(end)
             plain = ja._journey_map(
-                ja._grouped(con, owners, departments, lo, hi).to_pandas(), departments
+                ja._grouped(con, owners, departments, lo, hi, segment).to_pandas(), departments
             )
             rolled = ja._journey_map(
-                ja._rollup_frame(con, owners, departments, lo, hi), departments
+                ja._rollup_frame(con, owners, departments, lo, hi, segment), departments
             )
-            assert sorted(map(repr, rolled.groups)) == sorted(map(repr, plain.groups)), (lo, hi)
+            where = (lo, hi, segment)
+            assert sorted(map(repr, rolled.groups)) == sorted(map(repr, plain.groups)), where
             for d in departments:
-                assert rolled.department(d) == plain.department(d), (d, lo, hi)
+                assert rolled.department(d) == plain.department(d), (d, *where)
     finally:
         con.disconnect()
 
@@ -146,4 +152,5 @@ def test_rollup_matches_the_log_through_changes(store: Engine) -> None:
 def test_journey_map_uses_the_rollup_on_duckdb(store: Engine) -> None:
     result = ja.journey_map(store)
     assert ja._rollups  # built on first use
-    assert result.department("d1").customers > 0
+    silver = ja.journey_map(store, segment="silver")  # c0, c3, ... c24: 9 of 25 customers
+    assert 0 < silver.department("d1").customers < result.department("d1").customers <= 25

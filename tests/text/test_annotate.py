@@ -1,14 +1,17 @@
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cxm.customers.tables import customer_traits
 from cxm.store import jobs
 from cxm.text import analytics, taxonomy
 from cxm.text import jobs as text_jobs
 from cxm.text.tables import text_annotations, text_themes
 
 Comments = tuple[Engine, list[dict[str, Any]]]
+NOW = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
 
 
 def test_bulk_annotation_stores_sentiment_language_and_themes(comments: Comments) -> None:
@@ -103,3 +106,22 @@ def test_impact_matches_the_formula_on_hand_counts(comments: Comments) -> None:
     without = [r["nps"] for r in rows if r["id"] not in tagged]
     expected = len(with_) / len(rows) * (nps(without) - nps(with_))
     assert abs(theme.nps_impact - expected) < 0.01  # type: ignore[operator]
+
+
+def test_impact_in_a_segment_counts_only_its_customers(comments: Comments) -> None:
+    engine, rows = comments
+    text_jobs.annotate_bulk(engine, semantic=False)
+    gold = {f"c{i:04d}" for i in range(0, 400, 4)}  # a quarter of the customers
+    with engine.begin() as conn:
+        conn.execute(customer_traits.insert(), [
+            {"customer_id": c, "name": "segment", "value": "gold", "set_at": NOW} for c in gold
+        ])  # fmt: skip
+        themes = [t for t in taxonomy.list_themes(conn, "starter") if t.key == "repeat_contact"]
+        tagged = {r.source_id for r in conn.execute(sa.select(text_themes.c.source_id).where(
+            text_themes.c.theme_key == "repeat_contact"))}  # fmt: skip
+    report = analytics.theme_impact(engine, themes, analytics.Slice(segment="gold"))
+    (theme,) = report.themes
+    mine = [r for r in rows if r["customer_id"] in gold and r["nps"] is not None]
+    assert theme.volume == sum(r["id"] in tagged for r in mine)
+    assert theme.volume < len([r for r in rows if r["id"] in tagged])
+    assert theme.share == round(theme.volume / len(mine), 4)

@@ -97,6 +97,8 @@ def test_segment_and_department_filters_combine(app_client: TestClient, seeded: 
     page = client.get("/?segment=enterprise&department=billing")
     assert page.status_code == 200
     assert '<option value="enterprise" selected>' in page.text
+    card = client.get("/departments/supply_chain?segment=enterprise")
+    assert card.status_code == 200 and '<option value="enterprise" selected>' in card.text
     frame = compute(seeded, "nps", ["department"], filters={"segment": "enterprise"})
     assert frame.empty or set(frame["department"]) <= {"billing", "service", "supply_chain"}
 

@@ -92,9 +92,15 @@ def _masks(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> dict
 
 
 def _grouped(con: BaseBackend, owners: dict[str, str], departments: list[str],
-             lo: dt.datetime | None, hi: dt.datetime | None) -> ir.Table:  # fmt: skip
+             lo: dt.datetime | None, hi: dt.datetime | None,
+             segment: str | None = None) -> ir.Table:  # fmt: skip
     ix = con.table("interactions")
     r = con.table("responses")
+    if segment is not None:
+        tr = con.table("customer_traits")
+        members = tr.filter(tr.name == "segment", tr.value == segment).customer_id
+        ix = ix.filter(ix.customer_id.isin(members))
+        r = r.filter(r.customer_id.isin(members))
     if lo is not None:
         ix = ix.filter(ix.event_time >= lo)
         r = r.filter(r.submitted_at >= lo)
@@ -122,9 +128,11 @@ def journey_map(
     engine: Engine | BaseBackend,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    segment: str | None = None,
 ) -> JourneyMap:
     """For interactions and NPS responses in [start, end): customers and responses grouped by
-    the set of departments each customer's interactions touched."""
+    the set of departments each customer's interactions touched; with ``segment``, only the
+    customers whose ``segment`` trait has that value."""
     with reading(engine) as con:
         tp = con.table("touchpoints")
         owned = tp.filter(tp.department_key.notnull()).select("key", "department_key")
@@ -134,9 +142,9 @@ def journey_map(
         departments = sorted(set(owners.values()))
         lo, hi = _naive(start), _naive(end)
         if con.name == "duckdb":
-            frame = _rollup_frame(con, owners, departments, lo, hi)
+            frame = _rollup_frame(con, owners, departments, lo, hi, segment)
         else:
-            frame = _grouped(con, owners, departments, lo, hi).to_pandas()
+            frame = _grouped(con, owners, departments, lo, hi, segment).to_pandas()
         return _journey_map(frame, departments)
 
 
@@ -236,7 +244,8 @@ def _month_start(value: dt.datetime, up: bool) -> dt.datetime:
 
 
 def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[str],
-                  lo: dt.datetime | None, hi: dt.datetime | None) -> pd.DataFrame:  # fmt: skip
+                  lo: dt.datetime | None, hi: dt.datetime | None,
+                  segment: str | None = None) -> pd.DataFrame:  # fmt: skip
     raw: Any = con.con  # the DuckDB connection
     rollup = _rollup(raw, owners, departments)
     width = len(rollup.months.column_names) - 2
@@ -259,6 +268,11 @@ def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[st
         edges = " OR ".join(parts) or "FALSE"
     covered = _received(rollup.watermark)
     responses = _between("submitted_at", lo, hi)
+    members = "TRUE"
+    if segment is not None:
+        # Traits belong to the surviving profile: filter after merged ids are mapped.
+        members = ("cid IN (SELECT customer_id FROM customer_traits "
+                   f"WHERE name = 'segment' AND value = {_sql_str(segment)})")  # fmt: skip
     sql = f"""
         WITH parts AS (
             SELECT cid, {", ".join(ms)} FROM _journey_months WHERE {whole}
@@ -276,6 +290,7 @@ def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[st
                    {", ".join(f"bit_or(per.{m}) AS {m}" for m in ms)}
             FROM per LEFT JOIN customers c ON c.id = per.cid GROUP BY 1
         ),
+        kept AS (SELECT * FROM mapped WHERE {members}),
         answers AS (
             SELECT customer_id AS rcid,
                    {
@@ -284,11 +299,12 @@ def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[st
             FROM responses
             WHERE nps_category IN ({", ".join(f"'{c}'" for c in CATEGORIES)})
               AND customer_id IS NOT NULL AND {responses}
+              AND {members.replace("cid IN", "customer_id IN")}
             GROUP BY 1
         )
         SELECT {", ".join(f"coalesce(m.{m}, 0) AS {m}" for m in ms)}, count(m.cid) AS customers,
                {", ".join(f"sum(coalesce(a.{c}, 0)) AS {c}" for c in CATEGORIES)}
-        FROM mapped m FULL OUTER JOIN answers a ON m.cid = a.rcid
+        FROM kept m FULL OUTER JOIN answers a ON m.cid = a.rcid
         GROUP BY {", ".join(str(i + 1) for i in range(width))}
     """  # keys are validated identifiers, quoted; times are formatted literals
     raw.register("_journey_months", rollup.months)
@@ -322,8 +338,9 @@ def department_journeys(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     limit: int = 10,
+    segment: str | None = None,
 ) -> DepartmentJourneys:
     """For interactions and NPS responses in [start, end): the share of detractors, passives
     and promoters whose journeys touched ``department``, and the other departments the
     department's customers touched (by distinct customers)."""
-    return journey_map(engine, start, end).department(department, limit)
+    return journey_map(engine, start, end, segment).department(department, limit)

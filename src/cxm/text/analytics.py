@@ -25,11 +25,12 @@ SOURCE = "survey_response"
 
 @dataclass(frozen=True)
 class Slice:
-    """Which responses: a survey, a time window on ``submitted_at`` (half-open), touchpoints."""
+    """Which responses: a survey, a time window on ``submitted_at`` (half-open), a segment."""
 
     survey: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    segment: str | None = None  # customers whose ``segment`` trait has this value
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -45,6 +46,10 @@ def _responses(con: Any, where: Slice) -> Any:
         r = r.filter(r.submitted_at >= _naive_utc(where.since))
     if where.until:
         r = r.filter(r.submitted_at < _naive_utc(where.until))
+    if where.segment:
+        tr = con.table("customer_traits")
+        members = tr.filter(tr.name == "segment", tr.value == where.segment).customer_id
+        r = r.filter(r.customer_id.isin(members))
     return r
 
 

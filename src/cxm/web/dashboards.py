@@ -160,17 +160,17 @@ def scorecard(
     cache = frame_cache(request)
     themes = [t for t in taxonomy.list_themes(conn) if t.department_key == key]
     # One pass over the log serves every department's scorecard for this date range.
-    journeys_key = ("journeys", f.start, f.end)
+    journeys_key = ("journeys", f.start, f.end, f.segment)
     # The themes are part of the key: a refresh recomputes the same question, with its themes.
-    impact_key = ("impact", key, f.start, f.end, tuple(sorted((t.taxonomy, t.key) for t in themes)))
+    impact_key = ("impact", key, f.start, f.end, f.segment,
+                  tuple(sorted((t.taxonomy, t.key) for t in themes)))  # fmt: skip
     board = Board(readers(request), catalog(request), f, cache)
     board.run(
         [*headline_specs(key), *(spec(m, ["touchpoint"]) for m in HEADLINE),
          spec("csat", ["month"])],
-        {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at),
-         impact_key: lambda con: (theme_impact(con, themes, Slice(since=f.start_at,
-                                                                  until=f.end_at))
-                                  if themes else None)},
+        {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at, f.segment),
+         impact_key: lambda con: (theme_impact(con, themes, Slice(
+             since=f.start_at, until=f.end_at, segment=f.segment)) if themes else None)},
     )  # fmt: skip
     headline = kpis(board)
     trend = board.rows("csat", ["month"])
@@ -185,7 +185,11 @@ def scorecard(
         []
         if scope.by_team
         else feedback.explore(
-            conn, scope, feedback.Query(start=f.start_at, end=f.end_at, department=key, limit=8)
+            conn,
+            scope,
+            feedback.Query(
+                start=f.start_at, end=f.end_at, department=key, segment=f.segment, limit=8
+            ),
         ).rows
     )
     return render(
