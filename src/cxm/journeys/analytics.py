@@ -268,11 +268,14 @@ def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[st
         edges = " OR ".join(parts) or "FALSE"
     covered = _received(rollup.watermark)
     responses = _between("submitted_at", lo, hi)
-    members = "TRUE"
-    if segment is not None:
-        # Traits belong to the surviving profile: filter after merged ids are mapped.
-        members = ("cid IN (SELECT customer_id FROM customer_traits "
-                   f"WHERE name = 'segment' AND value = {_sql_str(segment)})")  # fmt: skip
+
+    def members(column: str) -> str:
+        if segment is None:
+            return "TRUE"
+        return (f"{column} IN (SELECT customer_id FROM customer_traits "
+                f"WHERE name = 'segment' AND value = {_sql_str(segment)})")  # fmt: skip
+
+    counts = ", ".join(f"count(*) FILTER (WHERE nps_category = '{c}') AS {c}" for c in CATEGORIES)
     sql = f"""
         WITH parts AS (
             SELECT cid, {", ".join(ms)} FROM _journey_months WHERE {whole}
@@ -290,16 +293,14 @@ def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[st
                    {", ".join(f"bit_or(per.{m}) AS {m}" for m in ms)}
             FROM per LEFT JOIN customers c ON c.id = per.cid GROUP BY 1
         ),
-        kept AS (SELECT * FROM mapped WHERE {members}),
+        -- Traits belong to the surviving profile: the segment is taken after the mapping.
+        kept AS (SELECT * FROM mapped WHERE {members("cid")}),
         answers AS (
-            SELECT customer_id AS rcid,
-                   {
-        ", ".join(f"count(*) FILTER (WHERE nps_category = '{c}') AS {c}" for c in CATEGORIES)
-    }
+            SELECT customer_id AS rcid, {counts}
             FROM responses
             WHERE nps_category IN ({", ".join(f"'{c}'" for c in CATEGORIES)})
               AND customer_id IS NOT NULL AND {responses}
-              AND {members.replace("cid IN", "customer_id IN")}
+              AND {members("customer_id")}
             GROUP BY 1
         )
         SELECT {", ".join(f"coalesce(m.{m}, 0) AS {m}" for m in ms)}, count(m.cid) AS customers,
