@@ -42,16 +42,23 @@ def lookup(conn: Connection, identifier: str) -> str:
     return found
 
 
-def _touches(conn: Connection, customer_ids: list[str]) -> list[tuple[str | None, str | None, int]]:
-    """(touchpoint, owning department, interactions) for these customers' log."""
-    # The customer's rows first, by the customer_id index (DuckDB scans an index only for a
-    # filter on its column alone), then the join and the counts.
-    mine = (
-        sa.select(interactions.c.touchpoint_key)
+def _their_log(customer_ids: list[str], *columns: Any) -> Any:
+    """These customers' rows of the log, read first by the customer_id index, as a CTE.
+
+    DuckDB scans an index only for a filter on its column alone; asked in one query with a
+    join or an order, its planner reads the whole log instead.
+    """
+    return (
+        sa.select(*(columns or (interactions,)))
         .where(interactions.c.customer_id.in_(customer_ids))
         .cte("mine")
         .prefix_with("MATERIALIZED")
     )
+
+
+def _touches(conn: Connection, customer_ids: list[str]) -> list[tuple[str | None, str | None, int]]:
+    """(touchpoint, owning department, interactions) for these customers' log."""
+    mine = _their_log(customer_ids, interactions.c.touchpoint_key)
     query = (
         sa.select(mine.c.touchpoint_key, touchpoints.c.department_key, sa.func.count())
         .select_from(mine.outerjoin(touchpoints, mine.c.touchpoint_key == touchpoints.c.key))
@@ -136,14 +143,7 @@ def timeline(
     ids = customers.merged_ids(conn, customer_id)
     pos = _decode(cursor) if cursor else None
     items: list[tuple[dt.datetime, str, dict[str, Any]]] = []
-    # The customer's rows first (by the customer_id index), then their order: asked in one
-    # query, DuckDB's planner would read the whole log in time order to stop early.
-    mine = (
-        sa.select(interactions)
-        .where(interactions.c.customer_id.in_(ids))
-        .cte("mine")
-        .prefix_with("MATERIALIZED")
-    )
+    mine = _their_log(ids)
     ix = conn.execute(
         sa.select(mine)
         .where(_after(mine.c.event_time, mine.c.event_id, "i", pos))

@@ -25,6 +25,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
+from cxm.customers.analytics import with_trait
 from cxm.store.analytics import reading
 
 BITS = 62  # departments per mask column (a signed 64-bit integer)
@@ -77,18 +78,22 @@ def _naive(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value else None
 
 
-def _masks(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> dict[str, ir.Value]:
-    """One mask column per 62 departments: the bit of the department owning the touchpoint."""
-    columns = {}
+def _bits(owners: dict[str, str], departments: list[str]) -> list[dict[str, int]]:
+    """Per mask column (62 departments each), each touchpoint's bit: its owner's position."""
+    out = []
     for chunk in range(0, len(departments), BITS):
         bits = {d: 1 << i for i, d in enumerate(departments[chunk : chunk + BITS])}
-        # A CASE over the touchpoint keys: cheaper than joining the touchpoint table to every
-        # row of the log.
-        of_touchpoint = {tp: bits[d] for tp, d in owners.items() if d in bits}
-        columns[f"m{chunk // BITS}"] = ix.touchpoint_key.substitute(of_touchpoint, else_=0).cast(
-            "int64"
-        )
-    return columns
+        out.append({tp: bits[d] for tp, d in sorted(owners.items()) if d in bits})
+    return out
+
+
+def _masks(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> dict[str, ir.Value]:
+    """One mask column per 62 departments: the bit of the department owning the touchpoint."""
+    # A CASE over the touchpoint keys: cheaper than joining the touchpoint table to every row.
+    return {
+        f"m{i}": ix.touchpoint_key.substitute(of_touchpoint, else_=0).cast("int64")
+        for i, of_touchpoint in enumerate(_bits(owners, departments))
+    }
 
 
 def _grouped(con: BaseBackend, owners: dict[str, str], departments: list[str],
@@ -97,8 +102,7 @@ def _grouped(con: BaseBackend, owners: dict[str, str], departments: list[str],
     ix = con.table("interactions")
     r = con.table("responses")
     if segment is not None:
-        tr = con.table("customer_traits")
-        members = tr.filter(tr.name == "segment", tr.value == segment).customer_id
+        members = with_trait(con, "segment", segment)
         ix = ix.filter(ix.customer_id.isin(members))
         r = r.filter(r.customer_id.isin(members))
     if lo is not None:
@@ -196,10 +200,8 @@ def _sql_str(value: str) -> str:
 def _mask_sql(owners: dict[str, str], departments: list[str]) -> list[str]:
     """One ``CASE touchpoint_key ...`` per 62 departments, as SQL."""
     out = []
-    for chunk in range(0, len(departments), BITS):
-        bits = {d: 1 << i for i, d in enumerate(departments[chunk : chunk + BITS])}
-        whens = " ".join(f"WHEN {_sql_str(tp)} THEN {bits[d]}" for tp, d in sorted(owners.items())
-                         if d in bits)  # fmt: skip
+    for of_touchpoint in _bits(owners, departments):
+        whens = " ".join(f"WHEN {_sql_str(tp)} THEN {bit}" for tp, bit in of_touchpoint.items())
         out.append(f"CAST(CASE touchpoint_key {whens} ELSE 0 END AS BIGINT)")
     return out
 

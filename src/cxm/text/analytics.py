@@ -15,6 +15,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
+from cxm.customers.analytics import with_trait
 from cxm.metrics.stats import Interval, nps_interval, nps_test
 from cxm.store import analytics
 from cxm.store.analytics import reading
@@ -47,9 +48,7 @@ def _responses(con: Any, where: Slice) -> Any:
     if where.until:
         r = r.filter(r.submitted_at < _naive_utc(where.until))
     if where.segment:
-        tr = con.table("customer_traits")
-        members = tr.filter(tr.name == "segment", tr.value == where.segment).customer_id
-        r = r.filter(r.customer_id.isin(members))
+        r = r.filter(r.customer_id.isin(with_trait(con, "segment", where.segment)))
     return r
 
 

@@ -26,7 +26,7 @@ from cxm.journeys.analytics import journey_map
 from cxm.metrics import api as metrics_api
 from cxm.org import api as org_api
 from cxm.privacy import api as privacy_api
-from cxm.store import create_engine, jobs
+from cxm.store import create_engine, is_duckdb, jobs
 from cxm.surveys import api as surveys_api
 from cxm.surveys import distribution as survey_distribution
 from cxm.surveys import pages as survey_public
@@ -98,7 +98,7 @@ async def _worker(app: FastAPI, interval: float) -> None:
 
 async def _keep_warm(app: FastAPI, interval: float) -> None:
     """Recompute the dashboards' results in use before they expire (see ``web.board``)."""
-    if app.state.engine.url.get_backend_name() == "duckdb":
+    if is_duckdb(app.state.engine):
         try:  # build the journeys' month rollup before the first scorecard needs it
             await asyncio.to_thread(journey_map, app.state.engine)
         except Exception:

@@ -229,7 +229,7 @@ class Board:
         specs = [key for key in dict.fromkeys(specs) if key not in self._results]
         for key in specs:
             todo[self._cache_key(key)] = partial(self._compute, key)
-        if specs:
+        if specs and self.cache is not None and self.cache.get(TARGETS) is None:
             self.readers.map([self._targets])  # once, before the queries that use them
         for key in list(todo):
             cached = self.cache.get(key) if self.cache else None
