@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
 from cxm.interactions.tables import interactions
-from cxm.store import as_utc, utcnow
+from cxm.store import as_utc, insert_ignore, utcnow
 from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
 
 Ident = tuple[str, str]  # (kind, normalised value)
@@ -306,14 +306,88 @@ def _apply_remap(conn: Connection, remap: dict[str, str]) -> None:
     rows = [{"id": loser, "merged_into": root, **blank} for loser, root in remap.items()]
     rows += [{"id": r.id, "merged_into": remap[r.merged_into], **blank} for r in pointed]
     update_rows(conn, customers, "id", rows)
-    for table in (customer_identities, interactions):
+    follow_merges(conn, remap)
+
+
+# Tables whose customer rows the merge itself rewrites (traits keep the latest value of each).
+_SELF = {"customers", "customer_traits", "customer_merges"}
+_keyed: dict[tuple[str, str], list[tuple[sa.Table, bool]]] = {}
+
+
+def customer_keyed_tables(conn: Connection) -> list[tuple[sa.Table, bool]]:
+    """Every table of the store with a ``customer_id`` column, and whether it is in the key.
+
+    Read from the database itself (not from the tables this process happens to have
+    imported), so a table that any domain adds in a migration follows merges and erasure
+    without being named here. Cached per store and schema version.
+    """
+    version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() or ""
+    cache_key = (conn.engine.url.render_as_string(hide_password=True), str(version))
+    if cache_key not in _keyed:
+        # information_schema, which both stores answer (DuckDB has no pg_catalog inspector).
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+            )
+        ).all()
+        columns: dict[str, list[str]] = defaultdict(list)
+        for name, column in rows:
+            columns[name].append(column)
+        constraints = conn.execute(
+            sa.text(
+                "SELECT tc.table_name, tc.constraint_name, tc.constraint_type, kcu.column_name "
+                "FROM information_schema.table_constraints tc "
+                "JOIN information_schema.key_column_usage kcu "
+                "ON tc.constraint_name = kcu.constraint_name AND tc.table_name = kcu.table_name "
+                "AND tc.table_schema = kcu.table_schema "
+                "WHERE tc.table_schema = current_schema() "
+                "AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+            )
+        ).all()
+        keys: dict[tuple[str, str], list[str]] = defaultdict(list)
+        primary: dict[str, list[str]] = defaultdict(list)
+        for name, constraint, kind, column in constraints:
+            keys[(name, constraint)].append(column)
+            if kind == "PRIMARY KEY":
+                primary[name].append(column)
+        found = []
+        for name, cols in sorted(columns.items()):
+            if name in _SELF or "customer_id" not in cols:
+                continue
+            keyed = any(t == name and "customer_id" in c for (t, _), c in keys.items())
+            table = sa.Table(name, sa.MetaData(), *(sa.Column(c) for c in cols))
+            if primary[name]:
+                table.append_constraint(sa.PrimaryKeyConstraint(*primary[name]))
+            found.append((table, keyed))
+        _keyed[cache_key] = found
+    return _keyed[cache_key]
+
+
+def follow_merges(conn: Connection, remap: dict[str, str]) -> None:
+    """Re-point every customer-keyed row of ``remap``'s losers at their survivors.
+
+    Responses, invitations, cases, unsubscribes, suppressions, privacy requests, the log and
+    any table added later: one customer after a merge, whichever domain owns the fact. Where
+    ``customer_id`` is part of a table's key (one unsubscribe per customer, say), the survivor's
+    own row wins and a loser's row moves only when the survivor has none.
+    """
+    losers = sorted(remap)
+    for table, keyed in customer_keyed_tables(conn):
+        cid = table.c.customer_id
         for start in range(0, len(losers), 2000):
             chunk = losers[start : start + 2000]
             # One statement per loser group keeps this portable (no UPDATE ... FROM VALUES).
-            mapping = sa.case({k: remap[k] for k in chunk}, value=table.c.customer_id)
-            conn.execute(
-                table.update().where(table.c.customer_id.in_(chunk)).values(customer_id=mapping)
-            )
+            mapping = sa.case({k: remap[k] for k in chunk}, value=cid)
+            if not keyed:
+                conn.execute(table.update().where(cid.in_(chunk)).values(customer_id=mapping))
+                continue
+            columns = [c.name for c in table.columns]
+            moved = sa.select(
+                *(mapping.label(c) if c == "customer_id" else table.c[c] for c in columns)
+            ).where(cid.in_(chunk))
+            conn.execute(insert_ignore(table).from_select(columns, moved))
+            conn.execute(table.delete().where(cid.in_(chunk)))
 
 
 # ---- traits and facts ----
