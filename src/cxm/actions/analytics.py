@@ -15,16 +15,20 @@ from ibis import _
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
+from cxm.actions.facts import cases_expr
+from cxm.customers.facts import profiles
+from cxm.interactions.facts import log
 from cxm.metrics import stats
 from cxm.org.scope import Scope
 from cxm.store import analytics as connect
 from cxm.store.analytics import reading
+from cxm.surveys import facts as survey_facts
 
 CHURN = "subscription_cancelled"
 
 
 def _cases(con: Any, scope: Scope) -> Any:
-    c = con.table("cases")
+    c = cases_expr(con)
     if scope.by_team:
         c = c.filter(c.team_key == scope.team_key)
     elif scope.by_department:
@@ -50,7 +54,7 @@ def closed_loop(engine: Engine | BaseBackend, scope: Scope) -> dict[str, Any]:
     original response)."""
     with reading(engine) as con:
         c = _cases(con, scope)
-        r = con.table("responses")
+        r = survey_facts.responses(con)
         overall = (
             c.aggregate(
                 opened=_.count(),
@@ -107,7 +111,7 @@ def root_causes(
         c = _cases(con, scope)
         crc = con.table("case_root_causes")
         rc = con.table("root_causes")
-        r = con.table("responses").select(rid="id", nps_category="nps_category")
+        r = survey_facts.responses(con).select(rid="id", nps_category="nps_category")
         j = c.join(crc, c.id == crc.case_id).join(rc, crc.root_cause_key == rc.key)
         j = j.left_join(r, j.source_id == r.rid)
         expr = (
@@ -139,7 +143,7 @@ def root_cause_cost(engine: Engine | BaseBackend, scope: Scope) -> list[dict[str
             return []
         rc = con.table("root_causes")
         names = {r["key"]: r["name"] for r in rc.select("key", "name").to_pyarrow().to_pylist()}
-        ix = con.table("interactions").filter(_.customer_id.notnull())
+        ix = log(con).filter(_.customer_id.notnull())
         theirs = ix.filter(ix.customer_id.isin(affected.customer_id))
         facts = {
             r["customer_id"]: r
@@ -153,8 +157,7 @@ def root_cause_cost(engine: Engine | BaseBackend, scope: Scope) -> list[dict[str
         }
         # Everyone: the current profiles (identity resolution keeps them; counting distinct
         # ids in the log costs a scan of it), the customers who cancelled, total revenue.
-        cu = con.table("customers")
-        current = cu.filter(cu.merged_into.isnull(), cu.erased_at.isnull())
+        current = profiles(con)
         totals = {
             "customers": current.count().execute(),
             "affected": current.filter(current.id.isin(affected.customer_id)).count().execute(),
@@ -209,7 +212,7 @@ def before_after(engine: Engine, initiative: dict[str, Any], days: int = 90) -> 
     lo, hi = start - dt.timedelta(days=days), start + dt.timedelta(days=days)
     con = connect(engine)
     try:
-        r = con.table("responses")
+        r = survey_facts.responses(con)
         r = r.filter(
             r.completed,
             r.touchpoint_key.isin(list(initiative["touchpoints"])),
@@ -268,7 +271,7 @@ def cases_per_rule(engine: Engine) -> dict[str, int]:
     """How many cases each rule has opened, all time."""
     con = connect(engine)
     try:
-        c = con.table("cases")
+        c = cases_expr(con)
         rows = c.group_by("rule_key").aggregate(n=_.count()).to_pyarrow().to_pylist()
     finally:
         con.disconnect()

@@ -20,11 +20,11 @@ from cxm.actions.routing import OPEN, Assigner, Destination, destination
 from cxm.actions.schemas import RuleIn
 from cxm.actions.tables import action_rules, case_events, cases
 from cxm.customers import service as customers
-from cxm.interactions.tables import interactions
-from cxm.metrics.tables import metric_alerts
+from cxm.interactions.facts import interactions
+from cxm.metrics.facts import metric_alerts
 from cxm.store import insert_ignore, jobs, utcnow
-from cxm.surveys.tables import responses
-from cxm.text.tables import text_annotations, text_themes
+from cxm.surveys.facts import responses_table as responses
+from cxm.text.facts import text_annotations, text_themes
 
 SLA_CHECK = "actions.sla"
 TEXT_SOURCE = "survey_response"

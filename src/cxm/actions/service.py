@@ -591,7 +591,7 @@ def request_followup(conn: Connection, case: dict[str, Any], actor: str, now: dt
 
 def link_followups(conn: Connection) -> int:
     """Attach answered follow-up responses to their cases (the answer carries case:<id>)."""
-    from cxm.surveys.tables import responses  # the facts table, read like any metric does
+    from cxm.surveys.facts import responses_table as responses
 
     waiting = (
         conn.execute(sa.select(cases.c.id).where(cases.c.followup_status == "requested"))

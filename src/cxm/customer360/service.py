@@ -15,18 +15,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cxm.customers import service as customers
-from cxm.customers.tables import (
+from cxm.customers.facts import (
     customer_identities,
     customer_merges,
     customer_traits,
     privacy_requests,
 )
-from cxm.customers.tables import customers as customers_table
+from cxm.customers.facts import customers as customers_table
 from cxm.errors import Invalid, NotFound
-from cxm.interactions.tables import interactions
-from cxm.org.tables import touchpoints
+from cxm.interactions.facts import interactions
+from cxm.org.facts import touchpoints
 from cxm.store import as_utc, utcnow
-from cxm.surveys.tables import response_answers, responses
+from cxm.surveys.facts import response_answers
+from cxm.surveys.facts import responses_table as responses
 
 PERSONAL = ("user_id", "anonymous_id", "email", "phone", "external_ids", "properties", "context")
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
-from cxm.interactions.tables import interactions
+from cxm.interactions.facts import interactions
 from cxm.store import as_utc, insert_ignore, utcnow
 from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
 

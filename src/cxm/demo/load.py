@@ -15,7 +15,7 @@ from cxm.actions.schemas import InitiativeIn
 from cxm.interactions.importer import import_file
 from cxm.org import auth
 from cxm.org import service as org
-from cxm.org.tables import users
+from cxm.org.facts import users
 from cxm.surveys.loading import load_demo_surveys
 from cxm.surveys.sends import record_sends
 from cxm.text import taxonomy

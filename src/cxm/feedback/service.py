@@ -10,12 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cxm.customers.tables import customer_traits
+from cxm.customers.facts import customer_traits
 from cxm.errors import Invalid
+from cxm.org.facts import touchpoints
 from cxm.org.scope import Scope, mask, visible_touchpoints
-from cxm.org.tables import touchpoints
-from cxm.surveys.tables import responses
-from cxm.text.tables import text_annotations, text_themes
+from cxm.surveys.facts import responses_table as responses
+from cxm.text.facts import text_annotations, text_themes
 
 BANDS = {
     "promoter": responses.c.nps_category == "promoter",

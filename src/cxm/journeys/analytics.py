@@ -19,14 +19,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+from ibis import _
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
-from cxm.customers.analytics import with_trait
+from cxm.customers.facts import current_customer, with_trait
+from cxm.interactions.facts import log
+from cxm.org.facts import touchpoints_expr
 from cxm.store.analytics import reading
+from cxm.surveys import facts as survey_facts
 
 BITS = 62  # departments per mask column (a signed 64-bit integer)
 CATEGORIES = ("detractor", "passive", "promoter")
@@ -96,36 +101,59 @@ def _masks(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> dict
     }
 
 
-def _grouped(con: BaseBackend, owners: dict[str, str], departments: list[str],
-             lo: dt.datetime | None, hi: dt.datetime | None,
-             segment: str | None = None) -> ir.Table:  # fmt: skip
-    ix = con.table("interactions")
-    r = con.table("responses")
+def _per_customer(ix: ir.Table, masks: dict[str, ir.Value], by: dict[str, ir.Value]) -> ir.Table:
+    """Log rows (or rollup rows) grouped by ``by``: each mask OR-ed over the group."""
+    return ix.group_by(**by).aggregate(**{m: e.bit_or() for m, e in masks.items()})
+
+
+def _touched(con: BaseBackend, per: ir.Table, masks: list[str], lo: dt.datetime | None,
+             hi: dt.datetime | None, segment: str | None) -> ir.Table:  # fmt: skip
+    """Customers and NPS answers grouped by the set of departments touched.
+
+    ``per`` holds ``cid`` and the mask columns, one row or more per customer id (old ids of
+    merged customers are mapped to the survivor here, then OR-ed together).
+    """
+    per = current_customer(con, per, "cid")
+    per = per.group_by("cid").aggregate(**{m: per[m].bit_or() for m in masks})
+    r = survey_facts.responses(con)
     if segment is not None:
+        # Traits belong to the surviving profile, so members are taken after the mapping.
         members = with_trait(con, "segment", segment)
-        ix = ix.filter(ix.customer_id.isin(members))
+        per = per.filter(per.cid.isin(members))
         r = r.filter(r.customer_id.isin(members))
     if lo is not None:
-        ix = ix.filter(ix.event_time >= lo)
         r = r.filter(r.submitted_at >= lo)
     if hi is not None:
-        ix = ix.filter(ix.event_time < hi)
         r = r.filter(r.submitted_at < hi)
-    # Interactions at touchpoints nobody owns set no bit (a customer with only those has the
-    # empty set, and touched no department).
-    ix = ix.filter(ix.customer_id.notnull())
-    masks = _masks(ix, owners, departments)
-    per_customer = ix.group_by(cid=ix.customer_id).aggregate(
-        touched=ix.customer_id.count(), **{m: e.bit_or() for m, e in masks.items()}
-    )
     scored = r.filter(r.nps_category.isin(CATEGORIES), r.customer_id.notnull())
     answers = scored.group_by(rcid=scored.customer_id).aggregate(
         **{c: (scored.nps_category == c).sum() for c in CATEGORIES}
     )
-    both = per_customer.outer_join(answers, per_customer.cid == answers.rcid)
+    both = per.outer_join(answers, per.cid == answers.rcid)
     return both.group_by(**{m: both[m].fill_null(0) for m in masks}).aggregate(
-        customers=both.touched.count(), **{c: both[c].fill_null(0).sum() for c in CATEGORIES}
+        customers=both.cid.count(), **{c: both[c].fill_null(0).sum() for c in CATEGORIES}
     )
+
+
+def _in_range(ix: ir.Table, lo: dt.datetime | None, hi: dt.datetime | None) -> ir.Table:
+    if lo is not None:
+        ix = ix.filter(ix.event_time >= lo)
+    if hi is not None:
+        ix = ix.filter(ix.event_time < hi)
+    return ix
+
+
+def _grouped(con: BaseBackend, owners: dict[str, str], departments: list[str],
+             lo: dt.datetime | None, hi: dt.datetime | None,
+             segment: str | None = None) -> ir.Table:  # fmt: skip
+    """The plain expression: the log in [lo, hi) grouped by customer, then by touched set."""
+    # Interactions at touchpoints nobody owns set no bit (a customer with only those has the
+    # empty set, and touched no department).
+    ix = _in_range(log(con), lo, hi)
+    ix = ix.filter(ix.customer_id.notnull())
+    masks = _masks(ix, owners, departments)
+    per = _per_customer(ix, masks, {"cid": ix.customer_id})
+    return _touched(con, per, list(masks), lo, hi, segment)
 
 
 def journey_map(
@@ -138,7 +166,7 @@ def journey_map(
     the set of departments each customer's interactions touched; with ``segment``, only the
     customers whose ``segment`` trait has that value."""
     with reading(engine) as con:
-        tp = con.table("touchpoints")
+        tp = touchpoints_expr(con)
         owned = tp.filter(tp.department_key.notnull()).select("key", "department_key")
         owners = {r["key"]: r["department_key"] for r in owned.to_pyarrow().to_pylist()}
         if not owners:
@@ -193,44 +221,36 @@ TAIL_SHARE = 0.2
 STORES = 4  # rollups kept, one per store file
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _months(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> ir.Table:
+    """The rollup's expression: per customer and month, the departments touched (masks)."""
+    ix = ix.filter(ix.customer_id.notnull())
+    by = {"cid": ix.customer_id, "month": ix.event_time.truncate("M").date()}
+    return _per_customer(ix, _masks(ix, owners, departments), by)
 
 
-def _mask_sql(owners: dict[str, str], departments: list[str]) -> list[str]:
-    """One ``CASE touchpoint_key ...`` per 62 departments, as SQL."""
-    out = []
-    for of_touchpoint in _bits(owners, departments):
-        whens = " ".join(f"WHEN {_sql_str(tp)} THEN {bit}" for tp, bit in of_touchpoint.items())
-        out.append(f"CAST(CASE touchpoint_key {whens} ELSE 0 END AS BIGINT)")
-    return out
-
-
-def _rollup(raw: Any, owners: dict[str, str], departments: list[str]) -> _Rollup:
+def _rollup(con: BaseBackend, owners: dict[str, str], departments: list[str]) -> _Rollup:
     """The rollup of this store, built again when it no longer matches the log."""
+    raw: Any = con.con  # the DuckDB connection, only to name the store file
     path = str(raw.execute("PRAGMA database_list").fetchall()[0][2] or ":memory:")
     key = tuple(sorted(owners.items()))
+    ix = log(con)
     with _rollup_lock:
         current = _rollups.get(path)
         if current is not None and current.owners == key:
-            covered, newer = raw.sql(
-                f"SELECT count(*) FILTER (WHERE {_received(current.watermark)}), "
-                f"count(*) FILTER (WHERE NOT coalesce({_received(current.watermark)}, FALSE)) "
-                "FROM interactions"
-            ).fetchall()[0]
-            if covered == current.rows and newer <= TAIL_SHARE * max(current.rows, 100_000):
+            covered = _covered(ix, current.watermark)
+            counts = ix.aggregate(
+                covered=covered.sum(), newer=(~covered).sum()
+            ).to_pyarrow().to_pylist()[0]  # fmt: skip
+            newer = int(counts["newer"] or 0)
+            if int(counts["covered"] or 0) == current.rows and newer <= TAIL_SHARE * max(
+                current.rows, 100_000
+            ):
                 return current
-        (watermark,) = raw.sql("SELECT max(received_at) FROM interactions").fetchall()[0]
-        covers = _received(watermark)
-        (rows,) = raw.sql(f"SELECT count(*) FROM interactions WHERE {covers}").fetchall()[0]
-        cases = _mask_sql(owners, departments)
-        masks = ", ".join(f"bit_or({m}) AS m{i}" for i, m in enumerate(cases))
-        months = raw.sql(
-            f"SELECT customer_id AS cid, CAST(date_trunc('month', event_time) AS DATE) AS month, "
-            f"{masks} FROM interactions "
-            f"WHERE customer_id IS NOT NULL AND {covers} GROUP BY 1, 2"
-        ).to_arrow_table()
-        built = _Rollup(key, watermark, int(rows), months)
+        watermark = ix.received_at.max().to_pyarrow().as_py()
+        upto = ix.filter(_covered(ix, watermark))
+        rows = int(upto.count().to_pyarrow().as_py())
+        months = _months(upto, owners, departments).to_pyarrow()
+        built = _Rollup(key, watermark, rows, months)
         _rollups.pop(path, None)
         _rollups[path] = built
         while len(_rollups) > STORES:  # a process reads one store; tests open many
@@ -245,94 +265,53 @@ def _month_start(value: dt.datetime, up: bool) -> dt.datetime:
     return first
 
 
+def _covered(ix: ir.Table, watermark: dt.datetime | None) -> ir.BooleanValue:
+    """Log rows the rollup covers (received at or before its watermark)."""
+    if watermark is None:
+        return ibis.literal(False)
+    return (ix.received_at <= watermark).fill_null(False)
+
+
 def _rollup_frame(con: BaseBackend, owners: dict[str, str], departments: list[str],
                   lo: dt.datetime | None, hi: dt.datetime | None,
                   segment: str | None = None) -> pd.DataFrame:  # fmt: skip
-    raw: Any = con.con  # the DuckDB connection
-    rollup = _rollup(raw, owners, departments)
-    width = len(rollup.months.column_names) - 2
-    ms = [f"m{i}" for i in range(width)]
-    case = _mask_sql(owners, departments)
-    log_cols = ", ".join(f"{c} AS {m}" for c, m in zip(case, ms, strict=True))
+    """``_grouped``'s answer, reading whole months from the rollup and the log for the rest.
+
+    The parts are the rollup's months inside the range, the covered log rows in the days at
+    its edges, and every log row received since the rollup in the range; OR-ing masks is
+    idempotent, so each customer's set is the same as from the log alone.
+    """
+    rollup = _rollup(con, owners, departments)
+    ms = [c for c in rollup.months.column_names if c.startswith("m") and c != "month"]
+    months = ibis.memtable(rollup.months)
     # Whole months from the rollup; the log for the days at the edges of the range.
     full_lo = _month_start(lo, up=True) if lo else None
     full_hi = _month_start(hi, up=False) if hi else None
+    ix = log(con).filter(_.customer_id.notnull())
+    covered = _covered(ix, rollup.watermark)
     if full_lo and full_hi and full_lo >= full_hi:
-        full_lo = full_hi = None  # no whole month inside: the log for all of it
-        whole, edges = "FALSE", _between("event_time", lo, hi)
+        whole = months.filter(ibis.literal(False))  # no whole month inside: the log for all
+        edges = _in_range(ix.filter(covered), lo, hi)
     else:
-        whole = _between("month", full_lo, full_hi)
+        whole = months
+        if full_lo is not None:
+            whole = whole.filter(whole.month >= full_lo.date())
+        if full_hi is not None:
+            whole = whole.filter(whole.month < full_hi.date())
         parts = []
         if lo and full_lo:
-            parts.append(_between("event_time", lo, full_lo))
+            parts.append(_in_range(ix.filter(covered), lo, full_lo))
         if hi and full_hi:
-            parts.append(_between("event_time", full_hi, hi))
-        edges = " OR ".join(parts) or "FALSE"
-    covered = _received(rollup.watermark)
-    responses = _between("submitted_at", lo, hi)
-
-    def members(column: str) -> str:
-        if segment is None:
-            return "TRUE"
-        return (f"{column} IN (SELECT customer_id FROM customer_traits "
-                f"WHERE name = 'segment' AND value = {_sql_str(segment)})")  # fmt: skip
-
-    counts = ", ".join(f"count(*) FILTER (WHERE nps_category = '{c}') AS {c}" for c in CATEGORIES)
-    sql = f"""
-        WITH parts AS (
-            SELECT cid, {", ".join(ms)} FROM _journey_months WHERE {whole}
-            UNION ALL
-            SELECT customer_id, {log_cols} FROM interactions
-            WHERE customer_id IS NOT NULL AND {covered} AND ({edges})
-            UNION ALL
-            SELECT customer_id, {log_cols} FROM interactions
-            WHERE customer_id IS NOT NULL AND NOT coalesce({covered}, FALSE)
-              AND {_between("event_time", lo, hi)}
-        ),
-        per AS (SELECT cid, {", ".join(f"bit_or({m}) AS {m}" for m in ms)} FROM parts GROUP BY cid),
-        mapped AS (
-            SELECT coalesce(c.merged_into, per.cid) AS cid,
-                   {", ".join(f"bit_or(per.{m}) AS {m}" for m in ms)}
-            FROM per LEFT JOIN customers c ON c.id = per.cid GROUP BY 1
-        ),
-        -- Traits belong to the surviving profile: the segment is taken after the mapping.
-        kept AS (SELECT * FROM mapped WHERE {members("cid")}),
-        answers AS (
-            SELECT customer_id AS rcid, {counts}
-            FROM responses
-            WHERE nps_category IN ({", ".join(f"'{c}'" for c in CATEGORIES)})
-              AND customer_id IS NOT NULL AND {responses}
-              AND {members("customer_id")}
-            GROUP BY 1
-        )
-        SELECT {", ".join(f"coalesce(m.{m}, 0) AS {m}" for m in ms)}, count(m.cid) AS customers,
-               {", ".join(f"sum(coalesce(a.{c}, 0)) AS {c}" for c in CATEGORIES)}
-        FROM kept m FULL OUTER JOIN answers a ON m.cid = a.rcid
-        GROUP BY {", ".join(str(i + 1) for i in range(width))}
-    """  # keys are validated identifiers, quoted; times are formatted literals
-    raw.register("_journey_months", rollup.months)
-    try:
-        return raw.sql(sql).df()
-    finally:
-        raw.unregister("_journey_months")
-
-
-def _sql_ts(value: dt.datetime) -> str:
-    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-
-
-def _received(watermark: dt.datetime | None) -> str:
-    """Log rows the rollup covers (received at or before its watermark)."""
-    return "FALSE" if watermark is None else f"(received_at <= {_sql_ts(watermark)})"
-
-
-def _between(column: str, lo: dt.datetime | None, hi: dt.datetime | None) -> str:
-    conds = []
-    if lo is not None:
-        conds.append(f"{column} >= {_sql_ts(lo)}")
-    if hi is not None:
-        conds.append(f"{column} < {_sql_ts(hi)}")
-    return "(" + (" AND ".join(conds) or "TRUE") + ")"
+            parts.append(_in_range(ix.filter(covered), full_hi, hi))
+        edges = ibis.union(*parts) if parts else ix.filter(ibis.literal(False))
+    tail = _in_range(ix.filter(~covered), lo, hi)
+    from_log = ibis.union(edges, tail)
+    per = ibis.union(
+        whole.select("cid", *ms),
+        from_log.select(cid=from_log.customer_id, **_masks(from_log, owners, departments)),
+        distinct=False,
+    )
+    return _touched(con, per, ms, lo, hi, segment).to_pandas()
 
 
 def department_journeys(

@@ -16,8 +16,12 @@ import ibis
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
+from cxm.customers import facts as customer_facts
 from cxm.errors import Invalid
+from cxm.interactions.facts import log
 from cxm.metrics.definitions import FACTS, Fact, Metric
+from cxm.org.facts import touchpoints_expr
+from cxm.surveys import facts as survey_facts
 
 GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 ORG_DIMENSIONS = {"department": "department_key", "team": "team_key", "stage": "stage"}
@@ -101,6 +105,25 @@ def _uses_derived(metric: Metric, fact: Fact) -> bool:
     return any(name in text for name in fact.derived)
 
 
+# Each fact table through its owner's accessor (current customer ids after merges). Metric
+# definitions choose the population themselves (``respondent_kind`` filters).
+READERS: dict[str, Any] = {
+    "responses": lambda b: survey_facts.responses(b, population=None),
+    "survey_invitations": survey_facts.invitations,
+    "interactions": log,
+    "customers": customer_facts.every_profile,
+}
+
+
+def read_fact(backend: BaseBackend, fact: Fact) -> ir.Table:
+    """The rows of ``fact`` from the domain that owns it."""
+    reader = READERS.get(fact.table)
+    if reader is None:
+        raise Invalid(f"no reader for the fact table {fact.table!r}; known: {', '.join(READERS)}")
+    table: ir.Table = reader(backend)
+    return table
+
+
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise Invalid(f"{value.isoformat()}: give start and end with a time zone (or as UTC)")
@@ -120,7 +143,7 @@ def fact_rows(
     fact = FACTS[metric.fact]
     if metric.time:
         fact = replace(fact, time=metric.time)
-    t = backend.table(fact.table)
+    t = read_fact(backend, fact)
     t = t.filter(_condition(t, metric.filters), t[fact.time].notnull())
     if _uses_derived(metric, fact) and fact.customer:
         # The next event of the same customer, ordered by time then key so ties resolve the
@@ -156,7 +179,7 @@ def _with_dimensions(
         if fact.touchpoint is None:
             raise Invalid(f"{metric.name} reads {metric.fact}, which has no touchpoint to slice "
                           f"by {org_needed[0]}")  # fmt: skip
-        tp = backend.table("touchpoints")
+        tp = touchpoints_expr(backend)
         tp = tp.select(
             _tp_key=tp.key,
             **{f"_org_{d}": tp[col] for d, col in ORG_DIMENSIONS.items() if d in org_needed},
@@ -164,7 +187,7 @@ def _with_dimensions(
         t = t.left_join(tp, t[fact.touchpoint] == tp._tp_key)
         for d in org_needed:
             columns[d] = f"_org_{d}"
-    traits = backend.table("customer_traits")
+    traits = customer_facts.traits(backend)
     for i, d in enumerate(dims):
         trait = _trait_name(d)
         if d in GRAINS:

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 from sqlalchemy.engine import Engine
 
-from cxm.customers.tables import customer_traits, customers
-from cxm.interactions.tables import interactions
-from cxm.org.tables import departments, teams, touchpoints
+from cxm.customers.facts import customer_traits, customers
+from cxm.interactions.facts import interactions
+from cxm.org.facts import departments, teams, touchpoints
 from cxm.store.bulk import insert_table
-from cxm.surveys.tables import responses
+from cxm.surveys.facts import responses_table as responses
 
 # key, channel, stage, owning department, mean NPS answer (friction lowers it)
 TOUCHPOINTS = [

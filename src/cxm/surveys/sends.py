@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cxm.interactions.tables import interactions
+from cxm.interactions.facts import interactions
 from cxm.store.bulk import insert_rows
 from cxm.surveys.tables import invitations, responses
 

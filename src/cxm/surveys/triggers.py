@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cxm.interactions.tables import interactions
+from cxm.interactions.facts import interactions
 from cxm.store import as_utc, jobs, utcnow
 from cxm.surveys.distribution import INVITE
 from cxm.surveys.tables import trigger_rules, trigger_watermark

@@ -15,10 +15,13 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
-from cxm.customers.analytics import with_trait
+from cxm.customers.facts import with_trait
 from cxm.metrics.stats import Interval, nps_interval, nps_test
 from cxm.store import analytics
 from cxm.store.analytics import reading
+from cxm.surveys import facts as survey_facts
+from cxm.surveys.facts import CUSTOMER
+from cxm.text import facts as text_facts
 from cxm.text import schemas
 
 SOURCE = "survey_response"
@@ -32,6 +35,8 @@ class Slice:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     segment: str | None = None  # customers whose ``segment`` trait has this value
+    # Whose answers: customers' by default; "employee" for pulse comments; None for both.
+    population: str | None = CUSTOMER
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -39,7 +44,7 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
 
 
 def _responses(con: Any, where: Slice) -> Any:
-    r = con.table("responses")
+    r = survey_facts.responses(con, where.population)
     r = r.filter(r.completed, r.comment.notnull())
     if where.survey:
         r = r.filter(r.survey_key == where.survey)
@@ -70,7 +75,7 @@ def response_texts(
     if ids is not None:
         r = r.filter(r.id.isin(list(ids)))
     if pending_model:
-        a = con.table("text_annotations")
+        a = text_facts.annotations(con)
         done = a.filter(a.source == SOURCE, a.model == pending_model).select(done_id=a.source_id)
         r = r.anti_join(done, r.id == done.done_id)
     r = r.select("id", "comment", "nps", "csat", "submitted_at").order_by(["submitted_at", "id"])
@@ -120,7 +125,7 @@ def _theme_impact(con: BaseBackend, themes: Sequence[schemas.Theme], where: Slic
     by_theme: dict[tuple[str, str], dict[str, Any]] = {}
     taxonomies = sorted({t.taxonomy for t in themes})
     if taxonomies:
-        tt = con.table("text_themes")
+        tt = text_facts.tags(con)
         tt = tt.filter(tt.source == SOURCE, tt.taxonomy.isin(taxonomies))
         joined = r.join(tt, r.id == tt.source_id)
         grouped = joined.group_by(["taxonomy", "theme_key"]).aggregate(**_counts(joined))
@@ -185,7 +190,7 @@ def sentiment_by_label(engine: Engine, model: str, where: Slice = Slice()) -> di
     """How many responses in the slice carry each sentiment label under ``model``."""
     con = analytics(engine)
     r = _responses(con, where)
-    a = con.table("text_annotations")
+    a = text_facts.annotations(con)
     a = a.filter(a.source == SOURCE, a.model == model)
     joined = r.join(a, r.id == a.source_id)
     rows = joined.group_by("label").aggregate(n=joined.count()).to_pyarrow().to_pylist()

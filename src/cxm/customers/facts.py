@@ -1,0 +1,74 @@
+"""The customers domain's facts for every reader: profiles, traits, the current-customer map.
+
+A merge re-points every customer-keyed row in its own transaction
+(``customers.service.follow_merges``); the accessors here map ids through
+``customers.merged_into`` as well, so a fact written later under a merged-away id (a job
+queued before the merge, an import of old ids) still counts for the surviving customer.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+from ibis.backends import BaseBackend
+
+from cxm.customers.tables import (
+    customer_identities,
+    customer_merges,
+    customer_traits,
+    customers,
+    privacy_requests,
+)
+
+__all__ = [
+    "current_customer",
+    "customer_identities",
+    "customer_merges",
+    "customer_traits",
+    "customers",
+    "every_profile",
+    "merged",
+    "privacy_requests",
+    "profiles",
+    "traits",
+    "with_trait",
+]
+
+
+def merged(con: BaseBackend) -> ir.Table:
+    """``(_from, _into)``: every merged-away customer id and its survivor (one hop deep)."""
+    c = con.table("customers")
+    return c.filter(c.merged_into.notnull()).select(_from=c.id, _into=c.merged_into)
+
+
+def current_customer(con: BaseBackend, t: ir.Table, column: str = "customer_id") -> ir.Table:
+    """``t`` with ``column`` holding the current (surviving) customer id of each row.
+
+    Shape: the same columns and rows as ``t``. Rows without a customer keep null.
+    """
+    m = merged(con)
+    j = t.left_join(m, t[column] == m._from)
+    return j.mutate(**{column: ibis.coalesce(j._into, j[column])}).drop("_from", "_into")
+
+
+def profiles(con: BaseBackend) -> ir.Table:
+    """Current customer profiles: neither merged away nor erased (one row per customer)."""
+    c = con.table("customers")
+    return c.filter(c.merged_into.isnull(), c.erased_at.isnull())
+
+
+def every_profile(con: BaseBackend) -> ir.Table:
+    """Every profile row, merged-away and erased ones included (their facts are blanked)."""
+    return con.table("customers")
+
+
+def traits(con: BaseBackend) -> ir.Table:
+    """Traits in long form ``(customer_id, name, value, set_at)``, on current customers only
+    (a merge moves each trait's latest value to the survivor)."""
+    return con.table("customer_traits")
+
+
+def with_trait(con: BaseBackend, name: str, value: str) -> ir.Column:
+    """The ids of the customers whose trait ``name`` is ``value`` (for ``isin`` filters)."""
+    t = traits(con)
+    return t.filter(t.name == name, t.value == value).customer_id
