@@ -80,7 +80,7 @@ def test_responses_and_invitations_move_to_the_survivor(
 
 
 def test_an_unsubscribe_holds_for_the_merged_customer(two_people: tuple[Engine, str, str]) -> None:
-    engine, a, b = two_people
+    engine, a, _ = two_people
     with engine.connect() as conn:
         assert not surveys.is_unsubscribed(conn, a)
     _merge(engine)

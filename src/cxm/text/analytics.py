@@ -75,7 +75,7 @@ def response_texts(
     if ids is not None:
         r = r.filter(r.id.isin(list(ids)))
     if pending_model:
-        a = text_facts.annotations(con)
+        a = text_facts.sentiment(con)
         done = a.filter(a.source == SOURCE, a.model == pending_model).select(done_id=a.source_id)
         r = r.anti_join(done, r.id == done.done_id)
     r = r.select("id", "comment", "nps", "csat", "submitted_at").order_by(["submitted_at", "id"])
@@ -190,7 +190,7 @@ def sentiment_by_label(engine: Engine, model: str, where: Slice = Slice()) -> di
     """How many responses in the slice carry each sentiment label under ``model``."""
     con = analytics(engine)
     r = _responses(con, where)
-    a = text_facts.annotations(con)
+    a = text_facts.sentiment(con)
     a = a.filter(a.source == SOURCE, a.model == model)
     joined = r.join(a, r.id == a.source_id)
     rows = joined.group_by("label").aggregate(n=joined.count()).to_pyarrow().to_pylist()

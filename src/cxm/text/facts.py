@@ -11,10 +11,10 @@ from ibis.backends import BaseBackend
 
 from cxm.text.tables import text_annotations, text_themes
 
-__all__ = ["annotations", "tags", "text_annotations", "text_themes"]
+__all__ = ["sentiment", "tags", "text_annotations", "text_themes"]
 
 
-def annotations(con: BaseBackend) -> ir.Table:
+def sentiment(con: BaseBackend) -> ir.Table:
     """Sentiment annotations: ``source, source_id, model, label, score, language, ...``."""
     return con.table("text_annotations")
 
