@@ -16,6 +16,7 @@ from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
 from cxm.customers.facts import with_trait
+from cxm.errors import Invalid
 from cxm.metrics.stats import Interval, nps_interval, nps_test
 from cxm.store import analytics
 from cxm.store.analytics import reading
@@ -57,9 +58,21 @@ def _responses(con: Any, where: Slice) -> Any:
     return r
 
 
+# Every comment gets annotated, customers' and employees' alike; analyses choose a population.
+EVERYONE = Slice(population=None)
+POPULATIONS = {"customer": CUSTOMER, "employee": "employee", "all": None}
+
+
+def population(name: str) -> str | None:
+    """``customer`` | ``employee`` | ``all`` as a ``Slice.population``; Invalid otherwise."""
+    if name not in POPULATIONS:
+        raise Invalid(f"population '{name}' is unknown: use {', '.join(POPULATIONS)}")
+    return POPULATIONS[name]
+
+
 def response_texts(
     engine: Engine,
-    where: Slice = Slice(),
+    where: Slice = EVERYONE,
     *,
     ids: Sequence[str] | None = None,
     pending_model: str | None = None,

@@ -21,7 +21,9 @@ taxonomy_app = typer.Typer(help="Themes you define (YAML): apply, list.", no_arg
 app.add_typer(taxonomy_app, name="taxonomy")
 
 
-def _slice(survey: str | None, period: str | None, since: str | None = None) -> analytics.Slice:
+def _slice(
+    survey: str | None, period: str | None, since: str | None = None, people: str = "customer"
+) -> analytics.Slice:
     start, end = service.period_bounds(period) if period else (None, None)
     if since:
         try:
@@ -30,7 +32,9 @@ def _slice(survey: str | None, period: str | None, since: str | None = None) -> 
             raise Invalid(f"--since '{since}' is not a date: use YYYY-MM-DD") from exc
         if start.tzinfo is None:
             start = start.replace(tzinfo=dt.UTC)
-    return analytics.Slice(survey=survey, since=start, until=end)
+    return analytics.Slice(
+        survey=survey, since=start, until=end, population=analytics.population(people)
+    )
 
 
 @app.command("annotate")
@@ -43,7 +47,7 @@ def annotate(
 ) -> None:
     """Annotate survey comments in bulk: language, sentiment, and stored taxonomies' themes."""
     with errors():
-        where = _slice(survey, None, since)
+        where = _slice(survey, None, since, "all")
         with Progress(
             TextColumn("annotating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=err_console, transient=True,
@@ -83,6 +87,9 @@ def discover(
     k: int | None = typer.Option(None, help="number of themes (default: chosen by silhouette)"),
     seed: int = typer.Option(0, help="same seed, same themes"),
     vectors: str = typer.Option("auto", help="auto | embedding | tfidf"),
+    people: str = typer.Option(
+        "customer", "--population", help="whose comments: customer | employee | all"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Discover themes in the comments of a survey and period."""
@@ -91,7 +98,7 @@ def discover(
             raise Invalid(f"--vectors '{vectors}' is unknown: use auto, embedding or tfidf")
         found = service.discover_themes(
             engine(),
-            _slice(survey, period),
+            _slice(survey, period, people=people),
             k=k,
             seed=seed,
             vectors=vectors,  # type: ignore[arg-type]
@@ -118,6 +125,9 @@ def impact(
     survey: str | None = typer.Option(None, help="survey key"),
     period: str | None = typer.Option(None, help="YYYY, YYYY-MM, YYYY-Qn or Nd"),
     department: str | None = typer.Option(None, help="only themes this department owns"),
+    people: str = typer.Option(
+        "customer", "--population", help="whose comments: customer | employee | all"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """What each theme costs in NPS points, with 95% intervals."""
@@ -127,7 +137,7 @@ def impact(
             found = taxonomy.list_themes(conn, taxonomy_key)
         if department:
             found = [t for t in found if t.department_key == department]
-        report = analytics.theme_impact(eng, found, _slice(survey, period))
+        report = analytics.theme_impact(eng, found, _slice(survey, period, people=people))
     if as_json:
         print_json(schemas.as_dict(report))
         return

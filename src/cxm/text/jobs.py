@@ -32,7 +32,7 @@ def annotate_bulk(
     engine: Engine,
     *,
     tier_name: str = "lexicon",
-    where: analytics.Slice = analytics.Slice(),
+    where: analytics.Slice = analytics.EVERYONE,
     only_pending: bool = True,
     batch: int = BATCH,
     semantic: bool | None = None,
