@@ -80,8 +80,10 @@ def _play(engine: Engine, people: list[dict[str, Any]], resolved_first: bool) ->
             if "crm_id" in fields:
                 fields = {"external_ids": {"crm_id": fields.pop("crm_id")}}
             traits = {"segment": spec["segment"]} if n == 0 else {}
-            ids.append(_ingest(engine, f"e-{p}-{n}", T + dt.timedelta(minutes=n + 1),
-                               type="identify", properties={"traits": traits}, **fields))  # fmt: skip
+            at = T + dt.timedelta(minutes=n + 1)
+            props = {"traits": traits}
+            ids.append(_ingest(engine, f"e-{p}-{n}", at, type="identify", properties=props,
+                               **fields))  # fmt: skip
         with engine.begin() as conn:
             for a, (who, score, touchpoint) in enumerate(spec["answers"]):
                 f.nps_responses(conn, touchpoint, [score], customer_id=ids[who % len(ids)],
