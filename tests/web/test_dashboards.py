@@ -118,3 +118,28 @@ def test_pages_share_results_and_the_refresh_keeps_them_current(
     clock.now += 15  # 45 s old: the background pass recomputes what pages use
     assert board.refresh(app_client.app) > 0  # type: ignore[arg-type]
     assert f"n={n_before + 5}" in client.get("/").text
+
+
+def test_every_department_is_listed_with_the_reason_a_figure_is_missing(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    from cxm.org import service as org
+
+    company(seeded)
+    with seeded.connect() as conn:
+        departments = org.list_departments(conn)
+        owners = {t.department_key for t in org.list_touchpoints(conn)}
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get("/")
+    scored = set(compute(seeded, "nps", ["department"])["department"])
+    for d in departments:
+        name = d.name.replace("&", "&amp;")
+        row = re.search(rf">{re.escape(name)}</a></th>(.*?)</tr>", page.text, re.S)
+        assert row, f"{d.key} is missing from the overview"
+        if d.key not in owners:
+            assert "owns no touchpoints" in row.group(1)
+        elif d.key not in scored:
+            assert "no NPS answers at its touchpoints" in row.group(1)
+    assert "—" not in re.search(r"By department(.*?)</table>", page.text, re.S).group(1)  # type: ignore[union-attr]
+    index = client.get("/departments")
+    assert all(d.name.replace("&", "&amp;") in index.text for d in departments)

@@ -78,7 +78,7 @@ def overview(
     headline = kpis(board)
     trend = board.rows("nps", ["month"])
     csat_trend = board.rows("csat", ["month"])
-    by_dept = _by_department(board)
+    by_dept = _by_department(board, conn)
     moves = board.frame("csat", ["department", "month"], compare="previous")
     rate = board.rows("response_rate", [])
     completion = board.rows("completion_rate", [])
@@ -107,15 +107,39 @@ def _in_view(alert: dict[str, Any], f: Filters) -> bool:
     return alert["slice"] in ("", f"department={f.department}")
 
 
-def _by_department(board: Board) -> list[dict[str, Any]]:
-    """One row per department with its headline scores (responses at touchpoints it owns)."""
-    table: dict[str, dict[str, Any]] = {}
+def _by_department(board: Board, conn: Connection) -> list[dict[str, Any]]:
+    """One row per department, every department, with its headline scores (responses at the
+    touchpoints it owns) or, where a score is missing, the reason in words."""
+    only = board.filters.department  # a manager's view, or a filter: that department alone
+    table: dict[str, dict[str, Any]] = {
+        d.key: {"department": d.key}
+        for d in org.list_departments(conn)
+        if only is None or d.key == only
+    }
+    owned = {t.department_key for t in org.list_touchpoints(conn)}
     for name in HEADLINE:
-        for r in board.rows(name, ["department"]):
-            table.setdefault(r["department"], {"department": r["department"]})[name] = r
+        found = {r["department"]: r for r in board.rows(name, ["department"])}
+        least = board.metrics[name].min_sample
+        for key, row in table.items():
+            r = found.get(key)
+            if r is not None and r.get("value") is not None:
+                row[name] = r
+            else:
+                row[name] = {**(r or {}), "value": None,
+                             "reason": _missing(name, key in owned, r, least)}  # fmt: skip
     # Responses with no touchpoint (relationship NPS) belong to no department.
     table.pop(NONE_LABEL, None)
     return sorted(table.values(), key=lambda r: r["department"])
+
+
+def _missing(metric: str, owns: bool, row: dict[str, Any] | None, least: int) -> str:
+    """Why a department has no figure for ``metric``, for a person reading the page."""
+    if not owns:
+        return "owns no touchpoints"
+    n = int((row or {}).get("n") or 0)
+    if n == 0:
+        return f"no {metric.upper()} answers at its touchpoints"
+    return f"fewer than {least} answers (n={n})"
 
 
 def _latest_significant(df: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +162,7 @@ def departments_index(
         departments = [d for d in departments if d.key == scope.department_key]
     board = Board(readers(request), catalog(request), f, frame_cache(request))
     board.run([spec(m, ["department"]) for m in HEADLINE])
-    scores = {r["department"]: r for r in _by_department(board)}
+    scores = {r["department"]: r for r in _by_department(board, conn)}
     return render(request, who, "departments.html", as_of=board.as_of, filters=f,
                   departments=departments,
                   scores=scores, headline=HEADLINE)  # fmt: skip
