@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from ibis.backends import BaseBackend
 
 from cxm.metrics import Metric, compute
+from cxm.metrics.analytics import GRAINS, NONE_LABEL, column_name
 from cxm.metrics.service import read_targets
 from cxm.org.security import get_engine
 from cxm.store.analytics import ReaderPool
@@ -261,4 +262,43 @@ class Board:
         return self._results[key]
 
     def rows(self, name: str, by: Sequence[str] = (), **kw: Any) -> list[dict[str, Any]]:
-        return records(self.frame(name, by, **kw))
+        """The rows of one metric query, each with ``query``: the same figure asked alone."""
+        out = records(self.frame(name, by, **kw))
+        f = self._filters(kw.get("company", False))
+        for row in out:
+            row["query"] = single_query(name, by, row, f)
+        return out
+
+
+def single_query(name: str, by: Sequence[str], row: Mapping[str, Any],
+                 f: Filters) -> dict[str, Any] | None:  # fmt: skip
+    """The metric query that gives ``row``'s figure on its own: the page's filters plus the
+    row's slice values as filters, its period as start and end. What a reader (or a test)
+    asks the API (``/api/v1/metrics/NAME?filter=...``) or the CLI to check a figure on a page.
+    None for a slice that cannot be asked alone (a "(none)" slice)."""
+    filters = dict(f.metric_filters())
+    start, end = f.start_at, f.end_at
+    for d in by:
+        value = row.get(column_name(d))
+        if value is None or value == NONE_LABEL:
+            return None
+        if d in GRAINS:
+            lo = dt.datetime.combine(dt.date.fromisoformat(str(value)), dt.time(), dt.UTC)
+            hi = _period_end(lo, d)
+            start, end = max(lo, start) if start else lo, min(hi, end) if end else hi
+        else:
+            filters[d] = str(value)
+    return {
+        "metric": name,
+        "filters": filters,
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+    }
+
+
+def _period_end(start: dt.datetime, grain: str) -> dt.datetime:
+    months = {"month": 1, "quarter": 3, "year": 12}.get(grain)
+    if months is None:
+        return start + dt.timedelta(days=7 if grain == "week" else 1)
+    total = start.month - 1 + months
+    return start.replace(year=start.year + total // 12, month=total % 12 + 1)
