@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from cxm.cli.main import app as cli
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import Weighting, compute, record_alerts, set_target, stats
 from cxm.metrics.definitions import load
@@ -214,8 +218,7 @@ JAN, FEB, MAR, APR = (dt.datetime(2025, m, 1, 6, tzinfo=dt.UTC) for m in (1, 2, 
 DAY = dt.timedelta(days=1)
 
 
-@pytest.fixture
-def growth(engine: Engine) -> Engine:
+def _growth_rows() -> list[tuple[str, str, dt.datetime, float | None]]:
     """A subscription company billing monthly, January to April 2025.
 
     c0..c39 are billed 10 a month from January; c0..c3 cancel in February, c4 in March (after
@@ -246,9 +249,15 @@ def growth(engine: Engine) -> Engine:
     rows.append(("n0", "subscription_cancelled", FEB + 19 * DAY, None))
     for i in range(1, 10):
         bill(f"n{i}", [FEB, MAR, APR])
+    return rows
+
+
+@pytest.fixture
+def growth(engine: Engine) -> Engine:
+    """The company of ``_growth_rows``."""
     with engine.begin() as conn:
         f.org(conn)
-        f.events(conn, rows, touchpoint="invoice")
+        f.events(conn, _growth_rows(), touchpoint="invoice")
     return engine
 
 
@@ -334,3 +343,35 @@ def test_growth_metrics_need_a_time_grain(growth: Engine) -> None:
         compute(growth, "logo_churn_rate", by=["department", "month"])
     with pytest.raises(Invalid, match=r"cannot slice nps .* by 'cohort'"):
         compute(growth, "nps", by=["cohort"])
+
+
+def test_growth_metrics_over_http(
+    seeded: Engine, app_client: TestClient, read_headers: dict[str, str]
+) -> None:
+    with seeded.begin() as conn:
+        f.events(conn, _growth_rows(), touchpoint="invoice")
+    r = app_client.get("/api/v1/metrics/churn_rate", params={"by": "month"},
+                       headers=read_headers)  # fmt: skip
+    assert r.status_code == 200, r.text
+    rows = {row["month"]: row for row in r.json()["rows"]}
+    assert rows["2025-02-01"]["value"] == pytest.approx(10.0) and rows["2025-02-01"]["n"] == 40
+    r = app_client.get("/api/v1/metrics/churn_rate", headers=read_headers)
+    assert r.status_code == 422 and "give a time grain" in r.json()["detail"]
+
+
+def test_growth_metrics_on_the_command_line(
+    duckdb_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with duckdb_engine.begin() as conn:
+        f.org(conn)
+        f.events(conn, _growth_rows(), touchpoint="invoice")
+    duckdb_engine.dispose()
+    monkeypatch.setenv("CXM_DATABASE_URL", str(duckdb_engine.url))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["metrics", "net_revenue_retention", "--grain", "month",
+                              "--format", "json"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    march = {row["month"]: row for row in json.loads(out.output)}["2025-03-01"]
+    assert march["value"] == pytest.approx(100 * 445 / 450)
+    bad = runner.invoke(cli, ["metrics", "logo_churn_rate"])
+    assert bad.exit_code == 2 and "give a time grain" in bad.output
