@@ -1,98 +1,89 @@
 """Every shipped metric gives the same numbers on DuckDB, PostgreSQL and PySpark, computed on
-the demo company loaded through the same importers a user runs.
+the default demo company loaded through the same importers a user runs: one test per metric
+and engine.
 
-Counts match exactly; floating-point results to 1e-7 relative, since engines accumulate sums
-and standard deviations in different orders.
+DuckDB is the reference: on DuckDB a test checks that the metric gives numbers on the demo at
+all; on the other engines, that it gives DuckDB's numbers. Counts match exactly; floating-point
+results to 1e-7 relative, since engines accumulate sums and standard deviations in different
+orders. A known engine gap is a strict xfail in ``GAPS``, so a fix makes the test fail until
+the marker goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
-from cxm.demo.generator import generate
-from cxm.demo.load import load as load_demo
 from cxm.metrics import compute, load
-from cxm.metrics.export import export_parquet, spark_backend
-from cxm.store import create_engine, upgrade
+from tests.conformance.conftest import engine_params
 
-SHIPPED = sorted(load())
+METRICS = load()
 BY = ["department", "month"]
+# (metric, engine) -> why it differs there. None known today.
+GAPS: dict[tuple[str, str], str] = {}
 
 
-@pytest.fixture(scope="module")
-def demo_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    generate(folder, customers=1500, months=4, seed=11)
-    return folder
+def _by(name: str) -> list[str]:
+    # A derived metric combines metrics owned by different departments, and growth metrics
+    # count customers, who have no touchpoint: slice those by month only.
+    metric = METRICS[name]
+    if metric.kind == "derived" or metric.fact == "customer_periods":
+        return ["month"]
+    return BY
 
 
-@pytest.fixture(scope="module")
-def duck(tmp_path_factory: pytest.TempPathFactory, demo_files: Path) -> Iterator[Engine]:
-    eng = create_engine(f"duckdb:///{tmp_path_factory.mktemp('conf') / 'cxm.duckdb'}")
-    upgrade(eng)
-    load_demo(eng, demo_files)
-    yield eng
-    eng.dispose()
+_references: dict[tuple[Any, ...], pd.DataFrame] = {}
 
 
-@pytest.fixture(scope="module")
-def pg(_postgres_engine: Engine, demo_files: Path) -> Engine:
-    from tests.conftest import _clean
-
-    _clean(_postgres_engine)
-    load_demo(_postgres_engine, demo_files)
-    return _postgres_engine
+def _reference(duck: Engine, name: str, **kw: Any) -> pd.DataFrame:
+    key = (name, repr(sorted(kw.items())))
+    if key not in _references:
+        _references[key] = compute(duck, name, **kw)
+    return _references[key]
 
 
-@pytest.fixture(scope="module")
-def lake(duck: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lake")
-    written = export_parquet(duck, out)
-    assert written["responses"] > 0 and (out / "interactions.parquet").exists()
-    return out
-
-
-@pytest.fixture(scope="module")
-def sparkb(lake: Path, spark: Any) -> Any:
-    return spark_backend(lake, session=spark)
-
-
-@pytest.mark.postgres
-@pytest.mark.spark
-def test_every_shipped_metric_is_identical_on_all_engines(duck: Engine, pg: Engine,
-                                                          sparkb: Any) -> None:  # fmt: skip
-    metrics = load()
-    for name in SHIPPED:
-        # A derived metric combines metrics owned by different departments: slice it by month.
-        by = ["month"] if metrics[name].kind == "derived" else BY
-        reference = compute(duck, name, by=by)
+@pytest.mark.parametrize(
+    ("name", "engine"), [p for name in sorted(METRICS) for p in engine_params(name, GAPS)]
+)
+def test_metric_matches_duckdb(name: str, engine: str, on: Any, duck: Engine) -> None:
+    reference = _reference(duck, name, by=_by(name))
+    if engine == "duckdb":
         assert len(reference) > 0 and reference["value"].notna().any(), name
-        for engine in (pg, sparkb):
-            pd.testing.assert_frame_equal(compute(engine, name, by=by), reference, rtol=1e-7,
-                                          check_dtype=False, obj=name)  # fmt: skip
+        return
+    got = compute(on(engine), name, by=_by(name))
+    pd.testing.assert_frame_equal(got, reference, rtol=1e-7, check_dtype=False, obj=name)
 
 
-@pytest.mark.spark
-def test_trait_week_slices_and_comparisons_match_on_spark(duck: Engine, sparkb: Any) -> None:
+SLICED = ("nps", "repeat_contact_rate", "time_to_resolution", "logo_churn_rate",
+          "net_revenue_retention")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "engine"), [p for name in SLICED for p in engine_params(name, GAPS)]
+)
+def test_trait_week_slices_and_comparisons_match_duckdb(
+    name: str, engine: str, on: Any, duck: Engine
+) -> None:
     kw: dict[str, Any] = {"by": ["segment", "week"], "compare": "previous"}
-    for name in ("nps", "repeat_contact_rate", "time_to_resolution"):
-        pd.testing.assert_frame_equal(compute(sparkb, name, **kw), compute(duck, name, **kw),
-                                      rtol=1e-7, check_dtype=False, obj=name)  # fmt: skip
+    reference = _reference(duck, name, **kw)
+    if engine == "duckdb":
+        assert reference["p_value"].notna().any(), name
+        return
+    pd.testing.assert_frame_equal(compute(on(engine), name, **kw), reference, rtol=1e-7,
+                                  check_dtype=False, obj=name)  # fmt: skip
 
 
-def test_response_rate_recovers_the_demo_companys_planted_rates(duck: Engine) -> None:
-    """The demo's sends are survey_sent events in the log; recorded as invitations and linked
-    to the answers, they give back the answer rate the generator planted for each survey."""
-    from cxm.demo import causal
-
-    rates = compute(duck, "response_rate", ["survey"], confidence=0.999)
-    assert set(rates["survey"]) == set(causal.SURVEY_RESPONSE_RATE)
-    for row in rates.to_dict("records"):
-        planted = causal.SURVEY_RESPONSE_RATE[row["survey"]] * 100
-        assert row["ci_low"] <= planted <= row["ci_high"], row
+@pytest.mark.parametrize(
+    ("name", "engine"), [p for name in ("cohort_retention",) for p in engine_params(name, GAPS)]
+)
+def test_cohort_slices_match_duckdb(name: str, engine: str, on: Any, duck: Engine) -> None:
+    kw: dict[str, Any] = {"by": ["cohort", "month"]}
+    reference = _reference(duck, name, **kw)
+    if engine == "duckdb":
+        assert reference["cohort"].nunique() >= 5, reference
+        return
+    pd.testing.assert_frame_equal(compute(on(engine), name, **kw), reference, rtol=1e-7,
+                                  check_dtype=False, obj=name)  # fmt: skip

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from cxm.cli.main import app as cli
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import Weighting, compute, record_alerts, set_target, stats
 from cxm.metrics.definitions import load
@@ -133,9 +137,9 @@ def test_on_time_delivery_revenue_and_lifetime_value(engine: Engine) -> None:
     assert compute(engine, "on_time_delivery_rate")["value"][0] == pytest.approx(90.0)
     rpc = compute(engine, "revenue_per_customer")
     assert rpc["value"][0] == pytest.approx(75.0) and rpc["n"][0] == 40
-    assert compute(engine, "churn_rate")["value"][0] == pytest.approx(10.0)
-    clv = compute(engine, "customer_lifetime_value")
-    assert clv["value"][0] == pytest.approx(750.0) and clv["method"][0] == "derived"
+    # 4 cancellations of 40 decisions: the renewal-cohort rate, not churn of the customer base.
+    assert compute(engine, "renewal_cancellation_rate")["value"][0] == pytest.approx(10.0)
+    assert compute(engine, "renewal_rate")["value"][0] == pytest.approx(90.0)
 
 
 def test_installation_and_slice_targets_override_the_definition(store: Engine) -> None:
@@ -178,8 +182,8 @@ def test_bad_requests_say_what_to_do(store: Engine) -> None:
         compute(store, "npz")
     with pytest.raises(Invalid, match="unknown dimension 'colour'"):
         compute(store, "nps", by=["colour"])
-    with pytest.raises(Invalid, match=r"cannot slice churn_rate .* by 'survey'"):
-        compute(store, "churn_rate", by=["survey"])
+    with pytest.raises(Invalid, match=r"cannot slice renewal_rate .* by 'survey'"):
+        compute(store, "renewal_rate", by=["survey"])
     with pytest.raises(Invalid, match="needs a time grain"):
         compute(store, "nps", compare="previous")
     with store.connect() as conn:
@@ -208,3 +212,166 @@ def test_response_rate_counts_invitations_sent_and_answered(engine: Engine) -> N
     assert compute(engine, "response_rate", ["department"]).set_index("department").loc[
         "service", "n"] == 20  # fmt: skip
     assert compute(engine, "completion_rate")["value"][0] == pytest.approx(100.0)
+
+
+JAN, FEB, MAR, APR = (dt.datetime(2025, m, 1, 6, tzinfo=dt.UTC) for m in (1, 2, 3, 4))
+DAY = dt.timedelta(days=1)
+
+
+def _growth_rows() -> list[tuple[str, str, dt.datetime, float | None]]:
+    """A subscription company billing monthly, January to April 2025.
+
+    c0..c39 are billed 10 a month from January; c0..c3 cancel in February, c4 in March (after
+    its March invoice). n0..n9 are acquired in February; n0 cancels in the same month. From
+    March c5 pays 20 (expansion) and c6 pays 5 (contraction). Each invoice is paid at once.
+    """
+    rows: list[tuple[str, str, dt.datetime, float | None]] = []
+
+    def bill(c: str, months: list[dt.datetime], amount: float = 10.0) -> None:
+        for m in months:
+            rows.append((c, "invoice_sent", m + 4 * DAY, amount))
+            rows.append((c, "payment_received", m + 5 * DAY, amount))
+
+    for i in range(40):
+        c = f"c{i}"
+        if i < 4:
+            bill(c, [JAN, FEB])
+            rows.append((c, "subscription_cancelled", FEB + 14 * DAY, None))
+        elif i == 4:
+            bill(c, [JAN, FEB, MAR])
+            rows.append((c, "subscription_cancelled", MAR + 9 * DAY, None))
+        elif i in (5, 6):
+            bill(c, [JAN, FEB])
+            bill(c, [MAR, APR], 20.0 if i == 5 else 5.0)
+        else:
+            bill(c, [JAN, FEB, MAR, APR])
+    bill("n0", [FEB])
+    rows.append(("n0", "subscription_cancelled", FEB + 19 * DAY, None))
+    for i in range(1, 10):
+        bill(f"n{i}", [FEB, MAR, APR])
+    return rows
+
+
+@pytest.fixture
+def growth(engine: Engine) -> Engine:
+    """The company of ``_growth_rows``."""
+    with engine.begin() as conn:
+        f.org(conn)
+        f.events(conn, _growth_rows(), touchpoint="invoice")
+    return engine
+
+
+def _monthly(engine: Engine, name: str, by: tuple[str, ...] = ()) -> dict:  # type: ignore[type-arg]
+    df = compute(engine, name, by=[*by, "month"])
+    return {tuple(r[c] for c in [*by, "month"]) if by else r["month"]: r
+            for r in df.to_dict("records")}  # fmt: skip
+
+
+def test_customer_counts_per_month_follow_acquisition_and_cancellation(growth: Engine) -> None:
+    counts = {name: {m: r["value"] for m, r in _monthly(growth, name).items()}
+              for name in ("new_customers", "churned_customers", "active_customers",
+                           "retained_customers")}  # fmt: skip
+    assert counts["new_customers"] == {"2025-01-01": 40, "2025-02-01": 10}
+    # n0 is acquired and churns in February: new and churned, never in a start-of-month base.
+    assert counts["churned_customers"] == {"2025-02-01": 5, "2025-03-01": 1}
+    assert counts["active_customers"] == {"2025-01-01": 40, "2025-02-01": 45,
+                                          "2025-03-01": 44, "2025-04-01": 44}  # fmt: skip
+    assert counts["retained_customers"] == {"2025-02-01": 36, "2025-03-01": 44,
+                                            "2025-04-01": 44}  # fmt: skip
+
+
+def test_logo_churn_rate_is_churn_of_the_active_base_at_period_start(growth: Engine) -> None:
+    churn = _monthly(growth, "logo_churn_rate")
+    assert "2025-01-01" not in churn  # nobody was a customer on 1 January
+    assert churn["2025-02-01"]["n"] == 40 and churn["2025-02-01"]["value"] == pytest.approx(10.0)
+    assert churn["2025-03-01"]["n"] == 45
+    assert churn["2025-03-01"]["value"] == pytest.approx(100 / 45)
+    wilson = stats.wilson_interval(4, 40)
+    assert churn["2025-02-01"]["ci_low"] == pytest.approx(wilson.low * 100)
+    assert churn["2025-02-01"]["ci_high"] == pytest.approx(wilson.high * 100)
+    same = compute(growth, "churn_rate", by=["month"])
+    pd.testing.assert_frame_equal(same.drop(columns="metric"), compute(
+        growth, "logo_churn_rate", by=["month"]).drop(columns="metric"))  # fmt: skip
+    retention = _monthly(growth, "retention_rate")
+    assert retention["2025-03-01"]["value"] == pytest.approx(100 * 44 / 45)
+
+
+def test_revenue_retention_compares_last_months_revenue_with_this_months(growth: Engine) -> None:
+    # Base on 1 March: c4..c39 and n1..n9, 45 customers billed 10 in February: 450.
+    # March: c4 churned (0), c5 20, c6 5, the other 42 pay 10: 445; capped at February: 435.
+    nrr = _monthly(growth, "net_revenue_retention")["2025-03-01"]
+    grr = _monthly(growth, "gross_revenue_retention")["2025-03-01"]
+    assert nrr["n"] == 45 and nrr["value"] == pytest.approx(100 * 445 / 450)
+    assert grr["n"] == 45 and grr["value"] == pytest.approx(100 * 435 / 450)
+    assert grr["method"] == "ratio-linearised" and grr["ci_low"] < grr["value"] < grr["ci_high"]
+    # April: nobody churns and plans stay as in March.
+    assert _monthly(growth, "net_revenue_retention")["2025-04-01"]["value"] == pytest.approx(100)
+
+
+def test_ratio_interval_matches_the_linearisation_formula() -> None:
+    x = [10.0, 0.0, 10.0, 20.0, 5.0, 10.0]
+    y = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0]
+    n = len(x)
+    r = sum(x) / sum(y)
+    var = sum((a - r * b) ** 2 for a, b in zip(x, y, strict=True)) / ((n - 1) * n * 10.0**2)
+    i = stats.ratio_interval(sum(x), sum(y), sum(a * a for a in x), sum(b * b for b in y),
+                             sum(a * b for a, b in zip(x, y, strict=True)), n)  # fmt: skip
+    assert i.value == pytest.approx(r) and i.se == pytest.approx(var**0.5)
+    assert i.high - i.value == pytest.approx(1.959964 * var**0.5, rel=1e-6)
+
+
+def test_cohort_retention_follows_each_acquisition_month(growth: Engine) -> None:
+    cohorts = _monthly(growth, "cohort_retention", ("cohort",))
+    assert cohorts[("2025-01", "2025-04-01")]["n"] == 40
+    assert cohorts[("2025-01", "2025-04-01")]["value"] == pytest.approx(100 * 35 / 40)
+    assert cohorts[("2025-01", "2025-01-01")]["value"] == pytest.approx(100)
+    # Ten customers are below the minimum sample: counted, not numbered.
+    feb = cohorts[("2025-02", "2025-04-01")]
+    assert feb["n"] == 10 and feb["flags"] == "below_min_sample"
+
+
+def test_lifetime_value_divides_revenue_per_customer_by_churn(growth: Engine) -> None:
+    clv = _monthly(growth, "customer_lifetime_value")["2025-02-01"]
+    # February: 50 paying customers at 10 each; 10% of the 1 February base churned.
+    assert clv["value"] == pytest.approx(10 / 0.10) and clv["method"] == "derived"
+
+
+def test_growth_metrics_need_a_time_grain(growth: Engine) -> None:
+    with pytest.raises(Invalid, match=r"churn_rate is measured per period: give a time grain"):
+        compute(growth, "churn_rate")
+    with pytest.raises(Invalid, match=r"logo_churn_rate reads customer_periods, which has no"):
+        compute(growth, "logo_churn_rate", by=["department", "month"])
+    with pytest.raises(Invalid, match=r"cannot slice nps .* by 'cohort'"):
+        compute(growth, "nps", by=["cohort"])
+
+
+def test_growth_metrics_over_http(
+    seeded: Engine, app_client: TestClient, read_headers: dict[str, str]
+) -> None:
+    with seeded.begin() as conn:
+        f.events(conn, _growth_rows(), touchpoint="invoice")
+    r = app_client.get("/api/v1/metrics/churn_rate", params={"by": "month"},
+                       headers=read_headers)  # fmt: skip
+    assert r.status_code == 200, r.text
+    rows = {row["month"]: row for row in r.json()["rows"]}
+    assert rows["2025-02-01"]["value"] == pytest.approx(10.0) and rows["2025-02-01"]["n"] == 40
+    r = app_client.get("/api/v1/metrics/churn_rate", headers=read_headers)
+    assert r.status_code == 422 and "give a time grain" in r.json()["detail"]
+
+
+def test_growth_metrics_on_the_command_line(
+    duckdb_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with duckdb_engine.begin() as conn:
+        f.org(conn)
+        f.events(conn, _growth_rows(), touchpoint="invoice")
+    duckdb_engine.dispose()
+    monkeypatch.setenv("CXM_DATABASE_URL", str(duckdb_engine.url))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["metrics", "net_revenue_retention", "--grain", "month",
+                              "--format", "json"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    march = {row["month"]: row for row in json.loads(out.output)}["2025-03-01"]
+    assert march["value"] == pytest.approx(100 * 445 / 450)
+    bad = runner.invoke(cli, ["metrics", "logo_churn_rate"])
+    assert bad.exit_code == 2 and "give a time grain" in bad.output

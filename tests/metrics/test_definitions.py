@@ -13,7 +13,9 @@ REQUIRED = {
     "nps", "csat", "csat_mean", "ces", "ces_agree", "response_rate", "completion_rate", "enps",
     "churn_rate", "retention_rate", "repeat_contact_rate", "first_contact_resolution",
     "time_to_resolution", "on_time_delivery_rate", "revenue_per_customer",
-    "customer_lifetime_value",
+    "customer_lifetime_value", "renewal_cancellation_rate", "renewal_rate", "active_customers",
+    "new_customers", "churned_customers", "retained_customers", "logo_churn_rate",
+    "gross_revenue_retention", "net_revenue_retention", "cohort_retention",
 }  # fmt: skip
 
 
@@ -21,6 +23,55 @@ def test_shipped_definitions_load_and_cover_the_issue_list() -> None:
     metrics = load()
     assert set(metrics) >= REQUIRED
     assert metrics["nps"].owner == "executive" and metrics["churn_rate"].direction == "lower"
+
+
+def test_churn_rate_and_logo_churn_rate_are_one_definition_on_the_active_base() -> None:
+    metrics = load()
+    churn, logo = metrics["churn_rate"], metrics["logo_churn_rate"]
+    same = ("kind", "fact", "filters", "success", "unit", "direction", "lifecycle")
+    assert all(getattr(churn, a) == getattr(logo, a) for a in same)
+    assert churn.fact == "customer_periods" and churn.filters == {"active_at_start": True}
+    assert metrics["renewal_cancellation_rate"].filters == {
+        "name": ["subscription_renewed", "subscription_cancelled"]
+    }
+
+
+def test_the_lifecycle_is_one_company_wide_block_an_installation_can_replace(
+    tmp_path: Path,
+) -> None:
+    shipped = load()["churn_rate"].lifecycle
+    assert shipped is not None and shipped.churn == ("subscription_cancelled",)
+    path = _write(tmp_path, """
+lifecycle:
+  acquisition: [contract_signed]
+  churn: [contract_ended]
+  revenue: [invoice_paid]
+""")  # fmt: skip
+    metrics = load(path)
+    assert {m.lifecycle for m in metrics.values() if m.fact == "customer_periods"} == {
+        metrics["logo_churn_rate"].lifecycle
+    }
+    assert metrics["net_revenue_retention"].lifecycle.acquisition == ("contract_signed",)  # type: ignore[union-attr]
+
+
+def test_a_lifecycle_without_churn_events_is_reported(tmp_path: Path) -> None:
+    path = _write(tmp_path, "lifecycle:\n  acquisition: [a]\n  churn: []\n  revenue: [r]\n")
+    with pytest.raises(Invalid, match="churn"):
+        load(path)
+
+
+def test_a_ratio_needs_numeric_columns(tmp_path: Path) -> None:
+    path = _write(tmp_path, """
+metrics:
+  odd:
+    description: x
+    kind: ratio
+    fact: customer_periods
+    column: cohort
+    base: revenue_start
+""")  # fmt: skip
+    with pytest.raises(Invalid, match=r"odd.*a ratio needs a numeric column"):
+        load(path)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

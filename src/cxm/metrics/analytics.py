@@ -18,8 +18,8 @@ from ibis.backends import BaseBackend
 
 from cxm.customers import facts as customer_facts
 from cxm.errors import Invalid
-from cxm.interactions.facts import log
-from cxm.metrics.definitions import FACTS, Fact, Metric
+from cxm.interactions import facts as interaction_facts
+from cxm.metrics.definitions import FACTS, GROWTH_FACT, Fact, Lifecycle, Metric
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -32,7 +32,7 @@ NONE_LABEL = "(none)"
 def dimensions_help() -> str:
     return (
         "department, team, touchpoint, channel, stage, survey, segment, region, "
-        "trait:NAME, day, week, month, quarter, year"
+        "trait:NAME, cohort (growth metrics), day, week, month, quarter, year"
     )
 
 
@@ -110,7 +110,7 @@ def _uses_derived(metric: Metric, fact: Fact) -> bool:
 READERS: dict[str, Any] = {
     "responses": lambda b: survey_facts.responses(b, population=None),
     "survey_invitations": survey_facts.invitations,
-    "interactions": log,
+    "interactions": interaction_facts.log,
     "customers": customer_facts.every_profile,
 }
 
@@ -143,7 +143,15 @@ def fact_rows(
     fact = FACTS[metric.fact]
     if metric.time:
         fact = replace(fact, time=metric.time)
-    t = read_fact(backend, fact)
+    if metric.fact == GROWTH_FACT:
+        grain = grain_of(dims)
+        if grain is None:
+            raise Invalid(f"{metric.name} is measured per period: give a time grain "
+                          f"(--grain month, or by one of {', '.join(GRAINS)})")  # fmt: skip
+        assert metric.lifecycle is not None
+        t = customer_periods(backend, metric.lifecycle, grain)
+    else:
+        t = read_fact(backend, fact)
     t = t.filter(_condition(t, metric.filters), t[fact.time].notnull())
     if _uses_derived(metric, fact) and fact.customer:
         # The next event of the same customer, ordered by time then key so ties resolve the
@@ -200,6 +208,8 @@ def _with_dimensions(
             columns[d] = fact.channel
         elif d == "survey" and fact.survey:
             columns[d] = fact.survey
+        elif d == "cohort" and "cohort" in fact.columns:
+            columns[d] = "cohort"
         elif trait is not None and fact.customer:
             tr = traits.filter(traits.name == trait)
             tr = tr.select(**{f"_cid{i}": tr.customer_id, f"_trait{i}": tr.value})
@@ -257,6 +267,13 @@ def aggregate(
         return _agg(
             t, keys, n=ibis.ifelse(den, one, zero).sum(), x=ibis.ifelse(num, one, zero).sum()
         )
+    if metric.kind == "count":
+        return _agg(t, keys, n=t.count())
+    if metric.kind == "ratio":
+        assert metric.column is not None and metric.base is not None
+        x, y = t[metric.column].cast("float64"), t[metric.base].cast("float64")
+        return _agg(t, keys, n=t.count(), sum_x=x.sum(), sum_y=y.sum(), sum_xx=(x * x).sum(),
+                    sum_yy=(y * y).sum(), sum_xy=(x * y).sum())  # fmt: skip
     # mean
     col = metric.column
     assert col is not None
@@ -268,6 +285,71 @@ def aggregate(
         col = "_v"
     v = t[col].cast("float64")
     return _agg(t, keys, n=v.count(), mean=v.mean(), sd=v.std(how="sample"))
+
+
+def customer_periods(backend: BaseBackend, lifecycle: Lifecycle, grain: str) -> ir.Table:
+    """One row per customer and period of ``grain``, from the period of their acquisition on.
+
+    Columns: customer_id, period (the period's start), cohort (acquisition month, YYYY-MM),
+    acquired_at, churned_at, active_at_start (acquired in an earlier period, not churned
+    before this one), new (acquired in it), churned (churned in it), active_at_end (not
+    churned by its end), retained (active at start and at end), revenue_start (the customer's
+    recurring revenue in the previous period when active at start, else 0), revenue_end (the
+    recurring revenue in this period when active at its end, else 0) and revenue_retained
+    (the lesser of the two). Periods are those in which the log has any event, so the
+    expression needs no calendar arithmetic and reads the same on every engine.
+    """
+    unit = GRAINS[grain]
+    log = interaction_facts.log(backend)
+    log = log.filter(log.customer_id.notnull())
+    starts = log.name.isin(list(lifecycle.acquisition))
+    ends = log.name.isin(list(lifecycle.churn))
+    null_time = ibis.null().cast("timestamp")
+    life = (
+        log.filter(starts | ends)
+        .group_by(log.customer_id)
+        .aggregate(
+            acquired_at=ibis.ifelse(starts, log.event_time, null_time).min(),
+            _last_start=ibis.ifelse(starts, log.event_time, null_time).max(),
+            _last_end=ibis.ifelse(ends, log.event_time, null_time).max(),
+        )
+    )
+    life = life.filter(life.acquired_at.notnull())
+    life = life.mutate(
+        churned_at=ibis.ifelse(life._last_end >= life._last_start, life._last_end, null_time)
+    )
+    life = life.select(
+        "customer_id",
+        "acquired_at",
+        "churned_at",
+        _acq=life.acquired_at.truncate(unit),
+        _churn=life.churned_at.truncate(unit),
+        cohort=life.acquired_at.truncate("M").date().cast("string").substr(0, 7),
+    )
+    spine = log.select(period=log.event_time.truncate(unit)).distinct()
+    spine = spine.mutate(_prev=spine.period.lag().over(ibis.window(order_by=spine.period)))
+    rev = log.filter(log.name.isin(list(lifecycle.revenue)), log.revenue.notnull())
+    rev = rev.group_by(_rc=rev.customer_id, _rp=rev.event_time.truncate(unit)).aggregate(
+        _rev=rev.revenue.sum()
+    )
+    t = life.join(spine, life._acq <= spine.period)
+    now = rev.rename(_rc_now="_rc", _rp_now="_rp", _rev_now="_rev")
+    t = t.left_join(now, [t.customer_id == now._rc_now, t.period == now._rp_now])
+    t = t.left_join(rev, [t.customer_id == rev._rc, t._prev == rev._rp])
+    at_start = (t._acq < t.period) & (t._churn.isnull() | (t._churn >= t.period))
+    at_end = t._churn.isnull() | (t._churn > t.period)
+    zero = ibis.literal(0.0)
+    t = t.select(
+        "customer_id", "period", "cohort", "acquired_at", "churned_at",
+        active_at_start=at_start,
+        new=t._acq == t.period,
+        churned=(t._churn == t.period).fill_null(False),
+        active_at_end=at_end,
+        retained=at_start & at_end,
+        revenue_start=ibis.ifelse(at_start, t._rev.cast("float64").fill_null(0.0), zero),
+        revenue_end=ibis.ifelse(at_end, t._rev_now.cast("float64").fill_null(0.0), zero),
+    )  # fmt: skip
+    return t.mutate(revenue_retained=ibis.least(t.revenue_start, t.revenue_end))
 
 
 def _agg(t: ir.Table, keys: Sequence[str], **metrics: ir.Value) -> ir.Table:

@@ -9,7 +9,7 @@ shipped one). Every definition error names the file, the line, the metric and th
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,6 +102,30 @@ FACTS: dict[str, Fact] = {
         },
         derived={"next_name": "string", "hours_to_next": "float"},
     ),
+    # One row per customer and period (the grain asked for) from the customer's acquisition on:
+    # the customer lifecycle of ``Lifecycle``, built by ``analytics.customer_periods``.
+    "customer_periods": Fact(
+        table="interactions",
+        time="period",
+        touchpoint=None,
+        channel=None,
+        key="customer_id",
+        columns={
+            "customer_id": "string",
+            "period": "timestamp",
+            "cohort": "string",
+            "acquired_at": "timestamp",
+            "churned_at": "timestamp",
+            "active_at_start": "bool",
+            "new": "bool",
+            "churned": "bool",
+            "retained": "bool",
+            "active_at_end": "bool",
+            "revenue_start": "float",
+            "revenue_end": "float",
+            "revenue_retained": "float",
+        },
+    ),
     "customers": Fact(
         table="customers",
         time="first_seen",
@@ -119,6 +143,33 @@ FACTS: dict[str, Fact] = {
     ),
 }
 
+GROWTH_FACT = "customer_periods"
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The company-wide customer lifecycle the growth metrics read from the interaction log.
+
+    A customer is acquired at their first ``acquisition`` event and churns at their last
+    ``churn`` event, unless an ``acquisition`` event follows it (then they are still active).
+    Recurring revenue in a period is the sum of ``revenue`` over the ``revenue`` events.
+    """
+
+    acquisition: tuple[str, ...]
+    churn: tuple[str, ...]
+    revenue: tuple[str, ...]
+
+
+class LifecycleModel(BaseModel):
+    """The ``lifecycle`` block of a metrics file: event names of the interaction log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    acquisition: list[str] = Field(min_length=1)
+    churn: list[str] = Field(min_length=1)
+    revenue: list[str] = Field(min_length=1)
+
+
 OPS = {"eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "is_null"}
 
 
@@ -128,10 +179,11 @@ class MetricModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str
-    kind: Literal["nps", "proportion", "mean", "derived"]
+    kind: Literal["nps", "proportion", "mean", "count", "ratio", "derived"]
     fact: str | None = None
     time: str | None = None
     column: str | None = None
+    base: str | None = None
     filters: dict[str, Any] = Field(default_factory=dict)
     rows: dict[str, Any] | None = None
     success: dict[str, Any] | None = None
@@ -151,7 +203,8 @@ class MetricModel(BaseModel):
 class MetricsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    metrics: dict[str, MetricModel]
+    lifecycle: LifecycleModel | None = None
+    metrics: dict[str, MetricModel] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,6 +217,7 @@ class Metric:
     fact: str | None
     time: str | None
     column: str | None
+    base: str | None
     filters: dict[str, Any]
     rows: dict[str, Any] | None
     success: dict[str, Any] | None
@@ -179,6 +233,8 @@ class Metric:
     target: float | None
     min_sample: int
     source: str
+    # The lifecycle a growth metric reads (fact customer_periods); set when the files load.
+    lifecycle: Lifecycle | None = None
 
     @property
     def references(self) -> list[str]:
@@ -284,6 +340,13 @@ def _check_metric(m: Metric, where: str) -> None:
     _check_condition(m.filters, fact.columns, f"{where}.filters")
     if m.rows is not None:
         _check_condition(m.rows, cols, f"{where}.rows")
+    if m.kind == "ratio":
+        for part, col in (("column", m.column), ("base", m.base)):
+            if not col or cols.get(col) not in NUMERIC:
+                raise Invalid(
+                    f"{where}.{part}: a ratio needs a numeric column of {m.fact} "
+                    f"(sum of column / sum of base); known: {', '.join(sorted(cols))}"
+                )
     if m.kind in {"nps", "mean"}:
         if not m.column:
             raise Invalid(f"{where}: a {m.kind} metric needs a column")
@@ -309,8 +372,12 @@ def _check_metric(m: Metric, where: str) -> None:
             raise Invalid(f"{where}: a proportion needs success, or numerator and denominator")
 
 
-def _metrics_from(doc: YamlDoc) -> dict[str, Metric]:
+def _metrics_from(doc: YamlDoc) -> tuple[dict[str, Metric], Lifecycle | None]:
     parsed = validate(doc, MetricsFile)
+    lifecycle = None
+    if parsed.lifecycle is not None:
+        lc = parsed.lifecycle
+        lifecycle = Lifecycle(tuple(lc.acquisition), tuple(lc.churn), tuple(lc.revenue))
     out: dict[str, Metric] = {}
     for name, model in parsed.metrics.items():
         where = f"{doc.where(('metrics', name))}: metric {name!r}"
@@ -319,7 +386,7 @@ def _metrics_from(doc: YamlDoc) -> dict[str, Metric]:
         metric = Metric(name=name, source=doc.source, **model.model_dump())
         _check_metric(metric, where)
         out[name] = metric
-    return out
+    return out, lifecycle
 
 
 def _check_references(metrics: dict[str, Metric]) -> None:
@@ -356,9 +423,20 @@ def load(*extra: Path) -> dict[str, Metric]:
         elif path.exists():
             files.append(path)
     metrics: dict[str, Metric] = {}
+    lifecycle: Lifecycle | None = None
     for path in files:
-        metrics.update(_metrics_from(read(path)))
+        found, lc = _metrics_from(read(path))
+        metrics.update(found)
+        lifecycle = lc or lifecycle
     _check_references(metrics)
+    for name, m in metrics.items():
+        if m.fact == GROWTH_FACT:
+            if lifecycle is None:
+                raise Invalid(
+                    f"{m.source}: metric {name!r} reads {GROWTH_FACT}, but no metrics "
+                    "file defines the lifecycle (acquisition, churn, revenue events)"
+                )
+            metrics[name] = replace(m, lifecycle=lifecycle)
     return metrics
 
 

@@ -117,7 +117,7 @@ def compute(
 
 def _check_dimension(d: str) -> None:
     known = (set(ax.GRAINS) | set(ax.ORG_DIMENSIONS) | ax.TRAIT_DIMENSIONS
-             | {"touchpoint", "channel", "survey"})  # fmt: skip
+             | {"touchpoint", "channel", "survey", "cohort"})  # fmt: skip
     if d not in known and not (d.startswith("trait:") and len(d) > 6):
         raise Invalid(f"unknown dimension {d!r}; use one of: {ax.dimensions_help()}")
 
@@ -167,7 +167,7 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
     for c in ("n", "promoters", "passives", "detractors", "x"):
         if c in df:
             df[c] = df[c].fillna(0).astype("int64")
-    for c in ("mean", "sd"):
+    for c in ("mean", "sd", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"):
         if c in df:
             df[c] = df[c].astype("float64")
     keys = [ax.column_name(d) for d in by] + ([ax.column_name(stratum)] if stratum else [])
@@ -184,11 +184,21 @@ def _interval(metric: Metric, row: Row, confidence: float) -> stats.Interval:
         if metric.invert:
             i = stats.Interval(1 - i.value, 1 - i.high, 1 - i.low, i.se, i.n, i.method)
         return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
+    if metric.kind == "count":
+        n = float(row["n"])
+        return stats.Interval(n, float("nan"), float("nan"), float("nan"), n, "count")
+    if metric.kind == "ratio":
+        i = stats.ratio_interval(row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"],
+                                 row["sum_xy"], row["n"], confidence)  # fmt: skip
+        return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
     return stats.mean_interval(row["mean"], row["sd"], row["n"], confidence)
 
 
 def _estimate_and_variance(metric: Metric, row: Row) -> tuple[float, float]:
     """Per-observation estimate and variance of one stratum, in the metric's unit."""
+    if metric.kind in ("count", "ratio"):
+        raise Invalid(f"{metric.name} is a {metric.kind}: weighting applies to nps, proportion "
+                      "and mean metrics")  # fmt: skip
     if metric.kind == "nps":
         p, a, d = row["promoters"], row["passives"], row["detractors"]
         return stats.nps_score(p, a, d) * 100, stats.nps_variance(p, a, d) * 10000
@@ -266,7 +276,8 @@ def _nan_none(v: float) -> float | None:
 
 
 def _method(metric: Metric) -> str:
-    return {"nps": "nps-wald", "proportion": "wilson", "mean": "t"}.get(metric.kind, "derived")
+    return {"nps": "nps-wald", "proportion": "wilson", "mean": "t", "count": "count",
+            "ratio": "ratio-linearised"}.get(metric.kind, "derived")  # fmt: skip
 
 
 def _frame(rows: list[dict[str, Any]], keys: list[str], metric: Metric) -> pd.DataFrame:
@@ -354,6 +365,15 @@ def _test(metric: Metric, a: Row, b: Row,
         sign = -1 if metric.invert else 1
         return stats.TestResult(sign * r.delta * 100, r.se * 100, r.low * 100, r.high * 100,
                                 r.p_value, r.method)  # fmt: skip
+    if metric.kind == "ratio":
+        if a["n"] < 2 or b["n"] < 2 or a["sum_y"] == 0 or b["sum_y"] == 0:
+            return None
+        ia, ib = (stats.ratio_interval(row["sum_x"], row["sum_y"], row["sum_xx"],
+                                       row["sum_yy"], row["sum_xy"], row["n"], confidence)
+                  for row in (a, b))  # fmt: skip
+        r = stats.ratio_test(ia, ib, confidence)
+        return stats.TestResult(r.delta * 100, r.se * 100, r.low * 100, r.high * 100,
+                                r.p_value, r.method)  # fmt: skip
     if metric.kind == "mean":
         if a["n"] < 2 or b["n"] < 2:
             return None
@@ -420,8 +440,9 @@ def _subtract(metric: Metric, tot: Row,
     n = tot["n"] - part["n"]
     if n <= 0:
         return None
-    if metric.kind in ("nps", "proportion"):
-        cols = ("promoters", "passives", "detractors") if metric.kind == "nps" else ("x",)
+    if metric.kind in ("nps", "proportion", "count", "ratio"):
+        cols = {"nps": ("promoters", "passives", "detractors"), "proportion": ("x",), "count": (),
+                "ratio": ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")}[metric.kind]  # fmt: skip
         return {"n": n, **{c: tot[c] - part[c] for c in cols}}
     # Means: recover the rest's mean and sd from the totals' and the slice's moments.
     s_t, s_p = tot["mean"] * tot["n"], part["mean"] * part["n"]

@@ -230,3 +230,32 @@ def weighted_interval(
     z = _z(confidence)
     return Interval(value, value - z * se, value + z * se, se, effective_n(weights, counts),
                     method)  # fmt: skip
+
+
+def ratio_interval(sum_x: float, sum_y: float, sum_xx: float, sum_yy: float, sum_xy: float,
+                   n: float, confidence: float = 0.95) -> Interval:  # fmt: skip
+    """A ratio of sums R = sum(x) / sum(y) over n units, with its linearisation interval.
+
+    The variance is the ratio estimator's first-order (Taylor) one, Cochran, *Sampling
+    Techniques* (1977), eq. 6.9 without the finite-population correction:
+    var(R) = sum((x - R y)^2) / ((n - 1) n ybar^2), from the sums of x, y, x^2, y^2 and xy.
+    """
+    if n <= 0 or sum_y == 0:
+        raise Invalid("a ratio needs at least one unit with a non-zero base")
+    r = sum_x / sum_y
+    if n < 2:
+        return Interval(r, float("nan"), float("nan"), float("nan"), n, "ratio-linearised")
+    resid = max(sum_xx - 2 * r * sum_xy + r * r * sum_yy, 0.0)
+    ybar = sum_y / n
+    se = math.sqrt(resid / ((n - 1) * n)) / abs(ybar)
+    z = _z(confidence)
+    return Interval(r, r - z * se, r + z * se, se, n, "ratio-linearised")
+
+
+def ratio_test(x: Interval, y: Interval, confidence: float = 0.95) -> TestResult:
+    """Two independent ratios (from ``ratio_interval``): difference x - y and its z-test."""
+    delta = x.value - y.value
+    se = math.sqrt(x.se**2 + y.se**2)
+    z = _z(confidence)
+    p = _p_two_sided(delta / se) if se > 0 else float("nan")
+    return TestResult(delta, se, delta - z * se, delta + z * se, p, "ratio-z")
