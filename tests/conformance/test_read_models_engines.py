@@ -72,7 +72,7 @@ def test_theme_impact_matches_duckdb(model: str, engine: str, on: Any, duck: Eng
         with duck.connect() as conn:
             commented = conn.execute(sa.text(
                 "select count(*) from responses where completed and comment is not null "
-                "and nps is not null")).scalar()  # fmt: skip
+                "and nps is not null and respondent_kind = 'customer'")).scalar()  # fmt: skip
         assert reference.responses == commented
         return
     assert theme_impact(on(engine), themes) == reference

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.interactions import service as interactions
@@ -53,6 +54,10 @@ def test_sends_become_invitations_linked_to_the_next_answer(engine: Engine) -> N
         (b, "csat", 2): None, (c, "csat", 2): None,
     }  # fmt: skip
     assert {r["status"] for r in rows} == {"sent"}
+    with engine.connect() as conn:
+        channels = dict(conn.execute(sa.select(responses.c.id, responses.c.channel)).all())
+    # Answers that came through a send take its channel; the unlinked answer keeps none.
+    assert channels == {"r1": "email", "r2": "email", "r3": "email", "r4": None}
     assert record_sends(engine) == 0  # idempotent: nothing new
     rate = compute(engine, "response_rate").iloc[0]
     assert rate["n"] == 5 and rate["flags"] == "below_min_sample"  # 3 of 5, under 30 sends

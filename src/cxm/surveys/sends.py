@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.interactions.facts import interactions
-from cxm.store.bulk import insert_rows
+from cxm.store.bulk import insert_rows, update_rows
 from cxm.surveys.tables import invitations, responses
 
 SENT = "survey_sent"
@@ -66,13 +66,14 @@ def record_sends(engine: Engine) -> int:
                     responses.c.customer_id,
                     responses.c.survey_key,
                     responses.c.submitted_at,
+                    responses.c.channel,
                 ).where(
                     responses.c.completed,
                     responses.c.customer_id.is_not(None),
                     responses.c.submitted_at.is_not(None),
                 )
             ).all(),
-            columns=["response_id", "customer_id", "survey", "at"],
+            columns=["response_id", "customer_id", "survey", "at", "channel"],
         )
     if sends.empty:
         return 0
@@ -85,6 +86,11 @@ def record_sends(engine: Engine) -> int:
     # One response per send: the first answer after it.
     linked = linked.drop_duplicates(subset=["id"], keep="first")
     response_of = dict(zip(linked["id"], linked["response_id"], strict=True))
+    channel_of = dict(zip(sends["id"], sends["channel"].fillna("email"), strict=True))
+    # An answer that came through a send took that send's channel (when it names none itself).
+    unnamed = linked[linked["channel"].isna()]
+    channels = [{"id": rid, "channel": channel_of[sid]}
+                for sid, rid in zip(unnamed["id"], unnamed["response_id"], strict=True)]  # fmt: skip
     rows: list[dict[str, Any]] = []
     for r in sends.to_dict("records"):
         at = pd.Timestamp(r["at"]).to_pydatetime()
@@ -98,4 +104,5 @@ def record_sends(engine: Engine) -> int:
         })  # fmt: skip
     with engine.begin() as conn:
         insert_rows(conn, invitations, rows, ignore=True)
+        update_rows(conn, responses, "id", channels)
     return len(rows)
