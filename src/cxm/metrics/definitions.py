@@ -122,6 +122,15 @@ FACTS: dict[str, Fact] = {
 OPS = {"eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "is_null"}
 
 
+class ScaleModel(BaseModel):
+    """The range a mean's answers can take (CSAT 1..5); either end may stay open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+
 class MetricModel(BaseModel):
     """One metric as written in YAML."""
 
@@ -146,6 +155,7 @@ class MetricModel(BaseModel):
     owner: str | None = None
     target: float | None = None
     min_sample: int = Field(30, ge=1)
+    scale: ScaleModel | None = None
 
 
 class MetricsFile(BaseModel):
@@ -179,6 +189,7 @@ class Metric:
     target: float | None
     min_sample: int
     source: str
+    scale: dict[str, float | None] | None = None
 
     @property
     def references(self) -> list[str]:
@@ -297,6 +308,12 @@ def _check_metric(m: Metric, where: str) -> None:
             raise Invalid(
                 f"{where}.column: {m.column!r} is {cols[m.column]}, a {m.kind} needs a number"
             )
+    if m.scale is not None:
+        if m.kind != "mean":
+            raise Invalid(f"{where}.scale: only a mean has a scale (NPS and % have their own)")
+        lo, hi = m.scale.get("min"), m.scale.get("max")
+        if lo is not None and hi is not None and lo >= hi:
+            raise Invalid(f"{where}.scale: min ({lo}) must be below max ({hi})")
     if m.per is not None and m.per not in cols:
         raise Invalid(f"{where}.per: unknown column {m.per!r} in {m.fact}")
     if m.kind == "proportion":
