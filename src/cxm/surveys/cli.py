@@ -150,7 +150,9 @@ def import_responses(
     mapping: Path | None = typer.Option(None, "--map", help="mapping YAML (columns, answers)"),
     rejects: Path | None = typer.Option(None, help="where to write rejected rows"),
     max_rejected: float | None = typer.Option(
-        None, min=0.0, max=1.0,
+        None,
+        min=0.0,
+        max=1.0,
         help="store nothing and exit 2 when more than this share of rows is rejected "
         "(default: the mapping's max_rejected_share, else only when every row is)",
     ),

@@ -84,12 +84,12 @@ class Mapping(BaseModel):
         default_factory=lambda: {"email": "email", "crm_id": "crm_id"}
     )
     answers: dict[str, str] = Field(default_factory=dict)  # question id -> column
-    delimiter: str = Field(",", min_length=1, max_length=1)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
     dates: Dates = Field(default_factory=Dates)
     numbers: Numbers = Field(default_factory=Numbers)
-    choice_separator: str = Field(",", min_length=1, max_length=8)
+    choice_separator: str = Field(default=",", min_length=1, max_length=8)
     # Refuse the whole file when more than this share of rows is rejected (1: only when all are).
-    max_rejected_share: float = Field(1.0, ge=0.0, le=1.0)
+    max_rejected_share: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 FIELDS = ("response_id", "survey", "submitted_at", "language", "touchpoint", "trigger_event_id",
