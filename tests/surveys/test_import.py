@@ -204,6 +204,21 @@ def test_any_choice_of_options_joined_by_commas_splits_back_to_them(
     assert split_choices(joiner.join(chosen), OPTIONS) == chosen
 
 
+def test_choice_cells_written_as_wording_or_json_lists_match_the_options(
+    engine: Engine, tmp_path: Path
+) -> None:
+    text = (
+        "response_id,submitted_at,reasons\n"
+        'w1,2026-10-07T09:00:00Z,"Price, value for money,Fast delivery"\n'
+        'j1,2026-10-07T09:00:00Z,"[""Price, value"", ""Advice""]"\n'
+    )
+    summary = _import(engine, tmp_path / "in.csv", text)
+    assert (summary.imported, summary.rejected) == (2, 0)
+    got = _answers(engine, "reasons")
+    assert got["w1"]["value_list"] == ["Price, value", "Speed"]
+    assert got["j1"]["value_list"] == ["Price, value", "Advice"]
+
+
 def test_a_mapping_names_another_choice_separator(engine: Engine, tmp_path: Path) -> None:
     text = 'response_id,submitted_at,reasons\nr1,2026-10-07T09:00:00Z,"Price, value;Advice"\n'
     _import(engine, tmp_path / "in.csv", text, "choice_separator: ';'\n")

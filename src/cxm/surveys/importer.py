@@ -198,7 +198,9 @@ def _cell_values(q: Any, raw: str, mapping: Mapping) -> list[str]:
     if q.bounds() is not None:
         return [_number_text(raw, mapping.numbers)]
     if q.type == "multiple_choice":
-        return split_choices(raw, [o.value for o in q.options or []], mapping.choice_separator)
+        options = q.options or []
+        labels = {text: o.value for o in options for text in o.text.values()}
+        return split_choices(raw, [o.value for o in options], mapping.choice_separator, labels)
     return [raw]
 
 

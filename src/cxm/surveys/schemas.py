@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -73,16 +74,26 @@ def parse_score(raw: str, lo: int, hi: int) -> int:
     return number
 
 
-def split_choices(raw: str, options: list[str], separator: str = ",") -> list[str]:
+def split_choices(raw: str, options: list[str], separator: str = ",",
+                  labels: dict[str, str] | None = None) -> list[str]:  # fmt: skip
     """The option values in one cell of another tool's export, matching whole options first.
 
     "Price, value" is the one option ``Price, value`` when the survey has it, not ``Price`` and
     ``value``; "Speed,Advice" is two. The cell is cut at ``separator`` only between pieces that
-    join to whole options (spaces around a piece do not count); when no such reading exists the
-    plain split is returned, so the caller can say which values are unknown.
+    join to whole options (spaces around a piece do not count); a JSON list of strings is read
+    as the list it is. ``labels`` (wording -> value) lets exports that write the options'
+    wording instead of their values match too; values win over wording. When no reading exists
+    the plain split is returned, so the caller can say which values are unknown.
     """
     text = raw.strip()
-    known = {o.strip(): o for o in options}
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = None
+        if isinstance(items, list) and all(isinstance(v, str) for v in items):
+            return [v.strip() for v in items if v.strip()]
+    known = {k.strip(): v for k, v in (labels or {}).items()} | {o.strip(): o for o in options}
     if text in known:
         return [known[text]]
     pieces = text.split(separator)
