@@ -363,5 +363,7 @@ def weighted_interval(
     se = math.sqrt(max(var, 0.0))
     z = _z(confidence)
     scale = scale or Scale()
+    if se == 0:  # no spread in any stratum: nothing to say, rather than a zero-width interval
+        return Interval(value, math.nan, math.nan, se, effective_n(weights, counts), method)
     low, high = bound(value, value - z * se, value + z * se, scale.min, scale.max)
     return Interval(value, low, high, se, effective_n(weights, counts), method)
