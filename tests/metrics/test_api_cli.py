@@ -39,7 +39,7 @@ def test_list_and_compute_over_http(
     assert r.status_code == 200, r.text
     rows = {row["department"]: row for row in r.json()["rows"]}
     assert rows["operations"]["value"] == -25.0 and rows["service"]["value"] == 50.0
-    assert rows["service"]["method"] == "nps-wald" and rows["service"]["flags"] == []
+    assert rows["service"]["method"] == "nps-adjusted-wald" and rows["service"]["flags"] == []
 
 
 def test_bad_query_is_a_clear_422(

@@ -48,7 +48,7 @@ def test_nps_by_department_follows_touchpoint_ownership(store: Engine) -> None:
     assert rows["service"]["value"] == pytest.approx(40.0)
     assert rows["service"]["ci_low"] == pytest.approx(expected.low * 100)
     assert rows["service"]["ci_high"] == pytest.approx(expected.high * 100)
-    assert rows["service"]["method"] == "nps-wald"
+    assert rows["service"]["method"] == "nps-adjusted-wald"
     assert rows["service"]["target"] == 30 and rows["service"]["on_target"] is True
     assert rows["operations"]["on_target"] is False
 
@@ -85,7 +85,7 @@ def test_slice_by_customer_trait(engine: Engine) -> None:
     w = compute(engine, "nps", weights=Weighting("plan", {"pro": 0.5, "basic": 0.5}))
     assert w["value"][0] == pytest.approx(12.5)
     assert w["weighted_n"][0] == pytest.approx(1 / (0.25 / 30 + 0.25 / 40))
-    assert w["n"][0] == 70 and w["method"][0] == "nps-wald-poststratified"
+    assert w["n"][0] == 70 and w["method"][0] == "nps-adjusted-wald-poststratified"
 
 
 def test_csat_top_two_box_and_mean(engine: Engine) -> None:
@@ -100,7 +100,7 @@ def test_csat_top_two_box_and_mean(engine: Engine) -> None:
                                                        pytest.approx(hi * 100))  # fmt: skip
     mean = compute(engine, "csat_mean")
     assert mean["value"][0] == pytest.approx((5 * 12 + 4 * 12 + 3 * 6 + 10) / 40)
-    assert mean["method"][0] == "t"
+    assert mean["method"][0] == "adjusted-mean"
 
 
 def test_repeat_contact_and_first_contact_resolution(engine: Engine) -> None:

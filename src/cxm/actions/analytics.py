@@ -192,6 +192,10 @@ def root_cause_cost(engine: Engine | BaseBackend, scope: Scope) -> list[dict[str
     return sorted(out, key=lambda r: (-r["customers"], r["root_cause"]))
 
 
+# Per-response ranges, so the interval of the change stays possible (cxm.metrics.stats).
+_SCALES = {"nps": stats.Scale(-100, 100), "csat": stats.Scale(1, 5), "ces": stats.Scale(1, 7)}
+
+
 def _value(r: Any, metric: str) -> Any:
     if metric == "nps":
         return (
@@ -248,6 +252,7 @@ def before_after(engine: Engine, initiative: dict[str, Any], days: int = 90) -> 
             float(b["mean"]),
             float(b["sd"] or 0),
             float(b["n"]),
+            scale=_SCALES.get(metric),
         )
         out |= {
             "change": _num(test.delta),

@@ -273,7 +273,7 @@ def erase(
         conn.execute(
             response_answers.update()
             .where(response_answers.c.response_id.in_(answered))
-            .values(value_text=None)
+            .values(value_text=None, value_list=None)
         )
     counts["responses_anonymised"] = len(answered)
     for name, table, col in (

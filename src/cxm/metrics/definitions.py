@@ -173,6 +173,15 @@ class LifecycleModel(BaseModel):
 OPS = {"eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "is_null"}
 
 
+class ScaleModel(BaseModel):
+    """The range a mean's answers can take (CSAT 1..5); either end may stay open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+
 class MetricModel(BaseModel):
     """One metric as written in YAML."""
 
@@ -198,6 +207,7 @@ class MetricModel(BaseModel):
     owner: str | None = None
     target: float | None = None
     min_sample: int = Field(30, ge=1)
+    scale: ScaleModel | None = None
 
 
 class MetricsFile(BaseModel):
@@ -235,6 +245,7 @@ class Metric:
     source: str
     # The lifecycle a growth metric reads (fact customer_periods); set when the files load.
     lifecycle: Lifecycle | None = None
+    scale: dict[str, float | None] | None = None
 
     @property
     def references(self) -> list[str]:
@@ -360,6 +371,12 @@ def _check_metric(m: Metric, where: str) -> None:
             raise Invalid(
                 f"{where}.column: {m.column!r} is {cols[m.column]}, a {m.kind} needs a number"
             )
+    if m.scale is not None:
+        if m.kind != "mean":
+            raise Invalid(f"{where}.scale: only a mean has a scale (NPS and % have their own)")
+        lo, hi = m.scale.get("min"), m.scale.get("max")
+        if lo is not None and hi is not None and lo >= hi:
+            raise Invalid(f"{where}.scale: min ({lo}) must be below max ({hi})")
     if m.per is not None and m.per not in cols:
         raise Invalid(f"{where}.per: unknown column {m.per!r} in {m.fact}")
     if m.kind == "proportion":

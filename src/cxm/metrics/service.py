@@ -174,9 +174,31 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
     return df.sort_values(keys).reset_index(drop=True) if keys else df
 
 
+# Every interval and comparison goes through cxm.metrics.stats, which keeps it inside the
+# metric's range: NPS -100..100 (adjusted Wald, Rocks 2016), % 0..100 (Wilson), means inside
+# their declared scale (pseudo-answers at the scale's ends). See docs/metrics.md.
+NPS_METHOD = "adjusted_wald"
+
+
+def _scale(metric: Metric) -> stats.Scale:
+    """The range of a mean metric's answers, as its definition declares it."""
+    s = metric.scale or {}
+    return stats.Scale(s.get("min"), s.get("max"))
+
+
+def _range(metric: Metric) -> stats.Scale:
+    """The range of the metric's value in its reporting unit."""
+    if metric.kind == "nps":
+        return stats.Scale(-100.0, 100.0)
+    if metric.kind == "proportion":
+        return stats.Scale(0.0, 100.0)
+    return _scale(metric)
+
+
 def _interval(metric: Metric, row: Row, confidence: float) -> stats.Interval:
     if metric.kind == "nps":
-        i = stats.nps_interval(row["promoters"], row["passives"], row["detractors"], confidence)
+        i = stats.nps_interval(row["promoters"], row["passives"], row["detractors"], confidence,
+                               NPS_METHOD)  # fmt: skip
         return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
     if metric.kind == "proportion":
         x = min(row["x"], row["n"])
@@ -191,23 +213,24 @@ def _interval(metric: Metric, row: Row, confidence: float) -> stats.Interval:
         i = stats.ratio_interval(row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"],
                                  row["sum_xy"], row["n"], confidence)  # fmt: skip
         return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
-    return stats.mean_interval(row["mean"], row["sd"], row["n"], confidence)
+    return stats.mean_interval(row["mean"], row["sd"], row["n"], confidence, _scale(metric))
 
 
-def _estimate_and_variance(metric: Metric, row: Row) -> tuple[float, float]:
-    """Per-observation estimate and variance of one stratum, in the metric's unit."""
+def _estimate_and_variance(metric: Metric, row: Row, confidence: float) -> tuple[float, float]:
+    """Per-observation estimate and (adjusted) variance of one stratum, in the metric's unit."""
     if metric.kind in ("count", "ratio"):
         raise Invalid(f"{metric.name} is a {metric.kind}: weighting applies to nps, proportion "
                       "and mean metrics")  # fmt: skip
     if metric.kind == "nps":
         p, a, d = row["promoters"], row["passives"], row["detractors"]
-        return stats.nps_score(p, a, d) * 100, stats.nps_variance(p, a, d) * 10000
+        return stats.nps_score(p, a, d) * 100, stats.adjusted_variance("nps", row) * 10000
     if metric.kind == "proportion":
-        p = min(row["x"], row["n"]) / row["n"]
-        value = 1 - p if metric.invert else p
-        return value * 100, p * (1 - p) * 10000
-    sd = row["sd"] if row["sd"] == row["sd"] else 0.0
-    return row["mean"], sd * sd
+        x = min(row["x"], row["n"])
+        p = x / row["n"]
+        var = stats.adjusted_variance("proportion", {"x": x, "n": row["n"]}, confidence)
+        return (1 - p if metric.invert else p) * 100, var * 10000
+    var = stats.adjusted_variance("mean", row, confidence, _scale(metric))
+    return row["mean"], var
 
 
 def _empty_row(n: float) -> dict[str, Any]:
@@ -261,10 +284,12 @@ def _statistics(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Met
             recs = {str(r[strat_col]): r for r in g.to_dict("records") if str(r[strat_col]) in w}
             est, var = {}, {}
             for h, r in recs.items():
-                est[h], var[h] = _estimate_and_variance(metric, r)
+                est[h], var[h] = _estimate_and_variance(metric, r, confidence)
             i = stats.weighted_interval(est, var, counts, w, confidence,
-                                        _method(metric) + "-poststratified")  # fmt: skip
-            out.update(value=i.value, ci_low=i.low, ci_high=i.high, n=n, weighted_n=i.n,
+                                        _method(metric) + "-poststratified",
+                                        _range(metric))  # fmt: skip
+            out.update(value=i.value, ci_low=_nan_none(i.low), ci_high=_nan_none(i.high), n=n,
+                       weighted_n=i.n,
                        method=i.method, flags=",".join(flags))  # fmt: skip
         out["_agg"] = None
         rows.append(out)
@@ -276,7 +301,8 @@ def _nan_none(v: float) -> float | None:
 
 
 def _method(metric: Metric) -> str:
-    return {"nps": "nps-wald", "proportion": "wilson", "mean": "t", "count": "count",
+    mean = "adjusted-mean" if _scale(metric).closed else "t"
+    return {"nps": "nps-adjusted-wald", "proportion": "wilson", "mean": mean, "count": "count",
             "ratio": "ratio-linearised"}.get(metric.kind, "derived")  # fmt: skip
 
 
@@ -354,6 +380,7 @@ def _test(metric: Metric, a: Row, b: Row,
             (a["promoters"], a["passives"], a["detractors"]),
             (b["promoters"], b["passives"], b["detractors"]),
             confidence,
+            NPS_METHOD,
         )
         return stats.TestResult(r.delta * 100, r.se * 100, r.low * 100, r.high * 100,
                                 r.p_value, r.method)  # fmt: skip
@@ -362,8 +389,9 @@ def _test(metric: Metric, a: Row, b: Row,
             return None
         r = stats.proportion_test(min(a["x"], a["n"]), a["n"], min(b["x"], b["n"]), b["n"],
                                   confidence)  # fmt: skip
+        low, high = (-r.high, -r.low) if metric.invert else (r.low, r.high)
         sign = -1 if metric.invert else 1
-        return stats.TestResult(sign * r.delta * 100, r.se * 100, r.low * 100, r.high * 100,
+        return stats.TestResult(sign * r.delta * 100, r.se * 100, low * 100, high * 100,
                                 r.p_value, r.method)  # fmt: skip
     if metric.kind == "ratio":
         if a["n"] < 2 or b["n"] < 2 or a["sum_y"] == 0 or b["sum_y"] == 0:
@@ -378,7 +406,7 @@ def _test(metric: Metric, a: Row, b: Row,
         if a["n"] < 2 or b["n"] < 2:
             return None
         return stats.mean_test(a["mean"], a["sd"], a["n"], b["mean"], b["sd"], b["n"],
-                               confidence)  # fmt: skip
+                               confidence, _scale(metric))  # fmt: skip
     return None
 
 

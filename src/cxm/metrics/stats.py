@@ -79,14 +79,40 @@ def _nps_counts(
     raise Invalid(f"unknown NPS interval method {method!r}; use 'wald' or 'adjusted_wald'")
 
 
+def bound(value: float, low: float, high: float, lo: float | None,
+          hi: float | None) -> tuple[float, float]:  # fmt: skip
+    """``(low, high)`` kept inside the range [lo, hi] (None: open on that side) and widened,
+    where needed, to reach the point estimate ``value``.
+
+    The adjusted methods centre the interval on a shrunken estimate; with one or two answers
+    that centre can sit so far from the observed value that the interval misses it. Every
+    interval cxm reports goes through here, so no bound leaves its metric's scale.
+    """
+    if lo is not None:
+        low, high = max(low, lo), max(high, lo)
+    if hi is not None:
+        low, high = min(low, hi), min(high, hi)
+    return min(low, value), max(high, value)
+
+
 def nps_interval(
     promoters: float,
     passives: float,
     detractors: float,
     confidence: float = 0.95,
-    method: str = "wald",
+    method: str = "adjusted_wald",
+    *,
+    clip: bool = True,
 ) -> Interval:
-    """NPS with a Wald (or adjusted Wald) interval from the category proportions' variance."""
+    """NPS on [-1, 1] with its interval from the per-response variance of the trinomial.
+
+    ``adjusted_wald`` (the default) is the adjusted Wald interval of Rocks, "Interval estimation
+    for the net promoter score", The American Statistician 70(4), 2016: add 0.75 detractors,
+    1.5 passives and 0.75 promoters, then the Wald interval; it is never zero-width and keeps
+    its coverage near -1 and 1. ``wald`` is the plain normal approximation. The value is the
+    observed NPS. With ``clip`` (the default) the interval is kept inside [-1, 1] and contains
+    the value (``bound``); ``clip=False`` gives the textbook bounds, which can pass 1.
+    """
     p, a, d = _nps_counts(promoters, passives, detractors, method)
     n = p + a + d
     nps = nps_score(p, a, d)
@@ -94,29 +120,42 @@ def nps_interval(
     z = _z(confidence)
     # The point estimate is the observed NPS; the adjusted method only moves the interval.
     value = nps_score(promoters, passives, detractors)
-    return Interval(value, nps - z * se, nps + z * se, se, promoters + passives + detractors,
-                    f"nps-{method}")  # fmt: skip
+    low, high = nps - z * se, nps + z * se
+    if clip:
+        low, high = bound(value, low, high, -1.0, 1.0)
+    return Interval(value, low, high, se, promoters + passives + detractors,
+                    "nps-" + method.replace("_", "-"))  # fmt: skip
 
 
 def nps_test(
     x: tuple[float, float, float],
     y: tuple[float, float, float],
     confidence: float = 0.95,
-    method: str = "wald",
+    method: str = "adjusted_wald",
 ) -> TestResult:
-    """Two independent NPS samples, each as (promoters, passives, detractors): z-test of x - y."""
+    """Two independent NPS samples, each as (promoters, passives, detractors): z-test of x - y.
+
+    ``delta`` is the observed difference on [-2, 2]; the interval and the p-value come from the
+    (adjusted) counts as in Rocks (2016), so the interval is centred on the adjusted difference.
+    The interval is kept inside [-2, 2] and contains ``delta``.
+    """
     xp, xa, xd = _nps_counts(*x, method)
     yp, ya, yd = _nps_counts(*y, method)
     nx, ny = xp + xa + xd, yp + ya + yd
-    delta = nps_score(xp, xa, xd) - nps_score(yp, ya, yd)
+    centre = nps_score(xp, xa, xd) - nps_score(yp, ya, yd)
+    delta = nps_score(*x) - nps_score(*y)
     se = math.sqrt(nps_variance(xp, xa, xd) / nx + nps_variance(yp, ya, yd) / ny)
     z = _z(confidence)
-    p = _p_two_sided(delta / se) if se > 0 else (0.0 if delta else 1.0)
-    return TestResult(delta, se, delta - z * se, delta + z * se, p, f"nps-{method}-z")
+    p = _p_two_sided(centre / se) if se > 0 else (0.0 if centre else 1.0)
+    low, high = bound(delta, centre - z * se, centre + z * se, -2.0, 2.0)
+    return TestResult(delta, se, low, high, p, "nps-" + method.replace("_", "-") + "-z")
 
 
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> Interval:
-    """A proportion with the Wilson score interval (good near 0 and 1 and for small n)."""
+    """A proportion with the Wilson score interval (Wilson, JASA 22, 1927).
+
+    Always inside [0, 1], contains the observed share and is never zero-width for n >= 1.
+    """
     if n <= 0:
         raise Invalid("a proportion needs at least one observation")
     if not 0 <= successes <= n:
@@ -126,48 +165,138 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> Int
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half),
-                    math.sqrt(p * (1 - p) / n), n, "wilson")  # fmt: skip
+    low, high = bound(p, centre - half, centre + half, 0.0, 1.0)
+    return Interval(p, low, high, math.sqrt(p * (1 - p) / n), n, "wilson")
 
 
 def proportion_test(x_successes: float, x_n: float, y_successes: float, y_n: float,
                     confidence: float = 0.95) -> TestResult:  # fmt: skip
-    """Two proportions: pooled z-test for the p-value, unpooled interval for x - y."""
+    """Two proportions: pooled z-test for the p-value; the Agresti-Caffo interval for x - y
+    (one success and one failure added to each sample; Agresti & Caffo, The American
+    Statistician 54(4), 2000), kept inside [-1, 1] and containing the observed difference."""
     if x_n <= 0 or y_n <= 0:
         raise Invalid("both samples need at least one observation")
     px, py = x_successes / x_n, y_successes / y_n
     pooled = (x_successes + y_successes) / (x_n + y_n)
     se0 = math.sqrt(pooled * (1 - pooled) * (1 / x_n + 1 / y_n))
-    se = math.sqrt(px * (1 - px) / x_n + py * (1 - py) / y_n)
+    ax_, ay_ = (x_successes + 1) / (x_n + 2), (y_successes + 1) / (y_n + 2)
+    se = math.sqrt(ax_ * (1 - ax_) / (x_n + 2) + ay_ * (1 - ay_) / (y_n + 2))
     delta = px - py
     p = _p_two_sided(delta / se0) if se0 > 0 else (0.0 if delta else 1.0)
     z = _z(confidence)
-    return TestResult(delta, se, delta - z * se, delta + z * se, p, "two-proportion-z")
+    low, high = bound(delta, ax_ - ay_ - z * se, ax_ - ay_ + z * se, -1.0, 1.0)
+    return TestResult(delta, se, low, high, p, "two-proportion-z")
 
 
-def mean_interval(mean: float, sd: float, n: float, confidence: float = 0.95) -> Interval:
-    """A mean with Student's t interval from the sample standard deviation."""
-    if n < 2 or sd is None or math.isnan(sd):
+@dataclass(frozen=True)
+class Scale:
+    """The range of a mean's answers; None on a side the metric leaves open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.min is not None and self.max is not None and self.max > self.min
+
+
+def _augmented(mean: float, sd: float, n: float, scale: Scale,
+               z: float) -> tuple[float, float, float]:  # fmt: skip
+    """(n, mean, variance) of the sample plus z^2/2 pseudo-answers at each end of the scale."""
+    assert scale.min is not None and scale.max is not None
+    k = z * z / 2
+    sd = 0.0 if sd is None or math.isnan(sd) else sd
+    total = n * mean + k * (scale.min + scale.max)
+    squares = (n - 1) * sd * sd + n * mean * mean + k * (scale.min**2 + scale.max**2)
+    m = n + 2 * k
+    centre = total / m
+    return m, centre, max(squares / m - centre * centre, 0.0)
+
+
+def adjusted_variance(kind: str, row: Mapping[str, float], confidence: float = 0.95,
+                      scale: Scale | None = None) -> float:  # fmt: skip
+    """Per-answer variance of one stratum under the adjusted method of its kind.
+
+    ``kind`` "nps": row has promoters, passives, detractors (variance on the [-1, 1] scale,
+    Rocks' pseudo-counts added); "proportion": x, n (Agresti-Coull: z^2/2 successes and
+    failures added); "mean": mean, sd, n (pseudo-answers at the ends of a closed ``scale``,
+    else the sample variance).
+    """
+    if kind == "nps":
+        p, a, d = _nps_counts(row["promoters"], row["passives"], row["detractors"],
+                              "adjusted_wald")  # fmt: skip
+        return nps_variance(p, a, d)
+    z = _z(confidence)
+    if kind == "proportion":
+        share = (row["x"] + z * z / 2) / (row["n"] + z * z)
+        return share * (1 - share)
+    scale = scale or Scale()
+    if scale.closed:
+        return _augmented(row["mean"], row["sd"], row["n"], scale, z)[2]
+    sd = row["sd"]
+    return 0.0 if sd is None or math.isnan(sd) else float(sd * sd)
+
+
+def mean_interval(mean: float, sd: float, n: float, confidence: float = 0.95,
+                  scale: Scale | None = None) -> Interval:  # fmt: skip
+    """A mean with its interval, from summary statistics (mean, sample sd, n).
+
+    On a closed scale (``scale`` with min and max, e.g. CSAT 1..5) the method is
+    ``adjusted-mean``: z^2/2 pseudo-answers at each end of the scale, then the normal interval
+    of the augmented sample's mean. On answers that are 0 or 1 this is exactly the
+    Agresti-Coull interval (Agresti & Coull, The American Statistician 52(2), 1998), the
+    adjustment Rocks (2016) carries to the NPS trinomial; it is never zero-width, even when
+    every answer is the same. The result is kept inside the scale and contains the mean.
+    Otherwise Student's t (``t``), kept inside a one-sided ``scale``; with fewer than two
+    answers or no spread (sd 0) there is nothing to say about the spread and the bounds are
+    NaN rather than a zero-width interval.
+    """
+    scale = scale or Scale()
+    if scale.closed and n >= 1:
+        z = _z(confidence)
+        m, centre, var = _augmented(mean, sd, n, scale, z)
+        se = math.sqrt(var / m)
+        low, high = bound(mean, centre - z * se, centre + z * se, scale.min, scale.max)
+        return Interval(mean, low, high, se, n, "adjusted-mean")
+    if n < 2 or sd is None or math.isnan(sd) or sd <= 0:
         return Interval(mean, math.nan, math.nan, math.nan, n, "t")
     se = sd / math.sqrt(n)
     t = float(_st.t.ppf(0.5 + confidence / 2, n - 1))
-    return Interval(mean, mean - t * se, mean + t * se, se, n, "t")
+    low, high = bound(mean, mean - t * se, mean + t * se, scale.min, scale.max)
+    return Interval(mean, low, high, se, n, "t")
 
 
 def mean_test(x_mean: float, x_sd: float, x_n: float, y_mean: float, y_sd: float, y_n: float,
-              confidence: float = 0.95) -> TestResult:  # fmt: skip
-    """Two means: Welch's t-test from summary statistics (unequal variances)."""
+              confidence: float = 0.95, scale: Scale | None = None) -> TestResult:  # fmt: skip
+    """Two means: Welch's t-test from summary statistics (unequal variances).
+
+    On a closed ``scale`` the interval of the difference uses the augmented samples of
+    ``mean_interval`` (never zero-width) and stays inside [min - max, max - min]; the p-value
+    is Welch's on the observed samples either way.
+    """
     if x_n < 2 or y_n < 2:
         raise Invalid("Welch's t-test needs at least two observations in each sample")
     vx, vy = x_sd * x_sd / x_n, y_sd * y_sd / y_n
     se = math.sqrt(vx + vy)
     delta = x_mean - y_mean
+    scale = scale or Scale()
     if se == 0:
-        return TestResult(delta, 0.0, delta, delta, 0.0 if delta else 1.0, "welch-t")
-    df = (vx + vy) ** 2 / (vx * vx / (x_n - 1) + vy * vy / (y_n - 1))
-    t = float(_st.t.ppf(0.5 + confidence / 2, df))
-    p = float(2 * _st.t.sf(abs(delta / se), df))
-    return TestResult(delta, se, delta - t * se, delta + t * se, p, "welch-t")
+        p = 0.0 if delta else 1.0
+        low = high = delta
+    else:
+        df = (vx + vy) ** 2 / (vx * vx / (x_n - 1) + vy * vy / (y_n - 1))
+        t = float(_st.t.ppf(0.5 + confidence / 2, df))
+        p = float(2 * _st.t.sf(abs(delta / se), df))
+        low, high = delta - t * se, delta + t * se
+    if scale.closed:
+        assert scale.min is not None and scale.max is not None
+        z = _z(confidence)
+        mx, cx, varx = _augmented(x_mean, x_sd, x_n, scale, z)
+        my, cy, vary = _augmented(y_mean, y_sd, y_n, scale, z)
+        se = math.sqrt(varx / mx + vary / my)
+        width = scale.max - scale.min
+        low, high = bound(delta, cx - cy - z * se, cx - cy + z * se, -width, width)
+    return TestResult(delta, se, low, high, p, "welch-t")
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -222,14 +351,22 @@ def weighted_interval(
     weights: Mapping[str, float],
     confidence: float = 0.95,
     method: str = "poststratified",
+    scale: Scale | None = None,
 ) -> Interval:
-    """Post-stratified estimate sum(W_h * est_h) with variance sum(W_h^2 * var_h / n_h)."""
+    """Post-stratified estimate sum(W_h * est_h) with variance sum(W_h^2 * var_h / n_h).
+
+    Give per-stratum variances from an adjusted method (as ``adjusted_variance`` returns) so the
+    interval is never zero-width; the interval is kept inside ``scale`` and contains the estimate.
+    """
     value = sum(w * estimates[h] for h, w in weights.items())
     var = sum(w * w * variances[h] / counts[h] for h, w in weights.items())
     se = math.sqrt(max(var, 0.0))
     z = _z(confidence)
-    return Interval(value, value - z * se, value + z * se, se, effective_n(weights, counts),
-                    method)  # fmt: skip
+    scale = scale or Scale()
+    if se == 0:  # no spread in any stratum: nothing to say, rather than a zero-width interval
+        return Interval(value, math.nan, math.nan, se, effective_n(weights, counts), method)
+    low, high = bound(value, value - z * se, value + z * se, scale.min, scale.max)
+    return Interval(value, low, high, se, effective_n(weights, counts), method)
 
 
 def ratio_interval(sum_x: float, sum_y: float, sum_xx: float, sum_yy: float, sum_xy: float,

@@ -149,10 +149,22 @@ def import_responses(
     survey: str | None = typer.Option(None, help="survey key, when the file has no survey column"),
     mapping: Path | None = typer.Option(None, "--map", help="mapping YAML (columns, answers)"),
     rejects: Path | None = typer.Option(None, help="where to write rejected rows"),
+    max_rejected: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="store nothing and exit 2 when more than this share of rows is rejected "
+        "(default: the mapping's max_rejected_share, else only when every row is)",
+    ),
 ) -> None:
-    """Import responses collected elsewhere; bad rows go to a rejects file with the reason."""
+    """Import responses collected elsewhere; bad rows go to <file stem>.rejects.csv with the
+    line and reason."""
     with errors():
         mapped = importer.load_mapping(read(mapping)) if mapping else None
+        if max_rejected is not None:
+            mapped = (mapped or importer.Mapping()).model_copy(
+                update={"max_rejected_share": max_rejected}
+            )
         with engine().begin() as conn:
             summary = importer.import_responses(
                 conn, file, survey=survey, mapping=mapped, rejects=rejects

@@ -1,7 +1,9 @@
 """Import responses collected elsewhere (a CSV export of another survey tool).
 
-Good rows are stored in one transaction; rows that cannot be read go to a rejects file with the
-reason, so a person fixes them and imports that file again (already imported ids are skipped).
+Good rows are stored in one transaction; rows that cannot be read go to ``<input stem>.rejects.csv``
+with the line and the reason, so a person fixes them and imports that file again (already
+imported ids are skipped). An import that rejects every row, or more than the mapping's
+``max_rejected_share``, stores nothing and raises Invalid (exit code 2 on the command line).
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
 from cxm.errors import Invalid, NotFound
 from cxm.store.bulk import insert_rows
 from cxm.surveys import people
-from cxm.surveys.schemas import SurveyDefinition
+from cxm.surveys.schemas import SurveyDefinition, split_choices
 from cxm.surveys.service import current_version, derived, get_definition, parse_answer
 from cxm.surveys.tables import response_answers, responses
 from cxm.yamldoc import YamlDoc, validate
@@ -28,8 +31,52 @@ from cxm.yamldoc import YamlDoc, validate
 BATCH = 1000
 
 
+class Dates(BaseModel):
+    """How the file writes times: ISO 8601 (the default), day-first or month-first, or a format.
+
+    ``timezone`` (an IANA name) is the zone of times written without an offset; UTC by default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    order: Literal["iso", "day_first", "month_first"] = "iso"
+    format: str | None = None  # strptime, e.g. "%d/%m/%Y %H:%M"; wins over order
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use a name like Europe/Oslo") from exc
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _usable_format(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError(f"format {value!r} has no % fields; write it like %d/%m/%Y %H:%M")
+        return value
+
+
+class Numbers(BaseModel):
+    """How the file writes numbers: the decimal mark and the thousands separator."""
+
+    model_config = ConfigDict(extra="forbid")
+    decimal: Literal[".", ","] = "."
+    thousands: Literal["", ",", ".", " ", "'", "\u00a0", "\u202f"] = ""
+
+    @field_validator("thousands")
+    @classmethod
+    def _differs(cls, value: str, info: Any) -> str:
+        if value and value == info.data.get("decimal"):
+            raise ValueError("thousands separator and decimal mark must differ")
+        return value
+
+
 class Mapping(BaseModel):
-    """Which CSV column holds what; the defaults read cxm's own export format."""
+    """Which CSV column holds what and how the file writes values; the defaults read cxm's own
+    export format (ISO times in UTC, a point as decimal mark, options cut at commas)."""
 
     model_config = ConfigDict(extra="forbid")
     columns: dict[str, str] = Field(default_factory=dict)  # field -> column
@@ -37,6 +84,12 @@ class Mapping(BaseModel):
         default_factory=lambda: {"email": "email", "crm_id": "crm_id"}
     )
     answers: dict[str, str] = Field(default_factory=dict)  # question id -> column
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    dates: Dates = Field(default_factory=Dates)
+    numbers: Numbers = Field(default_factory=Numbers)
+    choice_separator: str = Field(default=",", min_length=1, max_length=8)
+    # Refuse the whole file when more than this share of rows is rejected (1: only when all are).
+    max_rejected_share: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 FIELDS = ("response_id", "survey", "submitted_at", "language", "touchpoint", "trigger_event_id",
@@ -56,6 +109,7 @@ def load_mapping(doc: YamlDoc) -> Mapping:
 
 @dataclass
 class ImportSummary:
+    rows: int = 0
     imported: int = 0
     already_present: int = 0
     rejected: int = 0
@@ -86,10 +140,68 @@ def _answer_columns(defn: SurveyDefinition, mapping: Mapping, header: list[str])
     return out
 
 
-def _time(raw: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    # Exports without an offset are read as UTC, the convention of every tool we know.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+_DATE_PARTS = {"day_first": ("%d", "%m"), "month_first": ("%m", "%d")}
+_TIME_PARTS = ("", " %H:%M", " %H:%M:%S", "T%H:%M", "T%H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
+
+
+def _formats(dates: Dates) -> list[str]:
+    if dates.format:
+        return [dates.format]
+    first, second = _DATE_PARTS[dates.order]
+    return [f"{first}{sep}{second}{sep}{year}{t}" for sep in "/.-" for year in ("%Y", "%y")
+            for t in _TIME_PARTS]  # fmt: skip
+
+
+def _time(raw: str, dates: Dates | None = None) -> dt.datetime:
+    """An aware time from one cell; naive times are in the mapping's zone. ValueError if not."""
+    dates = dates or Dates()
+    text = raw.strip()
+    value: dt.datetime | None = None
+    if dates.order == "iso" and not dates.format:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    else:
+        for fmt in _formats(dates):
+            try:
+                value = dt.datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        if value is None:
+            raise ValueError(text)
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(dates.timezone))
+
+
+def _time_help(dates: Dates) -> str:
+    if dates.format:
+        return f"a time in the mapping's format {dates.format}"
+    if dates.order == "day_first":
+        return "a day-first time like 31/01/2026 09:30"
+    if dates.order == "month_first":
+        return "a month-first time like 01/31/2026 09:30"
+    return ("an ISO time like 2026-01-31T09:30:00Z (for 31/01/2026 09:30 set dates.order: "
+            "day_first in the mapping)")  # fmt: skip
+
+
+def _number_text(raw: str, numbers: Numbers) -> str:
+    """A numeric cell in the file's notation rewritten with a point and no grouping."""
+    text = raw.strip()
+    if numbers.thousands:
+        text = text.replace(numbers.thousands, "")
+    if numbers.decimal == ",":
+        text = text.replace(",", ".")
+    return text
+
+
+def _cell_values(q: Any, raw: str, mapping: Mapping) -> list[str]:
+    """The answer values in one cell: scores in the file's number notation, choices matched to
+    whole option values before the cell is cut at the separator."""
+    if q.bounds() is not None:
+        return [_number_text(raw, mapping.numbers)]
+    if q.type == "multiple_choice":
+        options = q.options or []
+        labels = {text: o.value for o in options for text in o.text.values()}
+        return split_choices(raw, [o.value for o in options], mapping.choice_separator, labels)
+    return [raw]
 
 
 def import_responses(
@@ -104,7 +216,7 @@ def import_responses(
     except OSError as exc:
         raise Invalid(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, delimiter=mapping.delimiter)
         header = list(reader.fieldnames or [])
         if survey is None and col["survey"] not in header:
             raise Invalid(
@@ -135,11 +247,13 @@ def import_responses(
                     _answer_columns(defn, mapping, header),
                 )
             defn, version, qcols = defs[key]
+            raw_time = (row.get(col["submitted_at"]) or "").strip()
             try:
-                submitted = _time(row.get(col["submitted_at"]) or "")
+                submitted = _time(raw_time, mapping.dates)
             except ValueError as exc:
                 raise Invalid(
-                    f"'{col['submitted_at']}' must be an ISO time like 2026-01-31T09:30:00Z"
+                    f"'{col['submitted_at']}' must be {_time_help(mapping.dates)}, "
+                    f"not {raw_time[:40]!r}"
                 ) from exc
             answers: dict[str, Any] = {}
             answer_rows = []
@@ -149,17 +263,19 @@ def import_responses(
                 raw = (row.get(column) or "").strip()
                 if not raw:
                     continue
-                values = raw.split(",") if q.type == "multiple_choice" else [raw]
                 try:
-                    value, number, text = parse_answer(
-                        q.model_copy(update={"required": False}), values
+                    parsed = parse_answer(
+                        q.model_copy(update={"required": False}), _cell_values(q, raw, mapping)
                     )
                 except Invalid as exc:
                     raise Invalid(f"column '{column}' ({qid}): {exc}") from exc
-                answers[qid] = value
+                answers[qid] = parsed.value
+                columns = parsed.columns()
+                if columns["value_text"]:
+                    columns["value_text"] = columns["value_text"][:10000]
                 answer_rows.append(
-                    {"question_id": qid, "question_type": q.type, "value_number": number,
-                     "value_text": text[:10000] if text else text, "answered_at": submitted}
+                    {"question_id": qid, "question_type": q.type, **columns,
+                     "answered_at": submitted}
                 )  # fmt: skip
             if not answer_rows:
                 raise Invalid("the row has no answers in any mapped column")
@@ -187,6 +303,39 @@ def import_responses(
             out_answers.append({"response_id": rid[:64], "rows": answer_rows})
         except Invalid as exc:
             bad.append(row | {"error": f"line {line}: {exc}"})
+    summary.rows = len(rows)
+    summary.rejected = len(bad)
+    if bad:
+        target = rejects or path.with_name(f"{path.stem}.rejects.csv")
+        with target.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=[*header, "error"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(bad)
+        summary.rejects_file = target
+        _refuse_if_too_many(path, summary, mapping.max_rejected_share)
+    _store(conn, summary, out_rows, out_answers)
+    return summary
+
+
+def _refuse_if_too_many(path: Path, summary: ImportSummary, max_share: float) -> None:
+    """Invalid (nothing stored) when every row, or more than ``max_share`` of them, failed."""
+    share = summary.rejected / summary.rows
+    if summary.rejected == summary.rows:
+        why = f"every row ({summary.rows}) was rejected"
+    elif share > max_share:
+        why = (f"{summary.rejected} of {summary.rows} rows ({share:.0%}) were rejected, more "
+               f"than the allowed {max_share:.0%} (max_rejected_share in the mapping)")  # fmt: skip
+    else:
+        return
+    raise Invalid(
+        f"{path}: {why}; nothing was imported. The reason for each row is in "
+        f"{summary.rejects_file}; fix the rows or the mapping (date format, time zone, "
+        "decimal mark) and import again"
+    )
+
+
+def _store(conn: Connection, summary: ImportSummary, out_rows: list[dict[str, Any]],
+           out_answers: list[dict[str, Any]]) -> None:  # fmt: skip
     existing: set[str] = set()
     ids_all = [r["id"] for r in out_rows]
     for i in range(0, len(ids_all), BATCH):
@@ -216,12 +365,3 @@ def import_responses(
     insert_rows(conn, responses, new_rows)
     insert_rows(conn, response_answers, new_answers)
     summary.imported = len(new_rows)
-    summary.rejected = len(bad)
-    if bad:
-        target = rejects or path.with_name(f"{path.stem}.rejects.csv")
-        with target.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=[*header, "error"], extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(bad)
-        summary.rejects_file = target
-    return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,6 +16,9 @@ QuestionType = Literal[
 # Fixed scales of the standard question types; a rating question brings its own.
 FIXED_SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 KEY = r"^[a-z][a-z0-9_]{0,63}$"
+# A whole number as other tools write one: 9, +9, 9.0, 10.00 (Excel, pandas with gaps).
+_WHOLE = re.compile(r"[+-]?\d+(?:\.0*)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 class Strict(BaseModel):
@@ -50,6 +54,61 @@ class Question(Strict):
         if self.type == "rating" and self.scale is not None:
             return self.scale.min, self.scale.max
         return None
+
+
+def parse_score(raw: str, lo: int, hi: int) -> int:
+    """The whole score ``raw`` on the scale lo..hi: "9", " 9 ", "9.0" and "10.00" are 9 and 10.
+
+    Raises ValueError saying why otherwise: not a number, not a whole number (7.5 is never
+    rounded or truncated), or outside the scale.
+    """
+    text = raw.strip()
+    pick = f"Please pick one number from {lo} to {hi}"
+    if not _WHOLE.fullmatch(text):
+        if _NUMBER.fullmatch(text):
+            raise ValueError(f"{pick} ({text} is not a whole number; scores are not rounded).")
+        raise ValueError(f"{pick} ('{text[:40]}' is not a number).")
+    number = int(text.split(".")[0])
+    if not lo <= number <= hi:
+        raise ValueError(f"{pick} ({number} is outside the scale).")
+    return number
+
+
+def split_choices(raw: str, options: list[str], separator: str = ",",
+                  labels: dict[str, str] | None = None) -> list[str]:  # fmt: skip
+    """The option values in one cell of another tool's export, matching whole options first.
+
+    "Price, value" is the one option ``Price, value`` when the survey has it, not ``Price`` and
+    ``value``; "Speed,Advice" is two. The cell is cut at ``separator`` only between pieces that
+    join to whole options (spaces around a piece do not count); a JSON list of strings is read
+    as the list it is. ``labels`` (wording -> value) lets exports that write the options'
+    wording instead of their values match too; values win over wording. When no reading exists
+    the plain split is returned, so the caller can say which values are unknown.
+    """
+    text = raw.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = None
+        if isinstance(items, list) and all(isinstance(v, str) for v in items):
+            return [v.strip() for v in items if v.strip()]
+    known = {k.strip(): v for k, v in (labels or {}).items()} | {o.strip(): o for o in options}
+    if text in known:
+        return [known[text]]
+    pieces = text.split(separator)
+    best: dict[int, list[str] | None] = {len(pieces): []}
+    # Right to left: best[i] = a reading of pieces[i:] into whole options (longest first).
+    for i in range(len(pieces) - 1, -1, -1):
+        best[i] = None
+        for j in range(len(pieces), i, -1):
+            candidate = separator.join(pieces[i:j]).strip()
+            rest = best[j]
+            if candidate in known and rest is not None:
+                best[i] = [known[candidate], *rest]
+                break
+    found = best[0]
+    return found if found is not None else [p.strip() for p in pieces if p.strip()]
 
 
 class EmailText(Strict):

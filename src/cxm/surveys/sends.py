@@ -89,8 +89,8 @@ def record_sends(engine: Engine) -> int:
     channel_of = dict(zip(sends["id"], sends["channel"].fillna("email"), strict=True))
     # An answer that came through a send took that send's channel (when it names none itself).
     unnamed = linked[linked["channel"].isna()]
-    channels = [{"id": rid, "channel": channel_of[sid]}
-                for sid, rid in zip(unnamed["id"], unnamed["response_id"], strict=True)]  # fmt: skip
+    pairs = zip(unnamed["id"], unnamed["response_id"], strict=True)
+    channels = [{"id": rid, "channel": channel_of[sid]} for sid, rid in pairs]
     rows: list[dict[str, Any]] = []
     for r in sends.to_dict("records"):
         at = pd.Timestamp(r["at"]).to_pydatetime()

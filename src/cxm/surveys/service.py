@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from cxm.errors import Conflict, CxmError, Invalid, NotFound
 from cxm.store import utcnow
 from cxm.surveys import people
-from cxm.surveys.schemas import SurveyDefinition, check, visible
+from cxm.surveys.schemas import SurveyDefinition, check, parse_score, visible
 from cxm.surveys.tables import (
     contact_rules,
     invitations,
@@ -421,9 +421,10 @@ def _load_answers(conn: Connection, session: Session) -> None:
             continue
         if r["value_number"] is not None:
             session.answers[q.id] = int(r["value_number"])
+        elif q.type == "multiple_choice" and r["value_list"] is not None:
+            session.answers[q.id] = list(r["value_list"])
         elif r["value_text"] is not None:
-            text = r["value_text"]
-            session.answers[q.id] = text.split(",") if q.type == "multiple_choice" else text
+            session.answers[q.id] = r["value_text"]
 
 
 def session_for_token(conn: Connection, token: str, now: datetime | None = None) -> Session:
@@ -492,36 +493,59 @@ def session_for_open(
     return session
 
 
-def parse_answer(question: Any, values: list[str]) -> tuple[Any, float | None, str | None]:
-    """(answer, number, text) for raw form values; Invalid saying what a valid answer is."""
+class ParsedAnswer(NamedTuple):
+    """One validated answer and the ``response_answers`` columns that store it."""
+
+    value: Any  # int for scores, list[str] for multiple choice, str otherwise; None: unanswered
+    number: float | None = None
+    text: str | None = None
+    items: list[str] | None = None  # multiple choice: the chosen option values, as a list
+
+    def columns(self) -> dict[str, Any]:
+        return {"value_number": self.number, "value_text": self.text, "value_list": self.items}
+
+
+def choice_display(items: list[str]) -> str:
+    """A multiple-choice answer as one line for people to read (never parsed back)."""
+    return "; ".join(items) if any("," in v for v in items) else ", ".join(items)
+
+
+def parse_answer(question: Any, values: list[str]) -> ParsedAnswer:
+    """Validate raw values (form fields, or one import cell already cut into options).
+
+    Scores (NPS, CSAT, CES, rating) take one whole number on the question's scale, written as
+    other tools write it ("9", " 9 ", "9.0"); "7.5" is refused, never rounded. Multiple choice
+    takes whole option values and is stored as a list. Invalid says what a valid answer is.
+    """
     values = [v.strip() for v in values if v is not None and v.strip() != ""]
     if not values:
         if question.required:
             raise Invalid("Please answer this question; it is required.")
-        return None, None, None
+        return ParsedAnswer(None)
     bounds = question.bounds()
     if bounds is not None:
         lo, hi = bounds
-        try:
-            number = int(values[0])
-        except ValueError:
-            number = None
-        if number is None or not lo <= number <= hi or len(values) > 1:
+        if len(values) > 1:
             raise Invalid(f"Please pick one number from {lo} to {hi}.")
-        return number, float(number), None
+        try:
+            number = parse_score(values[0], lo, hi)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        return ParsedAnswer(number, float(number))
     if question.type in ("single_choice", "multiple_choice"):
         allowed = [o.value for o in question.options or []]
         unknown = [v for v in values if v not in allowed]
         if unknown or (question.type == "single_choice" and len(values) > 1):
-            raise Invalid("Please pick from the options shown.")
+            shown = ", ".join(repr(v[:64]) for v in unknown) or f"{len(values)} values"
+            raise Invalid(f"Please pick from the options shown ({shown} is not one of them).")
         if question.type == "single_choice":
-            return values[0], None, values[0]
+            return ParsedAnswer(values[0], text=values[0])
         chosen = [v for v in allowed if v in values]
-        return chosen, None, ",".join(chosen)
+        return ParsedAnswer(chosen, text=choice_display(chosen), items=chosen)
     text = values[0]
     if len(text) > question.max_length:
         raise Invalid(f"Please keep this answer under {question.max_length} characters.")
-    return text, None, text  # stored as text; escaped wherever it is shown
+    return ParsedAnswer(text, text=text)  # stored as text; escaped wherever it is shown
 
 
 def _start_response(conn: Connection, session: Session, source: str, now: datetime) -> None:
@@ -551,7 +575,7 @@ def _start_response(conn: Connection, session: Session, source: str, now: dateti
                 hidden_rows.append(
                     {"response_id": session.response_id, "question_id": q.id,
                      "question_type": "hidden", "value_number": None,
-                     "value_text": str(value)[:500], "answered_at": now}
+                     "value_text": str(value)[:500], "value_list": None, "answered_at": now}
                 )  # fmt: skip
     if hidden_rows:
         conn.execute(response_answers.insert(), hidden_rows)
@@ -604,7 +628,8 @@ def save_answer(
         or not visible(question, session.answers)
     ):
         raise Invalid(f"'{question_id}' is not a question on this page")
-    answer, number, text = parse_answer(question, values)
+    parsed = parse_answer(question, values)
+    answer = parsed.value
     if session.response_id is None:
         _start_response(conn, session, source, now)
     conn.execute(
@@ -616,7 +641,7 @@ def save_answer(
     conn.execute(
         response_answers.insert().values(
             response_id=session.response_id, question_id=question.id,
-            question_type=question.type, value_number=number, value_text=text, answered_at=now,
+            question_type=question.type, answered_at=now, **parsed.columns(),
         )
     )  # fmt: skip
     session.seen.add(question.id)

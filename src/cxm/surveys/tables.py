@@ -39,7 +39,9 @@ response_answers = sa.Table(
     sa.Column("question_id", sa.String(64), primary_key=True),
     sa.Column("question_type", sa.String(32), nullable=False),
     sa.Column("value_number", sa.Float),
-    sa.Column("value_text", sa.Text),
+    sa.Column("value_text", sa.Text),  # multiple choice: a line for people, never parsed back
+    # Multiple choice: the chosen option values (they may contain any separator).
+    sa.Column("value_list", sa.JSON),
     utc_timestamp("answered_at", nullable=False),
 )
 
