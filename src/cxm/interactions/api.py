@@ -120,8 +120,14 @@ async def post_interaction(request: Request) -> JSONResponse:
 async def post_batch(request: Request) -> dict[str, Any]:
     """Store up to the batch limit of events; reports per item stored, duplicate or rejected."""
     body = await read_json(request)
-    events = body.get("events") if isinstance(body, dict) else body
-    return summary(await store(request, check_batch(events, "events"), "api"))
+    events = check_batch(body.get("events") if isinstance(body, dict) else body, "events")
+    sent_at = body.get("sent_at") if isinstance(body, dict) else None
+    if sent_at is not None:  # the batch's send time applies to events without their own
+        events = [
+            {"sent_at": sent_at, **e} if isinstance(e, dict) and "sent_at" not in e else e
+            for e in events
+        ]
+    return summary(await store(request, events, "api"))
 
 
 @router.get("/interactions/touchpoints/unowned", dependencies=[Depends(require("read"))])
@@ -157,12 +163,12 @@ async def _segment(request: Request, kind: str | None) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise HTTPException(422, "body: expected an object with a 'batch' array")
         messages = check_batch(body.get("batch"), "batch")
-        context = body.get("context")
+        context, sent_at = body.get("context"), body.get("sentAt")
     else:
         if not isinstance(body, dict):
             raise HTTPException(422, f"body: expected one {kind} message as a JSON object")
-        messages, context = [body], None
-    events = [segment.to_event(m, kind, context) for m in messages]
+        messages, context, sent_at = [body], None, None
+    events = [segment.to_event(m, kind, context, sent_at) for m in messages]
     result = summary(await store(request, events, "segment"))
     if kind is not None and result["rejected"]:
         raise HTTPException(400, result["items"][0]["error"])

@@ -34,6 +34,7 @@ FIELDS = {
     "name",
     "timestamp",
     "event_time",
+    "sent_at",
     "user_id",
     "anonymous_id",
     "email",
@@ -66,8 +67,13 @@ class Rejected(ValueError):
     """One event's field is unusable; the message names the field."""
 
 
-def parse_time(value: Any, field: str, latest: dt.datetime | None = None) -> dt.datetime:
-    """An ISO 8601 time (or a datetime); a time without a zone is read as UTC."""
+def parse_time(
+    value: Any, field: str, latest: dt.datetime | None = None, *, checked: bool = True
+) -> dt.datetime:
+    """An ISO 8601 time (or a datetime) as aware UTC; a time without a zone is read as UTC.
+
+    With ``checked`` the time must lie between 1990 and ``latest`` (default now + 2 days).
+    """
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, str):
@@ -79,7 +85,7 @@ def parse_time(value: Any, field: str, latest: dt.datetime | None = None) -> dt.
         raise Rejected(f"{field}: expected an ISO 8601 time string, got {type(value).__name__}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    if not EARLIEST <= parsed <= (latest or utcnow() + dt.timedelta(days=2)):
+    if checked and not EARLIEST <= parsed <= (latest or utcnow() + dt.timedelta(days=2)):
         raise Rejected(f"{field}: {parsed.isoformat()} is outside 1990 .. now")
     return parsed.astimezone(dt.UTC)
 
@@ -105,6 +111,43 @@ def _object(event: dict[str, Any], field: str) -> dict[str, Any] | None:
     return value
 
 
+def event_time_of(
+    event: dict[str, Any], received_at: dt.datetime
+) -> tuple[dt.datetime, dict[str, Any]]:
+    """When the event happened, and what to keep in ``context`` about the device clock.
+
+    With both ``timestamp`` and ``sent_at`` (times by the device's clock: when the event
+    happened, when the device sent it), the device clock's error is ``sent_at - received_at``
+    and the event time is ``timestamp - (sent_at - received_at)``, as Segment's HTTP API
+    documents for ``sentAt``; the device values are kept as ``context.originalTimestamp`` and
+    ``context.sentAt``. Without ``sent_at`` the timestamp is taken as it is; without either,
+    the event happened when it was received. The result must lie between 1990 and two days
+    after ``received_at``.
+    """
+    when = event.get("timestamp", event.get("event_time"))
+    latest = received_at + dt.timedelta(days=2)
+    sent = event.get("sent_at")
+    if when is None:
+        if sent is not None:
+            parse_time(sent, "sent_at", checked=False)
+        return received_at, {}
+    if sent is None:
+        return parse_time(when, "timestamp", latest), {}
+    device_time = parse_time(when, "timestamp", checked=False)
+    device_sent = parse_time(sent, "sent_at", checked=False)
+    try:
+        corrected = device_time - (device_sent - received_at)
+    except OverflowError:
+        corrected = EARLIEST - dt.timedelta(days=1)  # refused just below
+    if not EARLIEST <= corrected <= latest:
+        raise Rejected(
+            f"timestamp: {device_time.isoformat()} corrected by sent_at "
+            f"{device_sent.isoformat()} is {corrected.isoformat()}, outside 1990 .. now"
+        )
+    keep = {"originalTimestamp": device_time.isoformat(), "sentAt": device_sent.isoformat()}
+    return corrected, keep
+
+
 def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[str, Any]:
     """One submitted event as an ``interactions`` row (without ``customer_id``)."""
     if not isinstance(event, dict):
@@ -123,9 +166,7 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
     name = _text(event, "name", 200)
     if kind == "track" and not name:
         raise Rejected("name: a track event needs a name (e.g. order_placed)")
-    when = event.get("timestamp", event.get("event_time"))
-    latest = received_at + dt.timedelta(days=2)
-    event_time = received_at if when is None else parse_time(when, "timestamp", latest)
+    event_time, clock = event_time_of(event, received_at)
     properties = dict(_object(event, "properties") or {})
     traits = _object(event, "traits")
     if traits:
@@ -139,7 +180,7 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
         "touchpoint_key": _text(event, "touchpoint", 64) or _text(event, "touchpoint_key", 64),
         "channel": _text(event, "channel", 32),
         "properties": properties or None,
-        "context": _object(event, "context"),
+        "context": {**(_object(event, "context") or {}), **clock} or None,
     }
     for field in ("user_id", "anonymous_id", "email", "phone"):
         raw = _text(event, field, 320)
