@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.customers import service as customers
 from cxm.errors import Invalid
+from cxm.interactions import limits
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
 from cxm.store import utcnow
@@ -97,9 +98,26 @@ def _text(event: dict[str, Any], field: str, limit: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise Rejected(f"{field}: expected a string, got {type(value).__name__}")
     text = str(value).strip()
+    _storable(text, field)
     if len(text) > limit:
         raise Rejected(f"{field}: longer than {limit} characters")
     return text or None
+
+
+def _storable(text: str, field: str) -> None:
+    try:
+        limits.check_text(text, field)
+    except limits.Refused as exc:
+        raise Rejected(str(exc)) from None
+
+
+def _document(value: dict[str, Any] | None, field: str) -> dict[str, Any] | None:
+    if value is not None:
+        try:
+            limits.check_document(value, field)
+        except limits.Refused as exc:
+            raise Rejected(str(exc)) from None
+    return value
 
 
 def _object(event: dict[str, Any], field: str) -> dict[str, Any] | None:
@@ -179,8 +197,8 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
         "received_at": received_at,
         "touchpoint_key": _text(event, "touchpoint", 64) or _text(event, "touchpoint_key", 64),
         "channel": _text(event, "channel", 32),
-        "properties": properties or None,
-        "context": {**(_object(event, "context") or {}), **clock} or None,
+        "properties": _document(properties or None, "properties"),
+        "context": _document({**(_object(event, "context") or {}), **clock} or None, "context"),
     }
     for field in ("user_id", "anonymous_id", "email", "phone"):
         raw = _text(event, field, 320)
@@ -195,6 +213,7 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
             continue
         if not isinstance(raw, (str, int)) or isinstance(raw, bool):
             raise Rejected(f"{key}: expected a string id, got {type(raw).__name__}")
+        _storable(str(raw), key)
         value = customers.normalise(name_, str(raw))
         if value:
             external[name_] = value
