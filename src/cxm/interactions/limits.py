@@ -36,9 +36,10 @@ class TooLarge(ValueError):
 class Refused(ValueError):
     """JSON text or a value that ingest will not take; ``status`` is the HTTP answer."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, kind: str = "value") -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind  # malformed | deep | nonfinite | value | encoding
 
 
 def max_depth() -> int:
@@ -115,7 +116,9 @@ def _path_of_nonfinite(value: Any, path: str) -> str | None:
     return None
 
 
-def loads(data: bytes | str, *, what: str = "body", limit: int | None = None) -> Any:
+def loads(
+    data: bytes | str, *, what: str = "body", limit: int | None = None, prefix: str = ""
+) -> Any:
     """JSON text as Python values, refusing what ingest cannot store.
 
     Raises ``Refused`` with status 400 for malformed JSON or nesting deeper than ``limit``
@@ -128,7 +131,8 @@ def loads(data: bytes | str, *, what: str = "body", limit: int | None = None) ->
     if at is not None:
         raise Refused(
             f"{what}: JSON nested deeper than {depth} levels at {position(raw, at)} "
-            "(CXM_INGEST_MAX_DEPTH)"
+            "(CXM_INGEST_MAX_DEPTH)",
+            kind="deep",
         )
     seen: list[bool] = []
 
@@ -145,13 +149,15 @@ def loads(data: bytes | str, *, what: str = "body", limit: int | None = None) ->
     try:
         value = json.loads(raw, parse_constant=constant, parse_float=number)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Refused(f"{what}: malformed JSON ({exc})") from None
+        raise Refused(f"{what}: malformed JSON ({exc})", kind="malformed") from None
     except RecursionError:  # a limit set above what the parser can recurse
-        raise Refused(f"{what}: JSON nested too deeply to read") from None
+        raise Refused(f"{what}: JSON nested too deeply to read", kind="deep") from None
     if seen:
-        path = _path_of_nonfinite(value, "") or "value"
+        path = _path_of_nonfinite(value, prefix) or prefix or "value"
         raise Refused(
-            f"{path}: NaN and Infinity are not JSON numbers; send a finite number or null", 422
+            f"{path}: NaN and Infinity are not JSON numbers; send a finite number or null",
+            422,
+            "nonfinite",
         )
     return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -221,6 +222,8 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
     revenue = event.get("revenue")
     if revenue is None:
         revenue = next((properties[k] for k in REVENUE_KEYS if k in properties), None)
+    if isinstance(revenue, str):  # "12.50" as files and some SDKs send it
+        revenue = number_of(revenue, "revenue")
     if revenue is not None:
         if (
             isinstance(revenue, bool)
@@ -231,6 +234,26 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
         revenue = float(revenue)
     row["revenue"] = revenue
     return row
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def number_of(text: str, field: str) -> float | None:
+    """A decimal number written as text (``1.5``, `` 12 ``, ``-3e2``); empty text is None.
+
+    Only the plain decimal form is read (a dot for decimals, no thousands separators), so
+    ``1,5``, ``NaN`` or ``inf`` are refused naming ``field`` rather than misread.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if not _NUMBER.fullmatch(stripped):
+        raise Rejected(f"{field}: '{text}' is not a number (write decimals with a dot, e.g. 1.5)")
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise Rejected(f"{field}: '{text}' is too large for a number")
+    return value
 
 
 def existing_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
