@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from cxm.errors import Invalid
@@ -25,7 +26,6 @@ from cxm.interactions import limits
 
 DEFAULT_MAX_FIELD = 1 << 20  # characters in one CSV value
 ROWS_PER_BLOCK = 50_000
-_BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte not UTF-8
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
@@ -53,25 +53,21 @@ class Read:
     lines: np.ndarray
 
 
-def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    """(line number, text with its line break) per physical line; refuses bytes that are not
-    ``encoding`` with their line and column."""
+def _decoded(path: Path, encoding: str) -> str:
+    """The file's text; refuses bytes that are not ``encoding`` with their line and column."""
     try:
-        codecs.lookup(encoding)
+        name = codecs.lookup(encoding).name
     except LookupError:
         raise Invalid(f"--encoding '{encoding}' is not a known text encoding") from None
-    name = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    with path.open(encoding=name, errors="surrogateescape", newline="") as f:
-        for number, line in enumerate(f, start=1):
-            bad = _BAD_BYTE.search(line)
-            if bad:
-                byte = ord(bad.group()) - 0xDC00
-                raise Invalid(
-                    f"{path}: line {number}, column {bad.start() + 1}: byte 0x{byte:02x} is not "
-                    f"valid {encoding}; save the file as UTF-8 (in Excel: 'CSV UTF-8') or name "
-                    "its encoding with --encoding"
-                )
-            yield number, line
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig" if name == "utf-8" else name)
+    except UnicodeDecodeError as exc:
+        raise Invalid(
+            f"{path}: {limits.position(data, exc.start)}: byte 0x{data[exc.start]:02x} is not "
+            f"valid {encoding}; save the file as UTF-8 (in Excel: 'CSV UTF-8') or name its "
+            "encoding with --encoding"
+        ) from None
 
 
 def read_csv(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> Read:
@@ -83,31 +79,24 @@ def read_csv(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> Read:
     header, a quote left open, a value longer than ``max_field()`` characters or bytes that
     are not ``encoding``.
     """
-    lines = _decoded_lines(path, encoding)
-    first = next(lines, None)
-    if first is None:
-        raise Invalid(f"{path}: the file is empty; it needs a header line naming the columns")
-    pending: list[tuple[int, str]] = [first]
-    hint = first[1].strip()
-    if hint.lower().startswith("sep=") and len(hint) == 5:
-        delimiter, pending = hint[4], []
-    at = {"line": 0 if pending else 1}  # the last line the reader has taken
-
-    def feed() -> Iterator[str]:
-        for number, line in [*pending, *lines]:
-            at["line"] = number
-            yield line
-
+    lines = io.StringIO(_decoded(path, encoding), newline="")
+    first = lines.readline()
+    skipped = 0
+    if first.strip().lower().startswith("sep=") and len(first.strip()) == 5:
+        delimiter, skipped = first.strip()[4], 1
+    else:
+        lines.seek(0)
     limit = max_field()
     previous = csv.field_size_limit(limit)
     try:
-        return _records(path, csv.reader(feed(), delimiter=delimiter, strict=True), at, limit)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        return _records(path, reader, skipped, limit)
     finally:
         csv.field_size_limit(previous)
 
 
-def _records(path: Path, reader: Iterator[list[str]], at: dict[str, int], limit: int) -> Read:
-    start = at["line"] + 1
+def _records(path: Path, reader: Any, skipped: int, limit: int) -> Read:
+    """Read records; ``reader.line_num`` counts the physical lines taken so far."""
     try:
         header = next(reader)
     except StopIteration:
@@ -115,43 +104,46 @@ def _records(path: Path, reader: Iterator[list[str]], at: dict[str, int], limit:
             f"{path}: the file is empty; it needs a header line naming the columns"
         ) from None
     except csv.Error as exc:
-        raise _csv_error(path, exc, start, at["line"], limit) from None
+        raise _csv_error(path, exc, skipped + 1, skipped + reader.line_num, limit) from None
     names = [h.strip() for h in header]
-    _check_header(path, start, names)
+    _check_header(path, skipped + 1, names)
     width = len(names)
-    columns: list[list[str | None]] = [[] for _ in names]
+    records: list[list[str]] = []
     blocks: list[pa.Table] = []
     starts: list[int] = []
-    count = 0
     while True:
-        begin = at["line"] + 1
+        begin = skipped + reader.line_num + 1
         try:
             record = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            raise _csv_error(path, exc, begin, at["line"], limit) from None
-        if not record or (record == [""] and width > 1):
-            continue  # a blank line
+            raise _csv_error(path, exc, begin, skipped + reader.line_num, limit) from None
         if len(record) != width:
+            if not record or (record == [""] and width > 1):
+                continue  # a blank line
             raise Invalid(
                 f"{path}: line {begin}: {len(record)} fields where the header has {width}; "
                 'a value holding the separator or a line break must be quoted ("..."), '
                 "and a file separated by ';' needs --delimiter ';'"
             )
-        for column, value in zip(columns, record, strict=True):
-            column.append(value if value != "" else None)
+        records.append(record)
         starts.append(begin)
-        count += 1
-        if count % ROWS_PER_BLOCK == 0:
-            blocks.append(_block(names, columns))
-            columns = [[] for _ in names]
-    blocks.append(_block(names, columns))
+        if len(records) == ROWS_PER_BLOCK:
+            blocks.append(_block(names, records))
+            records = []
+    blocks.append(_block(names, records))
     return Read(pa.concat_tables(blocks), np.asarray(starts, dtype=np.int64))
 
 
-def _block(names: list[str], columns: list[list[str | None]]) -> pa.Table:
-    return pa.table({n: pa.array(c, pa.string()) for n, c in zip(names, columns, strict=True)})
+def _block(names: list[str], records: list[list[str]]) -> pa.Table:
+    """Records as string columns, an empty value as null."""
+    columns = list(zip(*records, strict=True)) if records else [() for _ in names]
+    out = {}
+    for name, values in zip(names, columns, strict=True):
+        arr = pa.array(values, pa.string())
+        out[name] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return pa.table(out)
 
 
 def _check_header(path: Path, line: int, names: list[str]) -> None:
