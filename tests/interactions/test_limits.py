@@ -291,3 +291,32 @@ def test_loads_never_raises_anything_but_a_refusal(data: bytes) -> None:
         limits.loads(data, limit=4)
     except limits.Refused as exc:
         assert exc.status in (400, 422)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"name": "x", "revenue": 1' + b"0" * 400 + b"}", "revenue"),
+        (b'{"name": "x", "properties": {"amount": 1' + b"0" * 400 + b"}}", "revenue"),
+        (b'{"name": "x", "properties": {"n": 1' + b"0" * 5000 + b"}}", "body"),
+        (
+            b'{"name": "x", "timestamp": "9999-12-31T23:59:59Z", '
+            b'"sent_at": "0001-01-01T00:00:00Z"}',
+            "timestamp",
+        ),
+        (
+            b'{"name": "x", "timestamp": "2026-01-01T00:00:00Z", '
+            b'"sent_at": "0001-01-01T00:00:00+14:00"}',
+            "sent_at",
+        ),
+    ],
+    ids=["huge-revenue", "huge-amount", "5000-digits", "clock-overflow", "sent-at-overflow"],
+)
+def test_numbers_and_times_out_of_range_are_refused_naming_the_field(
+    app_client: TestClient, ingest_headers: dict[str, str], seeded: Engine, body: bytes, field: str
+) -> None:
+    headers = {**ingest_headers, "content-type": "application/json"}
+    res = app_client.post("/api/v1/interactions", content=body, headers=headers)
+    assert res.status_code == 422, res.text
+    assert res.json()["detail"].startswith(f"{field}:")
+    assert _count(seeded) == 0

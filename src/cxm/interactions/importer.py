@@ -538,19 +538,24 @@ def _revenue(checks: _Checks, col: pa.Array | None, objects: list[Any]) -> pa.Ar
         if absent and isinstance(props, dict):
             value = next((props[k] for k in REVENUE_KEYS if k in props), None)
             if value is not None:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, (int, float))
-                    or not math.isfinite(value)
-                ):
-                    bad[i] = True
-                    value = None
-                else:
-                    value = float(value)
+                number = _finite(value)
+                bad[i] = number is None  # the per-row path names the problem
+                value = number
         values.append(value)
     checks.refuse(bad)
     from_props = pa.array(values, pa.float64())
     return pc.if_else(given.is_valid(), given, from_props)
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float, or None (text, booleans, NaN, too large)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _numbers(checks: _Checks, text: pa.Array) -> pa.Array:

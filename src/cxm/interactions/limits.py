@@ -150,6 +150,10 @@ def loads(
         value = json.loads(raw, parse_constant=constant, parse_float=number)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Refused(f"{what}: malformed JSON ({exc})", kind="malformed") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise Refused(
+            f"{what}: a number has too many digits (at most 4300)", 422, "nonfinite"
+        ) from None
     except RecursionError:  # a limit set above what the parser can recurse
         raise Refused(f"{what}: JSON nested too deeply to read", kind="deep") from None
     if seen:

@@ -87,6 +87,10 @@ def parse_time(
         raise Rejected(f"{field}: expected an ISO 8601 time string, got {type(value).__name__}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
+    try:
+        parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise Rejected(f"{field}: {parsed.isoformat()} is outside the years 1 .. 9999") from None
     if checked and not EARLIEST <= parsed <= (latest or utcnow() + dt.timedelta(days=2)):
         raise Rejected(f"{field}: {parsed.isoformat()} is outside 1990 .. now")
     return parsed.astimezone(dt.UTC)
@@ -157,7 +161,10 @@ def event_time_of(
     try:
         corrected = device_time - (device_sent - received_at)
     except OverflowError:
-        corrected = EARLIEST - dt.timedelta(days=1)  # refused just below
+        raise Rejected(
+            f"timestamp: {device_time.isoformat()} corrected by sent_at "
+            f"{device_sent.isoformat()} falls outside 1990 .. now"
+        ) from None
     if not EARLIEST <= corrected <= latest:
         raise Rejected(
             f"timestamp: {device_time.isoformat()} corrected by sent_at "
@@ -225,13 +232,14 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
     if isinstance(revenue, str):  # "12.50" as files and some SDKs send it
         revenue = number_of(revenue, "revenue")
     if revenue is not None:
-        if (
-            isinstance(revenue, bool)
-            or not isinstance(revenue, (int, float))
-            or not math.isfinite(revenue)
-        ):
+        if isinstance(revenue, bool) or not isinstance(revenue, (int, float)):
             raise Rejected(f"revenue: expected a number, got {revenue!r}")
-        revenue = float(revenue)
+        try:
+            revenue = float(revenue)
+        except OverflowError:
+            raise Rejected("revenue: the number is too large") from None
+        if not math.isfinite(revenue):
+            raise Rejected(f"revenue: expected a number, got {revenue!r}")
     row["revenue"] = revenue
     return row
 
