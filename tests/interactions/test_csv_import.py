@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from cxm.customers import service as customers
+from cxm.errors import Invalid
 from cxm.interactions import importer, textfile
 from cxm.interactions.service import Rejected, number_of
 from cxm.interactions.tables import interactions
@@ -309,3 +310,44 @@ def test_number_of_refuses_with_the_field_or_returns_a_finite_number(text: str) 
         assert str(exc).startswith("revenue:")
     else:
         assert value is None or abs(value) < float("inf")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"event_id,name,revenue,properties\n",
+                b"e1,x,1.5,{}\n",
+                b'"',
+                b",",
+                b";",
+                b"\r\n",
+                b"\n",
+                b"\xff",
+                b"\xc3\xa9",
+                b'"a""b"',
+                b'{"a": [[[',
+                b"NaN",
+                b"e2",
+                b" ",
+                b"event_id",
+                b"email",
+                b"@x.io",
+            ]
+        ),
+        max_size=25,
+    ),
+    st.sampled_from([".csv", ".jsonl"]),
+)
+def test_any_file_imports_or_is_refused_with_a_message(
+    duckdb_engine: Engine, tmp_path: Path, parts: list[bytes], suffix: str
+) -> None:
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(b"".join(parts))
+    try:
+        importer.import_file(duckdb_engine, path)
+    except Invalid as exc:
+        assert str(exc).startswith(str(path))

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from fastapi.testclient import TestClient
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -320,3 +320,39 @@ def test_numbers_and_times_out_of_range_are_refused_naming_the_field(
     assert res.status_code == 422, res.text
     assert res.json()["detail"].startswith(f"{field}:")
     assert _count(seeded) == 0
+
+
+_FIELDS = ["event_id", "type", "name", "timestamp", "sent_at", "user_id", "email", "phone",
+           "crm_id", "touchpoint", "channel", "properties", "context", "traits", "revenue",
+           "external_ids", "userId", "event", "messageId", "sentAt", "anonymousId"]  # fmt: skip
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["2026-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "a\ud800b", "x\x00"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=6), _values, max_size=6),
+    st.sampled_from(["/api/v1/interactions", "/v1/track", "/v1/identify", "/v1/batch"]),
+)
+def test_no_event_body_gets_a_server_error(
+    app_client: TestClient, ingest_headers: dict[str, str], event: dict[str, object], route: str
+) -> None:
+    body = {"batch": [event], "sentAt": event.get("sentAt")} if route == "/v1/batch" else event
+    res = app_client.post(
+        route,
+        content=json.dumps(body).encode(),
+        headers={**ingest_headers, "content-type": "application/json"},
+    )
+    assert res.status_code < 500, res.text
