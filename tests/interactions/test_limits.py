@@ -164,6 +164,8 @@ def test_nan_and_infinity_are_refused_naming_the_field(
     ("event", "field"),
     [
         ({"name": "a\ud800b"}, "name"),
+        ({"event_id": "a\ud800b", "name": "x"}, "event_id"),
+        ({"name": "x", "timestamp": "a\udc00"}, "timestamp"),
         ({"name": "x", "properties": {"note": "a\ud800b"}}, "properties.note"),
         ({"name": "x", "properties": {"note": "nul\x00here"}}, "properties.note"),
         ({"name": "x", "user_id": "u\x00"}, "user_id"),

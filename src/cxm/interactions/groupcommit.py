@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cxm.interactions import limits
 from cxm.interactions.service import ItemResult, ingest
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,9 @@ class GroupCommitter:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             return ItemResult(
                 n,
-                event_id if isinstance(event_id, str) else None,
+                limits.shown(event_id) if isinstance(event_id, str) else None,
                 "rejected",
-                f"event: the store refused a value of this event ({_reason(exc)})",
+                limits.shown(f"event: the store refused a value of this event ({_reason(exc)})"),
             )
         return ItemResult(n, result.event_id, result.status, result.error, result.customer_id)
 

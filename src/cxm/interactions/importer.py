@@ -252,7 +252,8 @@ def _per_row(
             row = validate_event(event, received_at, region)
         except (Rejected, Invalid) as exc:
             event_id = event.get("event_id")
-            rejects.append((start + n, event_id if isinstance(event_id, str) else None, str(exc)))
+            shown = limits.shown(event_id) if isinstance(event_id, str) else None
+            rejects.append((start + n, shown, limits.shown(str(exc))))
             continue
         row["_n"] = start + n
         rows.append(row)

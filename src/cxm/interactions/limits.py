@@ -206,6 +206,11 @@ def inflate_raw(body: bytes, limit: int) -> bytes:
     return out
 
 
+def shown(text: str) -> str:
+    """Text safe to put in an answer: a lone surrogate is written as ``\\udXXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def check_text(value: str, field: str) -> None:
     """Refuse text no store can hold: NUL characters and lone surrogates (not UTF-8)."""
     if "\x00" in value:

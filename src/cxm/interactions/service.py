@@ -327,7 +327,10 @@ def ingest(
         except (Rejected, Invalid) as exc:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             results[n] = ItemResult(
-                n, event_id if isinstance(event_id, str) else None, "rejected", str(exc)
+                n,
+                limits.shown(event_id) if isinstance(event_id, str) else None,
+                "rejected",
+                limits.shown(str(exc)),
             )
             continue
         if row["event_id"] in seen:
