@@ -77,6 +77,8 @@ async def store(request: Request, events: list[Any], source: str) -> list[ItemRe
 
 
 def summary(results: list[ItemResult]) -> dict[str, Any]:
+    """Counts and per-item outcomes. No customer ids: a write key learns nothing about
+    profiles (which customer an identifier belongs to) from its answers."""
     counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "rejected")}
     return {
         "stored": counts["stored"],
@@ -88,7 +90,6 @@ def summary(results: list[ItemResult]) -> dict[str, Any]:
                 "event_id": r.event_id,
                 "status": r.status,
                 "error": r.error,
-                "customer_id": r.customer_id,
             }
             for r in results
         ],
