@@ -277,3 +277,58 @@ def test_bulk_import_resolves_like_the_per_event_resolver(
     with engine.begin() as conn:
         customers.rebuild(conn)
     assert _state(engine) == imported
+
+
+def test_event_idents_take_only_the_identifier_columns() -> None:
+    row = {
+        "user_id": "u-1",
+        "email": None,
+        "phone": None,
+        "anonymous_id": "a-1",
+        "external_ids": {"crm_id": "C-9"},
+        "properties": {"email": "invitee@example.com", "traits": {"phone": "+4930123456"}},
+        "context": {"traits": {"email": "ignored-here@example.com"}},
+    }
+    assert customers.event_idents(row) == [
+        ("user_id", "u-1"),
+        ("anonymous_id", "a-1"),
+        ("crm_id", "C-9"),
+    ]
+
+
+def test_an_event_about_someone_else_never_merges_two_people(engine: Engine) -> None:
+    with engine.begin() as conn:
+        interactions.ingest(
+            conn,
+            [
+                {
+                    "event_id": "i1",
+                    "type": "identify",
+                    "user_id": "owner",
+                    "email": "o@example.com",
+                },
+                {
+                    "event_id": "i2",
+                    "name": "member_invited",
+                    "user_id": "owner",
+                    "properties": {"email": "m@example.com", "phone": "+49 30 1234567"},
+                },
+                {
+                    "event_id": "i3",
+                    "type": "identify",
+                    "user_id": "member",
+                    "email": "m@example.com",
+                },
+            ],
+            "api",
+        )
+    with engine.connect() as conn:
+        owner, member = (
+            customers.find(conn, "user_id:owner"),
+            customers.find(conn, "user_id:member"),
+        )
+        assert owner and member and owner != member
+        assert customers.identifiers(conn, owner) == {
+            "email": ["o@example.com"],
+            "user_id": ["owner"],
+        }

@@ -212,3 +212,19 @@ def test_the_segment_python_sdk_delivers_events(live_server: str, duckdb_engine:
     assert by_type["track"]["touchpoint_key"] == "webshop"
     assert by_type["identify"]["email"] == "sdk@example.com"
     assert len({r["customer_id"] for r in rows}) == 1
+
+
+def test_ingest_answers_never_name_a_customer(
+    app_client: TestClient, ingest_headers: dict[str, str]
+) -> None:
+    event = {"event_id": "k-1", "name": "login", "email": "known@example.com"}
+    app_client.post("/api/v1/interactions", json=event, headers=ingest_headers)
+    again = {"event_id": "k-2", "name": "login", "email": "known@example.com"}
+    one = app_client.post("/api/v1/interactions", json=again, headers=ingest_headers)
+    batch = app_client.post(
+        "/api/v1/interactions/batch",
+        json={"events": [{**again, "event_id": "k-3"}]},
+        headers=ingest_headers,
+    )
+    assert one.status_code == 201 and "customer_id" not in one.json()
+    assert all("customer_id" not in item for item in batch.json()["items"])

@@ -100,7 +100,14 @@ def customer_id_for(event_id: str) -> str:
 
 
 def event_idents(row: dict[str, Any]) -> list[Ident]:
-    """The identifiers an interaction row carries, in a fixed order."""
+    """The identifiers an interaction row carries, in a fixed order: ``CORE_KINDS`` then the
+    ``external_ids`` kinds sorted, as ``(kind, normalised value)``.
+
+    Only the row's identifier columns count. ``properties``, ``context`` and traits describe
+    the event (an invitee's address, a group's email) and never identify its sender; the
+    ingest edges (``interactions.segment``, the importer's mapping) decide which input fields
+    fill the identifier columns.
+    """
     found = [(k, row[k]) for k in CORE_KINDS if row.get(k)]
     extra = row.get("external_ids") or {}
     found += [(k, str(extra[k])) for k in sorted(extra) if extra[k]]

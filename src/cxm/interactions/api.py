@@ -6,7 +6,6 @@ events go to the app's group committer, and the answer comes after the commit.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
-from cxm.interactions import segment
+from cxm.interactions import limits, segment
 from cxm.interactions.groupcommit import committer_for
 from cxm.interactions.service import ItemResult, unowned_touchpoints
 from cxm.org.auth import Principal, authenticate_key
@@ -25,7 +24,7 @@ segment_router = APIRouter(tags=["segment"])
 BODY = {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}
 
 
-def limits() -> tuple[int, int]:
+def size_limits() -> tuple[int, int]:
     """(events per batch, bytes per body), from ``CXM_INGEST_MAX_EVENTS`` / ``_MAX_BYTES``."""
     events = int(os.environ.get("CXM_INGEST_MAX_EVENTS", "1000"))
     size = int(os.environ.get("CXM_INGEST_MAX_BYTES", str(5 * 1024 * 1024)))
@@ -33,31 +32,33 @@ def limits() -> tuple[int, int]:
 
 
 async def read_json(request: Request) -> Any:
-    """The body as JSON, or a 413/400 that says what to change."""
-    _, max_bytes = limits()
+    """The body as JSON, or a refusal that says what to change.
+
+    413 past ``CXM_INGEST_MAX_BYTES`` (before and after gzip/deflate decompression), 400 for
+    malformed JSON or nesting past ``CXM_INGEST_MAX_DEPTH`` (found by a scan, before parsing),
+    415 for an unknown content encoding, 422 for NaN/Infinity (naming the field).
+    """
+    _, max_bytes = size_limits()
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, f"body is {declared} bytes; the limit is {max_bytes} bytes")
-    body = b""
+    received = bytearray()
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
+        received += chunk
+        if len(received) > max_bytes:
             raise HTTPException(413, f"body exceeds the limit of {max_bytes} bytes")
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        import gzip
-
-        try:
-            body = gzip.decompress(body)
-        except OSError:
-            raise HTTPException(400, "body: content-encoding is gzip but the body is not") from None
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body: malformed JSON ({exc})") from None
+        encoding = request.headers.get("content-encoding", "")
+        body = limits.inflate(bytes(received), encoding, max_bytes)
+        return limits.loads(body)
+    except limits.TooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
+    except limits.Refused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
 
 
 def check_batch(events: Any, field: str) -> list[Any]:
-    max_events, _ = limits()
+    max_events, _ = size_limits()
     if not isinstance(events, list):
         raise HTTPException(422, f"{field}: expected a JSON array of events")
     if not events:
@@ -76,6 +77,8 @@ async def store(request: Request, events: list[Any], source: str) -> list[ItemRe
 
 
 def summary(results: list[ItemResult]) -> dict[str, Any]:
+    """Counts and per-item outcomes. No customer ids: a write key learns nothing about
+    profiles (which customer an identifier belongs to) from its answers."""
     counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "rejected")}
     return {
         "stored": counts["stored"],
@@ -87,7 +90,6 @@ def summary(results: list[ItemResult]) -> dict[str, Any]:
                 "event_id": r.event_id,
                 "status": r.status,
                 "error": r.error,
-                "customer_id": r.customer_id,
             }
             for r in results
         ],
@@ -120,8 +122,14 @@ async def post_interaction(request: Request) -> JSONResponse:
 async def post_batch(request: Request) -> dict[str, Any]:
     """Store up to the batch limit of events; reports per item stored, duplicate or rejected."""
     body = await read_json(request)
-    events = body.get("events") if isinstance(body, dict) else body
-    return summary(await store(request, check_batch(events, "events"), "api"))
+    events = check_batch(body.get("events") if isinstance(body, dict) else body, "events")
+    sent_at = body.get("sent_at") if isinstance(body, dict) else None
+    if sent_at is not None:  # the batch's send time applies to events without their own
+        events = [
+            {"sent_at": sent_at, **e} if isinstance(e, dict) and "sent_at" not in e else e
+            for e in events
+        ]
+    return summary(await store(request, events, "api"))
 
 
 @router.get("/interactions/touchpoints/unowned", dependencies=[Depends(require("read"))])
@@ -157,12 +165,12 @@ async def _segment(request: Request, kind: str | None) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise HTTPException(422, "body: expected an object with a 'batch' array")
         messages = check_batch(body.get("batch"), "batch")
-        context = body.get("context")
+        context, sent_at = body.get("context"), body.get("sentAt")
     else:
         if not isinstance(body, dict):
             raise HTTPException(422, f"body: expected one {kind} message as a JSON object")
-        messages, context = [body], None
-    events = [segment.to_event(m, kind, context) for m in messages]
+        messages, context, sent_at = [body], None, None
+    events = [segment.to_event(m, kind, context, sent_at) for m in messages]
     result = summary(await store(request, events, "segment"))
     if kind is not None and result["rejected"]:
         raise HTTPException(400, result["items"][0]["error"])

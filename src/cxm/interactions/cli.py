@@ -8,7 +8,7 @@ import typer
 from rich.progress import Progress
 
 from cxm.console import console, engine, errors, settings
-from cxm.interactions import importer
+from cxm.interactions import importer, textfile
 from cxm.interactions.service import unowned_touchpoints
 
 app = typer.Typer(help="The interaction log.", no_args_is_help=True)
@@ -17,10 +17,17 @@ app = typer.Typer(help="The interaction log.", no_args_is_help=True)
 def import_interactions(
     file: Path = typer.Argument(..., help="a .csv, .jsonl or .parquet file"),
     mapping: Path | None = typer.Option(None, "--map", help="mapping.yaml: column → field"),
+    delimiter: str = typer.Option(
+        ",", "--delimiter", help="CSV separator: ',' (default), ';', '|' or 'tab'"
+    ),
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", help="text encoding of a CSV file (e.g. cp1252); default UTF-8"
+    ),
 ) -> None:
     """Import interactions from a file; bad rows go to FILE.rejects.csv; re-running adds nothing."""
     with errors():
         spec = importer.load_mapping(mapping)
+        separator = textfile.delimiter_of(delimiter)
         eng = engine()
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"importing {file.name}", total=None)
@@ -30,6 +37,8 @@ def import_interactions(
                 spec,
                 lambda done, total: bar.update(task, completed=done, total=total),
                 settings().default_phone_region,
+                separator,
+                encoding,
             )
     console.print(summary.line())
 

@@ -16,8 +16,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cxm.interactions import limits
 from cxm.interactions.service import ItemResult, ingest
 
 log = logging.getLogger(__name__)
@@ -66,14 +68,51 @@ class GroupCommitter:
         while True:
             group = self._drain()
             try:
-                self._commit(group)
-            except Exception as exc:  # the writer must outlive a failed transaction
-                log.exception("group commit of %d submissions failed", len(group))
-                for pending in group:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
+                answers = self._commit(group)
+            except Exception:  # the writer must outlive a failed transaction
+                log.exception("group commit of %d submissions failed; isolating", len(group))
+                self._isolate(group)
+                continue
+            # Answer only after the commit above returned.
+            for pending in group:
+                pending.done.set_result(answers[id(pending)])
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _isolate(self, group: list[_Pending]) -> None:
+        """After a failed group transaction, store each submission alone, then each event of a
+        failing submission alone: a value the store refuses fails only its own event."""
+        for pending in group:
+            try:
+                answer = self._commit([pending])[id(pending)]
+            except Exception as exc:
+                if not _refusal(exc):
+                    pending.done.set_exception(exc)
+                    continue
+                try:
+                    answer = [self._alone(pending, n) for n in range(len(pending.events))]
+                except Exception as inner:  # the store itself is failing: report that
+                    pending.done.set_exception(inner)
+                    continue
+            pending.done.set_result(answer)
+
+    def _alone(self, pending: _Pending, n: int) -> ItemResult:
+        event = pending.events[n]
+        try:
+            with self.engine.begin() as conn:
+                (result,) = ingest(conn, [event], pending.source, self.region)
+        except Exception as exc:
+            if not _refusal(exc):
+                raise
+            log.warning("the store refused one event: %s", exc)
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            return ItemResult(
+                n,
+                limits.shown(event_id) if isinstance(event_id, str) else None,
+                "rejected",
+                limits.shown(f"event: the store refused a value of this event ({_reason(exc)})"),
+            )
+        return ItemResult(n, result.event_id, result.status, result.error, result.customer_id)
+
+    def _commit(self, group: list[_Pending]) -> dict[int, list[ItemResult]]:
         by_source: dict[str, list[tuple[_Pending, int]]] = {}
         for pending in group:
             by_source.setdefault(pending.source, []).append((pending, len(pending.events)))
@@ -90,9 +129,18 @@ class GroupCommitter:
                         for r in part
                     ]
                     offset += count
-        # Answer only after the commit above returned.
-        for pending in group:
-            pending.done.set_result(answers[id(pending)])
+        return answers
+
+
+def _refusal(exc: Exception) -> bool:
+    """Whether a failure is about the data (a value the store refuses), not the store being
+    unreachable: only the former is one event's fault and answered as its rejection."""
+    return not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+
+
+def _reason(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0][:200] if str(orig).strip() else type(orig).__name__
 
 
 _lock = threading.Lock()

@@ -20,19 +20,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 
 from cxm.customers import service as customers
 from cxm.errors import Invalid
+from cxm.interactions import limits, textfile
 from cxm.interactions.schemas import TARGETS, Mapping
 from cxm.interactions.service import (
     EARLIEST,
     REVENUE_KEYS,
     TYPES,
     Rejected,
+    number_of,
     store_table,
 )
 from cxm.interactions.service import validate as validate_event
@@ -69,30 +69,59 @@ def load_mapping(path: Path | None) -> Mapping:
     return validate(read(path), Mapping)
 
 
-def _table(path: Path) -> tuple[pa.Table, int]:
-    """The file as an Arrow table, and the line of its first row (for rejects)."""
+def _table(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> textfile.Read:
+    """The file as an Arrow table, and the line (or row number) each row starts on."""
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
+        if suffix in (".csv", ".tsv", ".txt"):
             # Every column as text: validation decides types, so a bad cell is one reject,
             # not a failed file.
-            names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
-            types = {n: pa.string() for n in names.column_names}
-            opts = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
-            return pacsv.read_csv(path, convert_options=opts), 2
+            return textfile.read_csv(path, "\t" if suffix == ".tsv" else delimiter, encoding)
         if suffix in (".jsonl", ".ndjson", ".json"):
-            return pajson.read_json(path), 1
+            return textfile.read_jsonl(path)
         if suffix == ".parquet":
-            return pq.read_table(path), 1
+            table = pq.read_table(path)
+            return textfile.Read(table, np.arange(1, table.num_rows + 1, dtype=np.int64))
     except (pa.ArrowInvalid, OSError) as exc:
         raise Invalid(f"{path}: cannot read the file: {exc}") from exc
-    raise Invalid(f"{path}: unknown file type '{suffix}'; use .csv, .jsonl or .parquet")
+    raise Invalid(f"{path}: unknown file type '{suffix}'; use .csv, .tsv, .jsonl or .parquet")
+
+
+IDENTITY = ("user_id", "anonymous_id", "email", "phone")
+
+
+def is_identifier(field_: str) -> bool:
+    """Fields that identify a customer: the core kinds and external ids (``crm_id``)."""
+    return field_ in IDENTITY or (field_.endswith("_id") and field_ != "event_id")
+
+
+def targets(column_names: list[str], mapping: Mapping) -> dict[str, str | None]:
+    """Each column's event field, or None for a column that joins ``properties``.
+
+    Without a mapping (or one without ``columns``) columns feed the fields they are named
+    after. A mapping's ``columns`` are the file's identifiers: a column the mapping does not
+    name is never an identifier, even when called ``email`` or ``*_id``.
+    """
+    renames = {src: dst for dst, src in mapping.columns.items()}
+    out: dict[str, str | None] = {}
+    for column in column_names:
+        target = renames.get(column, column)
+        if column not in renames and mapping.columns and is_identifier(target):
+            out[column] = None
+        elif target in TARGETS or target.endswith("_id"):
+            out[column] = target
+        else:
+            out[column] = None
+    return out
 
 
 def _events(table: pa.Table, mapping: Mapping, source: str) -> Iterator[list[dict[str, Any]]]:
-    """The file's rows as submitted events (the per-row path, for rows the fast path refuses)."""
+    """The file's rows as submitted events (the per-row path, for rows the fast path refuses).
+
+    JSON columns stay text here; ``_parse_documents`` reads them.
+    """
     _check_columns(table, mapping, source)
-    renames = {src: dst for dst, src in mapping.columns.items()}
+    fields = targets(table.column_names, mapping)
     for batch in table.to_batches(CHUNK):
         rows = batch.to_pylist()
         events = []
@@ -100,22 +129,41 @@ def _events(table: pa.Table, mapping: Mapping, source: str) -> Iterator[list[dic
             event: dict[str, Any] = dict(mapping.defaults)
             extra: dict[str, Any] = {}
             for key, value in row.items():
-                name = renames.get(key, key)
-                if name in TARGETS or name.endswith("_id"):
-                    if value is not None and value != "":
-                        event[name] = value
-                elif value is not None and value != "":
-                    extra[name] = value
-            for name in JSON_FIELDS:
-                if isinstance(event.get(name), str):
-                    try:
-                        event[name] = json.loads(event[name])
-                    except json.JSONDecodeError:
-                        event[name] = {"_invalid_json": event[name]}
+                if value is None or value == "":
+                    continue
+                name = fields[key]
+                if name is None:
+                    extra[key] = value
+                elif name == "revenue" and isinstance(value, str):
+                    event[name] = value.strip()
+                else:
+                    event[name] = value
             if extra:
-                event["properties"] = {**extra, **(event.get("properties") or {})}
+                event["_extra"] = extra
             events.append(event)
         yield events
+
+
+def _parse_documents(event: dict[str, Any]) -> None:
+    """Parse an event's JSON text columns in place, then merge the extra columns into
+    ``properties``; raises ``Rejected`` for JSON too deep or holding NaN / Infinity (text that
+    is not JSON is kept as ``{"_invalid_json": text}``)."""
+    for name in JSON_FIELDS:
+        if isinstance(event.get(name), str):
+            try:
+                event[name] = limits.loads(event[name], what=name, prefix=name)
+            except limits.Refused as exc:
+                if exc.kind != "malformed":
+                    raise Rejected(str(exc)) from None
+                event[name] = {"_invalid_json": event[name]}
+    extra = event.pop("_extra", None)
+    if extra:
+        props = event.get("properties")
+        if props is None or isinstance(props, dict):  # else validate names the bad value
+            event["properties"] = {**extra, **(props or {})}
+    revenue = event.get("revenue")
+    if isinstance(revenue, str):
+        event["revenue"] = number_of(revenue, "revenue")
 
 
 def _check_columns(table: pa.Table, mapping: Mapping, source: str) -> None:
@@ -133,6 +181,8 @@ def import_file(
     mapping: Mapping | None = None,
     progress: Callable[[int, int], None] | None = None,
     region: str = "DE",
+    delimiter: str = ",",
+    encoding: str = "utf-8",
 ) -> ImportSummary:
     """Import one file; returns counts and where the rejects went.
 
@@ -143,7 +193,8 @@ def import_file(
     missing. All rows share one ``received_at``.
     """
     spec = mapping or Mapping()
-    table, first_line = _table(path)
+    read = _table(path, delimiter, encoding)
+    table = read.table
     _check_columns(table, spec, str(path))
     summary = ImportSummary(rows=table.num_rows)
     received_at = utcnow()
@@ -167,7 +218,7 @@ def import_file(
         summary.duplicates += result.duplicates
         if progress:
             progress(batch_end, total)
-    rejects = [(first_line + n, e, r) for n, e, r in sorted(rejects)]
+    rejects = [(int(read.lines[n]), e, r) for n, e, r in sorted(rejects)]
     summary.rejected = len(rejects)
     target = path.with_name(path.name + ".rejects.csv")
     if rejects:
@@ -197,10 +248,12 @@ def _per_row(
     events = [e for batch in _events(picked, spec, str(path)) for e in batch]
     for n, event in zip(slow.tolist(), events, strict=True):
         try:
+            _parse_documents(event)
             row = validate_event(event, received_at, region)
         except (Rejected, Invalid) as exc:
             event_id = event.get("event_id")
-            rejects.append((start + n, event_id if isinstance(event_id, str) else None, str(exc)))
+            shown = limits.shown(event_id) if isinstance(event_id, str) else None
+            rejects.append((start + n, shown, limits.shown(str(exc))))
             continue
         row["_n"] = start + n
         rows.append(row)
@@ -330,9 +383,11 @@ def _documents(checks: _Checks, col: pa.Array | None) -> tuple[pa.Array, list[An
     bad = []
     for n, raw in enumerate(encoded.dictionary.to_pylist()):
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
+            value = limits.loads(raw)
+        except limits.Refused as exc:
             value = {"_invalid_json": raw}
+            if exc.kind != "malformed":  # too deep, NaN: the per-row path names it
+                bad.append(n)
         if not isinstance(value, dict):
             bad.append(n)
         parsed.append(value)
@@ -360,10 +415,14 @@ def prepare(
     """
     n = chunk.num_rows
     checks = _Checks(n)
-    renames = {src: dst for dst, src in spec.columns.items()}
+    fields = targets(chunk.column_names, spec)
     cols: dict[str, pa.Array] = {}
     for name, col in zip(chunk.column_names, chunk.columns, strict=True):
-        target = renames.get(name, name)
+        target = fields[name]
+        if target is None:  # joins properties: rare enough for the per-row path
+            text = _strings(col)
+            checks.refuse(col.is_valid() if text is None else text.is_valid())
+            continue
         if target in cols:  # two columns feed one field: leave it to the per-row path
             checks.refuse(np.ones(n, dtype=bool))
         cols[target] = col.combine_chunks()
@@ -376,11 +435,6 @@ def prepare(
             checks.refuse(np.ones(n, dtype=bool))
             continue
         cols[name] = pc.fill_null(given, pa.scalar(str(value), pa.string()))
-    for name, col in cols.items():
-        if not (name in TARGETS or name.endswith("_id")):
-            # Other columns join properties: rare enough for the per-row path.
-            text = _strings(col)
-            checks.refuse(col.is_valid() if text is None else text.is_valid())
     kind = checks.text(cols, "type", 16).fill_null("track")
     checks.refuse(pc.invert(pc.is_in(kind, pa.array(TYPES))))
     name_ = checks.text(cols, "name", 200)
@@ -473,7 +527,10 @@ def _revenue(checks: _Checks, col: pa.Array | None, objects: list[Any]) -> pa.Ar
             checks.refuse(pc.and_(given.is_valid(), pc.invert(finite)))
         elif not pa.types.is_null(col.type):
             text = _strings(col)
-            checks.refuse(col.is_valid() if text is None else text.is_valid())
+            if text is None:
+                checks.refuse(col.is_valid())
+            else:
+                given = _numbers(checks, text)
     missing = given.is_null().to_pylist()
     values: list[float | None] = []
     bad = np.zeros(checks.n, dtype=bool)
@@ -482,19 +539,37 @@ def _revenue(checks: _Checks, col: pa.Array | None, objects: list[Any]) -> pa.Ar
         if absent and isinstance(props, dict):
             value = next((props[k] for k in REVENUE_KEYS if k in props), None)
             if value is not None:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, (int, float))
-                    or not math.isfinite(value)
-                ):
-                    bad[i] = True
-                    value = None
-                else:
-                    value = float(value)
+                number = _finite(value)
+                bad[i] = number is None  # the per-row path names the problem
+                value = number
         values.append(value)
     checks.refuse(bad)
     from_props = pa.array(values, pa.float64())
     return pc.if_else(given.is_valid(), given, from_props)
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float, or None (text, booleans, NaN, too large)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _numbers(checks: _Checks, text: pa.Array) -> pa.Array:
+    """Decimal numbers written as text (``1.5``); a value ``number_of`` would refuse is left
+    to the per-row path, which names it."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    plain = pc.match_substring_regex(trimmed, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+    plain = pc.fill_null(plain, False)
+    checks.refuse(pc.and_(trimmed.is_valid(), pc.invert(plain)))
+    numbers = pc.if_else(plain, trimmed, pa.scalar("0", pa.string())).cast(pa.float64())
+    finite = pc.is_finite(numbers)
+    checks.refuse(pc.and_(plain, pc.invert(finite)))
+    return pc.if_else(pc.and_(plain, finite), numbers, pa.scalar(None, pa.float64()))
 
 
 def from_rows(rows: list[dict[str, Any]]) -> pa.Table:

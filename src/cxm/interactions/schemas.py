@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TARGETS = (
     "event_id",
@@ -29,3 +29,16 @@ class Mapping(BaseModel):
 
     columns: dict[str, str] = Field(default_factory=dict)
     defaults: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("defaults")
+    @classmethod
+    def _no_fixed_identifier(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name in ("user_id", "anonymous_id", "email", "phone") or (
+                name.endswith("_id") and name != "event_id"
+            ):
+                raise ValueError(
+                    f"'{name}' identifies a customer; a fixed value would make every row the "
+                    "same customer: map it to a column under 'columns' instead"
+                )
+        return value

@@ -1,4 +1,12 @@
-"""Segment's message format (track, identify, page, screen, group, alias) as cxm events."""
+"""Segment's message format (track, identify, page, screen, group, alias) as cxm events.
+
+Identity comes only from identity fields, as Segment defines them: ``userId``, ``anonymousId``,
+the ``traits`` of an identify call and ``context.traits`` of any call. ``properties`` describe
+the event (an invitee's or a gift recipient's address), and a group call's ``traits`` describe
+the group (a company's address is shared by all its members), so neither ever identifies the
+sender. ``sentAt`` (the message's, else the batch's) travels as ``sent_at``, so the device's
+clock error can be taken out of ``timestamp`` when the event is stored.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,14 @@ def _pick(*sources: Any, key: str) -> Any:
     return None
 
 
-def to_event(message: Any, kind: str | None = None, batch_context: Any = None) -> Any:
-    """One Segment message as a cxm event dict; a non-object is passed on to be rejected."""
+def to_event(
+    message: Any, kind: str | None = None, batch_context: Any = None, batch_sent_at: Any = None
+) -> Any:
+    """One Segment message as a cxm event dict; a non-object is passed on to be rejected.
+
+    ``batch_context`` / ``batch_sent_at`` are a ``/v1/batch`` body's ``context`` and
+    ``sentAt``, used where the message has none of its own.
+    """
     if not isinstance(message, dict):
         return message
     kind = kind or message.get("type") or "track"
@@ -28,11 +42,12 @@ def to_event(message: Any, kind: str | None = None, batch_context: Any = None) -
         "event_id": message.get("messageId"),
         "type": kind,
         "timestamp": message.get("timestamp") or message.get("originalTimestamp"),
+        "sent_at": message.get("sentAt") or batch_sent_at,
         "user_id": message.get("userId"),
         "anonymous_id": message.get("anonymousId"),
         "context": context,
-        "email": _pick(person, context_traits, properties, key="email"),
-        "phone": _pick(person, context_traits, properties, key="phone"),
+        "email": _pick(person, context_traits, key="email"),
+        "phone": _pick(person, context_traits, key="phone"),
         "touchpoint": _pick(properties, context, key="touchpoint"),
         "channel": _pick(context, properties, key="channel"),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.customers import service as customers
 from cxm.errors import Invalid
+from cxm.interactions import limits
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
 from cxm.store import utcnow
@@ -34,6 +36,7 @@ FIELDS = {
     "name",
     "timestamp",
     "event_time",
+    "sent_at",
     "user_id",
     "anonymous_id",
     "email",
@@ -66,8 +69,13 @@ class Rejected(ValueError):
     """One event's field is unusable; the message names the field."""
 
 
-def parse_time(value: Any, field: str, latest: dt.datetime | None = None) -> dt.datetime:
-    """An ISO 8601 time (or a datetime); a time without a zone is read as UTC."""
+def parse_time(
+    value: Any, field: str, latest: dt.datetime | None = None, *, checked: bool = True
+) -> dt.datetime:
+    """An ISO 8601 time (or a datetime) as aware UTC; a time without a zone is read as UTC.
+
+    With ``checked`` the time must lie between 1990 and ``latest`` (default now + 2 days).
+    """
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, str):
@@ -79,7 +87,11 @@ def parse_time(value: Any, field: str, latest: dt.datetime | None = None) -> dt.
         raise Rejected(f"{field}: expected an ISO 8601 time string, got {type(value).__name__}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    if not EARLIEST <= parsed <= (latest or utcnow() + dt.timedelta(days=2)):
+    try:
+        parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise Rejected(f"{field}: {parsed.isoformat()} is outside the years 1 .. 9999") from None
+    if checked and not EARLIEST <= parsed <= (latest or utcnow() + dt.timedelta(days=2)):
         raise Rejected(f"{field}: {parsed.isoformat()} is outside 1990 .. now")
     return parsed.astimezone(dt.UTC)
 
@@ -91,9 +103,26 @@ def _text(event: dict[str, Any], field: str, limit: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise Rejected(f"{field}: expected a string, got {type(value).__name__}")
     text = str(value).strip()
+    _storable(text, field)
     if len(text) > limit:
         raise Rejected(f"{field}: longer than {limit} characters")
     return text or None
+
+
+def _storable(text: str, field: str) -> None:
+    try:
+        limits.check_text(text, field)
+    except limits.Refused as exc:
+        raise Rejected(str(exc)) from None
+
+
+def _document(value: dict[str, Any] | None, field: str) -> dict[str, Any] | None:
+    if value is not None:
+        try:
+            limits.check_document(value, field)
+        except limits.Refused as exc:
+            raise Rejected(str(exc)) from None
+    return value
 
 
 def _object(event: dict[str, Any], field: str) -> dict[str, Any] | None:
@@ -103,6 +132,46 @@ def _object(event: dict[str, Any], field: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise Rejected(f"{field}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def event_time_of(
+    event: dict[str, Any], received_at: dt.datetime
+) -> tuple[dt.datetime, dict[str, Any]]:
+    """When the event happened, and what to keep in ``context`` about the device clock.
+
+    With both ``timestamp`` and ``sent_at`` (times by the device's clock: when the event
+    happened, when the device sent it), the device clock's error is ``sent_at - received_at``
+    and the event time is ``timestamp - (sent_at - received_at)``, as Segment's HTTP API
+    documents for ``sentAt``; the device values are kept as ``context.originalTimestamp`` and
+    ``context.sentAt``. Without ``sent_at`` the timestamp is taken as it is; without either,
+    the event happened when it was received. The result must lie between 1990 and two days
+    after ``received_at``.
+    """
+    when = event.get("timestamp", event.get("event_time"))
+    latest = received_at + dt.timedelta(days=2)
+    sent = event.get("sent_at")
+    if when is None:
+        if sent is not None:
+            parse_time(sent, "sent_at", checked=False)
+        return received_at, {}
+    if sent is None:
+        return parse_time(when, "timestamp", latest), {}
+    device_time = parse_time(when, "timestamp", checked=False)
+    device_sent = parse_time(sent, "sent_at", checked=False)
+    try:
+        corrected = device_time - (device_sent - received_at)
+    except OverflowError:
+        raise Rejected(
+            f"timestamp: {device_time.isoformat()} corrected by sent_at "
+            f"{device_sent.isoformat()} falls outside 1990 .. now"
+        ) from None
+    if not EARLIEST <= corrected <= latest:
+        raise Rejected(
+            f"timestamp: {device_time.isoformat()} corrected by sent_at "
+            f"{device_sent.isoformat()} is {corrected.isoformat()}, outside 1990 .. now"
+        )
+    keep = {"originalTimestamp": device_time.isoformat(), "sentAt": device_sent.isoformat()}
+    return corrected, keep
 
 
 def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[str, Any]:
@@ -123,9 +192,7 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
     name = _text(event, "name", 200)
     if kind == "track" and not name:
         raise Rejected("name: a track event needs a name (e.g. order_placed)")
-    when = event.get("timestamp", event.get("event_time"))
-    latest = received_at + dt.timedelta(days=2)
-    event_time = received_at if when is None else parse_time(when, "timestamp", latest)
+    event_time, clock = event_time_of(event, received_at)
     properties = dict(_object(event, "properties") or {})
     traits = _object(event, "traits")
     if traits:
@@ -138,8 +205,8 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
         "received_at": received_at,
         "touchpoint_key": _text(event, "touchpoint", 64) or _text(event, "touchpoint_key", 64),
         "channel": _text(event, "channel", 32),
-        "properties": properties or None,
-        "context": _object(event, "context"),
+        "properties": _document(properties or None, "properties"),
+        "context": _document({**(_object(event, "context") or {}), **clock} or None, "context"),
     }
     for field in ("user_id", "anonymous_id", "email", "phone"):
         raw = _text(event, field, 320)
@@ -154,6 +221,7 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
             continue
         if not isinstance(raw, (str, int)) or isinstance(raw, bool):
             raise Rejected(f"{key}: expected a string id, got {type(raw).__name__}")
+        _storable(str(raw), key)
         value = customers.normalise(name_, str(raw))
         if value:
             external[name_] = value
@@ -161,16 +229,39 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
     revenue = event.get("revenue")
     if revenue is None:
         revenue = next((properties[k] for k in REVENUE_KEYS if k in properties), None)
+    if isinstance(revenue, str):  # "12.50" as files and some SDKs send it
+        revenue = number_of(revenue, "revenue")
     if revenue is not None:
-        if (
-            isinstance(revenue, bool)
-            or not isinstance(revenue, (int, float))
-            or not math.isfinite(revenue)
-        ):
+        if isinstance(revenue, bool) or not isinstance(revenue, (int, float)):
             raise Rejected(f"revenue: expected a number, got {revenue!r}")
-        revenue = float(revenue)
+        try:
+            revenue = float(revenue)
+        except OverflowError:
+            raise Rejected("revenue: the number is too large") from None
+        if not math.isfinite(revenue):
+            raise Rejected(f"revenue: expected a number, got {revenue!r}")
     row["revenue"] = revenue
     return row
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def number_of(text: str, field: str) -> float | None:
+    """A decimal number written as text (``1.5``, `` 12 ``, ``-3e2``); empty text is None.
+
+    Only the plain decimal form is read (a dot for decimals, no thousands separators), so
+    ``1,5``, ``NaN`` or ``inf`` are refused naming ``field`` rather than misread.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if not _NUMBER.fullmatch(stripped):
+        raise Rejected(f"{field}: '{text}' is not a number (write decimals with a dot, e.g. 1.5)")
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise Rejected(f"{field}: '{text}' is too large for a number")
+    return value
 
 
 def existing_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
@@ -236,7 +327,10 @@ def ingest(
         except (Rejected, Invalid) as exc:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             results[n] = ItemResult(
-                n, event_id if isinstance(event_id, str) else None, "rejected", str(exc)
+                n,
+                limits.shown(event_id) if isinstance(event_id, str) else None,
+                "rejected",
+                limits.shown(str(exc)),
             )
             continue
         if row["event_id"] in seen:
