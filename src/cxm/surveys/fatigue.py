@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cxm.surveys import people
+from cxm.surveys import people, suppressions
 from cxm.surveys.service import DEFAULT_RULE, ContactRule, contact_rules_list, is_unsubscribed
 from cxm.surveys.tables import invitations, surveys
 
@@ -63,8 +63,15 @@ def check(
         ).first()
         if twice is not None:
             return Verdict(False, "same_interaction")
-    if channel == "email" and not people.email(conn, customer_id):
-        return Verdict(False, "no_email")
+    if channel == "email":
+        address = people.email(conn, customer_id)
+        if not address:
+            return Verdict(False, "no_email")
+        # A bounced address is held back like an unsubscribe, until the customer's current
+        # address is another one.
+        held = suppressions.reason_for(conn, "email", address)
+        if held is not None:
+            return Verdict(False, held)
     kind = conn.execute(sa.select(surveys.c.kind).where(surveys.c.key == survey_key)).scalar()
     rules = {r.scope: r for r in contact_rules_list(conn)}
     for scope in ("all", kind):

@@ -1,0 +1,38 @@
+"""The contact-suppression ledger: bounced (and otherwise held back) addresses per customer.
+
+Revision ID: 0008_contact_suppressions
+Revises: 0007
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008_contact_suppressions"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "contact_suppressions",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("customer_id", sa.String(32)),
+        sa.Column("channel", sa.String(32), nullable=False),
+        sa.Column("address", sa.String(320)),
+        sa.Column("reason", sa.String(32), nullable=False),
+        sa.Column("source", sa.String(32), nullable=False),
+        sa.Column("status_code", sa.String(16)),
+        sa.Column("survey_key", sa.String(64)),
+        sa.Column("invitation_id", sa.String(32)),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+    )
+    op.create_index("ix_contact_suppressions_customer", "contact_suppressions", ["customer_id"])
+    op.create_index("ix_contact_suppressions_address", "contact_suppressions", ["address"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_contact_suppressions_address", "contact_suppressions")
+    op.drop_index("ix_contact_suppressions_customer", "contact_suppressions")
+    op.drop_table("contact_suppressions")
