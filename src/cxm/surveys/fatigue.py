@@ -54,11 +54,13 @@ def check(
         return Verdict(False, "erased")
     if is_unsubscribed(conn, customer_id):
         return Verdict(False, "unsubscribed")
-    live = invitations.c.status != "suppressed"
     if trigger_event_id is not None:
         twice = conn.execute(
             sa.select(invitations.c.id)
-            .where(live, invitations.c.trigger_event_id == trigger_event_id)
+            .where(
+                invitations.c.status != "suppressed",
+                invitations.c.trigger_event_id == trigger_event_id,
+            )
             .limit(1)
         ).first()
         if twice is not None:
@@ -72,6 +74,8 @@ def check(
         held = suppressions.reason_for(conn, "email", address)
         if held is not None:
             return Verdict(False, held)
+    # Held back or never delivered (bounced, given up): no contact that fatigues anyone.
+    live = invitations.c.status.not_in(["suppressed", "failed"])
     kind = conn.execute(sa.select(surveys.c.kind).where(surveys.c.key == survey_key)).scalar()
     rules = {r.scope: r for r in contact_rules_list(conn)}
     for scope in ("all", kind):
