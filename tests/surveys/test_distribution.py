@@ -409,3 +409,46 @@ def test_reading_bounces_without_a_maildir_is_refused_with_a_reason(engine: Engi
         distribution.read_bounces(conn, load_settings(bounce_maildir=""))
     with engine.begin() as conn, pytest.raises(Invalid, match="not a maildir"):
         distribution.read_bounces(conn, load_settings(bounce_maildir="/nonexistent/box"))
+
+
+def test_surveys_page_and_cli_show_bounces_and_suppressions_per_survey(
+    seeded: Engine, app_client: TestClient, refusing: tuple[Refusing, int],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+) -> None:  # fmt: skip
+    import json as jsonlib
+
+    from typer.testing import CliRunner
+
+    from cxm.cli.main import app as cli
+    from tests.web.test_pages import as_role
+
+    _, port = refusing
+    with seeded.begin() as conn:
+        apply(conn)
+        cid = add_customer(conn, "gone@example.com")
+    _invite_and_send(seeded, port, cid, "e1")
+    _invite_and_send(seeded, port, cid, "e2")
+    _invite_and_send(seeded, port, cid, "e3")
+    page = as_role(app_client, seeded, "cx_lead").get("/surveys")
+    assert page.status_code == 200
+    assert re.search(r"Bounced: <strong>1</strong> · held back because the address bounced "
+                     r"before: <strong>2</strong>", page.text)  # fmt: skip
+    monkeypatch.setenv("CXM_DATABASE_URL", str(seeded.url.render_as_string(hide_password=False)))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    listed = CliRunner().invoke(cli, ["surveys", "list", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    row = next(r for r in jsonlib.loads(listed.output) if r["key"] == "delivery_csat")
+    assert (row["bounced"], row["suppressed_bounced"]) == (1, 2)
+    missing = CliRunner().invoke(cli, ["surveys", "read-bounces", "--maildir", str(tmp_path)])
+    assert missing.exit_code == 2 and "not a maildir" in missing.output
+
+
+def test_the_server_plans_one_bounce_read_per_slot_only_when_a_maildir_is_set(
+    engine: Engine, tmp_path: Any
+) -> None:
+    assert not distribution.schedule_bounce_reads(engine, load_settings(bounce_maildir=""))
+    configured = load_settings(bounce_maildir=str(tmp_path))
+    planned = [distribution.schedule_bounce_reads(engine, configured) for _ in range(2)]
+    assert planned in ([True, False], [True, True])  # a second slot may begin in between
+    with engine.connect() as conn:
+        assert jobs.pending_count(conn, distribution.READ_BOUNCES) == planned.count(True)
