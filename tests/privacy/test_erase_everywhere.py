@@ -224,3 +224,33 @@ def test_erasure_keeps_other_customers_short_answers_and_traits(seeded: Engine) 
             sa.text("SELECT value FROM customer_traits WHERE customer_id = :c"), {"c": b}
         ).scalar_one()
     assert kept == "late again" and plan == "business"
+
+
+def test_a_table_added_later_is_swept_without_naming_it(seeded: Engine) -> None:
+    extra = sa.Table(
+        "partner_export_log", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("line", sa.Text), sa.Column("row_data", sa.JSON),
+    )  # fmt: skip
+    extra.create(seeded)
+    try:
+        _erase_with_extra_table(seeded, extra)
+    finally:
+        extra.drop(seeded)
+
+
+def _erase_with_extra_table(seeded: Engine, extra: sa.Table) -> None:
+    with seeded.begin() as conn:
+        interactions.ingest(conn, [{"event_id": "e1", "type": "identify", "email": EMAIL,
+                                    "traits": {"name": NAME}}], "api")  # fmt: skip
+        conn.execute(extra.insert(), [
+            {"id": 1, "line": f"exported {EMAIL.upper()} ok", "row_data": {"to": [NAME]}},
+            {"id": 2, "line": "someone else", "row_data": {"to": ["Ada"]}},
+        ])  # fmt: skip
+    with seeded.begin() as conn:
+        privacy.erase(conn, EMAIL, "dpo@example.com")
+    with seeded.connect() as conn:
+        rows = conn.execute(sa.select(extra).order_by(extra.c.id)).all()
+        assert scan(conn, [EMAIL, NAME]) == {}
+    assert rows[0].line.startswith("exported [erased-") and rows[0].line.endswith(" ok")
+    assert (rows[1].line, rows[1].row_data) == ("someone else", {"to": ["Ada"]})

@@ -452,3 +452,24 @@ def test_the_server_plans_one_bounce_read_per_slot_only_when_a_maildir_is_set(
     assert planned in ([True, False], [True, True])  # a second slot may begin in between
     with engine.connect() as conn:
         assert jobs.pending_count(conn, distribution.READ_BOUNCES) == planned.count(True)
+
+
+def test_a_bounce_still_holds_after_the_customer_is_merged_with_another_profile(
+    engine: Engine, refusing: tuple[Refusing, int]
+) -> None:
+    sink, port = refusing
+    with engine.begin() as conn:
+        apply(conn)
+        bounced = _ingest(conn, {"event_id": "i1", "type": "identify", "email": "gone@example.com",
+                                 "timestamp": "2026-01-10T08:00:00Z"})  # fmt: skip
+    _invite_and_send(engine, port, bounced, "e1")
+    with engine.begin() as conn:
+        _ingest(conn, {"event_id": "i2", "type": "identify", "user_id": "u-77",
+                       "timestamp": "2026-02-10T08:00:00Z"})  # fmt: skip
+        # The same person logs in with the bounced address: the two profiles merge.
+        survivor = _ingest(conn, {"event_id": "i3", "type": "identify", "user_id": "u-77",
+                                  "email": "gone@example.com",
+                                  "timestamp": "2026-03-10T08:00:00Z"})  # fmt: skip
+    _invite_and_send(engine, port, survivor, "e2")
+    assert sink.attempts == {"gone@example.com": 1}
+    assert _statuses(engine)[-1] == ("suppressed", "bounced")
