@@ -13,6 +13,8 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from cxm.config import load_settings
@@ -473,3 +475,19 @@ def test_a_bounce_still_holds_after_the_customer_is_merged_with_another_profile(
     _invite_and_send(engine, port, survivor, "e2")
     assert sink.attempts == {"gone@example.com": 1}
     assert _statuses(engine)[-1] == ("suppressed", "bounced")
+
+
+@given(st.text(max_size=400), st.sampled_from(["failed", "delayed", "", "x"]))
+def test_any_message_parses_as_a_dsn_or_as_none_without_raising(body: str, action: str) -> None:
+    from email import message_from_string
+
+    from cxm.surveys.bounces import parse_dsn
+
+    raw = (
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        f"--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n"
+        f"Final-Recipient: rfc822; {body}\nAction: {action}\nStatus: {body[:5]}\n\n--B--\n"
+    )
+    for message in (message_from_string(body), message_from_string(raw)):
+        for rcpt in parse_dsn(message):
+            assert rcpt.permanent == (rcpt.action == "failed" and rcpt.status.startswith("5"))

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.customers.service import current_id, normalise
 from cxm.customers.tables import customer_identities, customer_traits
+from cxm.errors import Invalid
 from cxm.interactions.tables import interactions
 from cxm.store import as_utc
 
@@ -34,10 +35,10 @@ def contact_candidates(
     """``(value, last seen (aware UTC), priority)`` of each address of ``kind`` the customer
     holds, newest first (priority 1 for the trait, 0 for an identifier).
 
-    Raises ``ValueError`` for a kind that is not a contact kind (``email``, ``phone``).
+    Raises ``Invalid`` for a kind that is not a contact kind (``email``, ``phone``).
     """
     if kind not in CONTACT_KINDS:
-        raise ValueError(f"'{kind}' is not a contact kind; known: {', '.join(CONTACT_KINDS)}")
+        raise Invalid(f"'{kind}' is not a contact kind; known: {', '.join(CONTACT_KINDS)}")
     cid = current_id(conn, customer_id)
     seen: dict[str, tuple[dt.datetime, int]] = {}
     linked = conn.execute(

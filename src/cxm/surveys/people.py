@@ -31,11 +31,6 @@ def email(conn: Connection, customer_id: str) -> str | None:
     return current_contact(conn, customer_id, "email")
 
 
-def emails(conn: Connection, customer_id: str) -> list[str]:
-    """Every email identifier the customer holds (old addresses included)."""
-    return list(customers.identifiers(conn, customer_id).get("email") or [])
-
-
 def traits(conn: Connection, customer_id: str) -> dict[str, str]:
     return dict(customers.traits(conn, customer_id))
 
