@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -26,6 +27,15 @@ class Failure:
     permanent: bool
     code: int
     text: str
+
+    @property
+    def status(self) -> str:
+        """The reply code and, when the server gave one, its RFC 3463 status: ``550 5.1.1``."""
+        found = _ENHANCED.search(self.text)
+        return f"{self.code} {found.group(1)}" if found else str(self.code)
+
+
+_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 def _reply(message: bytes | str) -> str:

@@ -285,9 +285,9 @@ def test_hard_bounce_suppresses_later_invitations_to_that_address(
     with engine.connect() as conn:
         ledger = suppressions.ledger(conn)
         delivery = conn.execute(sa.select(email_deliveries)).mappings().one()
-    assert [(r["customer_id"], r["address"], r["reason"], r["source"]) for r in ledger] == [
-        (cid, address, "bounced", "smtp")
-    ]
+    code = {"gone@example.com": "550 5.1.1", "spam@example.com": "554 5.7.1"}[address]
+    assert [(r["customer_id"], r["address"], r["reason"], r["source"], r["status_code"])
+            for r in ledger] == [(cid, address, "bounced", "smtp", code)]  # fmt: skip
     assert delivery["status"] == "bounced" and address not in (delivery["error"] or "")
     assert suppressions.per_survey(engine)["delivery_csat"] == {
         "bounced": 1, "suppressed_bounced": 1, "suppressed": 1,

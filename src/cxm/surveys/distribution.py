@@ -133,7 +133,7 @@ def send_invitation_email(
         _record(conn, inv["id"], attempt, recipient,
                 "bounced" if failure.permanent else "failed", failure.text, now)  # fmt: skip
         if failure.permanent:
-            suppressions.record_bounce(conn, inv, recipient, "smtp", str(failure.code), now)
+            suppressions.record_bounce(conn, inv, recipient, "smtp", failure.status, now)
             return "bounced"
         if attempt >= MAX_SEND_ATTEMPTS:
             conn.execute(
