@@ -8,7 +8,8 @@ address in an SMTP error text, a job payload, a webhook log, a hidden field of a
 Matching ignores case. Each needle gets its own random token, so two values that differed
 still differ (a primary key stays unique) and the same value is replaced alike everywhere
 (an event id and the rows that name it stay linked). Values shorter than ``MIN_SUBSTRING``
-characters are replaced only where a whole value equals them, not inside longer text.
+characters are not swept: "42" cannot be told from every other 42 in the store (the domain
+erasure still removes them where they are identifiers).
 """
 
 from __future__ import annotations
@@ -82,22 +83,27 @@ class Replacer:
     """Replaces each needle (case-insensitively) by its own random token."""
 
     def __init__(self, needles: Iterable[str]) -> None:
-        clean = {n.strip() for n in needles if n and n.strip()}
-        self.long = sorted((n for n in clean if len(n) >= MIN_SUBSTRING), key=len, reverse=True)
-        self.short = {n.lower() for n in clean if len(n) < MIN_SUBSTRING}
-        self.tokens = {n.lower(): f"[erased-{secrets.token_hex(4)}]" for n in clean}
+        clean = {n.strip() for n in needles if n and len(n.strip()) >= MIN_SUBSTRING}
+        self.long = sorted(clean, key=len, reverse=True)
+        self.tokens = {n.lower(): self._token() for n in clean}
         self.pattern = (
             re.compile("|".join(re.escape(n) for n in self.long), re.IGNORECASE)
             if self.long
             else None
         )
 
+    def _token(self) -> str:
+        """A fresh token that holds none of the needles (so replacing never re-creates one)."""
+        lowered = [n.lower() for n in self.long]
+        while True:
+            for token in (f"[erased-{secrets.token_hex(4)}]", f"[{secrets.token_hex(6)}]"):
+                if not any(n in token for n in lowered):
+                    return token
+
     def __bool__(self) -> bool:
-        return bool(self.long or self.short)
+        return bool(self.long)
 
     def text(self, value: str) -> str:
-        if value.lower() in self.short:
-            return self.tokens[value.lower()]
         if self.pattern is None:
             return value
         return self.pattern.sub(lambda m: self.tokens[m.group(0).lower()], value)
@@ -114,10 +120,7 @@ class Replacer:
     def condition(self, expr: Any) -> Any:
         """Rows of ``expr`` (a text expression) that may hold a needle."""
         lowered = sa.func.lower(expr)
-        parts = [lowered.contains(n.lower(), autoescape=True) for n in self.long]
-        if self.short:
-            parts.append(lowered.in_(sorted(self.short)))
-        return sa.or_(*parts)
+        return sa.or_(*(lowered.contains(n.lower(), autoescape=True) for n in self.long))
 
 
 def scrub(conn: Connection, needles: Iterable[str]) -> dict[str, int]:
