@@ -491,3 +491,32 @@ def test_any_message_parses_as_a_dsn_or_as_none_without_raising(body: str, actio
     for message in (message_from_string(body), message_from_string(raw)):
         for rcpt in parse_dsn(message):
             assert rcpt.permanent == (rcpt.action == "failed" and rcpt.status.startswith("5"))
+
+
+def test_unsubscribes_and_bounces_share_one_ledger(engine: Engine) -> None:
+    with engine.begin() as conn:
+        apply(conn)
+        cid = add_customer(conn, "di@example.com")
+        service.unsubscribe(conn, cid, "link")
+        service.unsubscribe(conn, cid, "api")  # again: still one row, the latest
+        rows = suppressions.ledger(conn)
+        result = distribution.invite(conn, {"survey": "delivery_csat", "customer_id": cid})
+    assert [(r["customer_id"], r["channel"], r["address"], r["reason"], r["source"])
+            for r in rows] == [(cid, "all", None, "unsubscribed", "api")]  # fmt: skip
+    assert result == "unsubscribed"
+
+
+def test_the_migration_carries_earlier_unsubscribes_into_the_ledger(tmp_path: Any) -> None:
+    from cxm.store import create_engine, upgrade
+
+    eng = create_engine(f"duckdb:///{tmp_path / 'old.duckdb'}")
+    upgrade(eng, "0007")
+    old = sa.table("survey_unsubscribes", sa.column("customer_id"), sa.column("source"),
+                   sa.column("unsubscribed_at"))  # fmt: skip
+    with eng.begin() as conn:
+        conn.execute(old.insert().values(customer_id="c1", source="link",
+                                         unsubscribed_at=dt.datetime(2026, 1, 2)))  # fmt: skip
+    upgrade(eng)
+    with eng.connect() as conn:
+        assert service.is_unsubscribed(conn, "c1") and not service.is_unsubscribed(conn, "c2")
+    eng.dispose()

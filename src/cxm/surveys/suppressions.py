@@ -1,4 +1,7 @@
-"""The contact-suppression ledger: addresses no invitation may go to, and why.
+"""The contact-suppression ledger: customers and addresses no invitation may go to, and why.
+
+An unsubscribe is a row for the customer on every channel (reason ``unsubscribed``, no
+address).
 
 A hard bounce (the receiving server refuses an address for good: a 5xx reply at RCPT or DATA,
 or a DSN with action ``failed`` and a 5.x.x status) puts the address on the ledger with the
@@ -26,6 +29,8 @@ from cxm.store import utcnow
 from cxm.surveys.tables import contact_suppressions, invitations
 
 BOUNCED = "bounced"
+UNSUBSCRIBED = "unsubscribed"
+EVERY_CHANNEL = "all"  # an unsubscribe holds on every channel and address
 
 
 def digest(address: str) -> str:
@@ -70,6 +75,38 @@ def record_bounce(
         customer_id=inv["customer_id"], status_code=status_code, survey_key=inv["survey_key"],
         invitation_id=inv["id"], now=now,
     )  # fmt: skip
+
+
+def unsubscribe(
+    conn: Connection, customer_id: str, source: str, now: dt.datetime | None = None
+) -> None:
+    """No survey reaches this customer again, on any channel: one ledger row per customer
+    (unsubscribing again keeps one row, with the latest time)."""
+    mine = sa.and_(
+        contact_suppressions.c.customer_id == customer_id,
+        contact_suppressions.c.reason == UNSUBSCRIBED,
+    )
+    conn.execute(contact_suppressions.delete().where(mine))
+    conn.execute(
+        contact_suppressions.insert().values(
+            id=secrets.token_hex(16), customer_id=customer_id, channel=EVERY_CHANNEL,
+            address=None, reason=UNSUBSCRIBED, source=source, status_code=None,
+            survey_key=None, invitation_id=None, created_at=now or utcnow(),
+        )
+    )  # fmt: skip
+
+
+def is_unsubscribed(conn: Connection, customer_id: str) -> bool:
+    """Whether the customer unsubscribed (from every survey, on every channel)."""
+    found = conn.execute(
+        sa.select(contact_suppressions.c.id)
+        .where(
+            contact_suppressions.c.customer_id == customer_id,
+            contact_suppressions.c.reason == UNSUBSCRIBED,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def reason_for(conn: Connection, channel: str, address: str) -> str | None:

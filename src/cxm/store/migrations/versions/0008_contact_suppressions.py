@@ -1,4 +1,7 @@
-"""The contact-suppression ledger: bounced (and otherwise held back) addresses per customer.
+"""The contact-suppression ledger: unsubscribed customers and bounced addresses, one table.
+
+Existing unsubscribes are copied into it (reason ``unsubscribed``, every channel); the old
+``survey_unsubscribes`` table is left in place, no longer written.
 
 Revision ID: 0008_contact_suppressions
 Revises: 0007
@@ -30,6 +33,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_contact_suppressions_customer", "contact_suppressions", ["customer_id"])
     op.create_index("ix_contact_suppressions_address", "contact_suppressions", ["address"])
+    old = sa.table(
+        "survey_unsubscribes",
+        sa.column("customer_id", sa.String), sa.column("source", sa.String),
+        sa.column("unsubscribed_at", sa.DateTime),
+    )  # fmt: skip
+    new = sa.table(
+        "contact_suppressions",
+        *(sa.column(c) for c in ("id", "customer_id", "channel", "reason", "source", "created_at")),
+    )
+    op.execute(
+        new.insert().from_select(
+            ["id", "customer_id", "channel", "reason", "source", "created_at"],
+            sa.select(
+                old.c.customer_id, old.c.customer_id, sa.literal("all"),
+                sa.literal("unsubscribed"), old.c.source, old.c.unsubscribed_at,
+            ),
+        )
+    )  # fmt: skip
 
 
 def downgrade() -> None:
