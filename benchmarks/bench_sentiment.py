@@ -7,9 +7,12 @@ next to the repository, or ``--data DIR``.
 
 3-class truth from the human mean: positive above +0.5, negative below -0.5, neutral between.
 Prints per corpus and tier: accuracy, macro-F1, Pearson r with the human mean, texts/s, and the
-ratio of each tier's r to the VADER paper's Table 4 figure (the baseline).
+ratio of each tier's r to the VADER paper's Table 4 figure (the baseline). First, per corpus,
+how many texts the lexicon tier leaves unscored with its language gate as it is, against the
+former gate (only text detected as English was scored; the baseline).
 
     .venv/bin/python benchmarks/bench_sentiment.py [--quick] [--limit N] [--data DIR]
+    .venv/bin/python benchmarks/bench_sentiment.py --unscored-only   # the coverage part alone
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxm.text import nlp
+from cxm.text import language, nlp
 from cxm.text.sentiment import EmbeddingTier, LexiconTier, Tier, accuracy, macro_f1
 
 CORPORA = {
@@ -62,12 +65,20 @@ def score(tier: Tier, texts: list[str]) -> tuple[list[str], np.ndarray, float]:
     return [r.label for r in results], np.array([r.score or 0.0 for r in results]), seconds
 
 
+def unscored(texts: list[str]) -> tuple[int, int]:
+    """(left unscored by the former gate: not detected as English, left unscored now)."""
+    before = sum(language.detect(t) != "en" for t in texts)
+    after = sum(a.score is None for a in LexiconTier().annotate(texts))
+    return before, after
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "vader-human-ratings"
     parser.add_argument("--data", type=Path, default=default)
     parser.add_argument("--quick", action="store_true", help="300 texts per corpus")
     parser.add_argument("--limit", type=int, help="texts per corpus (default: all)")
+    parser.add_argument("--unscored-only", action="store_true", help="only the coverage part")
     args = parser.parse_args()
     limit = 300 if args.quick else args.limit
     if not args.data.exists():
@@ -77,6 +88,18 @@ def main() -> None:
         for row in csv.DictReader(f):
             if row["method"] == "VADER":
                 paper[row["corpus"]] = float(row["pearson_r"])
+    print(f"{'corpus':24} {'n':>6} {'unscored before':>16} {'unscored now':>13} {'ratio':>6}")
+    totals = [0, 0, 0]
+    for corpus, name in CORPORA.items():
+        texts, _ = load(args.data / name, limit)
+        before, after = unscored(texts)
+        totals = [totals[0] + len(texts), totals[1] + before, totals[2] + after]
+        print(f"{corpus:24} {len(texts):6d} {before:16d} {after:13d} "
+              f"{after / before if before else 0:6.2f}")  # fmt: skip
+    print(f"{'all':24} {totals[0]:6d} {totals[1]:16d} {totals[2]:13d} "
+          f"{totals[2] / totals[1] if totals[1] else 0:6.2f}\n")  # fmt: skip
+    if args.unscored_only:
+        return
     tiers: list[Tier] = [LexiconTier()]
     if nlp.available():
         tiers.append(EmbeddingTier())

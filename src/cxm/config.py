@@ -27,6 +27,8 @@ class Settings:
     smtp_sender: str = field(
         default_factory=lambda: _env("CXM_SMTP_SENDER", "cxm <no-reply@cxm.local>")
     )
+    # A maildir that delivery status notifications (bounces) are delivered to; empty: none.
+    bounce_maildir: str = field(default_factory=lambda: _env("CXM_BOUNCE_MAILDIR", ""))
     default_phone_region: str = field(
         default_factory=lambda: _env("CXM_DEFAULT_PHONE_REGION", "DE")
     )

@@ -18,3 +18,8 @@ def test_text_without_words_is_undetermined() -> None:
 @given(st.text(max_size=200))
 def test_any_text_gets_a_supported_language_or_und(text: str) -> None:
     assert detect(text) in (*SUPPORTED, UNDETERMINED)
+
+
+def test_short_and_emoji_text_is_undetermined_not_guessed() -> None:
+    assert detect("👍👍") == UNDETERMINED
+    assert detect("Super Service 👍") == UNDETERMINED

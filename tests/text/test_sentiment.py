@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cxm.errors import Invalid
 from cxm.text.sentiment import EmbeddingTier, LexiconTier, fit, sentences, tier
@@ -68,3 +70,52 @@ def test_training_on_weak_labels_reports_held_out_accuracy() -> None:
 def test_training_needs_enough_labelled_comments() -> None:
     with pytest.raises(Invalid, match="at least 30"):
         fit(["good"] * 5, ["positive"] * 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "label"),
+    [
+        ("😠", "und", "negative"),
+        ("😊😊", "und", "positive"),
+        ("ok", "en", "positive"),
+        ("Super Service 👍", "und", "positive"),
+        ("Great service ❤️", "und", "positive"),  # the presentation selector VADER misreads
+        ("Danke 😍", "und", "positive"),
+        (":(", "und", "negative"),
+        ("La livraison était nulle 😠 :(", "fr", "negative"),  # emoji and emoticons only
+        ("Die Lieferung war super 😊", "de", "positive"),
+    ],
+)
+def test_short_emoji_and_mixed_text_is_scored_with_its_language(
+    text: str, language: str, label: str
+) -> None:
+    (found,) = LexiconTier().annotate([text])
+    assert (found.language, found.label) == (language, label)
+    assert found.score is not None
+
+
+def test_english_text_scores_as_plain_vader_reads_it() -> None:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    texts = ["The parcel came late", "Lovely driver, thanks!", "Two words that should go"]
+    reference = SentimentIntensityAnalyzer()
+    for text, found in zip(texts, LexiconTier().annotate(texts), strict=True):
+        assert found.score == round(reference.polarity_scores(text)["compound"], 4)
+
+
+def test_another_language_is_never_read_with_the_english_word_list() -> None:
+    # German "die" is the English verb to VADER (-2.9): the article must not score negative.
+    (german,) = LexiconTier().annotate(["Die Lieferung war pünktlich"])
+    assert (german.language, german.label, german.score) == ("de", "unscored", None)
+
+
+@given(st.text(max_size=80))
+def test_every_text_the_lexicon_knows_gets_a_score(text: str) -> None:
+    from cxm.text.language import detect
+    from cxm.text.sentiment import lexicon_knows, symbols
+
+    (found,) = LexiconTier().annotate([text])
+    lang = detect(text)
+    if (lang in ("en", "und") and lexicon_knows(text)) or symbols(text):
+        assert found.score is not None and found.label in ("negative", "neutral", "positive")
+    assert found.language == lang  # the language is added, never a reason to drop

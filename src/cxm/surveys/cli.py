@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import yaml
 
 from cxm.console import console, engine, errors, print_json, print_table, settings
 from cxm.errors import Invalid, NotFound
-from cxm.surveys import analytics, importer, sends, service
+from cxm.surveys import analytics, distribution, importer, sends, service, suppressions
 from cxm.yamldoc import read
 
 app = typer.Typer(help="Surveys: definitions, links, contact rules, funnel.", no_args_is_help=True)
@@ -56,19 +57,24 @@ def export(
 
 @app.command("list")
 def list_(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
-    """List surveys with their current version."""
+    """List surveys with their current version, bounces and suppressed invitations."""
     if fmt not in ("table", "json"):
         with errors():
             raise Invalid("--format must be table or json")
-    with engine().connect() as conn:
+    eng = engine()
+    with eng.connect() as conn:
         rows = [s.__dict__ for s in service.list_surveys(conn)]
+    held = suppressions.per_survey(eng)
+    none = {"bounced": 0, "suppressed_bounced": 0, "suppressed": 0}
+    for r in rows:
+        r.update(held.get(r["key"], none))
     if fmt == "json":
         print_json(rows)
         return
     for r in rows:
         r["languages"] = ", ".join(r["languages"])
-    print_table(rows, ["key", "title", "kind", "version", "languages", "questions", "triggers"],
-                "Surveys")  # fmt: skip
+    print_table(rows, ["key", "title", "kind", "version", "languages", "questions", "triggers",
+                       "bounced", "suppressed", "suppressed_bounced"], "Surveys")  # fmt: skip
 
 
 @app.command("link")
@@ -133,6 +139,37 @@ def funnel(
     columns = ["survey_key", "channel", "invited", "suppressed", "sent", "opened", "started",
                "completed", "response_rate", "suppressed_by_reason"]  # fmt: skip
     print_table(rows, columns, "Funnel")
+
+
+@app.command("suppressions")
+def suppressions_command(
+    survey: str | None = typer.Option(None, help="only addresses that bounced on this survey"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The contact-suppression ledger: addresses no invitation goes to, and why (bounced)."""
+    with engine().connect() as conn:
+        rows = suppressions.ledger(conn, survey)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["created_at", "channel", "address", "reason", "source", "status_code",
+                       "survey_key"], "Contact suppressions")  # fmt: skip
+
+
+@app.command("read-bounces")
+def read_bounces(
+    maildir: Path | None = typer.Option(
+        None, help="maildir of delivery status notifications; default: CXM_BOUNCE_MAILDIR"
+    ),
+) -> None:
+    """Read bounce reports (RFC 3464 DSNs) from the bounce maildir once; hard bounces
+    suppress their address like a 5xx at send time. The server does this every 5 minutes."""
+    conf = settings()
+    if maildir is not None:
+        conf = dataclasses.replace(conf, bounce_maildir=str(maildir))
+    with errors(), engine().begin() as conn:
+        counts = distribution.read_bounces(conn, conf)
+    console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
 
 
 @app.command("record-sends")

@@ -1,18 +1,28 @@
-"""Durable distribution jobs: invite (fatigue checked at send time) and send the email."""
+"""Durable distribution jobs: invite (fatigue checked at send time) and send the email.
+
+A send that the mail server refuses for good (5xx at RCPT or DATA) is a hard bounce: the
+invitation fails with the reason ``bounced`` and the address goes on the contact-suppression
+ledger (``cxm.surveys.suppressions``), so no later invitation is attempted to it. A failure
+worth retrying (4xx, a lost connection) is tried again through the jobs table with
+exponential backoff, up to ``MAX_SEND_ATTEMPTS``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
 import smtplib
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from cxm.config import Settings, load_settings
+from cxm.errors import Invalid
+from cxm.mail import classify_failure, sender_domain
 from cxm.store import jobs, utcnow
-from cxm.surveys import email, fatigue, people
+from cxm.surveys import bounces, email, fatigue, people, suppressions
 from cxm.surveys.service import (
     create_invitation,
     get_definition,
@@ -24,6 +34,8 @@ from cxm.surveys.tables import email_deliveries, invitations
 
 INVITE = "surveys.invite"
 SEND_EMAIL = "surveys.send_email"
+READ_BOUNCES = "surveys.read_bounces"
+BOUNCE_READ_MINUTES = 5
 MAX_SEND_ATTEMPTS = 5
 
 
@@ -102,27 +114,31 @@ def send_invitation_email(
         )  # fmt: skip
         return "suppressed"
     recipient = people.email(conn, inv["customer_id"])
-    if not recipient:
+    held_back = "no_email" if not recipient else suppressions.reason_for(conn, "email", recipient)
+    if held_back or not recipient:
         conn.execute(
             invitations.update().where(invitations.c.id == inv["id"])
-            .values(status="suppressed", reason="no_email")
+            .values(status="suppressed", reason=held_back)
         )  # fmt: skip
         return "suppressed"
     defn = get_definition(conn, inv["survey_key"])
     language = inv["language"] or defn.default_language
     unsub = unsubscribe_link(settings.base_url, inv["token"])
     message = email.render(defn, language, invitation_link(settings.base_url, inv["token"]), unsub)
+    msg_id = email.message_id(inv["id"], attempt, sender_domain(settings))
     try:
-        email.send(settings, recipient, message, unsub)
+        email.send(settings, recipient, message, unsub, message_id=msg_id)
     except (smtplib.SMTPException, OSError, ValueError) as exc:
-        code = getattr(exc, "smtp_code", 0) or 0
-        refused = isinstance(exc, smtplib.SMTPRecipientsRefused) or code >= 500
-        _record(conn, inv["id"], attempt, recipient, "bounced" if refused else "failed",
-                f"{type(exc).__name__}: {exc}"[:2000], now)  # fmt: skip
-        if refused or attempt >= MAX_SEND_ATTEMPTS:
+        failure = classify_failure(exc, recipient)
+        _record(conn, inv["id"], attempt, recipient,
+                "bounced" if failure.permanent else "failed", failure.text, now)  # fmt: skip
+        if failure.permanent:
+            suppressions.record_bounce(conn, inv, recipient, "smtp", failure.status, now)
+            return "bounced"
+        if attempt >= MAX_SEND_ATTEMPTS:
             conn.execute(
                 invitations.update().where(invitations.c.id == inv["id"])
-                .values(status="failed", reason="bounced" if refused else "send_failed")
+                .values(status="failed", reason="send_failed")
             )  # fmt: skip
             return "failed"
         jobs.enqueue(
@@ -138,6 +154,36 @@ def send_invitation_email(
     return "sent"
 
 
+def read_bounces(conn: Connection, settings: Settings) -> dict[str, int]:
+    """Read the configured bounce maildir once (see ``cxm.surveys.bounces``); the counts.
+
+    Messages are flagged as seen before the caller commits; reading a report twice changes
+    nothing (one delivery row per report and recipient), so a failed commit loses at most
+    the bounces of that pass. Raises ``Invalid`` when no maildir is configured or it is none.
+    """
+    if not settings.bounce_maildir:
+        raise Invalid("no bounce mailbox is configured: set CXM_BOUNCE_MAILDIR to a maildir")
+    path = Path(settings.bounce_maildir)
+    report = bounces.read_maildir(conn, path)
+    bounces.mark_seen(path, report.keys)
+    return report.as_dict()
+
+
+def schedule_bounce_reads(engine: Engine, settings: Settings | None = None) -> bool:
+    """The periodic task: plan one read of the bounce maildir per ``BOUNCE_READ_MINUTES``
+    when one is configured (``CXM_BOUNCE_MAILDIR``); whether a job was planned."""
+    settings = settings or load_settings()
+    if not settings.bounce_maildir:
+        return False
+    now = utcnow()
+    slot = now.replace(minute=now.minute - now.minute % BOUNCE_READ_MINUTES)
+    with engine.begin() as conn:
+        planned = jobs.enqueue(
+            conn, READ_BOUNCES, {}, dedupe_key=f"survey-bounces:{slot:%Y%m%d%H%M}", max_attempts=1
+        )
+    return planned is not None
+
+
 def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
     """The surveys domain's job handlers (settings read from the environment when not given)."""
 
@@ -147,4 +193,7 @@ def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
     def run_send(conn: Connection, payload: dict[str, Any]) -> None:
         send_invitation_email(conn, payload, settings or load_settings())
 
-    return {INVITE: run_invite, SEND_EMAIL: run_send}
+    def run_read_bounces(conn: Connection, payload: dict[str, Any]) -> None:
+        read_bounces(conn, settings or load_settings())
+
+    return {INVITE: run_invite, SEND_EMAIL: run_send, READ_BOUNCES: run_read_bounces}

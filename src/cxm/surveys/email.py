@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,11 +74,31 @@ def render(defn: SurveyDefinition, language: str, link: str, unsubscribe_link: s
     )
 
 
-def send(settings: Settings, recipient: str, message: Rendered, unsubscribe_link: str) -> str:
+_MESSAGE_ID = re.compile(r"<cxm-invitation\.([0-9a-f]{1,32})\.(\d+)@[^>]*>")
+
+
+def message_id(invitation_id: str, attempt: int, domain: str) -> str:
+    """The Message-ID of one attempt at an invitation, so a bounce report (DSN) that returns
+    the original headers names the invitation it is about."""
+    return f"<cxm-invitation.{invitation_id}.{attempt}@{domain}>"
+
+
+def invitation_of(value: str | None) -> tuple[str, int] | None:
+    """``(invitation id, attempt)`` from a Message-ID written by ``message_id``, else None."""
+    found = _MESSAGE_ID.search(value or "")
+    return (found.group(1), int(found.group(2))) if found else None
+
+
+def send(
+    settings: Settings, recipient: str, message: Rendered, unsubscribe_link: str,
+    message_id: str | None = None,
+) -> str:  # fmt: skip
     """Hand the message to the SMTP server; returns its Message-ID. Raises on any failure."""
     # One-click unsubscribe (RFC 8058) so mail clients offer it beside the message.
     headers = {
         "List-Unsubscribe": f"<{unsubscribe_link}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+    if message_id:
+        headers["Message-ID"] = message_id
     return send_mail(settings, recipient, message.subject, message.text, message.html, headers)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cxm.surveys import people
+from cxm.surveys import people, suppressions
 from cxm.surveys.service import DEFAULT_RULE, ContactRule, contact_rules_list, is_unsubscribed
 from cxm.surveys.tables import invitations, surveys
 
@@ -54,17 +54,28 @@ def check(
         return Verdict(False, "erased")
     if is_unsubscribed(conn, customer_id):
         return Verdict(False, "unsubscribed")
-    live = invitations.c.status != "suppressed"
     if trigger_event_id is not None:
         twice = conn.execute(
             sa.select(invitations.c.id)
-            .where(live, invitations.c.trigger_event_id == trigger_event_id)
+            .where(
+                invitations.c.status != "suppressed",
+                invitations.c.trigger_event_id == trigger_event_id,
+            )
             .limit(1)
         ).first()
         if twice is not None:
             return Verdict(False, "same_interaction")
-    if channel == "email" and not people.email(conn, customer_id):
-        return Verdict(False, "no_email")
+    if channel == "email":
+        address = people.email(conn, customer_id)
+        if not address:
+            return Verdict(False, "no_email")
+        # A bounced address is held back like an unsubscribe, until the customer's current
+        # address is another one.
+        held = suppressions.reason_for(conn, "email", address)
+        if held is not None:
+            return Verdict(False, held)
+    # Held back or never delivered (bounced, given up): no contact that fatigues anyone.
+    live = invitations.c.status.not_in(["suppressed", "failed"])
     kind = conn.execute(sa.select(surveys.c.kind).where(surveys.c.key == survey_key)).scalar()
     rules = {r.scope: r for r in contact_rules_list(conn)}
     for scope in ("all", kind):

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy.engine import Connection
 
 from cxm.customers import service as customers
+from cxm.customers.contacts import current_contact
 
 
 def resolve(conn: Connection, identifiers: dict[str, str], seen_at: dt.datetime) -> str:
@@ -25,8 +26,9 @@ def find(conn: Connection, identifier: str) -> str | None:
 
 
 def email(conn: Connection, customer_id: str) -> str | None:
-    emails = customers.identifiers(conn, customer_id).get("email") or []
-    return str(emails[0]) if emails else None
+    """The address to mail the customer at: their most recently seen email (never the
+    alphabetically first); None when they have none."""
+    return current_contact(conn, customer_id, "email")
 
 
 def traits(conn: Connection, customer_id: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, CxmError, Invalid, NotFound
 from cxm.store import utcnow
-from cxm.surveys import people
+from cxm.surveys import people, suppressions
 from cxm.surveys.schemas import SurveyDefinition, check, parse_score, visible
 from cxm.surveys.tables import (
     contact_rules,
@@ -27,7 +27,6 @@ from cxm.surveys.tables import (
     survey_versions,
     surveys,
     trigger_rules,
-    unsubscribes,
 )
 from cxm.yamldoc import YamlDoc, read, validate
 
@@ -318,24 +317,12 @@ def personal_link(
 def unsubscribe(
     conn: Connection, customer_id: str, source: str, now: datetime | None = None
 ) -> None:
-    """No survey reaches this customer again, on any channel."""
-    conn.execute(
-        sa.delete(unsubscribes).where(unsubscribes.c.customer_id == customer_id)
-    )  # re-unsubscribing keeps one row, with the latest time
-    conn.execute(
-        unsubscribes.insert().values(
-            customer_id=customer_id, source=source, unsubscribed_at=now or utcnow()
-        )
-    )
+    """No survey reaches this customer again, on any channel (the suppression ledger)."""
+    suppressions.unsubscribe(conn, customer_id, source, now)
 
 
 def is_unsubscribed(conn: Connection, customer_id: str) -> bool:
-    return (
-        conn.execute(
-            sa.select(unsubscribes.c.customer_id).where(unsubscribes.c.customer_id == customer_id)
-        ).first()
-        is not None
-    )
+    return suppressions.is_unsubscribed(conn, customer_id)
 
 
 @dataclass(frozen=True)

@@ -146,3 +146,24 @@ trigger_watermark = sa.Table(
     utc_timestamp("received_at", nullable=False),
     sa.Column("event_id", sa.String(200), nullable=False),
 )
+
+# The contact-suppression ledger: addresses (or whole channels) of a customer that no
+# invitation may go to, and why (bounced: the mail server refused the address for good).
+# Keyed by customer (so a merge moves it) and by address (so a new address is not held back,
+# and an address stays held back whoever it belongs to).
+contact_suppressions = sa.Table(
+    "contact_suppressions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("customer_id", sa.String(32)),
+    sa.Column("channel", sa.String(32), nullable=False),  # email | sms
+    sa.Column("address", sa.String(320)),  # null: every address of the channel
+    sa.Column("reason", sa.String(32), nullable=False),  # bounced | unsubscribed | complained
+    sa.Column("source", sa.String(32), nullable=False),  # smtp | dsn | api | cli
+    sa.Column("status_code", sa.String(16)),  # SMTP reply / RFC 3463 status, e.g. 550 or 5.1.1
+    sa.Column("survey_key", sa.String(64)),  # the survey whose invitation bounced
+    sa.Column("invitation_id", sa.String(32)),
+    utc_timestamp("created_at", nullable=False),
+)
+sa.Index("ix_contact_suppressions_customer", contact_suppressions.c.customer_id)
+sa.Index("ix_contact_suppressions_address", contact_suppressions.c.address)

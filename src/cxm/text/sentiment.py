@@ -1,7 +1,12 @@
 """Sentiment in two tiers: a lexicon tier (VADER, always there) and an embedding tier (``nlp``).
 
 Both return, per text and per sentence, a label (negative, neutral, positive) and a score in
-[-1, 1], and both refuse to score text in a language they cannot read (label ``unscored``).
+[-1, 1]. Language detection adds a language to each text but never takes a text the lexicon
+can read out of analysis: English text is scored whole; text whose language cannot be told
+(short, emoji, mixed: ``und``) is scored whole when VADER's lexicon knows one of its words,
+emoticons or emoji; text in another language the detector names (de, fr, es) is scored on its
+emoji and emoticons only (an English word list misreads German "die"). A text with nothing the
+lexicon knows is ``unscored``.
 The embedding tier puts a linear classifier on sentence embeddings: by default one built from
 labelled anchor phrases, or one trained on the installation's own responses (see ``train``).
 """
@@ -11,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -65,6 +72,67 @@ def _unscored(lang: str) -> Annotation:
     return Annotation(lang, UNSCORED, None, None)
 
 
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """VADER's lexicon words, its emoticons (entries without letters) and the emoji it can
+    score: VADER reads an emoji as its description ("😠" as "angry face"), so only emoji whose
+    description holds a lexicon word carry sentiment ("👍", "thumbs up", carries none)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    words = frozenset(analyzer.lexicon)
+    emoticons = frozenset(w for w in words if not any(c.isalpha() for c in w))
+    # VADER looks emoji up one character at a time; keep those whose reading has a valence.
+    emojis = frozenset(
+        e for e in analyzer.emojis
+        if len(e) == 1 and analyzer.polarity_scores(e)["compound"] != 0
+    )  # fmt: skip
+    return words, emoticons, emojis
+
+
+def symbols(text: str) -> str:
+    """The language-neutral part of ``text`` VADER can score: its emoji and emoticons, in
+    order, joined by spaces ("" when it has none)."""
+    _, emoticons, emojis = _vocabulary()
+    found: list[str] = []
+    for token in text.split():
+        if token in emoticons or token.lower() in emoticons:
+            found.append(token)
+            continue
+        found.extend(c for c in token if c in emojis)
+    return " ".join(found)
+
+
+def lexicon_knows(text: str) -> bool:
+    """Whether VADER's lexicon knows a word, emoticon or emoji of ``text`` (VADER reads
+    emoji per character and words as whitespace tokens stripped of punctuation)."""
+    words, _, emojis = _vocabulary()
+    for token in text.split():
+        low = token.lower()
+        if low in words or low.strip(string.punctuation) in words:
+            return True
+        if any(c in emojis for c in token):
+            return True
+    return False
+
+
+# Emoji presentation selectors: VADER reads "❤️" as "red heart" glued to U+FE0F, a word its
+# lexicon lacks, so they are dropped before scoring (the glyph is the same).
+_PRESENTATION = re.compile("[\ufe0e\ufe0f]")
+
+
+def readable_text(text: str, lang: str, languages: Sequence[str]) -> str | None:
+    """What the lexicon scores of ``text`` detected as ``lang``: the text itself (a language
+    the tier reads, or undetermined with a known word), its emoji and emoticons (another
+    language), or None when there is nothing it can read."""
+    text = _PRESENTATION.sub("", text)
+    if lang in languages:
+        return text
+    if lang == language.UNDETERMINED and lexicon_knows(text):
+        return text
+    return symbols(text) or None
+
+
 class LexiconTier:
     """VADER (Hutto & Gilbert 2014): English lexicon and rules, thousands of texts/s per core.
 
@@ -103,13 +171,15 @@ class LexiconTier:
 
     def _annotate_distinct(self, texts: Sequence[str]) -> dict[str, Annotation]:
         langs = [language.detect(t) for t in texts]
-        split = {
-            t: sentences(t) for t, lang in zip(texts, langs, strict=True) if lang in self.languages
+        # What is read of each text (the text, or its emoji and emoticons), then split.
+        read = {
+            t: readable_text(t, lang, self.languages) for t, lang in zip(texts, langs, strict=True)
         }
+        split = {t: sentences(r) for t, r in read.items() if r is not None}
         # What VADER must read: every distinct sentence, and the whole text when it has
         # more than one (a one-sentence text's score is its sentence's).
         wanted = dict.fromkeys(s for parts in split.values() for s in parts)
-        wanted.update(dict.fromkeys(t for t, parts in split.items() if len(parts) > 1))
+        wanted.update(dict.fromkeys(str(read[t]) for t, parts in split.items() if len(parts) > 1))
         todo = [s for s in wanted if s not in self._scores]
         scored = dict(zip(todo, vader.parallel_scores(todo, processes=self.processes),
                           strict=True))  # fmt: skip
@@ -128,7 +198,7 @@ class LexiconTier:
                 out[text] = _unscored(lang)
                 continue
             per = [(s, value(s)) for s in parts]
-            whole = per[0][1] if len(per) == 1 else value(text)
+            whole = per[0][1] if len(per) == 1 else value(read[text] or text)
             out[text] = Annotation(
                 lang,
                 label_for(whole),
@@ -230,10 +300,15 @@ class EmbeddingTier:
             raise ImportError(nlp.missing_message())
         self.classifier = classifier or anchor_classifier()
         self.version = self.classifier.version
+        self._lexicon = LexiconTier()
 
     def annotate(self, texts: Sequence[str]) -> list[Annotation]:
+        """Texts in a language the encoder reads get the classifier's score; the others go to
+        the lexicon tier, which scores what it can of them (emoji, known words)."""
         langs = [language.detect(t) for t in texts]
         readable = [lang in self.languages for lang in langs]
+        others = [t for t, ok in zip(texts, readable, strict=True) if not ok]
+        fallback = dict(zip(others, self._lexicon.annotate(others), strict=True))
         split = [sentences(t) if ok else [] for t, ok in zip(texts, readable, strict=True)]
         whole = {t for t, ok in zip(texts, readable, strict=True) if ok}
         distinct = sorted(whole | {s for parts in split for s in parts})
@@ -244,7 +319,7 @@ class EmbeddingTier:
         out = []
         for text, lang, parts in zip(texts, langs, split, strict=True):
             if lang not in self.languages:
-                out.append(_unscored(lang))
+                out.append(fallback[text])
                 continue
             value = scores[text]
             per = [

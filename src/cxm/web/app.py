@@ -71,7 +71,12 @@ def job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
 
 def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
     """Work the server does every N seconds: trigger scans, annotation, rule evaluation."""
-    return [(5.0, survey_triggers.scan_triggers), *text_jobs.periodic, (30.0, actions_service.scan)]
+    return [
+        (5.0, survey_triggers.scan_triggers),
+        *text_jobs.periodic,
+        (30.0, actions_service.scan),
+        (60.0, survey_distribution.schedule_bounce_reads),
+    ]
 
 
 async def _worker(app: FastAPI, interval: float) -> None:

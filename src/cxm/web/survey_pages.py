@@ -15,6 +15,7 @@ from cxm.org.auth import Principal
 from cxm.org.security import db, get_engine
 from cxm.surveys import analytics as survey_analytics
 from cxm.surveys import service as surveys
+from cxm.surveys import suppressions as survey_suppressions
 from cxm.surveys.schemas import SurveyDefinition
 from cxm.web.pages import render
 from cxm.web.sessions import check_csrf, signed_in
@@ -41,7 +42,8 @@ def survey_list(
     base = request.app.state.settings.base_url
     return render(
         request, who, "surveys.html", surveys=surveys.list_surveys(conn), funnel=funnel,
-        stages=survey_analytics.STAGES, open_links={
+        stages=survey_analytics.STAGES, mail=survey_suppressions.per_survey(get_engine(request)),
+        open_links={
             s.key: surveys.open_link(base, s.key) for s in surveys.list_surveys(conn)
         },
     )  # fmt: skip
