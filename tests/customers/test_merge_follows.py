@@ -12,7 +12,7 @@ from cxm.customers import service as customers
 from cxm.interactions import service as interactions
 from cxm.metrics import compute
 from cxm.surveys import service as surveys
-from cxm.surveys.tables import invitations, responses, unsubscribes
+from cxm.surveys.tables import contact_suppressions, invitations, responses, unsubscribes
 from tests.metrics import factories as f
 
 T = dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC)
@@ -86,15 +86,34 @@ def test_an_unsubscribe_holds_for_the_merged_customer(two_people: tuple[Engine, 
     _merge(engine)
     with engine.connect() as conn:
         assert surveys.is_unsubscribed(conn, a)
-        assert conn.execute(sa.select(unsubscribes.c.customer_id)).scalars().all() == [a]
+        owners = conn.execute(sa.select(contact_suppressions.c.customer_id)).scalars().all()
+        assert owners == [a]
 
 
-def test_when_both_profiles_unsubscribed_the_survivor_keeps_one_row(
+def test_when_both_profiles_unsubscribed_the_ledger_keeps_both_on_the_survivor(
     two_people: tuple[Engine, str, str],
 ) -> None:
     engine, a, _ = two_people
     with engine.begin() as conn:
         surveys.unsubscribe(conn, a, "email", T + dt.timedelta(hours=2))
+    _merge(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contact_suppressions.c.customer_id, contact_suppressions.c.source)
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [(a, "email"), (a, "link")]
+
+
+def test_a_keyed_row_moves_only_when_the_survivor_has_none(
+    two_people: tuple[Engine, str, str],
+) -> None:
+    """A table keyed by customer (the older unsubscribe list): the survivor's own row wins."""
+    engine, a, b = two_people
+    with engine.begin() as conn:
+        conn.execute(unsubscribes.insert(), [
+            {"customer_id": a, "source": "email", "unsubscribed_at": T},
+            {"customer_id": b, "source": "link", "unsubscribed_at": T},
+        ])  # fmt: skip
     _merge(engine)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(unsubscribes.c.customer_id, unsubscribes.c.source)).all()
