@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from cxm.customers.service import current_id, normalise
 from cxm.customers.tables import customer_identities, customer_traits
 from cxm.errors import Invalid
-from cxm.interactions.tables import interactions
+from cxm.interactions.facts import interactions
 from cxm.store import as_utc
 
 CONTACT_KINDS = ("email", "phone")

@@ -20,7 +20,8 @@ from cxm.customer360 import service as c360
 from cxm.customers import service as customers
 from cxm.privacy import sweep
 from cxm.surveys import suppressions
-from cxm.surveys.tables import response_answers, responses
+from cxm.surveys.facts import response_answers
+from cxm.surveys.facts import responses_table as responses
 from cxm.text import service as text
 from cxm.text.analytics import SOURCE as TEXT_SOURCE
 
