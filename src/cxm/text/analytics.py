@@ -32,6 +32,7 @@ class Slice:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     segment: str | None = None  # customers whose ``segment`` trait has this value
+    touchpoints: frozenset[str] | None = None  # only responses at these (None: all)
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -49,6 +50,8 @@ def _responses(con: Any, where: Slice) -> Any:
         r = r.filter(r.submitted_at < _naive_utc(where.until))
     if where.segment:
         r = r.filter(r.customer_id.isin(with_trait(con, "segment", where.segment)))
+    if where.touchpoints is not None:
+        r = r.filter(r.touchpoint_key.isin(sorted(where.touchpoints)))
     return r
 
 
