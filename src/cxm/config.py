@@ -39,6 +39,11 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(
         default_factory=lambda: _list(_env("CXM_TRUSTED_PROXIES", ""))
     )
+    # Origins allowed to frame the public survey pages (their embed snippet is an iframe);
+    # every other page refuses framing.
+    frame_ancestors: tuple[str, ...] = field(
+        default_factory=lambda: _list(_env("CXM_FRAME_ANCESTORS", "*"))
+    )
     # Customer traits beyond name, email, phone and address that are personal data.
     personal_traits: tuple[str, ...] = field(
         default_factory=lambda: _list(_env("CXM_PERSONAL_TRAITS", ""))
