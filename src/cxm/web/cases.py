@@ -45,6 +45,9 @@ LABELS = {
 
 
 def _agents(conn: Connection, who: Principal) -> list[dict[str, object]]:
+    """The agents the caller may assign to (staff emails are personal data: none for viewers)."""
+    if not scope_for(who).personal_data:
+        return []
     if who.role == "agent" and who.team_key:
         return team_agents(conn, who.team_key)
     teams = [
