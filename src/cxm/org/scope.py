@@ -69,7 +69,11 @@ def mask(value: str | None, scope: Scope) -> str | None:
 
 
 def visible_touchpoints(conn: Connection, scope: Scope) -> set[str] | None:
-    """The touchpoint keys a manager's scope covers; None means all of them."""
+    """The touchpoints whose responses and interactions the scope reads; None: all of them.
+
+    Managers read their department's; everyone else reads every response (viewers in
+    aggregate only: their free text and identities are masked by ``mask``).
+    """
     if not scope.by_department:
         return None
     rows = conn.execute(
@@ -107,18 +111,6 @@ def readable_comment_touchpoints(conn: Connection, scope: Scope) -> frozenset[st
         sa.select(touchpoints.c.key).where(touchpoints.c.department_key == department)
     )
     return frozenset(rows.scalars())
-
-
-def readable_responses(conn: Connection, scope: Scope, touchpoint_column: Any) -> Any:
-    """A SQLAlchemy condition on ``touchpoint_column`` keeping the responses the scope reads.
-
-    Managers read their department's responses; everyone else reads every response (viewers
-    in aggregate only: their free text and identities are masked by ``mask``).
-    """
-    visible = visible_touchpoints(conn, scope)
-    if visible is None:
-        return sa.true()
-    return touchpoint_column.in_(sorted(visible))
 
 
 # ---- customers ----
