@@ -11,6 +11,10 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable; built once at the app or CLI entry, never at import time."""
@@ -32,6 +36,23 @@ class Settings:
     default_phone_region: str = field(
         default_factory=lambda: _env("CXM_DEFAULT_PHONE_REGION", "DE")
     )
+    # Addresses (IPs or CIDR networks) of reverse proxies whose X-Forwarded-For is believed;
+    # empty means the connecting address is the client's.
+    trusted_proxies: tuple[str, ...] = field(
+        default_factory=lambda: _list(_env("CXM_TRUSTED_PROXIES", ""))
+    )
+    # Origins allowed to frame the public survey pages (their embed snippet is an iframe);
+    # every other page refuses framing.
+    frame_ancestors: tuple[str, ...] = field(
+        default_factory=lambda: _list(_env("CXM_FRAME_ANCESTORS", "*"))
+    )
+    # Customer traits beyond name, email, phone and address that are personal data.
+    personal_traits: tuple[str, ...] = field(
+        default_factory=lambda: _list(_env("CXM_PERSONAL_TRAITS", ""))
+    )
+    # Metric slices with fewer answers are suppressed for roles without personal-data access.
+    min_slice_size: int = field(default_factory=lambda: int(_env("CXM_MIN_SLICE_SIZE", "5")))
+    session_hours: float = field(default_factory=lambda: float(_env("CXM_SESSION_HOURS", "12")))
 
     def __post_init__(self) -> None:
         if not self.database_url:

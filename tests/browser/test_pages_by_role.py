@@ -55,10 +55,15 @@ def menu(page: Page) -> list[str]:
 
 
 def visit(page: Page, server: LiveServer, path: str, shot: str) -> None:
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
     response = page.goto(server.url + path)
     assert response is not None and response.status == 200, path
     assert page.locator("main h1").first.is_visible(), path
+    if page.locator(".plot[data-figure]").count():  # Plotly drew under the page's CSP
+        page.locator(".plot .main-svg").first.wait_for()
     screenshot(page, shot)
+    assert not blocked, (path, blocked)
 
 
 EXPECTED_MENU = {

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from cxm.org import service as org
 from cxm.surveys import service
 from cxm.surveys.tables import invitations, response_answers, responses
 from tests.surveys.conftest import add_customer, apply
@@ -96,6 +97,7 @@ def test_expired_and_unknown_tokens_get_a_friendly_page(
 def test_open_link_honeypot_escaping_and_rate_limit(app_client: TestClient, seeded: Engine) -> None:
     with seeded.begin() as conn:
         apply(conn)
+        org.ensure_touchpoints(conn, {"store_42"})
     page = app_client.get("/s/open/delivery_csat?channel=qr&touchpoint=store_42")
     assert page.status_code == 200
     bot = app_client.post(

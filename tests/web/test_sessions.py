@@ -116,6 +116,11 @@ def test_api_accepts_a_signed_in_session_with_the_users_scope(
 ) -> None:
     _user(seeded, "viewer@example.com", "viewer")
     sign_in(app_client, "viewer@example.com")
+    home = app_client.get("/")
     assert app_client.get("/api/v1/departments").status_code == 200
-    denied = app_client.post("/api/v1/departments", json={"key": "legal", "name": "Legal"})
-    assert denied.status_code == 403
+    denied = app_client.post(
+        "/api/v1/departments",
+        json={"key": "legal", "name": "Legal"},
+        headers={"X-CSRF-Token": _csrf(home.text)},
+    )
+    assert denied.status_code == 403 and "scope 'read'" in denied.json()["detail"]

@@ -19,9 +19,9 @@ from cxm.actions.schemas import (
     StatusBody,
     WebhookIn,
 )
-from cxm.errors import Invalid
+from cxm.errors import Invalid, NotFound
 from cxm.org.auth import Principal
-from cxm.org.scope import scope_for
+from cxm.org.scope import may_read_initiatives, readable_user_id, scope_for
 from cxm.org.security import db, get_engine, require
 from cxm.yamldoc import parse
 
@@ -42,9 +42,15 @@ def list_cases(
     conn: Connection = Depends(db),
 ) -> list[dict[str, Any]]:
     """Cases the caller may see, sorted by SLA risk (agents: their team's only)."""
+    scope = scope_for(who)
+    if assignee and assignee != "none":
+        # A user outside the caller's scope filters like an unknown one: no cases, no hint.
+        assignee = readable_user_id(conn, scope, assignee)
+        if assignee is None:
+            return []
     return service.list_cases(
         conn,
-        scope_for(who),
+        scope,
         status=status or None,
         team=team,
         assignee=assignee,
@@ -219,9 +225,15 @@ def deliveries(
 # ---- initiatives ----
 
 
+def _initiatives_reader(who: Principal = Depends(require("read"))) -> Principal:
+    if not may_read_initiatives(scope_for(who)):
+        raise NotFound("initiatives are for admins, CX leads and managers")
+    return who
+
+
 @router.get("/initiatives")
 def list_initiatives(
-    who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
 ) -> list[dict[str, Any]]:
     return service.list_initiatives(conn)
 
@@ -237,7 +249,7 @@ def create_initiative(
 def get_initiative(
     initiative_id: str,
     request: Request,
-    who: Principal = Depends(require("read")),
+    who: Principal = Depends(_initiatives_reader),
     conn: Connection = Depends(db),
 ) -> dict[str, Any]:
     """The initiative with its targeted metric before and after the start, and a test."""

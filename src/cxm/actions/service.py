@@ -37,7 +37,7 @@ from cxm.config import Settings, load_settings
 from cxm.errors import Conflict, Forbidden, Invalid, NotFound
 from cxm.org import auth
 from cxm.org import service as org
-from cxm.org.scope import MASK, Scope
+from cxm.org.scope import MASK, Scope, assignable_user_id
 from cxm.store import as_utc, jobs, utcnow
 from cxm.surveys import distribution
 from cxm.surveys import service as surveys
@@ -359,7 +359,7 @@ def assign(
         if assignee is None:
             changes["assignee_id"] = None
     if assignee is not None:
-        user_id = _user_id(conn, assignee)
+        user_id = assignable_user_id(conn, scope, assignee)
         target_team = changes.get("team_key", case["team_key"])
         user = _users(conn)[user_id]
         if user["role"] == "agent" and user["team_key"] != target_team:

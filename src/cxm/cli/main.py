@@ -64,7 +64,9 @@ def serve(
     eng = engine(migrated=False)
     upgrade(eng)
     console.print(f"cxm serving on http://{host}:{port}")
-    uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info")
+    # The app reads X-Forwarded-For itself, and only from CXM_TRUSTED_PROXIES.
+    uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info",
+                proxy_headers=False)  # fmt: skip
 
 
 def main() -> None:

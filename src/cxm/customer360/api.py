@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,7 +12,7 @@ from cxm.customer360 import service
 from cxm.customers import service as customers
 from cxm.errors import Invalid, NotFound
 from cxm.org.auth import Principal
-from cxm.org.scope import scope_for, visible_touchpoints
+from cxm.org.scope import TeamReach, customer_not_found, readable_customer, scope_for
 from cxm.org.security import db, require
 
 router = APIRouter(tags=["customers"])
@@ -24,31 +23,21 @@ def requester(who: Principal) -> str:
     return who.email or f"api key ({who.scope})"
 
 
-TeamReach = Callable[[Connection, str | None, Sequence[str]], bool]
+def _readable(request: Request, conn: Connection, who: Principal, identifier: str,
+              customer_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The profile for ``identifier`` if the caller's role may read it; else one 404.
 
-
-def _in_scope(request: Request, conn: Connection, who: Principal,
-              profile: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """The profile, if the caller's role may see this customer; else 404, as for the pages.
-
-    Viewers see no personal data; a manager sees the customers who touched their department's
-    touchpoints; an agent sees the customers in their team's cases. Cases belong to a domain
-    above this one, so the app gives the question "does this team have a case about these
-    customers?" as ``app.state.team_reach``.
+    Unknown and out-of-scope customers answer alike (same status, same message, no id), so
+    a lookup cannot tell whether someone is a customer. The rule is ``scope.may_read_customer``;
+    agents reach customers through their team's cases, which the app hands in as
+    ``app.state.team_reach``.
     """
-    scope = scope_for(who)
-    visible = visible_touchpoints(conn, scope)
-    if scope.by_team:
-        reach: TeamReach | None = getattr(request.app.state, "team_reach", None)
-        ids = [profile["id"], *profile.get("merged_from", [])]
-        allowed = reach is not None and reach(conn, scope.team_key, ids)
-    else:
-        allowed = scope.personal_data and (
-            visible is None or bool(visible & set(profile["touchpoints"]))
-        )
-    if not allowed:
-        raise NotFound(f"customer '{profile['id']}' does not exist")
-    return profile
+    try:
+        found = service.profile(conn, customer_id or service.lookup(conn, identifier))
+    except NotFound:
+        raise customer_not_found() from None
+    reach: TeamReach | None = getattr(request.app.state, "team_reach", None)
+    return readable_customer(conn, scope_for(who), found, reach)
 
 
 @router.get("/customers")
@@ -66,9 +55,8 @@ def list_or_find(
         raise Invalid(f"look up by one identifier at a time, not {', '.join(sorted(given))}")
     if given:
         ((kind, value),) = given.items()
-        customer_id = service.lookup(conn, value if kind == "identifier" else f"{kind}:{value}")
-        found = service.profile(conn, customer_id)
-        return jsonable_encoder(_in_scope(request, conn, who, found))
+        identifier = value if kind == "identifier" else f"{kind}:{value}"
+        return jsonable_encoder(_readable(request, conn, who, identifier))
     if not scope_for(who).everything:
         raise NotFound("listing every customer needs the admin or cx_lead role; "
                        "look one up by identifier instead, e.g. ?email=...")  # fmt: skip
@@ -81,8 +69,7 @@ def get_customer(
     conn: Connection = Depends(db),
 ) -> Any:  # fmt: skip
     """Profile, identifiers, traits, facts and interactions per department."""
-    found = service.profile(conn, customer_id)
-    return jsonable_encoder(_in_scope(request, conn, who, found))
+    return jsonable_encoder(_readable(request, conn, who, customer_id, customer_id))
 
 
 @router.get("/customers/{customer_id}/timeline")
@@ -95,8 +82,8 @@ def get_timeline(
     conn: Connection = Depends(db),
 ) -> Any:
     """Interactions and survey responses newest first; pass ``next_cursor`` for the next page."""
-    _in_scope(request, conn, who, service.profile(conn, customer_id))
-    return jsonable_encoder(service.timeline(conn, customer_id, limit, cursor))
+    found = _readable(request, conn, who, customer_id, customer_id)
+    return jsonable_encoder(service.timeline(conn, found["id"], limit, cursor))
 
 
 @router.post("/privacy/export")

@@ -17,6 +17,7 @@ from cxm.interactions import limits, segment
 from cxm.interactions.groupcommit import committer_for
 from cxm.interactions.service import ItemResult, unowned_touchpoints
 from cxm.org.auth import Principal, authenticate_key
+from cxm.org.scope import may_see_customer_ids
 from cxm.org.security import db, get_engine, principal, require
 
 router = APIRouter(tags=["interactions"])
@@ -76,9 +77,10 @@ async def store(request: Request, events: list[Any], source: str) -> list[ItemRe
     return await committer.store(events, source)
 
 
-def summary(results: list[ItemResult]) -> dict[str, Any]:
-    """Counts and per-item outcomes. No customer ids: a write key learns nothing about
-    profiles (which customer an identifier belongs to) from its answers."""
+def summary(results: list[ItemResult], who: Principal | None = None) -> dict[str, Any]:
+    """Counts and per-item outcomes; customer ids only for callers who read every customer (a
+    write key learns nothing about profiles, which customer an identifier belongs to)."""
+    ids = who is not None and may_see_customer_ids(who)
     counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "rejected")}
     return {
         "stored": counts["stored"],
@@ -90,6 +92,7 @@ def summary(results: list[ItemResult]) -> dict[str, Any]:
                 "event_id": r.event_id,
                 "status": r.status,
                 "error": r.error,
+                "customer_id": r.customer_id if ids else None,
             }
             for r in results
         ],
@@ -110,7 +113,7 @@ async def post_interaction(request: Request) -> JSONResponse:
     (result,) = await store(request, [event], "api")
     if result.status == "rejected":
         raise HTTPException(422, result.error)
-    item = summary([result])["items"][0]
+    item = summary([result], principal(request))["items"][0]
     return JSONResponse(item, status_code=201 if result.status == "stored" else 200)
 
 
@@ -129,7 +132,7 @@ async def post_batch(request: Request) -> dict[str, Any]:
             {"sent_at": sent_at, **e} if isinstance(e, dict) and "sent_at" not in e else e
             for e in events
         ]
-    return summary(await store(request, events, "api"))
+    return summary(await store(request, events, "api"), principal(request))
 
 
 @router.get("/interactions/touchpoints/unowned", dependencies=[Depends(require("read"))])
@@ -160,7 +163,7 @@ def _segment_principal(request: Request, body: Any) -> Principal:
 
 async def _segment(request: Request, kind: str | None) -> dict[str, Any]:
     body = await read_json(request)
-    _segment_principal(request, body)
+    who = _segment_principal(request, body)
     if kind is None:
         if not isinstance(body, dict):
             raise HTTPException(422, "body: expected an object with a 'batch' array")
@@ -171,7 +174,7 @@ async def _segment(request: Request, kind: str | None) -> dict[str, Any]:
             raise HTTPException(422, f"body: expected one {kind} message as a JSON object")
         messages, context, sent_at = [body], None, None
     events = [segment.to_event(m, kind, context, sent_at) for m in messages]
-    result = summary(await store(request, events, "segment"))
+    result = summary(await store(request, events, "segment"), who)
     if kind is not None and result["rejected"]:
         raise HTTPException(400, result["items"][0]["error"])
     return {"success": True, **result}

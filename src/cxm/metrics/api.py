@@ -13,6 +13,8 @@ from sqlalchemy.engine import Connection
 from cxm.errors import Invalid
 from cxm.metrics import service
 from cxm.metrics.definitions import Metric, installation_dir, load
+from cxm.org.auth import Principal
+from cxm.org.scope import check_slice_dimensions, scope_for, suppress_small_slices
 from cxm.org.security import db, get_engine, require
 
 router = APIRouter(tags=["metrics"])
@@ -69,10 +71,11 @@ def set_target(
     return {"metric": name, **body.model_dump()}
 
 
-@router.get("/metrics/{name}", dependencies=[read])
+@router.get("/metrics/{name}")
 def compute_metric(
     name: str,
     request: Request,
+    who: Principal = Depends(require("read")),
     by: str = Query("", description="comma-separated dimensions, e.g. department,month"),
     start: dt.datetime | None = Query(None, description="inclusive, ISO 8601 with time zone"),
     end: dt.datetime | None = Query(None, description="exclusive, ISO 8601 with time zone"),
@@ -82,17 +85,27 @@ def compute_metric(
     metrics = definitions(request)
     start, end = (v.replace(tzinfo=dt.UTC) if v and v.tzinfo is None else v for v in (start, end))
     dims = [d.strip() for d in by.split(",") if d.strip()]
+    filters = _parse_filters(filter)
+    settings = request.app.state.settings
+    scope = scope_for(who)
+    check_slice_dimensions(scope, [*dims, *filters], settings.personal_traits)
     df = service.compute(
         get_engine(request),
         name,
         dims,
         start=start,
         end=end,
-        filters=_parse_filters(filter),
+        filters=filters,
         compare=compare,
         metrics=metrics,
     )
-    rows = [{k: _clean(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+    rows: list[dict[str, Any]] = [
+        {str(k): _clean(v) for k, v in rec.items()} for rec in df.to_dict("records")
+    ]
     for row in rows:
         row["flags"] = [f for f in str(row["flags"] or "").split(",") if f]
-    return {"metric": metrics[name].summary(), "by": dims, "rows": rows}
+    rows, suppressed = suppress_small_slices(scope, rows, bool(dims), settings.min_slice_size)
+    out: dict[str, Any] = {"metric": metrics[name].summary(), "by": dims, "rows": rows}
+    if suppressed:
+        out["suppressed"] = suppressed
+    return out

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, Invalid, NotFound
 from cxm.org.schemas import ROLES
-from cxm.org.tables import api_keys, teams, users
+from cxm.org.tables import api_keys, teams, user_sessions, users
 from cxm.store import utcnow
 
 SCOPES = ("ingest", "read", "admin")
@@ -205,21 +205,38 @@ def principal_for_user(conn: Connection, user_id: str) -> Principal | None:
     )
 
 
+# One answer for every refused sign-in, so it does not tell which emails have accounts.
+REFUSED = "wrong email or password; after 5 failed sign-ins an account is locked for 15 minutes"
+_dummy_hash: str | None = None
+
+
+def _burn_verify(password: str) -> None:
+    """Verify against a throwaway argon2 hash: unknown emails take as long as known ones."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+    verify_password(_dummy_hash, password)
+
+
 def sign_in(conn: Connection, email: str, password: str, now: dt.datetime | None = None) -> str:
-    """Check a password; returns the user id. Locks the account after repeated failures."""
+    """Check a password; returns the user id. Locks the account after repeated failures.
+
+    Every refusal raises SignInRefused with the same message (``REFUSED``) after one argon2
+    verification, for unknown, inactive, locked and existing accounts alike (OWASP ASVS
+    2.2 / 3.x: no account enumeration by message or by time).
+    """
     now = now or utcnow()
     user = (
         conn.execute(sa.select(users).where(users.c.email == email.strip().lower()))
         .mappings()
         .first()
     )
-    if user is None or not user["is_active"]:
-        raise SignInRefused("wrong email or password")
+    if user is None or not user["is_active"] or not user["password_hash"]:
+        _burn_verify(password)
+        raise SignInRefused(REFUSED)
     if user["locked_until"] is not None and user["locked_until"] > now:
-        minutes = max(1, int((user["locked_until"] - now).total_seconds() // 60))
-        raise SignInRefused(
-            f"too many failed sign-ins: this account is locked for {minutes} more minute(s)"
-        )
+        _burn_verify(password)
+        raise SignInRefused(REFUSED)
     if not verify_password(user["password_hash"], password):
         failures = user["failed_logins"] + 1
         locked = now + LOCKOUT if failures >= MAX_FAILED_LOGINS else None
@@ -228,15 +245,21 @@ def sign_in(conn: Connection, email: str, password: str, now: dt.datetime | None
             .where(users.c.id == user["id"])
             .values(failed_logins=0 if locked else failures, locked_until=locked)
         )
-        raise SignInRefused("wrong email or password")
+        raise SignInRefused(REFUSED)
     conn.execute(
         users.update().where(users.c.id == user["id"]).values(failed_logins=0, locked_until=None)
     )
     return str(user["id"])
 
 
-def change_password(conn: Connection, user_id: str, current: str, new: str) -> None:
-    """Change a password after checking the current one; at least 10 characters."""
+def change_password(
+    conn: Connection, user_id: str, current: str, new: str, *, keep_session: str | None = None
+) -> None:
+    """Change a password after checking the current one; at least 10 characters.
+
+    Every other session of the user ends (``keep_session``, the token of the session that
+    made the change, stays), so a stolen cookie does not outlive a password change.
+    """
     stored = conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id)).scalar()
     if not verify_password(stored, current):
         raise Invalid("the current password is wrong")
@@ -245,6 +268,52 @@ def change_password(conn: Connection, user_id: str, current: str, new: str) -> N
     conn.execute(
         users.update().where(users.c.id == user_id).values(password_hash=hash_password(new))
     )
+    query = user_sessions.delete().where(user_sessions.c.user_id == user_id)
+    if keep_session:
+        query = query.where(user_sessions.c.token_hash != _digest(keep_session))
+    conn.execute(query)
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    csrf: str
+
+
+def start_session(
+    conn: Connection, user_id: str, age: dt.timedelta, now: dt.datetime | None = None
+) -> tuple[str, str]:
+    """A new server-side session; returns (token for the cookie, its CSRF token).
+
+    The token carries 256 random bits; only its SHA-256 digest is stored.
+    """
+    now = now or utcnow()
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    conn.execute(user_sessions.delete().where(user_sessions.c.expires_at <= now))
+    conn.execute(
+        user_sessions.insert().values(
+            token_hash=_digest(token), user_id=user_id, csrf=csrf, created_at=now,
+            expires_at=now + age,
+        )
+    )  # fmt: skip
+    return token, csrf
+
+
+def find_session(conn: Connection, token: str, now: dt.datetime | None = None) -> Session | None:
+    """The live session of a cookie token, or None (unknown, ended or expired)."""
+    row = conn.execute(
+        sa.select(user_sessions.c.user_id, user_sessions.c.csrf, user_sessions.c.expires_at).where(
+            user_sessions.c.token_hash == _digest(token)
+        )
+    ).first()
+    if row is None or row.expires_at <= (now or utcnow()):
+        return None
+    return Session(user_id=str(row.user_id), csrf=str(row.csrf))
+
+
+def end_session(conn: Connection, token: str) -> None:
+    """Sign-out: the session is gone from the store, so a copy of the cookie stops working."""
+    conn.execute(user_sessions.delete().where(user_sessions.c.token_hash == _digest(token)))
 
 
 def list_users(conn: Connection) -> list[dict[str, object]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 from collections.abc import Callable, Iterator
 
 from fastapi import Depends, HTTPException, Request
@@ -37,8 +38,36 @@ def _token(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def _check_session_csrf(request: Request) -> None:
+    """A state change authenticated by the session cookie must carry the session's token.
+
+    The browser sends the cookie with any request, a forged one from another site included;
+    only a page of ours can read the token (from its forms) and send it as ``X-CSRF-Token``.
+    Key-authenticated calls need no token: no browser attaches a key by itself.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    resolver = getattr(request.app.state, "session_csrf", None)
+    expected = resolver(request) if resolver is not None else None
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not expected or not sent or not hmac.compare_digest(expected, sent):
+        raise HTTPException(
+            403,
+            f"this change is authenticated by a session cookie, so it needs the {CSRF_HEADER} "
+            "header with the session's CSRF token; scripts should use an API key instead",
+        )
+
+
 def principal(request: Request) -> Principal | None:
-    """The caller, from an API key or (for pages) the signed-in session, else None."""
+    """The caller, from an API key or (for pages) the signed-in session, else None.
+
+    Session-authenticated state changes are checked for the CSRF token here, so every route
+    that accepts a session (``/api/v1``, Segment's ``/v1``) checks it alike.
+    """
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -51,6 +80,8 @@ def principal(request: Request) -> Principal | None:
         resolver = getattr(request.app.state, "session_principal", None)
         if resolver is not None:
             found = resolver(request)
+        if found is not None:
+            _check_session_csrf(request)
     request.state.principal = found
     return found
 

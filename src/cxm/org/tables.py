@@ -81,3 +81,15 @@ api_keys = sa.Table(
     utc_timestamp("last_used_at"),
     utc_timestamp("revoked_at"),
 )
+
+# Signed-in sessions, server-side so sign-out and a password change end them; the cookie
+# carries a random token, the store only its SHA-256 digest.
+user_sessions = sa.Table(
+    "user_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("expires_at", nullable=False),
+)

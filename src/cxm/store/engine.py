@@ -24,10 +24,14 @@ def create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "duckdb":
         database = parsed.database or ":memory:"
+        engine = sa.create_engine(url)
         if database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(database).expanduser()
+            # A folder we create is the owner's alone (the WAL file appears there later).
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_file(engine, path)
         # One process owns the file (see DESIGN.md); times are stored as naive UTC.
-        return sa.create_engine(url)
+        return engine
     if parsed.get_backend_name() == "postgresql":
         return sa.create_engine(
             url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
@@ -36,6 +40,20 @@ def create_engine(url: str) -> Engine:
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use duckdb:///path/to/file.duckdb or postgresql+psycopg://user@host/db"
     )
+
+
+def _private_file(engine: Engine, path: Path) -> None:
+    """Keep the store file (and its WAL) mode 0600: it holds personal data.
+
+    DuckDB refuses to open a pre-created empty file, so the mode is set as soon as its first
+    connection has created the file.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _chmod(dbapi_connection: object, record: object) -> None:
+        for p in (path, path.with_name(path.name + ".wal")):
+            if p.exists() and p.stat().st_mode & 0o077:
+                p.chmod(0o600)
 
 
 def is_duckdb(engine: Engine | sa.Connection) -> bool:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, CxmError, Invalid, NotFound
+from cxm.org import service as org
 from cxm.store import utcnow
 from cxm.surveys import people, suppressions
 from cxm.surveys.schemas import SurveyDefinition, check, parse_score, visible
@@ -461,6 +462,11 @@ def session_for_open(
             raise NotFound(f"survey '{key}' has no open link")
         wanted = {q.id for q in defn.questions if q.type == "hidden"}
         carried = {k: v[:500] for k, v in (hidden or {}).items() if k in wanted}
+        # Anyone can edit an open link: a touchpoint counts only if the org knows it.
+        if "touchpoint" in carried and carried["touchpoint"] not in {
+            t.key for t in org.list_touchpoints(conn)
+        }:
+            del carried["touchpoint"]
         return Session(
             defn, current_version(conn, key), channel[:32], hidden=carried,
             touchpoint=carried.get("touchpoint"),

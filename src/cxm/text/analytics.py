@@ -38,6 +38,7 @@ class Slice:
     segment: str | None = None  # customers whose ``segment`` trait has this value
     # Whose answers: customers' by default; "employee" for pulse comments; None for both.
     population: str | None = CUSTOMER
+    touchpoints: frozenset[str] | None = None  # only responses at these (None: all)
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -55,6 +56,8 @@ def _responses(con: Any, where: Slice) -> Any:
         r = r.filter(r.submitted_at < _naive_utc(where.until))
     if where.segment:
         r = r.filter(r.customer_id.isin(with_trait(con, "segment", where.segment)))
+    if where.touchpoints is not None:
+        r = r.filter(r.touchpoint_key.isin(sorted(where.touchpoints)))
     return r
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
 from cxm.org.auth import Principal
-from cxm.org.scope import scope_for
+from cxm.org.scope import readable_comment_touchpoints, scope_for
 from cxm.org.security import db, get_engine, require
 from cxm.text import analytics, schemas, service, taxonomy, themes
 from cxm.yamldoc import YamlDoc
@@ -62,9 +64,10 @@ def theme_impact(
     return analytics.theme_impact(get_engine(request), found, where)
 
 
-@router.get("/themes/discover", dependencies=[read])
+@router.get("/themes/discover")
 def discover(
     request: Request,
+    who: Principal = Depends(require("read")),
     survey: str | None = None,
     period: str | None = None,
     k: int | None = Query(None, ge=2, le=50),
@@ -72,9 +75,20 @@ def discover(
     vectors: themes.Vectors = "auto",
     conn: Connection = Depends(db),
 ) -> schemas.DiscoveryOut:
-    """Cluster the comments of a survey and period into themes (deterministic for a seed)."""
+    """Cluster the comments of a survey and period into themes (deterministic for a seed).
+
+    Only the comments the caller may read are clustered (a manager's or agent's department's;
+    every one for admin and cx_lead); a viewer's themes come without verbatim examples.
+    """
+    scope = scope_for(who)
+    readable = readable_comment_touchpoints(conn, scope)
     where = _slice(conn, survey, period)
-    return service.discover_themes(get_engine(request), where, k=k, seed=seed, vectors=vectors)
+    if readable is not None and scope.personal_data:
+        where = dataclasses.replace(where, touchpoints=readable)
+    found = service.discover_themes(get_engine(request), where, k=k, seed=seed, vectors=vectors)
+    if readable is not None and not scope.personal_data:
+        found.themes = [t.model_copy(update={"examples": []}) for t in found.themes]
+    return found
 
 
 @router.get("/taxonomies/{key}", dependencies=[read])

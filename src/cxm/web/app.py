@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cxm import __version__
 from cxm.actions import api as actions_api
@@ -33,7 +34,8 @@ from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
-from cxm.web import board, cases, dashboards, explore, pages, sessions, survey_pages
+from cxm.web import board, cases, dashboards, explore, headers, pages, sessions, survey_pages
+from cxm.web.headers import SecurityHeaders
 from cxm.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -141,13 +143,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version=__version__,
         description="Customer Experience Management API",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below with a CSP nonce
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.engine = engine
     app.state.settings = settings
     app.state.session_principal = sessions.session_principal
+    app.state.session_csrf = sessions.session_csrf
     # Agents reach the customers in their team's cases (the customer API asks the cases).
     app.state.team_reach = actions_service.team_has_customer
     app.add_exception_handler(sessions.LoginRequired, sessions.login_redirect)  # type: ignore[arg-type]
@@ -180,6 +183,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="application/javascript")
 
+    app.add_api_route("/api/docs", headers.api_docs, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api_router())
     # Outside /api/v1: Segment-compatible ingest, public survey pages, and the staff pages.
@@ -188,4 +192,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         dashboards.router, explore.router, survey_pages.router, cases.router,
     ):  # fmt: skip
         app.include_router(router)
+    app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
+    if settings.trusted_proxies:
+        # X-Forwarded-For names the client only when a configured proxy sent it; from anyone
+        # else it is ignored, so rate limits cannot be dodged by inventing addresses.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app

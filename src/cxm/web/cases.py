@@ -3,21 +3,29 @@ create, before/after), and the rules list and YAML editor."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import Connection
 
 from cxm.actions import analytics, service
 from cxm.actions.routing import team_agents
 from cxm.actions.rules import describe
-from cxm.actions.schemas import STATUSES, InitiativeIn, RuleIn
+from cxm.actions.schemas import (
+    STATUSES,
+    AssignBody,
+    InitiativeIn,
+    NoteBody,
+    RootCauseBody,
+    RuleIn,
+    StatusBody,
+)
 from cxm.errors import CxmError, Invalid, NotFound
 from cxm.org import service as org
 from cxm.org.auth import Principal
-from cxm.org.scope import scope_for
+from cxm.org.scope import may_read_initiatives, readable_user_id, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.board import Board, frame_cache, readers
 from cxm.web.filters import Filters
@@ -26,6 +34,7 @@ from cxm.web.sessions import check_csrf, signed_in
 from cxm.yamldoc import parse
 
 router = APIRouter(include_in_schema=False)
+M = TypeVar("M", bound=BaseModel)
 LABELS = {
     "new": "New",
     "in_progress": "In progress",
@@ -36,6 +45,9 @@ LABELS = {
 
 
 def _agents(conn: Connection, who: Principal) -> list[dict[str, object]]:
+    """The agents the caller may assign to (staff emails are personal data: none for viewers)."""
+    if not scope_for(who).personal_data:
+        return []
     if who.role == "agent" and who.team_key:
         return team_agents(conn, who.team_key)
     teams = [
@@ -63,10 +75,17 @@ def inbox(
         else [status]
     )
     chosen = "none" if assignee == "none" else (who.email if assignee == "me" else assignee)
+    if chosen and chosen != "none":
+        # Someone outside the caller's scope filters like an unknown user: no cases.
+        chosen = readable_user_id(conn, scope, chosen) or "-"
     error = None
     try:
-        rows = service.list_cases(
-            conn, scope, status=statuses, assignee=chosen or None, team=team or None
+        rows = (
+            []
+            if chosen == "-"
+            else service.list_cases(
+                conn, scope, status=statuses, assignee=chosen or None, team=team or None
+            )
         )
     except CxmError as exc:
         rows, error = [], str(exc)
@@ -187,27 +206,35 @@ def act(
     check_csrf(request, csrf_token_)
     scope = scope_for(who)
     try:
+        # The form is checked by the API's own bodies, so both accept and refuse alike.
         if action == "status":
-            service.set_status(
-                conn,
-                scope,
-                who.email,
-                case_id,
-                status,
-                reason=reason or None,
-                followup=followup == "yes",
-            )
+            st = _checked(StatusBody, status=status, reason=reason or None,
+                          followup=followup == "yes")  # fmt: skip
+            service.set_status(conn, scope, who.email, case_id, st.status, reason=st.reason,
+                               followup=st.followup)  # fmt: skip
         elif action == "note":
-            service.add_note(conn, scope, who.email, case_id, note)
+            service.add_note(conn, scope, who.email, case_id, _checked(NoteBody, body=note).body)
         elif action == "assign":
-            service.assign(conn, scope, who.email, case_id, assignee or None, reason=reason or None)
+            body = _checked(AssignBody, assignee=assignee or None, reason=reason or None)
+            service.assign(conn, scope, who.email, case_id, body.assignee, reason=body.reason)
         elif action == "root_causes":
-            service.set_root_causes(conn, scope, who.email, case_id, root_causes)
+            checked = _checked(RootCauseBody, root_causes=root_causes)
+            service.set_root_causes(conn, scope, who.email, case_id, checked.root_causes)
+        else:
+            raise Invalid(f"action: '{action}' is not one of status, note, assign, root_causes")
     except NotFound:
         raise
     except CxmError as exc:
         return _case_page(request, who, conn, case_id, 422, str(exc))
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+def _checked(model: type[M], **values: Any) -> M:
+    """``values`` as the API's body ``model``, or Invalid naming each field and the fix."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise Invalid(_field_errors(exc)) from None
 
 
 def _initiatives(
@@ -229,9 +256,15 @@ def _initiatives(
     )  # fmt: skip
 
 
+def _initiatives_reader(who: Principal = Depends(signed_in)) -> Principal:
+    if not may_read_initiatives(scope_for(who)):
+        raise NotFound("page not found")
+    return who
+
+
 @router.get("/initiatives", response_class=HTMLResponse)
 def initiatives_page(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request, who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
 ) -> HTMLResponse:
     return _initiatives(request, who, conn)
 
@@ -295,7 +328,7 @@ def create_initiative(
 def initiative_page(
     request: Request,
     initiative_id: str,
-    who: Principal = Depends(signed_in),
+    who: Principal = Depends(_initiatives_reader),
     conn: Connection = Depends(db),
 ) -> HTMLResponse:
     """An initiative's targeted metric before and after its start, with a significance test."""

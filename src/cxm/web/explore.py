@@ -14,7 +14,7 @@ from cxm.errors import Invalid, NotFound
 from cxm.feedback import service as feedback
 from cxm.org import service as org
 from cxm.org.auth import Principal
-from cxm.org.scope import Scope, scope_for, visible_touchpoints
+from cxm.org.scope import customer_not_found, readable_customer, scope_for, visible_touchpoints
 from cxm.org.security import db
 from cxm.surveys import service as surveys
 from cxm.web.filters import Filters
@@ -75,17 +75,6 @@ def _page_query(request: Request, offset: int) -> str:
     return "&".join(f"{k}={v}" for k, v in params.items() if v)
 
 
-def _may_see_customer(conn: Connection, scope: Scope, profile: dict[str, Any]) -> bool:
-    """Managers see customers who touched their department; agents those in their cases."""
-    if not scope.personal_data:
-        return False
-    if scope.by_team:
-        ids = [profile["id"], *profile["merged_from"]]
-        return actions.team_has_customer(conn, scope.team_key, ids)
-    visible = visible_touchpoints(conn, scope)
-    return visible is None or bool(visible & set(profile["touchpoints"]))
-
-
 @router.get("/customers", response_class=HTMLResponse, response_model=None)
 def customers_search(
     request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
@@ -97,10 +86,13 @@ def customers_search(
     identifier = (request.query_params.get("q") or "").strip()
     error = None
     if identifier:
+        # Only a customer in the caller's scope is a match; any other reads as unknown.
         try:
-            return RedirectResponse(f"/customers/{c360.lookup(conn, identifier)}", status_code=303)
-        except NotFound as exc:
-            error = str(exc)
+            found = c360.profile(conn, c360.lookup(conn, identifier))
+            readable_customer(conn, scope, found, actions.team_has_customer)
+            return RedirectResponse(f"/customers/{found['id']}", status_code=303)
+        except NotFound:
+            error = str(customer_not_found())
     return render(request, who, "customers.html", q=identifier, error=error,
                   status_code=404 if error else 200)  # fmt: skip
 
@@ -112,9 +104,11 @@ def customer_page(
 ) -> HTMLResponse:  # fmt: skip
     """Profile, identities, and one timeline across all departments, colour-coded."""
     scope = scope_for(who)
-    profile = c360.profile(conn, customer_id)
-    if not _may_see_customer(conn, scope, profile):
-        raise NotFound(f"customer '{customer_id}' does not exist")
+    try:
+        found = c360.profile(conn, customer_id)
+    except NotFound:
+        raise customer_not_found() from None
+    profile = readable_customer(conn, scope, found, actions.team_has_customer)
     cursor = request.query_params.get("cursor") or None
     timeline = c360.timeline(conn, profile["id"], limit=50, cursor=cursor)
     tps = {t.key: t for t in org.list_touchpoints(conn)}

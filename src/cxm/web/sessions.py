@@ -1,8 +1,14 @@
-"""Sign-in for people: signed session cookies, CSRF tokens on forms, lockout, sign-out."""
+"""Sign-in for people: server-side sessions, CSRF tokens on forms, lockout, sign-out.
+
+The session cookie carries a random token; the session itself (user, CSRF token, expiry) is a
+row in the store, so sign-out and a password change end it for every copy of the cookie.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -10,7 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, Signer
 from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
@@ -22,7 +28,6 @@ from cxm.web.templating import templates
 
 SESSION_COOKIE = "cxm_session"
 CSRF_COOKIE = "cxm_csrf"
-SESSION_AGE = 12 * 3600
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,34 +40,55 @@ class LoginRequired(Exception):
 
 
 def secret_key(settings: Settings) -> str:
-    """CXM_SECRET_KEY, else a random key kept in the data folder so restarts keep sessions."""
+    """CXM_SECRET_KEY, else a random key kept in the data folder (created mode 0600)."""
     if settings.secret_key:
         return settings.secret_key
     path = Path(settings.data_dir) / ".secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        # Created with its final mode: no moment when another user could read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
-def _serializer(request: Request) -> URLSafeTimedSerializer:
-    serializer: URLSafeTimedSerializer | None = getattr(request.app.state, "serializer", None)
-    if serializer is None:
-        serializer = URLSafeTimedSerializer(secret_key(request.app.state.settings), "session")
-        request.app.state.serializer = serializer
-    return serializer
+def _signer(request: Request) -> Signer:
+    # Signed so a forged or truncated cookie is refused before any store lookup.
+    signer: Signer | None = getattr(request.app.state, "session_signer", None)
+    if signer is None:
+        signer = Signer(secret_key(request.app.state.settings), salt="session")
+        request.app.state.session_signer = signer
+    return signer
 
 
-def _session(request: Request) -> dict[str, Any] | None:
+def _cookie_token(request: Request) -> str | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
     try:
-        data: dict[str, Any] = _serializer(request).loads(raw, max_age=SESSION_AGE)
+        return _signer(request).unsign(raw).decode()
     except BadSignature:
         return None
-    return data
+
+
+def session_age(request: Request) -> dt.timedelta:
+    settings: Settings = request.app.state.settings
+    return dt.timedelta(hours=settings.session_hours)
+
+
+def _session(request: Request) -> auth.Session | None:
+    """The live session of this request's cookie (looked up once per request)."""
+    if hasattr(request.state, "session"):
+        found: auth.Session | None = request.state.session
+        return found
+    token = _cookie_token(request)
+    found = None
+    if token:
+        with get_engine(request).connect() as conn:
+            found = auth.find_session(conn, token)
+    request.state.session = found
+    return found
 
 
 def session_principal(request: Request) -> Principal | None:
@@ -71,14 +97,20 @@ def session_principal(request: Request) -> Principal | None:
     if data is None:
         return None
     with get_engine(request).connect() as conn:
-        return auth.principal_for_user(conn, data["uid"])
+        return auth.principal_for_user(conn, data.user_id)
+
+
+def session_csrf(request: Request) -> str | None:
+    """The CSRF token of this request's session, or None without one."""
+    data = _session(request)
+    return data.csrf if data is not None else None
 
 
 def csrf_token(request: Request) -> str:
     """The token every form carries: the session's, or a pre-session one for the sign-in form."""
     data = _session(request)
     if data is not None:
-        return str(data["csrf"])
+        return data.csrf
     token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
     if token is None:
         token = secrets.token_urlsafe(24)
@@ -150,16 +182,25 @@ def login(
     except auth.SignInRefused as exc:
         # The failed attempt is committed with the request (it counts toward the lockout).
         return login_page(request, str(exc), 401, next)
-    session = {"uid": user_id, "csrf": secrets.token_urlsafe(24)}
+    age = session_age(request)
+    token, _ = auth.start_session(conn, user_id, age)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    _set_cookie(request, response, SESSION_COOKIE, _serializer(request).dumps(session), SESSION_AGE)
+    cookie = _signer(request).sign(token).decode()
+    _set_cookie(request, response, SESSION_COOKIE, cookie, int(age.total_seconds()))
     response.delete_cookie(CSRF_COOKIE, path="/")
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token_: str = Form("", alias="csrf_token")) -> RedirectResponse:
+def logout(
+    request: Request,
+    csrf_token_: str = Form("", alias="csrf_token"),
+    conn: Connection = Depends(db),
+) -> RedirectResponse:
     check_csrf(request, csrf_token_)
+    token = _cookie_token(request)
+    if token:
+        auth.end_session(conn, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -185,7 +226,7 @@ def password_change(
     try:
         check_csrf(request, csrf_token_)
         assert who.user_id is not None
-        auth.change_password(conn, who.user_id, current, new)
+        auth.change_password(conn, who.user_id, current, new, keep_session=_cookie_token(request))
     except Invalid as exc:
         return templates.TemplateResponse(
             request, "password.html", context | {"error": str(exc)}, status_code=400

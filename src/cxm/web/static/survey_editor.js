@@ -1,0 +1,18 @@
+// Live preview: re-render a moment after typing stops (the form works without this, too).
+(function () {
+  var form = document.getElementById("editor"), timer = null;
+  form.definition.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var data = new FormData(form); data.set("action", "preview");
+      fetch(form.action, {method: "POST", body: data}).then(function (r) { return r.text(); }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector(".preview"), old = document.querySelector(".preview");
+        if (fresh && old) { old.replaceWith(fresh); }
+        var err = doc.querySelector(".error"), oldErr = document.querySelector("main > .error");
+        if (oldErr) { oldErr.remove(); }
+        if (err) { document.querySelector("main h1").after(err); }
+      });
+    }, 600);
+  });
+})();
