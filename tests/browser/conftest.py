@@ -89,6 +89,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Waits are on state (a URL, a locator); the limit only says when to give up. A cold page
+    # on a loaded 2-core machine (a first sign-in computes every dashboard query) can pass 30 s.
+    context.set_default_timeout(90_000)
     page = context.new_page()
     yield page
     context.close()
