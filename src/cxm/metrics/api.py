@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from cxm.errors import Invalid
+from cxm.apitypes import Record
+from cxm.errors import Invalid, responses
 from cxm.metrics import service
 from cxm.metrics.definitions import Metric, installation_dir, load
 from cxm.org.security import db, get_engine, require
@@ -24,6 +25,41 @@ class TargetBody(BaseModel):
     target: float
     dimension: str = Field("", description="slice dimension, e.g. department (empty = overall)")
     value: str = Field("", description="slice value, e.g. service (empty = overall)")
+
+
+class MetricSummary(Record):
+    """A metric's one company-wide definition, as listed."""
+
+    name: str
+    description: str | None = None
+    kind: str
+    unit: str | None = None
+    direction: str | None = None
+    target: float | None = None
+    min_sample: int | None = None
+
+
+class MetricRow(Record):
+    """One slice: the ``by`` dimensions' values, then the value with its interval and sample."""
+
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
+class MetricResult(BaseModel):
+    metric: MetricSummary
+    by: list[str]
+    rows: list[MetricRow]
+
+
+class TargetOut(BaseModel):
+    metric: str
+    target: float
+    dimension: str
+    value: str
 
 
 def definitions(request: Request) -> dict[str, Metric]:
@@ -47,29 +83,29 @@ def _clean(value: Any) -> Any:
 
 
 @router.get("/metrics", dependencies=[read])
-def list_metrics(request: Request) -> list[dict[str, Any]]:
-    return [m.summary() for m in definitions(request).values()]
+def list_metrics(request: Request) -> list[MetricSummary]:
+    return [MetricSummary.model_validate(m.summary()) for m in definitions(request).values()]
 
 
 @router.get("/metrics/alerts", dependencies=[read])
-def list_alerts(metric: str | None = None, conn: Connection = Depends(db)) -> list[dict[str, Any]]:
-    return service.list_alerts(conn, metric)
+def list_alerts(metric: str | None = None, conn: Connection = Depends(db)) -> list[Record]:
+    return [Record.model_validate(a) for a in service.list_alerts(conn, metric)]
 
 
 @router.get("/metrics/targets", dependencies=[read])
-def list_targets(conn: Connection = Depends(db)) -> list[dict[str, Any]]:
-    return service.list_targets(conn)
+def list_targets(conn: Connection = Depends(db)) -> list[Record]:
+    return [Record.model_validate(t) for t in service.list_targets(conn)]
 
 
-@router.put("/metrics/{name}/target", dependencies=[admin])
+@router.put("/metrics/{name}/target", dependencies=[admin], responses=responses(404))
 def set_target(
     name: str, body: TargetBody, request: Request, conn: Connection = Depends(db)
-) -> dict[str, Any]:
+) -> TargetOut:
     service.set_target(conn, definitions(request), name, body.target, body.dimension, body.value)
-    return {"metric": name, **body.model_dump()}
+    return TargetOut(metric=name, **body.model_dump())
 
 
-@router.get("/metrics/{name}", dependencies=[read])
+@router.get("/metrics/{name}", dependencies=[read], responses=responses(404))
 def compute_metric(
     name: str,
     request: Request,
@@ -78,7 +114,7 @@ def compute_metric(
     end: dt.datetime | None = Query(None, description="exclusive, ISO 8601 with time zone"),
     filter: list[str] = Query([], description="DIMENSION=VALUE[|VALUE...], repeatable"),
     compare: str | None = Query(None, description="previous | rest"),
-) -> dict[str, Any]:
+) -> MetricResult:
     metrics = definitions(request)
     start, end = (v.replace(tzinfo=dt.UTC) if v and v.tzinfo is None else v for v in (start, end))
     dims = [d.strip() for d in by.split(",") if d.strip()]
@@ -95,4 +131,6 @@ def compute_metric(
     rows = [{k: _clean(v) for k, v in rec.items()} for rec in df.to_dict("records")]
     for row in rows:
         row["flags"] = [f for f in str(row["flags"] or "").split(",") if f]
-    return {"metric": metrics[name].summary(), "by": dims, "rows": rows}
+    return MetricResult.model_validate(
+        {"metric": metrics[name].summary(), "by": dims, "rows": rows}
+    )

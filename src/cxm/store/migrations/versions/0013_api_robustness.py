@@ -1,0 +1,39 @@
+"""Jobs report progress and keep a result, so long work (theme discovery) is a resource to poll.
+
+Progress lives in its own table because it is written in short transactions of its own while
+the job's transaction is still open; on DuckDB two transactions updating the same jobs row
+would conflict. The result is written by the job's own transaction.
+
+Revision ID: 0013_api_robustness
+Revises: 0007
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013_api_robustness"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "job_progress",
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("stage", sa.String(200), nullable=False),
+        sa.Column("done", sa.Integer, nullable=False),
+        sa.Column("total", sa.Integer, nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+    )
+    op.create_table(
+        "job_results",
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("result", sa.JSON, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("job_results")
+    op.drop_table("job_progress")
