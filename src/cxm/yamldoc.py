@@ -24,7 +24,7 @@ M = TypeVar("M", bound=BaseModel)
 MAX_CHARS = 2 * 1024 * 1024  # the largest shipped file is ~20 kB
 MAX_DEPTH = 64  # nesting of mappings and sequences
 MAX_ALIASES = 100  # ``*ref`` uses in one document
-MAX_VALUES = 100_000  # values after aliases are expanded
+MAX_VALUES = 10_000  # values built again through *aliases
 
 
 @dataclass
@@ -63,36 +63,44 @@ class YamlDoc:
 
 
 class _Walk:
-    """Builds plain values from composed nodes, counting values so aliases cannot explode."""
+    """Builds plain values from composed nodes; a node reached again through an *alias is
+    built again, so the values built that way are counted and capped (no alias bomb)."""
 
     def __init__(self, source: str, limits: Limits) -> None:
-        self.source, self.limits, self.values = source, limits, 0
+        self.source, self.limits, self.expanded = source, limits, 0
         self.lines: dict[Path_, int] = {}
+        self.seen: set[int] = set()
         self.build = SafeConstructor()
 
-    def __call__(self, node: yaml.Node, path: Path_) -> Any:
-        self.values += 1
-        if self.values > self.limits.values:
-            raise Invalid(
-                f"{self.source}: more than {self.limits.values} values once aliases are "
-                "expanded; write the document out without repeated *aliases"
-            )
-        self.lines[path] = node.start_mark.line + 1
+    def __call__(self, node: yaml.Node, path: Path_, aliased: bool = False) -> Any:
+        if id(node) in self.seen:
+            aliased = True
+        self.seen.add(id(node))
+        if aliased:
+            self.expanded += 1
+            if self.expanded > self.limits.values:
+                raise Invalid(
+                    f"{self.source}: *aliases expand to more than {self.limits.values} values; "
+                    "write the document out without repeating them"
+                )
+        else:  # lines of aliased copies would only repeat their anchor's lines
+            self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = self.build.construct_object(key_node, deep=True)
                 try:
-                    out[key] = self(value_node, (*path, key))
+                    out[key] = self(value_node, (*path, key), aliased)
                 except TypeError as exc:  # a mapping or list used as a key
                     line = key_node.start_mark.line + 1
                     raise Invalid(
                         f"{self.source} line {line}: a key must be a plain value"
                     ) from exc
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                if not aliased:
+                    self.lines[(*path, key)] = key_node.start_mark.line + 1
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self(item, (*path, i)) for i, item in enumerate(node.value)]
+            return [self(item, (*path, i), aliased) for i, item in enumerate(node.value)]
         return self.build.construct_object(node, deep=True)
 
 
