@@ -1,14 +1,20 @@
 """Every operation of the OpenAPI schema, fuzzed with every role's key: no 5xx, and every
-answer (status, content type, body) is one the schema documents."""
+answer (status, content type, body) is one the schema documents.
+
+Each operation and role gets ``EXAMPLES`` cases, valid and schema-breaking alike, in a fixed
+(derandomized) sequence: about 420 tests in 1.5 minutes on 2 cores. ``CXM_FUZZ_EXAMPLES=200``
+fuzzes deeper by hand.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
@@ -31,11 +37,20 @@ CHECKS = [
 EXAMPLES = int(os.environ.get("CXM_FUZZ_EXAMPLES", "12"))  # per operation and role
 
 
+def _literal_paths(schema: schemathesis.BaseSchema) -> set[str]:
+    """Paths without parameters: ``/cases/metrics`` is a route of its own, so a case id
+    ``metrics`` (which the schema excludes, and negative fuzzing therefore sends) reaches that
+    route and is checked in that route's own test."""
+    return {path for path in schema.raw_schema["paths"] if "{" not in path}
+
+
 def _operations() -> list[tuple[str, str]]:
     """(METHOD, path) of every operation, read from the app's schema (no store needed)."""
     from cxm.web.app import create_app
 
-    settings_ = load_settings(data_dir=Path("."), database_url="duckdb:///:memory:")
+    settings_ = load_settings(
+        data_dir=Path(tempfile.gettempdir()), database_url="duckdb:///:memory:"
+    )
     app = create_app(settings_, engine=create_engine("duckdb:///:memory:"), run_worker=False)
     return [
         (method.upper(), path)
@@ -57,6 +72,7 @@ def test_every_operation_answers_as_documented(
 ) -> None:
     operation = api_schema[path][method]
     headers = api_company.headers(role)
+    other_routes = _literal_paths(api_schema) - {path}
 
     # Valid input and input that breaks the schema (nulls, wrong types, out of range) alike.
     cases = st.one_of(
@@ -74,6 +90,7 @@ def test_every_operation_answers_as_documented(
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: schemathesis.Case) -> None:
+        assume(case.formatted_path not in other_routes)
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     fuzz()

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
@@ -30,6 +31,10 @@ from cxm.yamldoc import parse
 
 router = APIRouter(tags=["closed loop"])
 Paging = Annotated[Page, Depends(paging(200))]
+# /cases/metrics, /cases/assign and /cases/root-causes are routes, never case ids.
+CaseId = Annotated[
+    str, PathParam(json_schema_extra={"not": {"enum": ["metrics", "assign", "root-causes"]}})
+]
 YAML_BODY = {
     "content": {
         "application/yaml": {"schema": {"type": "string"}},
@@ -166,14 +171,14 @@ def closed_loop_metrics(request: Request, who: Principal = Depends(require("read
 
 @router.get("/cases/{case_id}", response_model=CaseOut, responses=responses(404))
 def get_case(
-    case_id: str, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    case_id: CaseId, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
 ) -> dict[str, Any]:
     return service.get_case(conn, scope_for(who), case_id)
 
 
 @router.post("/cases/{case_id}/assign", response_model=CaseOut, responses=responses(404))
 def assign(
-    case_id: str,
+    case_id: CaseId,
     body: AssignBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -185,7 +190,7 @@ def assign(
 
 @router.post("/cases/{case_id}/status", response_model=CaseOut, responses=responses(404, 409))
 def set_status(
-    case_id: str,
+    case_id: CaseId,
     body: StatusBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -204,7 +209,7 @@ def set_status(
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=CaseOut,
              responses=responses(404))  # fmt: skip
 def add_note(
-    case_id: str,
+    case_id: CaseId,
     body: NoteBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -214,7 +219,7 @@ def add_note(
 
 @router.put("/cases/{case_id}/root-causes", response_model=CaseOut, responses=responses(404))
 def set_root_causes(
-    case_id: str,
+    case_id: CaseId,
     body: RootCauseBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
@@ -62,6 +63,10 @@ class TargetOut(BaseModel):
     value: str
 
 
+# /metrics/alerts and /metrics/targets are routes, never metric names.
+MetricName = Annotated[str, PathParam(json_schema_extra={"not": {"enum": ["alerts", "targets"]}})]
+
+
 def definitions(request: Request) -> dict[str, Metric]:
     return load(installation_dir(request.app.state.settings.data_dir))
 
@@ -99,7 +104,7 @@ def list_targets(conn: Connection = Depends(db)) -> list[Record]:
 
 @router.put("/metrics/{name}/target", dependencies=[admin], responses=responses(404))
 def set_target(
-    name: str, body: TargetBody, request: Request, conn: Connection = Depends(db)
+    name: MetricName, body: TargetBody, request: Request, conn: Connection = Depends(db)
 ) -> TargetOut:
     service.set_target(conn, definitions(request), name, body.target, body.dimension, body.value)
     return TargetOut(metric=name, **body.model_dump())
@@ -107,7 +112,7 @@ def set_target(
 
 @router.get("/metrics/{name}", dependencies=[read], responses=responses(404))
 def compute_metric(
-    name: str,
+    name: MetricName,
     request: Request,
     by: str = Query("", description="comma-separated dimensions, e.g. department,month"),
     start: dt.datetime | None = Query(None, description="inclusive, ISO 8601 with time zone"),
