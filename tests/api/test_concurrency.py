@@ -18,9 +18,11 @@ import uvicorn
 from sqlalchemy.engine import Engine
 
 from cxm.config import load_settings
+from cxm.errors import Conflict
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.org.tables import sign_in_attempts
+from cxm.store.retry import retrying
 from cxm.surveys import service as surveys
 from cxm.surveys.tables import invitations, responses
 from tests.surveys.conftest import add_customer, apply
@@ -153,3 +155,28 @@ def _sign_in(live: str, password: str) -> int:
             data={"email": "lead@example.com", "password": password, "csrf_token": token},
             follow_redirects=False,
         ).status_code
+
+
+def test_a_unit_of_work_that_keeps_colliding_ends_in_conflict_not_a_database_error(
+    duckdb_engine: Engine,
+) -> None:
+    with duckdb_engine.begin() as conn:
+        org.seed_defaults(conn)
+    rename = sa.text("UPDATE departments SET name = :name WHERE key = 'billing'")
+    tries: list[int] = []
+
+    def work(conn: sa.Connection) -> None:
+        tries.append(1)
+        conn.execute(rename, {"name": f"try {len(tries)}"})
+
+    with duckdb_engine.connect() as holder:
+        holder.begin()
+        holder.execute(rename, {"name": "held"})  # uncommitted: every try collides with it
+        with pytest.raises(Conflict, match="collided with a concurrent change 3 times"):
+            retrying(duckdb_engine, work, attempts=3, what="renaming billing")
+        holder.rollback()
+    assert len(tries) == 3
+    assert retrying(duckdb_engine, work) is None  # free again: the first try commits
+    with duckdb_engine.connect() as conn:
+        name = conn.execute(sa.text("SELECT name FROM departments WHERE key = 'billing'"))
+        assert name.scalar() == "try 4"
