@@ -222,3 +222,12 @@ def test_lockout_counts_failures_since_the_last_success_and_ends_after_its_time(
     with seeded.begin() as conn:
         assert auth.sign_in(conn, "lead@example.com", "right password",
                             now=locked_at + auth.LOCKOUT) == user  # fmt: skip
+
+
+@pytest.mark.parametrize("offset", ["-1", "9" * 20, "lots"])
+def test_the_feedback_page_refuses_a_negative_or_huge_offset_with_422(
+    app_client: TestClient, seeded: Engine, offset: str
+) -> None:
+    client = as_role(app_client, seeded, "cx_lead")
+    response = client.get("/feedback", params={"offset": offset})
+    assert response.status_code == 422 and "offset" in response.text
