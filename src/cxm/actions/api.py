@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from cxm.actions import analytics, service
@@ -19,28 +22,103 @@ from cxm.actions.schemas import (
     StatusBody,
     WebhookIn,
 )
-from cxm.errors import Invalid, NotFound
+from cxm.apitypes import Page, Record, paging, read_text
+from cxm.errors import Invalid, NotFound, responses
 from cxm.org.auth import Principal
 from cxm.org.scope import may_read_initiatives, readable_user_id, scope_for
 from cxm.org.security import db, get_engine, require
 from cxm.yamldoc import parse
 
 router = APIRouter(tags=["closed loop"])
+Paging = Annotated[Page, Depends(paging(200))]
+# /cases/metrics, /cases/assign and /cases/root-causes are routes, never case ids.
+CaseId = Annotated[
+    str, PathParam(json_schema_extra={"not": {"enum": ["metrics", "assign", "root-causes"]}})
+]
+YAML_BODY = {
+    "content": {
+        "application/yaml": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "object"}},
+    },
+    "required": True,
+}
 
 
-@router.get("/cases")
+class CaseOut(Record):
+    """A case; ``GET /cases/{id}`` adds its history, notes, root causes and follow-up."""
+
+    id: str
+    title: str
+    status: str
+    priority: str
+    rule_key: str | None = None
+    touchpoint_key: str | None = None
+    department_key: str | None = None
+    team_key: str | None = None
+    assignee: str | None = None
+    sla_state: str | None = None
+    opened_at: dt.datetime | None = None
+
+
+class Assigned(BaseModel):
+    assigned: int
+
+
+class Applied(BaseModel):
+    applied: list[str]
+
+
+class RootCauseOut(Record):
+    key: str
+    name: str
+    category: str | None = None
+    department_key: str | None = None
+
+
+class ClosedLoop(Record):
+    cases_opened: int
+    cases_open: int
+    hours_to_first_response: float | None
+    hours_to_resolution: float | None
+    sla_attainment: float | None
+    loop_closure_rate: float | None
+    recovery_rate: float | None
+
+
+class RuleOut(Record):
+    key: str
+    name: str
+    enabled: bool
+
+
+class Opened(BaseModel):
+    opened: dict[str, int]
+
+
+class WebhookOut(Record):
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+
+
+class InitiativeOut(Record):
+    id: str
+    name: str
+
+
+@router.get("/cases", responses=responses(404))
 def list_cases(
+    page: Paging,
     status: list[str] = Query(default=[]),
     team: str | None = None,
     assignee: str | None = Query(None, description="email or id; 'none' for unassigned"),
     priority: str | None = None,
     rule: str | None = None,
     touchpoint: str | None = None,
-    limit: int = 200,
-    offset: int = 0,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
-) -> list[dict[str, Any]]:
+) -> list[CaseOut]:
     """Cases the caller may see, sorted by SLA risk (agents: their team's only)."""
     scope = scope_for(who)
     if assignee and assignee != "none":
@@ -48,7 +126,7 @@ def list_cases(
         assignee = readable_user_id(conn, scope, assignee)
         if assignee is None:
             return []
-    return service.list_cases(
+    found = service.list_cases(
         conn,
         scope,
         status=status or None,
@@ -57,56 +135,56 @@ def list_cases(
         priority=priority,
         rule=rule,
         touchpoint=touchpoint,
-        limit=limit,
-        offset=offset,
+        limit=page.limit,
+        offset=page.offset,
     )
+    return [CaseOut.model_validate(c) for c in found]
 
 
-@router.post("/cases/assign")
+@router.post("/cases/assign", responses=responses(404))
 def bulk_assign(
     body: BulkAssignBody, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
-) -> dict[str, int]:
+) -> Assigned:
     n = service.bulk_assign(
         conn, scope_for(who), who.email, body.case_ids, body.assignee, body.reason
     )
-    return {"assigned": n}
+    return Assigned(assigned=n)
 
 
 @router.get("/cases/root-causes")
 def root_causes(
     who: Principal = Depends(require("read")), conn: Connection = Depends(db)
-) -> list[dict[str, Any]]:
-    return service.list_root_causes(conn)
+) -> list[RootCauseOut]:
+    return [RootCauseOut.model_validate(r) for r in service.list_root_causes(conn)]
 
 
-@router.put("/cases/root-causes")
+@router.put("/cases/root-causes", openapi_extra={"requestBody": YAML_BODY},
+            responses=responses(404, 413))  # fmt: skip
 async def apply_root_causes(
     request: Request, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
-) -> dict[str, list[str]]:
+) -> Applied:
     """Replace or extend the root-cause taxonomy with a YAML body (see root_causes.yaml)."""
-    text = (await request.body()).decode("utf-8", "replace")
-    return {"applied": service.apply_root_causes(conn, parse(text, "request body"))}
+    text = await read_text(request)
+    return Applied(applied=service.apply_root_causes(conn, parse(text, "request body")))
 
 
 @router.get("/cases/metrics")
-def closed_loop_metrics(
-    request: Request, who: Principal = Depends(require("read"))
-) -> dict[str, Any]:
+def closed_loop_metrics(request: Request, who: Principal = Depends(require("read"))) -> ClosedLoop:
     """Cases opened, time to first response and resolution, SLA attainment, loop closure,
     recovery."""
-    return analytics.closed_loop(get_engine(request), scope_for(who))
+    return ClosedLoop.model_validate(analytics.closed_loop(get_engine(request), scope_for(who)))
 
 
-@router.get("/cases/{case_id}")
+@router.get("/cases/{case_id}", response_model=CaseOut, responses=responses(404))
 def get_case(
-    case_id: str, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    case_id: CaseId, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
 ) -> dict[str, Any]:
     return service.get_case(conn, scope_for(who), case_id)
 
 
-@router.post("/cases/{case_id}/assign")
+@router.post("/cases/{case_id}/assign", response_model=CaseOut, responses=responses(404))
 def assign(
-    case_id: str,
+    case_id: CaseId,
     body: AssignBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -116,9 +194,9 @@ def assign(
     )
 
 
-@router.post("/cases/{case_id}/status")
+@router.post("/cases/{case_id}/status", response_model=CaseOut, responses=responses(404, 409))
 def set_status(
-    case_id: str,
+    case_id: CaseId,
     body: StatusBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -134,9 +212,10 @@ def set_status(
     )
 
 
-@router.post("/cases/{case_id}/notes", status_code=201)
+@router.post("/cases/{case_id}/notes", status_code=201, response_model=CaseOut,
+             responses=responses(404))  # fmt: skip
 def add_note(
-    case_id: str,
+    case_id: CaseId,
     body: NoteBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -144,9 +223,9 @@ def add_note(
     return service.add_note(conn, scope_for(who), who.email, case_id, body.body)
 
 
-@router.put("/cases/{case_id}/root-causes")
+@router.put("/cases/{case_id}/root-causes", response_model=CaseOut, responses=responses(404))
 def set_root_causes(
-    case_id: str,
+    case_id: CaseId,
     body: RootCauseBody,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -160,20 +239,20 @@ def set_root_causes(
 @router.get("/rules")
 def list_rules(
     who: Principal = Depends(require("read")), conn: Connection = Depends(db)
-) -> list[dict[str, Any]]:
-    return service.list_rules(conn)
+) -> list[RuleOut]:
+    return [RuleOut.model_validate(r) for r in service.list_rules(conn)]
 
 
-@router.put("/rules")
+@router.put("/rules", openapi_extra={"requestBody": YAML_BODY}, responses=responses(404, 413))
 async def apply_rules(
     request: Request, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
-) -> dict[str, list[str]]:
+) -> Applied:
     """Apply a rules file (YAML or JSON body); errors name the line."""
-    text = (await request.body()).decode("utf-8", "replace")
-    return {"applied": service.apply_rules(conn, parse(text, "request body"))}
+    text = await read_text(request)
+    return Applied(applied=service.apply_rules(conn, parse(text, "request body")))
 
 
-@router.put("/rules/{key}")
+@router.put("/rules/{key}", response_model=Record, responses=responses(404))
 def put_rule(
     key: str,
     body: RuleIn,
@@ -186,7 +265,7 @@ def put_rule(
     return service.get_rule(conn, key).model_dump(mode="json")
 
 
-@router.delete("/rules/{key}", status_code=204)
+@router.delete("/rules/{key}", status_code=204, responses=responses(404))
 def delete_rule(
     key: str, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
 ) -> None:
@@ -194,32 +273,30 @@ def delete_rule(
 
 
 @router.post("/rules/run")
-def run_rules(
-    who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
-) -> dict[str, dict[str, int]]:
+def run_rules(who: Principal = Depends(require("admin")), conn: Connection = Depends(db)) -> Opened:
     """Evaluate every enabled rule now; idempotent."""
-    return {"opened": service.run_rules(conn)}
+    return Opened(opened=service.run_rules(conn))
 
 
 @router.get("/rules/webhooks")
 def list_webhooks(
     who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
-) -> list[dict[str, Any]]:
-    return service.list_webhooks(conn)
+) -> list[WebhookOut]:
+    return [WebhookOut.model_validate(w) for w in service.list_webhooks(conn)]
 
 
 @router.post("/rules/webhooks", status_code=201)
 def add_webhook(
     body: WebhookIn, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
-) -> dict[str, Any]:
-    return service.add_webhook(conn, body)
+) -> WebhookOut:
+    return WebhookOut.model_validate(service.add_webhook(conn, body))
 
 
 @router.get("/rules/webhooks/deliveries")
 def deliveries(
     who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
-) -> list[dict[str, Any]]:
-    return service.deliveries(conn)
+) -> list[Record]:
+    return [Record.model_validate(d) for d in service.deliveries(conn)]
 
 
 # ---- initiatives ----
@@ -234,18 +311,20 @@ def _initiatives_reader(who: Principal = Depends(require("read"))) -> Principal:
 @router.get("/initiatives")
 def list_initiatives(
     who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
-) -> list[dict[str, Any]]:
-    return service.list_initiatives(conn)
+) -> list[InitiativeOut]:
+    return [InitiativeOut.model_validate(i) for i in service.list_initiatives(conn)]
 
 
-@router.post("/initiatives", status_code=201)
+@router.post("/initiatives", status_code=201, response_model=InitiativeOut,
+             responses=responses(404))  # fmt: skip
 def create_initiative(
     body: InitiativeIn, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
 ) -> dict[str, Any]:
     return service.create_initiative(conn, body)
 
 
-@router.get("/initiatives/{initiative_id}")
+@router.get("/initiatives/{initiative_id}", response_model=InitiativeOut,
+            responses=responses(404))  # fmt: skip
 def get_initiative(
     initiative_id: str,
     request: Request,

@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy.engine import Connection
 
+from cxm.apitypes import Page, Record, paging
 from cxm.customer360 import service
 from cxm.customers import service as customers
-from cxm.errors import Invalid, NotFound
+from cxm.errors import Invalid, NotFound, responses
 from cxm.org.auth import Principal
 from cxm.org.scope import TeamReach, customer_not_found, readable_customer, scope_for
 from cxm.org.security import db, require
 
 router = APIRouter(tags=["customers"])
 LOOKUP_KINDS = ("email", "phone", "user_id", "anonymous_id", "crm_id")
+Paging = Annotated[Page, Depends(paging(50, 500))]
+
+
+class CustomerRow(Record):
+    """A customer as listed (no personal data: identifiers and traits are in the profile)."""
+
+    id: str
+    first_seen: dt.datetime | None = None
+    last_seen: dt.datetime | None = None
+    interaction_count: int | None = None
+
+
+class CustomerProfile(Record):
+    """One customer's 360: identifiers, traits, touchpoints and departments, merges."""
+
+    id: str
+    identifiers: dict[str, list[str]]
+    traits: dict[str, Any]
+    touchpoints: list[str]
+    departments: list[str]
+    merged_from: list[str] = []
+
+
+class Timeline(Record):
+    customer_id: str
+    items: list[Record]
+    next_cursor: str | None = None
 
 
 def requester(who: Principal) -> str:
@@ -40,11 +69,12 @@ def _readable(request: Request, conn: Connection, who: Principal, identifier: st
     return readable_customer(conn, scope_for(who), found, reach)
 
 
-@router.get("/customers")
+@router.get(
+    "/customers", response_model=list[CustomerRow] | CustomerProfile, responses=responses(404)
+)
 def list_or_find(
     request: Request,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    page: Paging,
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
 ) -> Any:
@@ -60,10 +90,10 @@ def list_or_find(
     if not scope_for(who).everything:
         raise NotFound("listing every customer needs the admin or cx_lead role; "
                        "look one up by identifier instead, e.g. ?email=...")  # fmt: skip
-    return jsonable_encoder(customers.list_customers(conn, limit, offset))
+    return jsonable_encoder(customers.list_customers(conn, page.limit, page.offset))
 
 
-@router.get("/customers/{customer_id}")
+@router.get("/customers/{customer_id}", response_model=CustomerProfile, responses=responses(404))
 def get_customer(
     request: Request, customer_id: str, who: Principal = Depends(require("read")),
     conn: Connection = Depends(db),
@@ -72,7 +102,8 @@ def get_customer(
     return jsonable_encoder(_readable(request, conn, who, customer_id, customer_id))
 
 
-@router.get("/customers/{customer_id}/timeline")
+@router.get("/customers/{customer_id}/timeline", response_model=Timeline,
+            responses=responses(404))  # fmt: skip
 def get_timeline(
     request: Request,
     customer_id: str,
@@ -86,7 +117,7 @@ def get_timeline(
     return jsonable_encoder(service.timeline(conn, found["id"], limit, cursor))
 
 
-@router.post("/privacy/export")
+@router.post("/privacy/export", response_model=Record, responses=responses(404))
 def privacy_export(
     identifier: str = Query(..., description="customer id, email, phone or kind:value"),
     who: Principal = Depends(require("admin")),
@@ -96,7 +127,8 @@ def privacy_export(
     return jsonable_encoder(service.export(conn, identifier, requester(who)))
 
 
-@router.get("/privacy/requests", dependencies=[Depends(require("admin"))])
+@router.get("/privacy/requests", dependencies=[Depends(require("admin"))],
+            response_model=list[Record])  # fmt: skip
 def privacy_requests(conn: Connection = Depends(db)) -> Any:
     """Who exported or erased whom, and when."""
     return jsonable_encoder(service.requests(conn))

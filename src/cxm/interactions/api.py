@@ -11,8 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
+from cxm.errors import responses
 from cxm.interactions import limits, segment
 from cxm.interactions.groupcommit import committer_for
 from cxm.interactions.service import ItemResult, unowned_touchpoints
@@ -21,8 +23,30 @@ from cxm.org.scope import may_see_customer_ids
 from cxm.org.security import db, get_engine, principal, require
 
 router = APIRouter(tags=["interactions"])
-segment_router = APIRouter(tags=["segment"])
+segment_router = APIRouter(tags=["segment"], responses=responses(400, 401, 403, 413, 422))
 BODY = {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}
+INGEST_ERRORS = responses(400, 413)
+
+
+class ItemOut(BaseModel):
+    """What became of one event of a request."""
+
+    index: int
+    event_id: str | None
+    status: str  # stored | duplicate | rejected
+    error: str | None
+    customer_id: str | None
+
+
+class BatchOut(BaseModel):
+    stored: int
+    duplicates: int
+    rejected: int
+    items: list[ItemOut]
+
+
+class SegmentOut(BatchOut):
+    success: bool
 
 
 def size_limits() -> tuple[int, int]:
@@ -103,7 +127,9 @@ def summary(results: list[ItemResult], who: Principal | None = None) -> dict[str
     "/interactions",
     dependencies=[Depends(require("ingest"))],
     openapi_extra={"requestBody": BODY},
-    responses={201: {"description": "stored"}, 200: {"description": "a duplicate"}},
+    status_code=201,
+    response_model=ItemOut,
+    responses={200: {"model": ItemOut, "description": "a duplicate"}, **INGEST_ERRORS},
 )
 async def post_interaction(request: Request) -> JSONResponse:
     """Store one event; 201 when stored, 200 when its ``event_id`` was stored before."""
@@ -121,6 +147,8 @@ async def post_interaction(request: Request) -> JSONResponse:
     "/interactions/batch",
     dependencies=[Depends(require("ingest"))],
     openapi_extra={"requestBody": BODY},
+    response_model=BatchOut,
+    responses=INGEST_ERRORS,
 )
 async def post_batch(request: Request) -> dict[str, Any]:
     """Store up to the batch limit of events; reports per item stored, duplicate or rejected."""
@@ -191,9 +219,11 @@ for _kind in ("track", "identify", "page", "screen", "group", "alias"):
         methods=["POST"],
         openapi_extra={"requestBody": BODY},
         summary=f"Segment {_kind}",
+        response_model=SegmentOut,
     )
 
 
-@segment_router.post("/v1/batch", openapi_extra={"requestBody": BODY}, summary="Segment batch")
+@segment_router.post("/v1/batch", openapi_extra={"requestBody": BODY}, summary="Segment batch",
+                     response_model=SegmentOut)  # fmt: skip
 async def segment_batch(request: Request) -> dict[str, Any]:
     return await _segment(request, None)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from cxm.errors import Invalid
+from cxm.apitypes import Record
+from cxm.errors import Invalid, responses
 from cxm.metrics import service
 from cxm.metrics.definitions import Metric, installation_dir, load
 from cxm.org.auth import Principal
@@ -26,6 +28,48 @@ class TargetBody(BaseModel):
     target: float
     dimension: str = Field("", description="slice dimension, e.g. department (empty = overall)")
     value: str = Field("", description="slice value, e.g. service (empty = overall)")
+
+
+class MetricSummary(Record):
+    """A metric's one company-wide definition, as listed."""
+
+    name: str
+    description: str | None = None
+    kind: str
+    unit: str | None = None
+    direction: str | None = None
+    target: float | None = None
+    min_sample: int | None = None
+
+
+class MetricRow(Record):
+    """One slice: the ``by`` dimensions' values, then the value with its interval and sample."""
+
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
+class MetricResult(BaseModel):
+    metric: MetricSummary
+    by: list[str]
+    rows: list[MetricRow]
+    # Slices left out because they hold fewer answers than the minimum a role without
+    # personal-data access may see (CXM_MIN_SLICE_SIZE); 0 for everyone else.
+    suppressed: int = 0
+
+
+class TargetOut(BaseModel):
+    metric: str
+    target: float
+    dimension: str
+    value: str
+
+
+# /metrics/alerts and /metrics/targets are routes, never metric names.
+MetricName = Annotated[str, PathParam(json_schema_extra={"not": {"enum": ["alerts", "targets"]}})]
 
 
 def definitions(request: Request) -> dict[str, Metric]:
@@ -49,31 +93,31 @@ def _clean(value: Any) -> Any:
 
 
 @router.get("/metrics", dependencies=[read])
-def list_metrics(request: Request) -> list[dict[str, Any]]:
-    return [m.summary() for m in definitions(request).values()]
+def list_metrics(request: Request) -> list[MetricSummary]:
+    return [MetricSummary.model_validate(m.summary()) for m in definitions(request).values()]
 
 
 @router.get("/metrics/alerts", dependencies=[read])
-def list_alerts(metric: str | None = None, conn: Connection = Depends(db)) -> list[dict[str, Any]]:
-    return service.list_alerts(conn, metric)
+def list_alerts(metric: str | None = None, conn: Connection = Depends(db)) -> list[Record]:
+    return [Record.model_validate(a) for a in service.list_alerts(conn, metric)]
 
 
 @router.get("/metrics/targets", dependencies=[read])
-def list_targets(conn: Connection = Depends(db)) -> list[dict[str, Any]]:
-    return service.list_targets(conn)
+def list_targets(conn: Connection = Depends(db)) -> list[Record]:
+    return [Record.model_validate(t) for t in service.list_targets(conn)]
 
 
-@router.put("/metrics/{name}/target", dependencies=[admin])
+@router.put("/metrics/{name}/target", dependencies=[admin], responses=responses(404))
 def set_target(
-    name: str, body: TargetBody, request: Request, conn: Connection = Depends(db)
-) -> dict[str, Any]:
+    name: MetricName, body: TargetBody, request: Request, conn: Connection = Depends(db)
+) -> TargetOut:
     service.set_target(conn, definitions(request), name, body.target, body.dimension, body.value)
-    return {"metric": name, **body.model_dump()}
+    return TargetOut(metric=name, **body.model_dump())
 
 
-@router.get("/metrics/{name}")
+@router.get("/metrics/{name}", responses=responses(404))
 def compute_metric(
-    name: str,
+    name: MetricName,
     request: Request,
     who: Principal = Depends(require("read")),
     by: str = Query("", description="comma-separated dimensions, e.g. department,month"),
@@ -81,7 +125,7 @@ def compute_metric(
     end: dt.datetime | None = Query(None, description="exclusive, ISO 8601 with time zone"),
     filter: list[str] = Query([], description="DIMENSION=VALUE[|VALUE...], repeatable"),
     compare: str | None = Query(None, description="previous | rest"),
-) -> dict[str, Any]:
+) -> MetricResult:
     metrics = definitions(request)
     start, end = (v.replace(tzinfo=dt.UTC) if v and v.tzinfo is None else v for v in (start, end))
     dims = [d.strip() for d in by.split(",") if d.strip()]
@@ -105,7 +149,6 @@ def compute_metric(
     for row in rows:
         row["flags"] = [f for f in str(row["flags"] or "").split(",") if f]
     rows, suppressed = suppress_small_slices(scope, rows, bool(dims), settings.min_slice_size)
-    out: dict[str, Any] = {"metric": metrics[name].summary(), "by": dims, "rows": rows}
-    if suppressed:
-        out["suppressed"] = suppressed
-    return out
+    return MetricResult.model_validate(
+        {"metric": metrics[name].summary(), "by": dims, "rows": rows, "suppressed": suppressed}
+    )

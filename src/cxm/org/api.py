@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Connection
 
+from cxm.errors import responses
 from cxm.org import schemas, service
 from cxm.org.security import db, require
 
@@ -18,19 +19,19 @@ def list_departments(conn: Connection = Depends(db)) -> list[schemas.Department]
     return service.list_departments(conn)
 
 
-@router.get("/departments/{key}", dependencies=[read])
+@router.get("/departments/{key}", dependencies=[read], responses=responses(404))
 def get_department(key: str, conn: Connection = Depends(db)) -> schemas.Department:
     return service.get_department(conn, key)
 
 
-@router.post("/departments", status_code=201, dependencies=[admin])
+@router.post("/departments", status_code=201, dependencies=[admin], responses=responses(409))
 def create_department(
     body: schemas.DepartmentCreate, conn: Connection = Depends(db)
 ) -> schemas.Department:
     return service.create_department(conn, body)
 
 
-@router.patch("/departments/{key}", dependencies=[admin])
+@router.patch("/departments/{key}", dependencies=[admin], responses=responses(404))
 def update_department(
     key: str, body: schemas.DepartmentUpdate, conn: Connection = Depends(db)
 ) -> schemas.Department:
@@ -42,17 +43,17 @@ def list_teams(department: str | None = None, conn: Connection = Depends(db)) ->
     return service.list_teams(conn, department)
 
 
-@router.get("/teams/{key}", dependencies=[read])
+@router.get("/teams/{key}", dependencies=[read], responses=responses(404))
 def get_team(key: str, conn: Connection = Depends(db)) -> schemas.Team:
     return service.get_team(conn, key)
 
 
-@router.post("/teams", status_code=201, dependencies=[admin])
+@router.post("/teams", status_code=201, dependencies=[admin], responses=responses(404, 409))
 def create_team(body: schemas.TeamCreate, conn: Connection = Depends(db)) -> schemas.Team:
     return service.create_team(conn, body)
 
 
-@router.patch("/teams/{key}", dependencies=[admin])
+@router.patch("/teams/{key}", dependencies=[admin], responses=responses(404))
 def update_team(key: str, body: schemas.TeamUpdate, conn: Connection = Depends(db)) -> schemas.Team:
     return service.update_team(conn, key, body)
 
@@ -64,19 +65,19 @@ def list_touchpoints(
     return service.list_touchpoints(conn, department)
 
 
-@router.get("/touchpoints/{key}", dependencies=[read])
+@router.get("/touchpoints/{key}", dependencies=[read], responses=responses(404))
 def get_touchpoint(key: str, conn: Connection = Depends(db)) -> schemas.Touchpoint:
     return service.get_touchpoint(conn, key)
 
 
-@router.post("/touchpoints", status_code=201, dependencies=[admin])
+@router.post("/touchpoints", status_code=201, dependencies=[admin], responses=responses(404, 409))
 def create_touchpoint(
     body: schemas.TouchpointCreate, conn: Connection = Depends(db)
 ) -> schemas.Touchpoint:
     return service.create_touchpoint(conn, body)
 
 
-@router.patch("/touchpoints/{key}", dependencies=[admin])
+@router.patch("/touchpoints/{key}", dependencies=[admin], responses=responses(404))
 def update_touchpoint(
     key: str, body: schemas.TouchpointUpdate, conn: Connection = Depends(db)
 ) -> schemas.Touchpoint:

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, Invalid, NotFound
 from cxm.org.schemas import ROLES
-from cxm.org.tables import api_keys, teams, user_sessions, users
+from cxm.org.tables import api_keys, sign_in_attempts, teams, user_sessions, users
 from cxm.store import utcnow
 
 SCOPES = ("ingest", "read", "admin")
@@ -223,7 +224,9 @@ def sign_in(conn: Connection, email: str, password: str, now: dt.datetime | None
 
     Every refusal raises SignInRefused with the same message (``REFUSED``) after one argon2
     verification, for unknown, inactive, locked and existing accounts alike (OWASP ASVS
-    2.2 / 3.x: no account enumeration by message or by time).
+    2.2 / 3.x: no account enumeration by message or by time). Each attempt on an account is
+    appended to ``sign_in_attempts`` in the caller's transaction (never an update), so any
+    number of concurrent attempts commit without conflict and each counts.
     """
     now = now or utcnow()
     user = (
@@ -234,22 +237,64 @@ def sign_in(conn: Connection, email: str, password: str, now: dt.datetime | None
     if user is None or not user["is_active"] or not user["password_hash"]:
         _burn_verify(password)
         raise SignInRefused(REFUSED)
-    if user["locked_until"] is not None and user["locked_until"] > now:
+    if lockout_until(conn, user["id"], now) is not None:
         _burn_verify(password)
         raise SignInRefused(REFUSED)
-    if not verify_password(user["password_hash"], password):
-        failures = user["failed_logins"] + 1
-        locked = now + LOCKOUT if failures >= MAX_FAILED_LOGINS else None
-        conn.execute(
-            users.update()
-            .where(users.c.id == user["id"])
-            .values(failed_logins=0 if locked else failures, locked_until=locked)
-        )
-        raise SignInRefused(REFUSED)
+    succeeded = verify_password(user["password_hash"], password)
     conn.execute(
-        users.update().where(users.c.id == user["id"]).values(failed_logins=0, locked_until=None)
+        sign_in_attempts.insert().values(
+            id=secrets.token_hex(16), user_id=user["id"], attempted_at=now, succeeded=succeeded
+        )
     )
+    if not succeeded:
+        raise SignInRefused(REFUSED)
     return str(user["id"])
+
+
+def _failures_since_success(user_ids: list[str] | None = None) -> sa.Select[Any]:
+    """(user_id, attempted_at) of failed attempts after each user's last success, in order."""
+    a = sign_in_attempts
+    ok = a.alias("ok")
+    last_success = (
+        sa.select(sa.func.max(ok.c.attempted_at))
+        .where(ok.c.user_id == a.c.user_id, ok.c.succeeded)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(a.c.user_id, a.c.attempted_at)
+        .where(
+            a.c.succeeded.is_(False),
+            sa.or_(last_success.is_(None), a.c.attempted_at > last_success),
+        )
+        .order_by(a.c.user_id, a.c.attempted_at)
+    )
+    return query.where(a.c.user_id.in_(user_ids)) if user_ids is not None else query
+
+
+def _replay(failures: list[dt.datetime], now: dt.datetime) -> dt.datetime | None:
+    """Every ``MAX_FAILED_LOGINS`` failures lock for ``LOCKOUT`` from the last of them;
+    failures while locked (concurrent guesses) do not count; the count restarts after a lock."""
+    count, until = 0, None
+    for at in failures:
+        if until is not None and at < until:
+            continue
+        if until is not None:
+            count, until = 0, None
+        count += 1
+        if count >= MAX_FAILED_LOGINS:
+            until, count = at + LOCKOUT, 0
+    return until if until is not None and until > now else None
+
+
+def lockout_until(
+    conn: Connection, user_id: str, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """When the account's lockout ends, or None if it is not locked at ``now``.
+
+    Replays the failed attempts since the last successful sign-in (see ``_replay``).
+    """
+    rows = conn.execute(_failures_since_success([user_id])).all()
+    return _replay([r.attempted_at for r in rows], now or utcnow())
 
 
 def change_password(
@@ -317,9 +362,16 @@ def end_session(conn: Connection, token: str) -> None:
 
 
 def list_users(conn: Connection) -> list[dict[str, object]]:
-    """Users without their password hashes."""
+    """Users without their password hashes; ``locked_until`` when a lockout is running."""
     query = sa.select(
         users.c.id, users.c.email, users.c.name, users.c.role, users.c.department_key,
-        users.c.team_key, users.c.is_active, users.c.locked_until, users.c.created_at,
+        users.c.team_key, users.c.is_active, users.c.created_at,
     ).order_by(users.c.email)  # fmt: skip
-    return [dict(r) for r in conn.execute(query).mappings()]
+    failures: dict[str, list[dt.datetime]] = {}
+    for row in conn.execute(_failures_since_success()):
+        failures.setdefault(row.user_id, []).append(row.attempted_at)
+    now = utcnow()
+    return [
+        dict(r) | {"locked_until": _replay(failures.get(r["id"], []), now)}
+        for r in conn.execute(query).mappings()
+    ]

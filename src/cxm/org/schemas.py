@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 CHANNELS = (
     "web", "app", "email", "phone", "chat", "store", "social", "mail", "delivery", "billing",
@@ -22,6 +24,20 @@ Stage = Literal[
 ]
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "not_null", "may not be null; leave the field out to keep its current value"
+        )
+    return value
+
+
+T = TypeVar("T")
+# A PATCH field that may be left out (None: keep the value) but not sent as null, since its
+# column is required; the schema shows the plain type.
+Kept = Annotated[T | SkipJsonSchema[None], BeforeValidator(_not_null)]
 
 
 class Strict(BaseModel):
@@ -86,7 +102,7 @@ class DepartmentCreate(Strict):
 
 
 class DepartmentUpdate(Strict):
-    name: Name | None = None
+    name: Kept[Name] = None
     description: str | None = None
 
 
@@ -107,8 +123,8 @@ class TeamCreate(Strict):
 
 
 class TeamUpdate(Strict):
-    name: Name | None = None
-    is_default: bool | None = None
+    name: Kept[Name] = None
+    is_default: Kept[bool] = None
     lead_email: str | None = None
 
 
@@ -136,10 +152,10 @@ class TouchpointCreate(Strict):
 
 
 class TouchpointUpdate(Strict):
-    name: Name | None = None
-    channel: Channel | None = None
-    stage: Stage | None = None
-    department_key: Key | None = None
-    team_key: Key | None = None
-    contributors: list[Key] | None = None
+    name: Kept[Name] = None
+    channel: Kept[Channel] = None
+    stage: Kept[Stage] = None
+    department_key: Kept[Key] = None
+    team_key: Key | None = Field(None, description="null: the department's default team")
+    contributors: Kept[list[Key]] = None
     description: str | None = None

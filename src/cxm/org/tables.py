@@ -68,6 +68,17 @@ users = sa.Table(
     utc_timestamp("created_at", nullable=False),
 )
 
+# Every sign-in attempt, appended: the lockout is computed from these rows, so concurrent
+# attempts never update one row (DuckDB refuses concurrent updates of a row).
+sign_in_attempts = sa.Table(
+    "sign_in_attempts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False, index=True),
+    utc_timestamp("attempted_at", nullable=False),
+    sa.Column("succeeded", sa.Boolean, nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,

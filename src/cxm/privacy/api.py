@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from cxm.customer360.api import requester
 from cxm.customer360.service import lookup
+from cxm.errors import responses
 from cxm.org.auth import Principal
 from cxm.org.security import db, require
 from cxm.privacy import service
@@ -16,12 +16,17 @@ from cxm.privacy import service
 router = APIRouter(tags=["privacy"])
 
 
-@router.post("/privacy/erase")
+class Erasure(BaseModel):
+    customer_id: str
+    counts: dict[str, int]
+
+
+@router.post("/privacy/erase", responses=responses(404))
 def privacy_erase(
     identifier: str = Query(..., description="customer id, email, phone or kind:value"),
     who: Principal = Depends(require("admin")),
     conn: Connection = Depends(db),
-) -> dict[str, Any]:
+) -> Erasure:
     """Erase one person's personal data everywhere; aggregates stay right (recorded)."""
     customer_id = lookup(conn, identifier)
-    return {"customer_id": customer_id, "counts": service.erase(conn, customer_id, requester(who))}
+    return Erasure(customer_id=customer_id, counts=service.erase(conn, customer_id, requester(who)))

@@ -42,6 +42,23 @@ jobs = sa.Table(
     utc_timestamp("finished_at"),
 )
 
+# Long jobs (theme discovery) report progress and keep a result for clients that poll them.
+job_progress = sa.Table(
+    "job_progress",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("stage", sa.String(200), nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+)
+job_results = sa.Table(
+    "job_results",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("result", sa.JSON, nullable=False),
+)
+
 Handler = Callable[[Connection, dict[str, Any]], None]
 
 
@@ -62,9 +79,13 @@ def enqueue(
     run_at: dt.datetime | None = None,
     dedupe_key: str | None = None,
     max_attempts: int = 5,
+    job_id: str | None = None,
 ) -> str | None:
-    """Schedule ``kind`` with ``payload``; returns the job id, or None if ``dedupe_key`` exists."""
-    job_id = secrets.token_hex(16)
+    """Schedule ``kind`` with ``payload``; returns the job id, or None if ``dedupe_key`` exists.
+
+    ``job_id`` lets the caller name the job (to put the id in its own payload).
+    """
+    job_id = job_id or secrets.token_hex(16)
     now = utcnow()
     row = {
         "id": job_id,
@@ -170,3 +191,63 @@ def pending_count(conn: Connection, kind: str | None = None) -> int:
     if kind:
         query = query.where(jobs.c.kind == kind)
     return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as a client polls it: status, progress (``done`` of ``total`` at ``stage``)."""
+
+    id: str
+    kind: str
+    status: str  # pending | running | done | failed
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    stage: str | None
+    done: int | None
+    total: int | None
+    result: Any
+
+
+def report_progress(engine: Engine, job_id: str, stage: str, done: int, total: int) -> None:
+    """Record a running job's progress in a short transaction of its own (readers see it now)."""
+    values = {"stage": stage[:200], "done": done, "total": total, "updated_at": utcnow()}
+    with engine.begin() as conn:
+        updated = conn.execute(
+            job_progress.update().where(job_progress.c.job_id == job_id).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(job_progress.insert().values(job_id=job_id, **values))
+
+
+def keep_result(conn: Connection, job_id: str, result: Any) -> None:
+    """Store a job's result (JSON) in the job's own transaction, so it appears with ``done``."""
+    conn.execute(job_results.delete().where(job_results.c.job_id == job_id))
+    conn.execute(job_results.insert().values(job_id=job_id, result=result))
+
+
+def state(conn: Connection, job_id: str) -> JobState | None:
+    """The job ``job_id`` with its progress and result, or None if there is no such job."""
+    query = (
+        sa.select(
+            jobs,
+            job_progress.c.stage,
+            job_progress.c.done,
+            job_progress.c.total,
+            job_results.c.result,
+        )
+        .outerjoin(job_progress, job_progress.c.job_id == jobs.c.id)
+        .outerjoin(job_results, job_results.c.job_id == jobs.c.id)
+        .where(jobs.c.id == job_id)
+    )
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return JobState(
+        id=row["id"], kind=row["kind"], status=row["status"], payload=dict(row["payload"]),
+        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
+        finished_at=row["finished_at"], stage=row["stage"], done=row["done"],
+        total=row["total"], result=row["result"],
+    )  # fmt: skip

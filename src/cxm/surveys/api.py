@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from cxm.errors import NotFound
+from cxm.errors import NotFound, responses
 from cxm.org.security import db, get_engine, require
 from cxm.surveys import analytics, people, service
 
@@ -34,16 +35,72 @@ class UnsubscribeBody(BaseModel):
     customer: str
 
 
+class SurveyOut(BaseModel):
+    key: str
+    title: str
+    kind: str
+    version: int
+    languages: list[str]
+    questions: int
+    triggers: int
+    updated_at: dt.datetime
+
+
+class ApplyOut(BaseModel):
+    key: str
+    version: int
+    status: Literal["created", "updated", "unchanged"]
+
+
+class SurveyLink(BaseModel):
+    link: str
+    embed: str
+
+
+class PersonalLink(BaseModel):
+    link: str
+
+
+class FunnelRow(BaseModel):
+    survey_key: str
+    channel: str
+    invited: int
+    suppressed: int
+    sent: int
+    opened: int
+    started: int
+    completed: int
+    suppressed_by_reason: dict[str, int]
+    response_rate: float | None
+
+
+class ContactRuleOut(BaseModel):
+    scope: str
+    min_days: int
+    quiet_start_hour: int | None
+    quiet_end_hour: int | None
+
+
+class Unsubscribed(BaseModel):
+    customer_id: str
+
+
 def _base(request: Request) -> str:
     return str(request.app.state.settings.base_url)
 
 
 @router.get("/surveys", dependencies=[read])
-def list_surveys(conn: Connection = Depends(db)) -> list[dict[str, Any]]:
-    return [s.__dict__ for s in service.list_surveys(conn)]
+def list_surveys(conn: Connection = Depends(db)) -> list[SurveyOut]:
+    return [SurveyOut.model_validate(s.__dict__) for s in service.list_surveys(conn)]
 
 
-@router.post("/surveys", dependencies=[admin])
+@router.post(
+    "/surveys",
+    dependencies=[admin],
+    response_model=ApplyOut,
+    status_code=201,
+    responses={200: {"model": ApplyOut, "description": "updated or unchanged"}, **responses(409)},
+)
 def apply_survey(
     body: dict[str, Any] = Body(..., description="a survey definition (same as the YAML)"),
     conn: Connection = Depends(db),
@@ -52,62 +109,64 @@ def apply_survey(
     return JSONResponse(result.__dict__, status_code=201 if result.status == "created" else 200)
 
 
-@router.get("/surveys/{key}", dependencies=[read])
-def get_survey(key: str, version: int | None = None, conn: Connection = Depends(db)) -> Any:
+@router.get("/surveys/{key}", dependencies=[read], responses=responses(404))
+def get_survey(
+    key: str, version: int | None = None, conn: Connection = Depends(db)
+) -> dict[str, Any]:
+    """The survey's definition, the same document as its YAML file."""
     if version is None:
         return service.export_definition(conn, key)
     return service.get_definition(conn, key, version).model_dump(mode="json", exclude_none=True)
 
 
-@router.get("/surveys/{key}/link", dependencies=[read])
+@router.get("/surveys/{key}/link", dependencies=[read], responses=responses(404))
 def survey_link(
     key: str, request: Request, channel: str = "web", conn: Connection = Depends(db)
-) -> dict[str, str]:
+) -> SurveyLink:
     """The open link (for web, QR codes) and an iframe snippet to embed it."""
     if not service.get_definition(conn, key).open_link:
         raise NotFound(f"survey '{key}' has no open link (open_link: false)")
-    return {
-        "link": service.open_link(_base(request), key, channel),
-        "embed": service.embed_snippet(_base(request), key, channel),
-    }
+    return SurveyLink(
+        link=service.open_link(_base(request), key, channel),
+        embed=service.embed_snippet(_base(request), key, channel),
+    )
 
 
-@router.post("/surveys/{key}/invitations", status_code=201, dependencies=[admin])
+@router.post("/surveys/{key}/invitations", status_code=201, dependencies=[admin],
+             responses=responses(404, 409))  # fmt: skip
 def create_invitation(
     key: str, body: InvitationCreate, request: Request, conn: Connection = Depends(db)
-) -> dict[str, str]:
+) -> PersonalLink:
     """A personal link for a channel cxm does not send itself (SMS, receipts)."""
     link = service.personal_link(
         conn, _base(request), key, body.customer, body.language, body.channel
     )
-    return {"link": link}
+    return PersonalLink(link=link)
 
 
-@router.get("/surveys/{key}/funnel", dependencies=[read])
-def survey_funnel(
-    key: str, request: Request, conn: Connection = Depends(db)
-) -> list[dict[str, Any]]:
+@router.get("/surveys/{key}/funnel", dependencies=[read], responses=responses(404))
+def survey_funnel(key: str, request: Request, conn: Connection = Depends(db)) -> list[FunnelRow]:
     service.current_version(conn, key)  # 404 for an unknown survey
-    return analytics.funnel(get_engine(request), key)
+    return [FunnelRow.model_validate(r) for r in analytics.funnel(get_engine(request), key)]
 
 
 @router.get("/contact-rules", dependencies=[read])
-def list_contact_rules(conn: Connection = Depends(db)) -> list[dict[str, Any]]:
-    return [r.__dict__ for r in service.contact_rules_list(conn)]
+def list_contact_rules(conn: Connection = Depends(db)) -> list[ContactRuleOut]:
+    return [ContactRuleOut.model_validate(r.__dict__) for r in service.contact_rules_list(conn)]
 
 
 @router.put("/contact-rules/{scope}", dependencies=[admin])
 def set_contact_rule(
     scope: str, body: ContactRuleBody, conn: Connection = Depends(db)
-) -> dict[str, Any]:
+) -> ContactRuleOut:
     rule = service.ContactRule(scope, body.min_days, body.quiet_start_hour, body.quiet_end_hour)
-    return service.set_contact_rule(conn, rule).__dict__
+    return ContactRuleOut.model_validate(service.set_contact_rule(conn, rule).__dict__)
 
 
-@router.post("/unsubscribes", status_code=201, dependencies=[admin])
-def unsubscribe(body: UnsubscribeBody, conn: Connection = Depends(db)) -> dict[str, str]:
+@router.post("/unsubscribes", status_code=201, dependencies=[admin], responses=responses(404))
+def unsubscribe(body: UnsubscribeBody, conn: Connection = Depends(db)) -> Unsubscribed:
     customer_id = people.find(conn, body.customer)
     if customer_id is None:
         raise NotFound(f"no customer matches '{body.customer}'")
     service.unsubscribe(conn, customer_id, "api")
-    return {"customer_id": customer_id}
+    return Unsubscribed(customer_id=customer_id)

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, CxmError, Invalid, NotFound
-from cxm.org.security import db
+from cxm.org.security import db, get_engine
+from cxm.store.retry import retrying
 from cxm.surveys import service
 from cxm.surveys.service import Expired, Session, text_in
 from cxm.surveys.tables import invitations
@@ -127,6 +130,17 @@ def _problem(request: Request, exc: CxmError) -> HTMLResponse:
     t = ui(lang)
     heading = t["unknown"] if isinstance(exc, NotFound) else t["gone"]
     return _message(request, lang, heading, str(exc), exc.status_code)
+
+
+def _unit_of_work(request: Request, work: Callable[[Connection], Response]) -> Response:
+    """Run a respondent's step (open the link, save an answer) as one transaction, again after
+    a write conflict: respondents answering at once, or a send job touching the same invitation,
+    must all get their page, not a 500; a 409 page only if the conflict outlasts every retry."""
+    try:
+        return retrying(get_engine(request), work, what="saving your answer")
+    except Conflict as exc:
+        lang = request.query_params.get("lang") or "en"
+        return _message(request, lang, ui(lang)["slow"], str(exc), 409)
 
 
 def _with_lang(url: str, lang: str) -> str:
@@ -238,43 +252,51 @@ def open_continue(
 
 
 @router.post("/s/open/{survey}/{response_id}", response_class=HTMLResponse)
-async def open_continue_submit(
-    request: Request, survey: str, response_id: str, conn: Connection = Depends(db)
-) -> Response:
+async def open_continue_submit(request: Request, survey: str, response_id: str) -> Response:
     qid, values, chosen, bot = await _form(request)
-    try:
-        session = service.session_for_open(conn, survey, response_id)
-    except CxmError as exc:
-        return _problem(request, exc)
-    lang = _language(request, session, chosen)
-    if bot:
-        return _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
-    return _answer(request, conn, session, qid, values, lang, f"/s/open/{survey}/{response_id}")
+
+    def work(conn: Connection) -> Response:
+        try:
+            session = service.session_for_open(conn, survey, response_id)
+        except CxmError as exc:
+            return _problem(request, exc)
+        lang = _language(request, session, chosen)
+        if bot:
+            return _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
+        path = f"/s/open/{survey}/{response_id}"
+        return _answer(request, conn, session, qid, values, lang, path)
+
+    return await run_in_threadpool(_unit_of_work, request, work)
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
-def invitation_page(request: Request, token: str, conn: Connection = Depends(db)) -> Response:
-    try:
-        session = service.session_for_token(conn, token)
-    except (NotFound, Conflict, Expired) as exc:
-        return _problem(request, exc)
-    lang = _language(request, session, None)
-    return _render(request, session, lang, f"/s/{token}")
+def invitation_page(request: Request, token: str) -> Response:
+    def work(conn: Connection) -> Response:
+        try:
+            session = service.session_for_token(conn, token)
+        except (NotFound, Conflict, Expired) as exc:
+            return _problem(request, exc)
+        lang = _language(request, session, None)
+        return _render(request, session, lang, f"/s/{token}")
+
+    return _unit_of_work(request, work)
 
 
 @router.post("/s/{token}", response_class=HTMLResponse)
-async def invitation_submit(
-    request: Request, token: str, conn: Connection = Depends(db)
-) -> Response:
+async def invitation_submit(request: Request, token: str) -> Response:
     qid, values, chosen, bot = await _form(request)
-    try:
-        session = service.session_for_token(conn, token)
-    except (NotFound, Conflict, Expired) as exc:
-        return _problem(request, exc)
-    lang = _language(request, session, chosen)
-    if bot:
-        return _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
-    return _answer(request, conn, session, qid, values, lang, f"/s/{token}")
+
+    def work(conn: Connection) -> Response:
+        try:
+            session = service.session_for_token(conn, token)
+        except (NotFound, Conflict, Expired) as exc:
+            return _problem(request, exc)
+        lang = _language(request, session, chosen)
+        if bot:
+            return _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
+        return _answer(request, conn, session, qid, values, lang, f"/s/{token}")
+
+    return await run_in_threadpool(_unit_of_work, request, work)
 
 
 def _invitation_customer(conn: Connection, token: str) -> tuple[str, str]:

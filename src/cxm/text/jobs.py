@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from cxm.text import analytics, service
 from cxm.text.sentiment import LexiconTier, Tier, tier
 
 KIND = "text.annotate"
+DISCOVER = "text.discover"
 SCAN_EVERY_SECONDS = 15.0
 BATCH = 5000
 
@@ -102,6 +104,57 @@ def handle_annotate(conn: Connection, payload: dict[str, Any]) -> None:
     )
 
 
+def start_discovery(
+    conn: Connection,
+    *,
+    survey: str | None,
+    period: str | None,
+    k: int | None,
+    seed: int,
+    vectors: str,
+    requested_by: dict[str, str | None],
+    touchpoints: list[str] | None = None,
+) -> str:
+    """Enqueue a theme discovery (minutes on a large company); returns the job id to poll.
+
+    ``requested_by`` (role, scope, user, department, team) is kept with the job so that only
+    the same caller reads its result; ``touchpoints`` limits the comments to those given at
+    these touchpoints (a manager's or agent's department), None for all. Invalid input (an
+    unknown period) is refused here, before anything is queued.
+    """
+    if period:
+        service.period_bounds(period)
+    job_id = secrets.token_hex(16)
+    payload = {"job_id": job_id, "survey": survey, "period": period, "k": k, "seed": seed,
+               "vectors": vectors, "requested_by": requested_by,
+               "touchpoints": touchpoints}  # fmt: skip
+    # Discovery is deterministic: a failure (too few comments) fails again, so no retries.
+    jobs.enqueue(conn, DISCOVER, payload, job_id=job_id, max_attempts=1)
+    return job_id
+
+
+def handle_discover(conn: Connection, payload: dict[str, Any]) -> None:
+    """Job handler: discover themes in the payload's slice; progress as it goes, then result."""
+    job_id = str(payload["job_id"])
+    engine = conn.engine
+    since, until = (
+        service.period_bounds(payload["period"]) if payload.get("period") else (None, None)
+    )
+    only = payload.get("touchpoints")
+    where = analytics.Slice(survey=payload.get("survey"), since=since, until=until,
+                            touchpoints=frozenset(only) if only is not None else None)  # fmt: skip
+
+    def progress(stage: str, done: int, total: int) -> None:
+        jobs.report_progress(engine, job_id, stage, done, total)
+
+    found = service.discover_themes(
+        engine, where, k=payload.get("k"), seed=int(payload.get("seed") or 0),
+        vectors=payload.get("vectors") or "auto", on_progress=progress,
+    )  # fmt: skip
+    progress("done", 3, 3)
+    jobs.keep_result(conn, job_id, found.model_dump(mode="json"))
+
+
 def schedule_pending(engine: Engine, *, limit: int = 2000) -> str | None:
     """Periodic task: enqueue one job for the oldest unannotated comments, if there are any."""
     rows = analytics.response_texts(engine, pending_model=lexicon_model(), limit=limit)
@@ -119,5 +172,5 @@ def schedule_pending(engine: Engine, *, limit: int = 2000) -> str | None:
         )
 
 
-handlers: dict[str, jobs.Handler] = {KIND: handle_annotate}
+handlers: dict[str, jobs.Handler] = {KIND: handle_annotate, DISCOVER: handle_discover}
 periodic: list[tuple[float, Callable[[Engine], object]]] = [(SCAN_EVERY_SECONDS, schedule_pending)]

@@ -12,7 +12,7 @@ import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -353,11 +353,19 @@ def discover_themes(
     k: int | None = None,
     seed: int = 0,
     vectors: themes.Vectors = "auto",
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> schemas.DiscoveryOut:
-    """Discover themes in the comments of ``where``, with the mean sentiment of each."""
+    """Discover themes in the comments of ``where``, with the mean sentiment of each.
+
+    ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts.
+    """
+    report = on_progress or (lambda stage, done, total: None)
+    report("reading comments", 0, 3)
     rows = analytics.response_texts(engine, where).to_pylist()
     texts = [r["comment"] for r in rows]
+    report(f"clustering {len(texts)} comments", 1, 3)
     found = themes.discover(texts, k=k, seed=seed, vectors=vectors)
+    report(f"scoring the sentiment of {len(found.themes)} themes", 2, 3)
     lexicon = LexiconTier()
     out = []
     for t in found.themes:

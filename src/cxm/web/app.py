@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import plotly
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cxm import __version__
@@ -21,7 +24,7 @@ from cxm.actions import api as actions_api
 from cxm.actions import service as actions_service
 from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
-from cxm.errors import CxmError
+from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.interactions import api as interactions_api
 from cxm.journeys.analytics import journey_map
 from cxm.metrics import api as metrics_api
@@ -51,13 +54,34 @@ def _wants_page(request: Request) -> bool:
     )
 
 
+def error_response(status: int, detail: str, problems: list[FieldError] | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    """An ``ErrorBody`` answer: the one shape of every 4xx the API gives."""
+    body = ErrorBody(detail=detail, errors=problems or [])
+    return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
+
+
+def validation_problems(errors: Sequence[Any]) -> tuple[str, list[FieldError]]:
+    """Pydantic's errors as (one sentence, per-field problems); the field drops ``body``."""
+    problems = []
+    for err in errors:
+        field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+        problems.append(FieldError(field=field, message=str(err["msg"])))
+    return "; ".join(f"{p.field}: {p.message}" for p in problems), problems
+
+
 def api_router() -> APIRouter:
     """``/api/v1``, assembled from each domain's router."""
-    api = APIRouter(prefix="/api/v1")
+    # Every /api/v1 route needs a key (401/403) and checks its input (422).
+    api = APIRouter(prefix="/api/v1", responses=responses(401, 403, 422))
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
     ):  # fmt: skip
+        for route in router.routes:
+            # A JSON body that is not JSON (or not UTF-8) is refused before the handler: 400.
+            if isinstance(route, APIRoute) and route.body_field is not None:
+                route.responses = {**responses(400), **route.responses}
         api.include_router(router)
     return api
 
@@ -162,16 +186,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 request, "error.html", {"message": str(exc), "status": exc.status_code},
                 status_code=exc.status_code,
             )  # fmt: skip
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        return error_response(exc.status_code, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
-            problems.append({"field": field, "message": err["msg"]})
-        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        return JSONResponse({"detail": message, "errors": problems}, status_code=422)
+        return error_response(422, *validation_problems(exc.errors()))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

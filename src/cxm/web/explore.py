@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
 from cxm.actions import service as actions
+from cxm.apitypes import checked_offset
 from cxm.customer360 import service as c360
 from cxm.errors import Invalid, NotFound
 from cxm.feedback import service as feedback
@@ -45,7 +46,7 @@ def explorer(
         raise NotFound("page not found")
     f = Filters.from_request(request, scope)
     q = request.query_params
-    offset = max(0, _int(request, "offset", 0))
+    offset = checked_offset(request.query_params.get("offset"))
     query = feedback.Query(
         start=f.start_at, end=f.end_at, department=f.department, segment=f.segment,
         touchpoint=q.get("touchpoint") or None, survey=q.get("survey") or None,

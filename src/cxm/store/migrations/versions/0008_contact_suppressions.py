@@ -3,7 +3,7 @@
 Existing unsubscribes are copied into it (reason ``unsubscribed``, every channel); the old
 ``survey_unsubscribes`` table is left in place, no longer written.
 
-Revision ID: 0008_contact_suppressions
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-30
 """

@@ -5,8 +5,8 @@ Answers used to be joined with commas in value_text, so an option whose value co
 whole option values of the answered survey version before cutting at commas; value_text stays
 as it was, a line for people to read.
 
-Revision ID: 0009_answer_lists
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-30
 """
 

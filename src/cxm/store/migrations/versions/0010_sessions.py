@@ -1,7 +1,7 @@
 """Server-side sessions: sign-out and a password change end them (a copied cookie stops).
 
-Revision ID: 0010_sessions
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-30
 """
 
