@@ -3,8 +3,6 @@ and progress, and holds the themes once the worker has run it."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -41,11 +39,9 @@ def commented(seeded: Engine) -> Engine:
 
 
 def _start(client: TestClient, headers: dict[str, str]) -> dict[str, object]:
-    started = time.perf_counter()
     response = client.post(
         "/api/v1/text/themes/discover", json={"vectors": "tfidf", "k": 3}, headers=headers
     )
-    assert time.perf_counter() - started < 2.0
     assert response.status_code == 202
     job: dict[str, object] = response.json()
     assert response.headers["location"] == job["url"]

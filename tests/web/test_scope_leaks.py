@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 
 from cxm.interactions import service as interactions
 from cxm.org import auth
+from cxm.store import jobs as store_jobs
+from cxm.text import jobs as text_jobs
 from tests.conftest import make_key
 from tests.web.conftest import COMMENT, EMAIL, World
 from tests.web.factories import add_responses
@@ -21,10 +23,17 @@ from tests.web.test_roles import _key
 RESTRICTED = ("manager", "agent", "viewer")
 
 
-def _discover(client: TestClient, headers: dict[str, str]) -> dict[str, object]:
-    response = client.get("/api/v1/text/themes/discover?vectors=tfidf&k=2&seed=1", headers=headers)
-    assert response.status_code == 200, response.text
-    found: dict[str, object] = response.json()
+def _discover(client: TestClient, headers: dict[str, str], engine: Engine) -> dict[str, object]:
+    """Start a discovery job as the caller, run it, and read its themes as the caller."""
+    started = client.post(
+        "/api/v1/text/themes/discover", json={"vectors": "tfidf", "k": 2, "seed": 1},
+        headers=headers,
+    )  # fmt: skip
+    assert started.status_code == 202, started.text
+    assert store_jobs.run_due(engine, text_jobs.handlers) >= 1
+    done = client.get(str(started.json()["url"]), headers=headers)
+    assert done.status_code == 200 and done.json()["state"] == "done", done.text
+    found: dict[str, object] = done.json()["result"]
     return found
 
 
@@ -47,11 +56,11 @@ def _more_comments(engine: Engine) -> None:
 def test_viewer_gets_no_verbatim_examples_from_theme_discovery(
     app_client: TestClient, seeded: Engine, world: World
 ) -> None:
-    found = _discover(app_client, _key(seeded, "viewer"))
+    found = _discover(app_client, _key(seeded, "viewer"), seeded)
     themes = found["themes"]
     assert isinstance(themes, list) and themes
     assert all(t["examples"] == [] for t in themes)
-    lead = _discover(app_client, _key(seeded, "cx_lead"))
+    lead = _discover(app_client, _key(seeded, "cx_lead"), seeded)
     assert any(t["examples"] for t in lead["themes"])  # type: ignore[union-attr]
 
 
@@ -60,7 +69,7 @@ def test_manager_discovers_themes_only_in_their_departments_comments(
 ) -> None:
     _more_comments(seeded)
     # The manager runs billing: only the invoice comments are theirs.
-    found = _discover(app_client, _key(seeded, "manager"))
+    found = _discover(app_client, _key(seeded, "manager"), seeded)
     examples = {e for t in found["themes"] for e in t["examples"]}  # type: ignore[union-attr]
     assert examples and examples <= {"charged twice", COMMENT, *BILLING}
 
@@ -69,7 +78,7 @@ def test_agent_discovers_themes_only_in_their_departments_comments(
     app_client: TestClient, seeded: Engine, world: World
 ) -> None:
     _more_comments(seeded)
-    found = _discover(app_client, _key(seeded, "agent"))  # service_team, in service
+    found = _discover(app_client, _key(seeded, "agent"), seeded)  # service_team, in service
     examples = {e for t in found["themes"] for e in t["examples"]}  # type: ignore[union-attr]
     assert examples and examples <= {"so friendly", *SERVICE}
 

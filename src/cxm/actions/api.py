@@ -308,7 +308,7 @@ def _initiatives_reader(who: Principal = Depends(require("read"))) -> Principal:
     return who
 
 
-@router.get("/initiatives")
+@router.get("/initiatives", responses=responses(404))
 def list_initiatives(
     who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
 ) -> list[InitiativeOut]:
