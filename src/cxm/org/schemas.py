@@ -143,3 +143,17 @@ class TouchpointUpdate(Strict):
     team_key: Key | None = None
     contributors: list[Key] | None = None
     description: str | None = None
+
+
+class ApiKeyCreate(Strict):
+    scope: Literal["ingest", "read", "admin"]
+    user: str | None = Field(None, description="email of the user the key belongs to")
+    name: str | None = Field(None, max_length=200, description="a label to recognise the key by")
+
+
+class ApiKeyCreated(BaseModel):
+    """The key in plain text: the only time it is shown."""
+
+    token: str
+    scope: str
+    name: str | None
