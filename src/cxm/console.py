@@ -71,12 +71,13 @@ def store_unreachable(url: Any, reason: str) -> NoReturn:
     """One line naming the store (password hidden), why it failed and what to do; exit 1."""
     where = shown_url(url)
     first = reason.strip().splitlines()[0] if reason.strip() else "no answer"
+    first = first.removeprefix("connection failed: ")
     lowered = first.lower()
+    if "lock" in lowered:
+        fail(f"cannot open the store {where}: {locked_hint()}")
     if "does not exist" in lowered and "database" in lowered:
         name = where.rsplit("/", 1)[-1].split("?")[0]
         hint = f"create it (createdb {name}) or point CXM_DATABASE_URL at one, then 'cxm init'"
-    elif "lock" in lowered:
-        hint = locked_hint()
     else:
         hint = "check that the database server runs and that CXM_DATABASE_URL is right"
     fail(f"cannot open the store {where}: {first}; {hint}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -191,6 +193,9 @@ def serve(
     server = RunningServer(f"http://{reach}:{port}", os.getpid(), token, key_id)
     path = write_running_server(data_dir, server) if previous is None else None
     console.print(f"cxm serving on http://{host}:{port}")
+    # uvicorn re-raises SIGTERM once it has shut down; exit through Python so that the
+    # discovery file and its key are cleaned up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info")
     finally:

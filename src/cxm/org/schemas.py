@@ -146,7 +146,7 @@ class TouchpointUpdate(Strict):
 
 
 class ApiKeyCreate(Strict):
-    scope: Literal["ingest", "read", "admin"]
+    scope: str = Field(description="ingest | read | admin")
     user: str | None = Field(None, description="email of the user the key belongs to")
     name: str | None = Field(None, max_length=200, description="a label to recognise the key by")
 
