@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from cxm.cli.main import SERVER_KEY_NAME, app
+from cxm.console import RunningServer, write_running_server
+from cxm.org import auth
 from cxm.store import create_engine, upgrade
 
 PORT = 8117
@@ -29,6 +32,19 @@ class Served:
     process: subprocess.Popen[bytes]
     data_dir: Path
     url: str
+    stale_key: str
+
+
+def _leave_a_crashed_servers_file(eng: Engine, data_dir: Path) -> str:
+    """What a server killed with -9 leaves: its file (with a pid now gone) and a live key."""
+    with eng.begin() as conn:
+        token = auth.create_api_key(conn, "admin", name="crashed server")
+        (key,) = [k for k in auth.list_api_keys(conn) if k["name"] == "crashed server"]
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    crashed = RunningServer("http://127.0.0.1:1", int(gone.stdout), token, str(key["id"]))
+    write_running_server(data_dir, crashed)
+    return str(key["id"])
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -49,6 +65,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     url = f"duckdb:///{data_dir / 'cxm.duckdb'}"
     eng = create_engine(url)
     upgrade(eng)
+    stale_key = _leave_a_crashed_servers_file(eng, data_dir)
     eng.dispose()  # the server must be the only process holding the file
     env = {**os.environ, "CXM_DATA_DIR": str(data_dir), "CXM_DATABASE_URL": url}
     process = subprocess.Popen(
@@ -57,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )  # fmt: skip
     try:
         _wait_until_up(f"http://127.0.0.1:{PORT}", process)
-        yield Served(process, data_dir, f"http://127.0.0.1:{PORT}")
+        yield Served(process, data_dir, f"http://127.0.0.1:{PORT}", stale_key)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -114,3 +131,10 @@ def test_stopping_the_server_removes_the_file_and_revokes_its_key(cli_env: Serve
     keys = {k["name"]: k for k in json.loads(listed.stdout)}
     assert keys[SERVER_KEY_NAME]["revoked_at"] is not None
     assert keys["dashboards"]["revoked_at"] is None
+
+
+def test_a_file_left_by_a_crashed_server_is_replaced_and_its_key_revoked(cli_env: Served) -> None:
+    listed = runner.invoke(app, ["keys", "list", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    revoked = {k["id"]: k["revoked_at"] for k in json.loads(listed.stdout)}
+    assert revoked[cli_env.stale_key] is not None

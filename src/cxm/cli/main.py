@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -17,12 +18,14 @@ from cxm.console import (
     RunningServer,
     console,
     engine,
-    running_server,
     server_file,
     settings,
     write_running_server,
 )
 from cxm.errors import CxmError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 def _group(module: str, attr: str) -> Callable[[], Any]:
@@ -159,6 +162,31 @@ def init() -> None:
 SERVER_KEY_NAME = "cxm serve: local CLI"
 
 
+def _announce(eng: Engine, host: str, port: int) -> tuple[Path, str] | None:
+    """On an embedded store, leave DATA_DIR/server.json (0600) with this server's address and a
+    fresh local admin key, so the CLI can write through the API; the file's path and key id.
+
+    A file left by a server that did not stop cleanly is replaced and its key revoked (its
+    process cannot hold the store: this one just opened it).
+    """
+    from cxm.org import auth
+
+    if eng.url.get_backend_name() != "duckdb":
+        return None  # the CLI opens a shared store itself
+    data_dir = settings().data_dir
+    stale = server_file(data_dir)
+    with eng.begin() as conn:
+        if stale is not None:
+            with contextlib.suppress(CxmError):
+                auth.revoke_api_key(conn, stale.key_id)
+        token = auth.create_api_key(conn, "admin", name=SERVER_KEY_NAME)
+        prefix = token.removeprefix(auth.KEY_PREFIX).split("_")[0]
+        key_id = next(str(k["id"]) for k in auth.list_api_keys(conn) if k["prefix"] == prefix)
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    server = RunningServer(f"http://{reach}:{port}", os.getpid(), token, key_id)
+    return write_running_server(data_dir, server), key_id
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -177,21 +205,7 @@ def serve(
 
     eng = engine(migrated=False)
     upgrade(eng)
-    data_dir = settings().data_dir
-    previous = running_server(data_dir)
-    if previous is not None:
-        console.print(f"note: another cxm server (pid {previous.pid}) uses {data_dir}")
-    stale = server_file(data_dir) if previous is None else None
-    with eng.begin() as conn:
-        if stale is not None:  # left by a server that did not stop cleanly: its key goes too
-            with contextlib.suppress(CxmError):
-                auth.revoke_api_key(conn, stale.key_id)
-        token = auth.create_api_key(conn, "admin", name=SERVER_KEY_NAME)
-        prefix = token.removeprefix(auth.KEY_PREFIX).split("_")[0]
-        key_id = next(str(k["id"]) for k in auth.list_api_keys(conn) if k["prefix"] == prefix)
-    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    server = RunningServer(f"http://{reach}:{port}", os.getpid(), token, key_id)
-    path = write_running_server(data_dir, server) if previous is None else None
+    announced = _announce(eng, host, port)
     console.print(f"cxm serving on http://{host}:{port}")
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so that the
     # discovery file and its key are cleaned up below.
@@ -199,10 +213,11 @@ def serve(
     try:
         uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info")
     finally:
-        if path is not None:
+        if announced is not None:
+            path, key_id = announced
             path.unlink(missing_ok=True)
-        with eng.begin() as conn:
-            auth.revoke_api_key(conn, key_id)
+            with eng.begin() as conn:
+                auth.revoke_api_key(conn, key_id)
 
 
 def main() -> None:
