@@ -78,6 +78,8 @@ def store_unreachable(url: Any, reason: str) -> NoReturn:
     if "does not exist" in lowered and "database" in lowered:
         name = where.rsplit("/", 1)[-1].split("?")[0]
         hint = f"create it (createdb {name}) or point CXM_DATABASE_URL at one, then 'cxm init'"
+    elif where.startswith("duckdb"):
+        hint = "check that its folder is writable, or set CXM_DATA_DIR or CXM_DATABASE_URL"
     else:
         hint = "check that the database server runs and that CXM_DATABASE_URL is right"
     fail(f"cannot open the store {where}: {first}; {hint}")
@@ -158,10 +160,11 @@ def print_table(
     whole: Sequence[str] = ("id",),
     caption: str | None = None,
 ) -> None:
-    """A table on stdout; the ``whole`` columns (ids) are never cropped, so they paste back."""
+    """A table on stdout, then ``caption`` as a line; the ``whole`` columns (ids) are never
+    cropped, so they paste back."""
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold", caption=caption, caption_justify="left")
+    table = Table(title=title, header_style="bold")
     for col in columns:
         if col in whole:
             width = max([len(col), *(len(str(r.get(col) or "")) for r in rows)])
@@ -171,6 +174,8 @@ def print_table(
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     console.print(table)
+    if caption:
+        typer.echo(caption)  # plain, so a narrow table never wraps the next page's option
 
 
 def print_json(data: Any) -> None:
