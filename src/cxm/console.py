@@ -285,19 +285,28 @@ def write_running_server(data_dir: Path, server: RunningServer) -> Path:
     return path
 
 
-def call_server(server: RunningServer, method: str, path: str, body: Any = None) -> Any:
+def call_server(
+    server: RunningServer, method: str, path: str, body: Any = None, *, yaml_text: str | None = None
+) -> Any:
     """Call the running server's REST API with its local admin key; the answer's JSON.
 
-    A 4xx answer is bad input (exit 2, the server's message); no answer or a 5xx exits 1.
+    ``body`` goes as JSON, ``yaml_text`` as a YAML document. A 4xx answer is bad input (exit 2,
+    the server's message); no answer or a 5xx exits 1.
     """
     import urllib.error
     import urllib.request
 
+    data: bytes | None = None
+    kind = "application/json"
+    if yaml_text is not None:
+        data, kind = yaml_text.encode(), "application/yaml"
+    elif body is not None:
+        data = json.dumps(body).encode()
     request = urllib.request.Request(
         server.url.rstrip("/") + "/api/v1" + path,
-        data=None if body is None else json.dumps(body).encode(),
+        data=data,
         method=method,
-        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": kind},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:

@@ -22,6 +22,7 @@ from cxm.cli.main import SERVER_KEY_NAME, app
 from cxm.console import RunningServer, write_running_server
 from cxm.org import auth
 from cxm.store import create_engine, upgrade
+from tests.actions.conftest import DETRACTOR_RULES
 
 PORT = 8117
 runner = CliRunner()
@@ -122,6 +123,20 @@ def test_other_writing_commands_say_in_one_line_that_cxm_serve_holds_the_store(
     assert "'cxm serve'" in line and cli_env.url in line and f"pid {cli_env.process.pid}" in line
 
 
+def test_rules_apply_and_run_go_through_the_running_servers_api(
+    cli_env: Served, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(DETRACTOR_RULES)
+    applied = runner.invoke(app, ["rules", "apply", str(rules)])
+    assert applied.exit_code == 0 and "applied 1 rule(s): detractor" in applied.output
+    ran = runner.invoke(app, ["rules", "run"])
+    assert ran.exit_code == 0 and "opened 0 case(s)" in ran.output, ran.output
+    rules.write_text("rules:\n  - key: x\n    name: X\n    when: {response: {nps_max: 12}}\n")
+    refused = runner.invoke(app, ["rules", "apply", str(rules)])
+    assert refused.exit_code == 2 and "line 4" in refused.output, refused.output
+
+
 def test_stopping_the_server_removes_the_file_and_revokes_its_key(cli_env: Served) -> None:
     cli_env.process.send_signal(signal.SIGTERM)
     assert cli_env.process.wait(timeout=30) == 0
@@ -131,6 +146,8 @@ def test_stopping_the_server_removes_the_file_and_revokes_its_key(cli_env: Serve
     keys = {k["name"]: k for k in json.loads(listed.stdout)}
     assert keys[SERVER_KEY_NAME]["revoked_at"] is not None
     assert keys["dashboards"]["revoked_at"] is None
+    rules = runner.invoke(app, ["rules", "list", "--format", "json"])
+    assert [r["key"] for r in json.loads(rules.stdout)] == ["detractor"]
 
 
 def test_a_file_left_by_a_crashed_server_is_replaced_and_its_key_revoked(cli_env: Served) -> None:

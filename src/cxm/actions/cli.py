@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cxm.console import (
+    bad_input,
+    call_server,
     check_format,
     check_page,
     engine,
@@ -16,6 +18,7 @@ from cxm.console import (
     print_json,
     print_list,
     print_table,
+    server_owning_store,
 )
 
 if TYPE_CHECKING:
@@ -131,22 +134,36 @@ def resolve(case_id: str, reason: str | None = typer.Option(None, help="what was
 
 @rules_app.command("apply")
 def apply(file: Path = typer.Argument(..., help="rules YAML file")) -> None:
-    """Create or replace the rules in FILE (errors name the line)."""
+    """Create or replace the rules in FILE (errors name the line); through the server's API
+    while 'cxm serve' runs."""
     from cxm.actions import service
     from cxm.yamldoc import read
 
-    with errors(), engine().begin() as conn:
-        keys = service.apply_rules(conn, read(file))
+    server = server_owning_store()
+    if server is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            bad_input(f"cannot read {file}: {exc}")
+        keys = call_server(server, "PUT", "/rules", yaml_text=text)["applied"]
+    else:
+        with errors(), engine().begin() as conn:
+            keys = service.apply_rules(conn, read(file))
     typer.echo(f"applied {len(keys)} rule(s): {', '.join(keys)}")
 
 
 @rules_app.command("run")
 def run() -> None:
-    """Evaluate every enabled rule now; running it twice opens nothing new."""
+    """Evaluate every enabled rule now; running it twice opens nothing new (through the
+    server's API while 'cxm serve' runs)."""
     from cxm.actions import service
 
-    with errors(), engine().begin() as conn:
-        opened = service.run_rules(conn)
+    server = server_owning_store()
+    if server is not None:
+        opened = call_server(server, "POST", "/rules/run")["opened"]
+    else:
+        with errors(), engine().begin() as conn:
+            opened = service.run_rules(conn)
     total = sum(opened.values())
     detail = ", ".join(f"{k} {n}" for k, n in opened.items()) or "no rules"
     typer.echo(f"opened {total} case(s): {detail}")
