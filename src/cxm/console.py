@@ -1,21 +1,36 @@
-"""Shared by every command: settings, the engine, printing tables and clear errors."""
+"""Shared by every command: settings, the engine, printing lists, and one exit-code convention.
+
+Exit codes: 0 ok; 1 a failure of the system (the store cannot be reached or is in use, a server
+did not answer); 2 bad input (an unknown id, a malformed file or option). Click's own usage
+errors already exit 2. This module imports only light libraries: ``cxm --help`` must stay fast,
+so the store (SQLAlchemy, Ibis) is imported when a command first asks for the engine.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
 from cxm.config import Settings, load_settings
 from cxm.errors import CxmError
-from cxm.store import create_engine, current_revision, head_revision
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+FORMATS = ("table", "csv", "json")
 
 console = Console()
 
@@ -24,10 +39,16 @@ def settings() -> Settings:
     return load_settings()
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """One line on stderr, then exit: ``code`` 1 for a failure of the system, 2 for bad input."""
     # Plain echo, not rich: an error message must never be cropped or re-wrapped.
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(code)
+
+
+def bad_input(message: str) -> NoReturn:
+    """Refuse what the user typed (exit 2) with a message saying what to type instead."""
+    fail(message, EXIT_BAD_INPUT)
 
 
 @contextmanager
@@ -36,37 +57,266 @@ def errors() -> Iterator[None]:
     try:
         yield
     except CxmError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_BAD_INPUT)
+
+
+def shown_url(url: Any) -> str:
+    """A database URL as it may be printed: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(str(url)).render_as_string(hide_password=True))
+
+
+def store_unreachable(url: Any, reason: str) -> NoReturn:
+    """One line naming the store (password hidden), why it failed and what to do; exit 1."""
+    where = shown_url(url)
+    first = reason.strip().splitlines()[0] if reason.strip() else "no answer"
+    first = first.removeprefix("connection failed: ")
+    lowered = first.lower()
+    if "lock" in lowered:
+        fail(f"cannot open the store {where}: {locked_hint()}")
+    if "does not exist" in lowered and "database" in lowered:
+        name = where.rsplit("/", 1)[-1].split("?")[0]
+        hint = f"create it (createdb {name}) or point CXM_DATABASE_URL at one, then 'cxm init'"
+    elif where.startswith("duckdb"):
+        hint = "check that its folder is writable, or set CXM_DATA_DIR or CXM_DATABASE_URL"
+    else:
+        hint = "check that the database server runs and that CXM_DATABASE_URL is right"
+    fail(f"cannot open the store {where}: {first}; {hint}")
+
+
+def locked_hint() -> str:
+    """What to do when another process owns the embedded store, naming a running server."""
+    server = running_server(settings().data_dir)
+    at = f" at {server.url} (pid {server.pid})" if server else ""
+    return (
+        f"it is in use by another process, usually a running 'cxm serve'{at}: stop the server "
+        "to run this command, or make the change through the server's API or web pages"
+    )
 
 
 def engine(*, migrated: bool = True) -> Engine:
-    """The store's engine; refuses to run against a store that ``cxm init`` has not prepared."""
-    eng = create_engine(settings().database_url)
+    """The store's engine; refuses to run against a store that ``cxm init`` has not prepared.
+
+    Exits 1 with one line when the store cannot be reached (a missing PostgreSQL database, a
+    stopped server, an embedded file locked by a running ``cxm serve``).
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from cxm.store import create_engine, current_revision, head_revision
+
+    url = settings().database_url
     try:
+        eng = create_engine(url)
         revision = current_revision(eng)
-    except OperationalError as exc:
-        if "lock" in str(exc.orig).lower():
-            # One process owns an embedded DuckDB file (see the architecture notes).
-            fail(
-                f"the store {eng.url.database} is in use by another process, usually a running "
-                "'cxm serve': stop it first, or use the REST API while it runs"
-            )
-        raise
+    except DBAPIError as exc:
+        store_unreachable(url, str(exc.orig))
+    except OSError as exc:
+        store_unreachable(url, str(exc))
     if migrated and revision != head_revision():
         fail("the store is not initialised or is out of date: run 'cxm init' first")
     return eng
 
 
+def server_owning_store() -> RunningServer | None:
+    """The running ``cxm serve`` when it holds the embedded store, so writes go through its API;
+    None when this process can open the store itself."""
+    from sqlalchemy.exc import DBAPIError
+
+    from cxm.store import create_engine, current_revision
+
+    conf = settings()
+    if not conf.database_url.startswith("duckdb"):
+        return None
+    try:
+        eng = create_engine(conf.database_url)
+        current_revision(eng)
+    except DBAPIError as exc:
+        if "lock" in str(exc.orig).lower():
+            return running_server(conf.data_dir)
+        return None
+    eng.dispose()
+    return None
+
+
+def check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> str:
+    if fmt not in allowed:
+        bad_input(f"--format '{fmt}' is unknown: use {', '.join(allowed)}")
+    return fmt
+
+
+def check_page(limit: int, offset: int) -> None:
+    if limit < 1:
+        bad_input(f"--limit {limit}: give 1 or more")
+    if offset < 0:
+        bad_input(f"--offset {offset}: give 0 or more")
+
+
 def print_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    title: str | None = None,
+    *,
+    whole: Sequence[str] = ("id",),
+    caption: str | None = None,
 ) -> None:
+    """A table on stdout, then ``caption`` as a line; the ``whole`` columns (ids) are never
+    cropped, so they paste back."""
+    from rich.table import Table
+
     table = Table(title=title, header_style="bold")
     for col in columns:
-        table.add_column(col)
+        if col in whole:
+            width = max([len(col), *(len(str(r.get(col) or "")) for r in rows)])
+            table.add_column(col, no_wrap=True, min_width=width, overflow="ignore")
+        else:
+            table.add_column(col)
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     console.print(table)
+    if caption:
+        typer.echo(caption)  # plain, so a narrow table never wraps the next page's option
 
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """RFC 4180 CSV with a header row; values as the table shows them, None as empty."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    typer.echo(out.getvalue(), nl=False)
+
+
+def page_caption(shown: int, offset: int, total: int, noun: str) -> str:
+    """'1-50 of 260 cases; next: --offset 50', or 'all 12 departments'."""
+    if shown == total and offset == 0:
+        return f"all {total} {noun}"
+    if shown == 0:
+        return f"none of {total} {noun} at --offset {offset}"
+    line = f"{offset + 1}-{offset + shown} of {total} {noun}"
+    if offset + shown < total:
+        line += f"; next: --offset {offset + shown}"
+    return line
+
+
+def print_list(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    title: str,
+    *,
+    fmt: str,
+    total: int,
+    offset: int = 0,
+    noun: str | None = None,
+    json_rows: Sequence[Any] | None = None,
+    whole: Sequence[str] = ("id",),
+) -> None:
+    """One page of a list: a table with its total and the next page's option, CSV, or JSON.
+
+    CSV and JSON carry only the page's rows (JSON: ``json_rows`` when given, else ``rows``), so
+    they stay machine-readable; the table's caption gives the total.
+    """
+    if fmt == "json":
+        print_json(list(json_rows if json_rows is not None else rows))
+    elif fmt == "csv":
+        print_csv(rows, columns)
+    else:
+        caption = page_caption(len(rows), offset, total, noun or title.lower())
+        print_table(rows, columns, title, whole=whole, caption=caption)
+
+
+def page(rows: Sequence[Any], limit: int, offset: int) -> list[Any]:
+    return list(rows[offset : offset + limit])
+
+
+# ---- a running server, for commands that write while it owns the store ----
+
+SERVER_FILE = "server.json"
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """What ``cxm serve`` leaves in the data dir (mode 0600) while it runs: its address and a
+    local admin API key, so the CLI can write through the API while the server owns the store."""
+
+    url: str
+    pid: int
+    token: str
+    key_id: str
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def server_file(data_dir: Path) -> RunningServer | None:
+    """What the discovery file says, whether or not its server still runs; None if absent."""
+    try:
+        return RunningServer(**json.loads((data_dir / SERVER_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def running_server(data_dir: Path) -> RunningServer | None:
+    """The server that runs on this data dir, or None (no file, unreadable, or its process gone)."""
+    server = server_file(data_dir)
+    return server if server is not None and _pid_alive(server.pid) else None
+
+
+def write_running_server(data_dir: Path, server: RunningServer) -> Path:
+    """Write the discovery file readable by the owner only (it holds an admin key)."""
+    path = data_dir / SERVER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(asdict(server), out)
+    return path
+
+
+def call_server(
+    server: RunningServer, method: str, path: str, body: Any = None, *, yaml_text: str | None = None
+) -> Any:
+    """Call the running server's REST API with its local admin key; the answer's JSON.
+
+    ``body`` goes as JSON, ``yaml_text`` as a YAML document. A 4xx answer is bad input (exit 2,
+    the server's message); no answer or a 5xx exits 1.
+    """
+    import urllib.error
+    import urllib.request
+
+    data: bytes | None = None
+    kind = "application/json"
+    if yaml_text is not None:
+        data, kind = yaml_text.encode(), "application/yaml"
+    elif body is not None:
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.url.rstrip("/") + "/api/v1" + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": kind},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        message = f"the server at {server.url} refused: {detail}"
+        fail(message, EXIT_BAD_INPUT if 400 <= exc.code < 500 else EXIT_FAILURE)
+    except OSError as exc:
+        fail(f"the server at {server.url} did not answer ({exc}); is 'cxm serve' still running?")

@@ -1,49 +1,155 @@
-"""The root ``cxm`` command."""
+"""The root ``cxm`` command: each domain's group is imported only when it is invoked."""
 
 from __future__ import annotations
 
-import typer
-import uvicorn
+import contextlib
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cxm.actions.cli import cases_app, rules_app
-from cxm.console import console, engine
-from cxm.customer360.cli import customers_app, privacy_app
-from cxm.demo.cli import app as demo_app
-from cxm.interactions.cli import app as interactions_app
-from cxm.interactions.cli import import_interactions
-from cxm.metrics.cli import app as metrics_app
-from cxm.metrics.cli import export as export_fn
-from cxm.org import service as org
-from cxm.org.cli import app as org_app
-from cxm.org.cli import keys_app, users_app
-from cxm.privacy.cli import erase as privacy_erase
-from cxm.store import upgrade
-from cxm.surveys.cli import app as surveys_app
-from cxm.surveys.cli import import_responses
-from cxm.text.cli import app as text_app
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from cxm.console import (
+    RunningServer,
+    console,
+    engine,
+    server_file,
+    settings,
+    write_running_server,
+)
+from cxm.errors import CxmError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+def _group(module: str, attr: str) -> Callable[[], Any]:
+    def load() -> Any:
+        return getattr(importlib.import_module(module), attr)
+
+    return load
+
+
+def _import_group() -> typer.Typer:
+    from cxm.interactions.cli import import_interactions
+    from cxm.surveys.cli import import_responses
+
+    group = typer.Typer(help=LAZY["import"][0], no_args_is_help=True)
+    group.command("interactions")(import_interactions)
+    group.command("responses")(import_responses)
+    return group
+
+
+def _privacy_group() -> typer.Typer:
+    from cxm.customer360.cli import privacy_app
+    from cxm.privacy.cli import erase
+
+    if not any(c.name == "erase" for c in privacy_app.registered_commands):
+        privacy_app.command("erase")(erase)
+    return privacy_app
+
+
+def _export_command() -> Any:
+    from cxm.metrics.cli import export
+
+    single = typer.Typer()
+    single.command("export")(export)
+    return typer.main.get_command(single)
+
+
+# name: (the help line 'cxm --help' shows, a loader of the Typer group or click command).
+# The help lines repeat each group's own help (a test keeps them equal) so that listing the
+# commands imports none of them.
+LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
+    "org": ("Departments, teams, touchpoints and who owns them.", _group("cxm.org.cli", "app")),
+    "keys": ("API keys (shown once, stored hashed).", _group("cxm.org.cli", "keys_app")),
+    "users": ("Users who sign in to the web app.", _group("cxm.org.cli", "users_app")),
+    "demo": ("A realistic demo company with known ground truth.", _group("cxm.demo.cli", "app")),
+    "import": ("Import files: interactions, survey responses.", _import_group),
+    "interactions": ("The interaction log.", _group("cxm.interactions.cli", "app")),
+    "customers": (
+        "Customer profiles (360) and identity resolution.",
+        _group("cxm.customer360.cli", "customers_app"),
+    ),
+    "privacy": ("Privacy requests: export or erase one person.", _privacy_group),
+    "surveys": (
+        "Surveys: definitions, links, contact rules, funnel.",
+        _group("cxm.surveys.cli", "app"),
+    ),
+    "metrics": (
+        "Company-wide CX metrics: 'cxm metrics list', 'cxm metrics NAME --by department'.",
+        _group("cxm.metrics.cli", "app"),
+    ),
+    "text": ("Text analytics: sentiment, themes, taxonomies.", _group("cxm.text.cli", "app")),
+    "cases": (
+        "Closed-loop cases: list, show, assign, resolve.",
+        _group("cxm.actions.cli", "cases_app"),
+    ),
+    "rules": (
+        "Rules that open cases: apply a file, run them now.",
+        _group("cxm.actions.cli", "rules_app"),
+    ),
+    "export": (
+        "Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark').",
+        _export_command,
+    ),
+}
+
+
+class _Listed(TyperCommand):
+    """Stands for a lazy command in a help listing, without importing it."""
+
+
+def load_command(name: str) -> Any:
+    """The real command behind a lazy name (imports its domain's CLI module)."""
+    loaded = LAZY[name][1]()
+    command = typer.main.get_group(loaded) if isinstance(loaded, typer.Typer) else loaded
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """A group whose domain commands are imported when invoked, not when the CLI starts."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self._listing = False
+        for name, (help_line, _) in LAZY.items():
+            self.commands.setdefault(name, _Listed(name, help=help_line))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, _Listed) and not self._listing:
+            command = self.commands[cmd_name] = load_command(cmd_name)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     help="cxm: Customer Experience Management. Start with 'cxm init', then 'cxm serve'.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-import_app = typer.Typer(help="Import files: interactions, survey responses.", no_args_is_help=True)
-import_app.command("interactions")(import_interactions)
-import_app.command("responses")(import_responses)
-for group, name in (
-    (org_app, "org"), (keys_app, "keys"), (users_app, "users"), (demo_app, "demo"),
-    (import_app, "import"), (interactions_app, "interactions"), (customers_app, "customers"),
-    (privacy_app, "privacy"), (surveys_app, "surveys"), (metrics_app, "metrics"),
-    (text_app, "text"), (cases_app, "cases"), (rules_app, "rules"),
-):  # fmt: skip
-    app.add_typer(group, name=name)
-app.command("export")(export_fn)
-privacy_app.command("erase")(privacy_erase)
 
 
 @app.command()
 def init() -> None:
     """Create or migrate the store (CXM_DATABASE_URL) and seed the default departments."""
+    from cxm.org import service as org
+    from cxm.store import upgrade
+
     eng = engine(migrated=False)
     upgrade(eng)
     with eng.begin() as conn:
@@ -53,20 +159,67 @@ def init() -> None:
         console.print("seeded the default departments")
 
 
+SERVER_KEY_NAME = "cxm serve: local CLI"
+
+
+def _announce(eng: Engine, host: str, port: int) -> tuple[Path, str] | None:
+    """On an embedded store, leave DATA_DIR/server.json (0600) with this server's address and a
+    fresh local admin key, so the CLI can write through the API; the file's path and key id.
+
+    A file left by a server that did not stop cleanly is replaced and its key revoked (its
+    process cannot hold the store: this one just opened it).
+    """
+    from cxm.org import auth
+
+    if eng.url.get_backend_name() != "duckdb":
+        return None  # the CLI opens a shared store itself
+    data_dir = settings().data_dir
+    stale = server_file(data_dir)
+    with eng.begin() as conn:
+        if stale is not None:
+            with contextlib.suppress(CxmError):
+                auth.revoke_api_key(conn, stale.key_id)
+        token = auth.create_api_key(conn, "admin", name=SERVER_KEY_NAME)
+        prefix = token.removeprefix(auth.KEY_PREFIX).split("_")[0]
+        key_id = next(str(k["id"]) for k in auth.list_api_keys(conn) if k["prefix"] == prefix)
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    server = RunningServer(f"http://{reach}:{port}", os.getpid(), token, key_id)
+    return write_running_server(data_dir, server), key_id
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
 ) -> None:
-    """Serve the web UI and the API (migrates the store first)."""
+    """Serve the web UI and the API (migrates the store first).
+
+    While it runs, the server owns an embedded store; it leaves its address and a local admin
+    key in DATA_DIR/server.json (readable by you only) so that 'cxm keys create' still works.
+    """
+    import uvicorn
+
+    from cxm.org import auth
+    from cxm.store import upgrade
     from cxm.web.app import create_app
 
     eng = engine(migrated=False)
     upgrade(eng)
+    announced = _announce(eng, host, port)
     console.print(f"cxm serving on http://{host}:{port}")
-    # The app reads X-Forwarded-For itself, and only from CXM_TRUSTED_PROXIES.
-    uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info",
-                proxy_headers=False)  # fmt: skip
+    # uvicorn re-raises SIGTERM once it has shut down; exit through Python so that the
+    # discovery file and its key are cleaned up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        # The app reads X-Forwarded-For itself, and only from CXM_TRUSTED_PROXIES.
+        uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info",
+                    proxy_headers=False)  # fmt: skip
+    finally:
+        if announced is not None:
+            path, key_id = announced
+            path.unlink(missing_ok=True)
+            with eng.begin() as conn:
+                auth.revoke_api_key(conn, key_id)
 
 
 def main() -> None:

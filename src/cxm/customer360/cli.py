@@ -5,13 +5,21 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
-from fastapi.encoders import jsonable_encoder
 
-from cxm.console import console, engine, errors, print_json, print_table
-from cxm.customer360 import service
-from cxm.customers import service as customers
+from cxm.console import (
+    check_format,
+    check_page,
+    console,
+    engine,
+    errors,
+    page,
+    print_json,
+    print_list,
+    print_table,
+)
 
 customers_app = typer.Typer(
     help="Customer profiles (360) and identity resolution.", no_args_is_help=True
@@ -28,13 +36,15 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Print one customer's profile and latest timeline entries."""
+    from cxm.customer360 import service
+
     eng = engine()
     with errors(), eng.connect() as conn:
         customer_id = service.lookup(conn, identifier)
         data = service.profile(conn, customer_id)
         line = service.timeline(conn, customer_id, limit)
     if as_json:
-        print_json(jsonable_encoder({"profile": data, "timeline": line["items"]}))
+        print_json(_plain({"profile": data, "timeline": line["items"]}))
         return
     console.print(f"[bold]customer {data['id']}[/]")
     for key in ("first_seen", "last_seen", "interaction_count", "response_count"):
@@ -57,25 +67,41 @@ def show(
     print_table(rows, ["at", "kind", "what", "touchpoint"], "Timeline (newest first)")
 
 
+def _plain(data: Any) -> Any:
+    """JSON-ready values (times as ISO 8601), as the REST API gives them."""
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(data)
+
+
 @customers_app.command("list")
 def list_(
     limit: int = typer.Option(50, help="how many"),
-    fmt: str = typer.Option("table", "--format", help="table or json"),
+    offset: int = typer.Option(0, help="skip this many (the next page)"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
 ) -> None:
-    """List current profiles, most recently seen first."""
-    if fmt not in ("table", "json"):
-        raise typer.BadParameter("use table or json", param_hint="--format")
-    with engine().connect() as conn:
-        rows = customers.list_customers(conn, limit)
-    if fmt == "json":
-        print_json(jsonable_encoder(rows))
-    else:
-        print_table(rows, ["id", "first_seen", "last_seen", "interaction_count"], "Customers")
+    """Current profiles, most recently seen first; ids print whole ('cxm customers show ID')."""
+    from cxm.customers import facts
+    from cxm.customers import service as customers
+    from cxm.store.analytics import reading
+
+    check_format(fmt)
+    check_page(limit, offset)
+    eng = engine()
+    with eng.connect() as conn:
+        rows = customers.list_customers(conn, limit, offset)
+    with reading(eng) as con:
+        total = int(facts.profiles(con).count().execute())
+    columns = ["id", "first_seen", "last_seen", "interaction_count"]
+    print_list(rows, columns, "Customers", fmt=fmt, total=total, offset=offset,
+               json_rows=_plain(rows))  # fmt: skip
 
 
 @customers_app.command("rebuild")
 def rebuild() -> None:
     """Recompute every profile from the interaction log (same result as incremental)."""
+    from cxm.customers import service as customers
+
     with errors(), engine().begin() as conn:
         summary = customers.rebuild(conn)
     console.print(
@@ -95,9 +121,11 @@ def export(
     by: str | None = typer.Option(None, help="who asked (recorded); default: your user name"),
 ) -> None:
     """Write everything cxm holds on one person as JSON."""
+    from cxm.customer360 import service
+
     with errors(), engine().begin() as conn:
         data = service.export(conn, identifier, requester(by))
-    text = json.dumps(jsonable_encoder(data), indent=2)
+    text = json.dumps(_plain(data), indent=2)
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")
@@ -106,8 +134,18 @@ def export(
 
 
 @privacy_app.command("requests")
-def requests() -> None:
+def requests(
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    limit: int = typer.Option(100, help="at most this many"),
+    offset: int = typer.Option(0, help="skip this many (the next page)"),
+) -> None:
     """The privacy request log."""
+    from cxm.customer360 import service
+
+    check_format(fmt)
+    check_page(limit, offset)
     with engine().connect() as conn:
         rows = service.requests(conn)
-    print_table(rows, ["requested_at", "kind", "customer_id", "requested_by"], "Privacy requests")
+    print_list(page(rows, limit, offset), ["requested_at", "kind", "customer_id", "requested_by"],
+               "Privacy requests", fmt=fmt, total=len(rows), offset=offset, noun="requests",
+               json_rows=_plain(page(rows, limit, offset)), whole=("customer_id",))  # fmt: skip

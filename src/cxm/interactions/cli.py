@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import Progress
 
 from cxm.console import console, engine, errors, settings
-from cxm.interactions import importer, textfile
-from cxm.interactions.service import unowned_touchpoints
 
 app = typer.Typer(help="The interaction log.", no_args_is_help=True)
 
@@ -25,6 +22,10 @@ def import_interactions(
     ),
 ) -> None:
     """Import interactions from a file; bad rows go to FILE.rejects.csv; re-running adds nothing."""
+    from rich.progress import Progress
+
+    from cxm.interactions import importer, textfile
+
     with errors():
         spec = importer.load_mapping(mapping)
         separator = textfile.delimiter_of(delimiter)
@@ -46,6 +47,8 @@ def import_interactions(
 @app.command("unowned")
 def unowned() -> None:
     """Touchpoints seen in interactions that no department owns yet."""
+    from cxm.interactions.service import unowned_touchpoints
+
     with engine().connect() as conn:
         keys = unowned_touchpoints(conn)
     console.print("\n".join(keys) if keys else "every touchpoint has an owner")

@@ -10,10 +10,19 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cxm.console import console, engine, errors, fail, print_json, print_table, settings
-from cxm.metrics import service
-from cxm.metrics.definitions import installation_dir, load
-from cxm.metrics.export import export_parquet, spark_backend
+from cxm.console import (
+    bad_input,
+    check_format,
+    check_page,
+    console,
+    engine,
+    errors,
+    page,
+    print_json,
+    print_list,
+    print_table,
+    settings,
+)
 
 
 class _MetricGroup(TyperGroup):
@@ -33,6 +42,8 @@ app = typer.Typer(
 
 
 def _definitions() -> dict[str, Any]:
+    from cxm.metrics.definitions import installation_dir, load
+
     return load(installation_dir(settings().data_dir))
 
 
@@ -42,20 +53,25 @@ def _when(value: str | None, name: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        fail(f"--{name}: {value!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)")
+        bad_input(f"--{name}: {value!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @app.command("list")
-def list_metrics(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+def list_metrics(
+    as_json: bool = typer.Option(False, "--json", help="print JSON (same as --format json)"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    limit: int = typer.Option(100, help="at most this many"),
+    offset: int = typer.Option(0, help="skip this many (the next page)"),
+) -> None:
     """List the metric definitions (shipped and this installation's)."""
+    fmt = "json" if as_json else check_format(fmt)
+    check_page(limit, offset)
     with errors():
         rows = [m.summary() for m in _definitions().values()]
-    if as_json:
-        print_json(rows)
-        return
-    print_table(rows, ["name", "kind", "unit", "direction", "owner", "target", "min_sample",
-                       "description"], "Metrics")  # fmt: skip
+    print_list(page(rows, limit, offset), ["name", "kind", "unit", "direction", "owner", "target",
+                                          "min_sample", "description"],
+               "Metrics", fmt=fmt, total=len(rows), offset=offset, whole=("name",))  # fmt: skip
 
 
 def _fmt(value: Any) -> Any:
@@ -79,25 +95,29 @@ def show(
     spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL"),
 ) -> None:
     """Compute a metric, sliced and with intervals (the store's engine, or Spark on a lake)."""
-    if fmt not in ("table", "csv", "json"):
-        fail("--format: use table, csv or json")
+    from cxm.metrics import service
+    from cxm.metrics.export import spark_backend
+
+    check_format(fmt)
     dims = [d.strip() for d in by.split(",") if d.strip()] + ([grain] if grain else [])
     filters: dict[str, list[str]] = {}
     for item in filter_:
         dim, sep, value = item.partition("=")
         if not sep:
-            fail(f"--filter: {item!r} is not DIMENSION=VALUE (e.g. department=service)")
+            bad_input(f"--filter: {item!r} is not DIMENSION=VALUE (e.g. department=service)")
         filters.setdefault(dim, []).append(value)
     with errors():
         metrics = _definitions()
         if engine_name == "spark":
             if lake is None:
-                fail("--engine spark needs --lake DIR (write one with 'cxm export --parquet DIR')")
+                bad_input(
+                    "--engine spark needs --lake DIR (write one with 'cxm export --parquet DIR')"
+                )
             source: Any = spark_backend(lake, master=spark_master)
         elif engine_name in ("duckdb", "store", "postgres"):
             source = engine()
         else:
-            fail("--engine: use duckdb (the store) or spark")
+            bad_input("--engine: use duckdb (the store) or spark")
         df = service.compute(source, name, dims, start=_when(start, "start"),
                              end=_when(end, "end"), filters=filters, compare=compare,
                              metrics=metrics)  # fmt: skip
@@ -119,6 +139,8 @@ def target(
     slice_: str = typer.Option("", "--slice", help="DIMENSION=VALUE for a slice's target"),
 ) -> None:
     """Set this installation's target for a metric or one slice of it."""
+    from cxm.metrics import service
+
     dim, _, val = slice_.partition("=")
     with errors(), engine().begin() as conn:
         service.set_target(conn, _definitions(), name, value, dim, val)
@@ -132,6 +154,8 @@ def alerts(
     grain: str = typer.Option("month", "--grain"),
 ) -> None:
     """Record significant drops against the previous period as alerts and print them."""
+    from cxm.metrics import service
+
     dims = [d.strip() for d in by.split(",") if d.strip()]
     eng = engine()
     with errors(), eng.begin() as conn:
@@ -145,6 +169,8 @@ def export(
     parquet: Path = typer.Option(..., "--parquet", help="folder to write the Parquet lake to"),
 ) -> None:
     """Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark')."""
+    from cxm.metrics.export import export_parquet
+
     with errors():
         written = export_parquet(engine(), parquet)
     for table, rows in written.items():

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Connection
 
 from cxm.errors import responses
-from cxm.org import schemas, service
+from cxm.org import auth, schemas, service
 from cxm.org.security import db, require
 
 router = APIRouter(tags=["org"])
@@ -82,3 +82,13 @@ def update_touchpoint(
     key: str, body: schemas.TouchpointUpdate, conn: Connection = Depends(db)
 ) -> schemas.Touchpoint:
     return service.update_touchpoint(conn, key, body)
+
+
+@router.post("/keys", status_code=201, dependencies=[admin], responses=responses(404))
+def create_api_key(
+    body: schemas.ApiKeyCreate, conn: Connection = Depends(db)
+) -> schemas.ApiKeyCreated:
+    """Create an API key; the answer holds it in plain text, the only time it is shown."""
+    user_id = auth.user_id_for(conn, body.user) if body.user else None
+    token = auth.create_api_key(conn, body.scope, user_id=user_id, name=body.name)
+    return schemas.ApiKeyCreated(token=token, scope=body.scope, name=body.name)

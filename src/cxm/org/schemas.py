@@ -159,3 +159,17 @@ class TouchpointUpdate(Strict):
     team_key: Key | None = Field(None, description="null: the department's default team")
     contributors: Kept[list[Key]] = None
     description: str | None = None
+
+
+class ApiKeyCreate(Strict):
+    scope: str = Field(description="ingest | read | admin")
+    user: str | None = Field(None, description="email of the user the key belongs to")
+    name: str | None = Field(None, max_length=200, description="a label to recognise the key by")
+
+
+class ApiKeyCreated(BaseModel):
+    """The key in plain text: the only time it is shown."""
+
+    token: str
+    scope: str
+    name: str | None

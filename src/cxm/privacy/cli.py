@@ -6,7 +6,6 @@ import typer
 
 from cxm.console import console, engine, errors
 from cxm.customer360.cli import requester
-from cxm.privacy import service
 
 
 def erase(
@@ -15,6 +14,8 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation"),
 ) -> None:
     """Erase one person's personal data everywhere (aggregates stay right; recorded)."""
+    from cxm.privacy import service
+
     if not yes:
         typer.confirm(f"erase everything personal held on '{identifier}'?", abort=True)
     with errors(), engine().begin() as conn:

@@ -7,12 +7,23 @@ import json
 from pathlib import Path
 
 import typer
-import yaml
 
-from cxm.console import console, engine, errors, print_json, print_table, settings
+from cxm.console import (
+    check_format,
+    check_page,
+    console,
+    engine,
+    errors,
+    page,
+    print_list,
+    settings,
+)
 from cxm.errors import Invalid, NotFound
-from cxm.surveys import analytics, distribution, importer, sends, service, suppressions
-from cxm.yamldoc import read
+
+FORMAT = typer.Option("table", "--format", help="table | csv | json")
+AS_JSON = typer.Option(False, "--json", help="print JSON (same as --format json)")
+LIMIT = typer.Option(100, "--limit", help="at most this many rows")
+OFFSET = typer.Option(0, "--offset", help="skip this many rows (the next page)")
 
 app = typer.Typer(help="Surveys: definitions, links, contact rules, funnel.", no_args_is_help=True)
 
@@ -20,6 +31,9 @@ app = typer.Typer(help="Surveys: definitions, links, contact rules, funnel.", no
 @app.command("apply")
 def apply(files: list[Path] = typer.Argument(..., help="survey YAML or JSON files")) -> None:
     """Publish survey definitions; a changed survey gets a new version (all or nothing)."""
+    from cxm.surveys import service
+    from cxm.yamldoc import read
+
     with errors(), engine().begin() as conn:
         results = [service.apply_definition(conn, read(f)) for f in files]
     for r in results:
@@ -29,6 +43,8 @@ def apply(files: list[Path] = typer.Argument(..., help="survey YAML or JSON file
 @app.command("templates")
 def templates() -> None:
     """Publish the ready-made templates (relationship NPS, support CSAT, CES, ...)."""
+    from cxm.surveys import service
+
     with errors(), engine().begin() as conn:
         results = service.apply_templates(conn)
     for r in results:
@@ -42,6 +58,10 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML"),
 ) -> None:
     """Write a survey's current definition (the format 'cxm surveys apply' reads)."""
+    import yaml
+
+    from cxm.surveys import service
+
     with errors(), engine().connect() as conn:
         data = service.export_definition(conn, key)
     text = (
@@ -56,11 +76,12 @@ def export(
 
 
 @app.command("list")
-def list_(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
+def list_(fmt: str = FORMAT, limit: int = LIMIT, offset: int = OFFSET) -> None:
     """List surveys with their current version, bounces and suppressed invitations."""
-    if fmt not in ("table", "json"):
-        with errors():
-            raise Invalid("--format must be table or json")
+    from cxm.surveys import service, suppressions
+
+    check_format(fmt)
+    check_page(limit, offset)
     eng = engine()
     with eng.connect() as conn:
         rows = [s.__dict__ for s in service.list_surveys(conn)]
@@ -68,13 +89,13 @@ def list_(fmt: str = typer.Option("table", "--format", help="table | json")) -> 
     none = {"bounced": 0, "suppressed_bounced": 0, "suppressed": 0}
     for r in rows:
         r.update(held.get(r["key"], none))
-    if fmt == "json":
-        print_json(rows)
-        return
-    for r in rows:
-        r["languages"] = ", ".join(r["languages"])
-    print_table(rows, ["key", "title", "kind", "version", "languages", "questions", "triggers",
-                       "bounced", "suppressed", "suppressed_bounced"], "Surveys")  # fmt: skip
+    total, rows = len(rows), page(rows, limit, offset)
+    if fmt != "json":
+        for r in rows:
+            r["languages"] = ", ".join(r["languages"])
+    print_list(rows, ["key", "title", "kind", "version", "languages", "questions", "triggers",
+                      "bounced", "suppressed", "suppressed_bounced"], "Surveys", fmt=fmt,
+               total=total, offset=offset, whole=("key",))  # fmt: skip
 
 
 @app.command("link")
@@ -85,6 +106,8 @@ def link(
     channel: str = typer.Option("link", help="the channel you will use (sms, receipt, qr, web)"),
 ) -> None:
     """Print a personal invitation link, or the open link without --customer."""
+    from cxm.surveys import service
+
     base = settings().base_url
     with errors(), engine().begin() as conn:
         if customer:
@@ -99,6 +122,8 @@ def link(
 @app.command("embed")
 def embed(key: str, channel: str = typer.Option("web")) -> None:
     """Print an iframe snippet that embeds the survey's open link in a web page."""
+    from cxm.surveys import service
+
     with errors(), engine().connect() as conn:
         service.current_version(conn, key)
     typer.echo(service.embed_snippet(settings().base_url, key, channel))
@@ -111,6 +136,8 @@ def rule(
     quiet: str | None = typer.Option(None, help="quiet hours in the customer's zone, e.g. 21-8"),
 ) -> None:
     """Set a contact-fatigue rule."""
+    from cxm.surveys import service
+
     with errors():
         start = end = None
         if quiet:
@@ -125,35 +152,48 @@ def rule(
 
 @app.command("funnel")
 def funnel(
-    key: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")
+    key: str | None = typer.Argument(None),
+    as_json: bool = AS_JSON,
+    fmt: str = FORMAT,
+    limit: int = LIMIT,
+    offset: int = OFFSET,
 ) -> None:
     """Invited, suppressed, sent, opened, started, completed and response rate per channel."""
-    rows = analytics.funnel(engine(), key)
-    if as_json:
-        print_json(rows)
-        return
-    for r in rows:
+    from cxm.surveys import analytics
+
+    fmt = "json" if as_json else check_format(fmt)
+    check_page(limit, offset)
+    every = analytics.funnel(engine(), key)
+    rows = page(every, limit, offset)
+    for r in rows if fmt != "json" else []:
         r["suppressed_by_reason"] = ", ".join(
             f"{k} {v}" for k, v in r["suppressed_by_reason"].items()
         )
     columns = ["survey_key", "channel", "invited", "suppressed", "sent", "opened", "started",
                "completed", "response_rate", "suppressed_by_reason"]  # fmt: skip
-    print_table(rows, columns, "Funnel")
+    print_list(rows, columns, "Funnel", fmt=fmt, total=len(every), offset=offset, noun="rows",
+               whole=("survey_key",))  # fmt: skip
 
 
 @app.command("suppressions")
 def suppressions_command(
     survey: str | None = typer.Option(None, help="only addresses that bounced on this survey"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = AS_JSON,
+    fmt: str = FORMAT,
+    limit: int = LIMIT,
+    offset: int = OFFSET,
 ) -> None:
     """The contact-suppression ledger: addresses no invitation goes to, and why (bounced)."""
+    from cxm.surveys import suppressions
+
+    fmt = "json" if as_json else check_format(fmt)
+    check_page(limit, offset)
     with engine().connect() as conn:
         rows = suppressions.ledger(conn, survey)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(rows, ["created_at", "channel", "address", "reason", "source", "status_code",
-                       "survey_key"], "Contact suppressions")  # fmt: skip
+    print_list(page(rows, limit, offset), ["created_at", "channel", "address", "reason", "source",
+                                          "status_code", "survey_key"],
+               "Contact suppressions", fmt=fmt, total=len(rows), offset=offset,
+               noun="suppressed addresses", whole=("address",))  # fmt: skip
 
 
 @app.command("read-bounces")
@@ -164,6 +204,8 @@ def read_bounces(
 ) -> None:
     """Read bounce reports (RFC 3464 DSNs) from the bounce maildir once; hard bounces
     suppress their address like a 5xx at send time. The server does this every 5 minutes."""
+    from cxm.surveys import distribution
+
     conf = settings()
     if maildir is not None:
         conf = dataclasses.replace(conf, bounce_maildir=str(maildir))
@@ -176,6 +218,8 @@ def read_bounces(
 def record_sends_command() -> None:
     """Record the log's survey_sent events (surveys another tool sent) as sent invitations,
     linked to the answers that followed, so the response rate counts them."""
+    from cxm.surveys import sends
+
     with errors():
         new = sends.record_sends(engine())
     console.print(f"{new} sent invitations recorded")
@@ -196,6 +240,9 @@ def import_responses(
 ) -> None:
     """Import responses collected elsewhere; bad rows go to <file stem>.rejects.csv with the
     line and reason."""
+    from cxm.surveys import importer
+    from cxm.yamldoc import read
+
     with errors():
         mapped = importer.load_mapping(read(mapping)) if mapping else None
         if max_rejected is not None:

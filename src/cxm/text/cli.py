@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cxm.console import console, engine, errors, print_json, print_table
+from cxm.console import (
+    check_format,
+    check_page,
+    console,
+    engine,
+    errors,
+    page,
+    print_json,
+    print_list,
+    print_table,
+)
 from cxm.errors import Invalid
-from cxm.text import analytics, jobs, nlp, schemas, service, taxonomy
-from cxm.text.sentiment import TIERS, fit
-from cxm.yamldoc import read
+
+if TYPE_CHECKING:
+    from cxm.text import analytics, schemas
+
+# Kept here so that 'cxm text --help' does not import the models; a test keeps them equal to
+# cxm.text.sentiment.TIERS and cxm.text.jobs.BATCH.
+TIERS = ("lexicon", "embedding", "auto")
+BATCH = 5000
 
 err_console = Console(stderr=True)
 app = typer.Typer(help="Text analytics: sentiment, themes, taxonomies.", no_args_is_help=True)
@@ -24,6 +39,8 @@ app.add_typer(taxonomy_app, name="taxonomy")
 def _slice(
     survey: str | None, period: str | None, since: str | None = None, people: str = "customer"
 ) -> analytics.Slice:
+    from cxm.text import analytics, service
+
     start, end = service.period_bounds(period) if period else (None, None)
     if since:
         try:
@@ -43,9 +60,19 @@ def annotate(
     tier: str = typer.Option("lexicon", help=f"sentiment tier: {' | '.join(TIERS)}"),
     survey: str | None = typer.Option(None, help="only this survey"),
     redo: bool = typer.Option(False, "--redo", help="re-annotate texts this model already did"),
-    batch: int = typer.Option(jobs.BATCH, help="comments per transaction"),
+    batch: int = typer.Option(BATCH, help="comments per transaction"),
 ) -> None:
     """Annotate survey comments in bulk: language, sentiment, and stored taxonomies' themes."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from cxm.text import jobs
+
     with errors():
         where = _slice(survey, None, since, "all")
         with Progress(
@@ -93,6 +120,8 @@ def discover(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Discover themes in the comments of a survey and period."""
+    from cxm.text import schemas, service
+
     with errors():
         if vectors not in ("auto", "embedding", "tfidf"):
             raise Invalid(f"--vectors '{vectors}' is unknown: use auto, embedding or tfidf")
@@ -131,6 +160,8 @@ def impact(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """What each theme costs in NPS points, with 95% intervals."""
+    from cxm.text import analytics, schemas, taxonomy
+
     with errors():
         eng = engine()
         with eng.connect() as conn:
@@ -162,6 +193,9 @@ def train(
     seed: int = typer.Option(0, help="seed of the held-out split"),
 ) -> None:
     """Train the embedding tier on your own responses (score as weak label); prints accuracy."""
+    from cxm.text import nlp, service
+    from cxm.text.sentiment import fit
+
     with errors():
         if not nlp.available():
             raise Invalid(nlp.missing_message().split(";")[0] + " to train a sentiment model")
@@ -181,6 +215,9 @@ def train(
 @taxonomy_app.command("apply")
 def apply(file: Path = typer.Argument(..., help="taxonomy YAML")) -> None:
     """Create or replace a taxonomy from a YAML file (re-annotate to tag existing texts)."""
+    from cxm.text import taxonomy
+    from cxm.yamldoc import read
+
     with errors():
         doc = read(file)
         with engine().begin() as conn:
@@ -191,20 +228,33 @@ def apply(file: Path = typer.Argument(..., help="taxonomy YAML")) -> None:
 @taxonomy_app.command("starter")
 def starter() -> None:
     """Apply the shipped starter taxonomy (delivery, billing, wait time, ...)."""
+    from cxm.text import taxonomy
+
     with errors(), engine().begin() as conn:
         summary = taxonomy.apply(conn, taxonomy.starter_doc())
     _print_summary(summary)
 
 
 @taxonomy_app.command("show")
-def show(key: str = typer.Argument("starter")) -> None:
+def show(
+    key: str = typer.Argument("starter"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    limit: int = typer.Option(100, help="at most this many"),
+    offset: int = typer.Option(0, help="skip this many (the next page)"),
+) -> None:
     """List a taxonomy's themes with their owning departments."""
+    from cxm.text import taxonomy
+
+    check_format(fmt)
+    check_page(limit, offset)
     with errors(), engine().connect() as conn:
         found = taxonomy.list_themes(conn, key)
     rows = [
         {**t.model_dump(), "keywords": len(t.keywords), "examples": len(t.examples)} for t in found
     ]
-    print_table(rows, ["key", "name", "department_key", "keywords", "examples", "threshold"], key)
+    columns = ["key", "name", "department_key", "keywords", "examples", "threshold"]
+    print_list(page(rows, limit, offset), columns, key, fmt=fmt, total=len(rows), offset=offset,
+               noun="themes", whole=("key",))  # fmt: skip
 
 
 def _print_summary(summary: schemas.ApplySummary) -> None:
