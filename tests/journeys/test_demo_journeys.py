@@ -1,0 +1,81 @@
+"""The shipped journeys on a small demo company: the planted frictions come out as friction
+sequences with the right outcome, and the mined counts equal pm4py's on the same cases."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pm4py
+import pytest
+from sqlalchemy.engine import Engine
+
+from cxm.demo.generator import generate
+from cxm.demo.load import load
+from cxm.journeys import definitions, mining, service
+from cxm.store import create_engine, upgrade
+from cxm.store.analytics import reading
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    folder = tmp_path_factory.mktemp("journeys_demo")
+    generate(folder / "files", customers=1500, months=4, seed=11)
+    eng = create_engine(f"duckdb:///{folder / 'cxm.duckdb'}")
+    upgrade(eng)
+    load(eng, folder / "files")
+    yield eng
+    eng.dispose()
+
+
+def _find(found: dict, path: str) -> dict:
+    return next(r for r in found["sequences"] if r["path"] == path)
+
+
+def test_late_delivery_and_repeat_contact_raise_cancellation(demo: Engine) -> None:
+    renewal = definitions.get("renewal")
+    found = service.friction(demo, renewal, "failure", min_cases=20, limit=500)
+    assert found["outcome"] == "failure" and 0.02 < found["base"]["rate"] < 0.15
+    late, repeat = _find(found, "delivery_late"), _find(found, "repeat contact")
+    for planted in (late, repeat):
+        assert planted["lift"] > 1.3 and planted["rate"]["low"] > found["base"]["rate"] * 0.9
+        assert planted["p_value"] < 0.05
+    # A path without friction does not raise it.
+    assert _find(found, "order_placed → order_delivered")["lift"] < 1.0
+
+
+def test_late_delivery_raises_churn_on_orders(demo: Engine) -> None:
+    found = service.friction(demo, definitions.get("order_to_delivery"), "churn", limit=500)
+    late = _find(found, "order_placed (web) → delivery_late")
+    assert late["lift_low"] > 1.0 and late["p_value"] < 0.05
+    top = found["sequences"][0]["path"]
+    assert any(f in top for f in ("delivery_late", "item_damaged", "return_completed"))
+
+
+def test_repeat_contacts_raise_churn_on_tickets(demo: Engine) -> None:
+    found = service.friction(demo, definitions.get("problem_to_resolution"), "churn", limit=500)
+    assert found["sequences"][0]["path"].startswith("repeat contact")
+    assert _find(found, "repeat contact (chat)")["lift_low"] > 1.0
+
+
+@pytest.mark.parametrize("name", ["order_to_delivery", "problem_to_resolution", "renewal"])
+def test_counts_equal_pm4py_on_the_same_cases(demo: Engine, name: str) -> None:
+    journey = definitions.get(name)
+    with reading(demo) as con:
+        ev = mining.events(con, journey)
+        frame = ev.select("case_id", "activity", "event_time", "event_id").to_pandas()
+        edges = mining.directly_follows(ev).to_pandas()
+        variants = mining.variants(mining.cases(con, journey, ev)).to_pandas()
+    frame = frame.sort_values(["case_id", "event_time", "event_id"], kind="stable")
+    df = pm4py.format_dataframe(
+        frame, case_id="case_id", activity_key="activity", timestamp_key="event_time"
+    )
+    assert df["case:concept:name"].nunique() == int(variants["cases"].sum())
+    assert Counter(df["concept:name"]) == Counter(frame["activity"])
+    dfg, _starts, _ends = pm4py.discover_dfg(df)
+    ours = {(r.source, r.target): int(r.frequency) for r in edges.itertuples()}
+    assert ours == {k: int(v) for k, v in dfg.items()}
+    theirs = pm4py.get_variants(df)
+    assert {mining.SEP.join(k): int(v) for k, v in theirs.items()} == {
+        r.variant: int(r.cases) for r in variants.itertuples()
+    }
