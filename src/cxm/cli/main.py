@@ -11,6 +11,7 @@ from cxm.customer360.cli import customers_app, privacy_app
 from cxm.demo.cli import app as demo_app
 from cxm.interactions.cli import app as interactions_app
 from cxm.interactions.cli import import_interactions
+from cxm.journeys.cli import app as journeys_app
 from cxm.metrics.cli import app as metrics_app
 from cxm.metrics.cli import export as export_fn
 from cxm.org import service as org
@@ -34,7 +35,7 @@ for group, name in (
     (org_app, "org"), (keys_app, "keys"), (users_app, "users"), (demo_app, "demo"),
     (import_app, "import"), (interactions_app, "interactions"), (customers_app, "customers"),
     (privacy_app, "privacy"), (surveys_app, "surveys"), (metrics_app, "metrics"),
-    (text_app, "text"), (cases_app, "cases"), (rules_app, "rules"),
+    (text_app, "text"), (cases_app, "cases"), (rules_app, "rules"), (journeys_app, "journeys"),
 ):  # fmt: skip
     app.add_typer(group, name=name)
 app.command("export")(export_fn)

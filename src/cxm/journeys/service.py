@@ -19,7 +19,7 @@ from cxm.journeys.definitions import Journey
 from cxm.metrics import stats
 from cxm.store.analytics import reading
 
-Outcome = Literal["failure", "churn"]
+Outcome = Literal["failure", "churn"] | str
 
 
 def _rows(t: ir.Table) -> list[dict[str, Any]]:
