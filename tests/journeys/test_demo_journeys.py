@@ -3,18 +3,24 @@ sequences with the right outcome, and the mined counts equal pm4py's on the same
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pm4py
 import pytest
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from cxm.cli.main import app
 from cxm.demo.generator import generate
 from cxm.demo.load import load
 from cxm.journeys import definitions, mining, service
 from cxm.store import create_engine, upgrade
 from cxm.store.analytics import reading
+
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +85,45 @@ def test_counts_equal_pm4py_on_the_same_cases(demo: Engine, name: str) -> None:
     assert {mining.SEP.join(k): int(v) for k, v in theirs.items()} == {
         r.variant: int(r.cases) for r in variants.itertuples()
     }
+
+
+@pytest.fixture
+def cli_env(demo: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Engine:
+    monkeypatch.setenv("CXM_DATABASE_URL", demo.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    return demo
+
+
+def test_cli_variants_as_json_are_the_mined_variants(cli_env: Engine) -> None:
+    done = runner.invoke(app, ["journeys", "variants", "order_to_delivery", "--format", "json"])
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.output)
+    mined = service.variants(cli_env, definitions.get("order_to_delivery"))
+    assert shown == json.loads(json.dumps(mined))
+    assert shown["variants"][0]["variant"] == "order_placed (web) → order_delivered"
+
+
+def test_cli_map_as_dot_draws_every_edge_left_to_right(cli_env: Engine) -> None:
+    done = runner.invoke(app, ["journeys", "map", "problem_to_resolution", "--format", "dot"])
+    assert done.exit_code == 0, done.output
+    graph = service.directly_follows(cli_env, definitions.get("problem_to_resolution"))
+    assert (
+        done.output.startswith('digraph "problem_to_resolution" {') and "rankdir=LR" in done.output
+    )
+    assert done.output.count(" -> ") == len(graph["edges"]) > 0
+
+
+def test_cli_unknown_journey_exits_2_with_the_known_names(cli_env: Engine) -> None:
+    done = runner.invoke(app, ["journeys", "show", "onboarding"])
+    assert done.exit_code == 2
+    assert "known: order_to_delivery, problem_to_resolution, renewal" in done.output
+
+
+def test_cli_a_broken_company_definition_exits_2_naming_its_line(
+    cli_env: Engine, tmp_path: Path
+) -> None:
+    (tmp_path / "journeys").mkdir()
+    (tmp_path / "journeys" / "x.yaml").write_text("name: x\nactivities: []\nstart: [a]\n")
+    done = runner.invoke(app, ["journeys", "list"])
+    assert done.exit_code == 2
+    assert "x.yaml line 2, activities" in done.output
