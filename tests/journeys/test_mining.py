@@ -136,3 +136,13 @@ def test_friction_ranks_the_paths_of_failed_cases_with_lift(store: Engine) -> No
     assert late["rate"]["low"] < 1.0  # Wilson: one case proves little
     assert all("return_requested" not in r["path"] for r in f["sequences"])
     assert f["sequences"][0]["lift"] == 4.0
+
+
+def test_drop_off_counts_cases_ending_at_a_step_without_success(store: Engine) -> None:
+    acts = {a["activity"]: a for a in service.summary(store, _journey())["activities"]}
+    # O2 ends at return_requested (failure), O5 at order_placed (open); O1 and O3 succeeded.
+    assert {k: a["dropped"] for k, a in acts.items() if a["dropped"]} == {
+        "return_requested": 1, "order_placed": 1,
+    }  # fmt: skip
+    assert acts["order_placed"]["drop_off"] == 0.25
+    assert acts["ticket_opened"]["rework_cases"] == 0 and acts["ticket_opened"]["cases"] == 1

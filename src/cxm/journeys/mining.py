@@ -217,3 +217,14 @@ def sub_paths(ev: ir.Table, longest: int = 3) -> ir.Table:
         ok = runs[f"a{n}"].notnull()
         parts.append(runs.filter(ok).select("case_id", path=path))
     return ibis.union(*parts, distinct=True)
+
+
+def drop_off(ev: ir.Table, cs: ir.Table) -> ir.Table:
+    """Drop-off per activity: ``activity, dropped``: cases whose last event is this activity
+    and that did not reach a success outcome (they failed or are still open)."""
+    w = ibis.window(group_by=ev.case_id)
+    marked = ev.mutate(last_step=ev.step.max().over(w))  # mutate first: PostgreSQL needs it
+    last = marked.filter(marked.step == marked.last_step).select("case_id", "activity")
+    ended = last.join(cs.select("case_id", "outcome"), "case_id")
+    ended = ended.filter(ended.outcome != "success")
+    return ended.group_by("activity").aggregate(dropped=ended.count())

@@ -53,7 +53,8 @@ def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
-    activity); hand-offs per case; and the activities with their counts and rework."""
+    activity); hand-offs per case; and the activities with their counts, rework and drop-off
+    (cases ending at the activity without success, and their share of the cases through it)."""
     with reading(source) as con:
         ev = mining.events(con, journey)
         cs = mining.cases(con, journey, ev)
@@ -74,7 +75,13 @@ def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
             mean=t.mean(),
         )
         row = _rows(agg)[0]
-        acts = _rows(mining.activities(ev).order_by("activity"))
+        acts_t = mining.activities(ev)
+        drops = mining.drop_off(ev, cs).rename(dactivity="activity")
+        acts_t = acts_t.left_join(drops, acts_t.activity == drops.dactivity).drop("dactivity")
+        acts_t = acts_t.mutate(dropped=acts_t.dropped.fill_null(0))
+        acts = _rows(acts_t.order_by("activity"))
+        for a in acts:
+            a["drop_off"] = round(a["dropped"] / a["cases"], 4)
         per_case = ev.group_by("case_id").aggregate(rework=(ev.count() > ev.activity.nunique()))
         reworked = int(per_case.rework.sum().to_pyarrow().as_py() or 0)
         hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
