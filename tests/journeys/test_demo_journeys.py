@@ -34,13 +34,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(scope="module")
+def friction(demo: Engine) -> dict[tuple[str, str], dict]:
+    """Every friction sequence (no limit) per journey and outcome the tests read."""
+    pairs = [("renewal", "failure"), ("order_to_delivery", "churn"),
+             ("problem_to_resolution", "churn")]  # fmt: skip
+    return {
+        (name, outcome): service.friction(demo, definitions.get(name), outcome, limit=10_000)
+        for name, outcome in pairs
+    }
+
+
 def _find(found: dict, path: str) -> dict:
     return next(r for r in found["sequences"] if r["path"] == path)
 
 
-def test_late_delivery_and_repeat_contact_raise_cancellation(demo: Engine) -> None:
-    renewal = definitions.get("renewal")
-    found = service.friction(demo, renewal, "failure", min_cases=20, limit=500)
+def test_late_delivery_and_repeat_contact_raise_cancellation(friction: dict) -> None:
+    found = friction[("renewal", "failure")]
     assert found["outcome"] == "failure" and 0.02 < found["base"]["rate"] < 0.15
     late, repeat = _find(found, "delivery_late"), _find(found, "repeat contact")
     for planted in (late, repeat):
@@ -50,16 +60,16 @@ def test_late_delivery_and_repeat_contact_raise_cancellation(demo: Engine) -> No
     assert _find(found, "order_placed → order_delivered")["lift"] < 1.0
 
 
-def test_late_delivery_raises_churn_on_orders(demo: Engine) -> None:
-    found = service.friction(demo, definitions.get("order_to_delivery"), "churn", limit=500)
+def test_late_delivery_raises_churn_on_orders(friction: dict) -> None:
+    found = friction[("order_to_delivery", "churn")]
     late = _find(found, "order_placed (web) → delivery_late")
     assert late["lift_low"] > 1.0 and late["p_value"] < 0.05
     top = found["sequences"][0]["path"]
     assert any(f in top for f in ("delivery_late", "item_damaged", "return_completed"))
 
 
-def test_repeat_contacts_raise_churn_on_tickets(demo: Engine) -> None:
-    found = service.friction(demo, definitions.get("problem_to_resolution"), "churn", limit=500)
+def test_repeat_contacts_raise_churn_on_tickets(friction: dict) -> None:
+    found = friction[("problem_to_resolution", "churn")]
     assert found["sequences"][0]["path"].startswith("repeat contact")
     assert _find(found, "repeat contact (chat)")["lift_low"] > 1.0
 
@@ -127,3 +137,49 @@ def test_cli_a_broken_company_definition_exits_2_naming_its_line(
     done = runner.invoke(app, ["journeys", "list"])
     assert done.exit_code == 2
     assert "x.yaml line 2, activities" in done.output
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "journeys.md"
+FRICTION = [  # (journey, outcome, path) quoted in the docs
+    ("renewal", "failure", "repeat contact"),
+    ("renewal", "failure", "delivery_late"),
+    ("renewal", "failure", "delivery_late → ticket_opened"),
+    ("order_to_delivery", "churn", "order_placed (web) → delivery_late"),
+    ("problem_to_resolution", "churn", "repeat contact (chat)"),
+    ("renewal", "failure", "order_placed → order_delivered"),
+]
+
+
+def figures(engine: Engine, found: dict[tuple[str, str], dict]) -> str:
+    """The docs' figure tables, computed on the test demo."""
+    out = [
+        "| journey | cases | success | failure | open | churn | NPS | median hours "
+        "| variants | rework | hand-offs per case |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, j in definitions.load().items():
+        s, v = service.summary(engine, j), service.variants(engine, j, 1)
+        o = s["outcomes"]
+        out.append(
+            f"| {name} | {s['cases']} | {o['success']['rate']:.1%} | {o['failure']['rate']:.1%} "
+            f"| {o['open']['rate']:.1%} | {s['churn']['rate']:.1%} | {s['nps']['nps']:+.1f} "
+            f"| {s['throughput_hours']['median']:.1f} | {v['distinct']} "
+            f"| {s['rework']['rate']:.1%} | {s['handoffs']['per_case']:.2f} |"
+        )
+    out += ["", "| journey | outcome | path | cases | rate (95%) | base | lift | p |",
+            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, outcome, path in FRICTION:
+        f = found[(name, outcome)]
+        r = _find(f, path)
+        out.append(
+            f"| {name} | {outcome} | {path} | {r['cases']} | {r['rate']['rate']:.1%} "
+            f"({r['rate']['low']:.1%}-{r['rate']['high']:.1%}) | {f['base']['rate']:.1%} "
+            f"| {r['lift']:.2f} | {r['p_value']:.2g} |"
+        )
+    return "\n".join(out)
+
+
+def test_docs_quote_the_figures_the_demo_gives(demo: Engine, friction: dict) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    block = text.split("<!-- figures:start -->\n")[1].split("\n<!-- figures:end -->")[0]
+    assert block == figures(demo, friction)
