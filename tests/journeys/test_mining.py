@@ -146,3 +146,17 @@ def test_drop_off_counts_cases_ending_at_a_step_without_success(store: Engine) -
     }  # fmt: skip
     assert acts["order_placed"]["drop_off"] == 0.25
     assert acts["ticket_opened"]["rework_cases"] == 0 and acts["ticket_opened"]["cases"] == 1
+
+
+def test_steps_and_hand_offs_carry_churn_and_nps_of_their_cases(store: Engine) -> None:
+    s = service.summary(store, _journey())
+    late = next(a for a in s["activities"] if a["activity"] == "delivery_late")
+    assert late["churn"]["count"] == 1 and late["churn"]["n"] == 1  # only O2, b churned
+    assert (late["nps"]["n"], late["nps"]["nps"]) == (1, -100.0)  # b's detractor answer
+    placed = next(a for a in s["activities"] if a["activity"] == "order_placed")
+    assert (placed["churn"]["count"], placed["churn"]["n"]) == (1, 4)
+    pair = next(h for h in s["handoffs"]["pairs"] if h["source"] == "billing")
+    assert (pair["cases"], pair["churn"]["count"], pair["failure"]["count"]) == (3, 1, 1)
+    v = service.variants(store, _journey())["variants"]
+    assert next(r for r in v if r["failure"]["count"])["nps"]["nps"] == -100.0
+    assert v[0]["nps"] is None  # a and c never answered

@@ -163,14 +163,15 @@ def directly_follows(ev: ir.Table) -> ir.Table:
 
 
 def variants(cs: ir.Table) -> ir.Table:
-    """Variants: ``variant, cases, share, failures, churned, median_hours`` (``share`` of all
-    cases), most frequent first."""
+    """Variants: ``variant, cases, share, failures, churned, median_hours, promoters,
+    passives, detractors`` (``share`` of all cases), most frequent first."""
     total = cs.count()
     v = cs.group_by("variant").aggregate(
         cases=cs.count(),
         failures=cs.failed.sum(),
         churned=cs.churned.sum(),
         median_hours=cs.throughput_hours.median(),
+        **{f"{c}s": cs[f"{c}s"].sum() for c in CATEGORIES},
     )
     return v.mutate(share=v.cases / total.as_scalar()).order_by([ibis.desc("cases"), "variant"])
 
@@ -187,18 +188,38 @@ def activities(ev: ir.Table) -> ir.Table:
     )
 
 
-def handoffs(con: BaseBackend, ev: ir.Table) -> ir.Table:
-    """Hand-offs between departments: ``source, target, frequency, cases``: consecutive
-    events of a case whose touchpoints are owned by different departments (events at
-    touchpoints nobody owns are skipped)."""
+def handoff_events(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Each hand-off between departments: ``case_id, source, target`` (one row per hand-off):
+    consecutive events of a case whose touchpoints are owned by different departments (events
+    at touchpoints nobody owns are skipped)."""
     tp = touchpoints_expr(con).select(tkey="key", department="department_key")
     owned = ev.join(tp, ev.touchpoint_key == tp.tkey).drop("tkey")
     owned = owned.filter(owned.department.notnull())
     w = ibis.window(group_by=owned.case_id, order_by=[owned.event_time, owned.event_id])
     moved = owned.mutate(previous=owned.department.lag().over(w))
     moved = moved.filter(moved.previous.notnull(), moved.previous != moved.department)
-    return moved.group_by(source=moved.previous, target=moved.department).aggregate(
+    return moved.select("case_id", source=moved.previous, target=moved.department)
+
+
+def handoffs(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Hand-offs between departments: ``source, target, frequency, cases``."""
+    moved = handoff_events(con, ev)
+    return moved.group_by(["source", "target"]).aggregate(
         frequency=moved.count(), cases=moved.case_id.nunique()
+    )
+
+
+def carried(cs: ir.Table, per_case: ir.Table, by: list[str]) -> ir.Table:
+    """What the cases holding each ``by`` value carry: ``*by, cases, failures, churned,
+    promoters, passives, detractors`` (``per_case`` has ``case_id`` and ``by``; a case
+    counts once per value however often it holds it)."""
+    keys = per_case.select("case_id", *by).distinct()
+    j = keys.join(cs, "case_id")
+    return j.group_by(by).aggregate(
+        cases=j.count(),
+        failures=j.failed.sum(),
+        churned=j.churned.sum(),
+        **{f"{c}s": j[f"{c}s"].sum() for c in CATEGORIES},
     )
 
 

@@ -49,12 +49,21 @@ def _nps(row: dict[str, Any]) -> dict[str, Any] | None:
             "high": round(100 * ci.high, 1)}  # fmt: skip
 
 
+def _carries(row: dict[str, Any]) -> dict[str, Any]:
+    """Failure and churn rates (Wilson 95%) and NPS of the cases behind a step or hand-off."""
+    n = int(row["cases"])
+    return {"failure": _rate(int(row["failures"]), n), "churn": _rate(int(row["churned"]), n),
+            "nps": _nps(row)}  # fmt: skip
+
+
 def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
-    activity); hand-offs per case; and the activities with their counts, rework and drop-off
-    (cases ending at the activity without success, and their share of the cases through it)."""
+    activity); hand-offs per case and per department pair; and the activities with their
+    counts, rework and drop-off (cases ending at the activity without success, and their share
+    of the cases through it). Each activity and hand-off pair carries the failure and churn
+    rates and NPS of the cases holding it."""
     with reading(source) as con:
         ev = mining.events(con, journey)
         cs = mining.cases(con, journey, ev)
@@ -80,11 +89,17 @@ def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
         acts_t = acts_t.left_join(drops, acts_t.activity == drops.dactivity).drop("dactivity")
         acts_t = acts_t.mutate(dropped=acts_t.dropped.fill_null(0))
         acts = _rows(acts_t.order_by("activity"))
+        steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
         for a in acts:
             a["drop_off"] = round(a["dropped"] / a["cases"], 4)
+            a.update(_carries(steps[a["activity"]]))
         per_case = ev.group_by("case_id").aggregate(rework=(ev.count() > ev.activity.nunique()))
         reworked = int(per_case.rework.sum().to_pyarrow().as_py() or 0)
         hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
+        moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
+        by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
+        for h in hand:
+            h.update(_carries(by_pair[(h["source"], h["target"])]))
     n = int(row["cases"] or 0)
     return {
         "journey": journey.name,
@@ -106,7 +121,8 @@ def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
 
 def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20) -> dict[str, Any]:
     """The ``limit`` most frequent variants with count, share of cases, failure and churn
-    rates (Wilson 95%) and median throughput hours; plus the number of distinct variants."""
+    rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
+    the number of distinct variants."""
     with reading(source) as con:
         cs = mining.cases(con, journey)
         v = mining.variants(cs)
@@ -115,6 +131,7 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20) ->
     for r in rows:
         r["failure"] = _rate(int(r.pop("failures")), int(r["cases"]))
         r["churn"] = _rate(int(r.pop("churned")), int(r["cases"]))
+        r["nps"] = _nps({c: r.pop(c) for c in ("promoters", "passives", "detractors")})
     return {"journey": journey.name, "distinct": distinct, "variants": rows}
 
 
