@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from cxm.errors import Invalid
 from cxm.interactions import service as interactions
 from cxm.journeys import service
 from cxm.journeys.definitions import Journey, from_doc
@@ -160,3 +161,20 @@ def test_steps_and_hand_offs_carry_churn_and_nps_of_their_cases(store: Engine) -
     v = service.variants(store, _journey())["variants"]
     assert next(r for r in v if r["failure"]["count"])["nps"]["nps"] == -100.0
     assert v[0]["nps"] is None  # a and c never answered
+
+
+def test_a_period_keeps_the_cases_starting_in_it(store: Engine) -> None:
+    # Every case starts on 1 September; none starts in the days after.
+    first = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    assert (
+        service.summary(store, _journey(), since=first, until=first + dt.timedelta(days=1))["cases"]
+        == 4
+    )
+    later = service.variants(store, _journey(), since=first + dt.timedelta(hours=11))
+    assert later["distinct"] == 0 and later["variants"] == []
+
+
+def test_an_empty_period_is_refused(store: Engine) -> None:
+    first = dt.datetime(2026, 9, 1)
+    with pytest.raises(Invalid, match="the period is empty"):
+        service.friction(store, _journey(), since=first, until=first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ class MapFormat(StrEnum):
     png = "png"
 
 
+SINCE = typer.Option(None, help="only cases starting at or after this time (UTC)")
+UNTIL = typer.Option(None, help="only cases starting before this time (UTC)")
+
+
 def _folders() -> list[Path]:
     folder = settings().data_dir / "journeys"
     return [folder] if folder.is_dir() else []
@@ -65,10 +70,15 @@ def list_journeys(fmt: Format = typer.Option(Format.text, "--format")) -> None:
 
 
 @app.command("show")
-def show(name: str, fmt: Format = typer.Option(Format.text, "--format")) -> None:
+def show(
+    name: str,
+    fmt: Format = typer.Option(Format.text, "--format"),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
+) -> None:
     """One journey mined: cases, outcomes, churn, NPS, throughput, rework, hand-offs."""
     with errors():
-        data = service.summary(engine(), _journey(name))
+        data = service.summary(engine(), _journey(name), since, until)
     if fmt == Format.json:
         print_json(data)
         return
@@ -95,10 +105,12 @@ def variants(
     name: str,
     limit: int = typer.Option(20, min=1, help="variants to show"),
     fmt: Format = typer.Option(Format.text, "--format"),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
 ) -> None:
     """The most frequent variants (activity sequences) with share, failure and churn rates."""
     with errors():
-        data = service.variants(engine(), _journey(name), limit)
+        data = service.variants(engine(), _journey(name), limit, since, until)
     if fmt == Format.json:
         print_json(data)
         return
@@ -119,6 +131,8 @@ def friction(
     min_cases: int = typer.Option(20, min=1, help="leave out paths with fewer cases"),
     limit: int = typer.Option(15, min=1),
     fmt: Format = typer.Option(Format.text, "--format"),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
 ) -> None:
     """Friction sequences: the paths whose cases most often end in the outcome (lift)."""
     with errors():
@@ -128,6 +142,8 @@ def friction(
             outcome.value,
             min_cases=min_cases,
             limit=limit,
+            since=since,
+            until=until,
         )
     if fmt == Format.json:
         print_json(data)
@@ -173,10 +189,12 @@ def journey_map(
     fmt: MapFormat = typer.Option(MapFormat.json, "--format"),
     min_frequency: int = typer.Option(1, min=1, help="hide edges rarer than this"),
     output: Path | None = typer.Option(None, "--output", "-o", help="file for svg/png"),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
 ) -> None:
     """The directly-follows graph: JSON, Graphviz DOT, or SVG/PNG where Graphviz is installed."""
     with errors():
-        graph = service.directly_follows(engine(), _journey(name), min_frequency)
+        graph = service.directly_follows(engine(), _journey(name), min_frequency, since, until)
         if fmt in (MapFormat.svg, MapFormat.png):
             binary = shutil.which("dot")
             if binary is None:

@@ -1,11 +1,14 @@
 """Journey read models for the CLI and pages: summary, variants, map and friction sequences.
 
+Every read takes an optional period, ``since`` / ``until``: only the cases that start in it.
+
 The mining runs in the engine (``mining``); only aggregated rows come back, and intervals are
 computed on them (``cxm.metrics.stats``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, Literal
 
@@ -56,7 +59,24 @@ def _carries(row: dict[str, Any]) -> dict[str, Any]:
             "nps": _nps(row)}  # fmt: skip
 
 
-def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
+def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
+            until: dt.datetime | None) -> ir.Table:  # fmt: skip
+    """The journey's events of the cases starting in [since, until) (aware times are
+    converted to UTC; naive ones are taken as UTC)."""
+
+    def naive(value: dt.datetime | None) -> dt.datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    lo, hi = naive(since), naive(until)
+    if lo is not None and hi is not None and lo >= hi:
+        raise Invalid(f"the period is empty: since ({lo}) must be before until ({hi})")
+    return mining.events(con, journey, lo, hi)
+
+
+def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
+            until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
@@ -65,7 +85,7 @@ def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
     of the cases through it). Each activity and hand-off pair carries the failure and churn
     rates and NPS of the cases holding it."""
     with reading(source) as con:
-        ev = mining.events(con, journey)
+        ev = _events(con, journey, since, until)
         cs = mining.cases(con, journey, ev)
         t = cs.throughput_hours
         agg = cs.aggregate(
@@ -119,12 +139,14 @@ def summary(source: Engine | BaseBackend, journey: Journey) -> dict[str, Any]:
     }
 
 
-def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20) -> dict[str, Any]:
+def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
+             since: dt.datetime | None = None,
+             until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """The ``limit`` most frequent variants with count, share of cases, failure and churn
     rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
     the number of distinct variants."""
     with reading(source) as con:
-        cs = mining.cases(con, journey)
+        cs = mining.cases(con, journey, _events(con, journey, since, until))
         v = mining.variants(cs)
         distinct = int(v.count().to_pyarrow().as_py())
         rows = _rows(v.limit(limit))
@@ -136,11 +158,12 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20) ->
 
 
 def directly_follows(source: Engine | BaseBackend, journey: Journey,
-                     min_frequency: int = 1) -> dict[str, Any]:  # fmt: skip
+                     min_frequency: int = 1, since: dt.datetime | None = None,
+                     until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """The directly-follows graph: nodes (activity, events, cases) and edges (source, target,
     frequency, cases, median_hours), edges below ``min_frequency`` left out."""
     with reading(source) as con:
-        ev = mining.events(con, journey)
+        ev = _events(con, journey, since, until)
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
@@ -149,7 +172,9 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
 
 
 def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = "failure",
-             longest: int = 3, min_cases: int = 20, limit: int = 20) -> dict[str, Any]:  # fmt: skip
+             longest: int = 3, min_cases: int = 20, limit: int = 20,
+             since: dt.datetime | None = None,
+             until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """Friction sequences: variants and sub-paths (runs of 1 to ``longest`` consecutive
     activities) ranked by how much more often their cases end in ``outcome`` (the journey's
     failure, or the customer's churn) than the journey's cases as a whole.
@@ -168,7 +193,7 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
     flag = "failed" if outcome == "failure" else "churned"
     with reading(source) as con:
-        ev = mining.events(con, journey)
+        ev = _events(con, journey, since, until)
         cs = mining.cases(con, journey, ev)
         base = _rows(cs.aggregate(cases=cs.count(), hits=cs[flag].sum()))[0]
         sp = mining.sub_paths(ev, longest)
