@@ -178,3 +178,10 @@ def test_an_empty_period_is_refused(store: Engine) -> None:
     first = dt.datetime(2026, 9, 1)
     with pytest.raises(Invalid, match="the period is empty"):
         service.friction(store, _journey(), since=first, until=first)
+
+
+def test_detractor_friction_reads_only_cases_whose_customers_answered(store: Engine) -> None:
+    f = service.friction(store, _journey(), "detractor", min_cases=1, limit=100)
+    assert (f["base"]["n"], f["base"]["count"]) == (1, 1)  # only b answered (a detractor)
+    assert f["sequences"] and all(r["cases"] == 1 for r in f["sequences"])
+    assert any(r["path"] == "delivery_late" for r in f["sequences"])

@@ -30,6 +30,7 @@ class Format(StrEnum):
 class Outcome(StrEnum):
     failure = "failure"
     churn = "churn"
+    detractor = "detractor"
 
 
 class MapFormat(StrEnum):
@@ -127,7 +128,9 @@ def variants(
 @app.command("friction")
 def friction(
     name: str,
-    outcome: Outcome = typer.Option(Outcome.failure, help="the journey's failure, or churn"),
+    outcome: Outcome = typer.Option(
+        Outcome.failure, help="the journey's failure, churn, or a detractor answer"
+    ),
     min_cases: int = typer.Option(20, min=1, help="leave out paths with fewer cases"),
     limit: int = typer.Option(15, min=1),
     fmt: Format = typer.Option(Format.text, "--format"),

@@ -22,7 +22,8 @@ from cxm.journeys.definitions import Journey
 from cxm.metrics import stats
 from cxm.store.analytics import reading
 
-Outcome = Literal["failure", "churn"] | str
+Outcome = Literal["failure", "churn", "detractor"] | str
+OUTCOMES = ("failure", "churn", "detractor")
 
 
 def _rows(t: ir.Table) -> list[dict[str, Any]]:
@@ -177,7 +178,8 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
              until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """Friction sequences: variants and sub-paths (runs of 1 to ``longest`` consecutive
     activities) ranked by how much more often their cases end in ``outcome`` (the journey's
-    failure, or the customer's churn) than the journey's cases as a whole.
+    failure, the customer's churn, or ``detractor``: a detractor among the customer's NPS
+    answers, over the cases with at least one answer) than the journey's cases as a whole.
 
     Each row: ``kind`` (variant or sub-path), ``path``, ``cases``, the outcome ``rate`` with
     its Wilson 95% interval, ``lift`` = rate / base rate, ``p_value`` of the two-proportion
@@ -185,16 +187,19 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
     holding the outcome activity itself are left out; so are paths with fewer than
     ``min_cases`` cases.
     """
-    if outcome not in ("failure", "churn"):
-        raise Invalid(f"outcome must be 'failure' or 'churn', got '{outcome}'")
+    if outcome not in OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}; got '{outcome}'")
     if not 1 <= longest <= 6:
         raise Invalid(f"longest must be between 1 and 6, got {longest}")
     if outcome == "failure" and not journey.failure:
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
-    flag = "failed" if outcome == "failure" else "churned"
+    flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
     with reading(source) as con:
         ev = _events(con, journey, since, until)
         cs = mining.cases(con, journey, ev)
+        if outcome == "detractor":
+            cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)
+        cs = cs.mutate(detracted=cs.detractors > 0)
         base = _rows(cs.aggregate(cases=cs.count(), hits=cs[flag].sum()))[0]
         sp = mining.sub_paths(ev, longest)
         joined = sp.join(cs, "case_id")
