@@ -121,6 +121,8 @@ def test_cli_map_as_dot_draws_every_edge_left_to_right(cli_env: Engine) -> None:
         done.output.startswith('digraph "problem_to_resolution" {') and "rankdir=LR" in done.output
     )
     assert done.output.count(" -> ") == len(graph["edges"]) > 0
+    # Every ticket step is Customer Service's: one fill colour, the department in each label.
+    assert done.output.count('\\nservice"') == len(graph["nodes"]) > 0
 
 
 def test_cli_unknown_journey_exits_2_with_the_known_names(cli_env: Engine) -> None:

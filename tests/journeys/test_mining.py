@@ -185,3 +185,12 @@ def test_detractor_friction_reads_only_cases_whose_customers_answered(store: Eng
     assert (f["base"]["n"], f["base"]["count"]) == (1, 1)  # only b answered (a detractor)
     assert f["sequences"] and all(r["cases"] == 1 for r in f["sequences"])
     assert any(r["path"] == "delivery_late" for r in f["sequences"])
+
+
+def test_map_nodes_name_the_department_owning_the_activity(store: Engine) -> None:
+    nodes = service.directly_follows(store, _journey())["nodes"]
+    assert {n["activity"]: n["department"] for n in nodes} == {
+        "order_placed": "billing", "delivery_late": "supply_chain",
+        "order_delivered": "supply_chain", "ticket_opened": "service",
+        "repeat contact": "service", "return_requested": "supply_chain",
+    }  # fmt: skip

@@ -162,8 +162,14 @@ def friction(
     print_table(rows, ["lift", "rate", "95%", "cases", "p", "path"], title)
 
 
+# Fill colours of the owning departments, in order of their keys (colour-blind safe: Okabe-Ito).
+PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+           "#999999")  # fmt: skip
+
+
 def dot(graph: dict[str, Any]) -> str:
-    """The directly-follows graph as Graphviz DOT, left to right, edge width by frequency."""
+    """The directly-follows graph as Graphviz DOT: left to right, edge width by frequency,
+    each activity filled with the colour of the department owning it (named in its label)."""
     top = max((e["frequency"] for e in graph["edges"]), default=1)
 
     def q(text: str) -> str:
@@ -171,10 +177,15 @@ def dot(graph: dict[str, Any]) -> str:
 
     lines = [f"digraph {q(graph['journey'])} {{", "  rankdir=LR;",
              '  node [shape=box, style=rounded, fontname="Helvetica"];']  # fmt: skip
+    departments = sorted({n["department"] for n in graph["nodes"] if n.get("department")})
+    colour = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(departments)}
     for n in graph["nodes"]:
-        lines.append(
-            f"  {q(n['activity'])} [label={q(n['activity'] + ' (' + str(n['events']) + ')')}];"
-        )
+        label, style = q(f"{n['activity']} ({n['events']})"), ""
+        if n.get("department"):
+            # DOT's own line break (backslash n) between the activity and its department.
+            label = label[:-1] + "\\n" + q(n["department"])[1:]
+            style = f', style="rounded,filled", fillcolor={q(colour[n["department"]])}'
+        lines.append(f"  {q(n['activity'])} [label={label}{style}];")
     for e in graph["edges"]:
         width = 1 + 5 * e["frequency"] / top
         hours = e["median_hours"]

@@ -188,6 +188,15 @@ def activities(ev: ir.Table) -> ir.Table:
     )
 
 
+def owners(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Per activity and owning department: ``activity, department, events`` (the events of
+    the activity at touchpoints that department owns)."""
+    tp = touchpoints_expr(con).select(tkey="key", department="department_key")
+    owned = ev.join(tp, ev.touchpoint_key == tp.tkey)
+    owned = owned.filter(owned.department.notnull())
+    return owned.group_by(["activity", "department"]).aggregate(events=owned.count())
+
+
 def handoff_events(con: BaseBackend, ev: ir.Table) -> ir.Table:
     """Each hand-off between departments: ``case_id, source, target`` (one row per hand-off):
     consecutive events of a case whose touchpoints are owned by different departments (events

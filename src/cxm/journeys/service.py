@@ -161,15 +161,22 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
 def directly_follows(source: Engine | BaseBackend, journey: Journey,
                      min_frequency: int = 1, since: dt.datetime | None = None,
                      until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
-    """The directly-follows graph: nodes (activity, events, cases) and edges (source, target,
-    frequency, cases, median_hours), edges below ``min_frequency`` left out."""
+    """The directly-follows graph: nodes (activity, events, cases, department: the department
+    owning most of its events, None when no touchpoint of it is owned) and edges (source,
+    target, frequency, cases, median_hours), edges below ``min_frequency`` left out."""
     with reading(source) as con:
         ev = _events(con, journey, since, until)
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
         nodes = mining.activities(ev).select("activity", "events", "cases").order_by("activity")
-        return {"journey": journey.name, "nodes": _rows(nodes), "edges": _rows(edges)}
+        ranked = sorted(_rows(mining.owners(con, ev)),
+                        key=lambda r: (-r["events"], r["department"]))  # fmt: skip
+        owner: dict[str, str] = {}
+        for r in ranked:
+            owner.setdefault(r["activity"], r["department"])
+        rows = [{**n, "department": owner.get(n["activity"])} for n in _rows(nodes)]
+        return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
 
 
 def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = "failure",
