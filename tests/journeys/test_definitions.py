@@ -68,3 +68,9 @@ def test_a_company_file_replaces_a_shipped_journey_of_the_same_name(tmp_path: Pa
 def test_an_unknown_journey_lists_the_known_ones() -> None:
     with pytest.raises(NotFound, match="known: order_to_delivery, problem_to_resolution"):
         definitions.get("onboarding")
+
+
+def test_a_case_must_name_a_property() -> None:
+    bad = GOOD.replace("case: order_id", "case: order id")
+    with pytest.raises(Invalid, match=r"orders.yaml line 2, case: .*event property name"):
+        definitions.from_doc(parse(bad, "orders.yaml"))

@@ -25,6 +25,7 @@ CUSTOMER = "customer"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|d|w)\s*$")
 _HOURS = {"h": 1.0, "d": 24.0, "w": 168.0}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ActivityModel(BaseModel):
@@ -56,7 +57,7 @@ class JourneyModel(BaseModel):
     success: list[str] = Field(default_factory=list)
     failure: list[str] = Field(default_factory=list)
     max_duration: str = "90d"
-    churn: list[str] = Field(default_factory=lambda: ["subscription_cancelled"])
+    churn: list[str] = Field(default_factory=lambda: ["subscription_cancelled"], min_length=1)
 
     @field_validator("name")
     @classmethod
@@ -65,6 +66,13 @@ class JourneyModel(BaseModel):
             raise ValueError(
                 "a journey name is lower case letters, digits and _ (order_to_delivery)"
             )
+        return v
+
+    @field_validator("case")
+    @classmethod
+    def _case(cls, v: str) -> str:
+        if not _PROPERTY.match(v):
+            raise ValueError("case is 'customer' or an event property name (order_id, ticket_id)")
         return v
 
     @field_validator("max_duration")
