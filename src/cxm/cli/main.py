@@ -94,6 +94,10 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
         "Rules that open cases: apply a file, run them now.",
         _group("cxm.actions.cli", "rules_app"),
     ),
+    "journeys": (
+        "Journeys mined from the interaction log: variants, maps, friction.",
+        _group("cxm.journeys.cli", "app"),
+    ),
     "export": (
         "Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark').",
         _export_command,

@@ -1,0 +1,182 @@
+"""Journey definitions: the YAML format, loading and validation.
+
+A journey names its **case notion** (one case per customer, or per value of an event property
+such as ``order_id``), the **activities** that enter a case (event names, optionally narrowed
+by touchpoint or a property, each with the label it carries in the case), where a case
+**starts**, its **success** and **failure** outcomes and its **maximum duration**. The shipped
+journeys live in ``definitions/*.yaml`` inside the package; every error names the file, the
+line and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cxm.errors import Invalid, NotFound
+from cxm.yamldoc import YamlDoc, read, validate
+
+SHIPPED = Path(__file__).parent / "definitions"
+CUSTOMER = "customer"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|d|w)\s*$")
+_HOURS = {"h": 1.0, "d": 24.0, "w": 168.0}
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ActivityModel(BaseModel):
+    """One rule: events named ``event`` (at ``touchpoint``, with ``where`` properties) enter
+    the case as ``label``. The first rule an event matches wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(min_length=1)
+    touchpoint: str | None = None
+    # property -> the value it must equal (string, number or boolean)
+    where: dict[str, str | bool | int | float] = Field(default_factory=dict)
+    has: list[str] = Field(default_factory=list)  # properties that must be present
+    label: str | None = None
+
+
+class JourneyModel(BaseModel):
+    """A journey as written in YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    case: str = Field(
+        CUSTOMER, description="'customer', or the event property that identifies a case"
+    )
+    activities: list[ActivityModel] = Field(min_length=1)
+    start: list[str] = Field(min_length=1)
+    success: list[str] = Field(default_factory=list)
+    failure: list[str] = Field(default_factory=list)
+    max_duration: str = "90d"
+    churn: list[str] = Field(default_factory=lambda: ["subscription_cancelled"], min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _KEY.match(v):
+            raise ValueError(
+                "a journey name is lower case letters, digits and _ (order_to_delivery)"
+            )
+        return v
+
+    @field_validator("case")
+    @classmethod
+    def _case(cls, v: str) -> str:
+        if not _PROPERTY.match(v):
+            raise ValueError("case is 'customer' or an event property name (order_id, ticket_id)")
+        return v
+
+    @field_validator("max_duration")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if not _DURATION.match(v):
+            raise ValueError("a duration is a number and a unit: h, d or w (e.g. 30d, 36h, 8w)")
+        return v
+
+    @model_validator(mode="after")
+    def _outcomes(self) -> JourneyModel:
+        if not self.success and not self.failure:
+            raise ValueError("a journey needs at least one success or failure outcome")
+        both = set(self.success) & set(self.failure)
+        if both:
+            raise ValueError(f"{sorted(both)} cannot be both a success and a failure")
+        return self
+
+
+@dataclass(frozen=True)
+class Activity:
+    event: str
+    touchpoint: str | None
+    where: tuple[tuple[str, Any], ...]
+    has: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class Journey:
+    """A validated journey definition (what mining reads)."""
+
+    name: str
+    description: str
+    case: str  # "customer" or a property name
+    activities: tuple[Activity, ...]
+    start: tuple[str, ...]
+    success: tuple[str, ...]
+    failure: tuple[str, ...]
+    max_hours: float
+    churn: tuple[str, ...]
+    source: str
+
+    @property
+    def labels(self) -> list[str]:
+        """Every activity label the rules can give, in rule order."""
+        return list(dict.fromkeys(a.label for a in self.activities))
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        return self.success + self.failure
+
+
+def _hours(text: str) -> float:
+    m = _DURATION.match(text)
+    assert m is not None  # validated
+    return float(m.group(1)) * _HOURS[m.group(2)]
+
+
+def from_doc(doc: YamlDoc) -> Journey:
+    """Validate one journey document; errors name the file, line and field."""
+    model = validate(doc, JourneyModel)
+    activities = tuple(
+        Activity(
+            a.event, a.touchpoint, tuple(sorted(a.where.items())), tuple(a.has), a.label or a.event
+        )
+        for a in model.activities
+    )
+    labels = {a.label for a in activities}
+    for field in ("start", "success", "failure"):
+        for i, label in enumerate(getattr(model, field)):
+            if label not in labels:
+                raise Invalid(
+                    f"{doc.where((field, i))}: '{label}' is not an activity of this journey; "
+                    f"known: {', '.join(sorted(labels))}"
+                )
+    return Journey(
+        name=model.name,
+        description=model.description,
+        case=model.case,
+        activities=activities,
+        start=tuple(model.start),
+        success=tuple(model.success),
+        failure=tuple(model.failure),
+        max_hours=_hours(model.max_duration),
+        churn=tuple(model.churn),
+        source=doc.source,
+    )
+
+
+def load(folders: list[Path] | None = None) -> dict[str, Journey]:
+    """Every journey: the shipped ones, then ``*.yaml`` in each of ``folders`` (a journey of
+    the same name replaces an earlier one). Raises Invalid on any definition error."""
+    out: dict[str, Journey] = {}
+    for folder in [SHIPPED, *(folders or [])]:
+        for path in sorted(folder.glob("*.yaml")):
+            journey = from_doc(read(path))
+            out[journey.name] = journey
+    return out
+
+
+def get(name: str, folders: list[Path] | None = None) -> Journey:
+    """One journey by name; NotFound names the known ones."""
+    journeys = load(folders)
+    if name not in journeys:
+        raise NotFound(f"no journey named '{name}'; known: {', '.join(sorted(journeys))}")
+    return journeys[name]

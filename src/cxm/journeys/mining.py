@@ -1,0 +1,260 @@
+"""Process mining over the interaction log: a journey's cases, its directly-follows graph,
+variants, throughput, outcomes, rework and hand-offs between departments, as Ibis expressions.
+
+Every expression here is built from ``events(con, journey)``: the log rows that are activities
+of the journey, one row per event with ``case_id, customer_id, activity, event_time, event_id,
+touchpoint_key, step`` (``step`` counts from 1 inside the case in (event_time, event_id)
+order). The methods are the standard ones of process mining (van der Aalst, *Process Mining:
+Data Science in Action*, 2nd ed., 2016): a case is one trace, the directly-follows relation
+pairs each event with the next event of the same case, a variant is a case's activity sequence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+from ibis.backends import BaseBackend
+
+from cxm.interactions.facts import log
+from cxm.journeys.definitions import CUSTOMER, Activity, Journey
+from cxm.org.facts import touchpoints_expr
+from cxm.surveys import facts as survey_facts
+
+SEP = " → "  # between the activities of a variant or a sub-path
+CATEGORIES = ("promoter", "passive", "detractor")
+
+
+def _json(t: ir.Table, name: str) -> ir.StringValue:
+    """The property's JSON text (``"NW-1"``, ``3``, ``true``); NULL when absent or null.
+
+    Compared as text because ibis's typed JSON unwrapping does not compile on PostgreSQL.
+    """
+    text = t.properties[name].cast("string")
+    return ibis.ifelse(text == "null", ibis.null("string"), text)
+
+
+def _prop(t: ir.Table, name: str, value: Any) -> ir.BooleanValue:
+    return (_json(t, name) == json.dumps(value)).fill_null(False)
+
+
+def _matches(t: ir.Table, a: Activity) -> ir.BooleanValue:
+    cond = t.name == a.event
+    if a.touchpoint is not None:
+        cond &= (t.touchpoint_key == a.touchpoint).fill_null(False)
+    for name, value in a.where:
+        cond &= _prop(t, name, value)
+    for name in a.has:
+        cond &= _json(t, name).notnull()
+    return cond
+
+
+def _case_key(t: ir.Table, journey: Journey) -> ir.StringValue:
+    if journey.case == CUSTOMER:
+        return t.customer_id
+    # Identifiers written as strings ("NW-1") or numbers (17) both name a case; quotes go.
+    text = _json(t, journey.case)
+    return ibis.ifelse(text.startswith('"'), text.substr(1, text.length() - 2), text)
+
+
+def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
+           end: dt.datetime | None = None) -> ir.Table:  # fmt: skip
+    """The journey's events: ``case_id, customer_id`` (the customer of the case's first
+    event), ``activity, event_time, event_id, touchpoint_key, started_at, step``.
+
+    An event enters when it matches an activity rule (the first matching rule gives its
+    label) and carries the case key. A case starts at its first ``start`` activity (in
+    [start, end) when given; naive UTC) and holds the events from then until ``max_duration``
+    later; events before the start or after that are not part of it.
+    """
+    t = log(con)
+    t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
+    label = ibis.cases(*[(_matches(t, a), a.label) for a in journey.activities], else_=None)
+    ev = t.select(
+        case_id=_case_key(t, journey),
+        customer_id=t.customer_id,
+        activity=label,
+        event_time=t.event_time,
+        event_id=t.event_id,
+        touchpoint_key=t.touchpoint_key,
+    )
+    ev = ev.filter(ev.activity.notnull(), ev.case_id.notnull())
+    first = ev.filter(ev.activity.isin(list(journey.start)))
+    starts = first.group_by(sid=first.case_id).aggregate(started_at=first.event_time.min())
+    if start is not None:
+        starts = starts.filter(starts.started_at >= start)
+    if end is not None:
+        starts = starts.filter(starts.started_at < end)
+    ev = ev.join(starts, ev.case_id == starts.sid).drop("sid")
+    limit = ev.started_at + ibis.interval(seconds=round(journey.max_hours * 3600))
+    ev = ev.filter(ev.event_time >= ev.started_at, ev.event_time <= limit)
+    w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
+    # A case belongs to the customer of its first event (a FIRST_VALUE window: every engine
+    # has it, unlike an ordered FIRST aggregate).
+    return ev.mutate(step=ibis.row_number().over(w) + 1, customer_id=ev.customer_id.first().over(w))
+
+
+def _hours(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
+    return (later.epoch_seconds() - earlier.epoch_seconds()) / 3600.0
+
+
+def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.Table:
+    """One row per case: ``case_id, customer_id, started_at, ended_at, events,
+    throughput_hours, variant, outcome, failed, churned, promoters, passives, detractors``.
+
+    ``customer_id`` is the customer of the case's first event. ``outcome`` is ``failure``
+    when a failure activity occurs in the case, else ``success`` when a success activity
+    does, else ``open``. ``throughput_hours`` is the time from the first to the last event.
+    ``variant`` is the activity sequence joined by " → ". ``churned``: the customer has a
+    churn event (the journey's ``churn``, default ``subscription_cancelled``) at or after the
+    case started. The NPS counts are the customer's NPS answers (customers' answers only)
+    submitted at or after the case started.
+    """
+    ev = events(con, journey) if ev is None else ev
+    failure = list(journey.failure) or ["\x00"]
+    success = list(journey.success) or ["\x00"]
+    order = [ev.event_time, ev.event_id]
+    per = ev.group_by("case_id").aggregate(
+        customer_id=ev.customer_id.max(),  # one per case (events())
+        started_at=ev.started_at.min(),
+        ended_at=ev.event_time.max(),
+        events=ev.count(),
+        variant=ev.activity.group_concat(SEP, order_by=order),
+        _failed=ev.activity.isin(failure).any(),
+        _succeeded=ev.activity.isin(success).any(),
+    )
+    per = per.mutate(
+        throughput_hours=_hours(per.ended_at, per.started_at),
+        outcome=ibis.cases((per._failed, "failure"), (per._succeeded, "success"), else_="open"),
+        failed=per._failed,
+    ).drop("_failed", "_succeeded")
+    lg = log(con)
+    churn = lg.filter(lg.name.isin(list(journey.churn)), lg.customer_id.notnull())
+    churn = churn.group_by(ccid=churn.customer_id).aggregate(churned_at=churn.event_time.max())
+    per = per.left_join(churn, per.customer_id == churn.ccid).drop("ccid")
+    per = per.mutate(churned=(per.churned_at >= per.started_at).fill_null(False)).drop("churned_at")
+    r = survey_facts.responses(con)
+    r = r.filter(r.nps_category.isin(CATEGORIES), r.customer_id.notnull())
+    r = r.select(rcid=r.customer_id, submitted_at=r.submitted_at, cat=r.nps_category)
+    j = per.select("case_id", "customer_id", "started_at").join(
+        r, [per.customer_id == r.rcid, r.submitted_at >= per.started_at]
+    )
+    scores = j.group_by(scid=j.case_id).aggregate(
+        **{f"{c}s": (j.cat == c).sum() for c in CATEGORIES}
+    )
+    per = per.left_join(scores, per.case_id == scores.scid).drop("scid")
+    return per.mutate(**{f"{c}s": per[f"{c}s"].fill_null(0) for c in CATEGORIES})
+
+
+def directly_follows(ev: ir.Table) -> ir.Table:
+    """The directly-follows graph: ``source, target, frequency, cases, median_hours`` (the
+    median time from an event to the next event of the same case)."""
+    w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
+    pairs = ev.mutate(target=ev.activity.lead().over(w), next_time=ev.event_time.lead().over(w))
+    pairs = pairs.filter(pairs.target.notnull())
+    return pairs.group_by(source=pairs.activity, target=pairs.target).aggregate(
+        frequency=pairs.count(),
+        cases=pairs.case_id.nunique(),
+        median_hours=_hours(pairs.next_time, pairs.event_time).median(),
+    )
+
+
+def variants(cs: ir.Table) -> ir.Table:
+    """Variants: ``variant, cases, share, failures, churned, median_hours, promoters,
+    passives, detractors`` (``share`` of all cases), most frequent first."""
+    total = cs.count()
+    v = cs.group_by("variant").aggregate(
+        cases=cs.count(),
+        failures=cs.failed.sum(),
+        churned=cs.churned.sum(),
+        median_hours=cs.throughput_hours.median(),
+        **{f"{c}s": cs[f"{c}s"].sum() for c in CATEGORIES},
+    )
+    return v.mutate(share=v.cases / total.as_scalar()).order_by([ibis.desc("cases"), "variant"])
+
+
+def activities(ev: ir.Table) -> ir.Table:
+    """Per activity: ``activity, events, cases, rework_cases`` (cases where it occurs more
+    than once) and ``repeats`` (occurrences beyond the first in each case)."""
+    per = ev.group_by(["case_id", "activity"]).aggregate(n=ev.count())
+    return per.group_by("activity").aggregate(
+        events=per.n.sum(),
+        cases=per.count(),
+        rework_cases=(per.n > 1).sum(),
+        repeats=(per.n - 1).sum(),
+    )
+
+
+def owners(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Per activity and owning department: ``activity, department, events`` (the events of
+    the activity at touchpoints that department owns)."""
+    tp = touchpoints_expr(con).select(tkey="key", department="department_key")
+    owned = ev.join(tp, ev.touchpoint_key == tp.tkey)
+    owned = owned.filter(owned.department.notnull())
+    return owned.group_by(["activity", "department"]).aggregate(events=owned.count())
+
+
+def handoff_events(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Each hand-off between departments: ``case_id, source, target`` (one row per hand-off):
+    consecutive events of a case whose touchpoints are owned by different departments (events
+    at touchpoints nobody owns are skipped)."""
+    tp = touchpoints_expr(con).select(tkey="key", department="department_key")
+    owned = ev.join(tp, ev.touchpoint_key == tp.tkey).drop("tkey")
+    owned = owned.filter(owned.department.notnull())
+    w = ibis.window(group_by=owned.case_id, order_by=[owned.event_time, owned.event_id])
+    moved = owned.mutate(previous=owned.department.lag().over(w))
+    moved = moved.filter(moved.previous.notnull(), moved.previous != moved.department)
+    return moved.select("case_id", source=moved.previous, target=moved.department)
+
+
+def handoffs(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Hand-offs between departments: ``source, target, frequency, cases``."""
+    moved = handoff_events(con, ev)
+    return moved.group_by(["source", "target"]).aggregate(
+        frequency=moved.count(), cases=moved.case_id.nunique()
+    )
+
+
+def carried(cs: ir.Table, per_case: ir.Table, by: list[str]) -> ir.Table:
+    """What the cases holding each ``by`` value carry: ``*by, cases, failures, churned,
+    promoters, passives, detractors`` (``per_case`` has ``case_id`` and ``by``; a case
+    counts once per value however often it holds it)."""
+    keys = per_case.select("case_id", *by).distinct()
+    j = keys.join(cs, "case_id")
+    return j.group_by(by).aggregate(
+        cases=j.count(),
+        failures=j.failed.sum(),
+        churned=j.churned.sum(),
+        **{f"{c}s": j[f"{c}s"].sum() for c in CATEGORIES},
+    )
+
+
+def sub_paths(ev: ir.Table, longest: int = 3) -> ir.Table:
+    """Each case's distinct sub-paths (runs of 1 to ``longest`` consecutive activities):
+    ``case_id, path`` (activities joined by " → ")."""
+    w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
+    nxt = {f"a{k}": ev.activity.lead(k - 1).over(w) for k in range(1, longest + 1)}
+    runs = ev.select("case_id", **nxt)
+    parts = []
+    for n in range(1, longest + 1):
+        cols = [runs[f"a{k}"] for k in range(1, n + 1)]
+        path = cols[0]
+        for c in cols[1:]:
+            path = path.concat(SEP, c)
+        ok = runs[f"a{n}"].notnull()
+        parts.append(runs.filter(ok).select("case_id", path=path))
+    return ibis.union(*parts, distinct=True)
+
+
+def drop_off(ev: ir.Table, cs: ir.Table) -> ir.Table:
+    """Drop-off per activity: ``activity, dropped``: cases whose last event is this activity
+    and that did not reach a success outcome (they failed or are still open)."""
+    w = ibis.window(group_by=ev.case_id)
+    marked = ev.mutate(last_step=ev.step.max().over(w))  # mutate first: PostgreSQL needs it
+    last = marked.filter(marked.step == marked.last_step).select("case_id", "activity")
+    ended = last.join(cs.select("case_id", "outcome"), "case_id")
+    ended = ended.filter(ended.outcome != "success")
+    return ended.group_by("activity").aggregate(dropped=ended.count())

@@ -1,0 +1,248 @@
+"""Journey read models for the CLI and pages: summary, variants, map and friction sequences.
+
+Every read takes an optional period, ``since`` / ``until``: only the cases that start in it.
+
+The mining runs in the engine (``mining``); only aggregated rows come back, and intervals are
+computed on them (``cxm.metrics.stats``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any, Literal
+
+import ibis.expr.types as ir
+from ibis.backends import BaseBackend
+from sqlalchemy.engine import Engine
+
+from cxm.errors import Invalid
+from cxm.journeys import mining
+from cxm.journeys.definitions import Journey
+from cxm.metrics import stats
+from cxm.store.analytics import reading
+
+Outcome = Literal["failure", "churn", "detractor"] | str
+OUTCOMES = ("failure", "churn", "detractor")
+
+
+def _rows(t: ir.Table) -> list[dict[str, Any]]:
+    return [{k: _clean(v) for k, v in r.items()} for r in t.to_pyarrow().to_pylist()]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, 4)
+    return v
+
+
+def _rate(x: int, n: int) -> dict[str, Any]:
+    if n <= 0:
+        return {"n": 0, "count": 0, "rate": None, "low": None, "high": None}
+    ci = stats.wilson_interval(x, n)
+    return {"n": n, "count": x, "rate": round(ci.value, 4), "low": round(ci.low, 4),
+            "high": round(ci.high, 4)}  # fmt: skip
+
+
+def _nps(row: dict[str, Any]) -> dict[str, Any] | None:
+    p, a, d = (int(row.get(k) or 0) for k in ("promoters", "passives", "detractors"))
+    if p + a + d == 0:
+        return None
+    ci = stats.nps_interval(p, a, d)
+    return {"n": p + a + d, "nps": round(100 * ci.value, 1), "low": round(100 * ci.low, 1),
+            "high": round(100 * ci.high, 1)}  # fmt: skip
+
+
+def _carries(row: dict[str, Any]) -> dict[str, Any]:
+    """Failure and churn rates (Wilson 95%) and NPS of the cases behind a step or hand-off."""
+    n = int(row["cases"])
+    return {"failure": _rate(int(row["failures"]), n), "churn": _rate(int(row["churned"]), n),
+            "nps": _nps(row)}  # fmt: skip
+
+
+def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
+            until: dt.datetime | None) -> ir.Table:  # fmt: skip
+    """The journey's events of the cases starting in [since, until) (aware times are
+    converted to UTC; naive ones are taken as UTC)."""
+
+    def naive(value: dt.datetime | None) -> dt.datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    lo, hi = naive(since), naive(until)
+    if lo is not None and hi is not None and lo >= hi:
+        raise Invalid(f"the period is empty: since ({lo}) must be before until ({hi})")
+    return mining.events(con, journey, lo, hi)
+
+
+def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
+            until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
+    rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
+    (quartiles, p90, mean; first to last event); rework (share of cases repeating an
+    activity); hand-offs per case and per department pair; and the activities with their
+    counts, rework and drop-off (cases ending at the activity without success, and their share
+    of the cases through it). Each activity and hand-off pair carries the failure and churn
+    rates and NPS of the cases holding it."""
+    with reading(source) as con:
+        ev = _events(con, journey, since, until)
+        cs = mining.cases(con, journey, ev)
+        t = cs.throughput_hours
+        agg = cs.aggregate(
+            cases=cs.count(),
+            success=(cs.outcome == "success").sum(),
+            failure=(cs.outcome == "failure").sum(),
+            open=(cs.outcome == "open").sum(),
+            churned=cs.churned.sum(),
+            promoters=cs.promoters.sum(),
+            passives=cs.passives.sum(),
+            detractors=cs.detractors.sum(),
+            p25=t.quantile(0.25),
+            median=t.median(),
+            p75=t.quantile(0.75),
+            p90=t.quantile(0.9),
+            mean=t.mean(),
+        )
+        row = _rows(agg)[0]
+        acts_t = mining.activities(ev)
+        drops = mining.drop_off(ev, cs).rename(dactivity="activity")
+        acts_t = acts_t.left_join(drops, acts_t.activity == drops.dactivity).drop("dactivity")
+        acts_t = acts_t.mutate(dropped=acts_t.dropped.fill_null(0))
+        acts = _rows(acts_t.order_by("activity"))
+        steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
+        for a in acts:
+            a["drop_off"] = round(a["dropped"] / a["cases"], 4)
+            a.update(_carries(steps[a["activity"]]))
+        per_case = ev.group_by("case_id").aggregate(rework=(ev.count() > ev.activity.nunique()))
+        reworked = int(per_case.rework.sum().to_pyarrow().as_py() or 0)
+        hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
+        moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
+        by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
+        for h in hand:
+            h.update(_carries(by_pair[(h["source"], h["target"])]))
+    n = int(row["cases"] or 0)
+    return {
+        "journey": journey.name,
+        "description": journey.description,
+        "case": journey.case,
+        "cases": n,
+        "outcomes": {k: _rate(int(row[k] or 0), n) for k in ("success", "failure", "open")},
+        "churn": _rate(int(row["churned"] or 0), n),
+        "nps": _nps(row),
+        "throughput_hours": {k: row[k] for k in ("p25", "median", "p75", "p90", "mean")},
+        "rework": _rate(reworked, n),
+        "handoffs": {
+            "per_case": round(sum(h["frequency"] for h in hand) / n, 4) if n else None,
+            "pairs": hand,
+        },
+        "activities": acts,
+    }
+
+
+def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
+             since: dt.datetime | None = None,
+             until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """The ``limit`` most frequent variants with count, share of cases, failure and churn
+    rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
+    the number of distinct variants."""
+    with reading(source) as con:
+        cs = mining.cases(con, journey, _events(con, journey, since, until))
+        v = mining.variants(cs)
+        distinct = int(v.count().to_pyarrow().as_py())
+        rows = _rows(v.limit(limit))
+    for r in rows:
+        r["failure"] = _rate(int(r.pop("failures")), int(r["cases"]))
+        r["churn"] = _rate(int(r.pop("churned")), int(r["cases"]))
+        r["nps"] = _nps({c: r.pop(c) for c in ("promoters", "passives", "detractors")})
+    return {"journey": journey.name, "distinct": distinct, "variants": rows}
+
+
+def directly_follows(source: Engine | BaseBackend, journey: Journey,
+                     min_frequency: int = 1, since: dt.datetime | None = None,
+                     until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """The directly-follows graph: nodes (activity, events, cases, department: the department
+    owning most of its events, None when no touchpoint of it is owned) and edges (source,
+    target, frequency, cases, median_hours), edges below ``min_frequency`` left out."""
+    with reading(source) as con:
+        ev = _events(con, journey, since, until)
+        edges = mining.directly_follows(ev)
+        edges = edges.filter(edges.frequency >= min_frequency)
+        edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
+        nodes = mining.activities(ev).select("activity", "events", "cases").order_by("activity")
+        ranked = sorted(_rows(mining.owners(con, ev)),
+                        key=lambda r: (-r["events"], r["department"]))  # fmt: skip
+        owner: dict[str, str] = {}
+        for r in ranked:
+            owner.setdefault(r["activity"], r["department"])
+        rows = [{**n, "department": owner.get(n["activity"])} for n in _rows(nodes)]
+        return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
+
+
+def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = "failure",
+             longest: int = 3, min_cases: int = 20, limit: int = 20,
+             since: dt.datetime | None = None,
+             until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """Friction sequences: variants and sub-paths (runs of 1 to ``longest`` consecutive
+    activities) ranked by how much more often their cases end in ``outcome`` (the journey's
+    failure, the customer's churn, or ``detractor``: a detractor among the customer's NPS
+    answers, over the cases with at least one answer) than the journey's cases as a whole.
+
+    Each row: ``kind`` (variant or sub-path), ``path``, ``cases``, the outcome ``rate`` with
+    its Wilson 95% interval, ``lift`` = rate / base rate, ``p_value`` of the two-proportion
+    z-test against the cases without the path, and the NPS of its customers' answers. Paths
+    holding the outcome activity itself are left out; so are paths with fewer than
+    ``min_cases`` cases.
+    """
+    if outcome not in OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}; got '{outcome}'")
+    if not 1 <= longest <= 6:
+        raise Invalid(f"longest must be between 1 and 6, got {longest}")
+    if outcome == "failure" and not journey.failure:
+        raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
+    flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
+    with reading(source) as con:
+        ev = _events(con, journey, since, until)
+        cs = mining.cases(con, journey, ev)
+        if outcome == "detractor":
+            cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)
+        cs = cs.mutate(detracted=cs.detractors > 0)
+        base = _rows(cs.aggregate(cases=cs.count(), hits=cs[flag].sum()))[0]
+        sp = mining.sub_paths(ev, longest)
+        joined = sp.join(cs, "case_id")
+        sums = {k: joined[k].sum() for k in ("promoters", "passives", "detractors")}
+        paths = joined.group_by("path").aggregate(
+            cases=joined.count(), hits=joined[flag].sum(), **sums
+        )
+        paths = paths.filter(paths.cases >= min_cases)
+        vs = cs.group_by(path=cs.variant).aggregate(
+            cases=cs.count(), hits=cs[flag].sum(),
+            **{k: cs[k].sum() for k in ("promoters", "passives", "detractors")},
+        )  # fmt: skip
+        vs = vs.filter(vs.cases >= min_cases)
+        found = [{"kind": "sub-path", **r} for r in _rows(paths)]
+        found += [{"kind": "variant", **r} for r in _rows(vs)]
+    n, x = int(base["cases"] or 0), int(base["hits"] or 0)
+    out: dict[str, Any] = {"journey": journey.name, "outcome": outcome, "base": _rate(x, n),
+                           "sequences": []}  # fmt: skip
+    if not n or not x:
+        return out
+    outcome_labels = set(journey.failure) | set(journey.churn)
+    rows = []
+    for r in found:
+        steps = r["path"].split(mining.SEP)
+        if outcome_labels & set(steps):
+            continue
+        k, m = int(r["hits"]), int(r["cases"])
+        rate = _rate(k, m)
+        rest_n, rest_x = n - m, x - k
+        p = stats.proportion_test(k, m, rest_x, rest_n).p_value if rest_n > 0 else None
+        rows.append({
+            "kind": r["kind"], "path": r["path"], "length": len(steps), "cases": m,
+            "rate": rate, "lift": round(rate["rate"] / (x / n), 4),
+            "lift_low": round(rate["low"] / (x / n), 4),
+            "p_value": None if p is None else float(f"{p:.4g}"), "nps": _nps(r),
+        })  # fmt: skip
+    rows.sort(key=lambda r: (-r["lift"], -r["cases"], r["path"]))
+    out["sequences"] = rows[:limit]
+    return out
