@@ -9,6 +9,7 @@ from cxm.actions.cli import cases_app, rules_app
 from cxm.console import console, engine
 from cxm.customer360.cli import customers_app, privacy_app
 from cxm.demo.cli import app as demo_app
+from cxm.insights.cli import app as insights_app
 from cxm.interactions.cli import app as interactions_app
 from cxm.interactions.cli import import_interactions
 from cxm.metrics.cli import app as metrics_app
@@ -34,7 +35,7 @@ for group, name in (
     (org_app, "org"), (keys_app, "keys"), (users_app, "users"), (demo_app, "demo"),
     (import_app, "import"), (interactions_app, "interactions"), (customers_app, "customers"),
     (privacy_app, "privacy"), (surveys_app, "surveys"), (metrics_app, "metrics"),
-    (text_app, "text"), (cases_app, "cases"), (rules_app, "rules"),
+    (text_app, "text"), (cases_app, "cases"), (rules_app, "rules"), (insights_app, "insights"),
 ):  # fmt: skip
     app.add_typer(group, name=name)
 app.command("export")(export_fn)

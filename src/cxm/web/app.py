@@ -21,6 +21,7 @@ from cxm.actions import service as actions_service
 from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
 from cxm.errors import CxmError
+from cxm.insights import api as insights_api
 from cxm.interactions import api as interactions_api
 from cxm.journeys.analytics import journey_map
 from cxm.metrics import api as metrics_api
@@ -55,6 +56,7 @@ def api_router() -> APIRouter:
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
+        insights_api.router,
     ):  # fmt: skip
         api.include_router(router)
     return api
