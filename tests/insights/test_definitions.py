@@ -62,7 +62,7 @@ signals:
     ],
 )
 def test_a_bad_condition_names_the_problem(when: str, message: str) -> None:
-    with pytest.raises(Invalid, match="signals.s.when") as info:
+    with pytest.raises(Invalid, match=r"signals\.s\.when") as info:
         parse_condition(when, "signals.s.when")
     assert message in str(info.value)
 
