@@ -133,6 +133,7 @@ def fit_nps(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, flo
     (score points, 95% interval) and ``nps_points, nps_points_low, nps_points_high`` (the
     same model on +100/0/-100 per answer).
     """
+    frame = frame.reset_index(drop=True)
     x = design(frame, keys)
     y = frame.loc[x.index, "nps"].astype(float)
     est = _estimable(frame.loc[x.index], keys)
@@ -166,6 +167,7 @@ def fit_churn(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, f
     Returns per estimable key: ``effect, ci_low, ci_high, p_value`` (log-odds, 95% interval)
     and ``extra_churned`` (customers: the sum over those who met it of p - p without it).
     """
+    frame = frame.reset_index(drop=True)
     x = design(frame, keys)
     y = frame.loc[x.index, "churned"].astype(float)
     est = _estimable(frame.loc[x.index], keys)

@@ -58,6 +58,7 @@ def attribution(
             f"effect ({unit})": _fmt(e.effect),
             "95% CI": "" if e.ci_low is None else f"{e.ci_low:.2f} to {_fmt(e.ci_high)}",
             "met vs not": _fmt(e.difference),
+            **({"NPS points": _fmt(e.nps_points, 1)} if outcome == "nps" else {}),
             "cost": _fmt(e.cost, 3 if outcome == "nps" else 1),
             "note": e.note,
         }
