@@ -179,8 +179,11 @@ def _check(node: ast.expr, where: str) -> None:
 # --- compiling to Ibis ---------------------------------------------------------------------
 
 
-def _json_text(value: Any) -> str:
-    # How a JSON document spells the value, to compare with the property's JSON text.
+def _json_text(value: Any, quoted: bool) -> str:
+    """How the engine spells a property holding ``value``: its JSON text, or (``quoted``
+    False) a string unquoted."""
+    if isinstance(value, str) and not quoted:
+        return value
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -201,19 +204,22 @@ def _compile(node: ast.expr, log: ir.Table) -> ir.BooleanValue:
         if isinstance(op, (ast.Is, ast.IsNot)):
             return column.isnull() if isinstance(op, ast.Is) else column.notnull()
         return _apply(op, column, _literal(right, "condition"))
-    # A property: read as its JSON text, which every engine gives for a JSON column.
-    raw = log.properties[name]
+    # A property, read as text. A JSON column (DuckDB, PostgreSQL) gives the value's JSON text
+    # ('"T-1"', '40.0', 'true'); a Parquet lake keeps the document as a string, whose parsed
+    # value Spark gives unquoted ('T-1').
+    quoted = not log.properties.type().is_string()
+    raw = log.properties[name] if quoted else log.properties.cast("json")[name]
     text = raw.cast("string")
     if isinstance(op, (ast.Is, ast.IsNot)):
         missing = raw.isnull() | (text == "null")
         return missing if isinstance(op, ast.Is) else ~missing
     value = _literal(right, "condition")
     if isinstance(value, list):
-        return _apply(op, text, [_json_text(v) for v in value])
+        return _apply(op, text, [_json_text(v, quoted) for v in value])
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = ibis.ifelse(text.re_search(NUMBER), text.cast("float64"), ibis.null())
         return _apply(op, number, value)
-    return _apply(op, text, _json_text(value))
+    return _apply(op, text, _json_text(value, quoted))
 
 
 def _apply(op: ast.cmpop, left: Any, value: Any) -> ir.BooleanValue:
