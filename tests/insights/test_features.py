@@ -6,6 +6,7 @@ A handful of events and answers at known times, so the expected table is written
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,3 +139,26 @@ def test_an_empty_log_is_refused_with_a_message(engine: Engine) -> None:
 
     with reading(engine) as con, pytest.raises(Invalid, match="log is empty"):
         analytics.log_end(con)
+
+
+def test_a_signal_at_an_unknown_touchpoint_is_refused_naming_the_known_ones(
+    seeded: Engine, tmp_path: Path
+) -> None:
+    from cxm.errors import Invalid
+    from cxm.insights import service
+
+    (tmp_path / "signals").mkdir()
+    (tmp_path / "signals" / "mine.yaml").write_text(
+        "signals:\n  late_delivery:\n    label: Late\n    touchpoints: [courier]\n"
+        "    when: name == 'delivery_late'\n"
+    )
+    with pytest.raises(Invalid, match="touchpoint 'courier', which does not exist; known: "):
+        service.attribution(seeded, tmp_path, "nps")
+
+
+def test_api_says_what_to_do_when_no_signal_is_at_a_touchpoint_of_the_company(
+    app_client: Any, read_headers: dict[str, str]
+) -> None:
+    response = app_client.get("/api/v1/insights/attribution", headers=read_headers)
+    assert response.status_code == 422
+    assert "define touchpoints ('cxm org apply')" in response.json()["detail"]

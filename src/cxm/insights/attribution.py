@@ -219,6 +219,25 @@ def _owner(signal: Signal, touchpoint_owner: dict[str, str]) -> str:
     return ",".join(sorted({touchpoint_owner[t] for t in signal.touchpoints}))
 
 
+def _usable(signals: Sequence[Signal], touchpoint_owner: dict[str, str]) -> list[Signal]:
+    """The signals whose touchpoints exist. A shipped default at a touchpoint this company
+    lacks is left out (the defaults name the demo company's touchpoints); an installation's
+    own signal at an unknown touchpoint is an error."""
+    out = []
+    for s in signals:
+        if all(t in touchpoint_owner for t in s.touchpoints):
+            out.append(s)
+        elif not s.shipped:
+            _owner(s, touchpoint_owner)  # raises, naming the touchpoint and the known ones
+    if not out:
+        known = ", ".join(sorted(touchpoint_owner)) or "none"
+        raise Invalid(
+            f"no signal is at a touchpoint of this company (touchpoints: {known}): define "
+            "touchpoints ('cxm org apply') and signals for them in <data dir>/signals/"
+        )
+    return out
+
+
 def feature_table(
     con: BaseBackend,
     signals: Sequence[Signal],
@@ -251,11 +270,12 @@ def attribute(
 ) -> Attribution:
     """Attribute ``outcome`` (nps or churn) to the signals and the departments owning them.
 
-    Errors: ``Invalid`` for an unknown outcome, a signal at an unknown touchpoint, too few
-    rows, or an empty log.
+    Shipped signals at touchpoints this company lacks are left out. Errors: ``Invalid`` for
+    an unknown outcome, an installation's signal at an unknown touchpoint, no usable signal,
+    too few rows, or an empty log.
     """
-    signals = list(signals)
     touchpoint_owner, department_names = owners(con)
+    signals = _usable(signals, touchpoint_owner)
     owner = {s.key: _owner(s, touchpoint_owner) for s in signals}
     frame = feature_table(con, signals, outcome, lifecycle, window_days, survey)
     keys = [s.key for s in signals]

@@ -88,6 +88,11 @@ class Signal:
         """The Ibis predicate on the interaction log: the condition at the signal's touchpoints."""
         return log.touchpoint_key.isin(list(self.touchpoints)) & _compile(self.condition, log)
 
+    @property
+    def shipped(self) -> bool:
+        """True for a default that ships with cxm (not an installation's own file)."""
+        return Path(self.source).parent == SHIPPED
+
     def summary(self) -> dict[str, Any]:
         return {
             "key": self.key,
