@@ -68,3 +68,13 @@ def test_too_few_answers_are_refused_with_a_message() -> None:
         fit_nps(_customers().head(20), ["late_delivery"])
     with pytest.raises(Invalid, match="some of them churned"):
         fit_churn(_customers().assign(churned=0), ["late_delivery"])
+
+
+def test_a_customers_repeated_answers_do_not_narrow_the_interval() -> None:
+    frame = _customers().assign(customer_id=lambda f: [f"c{i}" for i in range(len(f))])
+    once = fit_nps(frame, ["late_delivery"])["late_delivery"]
+    twice = fit_nps(pd.concat([frame, frame]), ["late_delivery"])["late_delivery"]
+    assert twice["effect"] == pytest.approx(once["effect"])
+    width = {k: f["ci_high"] - f["ci_low"] for k, f in (("once", once), ("twice", twice))}
+    # Answers counted twice carry no new information: a naive interval would shrink by 1/√2.
+    assert width["twice"] == pytest.approx(width["once"], rel=0.05)

@@ -5,7 +5,8 @@ that aggregated table (one row per answer, or per customer), never on raw log ro
 
 * NPS: ordinary least squares of the 0-10 score on every signal (0/1), with the customer's
   segment (categorical) and tenure in months as controls, and heteroskedasticity-robust (HC3)
-  standard errors (MacKinnon & White 1985). The coefficient of a signal is the change in the
+  standard errors (MacKinnon & White 1985), clustered by customer when a customer answered
+  more than once. The coefficient of a signal is the change in the
   expected score, in points of the 0-10 scale, for an answer whose customer met it. The same
   model on the NPS value of each answer (+100 promoter, 0 passive, -100 detractor) gives the
   effect in NPS points.
@@ -37,7 +38,7 @@ from cxm.org import facts as org_facts
 Outcome = Literal["nps", "churn"]
 OUTCOMES = ("nps", "churn")
 ESTIMATORS = {
-    "nps": "OLS, HC3 robust standard errors",
+    "nps": "OLS, HC3 robust standard errors (clustered by customer for repeated answers)",
     "churn": "logistic regression (MLE), HC0 robust standard errors",
 }
 MIN_ROWS = 30  # fewer rows than this cannot carry a regression with controls
@@ -125,8 +126,18 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+def _robust(frame: pd.DataFrame) -> dict[str, Any]:
+    """HC3 errors for one answer per customer; errors clustered by customer (CR1) when some
+    customers answered more than once, since their answers are not independent."""
+    if "customer_id" in frame and frame["customer_id"].duplicated().any():
+        groups = pd.factorize(frame["customer_id"])[0]
+        return {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+    return {"cov_type": "HC3"}
+
+
 def fit_nps(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, float | None]]:
-    """OLS of ``nps`` (0-10) on the signals and controls, HC3 errors.
+    """OLS of ``nps`` (0-10) on the signals and controls, HC3 errors (clustered by
+    ``customer_id`` when the frame has it and a customer answered more than once).
 
     ``frame``: one row per answer with ``nps``, the 0/1 signal columns ``keys``, ``segment``
     and ``tenure_months``. Returns per estimable key: ``effect, ci_low, ci_high, p_value``
@@ -143,9 +154,10 @@ def fit_nps(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, flo
             f"attribution needs at least {MIN_ROWS}"
         )
     x = x.drop(columns=[k for k in keys if k not in est])
-    score = sm.OLS(y, x).fit(cov_type="HC3")
+    robust = _robust(frame.loc[x.index])
+    score = sm.OLS(y, x).fit(**robust)
     index = np.where(y >= 9, 100.0, np.where(y <= 6, -100.0, 0.0))
-    points = sm.OLS(index, x).fit(cov_type="HC3")
+    points = sm.OLS(index, x).fit(**robust)
     ci, ci_points = score.conf_int(0.05), points.conf_int(0.05)
     return {
         k: {
