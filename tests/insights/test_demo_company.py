@@ -45,10 +45,10 @@ def truth(company: tuple[Engine, Path]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def owner(company: tuple[Engine, Path]) -> dict[str, str]:
-    """touchpoint -> owning department, as the demo's org file states it."""
+def owner(company: tuple[Engine, Path]) -> dict[str, dict[str, str]]:
+    """touchpoint -> owning ``{department, team}``, as the demo's org file states it."""
     org = yaml.safe_load((company[1] / "files" / "org.yaml").read_text())
-    return {t["key"]: t["owner"]["department"] for t in org["touchpoints"]}
+    return {t["key"]: t["owner"] for t in org["touchpoints"]}
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +98,15 @@ def test_frictions_rank_by_nps_cost_as_planted(
 
 
 def test_the_department_owning_each_frictions_touchpoint_carries_its_cost(
-    nps: Attribution, truth: dict[str, dict[str, Any]], owner: dict[str, str]
+    nps: Attribution, truth: dict[str, dict[str, Any]], owner: dict[str, dict[str, str]]
 ) -> None:
     found = _by_key(nps)
     departments = {d.key: d for d in nps.departments}
     for key, planted in truth.items():
-        (department,) = {owner[t] for t in planted["touchpoints"]}
+        (department,) = {owner[t]["department"] for t in planted["touchpoints"]}
+        (team,) = {owner[t]["team"] for t in planted["touchpoints"]}
         assert found[key].department == department
+        assert found[key].team == team
         assert key in departments[department].signals
     for d in departments.values():
         mine = [found[k].cost for k in d.signals]

@@ -52,6 +52,7 @@ class SignalEffect:
     label: str
     touchpoints: list[str]
     department: str | None  # owner of the touchpoints (comma-joined when several)
+    team: str | None  # the owning team(s) of the touchpoints, comma-joined
     department_name: str | None
     met: int  # answers (nps) or customers (churn) that met the signal
     reach: float  # met / rows analysed
@@ -220,6 +221,13 @@ def owners(con: BaseBackend) -> tuple[dict[str, str], dict[str, str]]:
     )
 
 
+def teams(con: BaseBackend) -> dict[str, str]:
+    """``touchpoint -> owning team key`` (touchpoints without a team are left out)."""
+    tp = org_facts.touchpoints_expr(con)
+    rows = tp.filter(tp.team_key.notnull()).select("key", "team_key").execute()
+    return dict(zip(rows["key"], rows["team_key"], strict=True))
+
+
 def _owner(signal: Signal, touchpoint_owner: dict[str, str]) -> str:
     unknown = [t for t in signal.touchpoints if t not in touchpoint_owner]
     if unknown:
@@ -289,6 +297,7 @@ def attribute(
     touchpoint_owner, department_names = owners(con)
     signals = _usable(signals, touchpoint_owner)
     owner = {s.key: _owner(s, touchpoint_owner) for s in signals}
+    team_of = teams(con)
     frame = feature_table(con, signals, outcome, lifecycle, window_days, survey)
     keys = [s.key for s in signals]
     y_col = "nps" if outcome == "nps" else "churned"
@@ -314,6 +323,7 @@ def attribute(
                 label=s.label,
                 touchpoints=list(s.touchpoints),
                 department=owner[s.key],
+                team=",".join(sorted({team_of[t] for t in s.touchpoints if t in team_of})) or None,
                 department_name=", ".join(department_names.get(d, d) for d in depts),
                 met=met,
                 reach=reach,

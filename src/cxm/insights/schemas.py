@@ -11,6 +11,7 @@ class SignalEffectOut(BaseModel):
     touchpoints: list[str]
     department: str | None = Field(description="key of the department owning the touchpoints")
     department_name: str | None
+    team: str | None = Field(description="key of the team(s) owning the touchpoints")
     met: int = Field(description="answers (nps) or customers (churn) that met the signal")
     reach: float = Field(description="share of the rows analysed that met the signal, 0-1")
     effect: float | None = Field(description="nps: 0-10 score points; churn: log-odds")
