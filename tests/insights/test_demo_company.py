@@ -24,7 +24,7 @@ from cxm.demo.load import load
 from cxm.insights import service
 from cxm.insights.attribution import Attribution
 from cxm.store import create_engine, upgrade
-from tests.conftest import make_key
+from tests.conftest import _clean, make_key
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +196,23 @@ def test_api_attribution_needs_a_key_and_a_known_outcome(
     bad = client.get("/api/v1/insights/attribution?outcome=csat", headers=headers)
     assert bad.status_code == 422
     assert client.get("/api/v1/insights/attribution?window=0", headers=headers).status_code == 422
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_the_same_attribution_as_duckdb(
+    company: tuple[Engine, Path], nps: Attribution, churn: Attribution, request: Any
+) -> None:
+    pg: Engine = request.getfixturevalue("_postgres_engine")
+    _clean(pg)
+    load(pg, company[1] / "files")
+    try:
+        for duck in (nps, churn):
+            other = service.attribution(pg, company[1], duck.outcome)
+            assert other.rows == duck.rows
+            assert [e.key for e in other.signals] == [e.key for e in duck.signals]
+            for a, b in zip(other.signals, duck.signals, strict=True):
+                assert (a.effect, a.ci_low, a.ci_high, a.reach, a.cost) == pytest.approx(
+                    (b.effect, b.ci_low, b.ci_high, b.reach, b.cost)
+                )
+    finally:
+        _clean(pg)
