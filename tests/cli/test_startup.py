@@ -62,3 +62,10 @@ def test_each_groups_help_answers() -> None:
         out = runner.invoke(app, [name, "--help"])
         assert out.exit_code == 0, (name, out.output)
     assert isinstance(typer.main.get_command(app), typer.core.TyperGroup)
+
+
+def test_the_insights_window_default_is_the_analytics_one() -> None:
+    from cxm.insights import analytics
+    from cxm.insights import cli as insights_cli
+
+    assert insights_cli.WINDOW_DAYS == analytics.WINDOW_DAYS

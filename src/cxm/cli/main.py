@@ -98,6 +98,10 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
         "Journeys mined from the interaction log: variants, maps, friction.",
         _group("cxm.journeys.cli", "app"),
     ),
+    "insights": (
+        "Experience signals and department attribution: 'cxm insights attribution'.",
+        _group("cxm.insights.cli", "app"),
+    ),
     "export": (
         "Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark').",
         _export_command,
