@@ -1,5 +1,6 @@
 """One number everywhere: every figure on every dashboard page of the demo company equals the
-same metric asked through the API and through the CLI, for the same filters.
+same metric asked through the API and through the CLI, for the same filters, on DuckDB and on
+PostgreSQL.
 
 Each score on a page carries the query that gives it alone (``data-query``: the metric, the
 page's filters plus the row's slice, the period); the test reads every one of them, asks the
@@ -22,10 +23,7 @@ from typer.testing import CliRunner
 
 from cxm.cli.main import app as cli
 from cxm.config import load_settings
-from cxm.demo.generator import generate
-from cxm.demo.load import load as load_demo
 from cxm.org import service as org
-from cxm.store import create_engine, upgrade
 from tests.conftest import make_key
 from tests.web.test_sessions import sign_in
 
@@ -34,23 +32,19 @@ SCORE = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
-    root = tmp_path_factory.mktemp("one-number")
-    generate(root / "files", customers=1500, months=4, seed=7)
-    engine = create_engine(f"duckdb:///{root / 'cxm.duckdb'}")
-    upgrade(engine)
-    load_demo(engine, root / "files")
-    yield engine, root
-    engine.dispose()
+@pytest.fixture(params=["duck", pytest.param("pg", marks=pytest.mark.postgres)])
+def demo(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Engine, Path]:
+    """The default demo company on DuckDB and on PostgreSQL (the conformance stores)."""
+    engine: Engine = request.getfixturevalue(request.param)
+    return engine, tmp_path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lead(demo: tuple[Engine, Path]) -> Iterator[TestClient]:
     from cxm.web.app import create_app
 
     engine, root = demo
-    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    settings = load_settings(data_dir=root, database_url=engine.url.render_as_string(False))
     with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
         assert sign_in(client, "cx.lead@northwind.example", "demo-cxlead") == 303
         yield client
@@ -91,7 +85,7 @@ def _cli(engine: Engine, root: Path, q: dict[str, Any]) -> dict[str, Any]:
     for k, v in q["filters"].items():
         args += ["--filter", f"{k}={v}"]
     args += [a for k in ("start", "end") if q[k] for a in (f"--{k}", q[k])]
-    env = {"CXM_DATABASE_URL": str(engine.url), "CXM_DATA_DIR": str(root)}
+    env = {"CXM_DATABASE_URL": engine.url.render_as_string(False), "CXM_DATA_DIR": str(root)}
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
