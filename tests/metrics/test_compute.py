@@ -308,6 +308,33 @@ def test_revenue_retention_compares_last_months_revenue_with_this_months(growth:
     assert _monthly(growth, "net_revenue_retention")["2025-04-01"]["value"] == pytest.approx(100)
 
 
+def test_a_revenue_retention_interval_stays_on_its_scale() -> None:
+    from cxm.metrics.service import _interval
+
+    # Nine customers kept 10 of 10, one kept 9: GRR 99%, and the symmetric linearised
+    # interval (99 +- 1.96) would pass 100, which no GRR can.
+    x, y = [10.0] * 9 + [9.0], [10.0] * 10
+    row = {"sum_x": sum(x), "sum_y": sum(y), "sum_xx": sum(a * a for a in x),
+           "sum_yy": sum(b * b for b in y), "sum_xy": sum(a * b for a, b in zip(x, y, strict=True)),
+           "n": 10}  # fmt: skip
+    raw = stats.ratio_interval(row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"],
+                               row["sum_xy"], 10)  # fmt: skip
+    assert raw.high > 1.0
+    grr = _interval(load()["gross_revenue_retention"], row, 0.95)
+    assert grr.value == pytest.approx(99.0) and grr.high == 100.0 and grr.low < 99.0
+
+
+def test_gross_revenue_retention_never_has_a_bound_above_100(growth: Engine) -> None:
+    # April keeps every customer's revenue: GRR is 100 with no spread above it, and the
+    # linearised interval (symmetric) would reach past 100 without the metric's scale.
+    for row in _monthly(growth, "gross_revenue_retention").values():
+        if row["ci_high"] is not None and row["ci_high"] == row["ci_high"]:
+            assert 0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 100
+    for row in _monthly(growth, "net_revenue_retention").values():
+        if row["ci_low"] is not None and row["ci_low"] == row["ci_low"]:
+            assert row["ci_low"] >= 0
+
+
 def test_ratio_interval_matches_the_linearisation_formula() -> None:
     x = [10.0, 0.0, 10.0, 20.0, 5.0, 10.0]
     y = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0]

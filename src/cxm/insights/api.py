@@ -6,6 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from cxm.errors import responses
 from cxm.insights import service
 from cxm.insights.analytics import WINDOW_DAYS
 from cxm.insights.schemas import AttributionOut
@@ -19,7 +20,7 @@ read = Depends(require("read"))
     "/insights/attribution",
     dependencies=[read],
     response_model=AttributionOut,
-    responses={422: {"description": "unknown outcome, bad window, or too little data"}},
+    responses=responses(422),
 )
 def attribution(
     request: Request,

@@ -372,8 +372,10 @@ def _check_metric(m: Metric, where: str) -> None:
                 f"{where}.column: {m.column!r} is {cols[m.column]}, a {m.kind} needs a number"
             )
     if m.scale is not None:
-        if m.kind != "mean":
-            raise Invalid(f"{where}.scale: only a mean has a scale (NPS and % have their own)")
+        if m.kind not in ("mean", "ratio"):
+            raise Invalid(
+                f"{where}.scale: only a mean or a ratio has a scale (NPS and % have their own)"
+            )
         lo, hi = m.scale.get("min"), m.scale.get("max")
         if lo is not None and hi is not None and lo >= hi:
             raise Invalid(f"{where}.scale: min ({lo}) must be below max ({hi})")

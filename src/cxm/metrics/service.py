@@ -212,7 +212,9 @@ def _interval(metric: Metric, row: Row, confidence: float) -> stats.Interval:
     if metric.kind == "ratio":
         i = stats.ratio_interval(row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"],
                                  row["sum_xy"], row["n"], confidence)  # fmt: skip
-        return stats.Interval(i.value * 100, i.low * 100, i.high * 100, i.se * 100, i.n, i.method)
+        s = _scale(metric)
+        low, high = stats.bound(i.value * 100, i.low * 100, i.high * 100, s.min, s.max)
+        return stats.Interval(i.value * 100, low, high, i.se * 100, i.n, i.method)
     return stats.mean_interval(row["mean"], row["sd"], row["n"], confidence, _scale(metric))
 
 
