@@ -67,6 +67,8 @@ def test_cases_list_prints_the_total_and_the_next_page(with_cases: Engine) -> No
     assert f"5-5 of {CASES} cases" in last.stdout and "next" not in last.stdout
     every = runner.invoke(app, ["cases", "list"])
     assert f"all {CASES} cases" in every.stdout
+    past = runner.invoke(app, ["cases", "list", "--offset", "99999"])
+    assert past.exit_code == 0 and f"of {CASES} cases" in past.stdout, past.stdout
 
 
 def test_pages_of_cases_cover_every_case_once(with_cases: Engine) -> None:

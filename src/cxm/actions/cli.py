@@ -58,14 +58,20 @@ def list_(
     """Cases sorted by SLA risk; each names its touchpoint and team. Ids print whole, so
     'cxm cases show ID' takes any of them."""
     from cxm.actions import service
+    from cxm.actions.schemas import STATUSES
 
     check_format(fmt)
     check_page(limit, offset)
+    unknown = sorted(set(status) - set(STATUSES))
+    if unknown:
+        bad_input(f"--status {unknown[0]!r} is not a case status; known: {', '.join(STATUSES)}")
     with errors(), engine().connect() as conn:
         where: dict[str, Any] = {"status": status or None, "team": team, "assignee": assignee}
         rows = service.list_cases(conn, _operator(), **where, limit=limit, offset=offset)
         total = offset + len(rows)
-        if len(rows) == limit:  # more may follow: count them, a page at a time
+        # More may follow a full page, and a page past the end says nothing of the total:
+        # count them, a page at a time.
+        if len(rows) == limit or (not rows and offset):
             total, done = 0, False
             while not done:
                 batch = service.list_cases(conn, _operator(), **where, limit=PAGE_MAX,
