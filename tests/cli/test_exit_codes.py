@@ -75,6 +75,7 @@ def env(engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Engi
         (["cases", "show", "no-such-case"], "does not exist"),
         (["cases", "list", "--limit", "0"], "--limit 0"),
         (["cases", "list", "--status", "bogus"], "not a case status"),
+        (["text", "impact", "--department", "nosuch"], "does not exist; known:"),
         (["customers", "show", "nobody@example.com"], "no customer for"),
         (["metrics", "show", "nps", "--start", "yesterday"], "is not a date"),
         (["metrics", "show", "nps", "--filter", "department"], "DIMENSION=VALUE"),

@@ -364,7 +364,9 @@ def test_lifetime_value_divides_revenue_per_customer_by_churn(growth: Engine) ->
 
 
 def test_growth_metrics_need_a_time_grain(growth: Engine) -> None:
-    with pytest.raises(Invalid, match=r"churn_rate is measured per period: give a time grain"):
+    with pytest.raises(
+        Invalid, match=r"churn_rate is measured per period: slice it by a time grain"
+    ):
         compute(growth, "churn_rate")
     with pytest.raises(Invalid, match=r"logo_churn_rate reads customer_periods, which has no"):
         compute(growth, "logo_churn_rate", by=["department", "month"])
@@ -383,7 +385,7 @@ def test_growth_metrics_over_http(
     rows = {row["month"]: row for row in r.json()["rows"]}
     assert rows["2025-02-01"]["value"] == pytest.approx(10.0) and rows["2025-02-01"]["n"] == 40
     r = app_client.get("/api/v1/metrics/churn_rate", headers=read_headers)
-    assert r.status_code == 422 and "give a time grain" in r.json()["detail"]
+    assert r.status_code == 422 and "slice it by a time grain" in r.json()["detail"]
 
 
 def test_growth_metrics_on_the_command_line(
@@ -401,4 +403,4 @@ def test_growth_metrics_on_the_command_line(
     march = {row["month"]: row for row in json.loads(out.output)}["2025-03-01"]
     assert march["value"] == pytest.approx(100 * 445 / 450)
     bad = runner.invoke(cli, ["metrics", "logo_churn_rate"])
-    assert bad.exit_code == 2 and "give a time grain" in bad.output
+    assert bad.exit_code == 2 and "slice it by a time grain" in bad.output

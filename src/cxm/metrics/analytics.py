@@ -146,8 +146,8 @@ def fact_rows(
     if metric.fact == GROWTH_FACT:
         grain = grain_of(dims)
         if grain is None:
-            raise Invalid(f"{metric.name} is measured per period: give a time grain "
-                          f"(--grain month, or by one of {', '.join(GRAINS)})")  # fmt: skip
+            raise Invalid(f"{metric.name} is measured per period: slice it by a time grain "
+                          f"({', '.join(GRAINS)})")  # fmt: skip
         assert metric.lifecycle is not None
         t = customer_periods(backend, metric.lifecycle, grain)
     else:

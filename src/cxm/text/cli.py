@@ -165,6 +165,14 @@ def impact(
     with errors():
         eng = engine()
         with eng.connect() as conn:
+            if department:
+                from cxm.org import service as org
+
+                known = [d.key for d in org.list_departments(conn)]
+                if department not in known:
+                    raise Invalid(
+                        f"--department '{department}' does not exist; known: {', '.join(known)}"
+                    )
             found = taxonomy.list_themes(conn, taxonomy_key)
         if department:
             found = [t for t in found if t.department_key == department]
