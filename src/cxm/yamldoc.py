@@ -147,6 +147,19 @@ def parse(text: str, source: str = "<input>", limits: Limits = DEFAULT_LIMITS) -
     return YamlDoc(data, source, walk.lines)
 
 
+def files(shipped: Path, *extra: Path) -> list[Path]:
+    """The ``*.yaml`` files of a shipped folder, then of each extra file or folder given, in
+    that order (readers let later files win by key). Extra paths that do not exist are skipped.
+    """
+    found = sorted(shipped.glob("*.yaml"))
+    for path in extra:
+        if path.is_dir():
+            found.extend(sorted(path.glob("*.yaml")))
+        elif path.exists():
+            found.append(path)
+    return found
+
+
 def read(path: Path) -> YamlDoc:
     try:
         text = path.read_text(encoding="utf-8")

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cxm.errors import Invalid
 from cxm.yamldoc import YamlDoc, read, validate
+from cxm.yamldoc import files as yaml_files
 
 SHIPPED = Path(__file__).parent / "signals"
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -271,12 +272,7 @@ def load(*extra: Path) -> dict[str, Signal]:
 
     Errors raise ``Invalid`` naming the file, the line, the signal and the reason.
     """
-    files = sorted(SHIPPED.glob("*.yaml"))
-    for path in extra:
-        if path.is_dir():
-            files.extend(sorted(path.glob("*.yaml")))
-        elif path.exists():
-            files.append(path)
+    files = yaml_files(SHIPPED, *extra)
     signals: dict[str, Signal] = {}
     for path in files:
         signals.update(_signals_from(read(path)))

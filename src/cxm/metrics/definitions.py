@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cxm.errors import Invalid
 from cxm.yamldoc import YamlDoc, read, validate
+from cxm.yamldoc import files as yaml_files
 
 SHIPPED = Path(__file__).parent / "definitions"
 
@@ -435,12 +436,7 @@ def _check_references(metrics: dict[str, Metric]) -> None:
 
 def load(*extra: Path) -> dict[str, Metric]:
     """Shipped definitions, then each extra file or folder of ``*.yaml`` (later wins)."""
-    files = sorted(SHIPPED.glob("*.yaml"))
-    for path in extra:
-        if path.is_dir():
-            files.extend(sorted(path.glob("*.yaml")))
-        elif path.exists():
-            files.append(path)
+    files = yaml_files(SHIPPED, *extra)
     metrics: dict[str, Metric] = {}
     lifecycle: Lifecycle | None = None
     for path in files:
