@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pm4py
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -185,3 +186,17 @@ def test_docs_quote_the_figures_the_demo_gives(demo: Engine, friction: dict) -> 
     text = DOCS.read_text(encoding="utf-8")
     block = text.split("<!-- figures:start -->\n")[1].split("\n<!-- figures:end -->")[0]
     assert block == figures(demo, friction)
+
+
+def test_each_nps_answer_counts_once_in_a_journey(demo: Engine) -> None:
+    """A customer with many orders lends an answer to one case only: the latest before it."""
+    with demo.connect() as conn:
+        answers = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM responses WHERE respondent_kind = 'customer' "
+                "AND nps_category IS NOT NULL AND customer_id IS NOT NULL"
+            )
+        ).scalar_one()
+    for name, journey in definitions.load().items():
+        nps = service.summary(demo, journey)["nps"]
+        assert nps is not None and 0 < nps["n"] <= answers, name

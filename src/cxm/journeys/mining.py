@@ -138,10 +138,15 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
     per = per.mutate(churned=(per.churned_at >= per.started_at).fill_null(False)).drop("churned_at")
     r = survey_facts.responses(con)
     r = r.filter(r.nps_category.isin(CATEGORIES), r.customer_id.notnull())
-    r = r.select(rcid=r.customer_id, submitted_at=r.submitted_at, cat=r.nps_category)
+    r = r.select(rid=r.id, rcid=r.customer_id, submitted_at=r.submitted_at, cat=r.nps_category)
     j = per.select("case_id", "customer_id", "started_at").join(
         r, [per.customer_id == r.rcid, r.submitted_at >= per.started_at]
     )
+    # Each answer counts once: for the customer's latest case started at or before it (a
+    # customer with many orders would otherwise lend one answer to every earlier order).
+    latest = ibis.window(group_by=j.rid, order_by=[ibis.desc(j.started_at), ibis.desc(j.case_id)])
+    j = j.mutate(_nth=ibis.row_number().over(latest))
+    j = j.filter(j._nth == 0)
     scores = j.group_by(scid=j.case_id).aggregate(
         **{f"{c}s": (j.cat == c).sum() for c in CATEGORIES}
     )
