@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from cxm.org import auth
 from cxm.org import service as org
 from cxm.surveys.tables import responses
 from cxm.yamldoc import parse
+from tests.conftest import free_port  # re-exported for this folder's tests
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)  # a Monday, inside business hours
 
@@ -128,12 +128,6 @@ rules:
     priority: p2
     sla: {first_response: 4h, resolution: 2d}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

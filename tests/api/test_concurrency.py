@@ -4,7 +4,6 @@ and sign-in guesses at once each get a proper answer, never a 500 from a write c
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,16 +24,11 @@ from cxm.org.tables import sign_in_attempts
 from cxm.store.retry import retrying
 from cxm.surveys import service as surveys
 from cxm.surveys.tables import invitations, responses
+from tests.conftest import free_port
 from tests.surveys.conftest import add_customer, apply
 
 PASSWORD = "correct horse battery"
 THREADS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def live(engine: Engine, tmp_path: Path) -> Iterator[str]:
         apply(conn)
     settings = load_settings(data_dir=tmp_path, database_url=str(engine.url))
     app = create_app(settings, engine=engine, run_worker=False)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

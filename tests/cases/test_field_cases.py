@@ -8,12 +8,13 @@ and exits 0 when cxm behaves right.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(os.environ.get("CXM_CASES_DIR", ROOT.parent / "shared" / "cases"))
@@ -21,12 +22,6 @@ CASES = Path(os.environ.get("CXM_CASES_DIR", ROOT.parent / "shared" / "cases"))
 
 def _cases() -> list[Path]:
     return sorted(p.parent for p in CASES.glob("*/repro.sh"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_field_cases_are_there() -> None:
@@ -39,8 +34,8 @@ def test_field_case_behaves_right(case: Path, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
-        "CXM_PORT": str(_free_port()),
-        "SMTP_PORT": str(_free_port()),
+        "CXM_PORT": str(free_port()),
+        "SMTP_PORT": str(free_port()),
         "TMPDIR": str(tmp_path),
     }
     done = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from cxm.config import load_settings
 from cxm.interactions.tables import interactions
-from tests.conftest import make_key
+from tests.conftest import free_port, make_key
 
 
 @pytest.fixture
@@ -162,17 +161,11 @@ def test_segment_endpoints_with_basic_auth_and_write_key(
     assert rows[0]["customer_id"] == rows[1]["customer_id"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(duckdb_engine: Engine, tmp_path: object) -> Iterator[str]:
     from cxm.web.app import create_app
 
-    port = _free_port()
+    port = free_port()
     app = create_app(
         load_settings(database_url=str(duckdb_engine.url)), engine=duckdb_engine, run_worker=False
     )

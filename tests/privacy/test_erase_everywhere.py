@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +34,7 @@ from cxm.surveys import distribution, suppressions
 from cxm.surveys.tables import invitations, response_answers
 from cxm.text.jobs import annotate_bulk
 from cxm.yamldoc import parse
+from tests.conftest import free_port
 from tests.surveys.conftest import apply
 from tests.web.factories import ORG, add_responses
 
@@ -47,12 +47,6 @@ ANSWER = "Please call me before delivery, I work night shifts"
 NEEDLES = [EMAIL, PHONE, PHONE_GIVEN, USER_ID, ANON_ID, NAME, COMMENT, ANSWER]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Refuse:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -62,7 +56,7 @@ class Refuse:
 
 @pytest.fixture
 def smtp_port() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     controller = Controller(Refuse(), hostname="127.0.0.1", port=port)
     controller.start()
     yield port
@@ -170,7 +164,7 @@ def _person(engine: Engine, smtp_port: int, hook_url: str) -> str:
 
 
 def notify_handlers() -> dict[str, jobs.Handler]:
-    return actions.handlers(load_settings(smtp_port=_free_port()))
+    return actions.handlers(load_settings(smtp_port=free_port()))
 
 
 def test_erasure_leaves_no_identifier_or_free_text_in_any_column(

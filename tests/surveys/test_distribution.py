@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import re
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from cxm.interactions.tables import interactions
 from cxm.store import jobs, utcnow
 from cxm.surveys import analytics, distribution, service, suppressions, triggers
 from cxm.surveys.tables import email_deliveries, invitations
+from tests.conftest import free_port
 from tests.surveys.conftest import T0, add_customer, apply
 
 
@@ -34,16 +34,10 @@ class Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
@@ -123,7 +117,7 @@ def test_email_link_opens_the_survey(
 
 
 def test_send_failures_are_recorded_and_retried_with_backoff(engine: Engine) -> None:
-    settings = load_settings(smtp_port=_free_port())  # nothing listens there
+    settings = load_settings(smtp_port=free_port())  # nothing listens there
     now = utcnow()
     with engine.begin() as conn:
         apply(conn)
@@ -197,7 +191,7 @@ def refusing() -> Iterator[tuple[Refusing, int]]:
     sink = Refusing({"gone@example.com": "550 5.1.1 <gone@example.com>: no such user",
                      "busy@example.com": "450 4.2.1 mailbox busy, try later"},
                     {"spam@example.com": "554 5.7.1 message refused"})  # fmt: skip
-    port = _free_port()
+    port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     yield sink, port
