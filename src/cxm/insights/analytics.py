@@ -20,10 +20,13 @@ from cxm.errors import Invalid
 from cxm.insights.definitions import Signal
 from cxm.interactions.facts import log
 from cxm.metrics.definitions import Lifecycle
-from cxm.surveys.facts import responses
+from cxm.surveys.facts import answers, responses
+from cxm.text.facts import tags
 
 WINDOW_DAYS = 180  # how long a signal is remembered before an answer (the demo plants 180)
 CONTROLS = ("segment", "tenure_months")  # the traits every model controls for
+SCORES = ("nps", "csat", "ces")  # the score columns of a response
+THEME_SOURCE = "survey_response"  # themes tagged on survey comments
 
 
 def check_window(days: int) -> int:
@@ -61,21 +64,28 @@ def answer_signals(
     signals: Sequence[Signal],
     window_days: int = WINDOW_DAYS,
     survey: str | None = None,
+    score: str = "nps",
 ) -> ir.Table:
-    """For each customer answer with an NPS score: which signals its customer met in the
-    ``window_days`` before answering.
+    """For each customer answer with a ``score`` (``nps``, ``csat`` or ``ces``): which signals
+    its customer met in the ``window_days`` before answering.
 
-    Shape: ``(response_id, customer_id, submitted_at, nps, <one 0/1 column per signal key>)``,
-    one row per answer (``survey`` narrows to one survey's answers; None: every NPS answer).
-    A signal counts when its event time is in ``[submitted_at - window, submitted_at)``.
+    Shape: ``(response_id, customer_id, submitted_at, <score>, <one 0/1 column per signal
+    key>)``, one row per answer (``survey`` narrows to one survey's answers; None: every answer
+    with that score). A signal counts when its event time is in
+    ``[submitted_at - window, submitted_at)``.
     """
     check_window(window_days)
+    if score not in SCORES:
+        raise Invalid(f"score: {score!r}; choose one of {', '.join(SCORES)}")
     r = responses(con)
-    r = r.filter(r.nps.notnull(), r.customer_id.notnull(), r.submitted_at.notnull())
+    r = r.filter(r[score].notnull(), r.customer_id.notnull(), r.submitted_at.notnull())
     if survey is not None:
         r = r.filter(r.survey_key == survey)
     r = r.select(
-        response_id=r.id, customer_id=r.customer_id, submitted_at=r.submitted_at, nps=r.nps
+        response_id=r.id,
+        customer_id=r.customer_id,
+        submitted_at=r.submitted_at,
+        **{score: r[score]},
     )
     e = signal_events(con, signals).rename(_customer="customer_id", _time="event_time").view()
     j = r.left_join(
@@ -86,7 +96,7 @@ def answer_signals(
             e._time >= r.submitted_at - ibis.interval(days=window_days),
         ],
     )
-    keys = ["response_id", "customer_id", "submitted_at", "nps"]
+    keys = ["response_id", "customer_id", "submitted_at", score]
     return j.group_by(keys).aggregate(**_met(j, signals))
 
 
@@ -163,3 +173,138 @@ def log_end(con: BaseBackend) -> dt.datetime:
     if end is None or end != end:  # None or NaT
         raise Invalid("the interaction log is empty: import interactions first")
     return dt.datetime.fromisoformat(str(end)).replace(tzinfo=None)
+
+
+def features_at(
+    con: BaseBackend,
+    points: ir.Table,
+    signals: Sequence[Signal],
+    window_days: int,
+    exclude: Sequence[str] = (),
+) -> ir.Table:
+    """What each customer's log said in the ``window_days`` before a point in time.
+
+    ``points``: ``(key, customer_id, cutoff)``, one row per key (a customer, or an answer).
+    Shape: ``(key, <one 0/1 column per signal key>, events_per_30d)``, one row per point: a
+    signal is 1 when an event met it in ``[cutoff - window, cutoff)``; ``events_per_30d`` is
+    the number of log events in that span (events named in ``exclude`` left out, e.g. the
+    lifecycle's churn events) per 30 days of the span the customer was seen in (from their
+    first event in it). Nothing at or after ``cutoff`` counts.
+    """
+    check_window(window_days)
+    p = points.view()
+    e = signal_events(con, signals).rename(_customer="customer_id", _time="event_time").view()
+    span = ibis.interval(days=window_days)
+    j = p.left_join(
+        e, [p.customer_id == e._customer, e._time < p.cutoff, e._time >= p.cutoff - span]
+    )
+    met = j.group_by("key").aggregate(**_met(j, signals))
+    t = log(con)
+    t = t.filter(t.customer_id.notnull())
+    if exclude:
+        t = t.filter(~t.name.isin(list(exclude)) | t.name.isnull())
+    t = t.select(_customer=t.customer_id, _time=t.event_time)
+    q = points.view()
+    a = q.left_join(
+        t, [q.customer_id == t._customer, t._time < q.cutoff, t._time >= q.cutoff - span]
+    )
+    seen_from = a._time.min()
+    days = (a.cutoff.max().epoch_seconds() - seen_from.epoch_seconds()) / 86400.0
+    act = a.group_by(_key="key").aggregate(_events=a._time.count(), _days=ibis.greatest(days, 1.0))
+    act = act.select(
+        "_key", events_per_30d=ibis.ifelse(act._events > 0, act._events * 30.0 / act._days, 0.0)
+    )
+    out = met.left_join(act, met.key == act._key)
+    return out.drop("_key")
+
+
+def churn_points(
+    con: BaseBackend, lifecycle: Lifecycle, as_of: dt.datetime, lead_hours: int
+) -> ir.Table:
+    """Training points for churn: ``(key, customer_id, cutoff, churned)``, one per customer of
+    ``customer_outcomes``; ``cutoff`` is ``lead_hours`` before their reference time (their
+    churn, else ``as_of``), so the cancellation itself and what led straight into it (the
+    visit to the cancel page, the call to cancel) never count."""
+    c = customer_outcomes(con, lifecycle, as_of)
+    return c.select(
+        key=c.customer_id,
+        customer_id=c.customer_id,
+        cutoff=c.reference_time - ibis.interval(hours=lead_hours),
+        churned=c.churned,
+    )
+
+
+def nps_points(con: BaseBackend) -> ir.Table:
+    """Training points for predicted NPS: ``(key, customer_id, cutoff, nps)``, one per customer
+    answer with an NPS score, cut off at the moment the answer was submitted."""
+    r = responses(con)
+    r = r.filter(r.nps.notnull(), r.customer_id.notnull(), r.submitted_at.notnull())
+    return r.select(key=r.id, customer_id=r.customer_id, cutoff=r.submitted_at, nps=r.nps)
+
+
+def scoring_points(con: BaseBackend, lifecycle: Lifecycle, as_of: dt.datetime) -> ir.Table:
+    """Points to score: ``(key, customer_id, cutoff)`` for every customer who has not churned,
+    cut off at ``as_of`` (the prediction date)."""
+    c = customer_outcomes(con, lifecycle, as_of)
+    c = c.filter(c.churned == 0)
+    return c.select(
+        key=c.customer_id, customer_id=c.customer_id, cutoff=ibis.literal(as_of, "timestamp")
+    )
+
+
+def theme_keys(con: BaseBackend) -> list[str]:
+    """The themes tagged on survey comments, sorted (a small distinct query)."""
+    t = tags(con)
+    t = t.filter(t.source == THEME_SOURCE).select("theme_key").distinct()
+    return sorted(str(k) for k in con.execute(t)["theme_key"])
+
+
+def answer_themes(con: BaseBackend, keys: Sequence[str]) -> ir.Table:
+    """Which themes each answer's comment was tagged with: ``(response_id, theme_<key> ...)``
+    (0/1), one row per tagged answer (answers without a tag have no row)."""
+    t = tags(con)
+    t = t.filter(t.source == THEME_SOURCE, t.theme_key.isin(list(keys)))
+    return t.group_by(response_id=t.source_id).aggregate(
+        **{f"theme_{k}": ibis.ifelse(t.theme_key == k, 1, 0).max() for k in keys}
+    )
+
+
+def attribute_questions(con: BaseBackend, exclude_types: Sequence[str]) -> list[str]:
+    """Survey questions answered with a number whose type is not in ``exclude_types`` (the
+    outcome's own question): the survey attributes a driver analysis can use."""
+    a = answers(con)
+    a = a.filter(a.value_number.notnull(), ~a.question_type.isin(list(exclude_types)))
+    return sorted(str(q) for q in con.execute(a.select("question_id").distinct())["question_id"])
+
+
+def answer_attributes(con: BaseBackend, questions: Sequence[str]) -> ir.Table:
+    """Each answer's numeric answers to ``questions``: ``(response_id, attr_<question> ...)``
+    (null where not answered), one row per answer that answered any of them."""
+    a = answers(con)
+    a = a.filter(a.question_id.isin(list(questions)), a.value_number.notnull())
+    return a.group_by("response_id").aggregate(
+        **{f"attr_{q}": a.value_number.max(where=a.question_id == q) for q in questions}
+    )
+
+
+def customer_themes(
+    con: BaseBackend, points: ir.Table, keys: Sequence[str], window_days: int
+) -> ir.Table:
+    """Which themes each customer's comments were tagged with in the ``window_days`` before a
+    point: ``points`` is ``(key, customer_id, cutoff)``; shape ``(key, theme_<key> ...)``."""
+    r = responses(con)
+    r = r.filter(r.customer_id.notnull(), r.submitted_at.notnull())
+    th = answer_themes(con, keys)
+    rt = r.join(th, r.id == th.response_id).select(
+        _customer=r.customer_id,
+        _time=r.submitted_at,
+        **{f"theme_{k}": th[f"theme_{k}"] for k in keys},
+    )
+    p = points.view()
+    span = ibis.interval(days=window_days)
+    j = p.left_join(
+        rt, [p.customer_id == rt._customer, rt._time < p.cutoff, rt._time >= p.cutoff - span]
+    )
+    return j.group_by("key").aggregate(
+        **{f"theme_{k}": j[f"theme_{k}"].max().fill_null(0) for k in keys}
+    )

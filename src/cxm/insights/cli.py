@@ -80,3 +80,111 @@ def attribution(
             for d in result.departments]  # fmt: skip
     cost = "score points lost (effect x reach)" if outcome == "nps" else "extra churned customers"
     print_table(deps, ["department", "signals", "cost"], f"Departments by cost ({cost})")
+
+
+@app.command("drivers")
+def drivers(
+    outcome: str = typer.Option("nps", "--outcome", help="nps | csat | churn"),
+    by: str | None = typer.Option(None, "--by", help="department: sum drivers per department"),
+    window: int = typer.Option(WINDOW_DAYS, "--window", help="days a signal counts before"),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="resamples for the intervals"),
+    seed: int = typer.Option(7, "--seed", help="seed of the bootstrap"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Key drivers: the importance (relative weight) and performance of every signal, theme
+    and survey attribute, with the quadrant each falls in."""
+    if outcome not in ("nps", "csat", "churn"):
+        typer.secho("error: --outcome: use nps, csat or churn", err=True, fg="red")
+        raise typer.Exit(2)
+    if by not in (None, "department"):
+        typer.secho("error: --by: use department", err=True, fg="red")
+        raise typer.Exit(2)
+    with errors():
+        result = _service().drivers(engine(), settings().data_dir, outcome, window, bootstrap,
+                                    seed)  # fmt: skip
+    if as_json:
+        print_json(result.to_dict())
+        return
+    caption = (
+        f"{outcome}: {result.method}; {result.rows} rows, R² {result.r2:.3f}, "
+        f"mean outcome {result.mean_outcome:.2f}"
+    )
+    if by == "department":
+        rows = [{"department": d.key, "importance": f"{d.importance:.4f}",
+                 "95% CI": f"{d.importance_low:.4f} to {d.importance_high:.4f}",
+                 "share of R²": f"{d.importance / result.r2:.0%}" if result.r2 else "",
+                 "drivers": ", ".join(d.drivers)} for d in result.departments]  # fmt: skip
+        print_table(rows, ["department", "importance", "95% CI", "share of R²", "drivers"],
+                    caption)  # fmt: skip
+        return
+    rows = [
+        {
+            "driver": d.key,
+            "kind": d.kind,
+            "department": d.department or "",
+            "importance": f"{d.importance:.4f}",
+            "95% CI": f"{d.importance_low:.4f} to {d.importance_high:.4f}",
+            "share of R²": f"{d.share:.0%}",
+            "direction": "+" if d.direction > 0 else "-",
+            "performance": _fmt(d.performance),
+            "quadrant": d.quadrant,
+        }
+        for d in result.drivers
+    ]
+    print_table(rows, list(rows[0]) if rows else ["driver"], caption)
+
+
+@app.command("train")
+def train(
+    seed: int = typer.Option(7, "--seed", help="seed of the holdout split and the model"),
+    window: int = typer.Option(365, "--window", help="days of history each prediction sees"),
+    lead: int = typer.Option(1, "--lead-hours", help="features stop this long before a churn"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Train the churn and NPS models on 70% of the customers; print the holdout ROC AUC,
+    Brier score and calibration table (nothing is stored)."""
+    with errors():
+        ev = _service().train(engine(), settings().data_dir, seed, window, lead)
+    if as_json:
+        print_json(ev.to_dict())
+        return
+    typer.echo(
+        f"churn: {ev.rows} customers, {ev.churned} churned; holdout {ev.holdout} customers\n"
+        f"ROC AUC {ev.auc:.3f}   Brier score {ev.brier:.4f} "
+        f"(a constant guess: {ev.base_rate * (1 - ev.base_rate):.4f})"
+    )
+    rows = [{"risk bin": i + 1, "mean predicted": f"{b['predicted']:.3f}",
+             "observed churn": f"{b['observed']:.3f}", "customers": b["customers"]}
+            for i, b in enumerate(ev.calibration)]  # fmt: skip
+    print_table(rows, ["risk bin", "mean predicted", "observed churn", "customers"],
+                "Calibration on the holdout (bins of equal size)")  # fmt: skip
+    if ev.nps_mae is not None:
+        typer.echo(f"predicted NPS: {ev.nps_rows} answers; holdout MAE {ev.nps_mae:.2f} "
+                   f"points (0-10), R² {ev.nps_r2:.3f}")  # fmt: skip
+    typer.echo(f"model {ev.model_version}, feature set {ev.feature_set}, seed {ev.seed}")
+
+
+@app.command("predict")
+def predict(
+    seed: int = typer.Option(7, "--seed", help="seed of the model"),
+    window: int = typer.Option(365, "--window", help="days of history each prediction sees"),
+    lead: int = typer.Option(1, "--lead-hours", help="features stop this long before a churn"),
+    top: int = typer.Option(10, "--top", help="customers at most risk to print"),
+) -> None:
+    """Score every customer who has not churned (churn risk, predicted NPS, three reasons each)
+    and store the scores, replacing the previous ones."""
+    service = _service()
+    with errors():
+        eng = engine()
+        scores = service.score(eng, settings().data_dir, seed, window, lead)
+        with eng.begin() as conn:
+            written = service.store_scores(conn, scores)
+    f = scores.frame.sort_values("churn_risk", ascending=False).head(top)
+    rows = [{"customer": c, "churn risk": f"{r:.1%}", "predicted NPS": _fmt(n, 1),
+             "reasons": "; ".join(x["label"] for x in why)}
+            for c, r, n, why in zip(f["customer_id"], f["churn_risk"], f["predicted_nps"],
+                                    f["reasons"], strict=True)]  # fmt: skip
+    print_table(rows, ["customer", "churn risk", "predicted NPS", "reasons"],
+                f"{written} customers scored as of {scores.as_of:%Y-%m-%d %H:%M} UTC; "
+                f"model {scores.model_version}, feature set {scores.feature_set}, "
+                f"seed {scores.seed}", whole=["customer"])  # fmt: skip

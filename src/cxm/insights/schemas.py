@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -47,3 +50,60 @@ class AttributionOut(BaseModel):
     controls: list[str]
     signals: list[SignalEffectOut]
     departments: list[DepartmentCostOut]
+
+
+class DriverOut(BaseModel):
+    key: str = Field(description="signal key, theme_<key> or attr_<question>")
+    kind: str = Field(description="signal | theme | attribute")
+    label: str
+    department: str | None = Field(description="owner of a signal's touchpoints")
+    present: int = Field(description="rows where the driver is present")
+    importance: float = Field(description="relative weight: share of the outcome's variance")
+    importance_low: float = Field(description="95% bootstrap interval")
+    importance_high: float
+    share: float = Field(description="importance / R², 0-1")
+    direction: float = Field(description="+1 raises the outcome, -1 lowers it")
+    performance: float | None = Field(
+        description="mean outcome where present (retention for churn; 0-1 for attributes)"
+    )
+    quadrant: str = Field(description="fix first | keep | monitor | maintain")
+
+
+class DepartmentImportanceOut(BaseModel):
+    key: str
+    importance: float = Field(description="sum of its drivers' relative weights")
+    importance_low: float
+    importance_high: float
+    drivers: list[str]
+
+
+class DriversOut(BaseModel):
+    outcome: str
+    method: str
+    rows: int
+    r2: float = Field(description="R² of the linear model on every driver (weights sum to it)")
+    mean_outcome: float
+    bootstrap: int = Field(description="resamples the intervals come from")
+    drivers: list[DriverOut]
+    departments: list[DepartmentImportanceOut]
+    note: str = ""
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    label: str
+    value: Any = None
+    contribution: float = Field(description="log-odds (churn) or score points (NPS)")
+
+
+class PredictionOut(BaseModel):
+    customer_id: str
+    churn_risk: float = Field(description="probability of churning, 0-1")
+    predicted_nps: float | None = Field(description="expected 0-10 score")
+    reasons: list[ReasonOut] = Field(description="top three towards churn")
+    nps_reasons: list[ReasonOut] = Field(description="top three towards a lower score")
+    model_version: str
+    feature_set: str
+    seed: int
+    as_of: dt.datetime = Field(description="the prediction date: features stop here")
+    scored_at: dt.datetime

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ibis.backends import BaseBackend
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid
+from cxm.insights import analytics, facts, predict
 from cxm.insights import attribution as attr
-from cxm.insights.analytics import WINDOW_DAYS
+from cxm.insights import drivers as drv
+from cxm.insights.analytics import WINDOW_DAYS, log_end
 from cxm.insights.definitions import Signal, installation_dir, load
 from cxm.metrics import definitions as metric_definitions
 from cxm.metrics.definitions import Lifecycle
@@ -44,3 +48,141 @@ def attribution(
     with reading(source) as con:
         return attr.attribute(con, defined, cast(attr.Outcome, outcome), lifecycle(data_dir),
                               window_days, survey)  # fmt: skip
+
+
+def _lifecycle_or_fail(data_dir: Path) -> Lifecycle:
+    found = lifecycle(data_dir)
+    if found is None:
+        raise Invalid(
+            "no customer lifecycle is defined (which events acquire and churn a customer): "
+            "add one to a metrics file (docs/metrics.md)"
+        )
+    return found
+
+
+def feature_sets(
+    con: BaseBackend,
+    data_dir: Path,
+    window_days: int = predict.WINDOW_DAYS,
+    lead_hours: int = predict.LEAD_HOURS,
+    as_of: dt.datetime | None = None,
+) -> tuple[predict.Features, predict.Features | None, predict.Features, list[Signal]]:
+    """The churn training, NPS training and scoring feature tables, and the signals used."""
+    if not 0 <= lead_hours <= 8760:
+        raise Invalid(f"lead: {lead_hours} hours; give a number of hours from 0 to 8760")
+    life = _lifecycle_or_fail(data_dir)
+    touchpoint_owner, _ = attr.owners(con)
+    usable = attr._usable(list(signals(data_dir).values()), touchpoint_owner)
+    end = as_of or log_end(con)
+    churn_pts = analytics.churn_points(con, life, end, lead_hours)
+    common = {"window_days": window_days, "lead_hours": lead_hours, "exclude": life.churn}
+    churn = predict.features(con, churn_pts, usable, **common)  # type: ignore[arg-type]
+    nps = predict.features(con, analytics.nps_points(con), usable, **common)  # type: ignore[arg-type]
+    current = predict.features(con, analytics.scoring_points(con, life, end), usable, **common)  # type: ignore[arg-type]
+    return churn, (nps if len(nps.frame) else None), current, usable
+
+
+def train(
+    source: Engine | BaseBackend,
+    data_dir: Path,
+    seed: int = predict.SEED,
+    window_days: int = predict.WINDOW_DAYS,
+    lead_hours: int = predict.LEAD_HOURS,
+) -> predict.Evaluation:
+    """Train on 70% of the customers and report the holdout figures (nothing is stored)."""
+    with reading(source) as con:
+        churn, nps, _, _ = feature_sets(con, data_dir, window_days, lead_hours)
+    return predict.evaluate(churn, nps, seed)
+
+
+def score(
+    source: Engine | BaseBackend,
+    data_dir: Path,
+    seed: int = predict.SEED,
+    window_days: int = predict.WINDOW_DAYS,
+    lead_hours: int = predict.LEAD_HOURS,
+    as_of: dt.datetime | None = None,
+) -> predict.Scores:
+    """Fit on every customer and score each one who has not churned at ``as_of`` (default:
+    the end of the log). Nothing is stored; ``store_scores`` writes the result."""
+    with reading(source) as con:
+        end = as_of or log_end(con)
+        churn, nps, current, usable = feature_sets(con, data_dir, window_days, lead_hours, end)
+    return predict.score(churn, nps, current, usable, end, seed)
+
+
+def prediction_rows(scores: predict.Scores) -> list[dict[str, Any]]:
+    """The rows of ``customer_predictions`` for ``scores`` (times aware UTC)."""
+    now = dt.datetime.now(dt.UTC)
+    as_of = scores.as_of.replace(tzinfo=dt.UTC)
+    f = scores.frame
+    nps = f["predicted_nps"].astype(float)
+    return [
+        {
+            "customer_id": c,
+            "churn_risk": float(r),
+            "predicted_nps": None if n != n else float(n),
+            "reasons": why,
+            "nps_reasons": nwhy,
+            "model_version": scores.model_version,
+            "feature_set": scores.feature_set,
+            "seed": scores.seed,
+            "as_of": as_of,
+            "scored_at": now,
+        }
+        for c, r, n, why, nwhy in zip(
+            f["customer_id"], f["churn_risk"], nps, f["reasons"], f["nps_reasons"], strict=True
+        )
+    ]
+
+
+def store_scores(conn: Connection, scores: predict.Scores) -> int:
+    """Replace the stored predictions with ``scores`` in the caller's transaction."""
+    return facts.replace_predictions(conn, prediction_rows(scores))
+
+
+def drivers(
+    source: Engine | BaseBackend,
+    data_dir: Path,
+    outcome: str = "nps",
+    window_days: int = WINDOW_DAYS,
+    bootstrap: int = drv.BOOTSTRAP,
+    seed: int = drv.SEED,
+) -> drv.Drivers:
+    """Key drivers of ``outcome`` (``nps``, ``csat`` or ``churn``) over the installation's
+    signals, the themes tagged on comments and the survey attributes."""
+    if outcome not in drv.OUTCOMES:
+        raise Invalid(f"outcome: {outcome!r}; choose one of {', '.join(drv.OUTCOMES)}")
+    if not 0 <= bootstrap <= 2000:
+        raise Invalid(f"bootstrap: {bootstrap}; give a number of resamples from 0 to 2000")
+    defined = list(signals(data_dir).values())
+    with reading(source) as con:
+        return drv.drivers(con, defined, cast(drv.Outcome, outcome), lifecycle(data_dir),
+                           window_days, bootstrap, seed)  # fmt: skip
+
+
+def scope_attribution(
+    result: attr.Attribution, departments: frozenset[str] | None
+) -> attr.Attribution:
+    """``result`` narrowed to the signals and departments in ``departments`` (None: all)."""
+    if departments is None:
+        return result
+    mine = [
+        e for e in result.signals if e.department and set(e.department.split(",")) & departments
+    ]
+    return replace(
+        result, signals=mine, departments=[d for d in result.departments if d.key in departments]
+    )
+
+
+def scope_drivers(result: drv.Drivers, departments: frozenset[str] | None) -> drv.Drivers:
+    """``result`` narrowed to the drivers owned by ``departments`` (None: all). Themes and
+    survey attributes belong to no department and are left out of a narrowed result."""
+    if departments is None:
+        return result
+    mine = [
+        d for d in result.drivers if d.department and set(d.department.split(",")) & departments
+    ]
+    return replace(
+        result, drivers=mine, departments=[d for d in result.departments if d.key in departments]
+    )

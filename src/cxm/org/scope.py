@@ -204,6 +204,18 @@ def suppress_small_slices(
 # ---- initiatives ----
 
 
+def readable_departments(conn: Connection, scope: Scope) -> frozenset[str] | None:
+    """Departments whose insights (what their signals cost, their drivers) the scope reads.
+
+    None: every department (admin, cx_lead, and viewers, who see aggregates only). A manager,
+    and an agent, read their own department's; a principal without one reads none.
+    """
+    if scope.everything or scope.role == "viewer":
+        return None
+    department = _department_of(conn, scope)
+    return frozenset([department] if department else [])
+
+
 def may_read_initiatives(scope: Scope) -> bool:
     """Initiatives (company plans with owners and budgets) are for those who run them."""
     return scope.role in ("admin", "cx_lead", "manager")

@@ -1,0 +1,42 @@
+"""Insight facts for every reader: the latest churn risk and predicted NPS of each customer.
+
+``cxm insights predict`` writes them (``replace_predictions``); the customer 360, the rules and
+the API read them here, never the table itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis.expr.types as ir
+import sqlalchemy as sa
+from ibis.backends import BaseBackend
+from sqlalchemy.engine import Connection
+
+from cxm.customers.facts import current_customer
+from cxm.insights.tables import customer_predictions
+
+__all__ = ["customer_predictions", "prediction_for", "predictions", "replace_predictions"]
+
+
+def predictions(con: BaseBackend) -> ir.Table:
+    """Predictions, one row per customer: ``customer_id, churn_risk, predicted_nps, reasons,
+    nps_reasons, model_version, feature_set, seed, as_of, scored_at`` (current customer ids)."""
+    return current_customer(con, con.table(customer_predictions.name))
+
+
+def prediction_for(conn: Connection, customer_id: str) -> dict[str, Any] | None:
+    """One customer's prediction as a dict (the columns above), or None when they have none."""
+    row = conn.execute(
+        sa.select(customer_predictions).where(customer_predictions.c.customer_id == customer_id)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def replace_predictions(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Replace every stored prediction with ``rows`` (in the caller's transaction, so readers
+    see either the old set or the new one); returns the rows written."""
+    conn.execute(customer_predictions.delete())
+    for start in range(0, len(rows), 5000):
+        conn.execute(customer_predictions.insert(), rows[start : start + 5000])
+    return len(rows)

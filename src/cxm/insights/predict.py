@@ -1,0 +1,343 @@
+"""Churn risk and predicted NPS for every customer, with the three reasons that weigh most.
+
+Features are computed by Ibis on the engine (``cxm.insights.analytics.features_at``): the
+signals a customer met and how active they were in the window before a cut-off, plus their
+traits. The models fit with scikit-learn on that one-row-per-customer table:
+
+* churn: logistic regression (L2, ``C=1``) on one-hot categorical traits and standardised
+  numbers; trained on every customer with a lifecycle, each cut off ``lead_hours`` before their
+  reference time (their cancellation, else the end of the log), so nothing observed after the
+  prediction date (the silence after a cancellation, the cancellation flow itself) is a feature;
+* predicted NPS: ridge regression (``alpha=1``) of the 0-10 score of each customer answer on
+  the same features, cut off when the answer was given.
+
+Reasons are the model's own contributions: for a linear model, feature ``j`` contributes
+``w_j (x_j - mean_j)`` to the log-odds (or to the score), the exact SHAP value of a linear
+model with independent features (Lundberg & Lee 2017, "A unified approach to interpreting model
+predictions", section 4.1); a categorical trait's one-hot columns are summed into one reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ibis.backends import BaseBackend
+from sklearn.calibration import calibration_curve
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import brier_score_loss, mean_absolute_error, r2_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from cxm.errors import Invalid
+from cxm.insights import analytics
+from cxm.insights.definitions import Signal
+
+TRAITS = ("segment", "plan", "region", "tenure_months")
+WINDOW_DAYS = 365  # a churn decision remembers a year of experience
+LEAD_HOURS = 1  # features stop this long before a cancellation (the cancellation flow)
+HOLDOUT = 0.3
+SEED = 7
+MODEL_VERSION = "churn-logit-l2-1/nps-ridge-1"
+MIN_ROWS = 50
+
+
+@dataclass
+class Features:
+    """A feature table and what its columns are."""
+
+    frame: pd.DataFrame  # one row per point: key, customer_id, features (and the target)
+    signals: list[str]
+    numeric: list[str]  # numeric columns (signals, activity, numeric traits)
+    categorical: list[str]  # text traits
+    version: str  # the feature set: a hash of its definition
+
+
+@dataclass
+class Evaluation:
+    """Holdout figures of the churn and NPS models."""
+
+    rows: int
+    churned: int
+    holdout: int
+    auc: float
+    brier: float
+    base_rate: float  # churn rate in the holdout (the Brier of a constant guess is r(1-r))
+    calibration: list[dict[str, float]]  # per risk bin: mean predicted, observed, customers
+    nps_rows: int = 0
+    nps_mae: float | None = None  # 0-10 points on the holdout answers
+    nps_r2: float | None = None
+    model_version: str = MODEL_VERSION
+    feature_set: str = ""
+    seed: int = SEED
+    coefficients: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def feature_version(
+    signals: Sequence[Signal], traits: Sequence[str], window_days: int, lead_hours: int
+) -> str:
+    """A short hash of everything that defines the features (signal conditions included)."""
+    spec = {
+        "signals": sorted((s.key, s.when, s.touchpoints) for s in signals),
+        "traits": list(traits),
+        "window_days": window_days,
+        "lead_hours": lead_hours,
+    }
+    return "fs-" + hashlib.sha256(json.dumps(spec, default=list).encode()).hexdigest()[:10]
+
+
+def _numeric_trait(values: pd.Series) -> bool:
+    present = values.dropna()
+    return bool(len(present)) and bool(pd.to_numeric(present, errors="coerce").notna().all())
+
+
+def features(
+    con: BaseBackend,
+    points: Any,
+    signals: Sequence[Signal],
+    traits: Sequence[str] = TRAITS,
+    window_days: int = WINDOW_DAYS,
+    lead_hours: int = LEAD_HOURS,
+    exclude: Sequence[str] = (),
+) -> Features:
+    """The feature table for ``points`` (an Ibis table ``key, customer_id, cutoff, ...``)."""
+    f = analytics.features_at(con, points, signals, window_days, exclude)
+    base = points.rename(_k="key")
+    j = base.join(f, base._k == f.key).drop("_k")
+    t = analytics.with_controls(j, con, traits)
+    frame: pd.DataFrame = t.execute()
+    keys = [s.key for s in signals]
+    numeric = [*keys, "events_per_30d"]
+    categorical = []
+    for name in traits:
+        if _numeric_trait(frame[name]):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+            numeric.append(name)
+        else:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), "(none)")
+            categorical.append(name)
+    frame = frame.sort_values("key").reset_index(drop=True)
+    version = feature_version(signals, traits, window_days, lead_hours)
+    return Features(frame, keys, numeric, categorical, version)
+
+
+def _pipeline(fs: Features, model: Any) -> Pipeline:
+    prep = ColumnTransformer(
+        [
+            (
+                "num",
+                Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                fs.numeric,
+            ),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), fs.categorical),
+        ],
+        sparse_threshold=0.0,
+    )
+    return Pipeline([("prep", prep), ("model", model)])
+
+
+def churn_model(fs: Features, seed: int = SEED) -> Pipeline:
+    """An unfitted churn pipeline over ``fs``'s columns (logistic regression, L2, C=1)."""
+    return _pipeline(fs, LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
+
+
+def nps_model(fs: Features) -> Pipeline:
+    """An unfitted predicted-NPS pipeline over ``fs``'s columns (ridge regression, alpha=1)."""
+    return _pipeline(fs, Ridge(alpha=1.0))
+
+
+def split(y: pd.Series, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training and holdout sets (30% held out, stratified on ``y``)."""
+    idx = np.arange(len(y))
+    strat = y if y.nunique() == 2 else None
+    train, test = train_test_split(idx, test_size=HOLDOUT, random_state=seed, stratify=strat)
+    return np.sort(train), np.sort(test)
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 5) -> list[dict[str, float]]:
+    """Risk bins of equal size: mean predicted risk, observed churn rate and customers in each
+    (``sklearn.calibration.calibration_curve`` with the quantile strategy)."""
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    counts = counts[counts > 0][: len(observed)]
+    return [
+        {"predicted": float(a), "observed": float(b), "customers": int(c)}
+        for a, b, c in zip(predicted, observed, counts, strict=False)
+    ]
+
+
+def evaluate(churn: Features, nps: Features | None, seed: int = SEED) -> Evaluation:
+    """Fit on 70% of the customers, report on the 30% held out: ROC AUC, Brier score and the
+    calibration table for churn; mean absolute error and R² for predicted NPS.
+
+    Errors: ``Invalid`` when fewer than 50 customers, or no churner / no stayer, are there.
+    """
+    x, y = churn.frame, churn.frame["churned"].astype(int)
+    if len(x) < MIN_ROWS or not 0 < y.sum() < len(y):
+        raise Invalid(
+            f"{len(x)} customers, {int(y.sum())} churned: training needs at least {MIN_ROWS} "
+            "customers with a lifecycle, some of them churned (docs/insights.md)"
+        )
+    train, test = split(y, seed)
+    model = churn_model(churn, seed).fit(x.iloc[train], y.iloc[train])
+    p = model.predict_proba(x.iloc[test])[:, 1]
+    yt = y.iloc[test].to_numpy()
+    result = Evaluation(
+        rows=len(x),
+        churned=int(y.sum()),
+        holdout=len(test),
+        auc=float(roc_auc_score(yt, p)),
+        brier=float(brier_score_loss(yt, p)),
+        base_rate=float(yt.mean()),
+        calibration=calibration_table(yt, p),
+        feature_set=churn.version,
+        seed=seed,
+        coefficients=dict(zip(_names(model), map(float, model[-1].coef_[0]), strict=True)),
+    )
+    if nps is not None and len(nps.frame) >= MIN_ROWS:
+        xn, yn = nps.frame, nps.frame["nps"].astype(float)
+        tr, te = split(yn, seed)
+        m = nps_model(nps).fit(xn.iloc[tr], yn.iloc[tr])
+        guess = m.predict(xn.iloc[te])
+        result.nps_rows = len(xn)
+        result.nps_mae = float(mean_absolute_error(yn.iloc[te], guess))
+        result.nps_r2 = float(r2_score(yn.iloc[te], guess))
+    return result
+
+
+def _names(model: Pipeline) -> list[str]:
+    return [str(n).split("__", 1)[1] for n in model[0].get_feature_names_out()]
+
+
+def contributions(model: Pipeline, frame: pd.DataFrame, fs: Features) -> pd.DataFrame:
+    """Each row's contribution of each feature to the model's output (log-odds for churn,
+    score points for NPS): ``w_j (x_j - mean_j)`` on the transformed columns, with a categorical
+    trait's one-hot columns summed. Columns: ``fs.numeric + fs.categorical``; each row sums to
+    the output minus the output at the mean of the training columns."""
+    z = model[0].transform(frame)
+    names = _names(model)
+    mean = _train_mean(model)
+    coef = np.atleast_2d(model[-1].coef_)[0]
+    parts = (z - mean) * coef
+    out = {}
+    for name in fs.numeric:
+        out[name] = parts[:, names.index(name)]
+    for name in fs.categorical:
+        cols = [i for i, n in enumerate(names) if n.startswith(f"{name}_")]
+        out[name] = parts[:, cols].sum(axis=1)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _train_mean(model: Pipeline) -> np.ndarray:
+    mean = getattr(model, "_cxm_train_mean", None)
+    if mean is None:
+        raise Invalid("the model was not fitted with fit_with_mean")
+    return np.asarray(mean)
+
+
+def fit_with_mean(model: Pipeline, x: pd.DataFrame, y: pd.Series) -> Pipeline:
+    """Fit ``model`` and remember the mean of its transformed training columns (the baseline
+    that contributions are measured from)."""
+    model.fit(x, y)
+    model._cxm_train_mean = model[0].transform(x).mean(axis=0)
+    return model
+
+
+def reasons(
+    parts: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame, sign: int, top: int = 3
+) -> list[list[dict[str, Any]]]:
+    """Per row, the ``top`` features pushing the output in the direction ``sign`` (+1: towards
+    churn; -1: towards a lower score), largest first: ``{feature, label, value, contribution}``.
+    Features that push the other way are never reasons."""
+    out: list[list[dict[str, Any]]] = []
+    values = parts.to_numpy() * sign
+    cols = list(parts.columns)
+    for i, row in enumerate(values):
+        order = np.argsort(-row)[:top]
+        out.append(
+            [
+                {
+                    "feature": cols[k],
+                    "label": labels.get(cols[k], cols[k]),
+                    "value": _plain(frame.iloc[i][cols[k]]),
+                    "contribution": round(float(row[k] * sign), 4),
+                }
+                for k in order
+                if row[k] > 0
+            ]
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        v = float(value)
+        return None if v != v else (int(v) if v.is_integer() else round(v, 3))
+    return value
+
+
+def labels_for(signals: Sequence[Signal]) -> dict[str, str]:
+    """A reader's label for every feature name."""
+    out = {s.key: s.label for s in signals}
+    out["events_per_30d"] = "Activity (events per 30 days)"
+    out.update({"tenure_months": "Tenure", "segment": "Segment", "plan": "Plan",
+                "region": "Region"})  # fmt: skip
+    return out
+
+
+@dataclass
+class Scores:
+    """Scores for every customer who has not churned."""
+
+    as_of: dt.datetime
+    frame: pd.DataFrame  # customer_id, churn_risk, predicted_nps, reasons, nps_reasons
+    model_version: str
+    feature_set: str
+    seed: int
+
+
+def score(
+    churn: Features,
+    nps: Features | None,
+    current: Features,
+    signals: Sequence[Signal],
+    as_of: dt.datetime,
+    seed: int = SEED,
+) -> Scores:
+    """Fit both models on every training row and score ``current`` (one row per customer):
+    churn risk (0-1), predicted NPS (0-10, clipped), and three reasons for each."""
+    y = churn.frame["churned"].astype(int)
+    if len(churn.frame) < MIN_ROWS or not 0 < y.sum() < len(y):
+        raise Invalid(
+            f"{len(churn.frame)} customers, {int(y.sum())} churned: scoring needs at least "
+            f"{MIN_ROWS} customers with a lifecycle, some of them churned (docs/insights.md)"
+        )
+    labels = labels_for(signals)
+    cm = fit_with_mean(churn_model(churn, seed), churn.frame, y)
+    x = current.frame
+    out = pd.DataFrame({"customer_id": x["customer_id"].to_numpy()})
+    out["churn_risk"] = cm.predict_proba(x)[:, 1]
+    out["reasons"] = pd.Series(reasons(contributions(cm, x, churn), labels, x, +1), dtype=object)
+    if nps is not None and len(nps.frame) >= MIN_ROWS:
+        nm = fit_with_mean(nps_model(nps), nps.frame, nps.frame["nps"].astype(float))
+        out["predicted_nps"] = np.clip(nm.predict(x), 0.0, 10.0)
+        why = reasons(contributions(nm, x, nps), labels, x, -1)
+        out["nps_reasons"] = pd.Series(why, dtype=object)
+    else:
+        out["predicted_nps"] = np.nan
+        out["nps_reasons"] = [[] for _ in range(len(out))]
+    return Scores(as_of, out, MODEL_VERSION, churn.version, seed)
