@@ -165,8 +165,8 @@ def cancelled(engine: Engine) -> Engine:
     with engine.begin() as conn:
         conn.execute(interactions.insert(), EVENTS + extra)
         now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-        conn.execute(customer_traits.insert(), [
-            {"customer_id": "a", "name": "segment", "value": "consumer", "set_at": now}])  # fmt: skip
+        trait = {"customer_id": "a", "name": "segment", "value": "consumer", "set_at": now}
+        conn.execute(customer_traits.insert(), [trait])
     return engine
 
 
