@@ -69,3 +69,14 @@ def test_the_insights_window_default_is_the_analytics_one() -> None:
     from cxm.insights import cli as insights_cli
 
     assert insights_cli.WINDOW_DAYS == analytics.WINDOW_DAYS
+
+
+def test_the_insights_model_defaults_are_the_libraries_ones() -> None:
+    from cxm.insights import cli as insights_cli
+    from cxm.insights import drivers, predict
+
+    assert insights_cli.TRAITS.split(",") == list(predict.TRAITS)
+    assert insights_cli.PREDICT_WINDOW_DAYS == predict.WINDOW_DAYS
+    assert insights_cli.LEAD_HOURS == predict.LEAD_HOURS
+    assert insights_cli.SEED == predict.SEED == drivers.SEED
+    assert insights_cli.BOOTSTRAP == drivers.BOOTSTRAP

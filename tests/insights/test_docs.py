@@ -14,15 +14,23 @@ import pytest
 PAGE = Path(__file__).parents[2] / "docs" / "insights.md"
 
 
-def _example() -> str:
-    section = PAGE.read_text(encoding="utf-8").split("## A worked example", 1)[1]
+def _example(heading: str = "## A worked example") -> str:
+    section = PAGE.read_text(encoding="utf-8").split(heading, 1)[1]
     found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found, "the worked example has no python block"
+    assert found, f"{heading} has no python block"
     return found.group(1)
 
 
-def test_worked_example_prints_what_the_page_says() -> None:
-    code = _example()
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "## A worked example",
+        "### A worked example: relative weights against the Shapley decomposition",
+        "### A public dataset end to end",
+    ],
+)
+def test_worked_example_prints_what_the_page_says(heading: str) -> None:
+    code = _example(heading)
     expected = code.strip().splitlines()[-1].removeprefix("# ")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -192,13 +192,17 @@ def features_at(
     first event in it). Nothing at or after ``cutoff`` counts.
     """
     check_window(window_days)
-    p = points.view()
-    e = signal_events(con, signals).rename(_customer="customer_id", _time="event_time").view()
     span = ibis.interval(days=window_days)
-    j = p.left_join(
-        e, [p.customer_id == e._customer, e._time < p.cutoff, e._time >= p.cutoff - span]
-    )
-    met = j.group_by("key").aggregate(**_met(j, signals))
+    if signals:
+        p = points.view()
+        e = signal_events(con, signals).rename(_customer="customer_id", _time="event_time")
+        e = e.view()
+        j = p.left_join(
+            e, [p.customer_id == e._customer, e._time < p.cutoff, e._time >= p.cutoff - span]
+        )
+        met = j.group_by("key").aggregate(**_met(j, signals))
+    else:  # a company without signals still has traits and activity
+        met = points.select("key")
     t = log(con)
     t = t.filter(t.customer_id.notnull())
     if exclude:

@@ -9,6 +9,22 @@ import typer
 from cxm.console import engine, errors, print_json, print_table, settings
 
 WINDOW_DAYS = 180  # the default window; the same as cxm.insights.analytics.WINDOW_DAYS (tested)
+# The defaults of cxm.insights.predict and .drivers, kept here so --help needs no heavy import
+# (tests/cli/test_startup.py checks they agree).
+TRAITS = "segment,plan,region,tenure_months"
+PREDICT_WINDOW_DAYS = 365
+LEAD_HOURS = 1
+SEED = 7
+BOOTSTRAP = 200
+
+
+def _traits(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        typer.secho("error: --traits: name at least one trait, e.g. segment,plan", err=True,
+                    fg="red")  # fmt: skip
+        raise typer.Exit(2)
+    return names
 
 
 def _service() -> Any:
@@ -87,8 +103,8 @@ def drivers(
     outcome: str = typer.Option("nps", "--outcome", help="nps | csat | churn"),
     by: str | None = typer.Option(None, "--by", help="department: sum drivers per department"),
     window: int = typer.Option(WINDOW_DAYS, "--window", help="days a signal counts before"),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="resamples for the intervals"),
-    seed: int = typer.Option(7, "--seed", help="seed of the bootstrap"),
+    bootstrap: int = typer.Option(BOOTSTRAP, "--bootstrap", help="resamples for the intervals"),
+    seed: int = typer.Option(SEED, "--seed", help="seed of the bootstrap"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Key drivers: the importance (relative weight) and performance of every signal, theme
@@ -136,15 +152,16 @@ def drivers(
 
 @app.command("train")
 def train(
-    seed: int = typer.Option(7, "--seed", help="seed of the holdout split and the model"),
-    window: int = typer.Option(365, "--window", help="days of history each prediction sees"),
-    lead: int = typer.Option(1, "--lead-hours", help="features stop this long before a churn"),
+    seed: int = typer.Option(SEED, "--seed", help="seed of the holdout split and the model"),
+    window: int = typer.Option(PREDICT_WINDOW_DAYS, "--window", help="days of history seen"),
+    lead: int = typer.Option(LEAD_HOURS, "--lead-hours", help="stop before a churn"),
+    traits: str = typer.Option(TRAITS, "--traits", help="comma-separated customer traits"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Train the churn and NPS models on 70% of the customers; print the holdout ROC AUC,
     Brier score and calibration table (nothing is stored)."""
     with errors():
-        ev = _service().train(engine(), settings().data_dir, seed, window, lead)
+        ev = _service().train(engine(), settings().data_dir, seed, window, lead, _traits(traits))
     if as_json:
         print_json(ev.to_dict())
         return
@@ -166,9 +183,10 @@ def train(
 
 @app.command("predict")
 def predict(
-    seed: int = typer.Option(7, "--seed", help="seed of the model"),
-    window: int = typer.Option(365, "--window", help="days of history each prediction sees"),
-    lead: int = typer.Option(1, "--lead-hours", help="features stop this long before a churn"),
+    seed: int = typer.Option(SEED, "--seed", help="seed of the model"),
+    window: int = typer.Option(PREDICT_WINDOW_DAYS, "--window", help="days of history seen"),
+    lead: int = typer.Option(LEAD_HOURS, "--lead-hours", help="stop before a churn"),
+    traits: str = typer.Option(TRAITS, "--traits", help="comma-separated customer traits"),
     top: int = typer.Option(10, "--top", help="customers at most risk to print"),
 ) -> None:
     """Score every customer who has not churned (churn risk, predicted NPS, three reasons each)
@@ -176,7 +194,7 @@ def predict(
     service = _service()
     with errors():
         eng = engine()
-        scores = service.score(eng, settings().data_dir, seed, window, lead)
+        scores = service.score(eng, settings().data_dir, seed, window, lead, None, _traits(traits))
         with eng.begin() as conn:
             written = service.store_scores(conn, scores)
     f = scores.frame.sort_values("churn_risk", ascending=False).head(top)

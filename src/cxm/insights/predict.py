@@ -24,23 +24,20 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from ibis.backends import BaseBackend
-from sklearn.calibration import calibration_curve
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import brier_score_loss, mean_absolute_error, r2_score, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cxm.errors import Invalid
 from cxm.insights import analytics
 from cxm.insights.definitions import Signal
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn is imported where a model is fitted, so the web app and the CLI start without it.
 
 TRAITS = ("segment", "plan", "region", "tenure_months")
 WINDOW_DAYS = 365  # a churn decision remembers a year of experience
@@ -134,6 +131,11 @@ def features(
 
 
 def _pipeline(fs: Features, model: Any) -> Pipeline:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     prep = ColumnTransformer(
         [
             (
@@ -150,16 +152,22 @@ def _pipeline(fs: Features, model: Any) -> Pipeline:
 
 def churn_model(fs: Features, seed: int = SEED) -> Pipeline:
     """An unfitted churn pipeline over ``fs``'s columns (logistic regression, L2, C=1)."""
+    from sklearn.linear_model import LogisticRegression
+
     return _pipeline(fs, LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
 
 
 def nps_model(fs: Features) -> Pipeline:
     """An unfitted predicted-NPS pipeline over ``fs``'s columns (ridge regression, alpha=1)."""
+    from sklearn.linear_model import Ridge
+
     return _pipeline(fs, Ridge(alpha=1.0))
 
 
 def split(y: pd.Series, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of the training and holdout sets (30% held out, stratified on ``y``)."""
+    from sklearn.model_selection import train_test_split
+
     idx = np.arange(len(y))
     strat = y if y.nunique() == 2 else None
     train, test = train_test_split(idx, test_size=HOLDOUT, random_state=seed, stratify=strat)
@@ -169,6 +177,8 @@ def split(y: pd.Series, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 5) -> list[dict[str, float]]:
     """Risk bins of equal size: mean predicted risk, observed churn rate and customers in each
     (``sklearn.calibration.calibration_curve`` with the quantile strategy)."""
+    from sklearn.calibration import calibration_curve
+
     observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
     edges = np.quantile(p, np.linspace(0, 1, bins + 1))
     which = np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, bins - 1)
@@ -186,6 +196,8 @@ def evaluate(churn: Features, nps: Features | None, seed: int = SEED) -> Evaluat
 
     Errors: ``Invalid`` when fewer than 50 customers, or no churner / no stayer, are there.
     """
+    from sklearn.metrics import brier_score_loss, mean_absolute_error, r2_score, roc_auc_score
+
     x, y = churn.frame, churn.frame["churned"].astype(int)
     if len(x) < MIN_ROWS or not 0 < y.sum() < len(y):
         raise Invalid(

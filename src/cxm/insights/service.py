@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -66,16 +67,27 @@ def feature_sets(
     window_days: int = predict.WINDOW_DAYS,
     lead_hours: int = predict.LEAD_HOURS,
     as_of: dt.datetime | None = None,
+    traits: Sequence[str] = predict.TRAITS,
 ) -> tuple[predict.Features, predict.Features | None, predict.Features, list[Signal]]:
     """The churn training, NPS training and scoring feature tables, and the signals used."""
     if not 0 <= lead_hours <= 8760:
         raise Invalid(f"lead: {lead_hours} hours; give a number of hours from 0 to 8760")
     life = _lifecycle_or_fail(data_dir)
     touchpoint_owner, _ = attr.owners(con)
-    usable = attr._usable(list(signals(data_dir).values()), touchpoint_owner)
+    defined = list(signals(data_dir).values())
+    # Shipped signals at touchpoints this company lacks are left out; with none left, the
+    # models still have the traits and the activity.
+    usable = [s for s in defined if all(t in touchpoint_owner for t in s.touchpoints)]
+    if any(not s.shipped for s in defined if s not in usable):
+        attr._usable(defined, touchpoint_owner)  # raises, naming the unknown touchpoint
     end = as_of or log_end(con)
     churn_pts = analytics.churn_points(con, life, end, lead_hours)
-    common = {"window_days": window_days, "lead_hours": lead_hours, "exclude": life.churn}
+    common = {
+        "traits": tuple(traits),
+        "window_days": window_days,
+        "lead_hours": lead_hours,
+        "exclude": life.churn,
+    }
     churn = predict.features(con, churn_pts, usable, **common)  # type: ignore[arg-type]
     nps = predict.features(con, analytics.nps_points(con), usable, **common)  # type: ignore[arg-type]
     current = predict.features(con, analytics.scoring_points(con, life, end), usable, **common)  # type: ignore[arg-type]
@@ -88,10 +100,11 @@ def train(
     seed: int = predict.SEED,
     window_days: int = predict.WINDOW_DAYS,
     lead_hours: int = predict.LEAD_HOURS,
+    traits: Sequence[str] = predict.TRAITS,
 ) -> predict.Evaluation:
     """Train on 70% of the customers and report the holdout figures (nothing is stored)."""
     with reading(source) as con:
-        churn, nps, _, _ = feature_sets(con, data_dir, window_days, lead_hours)
+        churn, nps, _, _ = feature_sets(con, data_dir, window_days, lead_hours, None, traits)
     return predict.evaluate(churn, nps, seed)
 
 
@@ -102,12 +115,15 @@ def score(
     window_days: int = predict.WINDOW_DAYS,
     lead_hours: int = predict.LEAD_HOURS,
     as_of: dt.datetime | None = None,
+    traits: Sequence[str] = predict.TRAITS,
 ) -> predict.Scores:
     """Fit on every customer and score each one who has not churned at ``as_of`` (default:
     the end of the log). Nothing is stored; ``store_scores`` writes the result."""
     with reading(source) as con:
         end = as_of or log_end(con)
-        churn, nps, current, usable = feature_sets(con, data_dir, window_days, lead_hours, end)
+        churn, nps, current, usable = feature_sets(
+            con, data_dir, window_days, lead_hours, end, traits
+        )
     return predict.score(churn, nps, current, usable, end, seed)
 
 

@@ -13,6 +13,7 @@ from cxm.apitypes import checked_offset
 from cxm.customer360 import service as c360
 from cxm.errors import Invalid, NotFound
 from cxm.feedback import service as feedback
+from cxm.insights import facts as insights
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import customer_not_found, readable_customer, scope_for, visible_touchpoints
@@ -124,6 +125,7 @@ def customer_page(
         request, who, "customer.html",
         profile=profile, items=items, next_cursor=timeline["next_cursor"], palette=palette,
         department_names={d.key: d.name for d in departments},
+        prediction=insights.prediction_for(conn, profile["id"]),
     )  # fmt: skip
 
 
