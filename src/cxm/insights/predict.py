@@ -278,14 +278,16 @@ def reasons(
     out: list[list[dict[str, Any]]] = []
     values = parts.to_numpy() * sign
     cols = list(parts.columns)
-    for i, row in enumerate(values):
-        order = np.argsort(-row)[:top]
+    shown = frame[cols].to_numpy(object)
+    orders = np.argsort(-values, axis=1, kind="stable")[:, :top]
+    for i, order in enumerate(orders):
+        row = values[i]
         out.append(
             [
                 {
                     "feature": cols[k],
                     "label": labels.get(cols[k], cols[k]),
-                    "value": _plain(frame.iloc[i][cols[k]]),
+                    "value": _plain(shown[i, k]),
                     "contribution": round(float(row[k] * sign), 4),
                 }
                 for k in order
@@ -296,7 +298,7 @@ def reasons(
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         v = float(value)
         return None if v != v else (int(v) if v.is_integer() else round(v, 3))
     return value

@@ -1,0 +1,169 @@
+"""Insights on the demo company: attribution and drivers, training, scoring; each timed beside
+a plain pandas + statsmodels / scikit-learn run of the same model in the same process.
+
+Run: .venv/bin/python benchmarks/bench_insights.py [--customers N] [--months M]
+Default: 2,000 customers x 6 months (about a minute with the generation). The cxm side computes
+the features with Ibis on DuckDB; the baseline reads the tables into pandas and computes the same
+features there (the five demo signals written as pandas filters), then fits the same models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from cxm.demo.generator import generate
+from cxm.demo.load import load
+from cxm.insights import drivers, predict, service
+from cxm.store import create_engine, upgrade
+from cxm.store.analytics import reading
+
+WINDOW = 180
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _pandas_signals(log: pd.DataFrame) -> pd.DataFrame:
+    """The five shipped signals as pandas filters: ``(customer_id, event_time, signal)``."""
+    props = log["properties"].fillna("{}").map(json.loads)
+    wait = props.map(lambda p: p.get("wait_minutes"))
+    wait = pd.to_numeric(wait, errors="coerce")
+    repeat = props.map(lambda p: p.get("repeat_of") is not None)
+    support = log.touchpoint_key.isin(["support_phone", "support_chat"])
+    rules = {
+        "late_delivery": (log.name == "delivery_late") & (log.touchpoint_key == "delivery"),
+        "damaged_item": (log.name == "item_damaged") & (log.touchpoint_key == "delivery"),
+        "billing_error": (log.name == "billing_error") & (log.touchpoint_key == "invoice"),
+        "repeat_contact": (log.name == "ticket_opened") & support & repeat,
+        "long_wait": (log.name == "ticket_closed") & support & (wait > 20),
+    }
+    parts = [log.loc[m & log.customer_id.notna(), ["customer_id", "event_time"]].assign(signal=k)
+             for k, m in rules.items()]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+def _met(points: pd.DataFrame, events: pd.DataFrame, days: int) -> pd.DataFrame:
+    """0/1 per signal for each point ``(key, customer_id, cutoff)`` in the window before it."""
+    j = points.merge(events, on="customer_id")
+    j = j[(j.event_time < j.cutoff) & (j.event_time >= j.cutoff - pd.Timedelta(days=days))]
+    flags = pd.crosstab(j.key, j.signal).clip(upper=1)
+    out = points.set_index("key").join(flags).fillna(0)
+    for k in ("late_delivery", "damaged_item", "billing_error", "repeat_contact", "long_wait"):
+        if k not in out:
+            out[k] = 0
+    return out.reset_index()
+
+
+def _baseline_attribution(db: Path) -> tuple[pd.DataFrame, Any]:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    log = con.sql("select customer_id, name, touchpoint_key, event_time, "
+                  "properties::varchar as properties from interactions").df()  # fmt: skip
+    r = con.sql("select id as key, customer_id, submitted_at as cutoff, nps from responses "
+                "where nps is not null and customer_id is not null "
+                "and respondent_kind = 'customer'").df()  # fmt: skip
+    traits = con.sql("select customer_id, name, value from customer_traits").df()
+    con.close()
+    wide = traits.pivot_table(index="customer_id", columns="name", values="value",
+                              aggfunc="max")[["segment", "tenure_months"]]  # fmt: skip
+    f = _met(r, _pandas_signals(log), WINDOW).merge(wide, left_on="customer_id", right_index=True)
+    keys = ["late_delivery", "damaged_item", "billing_error", "repeat_contact", "long_wait"]
+    x = f[keys].astype(float)
+    x = pd.concat([x, pd.get_dummies(f.segment, prefix="s", drop_first=True, dtype=float)], axis=1)
+    x["tenure_months"] = pd.to_numeric(f.tenure_months)
+    fit = sm.OLS(f.nps.astype(float), sm.add_constant(x)).fit(cov_type="HC3")
+    drivers.relative_weights(f[keys].to_numpy(float), f.nps.to_numpy(float))
+    return f, fit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--customers", type=int, default=2000)
+    ap.add_argument("--months", type=int, default=6)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t_gen, _ = _timed(lambda: generate(root / "files", customers=args.customers,
+                                           months=args.months, seed=7))  # fmt: skip
+        db = root / "cxm.duckdb"
+        engine = create_engine(f"duckdb:///{db}")
+        upgrade(engine)
+        t_load, _ = _timed(lambda: load(engine, root / "files"))
+        print(f"demo company: {args.customers} customers x {args.months} months; "
+              f"generated in {t_gen:.1f} s, loaded in {t_load:.1f} s")  # fmt: skip
+
+        def cxm_attribution() -> Any:
+            service.attribution(engine, root, "nps")
+            return service.drivers(engine, root, "nps", bootstrap=0)
+
+        t_cxm, _ = _timed(cxm_attribution)
+        engine.dispose()
+        t_pd, _ = _timed(lambda: _baseline_attribution(db))
+        engine = create_engine(f"duckdb:///{db}")
+        print(f"attribution + drivers (NPS):  cxm {t_cxm:6.2f} s   pandas+statsmodels "
+              f"{t_pd:6.2f} s   ratio {t_pd / t_cxm:4.2f}")  # fmt: skip
+
+        with reading(engine) as con:
+            t_feat, sets = _timed(lambda: service.feature_sets(con, root))
+        churn, nps, current, usable = sets
+        t_train, ev = _timed(lambda: predict.evaluate(churn, nps))
+        frame = churn.frame
+        y = frame.churned.astype(int)
+
+        def plain_train() -> float:
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.metrics import roc_auc_score
+
+            x = pd.get_dummies(frame[churn.categorical], dtype=float)
+            num = frame[churn.numeric].astype(float)
+            x = pd.concat([x, (num - num.mean()) / num.std().replace(0, 1)], axis=1)
+            tr, te = predict.split(y)
+            m = LogisticRegression(max_iter=2000).fit(x.iloc[tr], y.iloc[tr])
+            return float(roc_auc_score(y.iloc[te], m.predict_proba(x.iloc[te])[:, 1]))
+
+        t_plain, auc_plain = _timed(plain_train)
+        print(f"training (features {t_feat:.2f} s on DuckDB): cxm {t_train:6.2f} s   "
+              f"pandas+sklearn {t_plain:6.2f} s   ratio {t_plain / t_train:4.2f}; "
+              f"holdout AUC {ev.auc:.3f} (plain {auc_plain:.3f})")  # fmt: skip
+        t_score, scores = _timed(lambda: predict.score(churn, nps, current, usable,
+                                                       scores_as_of(engine)))  # fmt: skip
+
+        def plain_score() -> np.ndarray:
+            from sklearn.linear_model import LogisticRegression
+
+            x = pd.get_dummies(frame[churn.categorical], dtype=float)
+            m = LogisticRegression(max_iter=2000).fit(x, y)
+            xc = pd.get_dummies(current.frame[churn.categorical], dtype=float)
+            return np.asarray(m.predict_proba(xc.reindex(columns=x.columns, fill_value=0))[:, 1])
+
+        t_plain_score, _ = _timed(plain_score)
+        n = len(scores.frame)
+        print(f"scoring {n} customers (fit + risk + reasons): cxm {t_score:6.2f} s "
+              f"({n / t_score:,.0f} customers/s)   pandas+sklearn (risk only) "
+              f"{t_plain_score:6.2f} s   ratio {t_plain_score / t_score:4.2f}")  # fmt: skip
+        engine.dispose()
+
+
+def scores_as_of(engine: Any) -> Any:
+    from cxm.insights.analytics import log_end
+
+    with reading(engine) as con:
+        return log_end(con)
+
+
+if __name__ == "__main__":
+    main()
