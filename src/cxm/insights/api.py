@@ -17,7 +17,7 @@ from cxm.customer360 import service as c360
 from cxm.errors import NotFound, responses
 from cxm.insights import facts, service
 from cxm.insights.analytics import WINDOW_DAYS
-from cxm.insights.schemas import AttributionOut, DriversOut, PredictionOut
+from cxm.insights.schemas import AttributionOut, DriversOut, PredictionOut, RevenueOut
 from cxm.org.auth import Principal
 from cxm.org.scope import (
     TeamReach,
@@ -70,6 +70,22 @@ def drivers(
                              outcome, window, bootstrap, seed)  # fmt: skip
     mine = service.scope_drivers(result, readable_departments(conn, scope_for(who)))
     return DriversOut.model_validate(mine.to_dict())
+
+
+@router.get("/insights/revenue", response_model=RevenueOut, responses=responses(422))
+def revenue(
+    request: Request,
+    reduce: float = Query(50.0, ge=0, le=100, description="percent a signal's reach falls by"),
+    window: int = Query(WINDOW_DAYS, ge=1, le=3650, description="days a signal counts before"),
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db),
+) -> RevenueOut:
+    """Revenue at risk by NPS category and by signal, and the customers and annual revenue
+    kept if a signal's reach fell by ``reduce`` percent (a manager: their signals only)."""
+    result = service.revenue(get_engine(request), request.app.state.settings.data_dir,
+                             reduce / 100, window)  # fmt: skip
+    mine = service.scope_revenue(result, readable_departments(conn, scope_for(who)))
+    return RevenueOut.model_validate(mine.to_dict())
 
 
 @router.get(

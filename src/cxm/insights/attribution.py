@@ -179,6 +179,8 @@ def fit_churn(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, f
 
     Returns per estimable key: ``effect, ci_low, ci_high, p_value`` (log-odds, 95% interval)
     and ``extra_churned`` (customers: the sum over those who met it of p - p without it).
+    When ``frame`` has ``annual_revenue``, the key ``_revenue`` maps each signal to the same
+    sum weighted by each customer's annual revenue (the revenue its extra churn takes).
     """
     frame = frame.reset_index(drop=True)
     x = design(frame, keys)
@@ -198,7 +200,11 @@ def fit_churn(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, f
     for k in est:
         met = x[x[k] == 1]
         without = met.assign(**{k: 0.0})
-        extra = float((model.predict(met) - model.predict(without)).sum())
+        lift = model.predict(met) - model.predict(without)
+        extra = float(lift.sum())
+        if "annual_revenue" in frame:  # revenue the extra churn takes with it, per year
+            revenue = frame.loc[met.index, "annual_revenue"].astype(float).fillna(0.0)
+            out.setdefault("_revenue", {})[k] = float((lift * revenue).sum())
         out[k] = {
             "effect": _number(model.params[k]),
             "ci_low": _number(ci.loc[k, 0]),

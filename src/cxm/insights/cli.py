@@ -206,3 +206,34 @@ def predict(
                 f"{written} customers scored as of {scores.as_of:%Y-%m-%d %H:%M} UTC; "
                 f"model {scores.model_version}, feature set {scores.feature_set}, "
                 f"seed {scores.seed}", whole=["customer"])  # fmt: skip
+
+
+@app.command("revenue")
+def revenue(
+    reduce: float = typer.Option(50.0, "--reduce", help="percent a signal's reach falls by"),
+    window: int = typer.Option(WINDOW_DAYS, "--window", help="days a signal counts before"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Revenue at risk by NPS category and by signal, and what fixing each signal is worth
+    (customers and annual revenue kept if its reach fell by --reduce percent)."""
+    if not 0 <= reduce <= 100:
+        typer.secho("error: --reduce: give a percentage from 0 to 100", err=True, fg="red")
+        raise typer.Exit(2)
+    with errors():
+        result = _service().revenue(engine(), settings().data_dir, reduce / 100, window)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    rows = [{"NPS category": c.category, "customers": c.customers, "churned": c.churned,
+             "churn rate": f"{c.churn_rate:.1%}", "revenue (stayed)": f"{c.revenue_active:,.0f}",
+             "revenue lost": f"{c.revenue_lost:,.0f}",
+             "revenue at risk": f"{c.revenue_at_risk:,.0f}"}
+            for c in result.categories]  # fmt: skip
+    print_table(rows, list(rows[0]), "Revenue at risk by NPS category (annual)")
+    sig = [{"signal": s.key, "department": s.department, "met": s.met,
+            "extra churned": _fmt(s.extra_churned, 1),
+            "revenue at risk": "" if s.revenue_at_risk is None else f"{s.revenue_at_risk:,.0f}",
+            f"kept at -{reduce:g}% reach": _fmt(s.customers_kept, 1),
+            "revenue kept": "" if s.revenue_kept is None else f"{s.revenue_kept:,.0f}"}
+           for s in result.signals]  # fmt: skip
+    print_table(sig, list(sig[0]) if sig else ["signal"], "Revenue at risk by signal (annual)")

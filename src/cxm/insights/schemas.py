@@ -107,3 +107,32 @@ class PredictionOut(BaseModel):
     seed: int
     as_of: dt.datetime = Field(description="the prediction date: features stop here")
     scored_at: dt.datetime
+
+
+class CategoryRevenueOut(BaseModel):
+    category: str = Field(description="promoter | passive | detractor | none (latest answer)")
+    customers: int
+    churned: int
+    churn_rate: float
+    revenue_active: float = Field(description="annual revenue of those who stayed")
+    revenue_lost: float = Field(description="annual revenue of those who churned")
+    revenue_at_risk: float = Field(description="revenue_active x churn_rate")
+
+
+class SignalRevenueOut(BaseModel):
+    key: str
+    label: str
+    department: str | None
+    met: int
+    extra_churned: float | None = Field(description="customers the signal's churn adds")
+    revenue_at_risk: float | None = Field(description="annual revenue that churn takes")
+    customers_kept: float | None = Field(description="if the reach fell by `reduction`")
+    revenue_kept: float | None
+
+
+class RevenueOut(BaseModel):
+    reduction: float = Field(description="the share the reach falls by, 0-1")
+    customers: int
+    currency_note: str
+    categories: list[CategoryRevenueOut]
+    signals: list[SignalRevenueOut]

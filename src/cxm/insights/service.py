@@ -1,4 +1,5 @@
-"""Insights for the CLI and the API: the installation's signals, an outcome's attribution."""
+"""Insights for the CLI and the API: signals, attribution, key drivers, predictions, revenue
+at risk; and the narrowing of each result to what a role reads."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cxm.errors import Invalid
 from cxm.insights import analytics, facts, predict
 from cxm.insights import attribution as attr
 from cxm.insights import drivers as drv
+from cxm.insights import revenue as rev
 from cxm.insights.analytics import WINDOW_DAYS, log_end
 from cxm.insights.definitions import Signal, installation_dir, load
 from cxm.metrics import definitions as metric_definitions
@@ -202,3 +204,26 @@ def scope_drivers(result: drv.Drivers, departments: frozenset[str] | None) -> dr
     return replace(
         result, drivers=mine, departments=[d for d in result.departments if d.key in departments]
     )
+
+
+def revenue(
+    source: Engine | BaseBackend,
+    data_dir: Path,
+    reduction: float = 0.5,
+    window_days: int = WINDOW_DAYS,
+) -> rev.Revenue:
+    """Revenue at risk by NPS category and by signal, and the value of fixing each signal if
+    its reach fell by ``reduction`` (0-1)."""
+    defined = list(signals(data_dir).values())
+    with reading(source) as con:
+        return rev.revenue(con, defined, lifecycle(data_dir), reduction, window_days)
+
+
+def scope_revenue(result: rev.Revenue, departments: frozenset[str] | None) -> rev.Revenue:
+    """``result`` with only the signals owned by ``departments`` (None: all); the NPS-category
+    table is company-wide and aggregate, so it stays."""
+    if departments is None:
+        return result
+    mine = [s for s in result.signals
+            if s.department and set(s.department.split(",")) & departments]  # fmt: skip
+    return replace(result, signals=mine)
