@@ -16,6 +16,7 @@ from cxm.errors import Invalid
 from cxm.insights import analytics, facts, predict
 from cxm.insights import attribution as attr
 from cxm.insights import drivers as drv
+from cxm.insights import panels as pnl
 from cxm.insights import revenue as rev
 from cxm.insights.analytics import WINDOW_DAYS, log_end
 from cxm.insights.definitions import Signal, installation_dir, load
@@ -227,3 +228,8 @@ def scope_revenue(result: rev.Revenue, departments: frozenset[str] | None) -> re
     mine = [s for s in result.signals
             if s.department and set(s.department.split(",")) & departments]  # fmt: skip
     return replace(result, signals=mine)
+
+
+def panels(con: BaseBackend, data_dir: Path) -> pnl.Panels:
+    """The dashboards' insights: every department's signals and costs (one read)."""
+    return pnl.panels(con, list(signals(data_dir).values()), lifecycle(data_dir))

@@ -5,6 +5,7 @@ Every number comes from the metrics layer (``cxm.metrics.compute``); pages only 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -14,12 +15,13 @@ from sqlalchemy.engine import Connection
 
 from cxm.errors import NotFound
 from cxm.feedback import service as feedback
+from cxm.insights import service as insights
 from cxm.journeys.analytics import journey_map
 from cxm.metrics.analytics import NONE_LABEL
 from cxm.metrics.service import BELOW_MIN_SAMPLE, list_alerts
 from cxm.org import service as org
 from cxm.org.auth import Principal
-from cxm.org.scope import scope_for
+from cxm.org.scope import readable_departments, scope_for
 from cxm.org.security import db
 from cxm.text import taxonomy
 from cxm.text.analytics import Slice, theme_impact
@@ -61,6 +63,22 @@ def kpis(board: Board) -> list[dict[str, Any]]:
     return out
 
 
+# What each department's signals cost, over the whole log: one read for every page.
+INSIGHTS = ("insights-panels",)
+
+
+def _readable_panels(panels: Any, departments: frozenset[str] | None) -> Any:
+    """The panels of the departments the role reads (a manager: their own)."""
+    if departments is None:
+        return panels
+    return replace(panels, departments=[d for d in panels.departments if d.key in departments])
+
+
+def _insights_read(request: Request) -> Any:
+    data_dir = request.app.state.settings.data_dir
+    return lambda con: insights.panels(con, data_dir)
+
+
 @router.get("/", response_class=HTMLResponse)
 def overview(
     request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
@@ -74,7 +92,7 @@ def overview(
         spec("nps", ["month"]), spec("csat", ["month"]),
         spec("response_rate"), spec("completion_rate"),
         spec("csat", ["department", "month"], compare="previous"),
-    ])  # fmt: skip
+    ], {INSIGHTS: _insights_read(request)})  # fmt: skip
     headline = kpis(board)
     trend = board.rows("nps", ["month"])
     csat_trend = board.rows("csat", ["month"])
@@ -97,6 +115,7 @@ def overview(
                            for m in ("response_rate", "completion_rate")},
         # Every customer response in the view (started; completion shown beside it).
         volume=int(completion[0]["n"] or 0) if completion else 0,
+        insights=_readable_panels(board.result(INSIGHTS), readable_departments(conn, scope)),
     )  # fmt: skip
 
 
@@ -194,7 +213,8 @@ def scorecard(
          spec("csat", ["month"])],
         {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at, f.segment),
          impact_key: lambda con: (theme_impact(con, themes, Slice(
-             since=f.start_at, until=f.end_at, segment=f.segment)) if themes else None)},
+             since=f.start_at, until=f.end_at, segment=f.segment)) if themes else None),
+         INSIGHTS: _insights_read(request)},
     )  # fmt: skip
     headline = kpis(board)
     trend = board.rows("csat", ["month"])
@@ -222,5 +242,6 @@ def scorecard(
         by_touchpoint=by_tp, chart=trend_chart(trend, "month", f"CSAT at {department.name}"),
         trend=trend, metrics=HEADLINE, journeys=journeys, impact=impact, comments=comments,
         department_names={d.key: d.name for d in org.list_departments(conn)},
-        personal=scope.personal_data,
+        personal=scope.personal_data, insights=board.result(INSIGHTS).department(key),
+        insights_notes=board.result(INSIGHTS).notes,
     )  # fmt: skip
