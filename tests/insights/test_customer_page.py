@@ -40,3 +40,22 @@ def test_customer_360_shows_risk_and_its_top_three_reasons(
     shown = [r["label"] for r in reasons if r["label"] in page.text]
     assert shown == ["Late delivery", "Plan", "Region"]
     assert page.text.index("Late delivery") < page.text.index("Region")
+
+
+def test_erasing_a_customer_deletes_their_prediction(seeded: Engine) -> None:
+    from cxm.privacy import service as privacy
+
+    company(seeded)
+    customer_id = _customer(seeded)
+    now = dt.datetime(2026, 10, 31, tzinfo=dt.UTC)
+    with seeded.begin() as conn:
+        facts.replace_predictions(conn, [{
+            "customer_id": customer_id, "churn_risk": 0.2, "predicted_nps": 7.0, "reasons": [],
+            "nps_reasons": [], "model_version": "m1", "feature_set": "fs-1", "seed": 7,
+            "as_of": now, "scored_at": now,
+        }])  # fmt: skip
+    with seeded.begin() as conn:
+        counts = privacy.erase(conn, customer_id, "test")
+    assert counts["predictions_deleted"] == 1
+    with seeded.connect() as conn:
+        assert facts.prediction_for(conn, customer_id) is None

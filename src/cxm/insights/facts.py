@@ -16,7 +16,13 @@ from sqlalchemy.engine import Connection
 from cxm.customers.facts import current_customer
 from cxm.insights.tables import customer_predictions
 
-__all__ = ["customer_predictions", "prediction_for", "predictions", "replace_predictions"]
+__all__ = [
+    "customer_predictions",
+    "forget",
+    "prediction_for",
+    "predictions",
+    "replace_predictions",
+]
 
 
 def predictions(con: BaseBackend) -> ir.Table:
@@ -40,3 +46,11 @@ def replace_predictions(conn: Connection, rows: list[dict[str, Any]]) -> int:
     for start in range(0, len(rows), 5000):
         conn.execute(customer_predictions.insert(), rows[start : start + 5000])
     return len(rows)
+
+
+def forget(conn: Connection, customer_ids: list[str]) -> int:
+    """Delete the predictions of ``customer_ids`` (an erasure); returns the rows deleted."""
+    done = conn.execute(
+        customer_predictions.delete().where(customer_predictions.c.customer_id.in_(customer_ids))
+    )
+    return int(done.rowcount or 0)

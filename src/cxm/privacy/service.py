@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from cxm.actions import service as actions
 from cxm.customer360 import service as c360
 from cxm.customers import service as customers
+from cxm.insights import facts as insights
 from cxm.privacy import sweep
 from cxm.surveys import suppressions
 from cxm.surveys.facts import response_answers
@@ -81,6 +82,7 @@ def erase(conn: Connection, identifier: str, requested_by: str) -> dict[str, int
     counts = c360.erase(conn, customer_id, requested_by, record=False)
     counts["text_annotations_cleared"] = text.forget(conn, TEXT_SOURCE, answered)
     counts["case_notes_cleared"] = actions.forget_customers(conn, ids)
+    counts["predictions_deleted"] = insights.forget(conn, ids)
     counts["suppressions_pseudonymised"] = suppressed
     counts["other_values_scrubbed"] = sum(sweep.scrub(conn, needles).values())
     c360.record_request(conn, "erase", customer_id, requested_by, counts)
