@@ -20,6 +20,7 @@ from cxm.actions.routing import OPEN, Assigner, Destination, destination
 from cxm.actions.schemas import RuleIn
 from cxm.actions.tables import action_rules, case_events, cases
 from cxm.customers import service as customers
+from cxm.insights.facts import customer_predictions
 from cxm.interactions.facts import interactions
 from cxm.metrics.facts import metric_alerts
 from cxm.store import insert_ignore, jobs, utcnow
@@ -200,10 +201,29 @@ def _alert_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[Candid
     return found
 
 
+def _risk_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[Candidate]:
+    """Customers whose stored churn risk is at least the rule's; one case per customer."""
+    w = rule.when.churn_risk
+    assert w is not None
+    p = customer_predictions
+    query = sa.select(p.c.customer_id, p.c.churn_risk, p.c.reasons).where(
+        p.c.churn_risk >= w.min, _not_yet(rule, "prediction", p.c.customer_id)
+    )
+    found = []
+    for row in conn.execute(query.order_by(p.c.churn_risk.desc()).limit(limit)).mappings():
+        why = ", ".join(str(r.get("label", "")) for r in (row["reasons"] or []))
+        title = f"{rule.name}: churn risk {row['churn_risk']:.0%}" + (f" ({why})" if why else "")
+        found.append(
+            Candidate("prediction", row["customer_id"], title[:300], row["customer_id"], None)
+        )
+    return found
+
+
 CANDIDATES = {
     "response": _response_candidates,
     "interaction": _interaction_candidates,
     "metric_alert": _alert_candidates,
+    "churn_risk": _risk_candidates,
 }
 
 

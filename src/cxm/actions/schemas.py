@@ -121,23 +121,33 @@ class AlertWhen(Strict):
     max_p: float = Field(0.05, gt=0, le=1)
 
 
+class RiskWhen(Strict):
+    """A customer whose stored churn risk (``cxm insights predict``) is at least ``min``."""
+
+    min: float = Field(gt=0, le=1)
+
+
+TRIGGERS = ("response", "interaction", "metric_alert", "churn_risk")
+
+
 class WhenIn(Strict):
     response: ResponseWhen | None = None
     interaction: InteractionWhen | None = None
     metric_alert: AlertWhen | None = None
+    churn_risk: RiskWhen | None = None
 
     @model_validator(mode="after")
     def _one(self) -> WhenIn:
-        given = [k for k in ("response", "interaction", "metric_alert") if getattr(self, k)]
+        given = [k for k in TRIGGERS if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("name exactly one trigger: response, interaction or metric_alert")
+            raise ValueError(
+                "name exactly one trigger: response, interaction, metric_alert or churn_risk"
+            )
         return self
 
     @property
     def trigger(self) -> str:
-        return (
-            "response" if self.response else "interaction" if self.interaction else "metric_alert"
-        )
+        return next(k for k in TRIGGERS if getattr(self, k))
 
 
 class RuleIn(Strict):

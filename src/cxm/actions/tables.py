@@ -9,7 +9,9 @@ action_rules = sa.Table(
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("trigger", sa.String(16), nullable=False),  # response | interaction | metric_alert
+    sa.Column(
+        "trigger", sa.String(16), nullable=False
+    ),  # response | interaction | metric_alert | churn_risk
     sa.Column("definition", sa.JSON, nullable=False),  # the validated rule, as written
     sa.Column("enabled", sa.Boolean, nullable=False),
     utc_timestamp("updated_at", nullable=False),
@@ -22,7 +24,9 @@ cases = sa.Table(
     # rule key + source kind + source id: one event opens at most one case per rule.
     sa.Column("dedupe_key", sa.String(300), nullable=False, unique=True),
     sa.Column("rule_key", sa.String(64), nullable=False),
-    sa.Column("source_kind", sa.String(16), nullable=False),  # response | interaction | alert
+    sa.Column(
+        "source_kind", sa.String(16), nullable=False
+    ),  # response | interaction | alert | prediction
     sa.Column("source_id", sa.String(200), nullable=False),
     sa.Column("title", sa.String(300), nullable=False),
     sa.Column("customer_id", sa.String(32)),
