@@ -24,9 +24,11 @@ from cxm.actions.schemas import (
 )
 from cxm.apitypes import Page, Record, paging, read_text
 from cxm.errors import Invalid, NotFound, responses
+from cxm.insights import impact
 from cxm.org.auth import Principal
 from cxm.org.scope import may_read_initiatives, readable_user_id, scope_for
 from cxm.org.security import db, get_engine, require
+from cxm.store.analytics import reading
 from cxm.yamldoc import parse
 
 router = APIRouter(tags=["closed loop"])
@@ -331,6 +333,11 @@ def get_initiative(
     who: Principal = Depends(_initiatives_reader),
     conn: Connection = Depends(db),
 ) -> dict[str, Any]:
-    """The initiative with its targeted metric before and after the start, and a test."""
+    """The initiative with its targeted metric before and after the start, and a test; and
+    its difference in differences against the same metric at the other touchpoints."""
     init = service.get_initiative(conn, initiative_id)
-    return {**init, "effect": analytics.before_after(get_engine(request), init)}
+    with reading(get_engine(request)) as con:
+        did = impact.initiative_impact(con, init["touchpoints"], init["metric"],
+                                       init["start_date"])  # fmt: skip
+    return {**init, "effect": analytics.before_after(get_engine(request), init),
+            "difference_in_differences": did}  # fmt: skip
