@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from cxm.actions import service as actions
 from cxm.actions.schemas import InitiativeIn
+from cxm.employees.importer import import_employees
 from cxm.interactions.importer import import_file
 from cxm.org import auth
 from cxm.org import service as org
@@ -77,6 +78,10 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     with engine.begin() as conn:
         result = org.apply_org(conn, read(folder / "org.yaml"))
     summary.steps["org"] = ", ".join(f"{n} {k}" for k, n in result.created.items()) or "unchanged"
+    if (folder / "employees.csv").exists():
+        say("employees")
+        with engine.begin() as conn:
+            summary.steps["employees"] = import_employees(conn, folder / "employees.csv").line()
     for name in ("interactions.parquet", "interactions.jsonl"):
         if (folder / name).exists():
             say("interactions")

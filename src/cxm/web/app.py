@@ -24,6 +24,7 @@ from cxm.actions import api as actions_api
 from cxm.actions import service as actions_service
 from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
+from cxm.employees import api as employees_api
 from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.insights import api as insights_api
 from cxm.interactions import api as interactions_api
@@ -78,7 +79,7 @@ def api_router() -> APIRouter:
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
-        insights_api.router,
+        insights_api.router, employees_api.router,
     ):  # fmt: skip
         for route in router.routes:
             # A JSON body that is not JSON (or not UTF-8) is refused before the handler: 400.
