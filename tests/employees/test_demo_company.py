@@ -1,0 +1,131 @@
+"""Employees in the demo company: the directory loads, eNPS by team matches an independent
+computation from the demo's files, and the planted eNPS penalty of friction is recovered.
+
+The default demo company (2,000 customers, 6 months, seed 7) is generated and loaded once;
+``ground_truth.json`` and the CSV files are read here only, to say what the answers must be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from cxm.cli.main import app as cli
+from cxm.demo.generator import generate
+from cxm.demo.load import LoadSummary, load
+from cxm.employees import service
+from cxm.store import create_engine, upgrade
+from cxm.store.analytics import reading
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path, LoadSummary]]:
+    root = tmp_path_factory.mktemp("employees-demo")
+    generate(root / "files", customers=2000, months=6, seed=7)
+    engine = create_engine(f"duckdb:///{root / 'cxm.duckdb'}")
+    upgrade(engine)
+    summary = load(engine, root / "files")
+    yield engine, root, summary
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def truth(company: tuple[Engine, Path, LoadSummary]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((company[1] / "files" / "ground_truth.json").read_text())
+    return data["employees"]
+
+
+def test_the_demo_loads_its_directory(company: tuple[Engine, Path, LoadSummary]) -> None:
+    files = pd.read_csv(company[1] / "files" / "employees.csv")
+    assert company[2].steps["employees"].startswith(f"{len(files)} created")
+
+
+def test_enps_by_team_matches_pandas_on_the_demo_files(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    engine, root, _ = company
+    staff = pd.read_csv(root / "files" / "employees.csv")
+    pulse = pd.read_csv(root / "files" / "pulse.csv").merge(staff, on="employee_id")
+    pulse["cat"] = pd.cut(pulse["enps"], [-1, 6, 8, 10], labels=["d", "p", "a"])
+    expected = pulse.groupby("team")["cat"].value_counts(normalize=True).unstack().fillna(0)
+    expected = 100 * (expected["a"] - expected["d"])
+    people = pulse.groupby("team")["employee_id"].nunique()
+    results = {r.key: r for r in service.pulse_results(engine, "team")}
+    assert set(results) == set(people.index)
+    for team, r in results.items():
+        if r.hidden:
+            assert r.enps is None
+            continue
+        assert people[team] >= 5
+        assert r.respondents == people[team]
+        assert r.enps == pytest.approx(expected[team], abs=0.051)
+        assert r.enps_low is not None and r.enps_high is not None
+        assert r.enps_low <= r.enps <= r.enps_high
+    assert [t for t, n in people.items() if n < 5 and not results[t].hidden] == []
+
+
+def test_team_friction_rates_match_the_planted_shares(
+    company: tuple[Engine, Path, LoadSummary], truth: dict[str, Any]
+) -> None:
+    engine, root, _ = company
+    with reading(engine) as con:
+        panel = service.panel(con, root, "quarter")
+    rate = panel.groupby("team_key").apply(
+        lambda g: g["frictions"].sum() / g["volume"].sum() if g["volume"].sum() else 0.0,
+        include_groups=False,
+    )
+    for team, share in truth["team_friction_share"].items():
+        assert rate.get(team, 0.0) == pytest.approx(share, abs=0.01), team
+
+
+def test_the_planted_enps_penalty_of_friction_is_recovered(
+    company: tuple[Engine, Path, LoadSummary], truth: dict[str, Any]
+) -> None:
+    engine, root, _ = company
+    result = service.people_and_experience(engine, root, "month")
+    penalty = result.relations[0]
+    assert (penalty.x, penalty.y, penalty.lag) == ("friction_rate", "score_mean", 0)
+    assert penalty.slope is not None and penalty.low is not None and penalty.high is not None
+    assert penalty.high < 0  # the sign
+    assert penalty.low <= truth["pulse_friction_effect"] <= penalty.high  # the size
+    assert penalty.teams == len(truth["team_friction_share"])
+    assert penalty.periods == 6
+
+
+def test_lagged_relations_state_what_they_rest_on(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    engine, root, _ = company
+    result = service.people_and_experience(engine, root, "quarter")
+    lagged = [r for r in result.relations if r.lag == 1]
+    assert {r.y for r in lagged} == {"csat_mean", "ces_mean"}
+    for r in lagged:
+        # The demo surveys customers at four teams' touchpoints only: too few for a slope.
+        assert r.slope is None or r.teams >= 3
+        assert r.slope is not None or "too few" in r.note
+
+
+def test_cxm_metrics_enps_by_team_gives_one_row_per_team(
+    company: tuple[Engine, Path, LoadSummary], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, root, _ = company
+    monkeypatch.setenv("CXM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(root))
+    result = CliRunner().invoke(cli, ["metrics", "enps", "--by", "team", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    teams = {r["key"] for r in rows}
+    assert "(none)" not in teams and "(no team)" not in teams
+    assert {"frontline", "last_mile", "hr_partners"} <= teams
+    frontline = next(r for r in rows if r["key"] == "frontline")
+    warehouse = next(r for r in rows if r["key"] == "warehouse")
+    assert frontline["enps"] < warehouse["enps"]  # friction-heavy team scores lower
+    bad = CliRunner().invoke(cli, ["metrics", "enps", "--by", "touchpoint"])
+    assert bad.exit_code == 2 and "company, department, team" in bad.output
