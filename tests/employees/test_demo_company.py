@@ -129,3 +129,32 @@ def test_cxm_metrics_enps_by_team_gives_one_row_per_team(
     assert frontline["enps"] < warehouse["enps"]  # friction-heavy team scores lower
     bad = CliRunner().invoke(cli, ["metrics", "enps", "--by", "touchpoint"])
     assert bad.exit_code == 2 and "company, department, team" in bad.output
+
+
+def test_people_page_and_scorecard_panel_show_ex_beside_cx(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "cx.lead@northwind.example", "demo-cxlead") == 303
+        page = client.get("/people?grain=month")
+        assert page.status_code == 200
+        assert "People and experience" in page.text and "Frontline Support" in page.text
+        penalty = service.people_and_experience(engine, root, "month").relations[0]
+        assert f"{penalty.slope:.2f}" in page.text
+        assert client.get("/people?grain=decade").status_code == 422
+        card = client.get("/departments/executive")
+        assert card.status_code == 200 and 'id="people-title"' in card.text
+        # Leadership (5) and CX Office (4): the office is under the minimum, and showing
+        # leadership beside the department would reveal it, so neither team has figures.
+        assert card.text.count("hidden (fewer than 5)") >= 2
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "chat.agent@northwind.example", "demo-agent") == 303
+        assert client.get("/people").status_code == 404

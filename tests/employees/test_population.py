@@ -43,7 +43,8 @@ def mixed(seeded: Engine) -> Engine:
              "touchpoint_key": "delivery", "source": "api"} for c in ("c1", "c2")
         ])  # fmt: skip
         rows = [("r1", "customer", 10, 5), ("r2", "customer", 9, 4),
-                ("p1", "employee", 0, 1), ("p2", "employee", 0, 1), ("p3", "employee", 0, 1)]  # fmt: skip
+                ("p1", "employee", 0, 1), ("p2", "employee", 0, 1),
+                ("p3", "employee", 0, 1)]  # fmt: skip
         for rid, kind, nps, csat in rows:
             conn.execute(responses_table.insert().values(
                 id=rid, survey_key="pulse" if kind == "employee" else "relationship",
