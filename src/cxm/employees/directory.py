@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 from cxm.employees.tables import employee_teams, employees
 from cxm.errors import Invalid, NotFound
 from cxm.org.facts import teams, users
-from cxm.store import as_utc, utcnow
+from cxm.store import as_utc, is_duckdb, utcnow
+from cxm.store.bulk import insert_rows
 
 FIELDS = ("email", "name", "role", "manager_id", "start_date", "location", "user_id")
 
@@ -168,10 +169,15 @@ def apply(
             result.updated += 1
         elif stint is not None and stint.team_key == p.team_key:
             result.unchanged += 1
-    if new_rows:
+    if is_duckdb(conn):
+        # The Arrow path carries dates as ISO text; DuckDB casts it into the DATE column.
+        for row in new_rows:
+            start = row["start_date"]
+            row["start_date"] = start.isoformat() if isinstance(start, dt.date) else None
+        insert_rows(conn, employees, new_rows)
+    elif new_rows:
         conn.execute(employees.insert(), new_rows)
-    if new_stints:
-        conn.execute(employee_teams.insert(), new_stints)
+    insert_rows(conn, employee_teams, new_stints)
     return result
 
 

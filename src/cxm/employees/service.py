@@ -59,7 +59,7 @@ def _plan(groups: dict[str, pd.DataFrame], period: Any, minimum: int) -> set[tup
     nodes: dict[str, Node] = {}
     for level_no, level in enumerate(LEVELS):
         df = groups[level]
-        for _, row in df[df["period"] == period].iterrows():
+        for row in df[df["period"] == period].to_dict("records"):
             key = _key(level, row)
             if level == "company":
                 parent = None
@@ -97,7 +97,7 @@ def pulse_results(
     for period in sorted(groups["company"]["period"].unique()):
         shown = _plan(groups, period, minimum)
         df = groups[by][groups[by]["period"] == period]
-        for _, row in df.iterrows():
+        for row in df.to_dict("records"):
             key = _key(by, row)
             label = period.isoformat() if grain else None
             dept = None if by == "company" else _key("department", row)
