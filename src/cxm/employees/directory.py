@@ -172,8 +172,8 @@ def apply(
     if is_duckdb(conn):
         # The Arrow path carries dates as ISO text; DuckDB casts it into the DATE column.
         for row in new_rows:
-            start = row["start_date"]
-            row["start_date"] = start.isoformat() if isinstance(start, dt.date) else None
+            began = row["start_date"]
+            row["start_date"] = began.isoformat() if isinstance(began, dt.date) else None
         insert_rows(conn, employees, new_rows)
     elif new_rows:
         conn.execute(employees.insert(), new_rows)
