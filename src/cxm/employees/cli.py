@@ -221,3 +221,32 @@ def experience(
         ["x", "y", "lag", "slope", "low", "high", "teams", "periods", "observations", "note"],
         "Relations across teams",
     )
+
+
+@app.command("pulse-schedule")
+def pulse_schedule(
+    survey: str = typer.Argument("employee_pulse", help="an employee survey (kind: employee)"),
+    every: str = typer.Option("monthly", "--every", help="monthly | quarterly"),
+    first: str = typer.Option(..., "--first", help="the first round's date or time (UTC)"),
+    reminder_days: int = typer.Option(7, "--reminder-days", help="days before the reminder"),
+) -> None:
+    """Send an employee survey to every employee on a schedule, with one reminder."""
+    from cxm.employees import pulse
+
+    when = _when(first, "first")
+    assert when is not None
+    with errors(), engine().begin() as conn:
+        s = pulse.set_schedule(conn, survey, every, when.replace(tzinfo=dt.UTC), reminder_days)
+    console.print(f"{s.survey_key}: {s.cadence} from {s.next_run_at.isoformat()}, "
+                  f"reminder after {s.reminder_days} days")  # fmt: skip
+
+
+@app.command("pulse-run")
+def pulse_run() -> None:
+    """Start the pulse rounds that are due and send due reminders now (the server does this
+    every five minutes)."""
+    from cxm.employees import pulse
+
+    with errors(), engine().begin() as conn:
+        result = pulse.run_due(conn, settings())
+    console.print(result.line())

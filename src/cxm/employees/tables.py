@@ -31,3 +31,28 @@ employee_teams = sa.Table(
     utc_timestamp("valid_from", nullable=False),
     utc_timestamp("valid_to"),
 )
+
+# Pulse surveys sent on a schedule: the next round's time, and how long before one reminder.
+pulse_schedules = sa.Table(
+    "pulse_schedules",
+    metadata,
+    sa.Column("survey_key", sa.String(64), primary_key=True),
+    sa.Column("cadence", sa.String(16), nullable=False),  # monthly | quarterly
+    sa.Column("reminder_days", sa.Integer, nullable=False),
+    utc_timestamp("next_run_at", nullable=False),
+    utc_timestamp("created_at", nullable=False),
+)
+
+# One row per employee asked in a round: the invitation, when it was mailed and reminded.
+pulse_sends = sa.Table(
+    "pulse_sends",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("survey_key", sa.String(64), nullable=False),
+    utc_timestamp("round_at", nullable=False),
+    sa.Column("employee_id", sa.String(64), nullable=False),
+    sa.Column("invitation_id", sa.String(32), nullable=False),
+    utc_timestamp("sent_at"),
+    utc_timestamp("reminded_at"),
+    sa.Column("error", sa.String(200)),
+)

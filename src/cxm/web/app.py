@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from cxm.actions import service as actions_service
 from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
 from cxm.employees import api as employees_api
+from cxm.employees import pulse as employee_pulse
 from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.insights import api as insights_api
 from cxm.interactions import api as interactions_api
@@ -108,19 +110,24 @@ def job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     )
 
 
-def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
-    """Work the server does every N seconds: trigger scans, annotation, rule evaluation."""
+def periodic_tasks(
+    settings: Settings | None = None,
+) -> list[tuple[float, Callable[[Engine], object]]]:
+    """Work the server does every N seconds: trigger scans, annotation, rule evaluation,
+    scheduled employee pulse rounds and their reminders."""
+    settings = settings or load_settings()
     return [
         (5.0, survey_triggers.scan_triggers),
         *text_jobs.periodic,
         (30.0, actions_service.scan),
         (60.0, survey_distribution.schedule_bounce_reads),
+        (300.0, functools.partial(employee_pulse.run_scheduled, settings=settings)),
     ]
 
 
 async def _worker(app: FastAPI, interval: float) -> None:
     handlers = job_handlers(app.state.settings)
-    tasks = periodic_tasks()
+    tasks = periodic_tasks(app.state.settings)
     last_run = [0.0] * len(tasks)
     loop = asyncio.get_running_loop()
     while True:
