@@ -158,3 +158,68 @@ def test_people_page_and_scorecard_panel_show_ex_beside_cx(
     with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
         assert sign_in(client, "chat.agent@northwind.example", "demo-agent") == 303
         assert client.get("/people").status_code == 404
+
+
+def _handled_csat(root: Path) -> pd.DataFrame:
+    """Per agent, from the demo files alone: support CSAT answers of the tickets they closed."""
+    import pyarrow.parquet as pq
+
+    log = pq.read_table(root / "files" / "interactions.parquet",
+                        columns=["event_id", "name", "properties"]).to_pandas()  # fmt: skip
+    closed = log[log["name"] == "ticket_closed"].copy()
+    closed["agent_id"] = closed["properties"].map(lambda p: json.loads(p).get("agent_id"))
+    answers = pd.read_csv(root / "files" / "responses.csv")
+    answers = answers[answers["csat"].notna()]
+    j = answers.merge(closed, left_on="trigger_event_id", right_on="event_id")
+    j["top2"] = j["csat"] >= 4
+    return j.groupby("agent_id")["top2"].agg(["sum", "count"])
+
+
+def test_an_agent_sees_their_own_csat_and_their_teams(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from cxm.employees import frontline
+
+    engine, root, _ = company
+    expected = _handled_csat(root)
+    assert len(expected) > 5  # the demo spreads tickets over the support team
+    for agent in list(expected.index)[:3]:
+        o = frontline.own_outcomes(engine, agent, "frontline")
+        x, n = expected.loc[agent, "sum"], expected.loc[agent, "count"]
+        assert o.own.n == n
+        assert o.own.value == pytest.approx(100 * x / n, abs=0.051)
+        assert o.own.low is not None and o.own.high is not None
+        assert o.own.low <= o.own.value <= o.own.high
+        assert o.team.n == expected["count"].sum()
+    spread = frontline.team_spread(engine, "frontline", minimum=5)
+    assert len(spread.agents) + spread.pooled_agents == len(expected)
+    assert all(a.n >= 5 for a in spread.agents)
+    values = [a.value or 0.0 for a in spread.agents]
+    assert values == sorted(values)
+
+
+def test_frontline_api_gives_own_figures_and_hides_names(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "chat.agent@northwind.example", "demo-agent") == 303
+        mine = client.get("/api/v1/employees/me/outcomes").json()
+        assert mine["team"] == "frontline" and mine["own"]["n"] > 0
+        assert mine["team_figure"]["n"] > mine["own"]["n"]
+        # A member, not the team's lead: the spread of colleagues' figures is not theirs.
+        assert client.get("/api/v1/employees/teams/frontline/outcomes").status_code == 404
+        assert client.get("/api/v1/employees").status_code == 403
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "cx.lead@northwind.example", "demo-cxlead") == 303
+        spread = client.get("/api/v1/employees/teams/frontline/outcomes")
+        assert spread.status_code == 200
+        assert spread.json()["agents"] and '"E0' not in spread.text
+        assert client.get("/api/v1/employees/me/outcomes").status_code == 404

@@ -2221,6 +2221,20 @@ def _log_app_and_self_service(
     return rows
 
 
+SUPPORT_TEAM = "frontline"
+
+
+def _team_member_ids(team_key: str) -> list[str]:
+    """The employee ids ``employees.csv`` gives a team's members (numbered in org order)."""
+    first = 1
+    for dept in C.DEPARTMENTS:
+        for team in dept.teams:
+            if team.key == team_key:
+                return [f"E{first + j:04d}" for j in range(team.size)]
+            first += team.size
+    raise KeyError(team_key)
+
+
 def _log_support(log: _Log, act: _Activity) -> np.ndarray:
     """Ticket opened/closed: a phone call carries only the phone number; a chat carries the
     email, plus the login when the customer chats from their account.
@@ -2235,12 +2249,16 @@ def _log_support(log: _Log, act: _Activity) -> np.ndarray:
     opened = pc.if_else(
         pa.array(tk["prev"] >= 0), _props(m, **common, repeat_of=repeat_of), _props(m, **common)
     )
+    # The agent who handled each ticket: the support team's members in turn (no random draw,
+    # so the rest of the company stays the same).
+    agents = _team_member_ids(SUPPORT_TEAM)
     closed = _props(
         m,
         ticket_id=ticket_id,
         resolved=~tk["unresolved"],
         wait_minutes=tk["wait"],
         handle_minutes=tk["handle"],
+        agent_id=pa.array([agents[(i * 7919) % len(agents)] for i in range(m)], pa.string()),
     )
     closed_rows = np.full(m, -1)
     for phone in (True, False):

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
 from cxm.apitypes import Page, paging
-from cxm.employees import directory, schemas, service
+from cxm.employees import directory, frontline, schemas, service
 from cxm.employees.directory import Employee, EmployeeIn
-from cxm.employees.scope import directory_scope
+from cxm.employees.scope import check_team_spread, directory_scope
 from cxm.errors import NotFound, responses
 from cxm.org.auth import Principal
 from cxm.org.security import db, get_engine, require
@@ -158,6 +158,43 @@ def experience(
         minimum_group=r.minimum,
         teams=[schemas.TeamPeriodOut.model_validate(row) for row in r.rows],
         relations=[schemas.RelationOut.model_validate(rel.__dict__) for rel in r.relations],
+    )
+
+
+def _fig(f: frontline.Figure) -> schemas.FigureOut:
+    return schemas.FigureOut(n=f.n, value=f.value, low=f.low, high=f.high)
+
+
+@router.get("/employees/me/outcomes", response_model=schemas.OutcomesOut, responses=responses(404))
+def my_outcomes(request: Request, conn: Db, who: Reader) -> schemas.OutcomesOut:
+    """The caller's own customer outcomes (CSAT of the interactions they handled) beside their
+    team's; only ever the caller's own figure."""
+    employee_id = directory.employee_of_user(conn, who.user_id) if who.user_id else None
+    if employee_id is None:
+        raise NotFound("your sign-in is not linked to an employee in the directory")
+    me = directory.get_employee(conn, employee_id)
+    o = frontline.own_outcomes(get_engine(request), employee_id, me.team_key)
+    return schemas.OutcomesOut(
+        employee_id=employee_id, team=o.team_key, own=_fig(o.own), team_figure=_fig(o.team)
+    )
+
+
+@router.get(
+    "/employees/teams/{team}/outcomes",
+    response_model=schemas.TeamSpreadOut,
+    responses=responses(404),
+)
+def team_outcomes(request: Request, team: str, conn: Db, who: Reader) -> schemas.TeamSpreadOut:
+    """A team's CSAT and the sorted spread of its agents' figures, without names; agents with
+    fewer answers than the minimum group size are pooled, not listed."""
+    check_team_spread(conn, who, team)
+    s = frontline.team_spread(get_engine(request), team, minimum=_minimum(request))
+    return schemas.TeamSpreadOut(
+        team=team,
+        minimum_group=s.minimum,
+        team_figure=_fig(s.team),
+        agents=[_fig(a) for a in s.agents],
+        pooled_agents=s.pooled_agents,
     )
 
 

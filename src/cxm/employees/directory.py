@@ -287,3 +287,18 @@ def employee_of_user(conn: Connection, user_id: str) -> str | None:
     return conn.execute(
         sa.select(employees.c.employee_id).where(employees.c.user_id == user_id)
     ).scalar()
+
+
+def link_user(conn: Connection, employee_id: str, user_email: str) -> None:
+    """Link the staff user who signs in as ``user_email`` to ``employee_id`` (their own figures
+    follow the link); NotFound for an unknown employee or user."""
+    user_id = conn.execute(
+        sa.select(users.c.id).where(users.c.email == user_email.lower())
+    ).scalar()
+    if user_id is None:
+        raise NotFound(f"no user signs in as {user_email!r}")
+    done = conn.execute(
+        employees.update().where(employees.c.employee_id == employee_id).values(user_id=user_id)
+    )
+    if not done.rowcount:
+        raise NotFound(f"employee {employee_id!r} is not in the directory")

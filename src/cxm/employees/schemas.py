@@ -105,3 +105,27 @@ class PeopleAndExperienceOut(BaseModel):
     minimum_group: int
     teams: list[TeamPeriodOut]
     relations: list[RelationOut]
+
+
+class FigureOut(BaseModel):
+    """CSAT: % of answers 4 or 5 of 5, with its Wilson 95% interval; ``n`` answers."""
+
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class OutcomesOut(BaseModel):
+    employee_id: str
+    team: str | None
+    own: FigureOut
+    team_figure: FigureOut
+
+
+class TeamSpreadOut(BaseModel):
+    team: str
+    minimum_group: int
+    team_figure: FigureOut
+    agents: list[FigureOut]
+    pooled_agents: int

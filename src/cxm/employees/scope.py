@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cxm.errors import Forbidden
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cxm.employees.tables import employee_teams, employees
+from cxm.errors import Forbidden, NotFound
 from cxm.org.auth import Principal
+from cxm.org.facts import teams
 
 
 @dataclass(frozen=True)
@@ -27,3 +32,33 @@ def directory_scope(who: Principal) -> DirectoryScope:
         "the employee directory is open to admins, the CX lead and managers "
         "(their own department); pulse results are open in aggregate"
     )
+
+
+def check_team_spread(conn: Connection, who: Principal, team_key: str) -> None:
+    """Who may see a team's spread of per-agent figures: admins and the CX lead, the manager of
+    the team's department, and the team's lead (the employee linked to the caller manages a
+    member of the team). Everyone else is told the team does not exist (NotFound)."""
+    if who.role in ("admin", "cx_lead"):
+        return
+    department = conn.execute(
+        sa.select(teams.c.department_key).where(teams.c.key == team_key)
+    ).scalar()
+    if who.role == "manager" and department is not None and department == who.department_key:
+        return
+    if who.user_id:
+        me = conn.execute(
+            sa.select(employees.c.employee_id).where(employees.c.user_id == who.user_id)
+        ).scalar()
+        members = (
+            sa.select(employee_teams.c.employee_id)
+            .where(employee_teams.c.team_key == team_key, employee_teams.c.valid_to.is_(None))
+            .scalar_subquery()
+        )
+        leads = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(employees)
+            .where(employees.c.manager_id == me, employees.c.employee_id.in_(members))
+        ).scalar_one()
+        if me is not None and leads:
+            return
+    raise NotFound(f"team '{team_key}' does not exist")
