@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
 from cxm.apitypes import Page, paging
-from cxm.employees import directory, frontline, schemas, service
+from cxm.employees import directory, frontline, kudos, schemas, service
 from cxm.employees.directory import Employee, EmployeeIn
 from cxm.employees.scope import check_team_spread, directory_scope
 from cxm.errors import NotFound, responses
@@ -177,6 +177,19 @@ def my_outcomes(request: Request, conn: Db, who: Reader) -> schemas.OutcomesOut:
     return schemas.OutcomesOut(
         employee_id=employee_id, team=o.team_key, own=_fig(o.own), team_figure=_fig(o.team)
     )
+
+
+@router.get("/employees/me/kudos", response_model=list[schemas.KudosOut], responses=responses(404))
+def my_kudos(request: Request, conn: Db, who: Reader) -> list[schemas.KudosOut]:
+    """Positive customer comments about the caller and the people who report to them."""
+    employee_id = directory.employee_of_user(conn, who.user_id) if who.user_id else None
+    if employee_id is None:
+        raise NotFound("your sign-in is not linked to an employee in the directory")
+    return [
+        schemas.KudosOut(employee_id=k.employee_id, comment=k.comment,
+                         submitted_at=k.submitted_at, touchpoint=k.touchpoint_key, why=k.why)
+        for k in kudos.feed(get_engine(request), conn, employee_id)
+    ]  # fmt: skip
 
 
 @router.get(

@@ -129,3 +129,13 @@ class TeamSpreadOut(BaseModel):
     team_figure: FigureOut
     agents: list[FigureOut]
     pooled_agents: int
+
+
+class KudosOut(BaseModel):
+    """A positive customer comment about an employee (``why``: handled | named); no customer."""
+
+    employee_id: str
+    comment: str
+    submitted_at: str
+    touchpoint: str | None
+    why: str
