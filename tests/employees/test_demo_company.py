@@ -223,3 +223,29 @@ def test_frontline_api_gives_own_figures_and_hides_names(
         assert spread.status_code == 200
         assert spread.json()["agents"] and '"E0' not in spread.text
         assert client.get("/api/v1/employees/me/outcomes").status_code == 404
+
+
+def test_a_team_lead_sees_the_spread_of_their_team_only(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.employees import directory
+    from cxm.org import auth
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    with engine.begin() as conn:
+        _, members = directory.list_employees(conn, team="frontline", limit=1)
+        lead = members[0]
+        assert lead.role == "team lead"
+        auth.create_user(conn, "lead@northwind.example", "agent", password="a long password",
+                         team_key="frontline")  # fmt: skip
+        directory.link_user(conn, lead.employee_id, "lead@northwind.example")
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "lead@northwind.example", "a long password") == 303
+        assert client.get("/api/v1/employees/teams/frontline/outcomes").status_code == 200
+        assert client.get("/api/v1/employees/teams/last_mile/outcomes").status_code == 404
