@@ -163,3 +163,14 @@ def test_agents_cannot_read_the_directory(seeded: Engine) -> None:
         directory_scope(Principal(scope="read", role="manager", department_key="sales")).department
         == "sales"
     )
+
+
+def test_a_reimport_without_a_column_keeps_the_stored_value(org: Engine, tmp_path: Path) -> None:
+    with org.begin() as conn:
+        import_employees(conn, _csv(tmp_path, ROWS))
+        bare = tmp_path / "bare.csv"
+        bare.write_text("employee_id,team\nE1,ops_a\nE2,ops_a\nE3,ops_b\n", encoding="utf-8")
+        result = import_employees(conn, bare)
+    assert (result.updated, result.unchanged) == (0, 3)
+    with org.connect() as conn:
+        assert directory.get_employee(conn, "E2").name == "Bo Member"

@@ -143,7 +143,8 @@ def apply(
             new_stints.append(_stint(p.employee_id, p.team_key, min(start, as_of)))
             result.created += 1
             continue
-        changed = {k: v for k, v in values.items() if getattr(old, k) != v}
+        # A value the file does not give (empty or no column) keeps the stored one.
+        changed = {k: v for k, v in values.items() if v is not None and getattr(old, k) != v}
         stint = stints.get(p.employee_id)
         if stint is None or stint.team_key != p.team_key:
             if stint is not None:
