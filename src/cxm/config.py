@@ -52,6 +52,10 @@ class Settings:
     )
     # Metric slices with fewer answers are suppressed for roles without personal-data access.
     min_slice_size: int = field(default_factory=lambda: int(_env("CXM_MIN_SLICE_SIZE", "5")))
+    # Employee pulse results of groups with fewer respondents are never shown (nor derivable).
+    employee_min_group: int = field(
+        default_factory=lambda: int(_env("CXM_EMPLOYEE_MIN_GROUP", "5"))
+    )
     session_hours: float = field(default_factory=lambda: float(_env("CXM_SESSION_HOURS", "12")))
 
     def __post_init__(self) -> None:

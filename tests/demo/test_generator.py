@@ -414,7 +414,10 @@ def test_comments_match_the_respondents_language(responses: list[dict[str, str]]
 
 def test_teams_owning_friction_have_lower_enps(demo: Path, truth: dict[str, Any]) -> None:
     employees = _csv(demo / "employees.csv")
-    assert list(employees[0]) == ["employee_id", "email", "department", "team", "manager"]
+    assert list(employees[0])[:5] == ["employee_id", "email", "department", "team", "manager"]
+    ids = {e["employee_id"] for e in employees}
+    assert all(e["manager_id"] in ids for e in employees if e["manager_id"])
+    assert sum(not e["manager_id"] for e in employees) == 1  # one chief, everyone else reports
     teams = {(e["department"], e["team"]) for e in employees}
     org = {(d.key, t.key) for d in causal.DEPARTMENTS for t in d.teams}
     assert teams == org

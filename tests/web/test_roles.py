@@ -37,6 +37,7 @@ def page_expectations(w: World) -> Iterator[tuple[str, set[str]]]:
     # Viewers get the case list with names and notes masked (checked below).
     yield "/cases", ALL
     yield "/initiatives", {"admin", "cx_lead", "manager"}
+    yield "/people", {"admin", "cx_lead"}
     yield "/account/password", ALL
 
 

@@ -36,12 +36,14 @@ def _group(module: str, attr: str) -> Callable[[], Any]:
 
 
 def _import_group() -> typer.Typer:
+    from cxm.employees.cli import import_employees
     from cxm.interactions.cli import import_interactions
     from cxm.surveys.cli import import_responses
 
     group = typer.Typer(help=LAZY["import"][0], no_args_is_help=True)
     group.command("interactions")(import_interactions)
     group.command("responses")(import_responses)
+    group.command("employees")(import_employees)
     return group
 
 
@@ -62,6 +64,17 @@ def _export_command() -> Any:
     return typer.main.get_command(single)
 
 
+def _metrics_group() -> typer.Typer:
+    from cxm.employees.cli import enps
+    from cxm.metrics.cli import app as metrics_app
+
+    # eNPS by group is computed where employees' teams are known, under the confidentiality
+    # rule: 'cxm metrics enps --by team' is 'cxm employees enps --by team'.
+    if not any(c.name == "enps" for c in metrics_app.registered_commands):
+        metrics_app.command("enps", help="eNPS per group (same as 'cxm employees enps').")(enps)
+    return metrics_app
+
+
 # name: (the help line 'cxm --help' shows, a loader of the Typer group or click command).
 # The help lines repeat each group's own help (a test keeps them equal) so that listing the
 # commands imports none of them.
@@ -70,7 +83,7 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
     "keys": ("API keys (shown once, stored hashed).", _group("cxm.org.cli", "keys_app")),
     "users": ("Users who sign in to the web app.", _group("cxm.org.cli", "users_app")),
     "demo": ("A realistic demo company with known ground truth.", _group("cxm.demo.cli", "app")),
-    "import": ("Import files: interactions, survey responses.", _import_group),
+    "import": ("Import files: interactions, survey responses, employees.", _import_group),
     "interactions": ("The interaction log.", _group("cxm.interactions.cli", "app")),
     "customers": (
         "Customer profiles (360) and identity resolution.",
@@ -83,7 +96,11 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
     ),
     "metrics": (
         "Company-wide CX metrics: 'cxm metrics list', 'cxm metrics NAME --by department'.",
-        _group("cxm.metrics.cli", "app"),
+        _metrics_group,
+    ),
+    "employees": (
+        "Employees: directory, pulse results (eNPS), team EX beside CX.",
+        _group("cxm.employees.cli", "app"),
     ),
     "text": ("Text analytics: sentiment, themes, taxonomies.", _group("cxm.text.cli", "app")),
     "cases": (

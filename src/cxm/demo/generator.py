@@ -2221,6 +2221,20 @@ def _log_app_and_self_service(
     return rows
 
 
+SUPPORT_TEAM = "frontline"
+
+
+def _team_member_ids(team_key: str) -> list[str]:
+    """The employee ids ``employees.csv`` gives a team's members (numbered in org order)."""
+    first = 1
+    for dept in C.DEPARTMENTS:
+        for team in dept.teams:
+            if team.key == team_key:
+                return [f"E{first + j:04d}" for j in range(team.size)]
+            first += team.size
+    raise KeyError(team_key)
+
+
 def _log_support(log: _Log, act: _Activity) -> np.ndarray:
     """Ticket opened/closed: a phone call carries only the phone number; a chat carries the
     email, plus the login when the customer chats from their account.
@@ -2235,12 +2249,16 @@ def _log_support(log: _Log, act: _Activity) -> np.ndarray:
     opened = pc.if_else(
         pa.array(tk["prev"] >= 0), _props(m, **common, repeat_of=repeat_of), _props(m, **common)
     )
+    # The agent who handled each ticket: the support team's members in turn (no random draw,
+    # so the rest of the company stays the same).
+    agents = _team_member_ids(SUPPORT_TEAM)
     closed = _props(
         m,
         ticket_id=ticket_id,
         resolved=~tk["unresolved"],
         wait_minutes=tk["wait"],
         handle_minutes=tk["handle"],
+        agent_id=pa.array([agents[(i * 7919) % len(agents)] for i in range(m)], pa.string()),
     )
     closed_rows = np.full(m, -1)
     for phone in (True, False):
@@ -2518,11 +2536,46 @@ def _team_frictions(act: _Activity, end: int) -> tuple[dict[str, float], dict[st
     return share, kinds
 
 
+# Where each department works; everyone else is at the head office.
+_LOCATIONS = {"supply_chain": "Leipzig depot", "operations": "Leipzig depot", "sales": "Stores"}
+
+
+def _write_directory(
+    path: Path, rows: list[tuple[str, str, str, str, bool]], names: list[str], win: _Window
+) -> None:
+    """``employees.csv``: who works where, reporting to whom (team lead -> department head ->
+    the first leader), since when. Derived from the rows alone: no random draws, so the pulse
+    answers stay the same whatever columns the directory carries."""
+    lead = {team: e for e, _, _, team, boss in rows if boss}
+    head: dict[str, str] = {}
+    for e, _, dept, _team, boss in rows:
+        if boss:
+            head.setdefault(dept, e)
+    chief = rows[0][0]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(("employee_id", "email", "department", "team", "manager", "name", "role",
+                      "manager_id", "start_date", "location"))  # fmt: skip
+        for i, ((e, mail, dept, team, boss), name) in enumerate(zip(rows, names, strict=True)):
+            if not boss:
+                manager = lead[team]
+            elif head[dept] != e:
+                manager = head[dept]
+            else:
+                manager = chief if e != chief else ""
+            role = "team lead" if boss else "team member"
+            started = win.start - (30 + (i * 97) % 2400) * DAY
+            since = datetime.fromtimestamp(started, UTC).date().isoformat()
+            out.writerow((e, mail, dept, team, "true" if boss else "false", name, role, manager,
+                          since, _LOCATIONS.get(dept, "Berlin head office")))  # fmt: skip
+
+
 def _write_employees(
     rng: np.random.Generator, act: _Activity, win: _Window, out_dir: Path
 ) -> tuple[int, int, dict[str, float]]:
     share, kinds = _team_frictions(act, win.end)
     rows: list[tuple[str, str, str, str, bool]] = []
+    names: list[str] = []
     seen: dict[str, int] = {}
     for dept in C.DEPARTMENTS:
         for team in dept.teams:
@@ -2535,10 +2588,8 @@ def _write_employees(
                 local += str(seen[local]) if seen[local] > 1 else ""
                 email = f"{local}@{EMPLOYEE_DOMAIN}"
                 rows.append((f"E{len(rows) + 1:04d}", email, dept.key, team.key, j == 0))
-    with (out_dir / "employees.csv").open("w", newline="", encoding="utf-8") as fh:
-        out = csv.writer(fh, lineterminator="\n")
-        out.writerow(("employee_id", "email", "department", "team", "manager"))
-        out.writerows((e, m, d, t, "true" if boss else "false") for e, m, d, t, boss in rows)
+                names.append(f"{first} {last}")
+    _write_directory(out_dir / "employees.csv", rows, names, win)
 
     # Monthly pulse (mid-month): eNPS is lower in teams whose touchpoints carry more friction.
     n_emp = len(rows)

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 
 from cxm.actions import service as actions
 from cxm.actions.schemas import InitiativeIn
+from cxm.employees import directory
+from cxm.employees.importer import import_employees
 from cxm.interactions.importer import import_file
 from cxm.org import auth
 from cxm.org import service as org
@@ -58,6 +60,19 @@ def _create_demo_users(conn: sa.Connection) -> int:
     return created
 
 
+DEMO_AGENT = "chat.agent@northwind.example"
+
+
+def _link_demo_agent(conn: sa.Connection) -> None:
+    """The demo agent is a member of the support team in the directory, so their own
+    customer outcomes have data (the second member: the first leads the team)."""
+    _, support = directory.list_employees(conn, team="frontline", limit=2)
+    if len(support) == 2 and DEMO_AGENT in {e for e, *_ in DEMO_USERS}:
+        present = set(conn.execute(sa.select(users.c.email)).scalars())
+        if DEMO_AGENT in present:
+            directory.link_user(conn, support[1].employee_id, DEMO_AGENT)
+
+
 def is_empty(engine: Engine) -> bool:
     """True when the store holds no touchpoints yet (a fresh installation)."""
     with engine.connect() as conn:
@@ -77,6 +92,10 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     with engine.begin() as conn:
         result = org.apply_org(conn, read(folder / "org.yaml"))
     summary.steps["org"] = ", ".join(f"{n} {k}" for k, n in result.created.items()) or "unchanged"
+    if (folder / "employees.csv").exists():
+        say("employees")
+        with engine.begin() as conn:
+            summary.steps["employees"] = import_employees(conn, folder / "employees.csv").line()
     for name in ("interactions.parquet", "interactions.jsonl"):
         if (folder / name).exists():
             say("interactions")
@@ -95,6 +114,7 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     summary.steps["text"] = f"{annotated.annotated} comments annotated ({annotated.tier})"
     with engine.begin() as conn:
         summary.steps["users"] = f"{_create_demo_users(conn)} demo users created"
+        _link_demo_agent(conn)
     say("cases")
     with engine.begin() as conn:
         actions.apply_default_rules(conn)

@@ -274,6 +274,15 @@ def create_invitation(
     return inv
 
 
+def mark_sent(conn: Connection, invitation_id: str, now: datetime | None = None) -> None:
+    """Record that an invitation was handed to its channel (for senders outside this domain)."""
+    conn.execute(
+        invitations.update()
+        .where(invitations.c.id == invitation_id, invitations.c.status == "created")
+        .values(status="sent", sent_at=now or utcnow())
+    )
+
+
 def record_suppressed(
     conn: Connection, survey_key: str, reason: str, *, customer_id: str | None,
     channel: str, touchpoint: str | None = None, trigger_event_id: str | None = None,

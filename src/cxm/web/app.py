@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from cxm.actions import api as actions_api
 from cxm.actions import service as actions_service
 from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
+from cxm.employees import api as employees_api
+from cxm.employees import pulse as employee_pulse
 from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.insights import api as insights_api
 from cxm.interactions import api as interactions_api
@@ -38,7 +41,17 @@ from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
-from cxm.web import board, cases, dashboards, explore, headers, pages, sessions, survey_pages
+from cxm.web import (
+    board,
+    cases,
+    dashboards,
+    explore,
+    headers,
+    pages,
+    people,
+    sessions,
+    survey_pages,
+)
 from cxm.web.headers import SecurityHeaders
 from cxm.web.templating import templates
 
@@ -78,7 +91,7 @@ def api_router() -> APIRouter:
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
-        insights_api.router,
+        insights_api.router, employees_api.router,
     ):  # fmt: skip
         for route in router.routes:
             # A JSON body that is not JSON (or not UTF-8) is refused before the handler: 400.
@@ -97,19 +110,24 @@ def job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     )
 
 
-def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
-    """Work the server does every N seconds: trigger scans, annotation, rule evaluation."""
+def periodic_tasks(
+    settings: Settings | None = None,
+) -> list[tuple[float, Callable[[Engine], object]]]:
+    """Work the server does every N seconds: trigger scans, annotation, rule evaluation,
+    scheduled employee pulse rounds and their reminders."""
+    settings = settings or load_settings()
     return [
         (5.0, survey_triggers.scan_triggers),
         *text_jobs.periodic,
         (30.0, actions_service.scan),
         (60.0, survey_distribution.schedule_bounce_reads),
+        (300.0, functools.partial(employee_pulse.run_scheduled, settings=settings)),
     ]
 
 
 async def _worker(app: FastAPI, interval: float) -> None:
     handlers = job_handlers(app.state.settings)
-    tasks = periodic_tasks()
+    tasks = periodic_tasks(app.state.settings)
     last_run = [0.0] * len(tasks)
     loop = asyncio.get_running_loop()
     while True:
@@ -214,7 +232,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Outside /api/v1: Segment-compatible ingest, public survey pages, and the staff pages.
     for router in (
         interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
-        dashboards.router, explore.router, survey_pages.router, cases.router,
+        dashboards.router, explore.router, survey_pages.router, cases.router, people.router,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
+from cxm.employees import service as employees
 from cxm.errors import NotFound
 from cxm.feedback import service as feedback
 from cxm.insights import service as insights
@@ -22,7 +23,7 @@ from cxm.metrics.service import BELOW_MIN_SAMPLE, list_alerts
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import readable_departments, scope_for
-from cxm.org.security import db
+from cxm.org.security import db, get_engine
 from cxm.text import taxonomy
 from cxm.text.analytics import Slice, theme_impact
 from cxm.web.board import Board, Spec, frame_cache, readers, records, spec
@@ -236,8 +237,9 @@ def scorecard(
             ),
         ).rows
     )
+    people = _people_panel(request, key)
     return render(
-        request, who, "scorecard.html", as_of=board.as_of,
+        request, who, "scorecard.html", as_of=board.as_of, people=people,
         department=department, filters=f, kpis=headline, touchpoints=touchpoints,
         by_touchpoint=by_tp, chart=trend_chart(trend, "month", f"CSAT at {department.name}"),
         trend=trend, metrics=HEADLINE, journeys=journeys, impact=impact, comments=comments,
@@ -245,3 +247,16 @@ def scorecard(
         personal=scope.personal_data, insights=board.result(INSIGHTS).department(key),
         insights_notes=board.result(INSIGHTS).notes,
     )  # fmt: skip
+
+
+def _people_panel(request: Request, department: str) -> dict[str, Any]:
+    """The department's and its teams' eNPS (whole range), under the confidentiality rule."""
+    minimum = request.app.state.settings.employee_min_group
+    engine = get_engine(request)
+    depts = employees.pulse_results(engine, "department", minimum=minimum)
+    teams = employees.pulse_results(engine, "team", minimum=minimum)
+    return {
+        "minimum": minimum,
+        "department": next((d for d in depts if d.key == department), None),
+        "teams": [t for t in teams if t.department_key == department],
+    }

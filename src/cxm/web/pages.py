@@ -32,6 +32,7 @@ NAV = [
     ("/surveys", "Surveys", ("admin", "cx_lead", "manager")),
     ("/cases", "Cases", ("admin", "cx_lead", "manager", "agent")),
     ("/initiatives", "Initiatives", ("admin", "cx_lead", "manager")),
+    ("/people", "People", ("admin", "cx_lead")),
     ("/rules", "Rules", ("admin", "cx_lead")),
     ("/org", "Organization", EVERYONE),
     ("/settings", "Settings", ("admin",)),

@@ -1,0 +1,176 @@
+"""Ibis expressions for employee experience: pulse aggregates per group and period, and the CX
+(CSAT, CES, friction rate) of the touchpoints each team owns, per period.
+
+Every expression runs on the engine; results are small (teams x periods) and go to pandas only
+for the statistics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from ibis.backends import BaseBackend
+
+from cxm.employees.facts import pulse_answers
+from cxm.errors import Invalid
+from cxm.insights.definitions import Signal
+from cxm.interactions.facts import log
+from cxm.org.facts import touchpoints_expr
+from cxm.surveys.facts import responses
+
+GRAINS = {"month": "M", "quarter": "Q", "year": "Y"}
+# Events that are never a unit of service at a touchpoint (the survey ask itself).
+NOT_SERVICE = ("survey_sent",)
+
+
+def check_grain(grain: str | None) -> str | None:
+    if grain is not None and grain not in GRAINS:
+        raise Invalid(f"grain: use {', '.join(GRAINS)}, not {grain!r}")
+    return grain
+
+
+def _period(t: ir.Table, column: str, grain: str | None) -> ir.Value:
+    if grain is None:
+        return ibis.literal(dt.date(1970, 1, 1))
+    return t[column].truncate(GRAINS[grain]).date()
+
+
+def pulse_groups(
+    con: BaseBackend,
+    grain: str | None = None,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    survey: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Pulse aggregates at three levels: ``company``, ``department``, ``team``.
+
+    Each frame: ``period`` (a date; 1970-01-01 when no grain), the group key columns, ``n``
+    (distinct employees who answered), ``answers``, ``promoters``, ``passives``,
+    ``detractors`` and ``score_mean`` (the 0-10 answer). Naive UTC bounds, ``[start, end)``.
+    """
+    p = pulse_answers(con)
+    p = p.filter(p.nps.notnull())
+    if survey:
+        p = p.filter(p.survey_key == survey)
+    if start is not None:
+        p = p.filter(p.submitted_at >= start)
+    if end is not None:
+        p = p.filter(p.submitted_at < end)
+    p = p.mutate(period=_period(p, "submitted_at", check_grain(grain)))
+    one, zero = ibis.literal(1), ibis.literal(0)
+    stats = {
+        "n": p.employee_id.nunique(),
+        "answers": p.count(),
+        "promoters": ibis.ifelse(p.nps >= 9, one, zero).sum(),
+        "passives": ibis.ifelse((p.nps >= 7) & (p.nps <= 8), one, zero).sum(),
+        "detractors": ibis.ifelse(p.nps <= 6, one, zero).sum(),
+        "score_mean": p.nps.cast("float64").mean(),
+    }
+    levels = {
+        "company": ["period"],
+        "department": ["period", "department_key"],
+        "team": ["period", "department_key", "team_key"],
+    }
+    out = {}
+    for level, keys in levels.items():
+        df = p.group_by(keys).aggregate(**stats).to_pandas()
+        out[level] = df.sort_values(keys).reset_index(drop=True)
+    return out
+
+
+def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:
+    """Answers per team, period and 0-10 score: ``team_key, period, score, answers``."""
+    p = pulse_answers(con)
+    p = p.filter(p.nps.notnull(), p.team_key.notnull())
+    p = p.mutate(period=_period(p, "submitted_at", check_grain(grain)), score=p.nps)
+    return p.group_by(["team_key", "period", "score"]).aggregate(answers=p.count()).to_pandas()
+
+
+def pulse_comments(
+    con: BaseBackend, *, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> pd.DataFrame:
+    """Pulse comments with only their group: ``department_key, team_key, comment`` (no person,
+    no time, so a comment can never be joined back to whoever wrote it)."""
+    p = pulse_answers(con)
+    p = p.filter(p.comment.notnull(), p.comment.strip() != "")
+    if start is not None:
+        p = p.filter(p.submitted_at >= start)
+    if end is not None:
+        p = p.filter(p.submitted_at < end)
+    return p.select("department_key", "team_key", "comment").to_pandas()
+
+
+def team_cx(con: BaseBackend, grain: str) -> pd.DataFrame:
+    """Per team and period, the customer answers at the team's touchpoints: ``team_key,
+    period, csat_mean, csat_n, ces_mean, ces_n`` (customer population only)."""
+    r = responses(con)
+    r = r.filter(r.completed, r.touchpoint_key.notnull())
+    tp = touchpoints_expr(con)
+    tp = tp.filter(tp.team_key.notnull()).select(_tp=tp.key, team_key=tp.team_key)
+    j = r.inner_join(tp, r.touchpoint_key == tp._tp)
+    j = j.mutate(period=_period(j, "submitted_at", check_grain(grain)))
+    out = j.group_by(["team_key", "period"]).aggregate(
+        csat_mean=j.csat.cast("float64").mean(),
+        csat_n=j.csat.count(),
+        ces_mean=j.ces.cast("float64").mean(),
+        ces_n=j.ces.count(),
+    )
+    return out.to_pandas()
+
+
+def service_events(con: BaseBackend) -> pd.DataFrame:
+    """Per touchpoint, the event that counts one unit of its service: its most frequent event
+    other than a survey ask (``touchpoint_key, name``); ties go to the first name."""
+    t = log(con)
+    t = t.filter(t.touchpoint_key.notnull(), ~t.name.isin(list(NOT_SERVICE)))
+    c = t.group_by(["touchpoint_key", "name"]).aggregate(n=t.count())
+    w = ibis.window(group_by=c.touchpoint_key, order_by=[ibis.desc(c.n), c.name])
+    c = c.mutate(rank=ibis.row_number().over(w))
+    return c.filter(c["rank"] == 0).select("touchpoint_key", "name").to_pandas()
+
+
+def team_frictions(con: BaseBackend, signals: Sequence[Signal], grain: str) -> pd.DataFrame:
+    """Per team and period: ``frictions`` (events meeting any signal at the team's
+    touchpoints), ``volume`` (units of service there, see ``service_events``) and
+    ``friction_rate`` = frictions / volume."""
+    check_grain(grain)
+    tp = touchpoints_expr(con)
+    owners = tp.filter(tp.team_key.notnull()).select("key", "team_key").to_pandas()
+    owner = dict(zip(owners["key"], owners["team_key"], strict=True))
+    t = log(con)
+    t = t.filter(t.touchpoint_key.isin(list(owner)))
+    t = t.mutate(period=_period(t, "event_time", grain))
+    frames = []
+    for s in signals:
+        f = t.filter(s.predicate(t))
+        f = f.group_by(["touchpoint_key", "period"]).aggregate(n=f.count())
+        frames.append(f.to_pandas().assign(kind="frictions"))
+    units = service_events(con)
+    if len(units):
+        cond = ibis.or_(
+            *[
+                (t.touchpoint_key == k) & (t.name == n)
+                for k, n in zip(units["touchpoint_key"], units["name"], strict=True)
+            ]
+        )
+        v = t.filter(cond)
+        v = v.group_by(["touchpoint_key", "period"]).aggregate(n=v.count())
+        frames.append(v.to_pandas().assign(kind="volume"))
+    cols = ["team_key", "period", "frictions", "volume", "friction_rate"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(frames, ignore_index=True)
+    df["team_key"] = df["touchpoint_key"].map(owner)
+    wide = df.pivot_table(
+        index=["team_key", "period"], columns="kind", values="n", aggfunc="sum", fill_value=0
+    ).reset_index()
+    for col in ("frictions", "volume"):
+        if col not in wide:
+            wide[col] = 0
+    wide["friction_rate"] = wide["frictions"] / wide["volume"].where(wide["volume"] > 0)
+    return wide[cols]

@@ -1,0 +1,251 @@
+"""Employees in the demo company: the directory loads, eNPS by team matches an independent
+computation from the demo's files, and the planted eNPS penalty of friction is recovered.
+
+The default demo company (2,000 customers, 6 months, seed 7) is generated and loaded once;
+``ground_truth.json`` and the CSV files are read here only, to say what the answers must be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from cxm.cli.main import app as cli
+from cxm.demo.generator import generate
+from cxm.demo.load import LoadSummary, load
+from cxm.employees import service
+from cxm.store import create_engine, upgrade
+from cxm.store.analytics import reading
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path, LoadSummary]]:
+    root = tmp_path_factory.mktemp("employees-demo")
+    generate(root / "files", customers=2000, months=6, seed=7)
+    engine = create_engine(f"duckdb:///{root / 'cxm.duckdb'}")
+    upgrade(engine)
+    summary = load(engine, root / "files")
+    yield engine, root, summary
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def truth(company: tuple[Engine, Path, LoadSummary]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((company[1] / "files" / "ground_truth.json").read_text())
+    return data["employees"]
+
+
+def test_the_demo_loads_its_directory(company: tuple[Engine, Path, LoadSummary]) -> None:
+    files = pd.read_csv(company[1] / "files" / "employees.csv")
+    assert company[2].steps["employees"].startswith(f"{len(files)} created")
+
+
+def test_enps_by_team_matches_pandas_on_the_demo_files(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    engine, root, _ = company
+    staff = pd.read_csv(root / "files" / "employees.csv")
+    pulse = pd.read_csv(root / "files" / "pulse.csv").merge(staff, on="employee_id")
+    pulse["cat"] = pd.cut(pulse["enps"], [-1, 6, 8, 10], labels=["d", "p", "a"])
+    expected = pulse.groupby("team")["cat"].value_counts(normalize=True).unstack().fillna(0)
+    expected = 100 * (expected["a"] - expected["d"])
+    people = pulse.groupby("team")["employee_id"].nunique()
+    results = {r.key: r for r in service.pulse_results(engine, "team")}
+    assert set(results) == set(people.index)
+    for team, r in results.items():
+        if r.hidden:
+            assert r.enps is None
+            continue
+        assert people[team] >= 5
+        assert r.respondents == people[team]
+        assert r.enps == pytest.approx(expected[team], abs=0.051)
+        assert r.enps_low is not None and r.enps_high is not None
+        assert r.enps_low <= r.enps <= r.enps_high
+    assert [t for t, n in people.items() if n < 5 and not results[t].hidden] == []
+
+
+def test_team_friction_rates_match_the_planted_shares(
+    company: tuple[Engine, Path, LoadSummary], truth: dict[str, Any]
+) -> None:
+    engine, root, _ = company
+    with reading(engine) as con:
+        panel = service.panel(con, root, "quarter")
+    rate = panel.groupby("team_key").apply(
+        lambda g: g["frictions"].sum() / g["volume"].sum() if g["volume"].sum() else 0.0,
+        include_groups=False,
+    )
+    for team, share in truth["team_friction_share"].items():
+        assert rate.get(team, 0.0) == pytest.approx(share, abs=0.01), team
+
+
+def test_the_planted_enps_penalty_of_friction_is_recovered(
+    company: tuple[Engine, Path, LoadSummary], truth: dict[str, Any]
+) -> None:
+    engine, root, _ = company
+    result = service.people_and_experience(engine, root, "month")
+    penalty = result.relations[0]
+    assert (penalty.x, penalty.y, penalty.lag) == ("friction_rate", "score_mean", 0)
+    assert penalty.slope is not None and penalty.low is not None and penalty.high is not None
+    assert penalty.high < 0  # the sign
+    assert penalty.low <= truth["pulse_friction_effect"] <= penalty.high  # the size
+    assert penalty.teams == len(truth["team_friction_share"])
+    assert penalty.periods == 6
+
+
+def test_lagged_relations_state_what_they_rest_on(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    engine, root, _ = company
+    result = service.people_and_experience(engine, root, "quarter")
+    lagged = [r for r in result.relations if r.lag == 1]
+    assert {r.y for r in lagged} == {"csat_mean", "ces_mean"}
+    for r in lagged:
+        # The demo surveys customers at four teams' touchpoints only: too few for a slope.
+        assert r.slope is None or r.teams >= 3
+        assert r.slope is not None or "too few" in r.note
+
+
+def test_cxm_metrics_enps_by_team_gives_one_row_per_team(
+    company: tuple[Engine, Path, LoadSummary], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, root, _ = company
+    monkeypatch.setenv("CXM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(root))
+    result = CliRunner().invoke(cli, ["metrics", "enps", "--by", "team", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    teams = {r["key"] for r in rows}
+    assert "(none)" not in teams and "(no team)" not in teams
+    assert {"frontline", "last_mile", "hr_partners"} <= teams
+    frontline = next(r for r in rows if r["key"] == "frontline")
+    warehouse = next(r for r in rows if r["key"] == "warehouse")
+    assert frontline["enps"] < warehouse["enps"]  # friction-heavy team scores lower
+    bad = CliRunner().invoke(cli, ["metrics", "enps", "--by", "touchpoint"])
+    assert bad.exit_code == 2 and "company, department, team" in bad.output
+
+
+def test_people_page_and_scorecard_panel_show_ex_beside_cx(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "cx.lead@northwind.example", "demo-cxlead") == 303
+        page = client.get("/people?grain=month")
+        assert page.status_code == 200
+        assert "People and experience" in page.text and "Frontline Support" in page.text
+        penalty = service.people_and_experience(engine, root, "month").relations[0]
+        assert f"{penalty.slope:.2f}" in page.text
+        assert client.get("/people?grain=decade").status_code == 422
+        card = client.get("/departments/executive")
+        assert card.status_code == 200 and 'id="people-title"' in card.text
+        # Leadership (5) and CX Office (4): the office is under the minimum, and showing
+        # leadership beside the department would reveal it, so neither team has figures.
+        assert card.text.count("hidden (fewer than 5)") >= 2
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "chat.agent@northwind.example", "demo-agent") == 303
+        assert client.get("/people").status_code == 404
+
+
+def _handled_csat(root: Path) -> pd.DataFrame:
+    """Per agent, from the demo files alone: support CSAT answers of the tickets they closed."""
+    import pyarrow.parquet as pq
+
+    log = pq.read_table(root / "files" / "interactions.parquet",
+                        columns=["event_id", "name", "properties"]).to_pandas()  # fmt: skip
+    closed = log[log["name"] == "ticket_closed"].copy()
+    closed["agent_id"] = closed["properties"].map(lambda p: json.loads(p).get("agent_id"))
+    answers = pd.read_csv(root / "files" / "responses.csv")
+    answers = answers[answers["csat"].notna()]
+    j = answers.merge(closed, left_on="trigger_event_id", right_on="event_id")
+    j["top2"] = j["csat"] >= 4
+    return j.groupby("agent_id")["top2"].agg(["sum", "count"])
+
+
+def test_an_agent_sees_their_own_csat_and_their_teams(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from cxm.employees import frontline
+
+    engine, root, _ = company
+    expected = _handled_csat(root)
+    assert len(expected) > 5  # the demo spreads tickets over the support team
+    for agent in list(expected.index)[:3]:
+        o = frontline.own_outcomes(engine, agent, "frontline")
+        x, n = expected.loc[agent, "sum"], expected.loc[agent, "count"]
+        assert o.own.n == n
+        assert o.own.value == pytest.approx(100 * x / n, abs=0.051)
+        assert o.own.low is not None and o.own.high is not None
+        assert o.own.low <= o.own.value <= o.own.high
+        assert o.team.n == expected["count"].sum()
+    spread = frontline.team_spread(engine, "frontline", minimum=5)
+    assert len(spread.agents) + spread.pooled_agents == len(expected)
+    assert all(a.n >= 5 for a in spread.agents)
+    values = [a.value or 0.0 for a in spread.agents]
+    assert values == sorted(values)
+
+
+def test_frontline_api_gives_own_figures_and_hides_names(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "chat.agent@northwind.example", "demo-agent") == 303
+        mine = client.get("/api/v1/employees/me/outcomes").json()
+        assert mine["team"] == "frontline" and mine["own"]["n"] > 0
+        assert mine["team_figure"]["n"] > mine["own"]["n"]
+        # A member, not the team's lead: the spread of colleagues' figures is not theirs.
+        assert client.get("/api/v1/employees/teams/frontline/outcomes").status_code == 404
+        assert client.get("/api/v1/employees").status_code == 403
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "cx.lead@northwind.example", "demo-cxlead") == 303
+        spread = client.get("/api/v1/employees/teams/frontline/outcomes")
+        assert spread.status_code == 200
+        assert spread.json()["agents"] and '"E0' not in spread.text
+        assert client.get("/api/v1/employees/me/outcomes").status_code == 404
+
+
+def test_a_team_lead_sees_the_spread_of_their_team_only(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.employees import directory
+    from cxm.org import auth
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    with engine.begin() as conn:
+        _, members = directory.list_employees(conn, team="frontline", limit=1)
+        lead = members[0]
+        assert lead.role == "team lead"
+        auth.create_user(conn, "lead@northwind.example", "agent", password="a long password",
+                         team_key="frontline")  # fmt: skip
+        directory.link_user(conn, lead.employee_id, "lead@northwind.example")
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "lead@northwind.example", "a long password") == 303
+        assert client.get("/api/v1/employees/teams/frontline/outcomes").status_code == 200
+        assert client.get("/api/v1/employees/teams/last_mile/outcomes").status_code == 404
