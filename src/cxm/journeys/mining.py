@@ -19,8 +19,9 @@ import ibis
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
+from cxm.customers.facts import traits
 from cxm.interactions.facts import log
-from cxm.journeys.definitions import CUSTOMER, Activity, Journey
+from cxm.journeys.definitions import ANY, CUSTOMER, Activity, Journey
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -42,7 +43,7 @@ def _prop(t: ir.Table, name: str, value: Any) -> ir.BooleanValue:
 
 
 def _matches(t: ir.Table, a: Activity) -> ir.BooleanValue:
-    cond = t.name == a.event
+    cond = ibis.literal(True) if a.event == ANY else t.name == a.event
     if a.touchpoint is not None:
         cond &= (t.touchpoint_key == a.touchpoint).fill_null(False)
     for name, value in a.where:
@@ -68,11 +69,19 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     An event enters when it matches an activity rule (the first matching rule gives its
     label) and carries the case key. A case starts at its first ``start`` activity (in
     [start, end) when given; naive UTC) and holds the events from then until ``max_duration``
-    later; events before the start or after that are not part of it.
+    later; events before the start or after that are not part of it. A rule for every event
+    (``*``) labels each event with its name; ``start: ["*"]`` starts a case at its first
+    event. A per-customer journey with ``require_trait`` holds only the customers with that
+    trait.
     """
     t = log(con)
-    t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
-    label = ibis.cases(*[(_matches(t, a), a.label) for a in journey.activities], else_=None)
+    if not journey.any_event:
+        t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
+    label = ibis.cases(
+        *[(_matches(t, a), t.name if a.event == ANY else ibis.literal(a.label))
+          for a in journey.activities],
+        else_=ibis.null("string"),
+    )  # fmt: skip
     ev = t.select(
         case_id=_case_key(t, journey),
         customer_id=t.customer_id,
@@ -82,7 +91,10 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
         touchpoint_key=t.touchpoint_key,
     )
     ev = ev.filter(ev.activity.notnull(), ev.case_id.notnull())
-    first = ev.filter(ev.activity.isin(list(journey.start)))
+    if journey.case == CUSTOMER and journey.require_trait is not None:
+        tr = traits(con)
+        ev = ev.filter(ev.case_id.isin(tr.filter(tr.name == journey.require_trait).customer_id))
+    first = ev if journey.any_start else ev.filter(ev.activity.isin(list(journey.start)))
     starts = first.group_by(sid=first.case_id).aggregate(started_at=first.event_time.min())
     if start is not None:
         starts = starts.filter(starts.started_at >= start)
@@ -191,6 +203,16 @@ def activities(ev: ir.Table) -> ir.Table:
         rework_cases=(per.n > 1).sum(),
         repeats=(per.n - 1).sum(),
     )
+
+
+def reworked(ev: ir.Table, journey: Journey) -> ir.Table:
+    """The cases with rework: ``case_id`` of each case where an activity that is not one of
+    the journey's ``repeatable`` labels occurs more than once."""
+    steps = ev
+    if journey.repeatable:
+        steps = ev.filter(~ev.activity.isin(list(journey.repeatable)))
+    per = steps.group_by(["case_id", "activity"]).aggregate(n=steps.count())
+    return per.filter(per.n > 1).select("case_id").distinct()
 
 
 def owners(con: BaseBackend, ev: ir.Table) -> ir.Table:

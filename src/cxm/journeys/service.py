@@ -81,10 +81,10 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
-    activity); hand-offs per case and per department pair; and the activities with their
-    counts, rework and drop-off (cases ending at the activity without success, and their share
-    of the cases through it). Each activity and hand-off pair carries the failure and churn
-    rates and NPS of the cases holding it."""
+    activity that is not ``repeatable``); hand-offs per case and per department pair; and the
+    activities with their counts, rework and drop-off (cases ending at the activity without
+    success, and their share of the cases through it). Each activity and hand-off pair
+    carries the failure and churn rates and NPS of the cases holding it."""
     with reading(source) as con:
         ev = _events(con, journey, since, until)
         cs = mining.cases(con, journey, ev)
@@ -112,10 +112,10 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
         acts = _rows(acts_t.order_by("activity"))
         steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
         for a in acts:
+            a["repeatable"] = a["activity"] in journey.repeatable
             a["drop_off"] = round(a["dropped"] / a["cases"], 4)
             a.update(_carries(steps[a["activity"]]))
-        per_case = ev.group_by("case_id").aggregate(rework=(ev.count() > ev.activity.nunique()))
-        reworked = int(per_case.rework.sum().to_pyarrow().as_py() or 0)
+        reworked = int(mining.reworked(ev, journey).count().to_pyarrow().as_py() or 0)
         hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
         moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
         by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
