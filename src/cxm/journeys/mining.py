@@ -62,7 +62,7 @@ def _case_key(t: ir.Table, journey: Journey) -> ir.StringValue:
 
 
 def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
-           end: dt.datetime | None = None) -> ir.Table:  # fmt: skip
+           end: dt.datetime | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events: ``case_id, customer_id`` (the customer of the case's first
     event), ``activity, event_time, event_id, touchpoint_key, started_at, step``.
 
@@ -72,9 +72,12 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     later; events before the start or after that are not part of it. A rule for every event
     (``*``) labels each event with its name; ``start: ["*"]`` starts a case at its first
     event. A per-customer journey with ``require_trait`` holds only the customers with that
-    trait.
+    trait. With ``customer``, only that customer's own events are read (their cases, for the
+    customer 360).
     """
     t = log(con)
+    if customer is not None:
+        t = t.filter(t.customer_id == customer)
     if not journey.any_event:
         t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
     label = ibis.cases(
@@ -222,6 +225,32 @@ def owners(con: BaseBackend, ev: ir.Table) -> ir.Table:
     owned = ev.join(tp, ev.touchpoint_key == tp.tkey)
     owned = owned.filter(owned.department.notnull())
     return owned.group_by(["activity", "department"]).aggregate(events=owned.count())
+
+
+def stages(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Per activity and stage: ``activity, stage, events`` (the events of the activity at
+    touchpoints of that stage; the org model gives each touchpoint its stage)."""
+    tp = touchpoints_expr(con).select(tkey="key", stage="stage")
+    staged = ev.join(tp, ev.touchpoint_key == tp.tkey)
+    staged = staged.filter(staged.stage.notnull())
+    return staged.group_by(["activity", "stage"]).aggregate(events=staged.count())
+
+
+def stage_flows(con: BaseBackend, ev: ir.Table, depth: int) -> ir.Table:
+    """``step, source, target, cases``: cases whose step ``step`` is at a touchpoint of stage
+    ``source`` and whose next step is at stage ``target`` (``unstaged`` for an event without a
+    staged touchpoint), over the first ``depth`` steps."""
+    tp = touchpoints_expr(con).select(tkey="key", tstage="stage")
+    staged = ev.left_join(tp, ev.touchpoint_key == tp.tkey)
+    staged = staged.mutate(stage=staged.tstage.fill_null("unstaged")).select(
+        "case_id", "event_time", "event_id", "step", "stage"
+    )
+    w = ibis.window(group_by=staged.case_id, order_by=[staged.event_time, staged.event_id])
+    pairs = staged.mutate(target=staged.stage.lead().over(w))
+    pairs = pairs.filter(pairs.target.notnull(), pairs.step < depth)
+    return pairs.group_by(step=pairs.step, source=pairs.stage, target=pairs.target).aggregate(
+        cases=pairs.count()
+    )
 
 
 def handoff_events(con: BaseBackend, ev: ir.Table) -> ir.Table:

@@ -38,7 +38,17 @@ from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
-from cxm.web import board, cases, dashboards, explore, headers, pages, sessions, survey_pages
+from cxm.web import (
+    board,
+    cases,
+    dashboards,
+    explore,
+    headers,
+    journey_pages,
+    pages,
+    sessions,
+    survey_pages,
+)
 from cxm.web.headers import SecurityHeaders
 from cxm.web.templating import templates
 
@@ -215,6 +225,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in (
         interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
         dashboards.router, explore.router, survey_pages.router, cases.router,
+        journey_pages.router,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
