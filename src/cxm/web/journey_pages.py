@@ -234,6 +234,8 @@ def journey_page(
     friction = service.friction(
         engine, journey, friction_outcome, limit=12, since=since, until=until, segment=segment
     )
+    # Friction: the paths that raise the outcome, not every path ranked.
+    friction["sequences"] = [r for r in friction["sequences"] if r["lift"] > 1][:12]
     steps = [{**a, "department": owners.get(a["activity"])} for a in summary["activities"]]
     handoffs = summary["handoffs"]["pairs"]
     if mine is not None:
