@@ -232,3 +232,21 @@ def test_repeat_orders_are_not_rework_but_repeat_failures_are(demo: Engine) -> N
     found = service.summary(demo, journey)["rework"]
     assert found["count"] == len(rework) > 0
     assert ordered_twice - rework  # customers who only ordered again carry no rework
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("svg", b"<svg"), ("png", b"\x89PNG")])
+def test_cli_map_renders_svg_and_png_with_graphviz(
+    cli_env: Engine, tmp_path: Path, fmt: str, magic: bytes
+) -> None:
+    """Graphviz's ``dot`` comes from Debian's graphviz package (``make system-deps``)."""
+    out = tmp_path / f"map.{fmt}"
+    done = runner.invoke(app, ["journeys", "map", "order_to_delivery", "--format", fmt,
+                               "--output", str(out)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    data = out.read_bytes()
+    assert magic in data[:400]
+    if fmt == "svg":
+        graph = service.directly_follows(cli_env, definitions.get("order_to_delivery"))
+        text = data.decode()
+        assert text.count('class="edge"') == len(graph["edges"])
+        assert all(n["activity"] in text for n in graph["nodes"])
