@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import secrets
 from typing import Any, Literal
 
 import ibis.expr.types as ir
@@ -89,6 +90,30 @@ def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
     return ev
 
 
+class _Kept:
+    """On DuckDB, tables computed once into temporary tables for the several reads that
+    follow (each would otherwise recompute the journey's windows over the whole log); they
+    are dropped when the block ends. Other engines read the expressions as they are."""
+
+    def __init__(self, con: BaseBackend) -> None:
+        self.con = con
+        self.names: list[str] = []
+
+    def __call__(self, t: ir.Table) -> ir.Table:
+        if self.con.name != "duckdb":
+            return t
+        name = f"_journey_{secrets.token_hex(6)}"
+        self.names.append(name)
+        return self.con.create_table(name, t, temp=True)
+
+    def __enter__(self) -> _Kept:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.names:
+            self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
 def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
             until: dt.datetime | None = None, segment: str | None = None,
             outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -99,9 +124,9 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
     activities with their counts, rework and drop-off (cases ending at the activity without
     success, and their share of the cases through it). Each activity and hand-off pair
     carries the failure and churn rates and NPS of the cases holding it."""
-    with reading(source) as con:
-        ev = _events(con, journey, since, until, segment, outcome)
-        cs = mining.cases(con, journey, ev)
+    with reading(source) as con, _Kept(con) as kept:
+        ev = kept(_events(con, journey, since, until, segment, outcome))
+        cs = kept(mining.cases(con, journey, ev))
         t = cs.throughput_hours
         agg = cs.aggregate(
             cases=cs.count(),
@@ -181,8 +206,8 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
     the touchpoints of most of its events; position: its mean step in the cases) and edges
     (source, target, frequency, cases, median_hours), edges below ``min_frequency`` left
     out."""
-    with reading(source) as con:
-        ev = _events(con, journey, since, until, segment, outcome)
+    with reading(source) as con, _Kept(con) as kept:
+        ev = kept(_events(con, journey, since, until, segment, outcome))
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
@@ -253,9 +278,9 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
     if outcome == "failure" and not journey.failure:
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
     flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
-    with reading(source) as con:
-        ev = _events(con, journey, since, until, segment)
-        cs = mining.cases(con, journey, ev)
+    with reading(source) as con, _Kept(con) as kept:
+        ev = kept(_events(con, journey, since, until, segment))
+        cs = kept(mining.cases(con, journey, ev))
         if outcome == "detractor":
             cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)
         cs = cs.mutate(detracted=cs.detractors > 0)
