@@ -220,8 +220,8 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
         stage: dict[str, str] = {}
         for r in sorted(_rows(mining.stages(con, ev)), key=lambda r: (-r["events"], r["stage"])):
             stage.setdefault(r["activity"], r["stage"])
-        where = {r["activity"]: r["position"] for r in _rows(
-            ev.group_by("activity").aggregate(position=ev.step.mean()))}  # fmt: skip
+        mean = ev.group_by("activity").aggregate(position=ev.step.cast("float64").mean())
+        where = {r["activity"]: r["position"] for r in _rows(mean)}
         rows = [{**n, "department": owner.get(n["activity"]), "stage": stage.get(n["activity"]),
                  "position": where.get(n["activity"])} for n in _rows(nodes)]  # fmt: skip
         return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
