@@ -21,12 +21,7 @@ from cxm.text.analytics import theme_impact
 from tests.conformance.conftest import engine_params
 
 # (read model, engine) -> why it differs there.
-_NO_BIT_OR = ("Ibis's PySpark compiler has no BitOr reduction, which the journeys' department "
-              "masks use (OperationNotDefinedError)")  # fmt: skip
-GAPS: dict[tuple[str, str], str] = {
-    ("journeys", "spark"): _NO_BIT_OR,
-    ("department_journeys", "spark"): _NO_BIT_OR,
-}
+GAPS: dict[tuple[str, str], str] = {}
 
 
 def _journeys(source: Any) -> list[tuple[Any, ...]]:

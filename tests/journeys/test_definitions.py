@@ -74,3 +74,27 @@ def test_a_case_must_name_a_property() -> None:
     bad = GOOD.replace("case: order_id", "case: order id")
     with pytest.raises(Invalid, match=r"orders.yaml line 2, case: .*event property name"):
         definitions.from_doc(parse(bad, "orders.yaml"))
+
+
+def test_a_rule_for_every_event_keeps_the_event_name() -> None:
+    text = GOOD.replace("{event: order_delivered}", "{event: '*', label: step}")
+    with pytest.raises(Invalid, match=r"orders.yaml line 5, activities.1: .*remove 'label'"):
+        definitions.from_doc(parse(text, "orders.yaml"))
+    anything = definitions.from_doc(parse(GOOD.replace(
+        "  - {event: order_delivered}\nstart: [order_placed]",
+        "  - {event: '*'}\nstart: ['*']")))  # fmt: skip
+    assert anything.any_event and anything.any_start
+
+
+def test_require_trait_is_for_per_customer_journeys() -> None:
+    bad = GOOD + "require_trait: plan\n"
+    with pytest.raises(Invalid, match=r"orders.yaml line 9, require_trait: .*case: customer"):
+        definitions.from_doc(parse(bad, "orders.yaml"))
+    ok = definitions.from_doc(parse(bad.replace("case: order_id", "case: customer")))
+    assert ok.require_trait == "plan"
+
+
+def test_a_repeatable_label_must_be_an_activity() -> None:
+    bad = GOOD + "repeatable: [order_shipped]\n"
+    with pytest.raises(Invalid, match=r"line 9, repeatable.0: 'order_shipped' is not an activ"):
+        definitions.from_doc(parse(bad, "orders.yaml"))

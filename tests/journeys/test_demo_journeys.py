@@ -200,3 +200,53 @@ def test_each_nps_answer_counts_once_in_a_journey(demo: Engine) -> None:
     for name, journey in definitions.load().items():
         nps = service.summary(demo, journey)["nps"]
         assert nps is not None and 0 < nps["n"] <= answers, name
+
+
+def test_renewal_has_one_case_per_member_with_a_start(demo: Engine) -> None:
+    """Profiles without a plan (callers from a shared switchboard number) are not members."""
+    journey = definitions.get("renewal")
+    starts = ", ".join(f"'{s}'" for s in journey.start if s != "repeat contact")
+    with demo.connect() as conn:
+        members = conn.execute(sa.text(
+            "SELECT count(DISTINCT i.customer_id) FROM interactions i JOIN customer_traits t "
+            "ON t.customer_id = i.customer_id AND t.name = 'plan' "
+            f"WHERE i.name IN ({starts})")).scalar_one()  # fmt: skip
+        plans = conn.execute(sa.text(
+            "SELECT count(*) FROM customer_traits WHERE name = 'plan'")).scalar_one()  # fmt: skip
+        callers = conn.execute(sa.text(
+            "SELECT count(DISTINCT i.customer_id) FROM interactions i WHERE NOT EXISTS ("
+            "SELECT 1 FROM customer_traits t WHERE t.customer_id = i.customer_id)"
+        )).scalar_one()  # fmt: skip
+    assert callers > 0  # the demo plants them
+    assert service.summary(demo, journey)["cases"] == members <= plans
+
+
+def test_repeat_orders_are_not_rework_but_repeat_failures_are(demo: Engine) -> None:
+    journey = definitions.get("renewal")
+    with reading(demo) as con:
+        frame = mining.events(con, journey).select("case_id", "activity").to_pandas()
+    counts = frame.groupby(["case_id", "activity"]).size()
+    repeated = counts[counts > 1].reset_index()
+    ordered_twice = set(repeated.loc[repeated.activity == "order_placed", "case_id"])
+    rework = set(repeated.loc[~repeated.activity.isin(journey.repeatable), "case_id"])
+    found = service.summary(demo, journey)["rework"]
+    assert found["count"] == len(rework) > 0
+    assert ordered_twice - rework  # customers who only ordered again carry no rework
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("svg", b"<svg"), ("png", b"\x89PNG")])
+def test_cli_map_renders_svg_and_png_with_graphviz(
+    cli_env: Engine, tmp_path: Path, fmt: str, magic: bytes
+) -> None:
+    """Graphviz's ``dot`` comes from Debian's graphviz package (``make system-deps``)."""
+    out = tmp_path / f"map.{fmt}"
+    done = runner.invoke(app, ["journeys", "map", "order_to_delivery", "--format", fmt,
+                               "--output", str(out)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    data = out.read_bytes()
+    assert magic in data[:400]
+    if fmt == "svg":
+        graph = service.directly_follows(cli_env, definitions.get("order_to_delivery"))
+        text = data.decode()
+        assert text.count('class="edge"') == len(graph["edges"])
+        assert all(n["activity"] in text for n in graph["nodes"])

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from cxm.actions.tables import case_notes, cases
 from cxm.org import auth
 from cxm.web import cases as case_pages
-from cxm.web import dashboards, explore, pages, people, sessions, survey_pages
+from cxm.web import dashboards, explore, journey_pages, pages, people, sessions, survey_pages
 from tests.web.conftest import COMMENT, EMAIL, World
 from tests.web.factories import add_responses
 from tests.web.test_pages import as_role
@@ -160,7 +160,16 @@ def test_no_api_route_answers_a_restricted_key_with_a_foreign_object(
 
 
 def page_routes() -> Iterator[str]:
-    for module in (sessions, pages, dashboards, explore, survey_pages, case_pages, people):
+    for module in (
+        sessions,
+        pages,
+        dashboards,
+        explore,
+        survey_pages,
+        case_pages,
+        people,
+        journey_pages,
+    ):
         for route in module.router.routes:
             if "GET" in getattr(route, "methods", ()):
                 yield route.path  # type: ignore[attr-defined]
@@ -174,7 +183,7 @@ def test_page_routes_are_all_known_here() -> None:
         "/departments", "/departments/{key}", "/feedback", "/customers",
         "/customers/{customer_id}", "/surveys", "/surveys/{key}", "/cases",
         "/cases/root-causes", "/cases/{case_id}", "/initiatives", "/initiatives/{initiative_id}",
-        "/rules", "/rules/edit", "/people",
+        "/rules", "/rules/edit", "/people", "/journeys", "/journeys/{name}",
     }  # fmt: skip
 
 

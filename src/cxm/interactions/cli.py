@@ -12,7 +12,11 @@ app = typer.Typer(help="The interaction log.", no_args_is_help=True)
 
 
 def import_interactions(
-    file: Path = typer.Argument(..., help="a .csv, .jsonl or .parquet file"),
+    file: Path = typer.Argument(
+        ...,
+        help="a .csv, .jsonl, .parquet, or an event log: .xes, .xes.gz, or .csv with "
+        "case:concept:name, concept:name and time:timestamp columns",
+    ),
     mapping: Path | None = typer.Option(None, "--map", help="mapping.yaml: column → field"),
     delimiter: str = typer.Option(
         ",", "--delimiter", help="CSV separator: ',' (default), ';', '|' or 'tab'"

@@ -1,4 +1,5 @@
-"""File import of interactions: CSV, JSONL or Parquet, read with Arrow, stored in chunks.
+"""File import of interactions: CSV, JSONL or Parquet, read with Arrow, stored in chunks; and
+process-mining event logs (XES, or CSV in the ``case:concept:name`` layout: ``eventlog``).
 
 Every row goes through the same validation and storage as the API (so re-importing a file
 adds nothing: event ids are the idempotency key); rows that fail go to a rejects file next to
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from cxm.customers import service as customers
 from cxm.errors import Invalid
-from cxm.interactions import limits, textfile
+from cxm.interactions import eventlog, limits, textfile
 from cxm.interactions.schemas import TARGETS, Mapping
 from cxm.interactions.service import (
     EARLIEST,
@@ -72,11 +73,16 @@ def load_mapping(path: Path | None) -> Mapping:
 def _table(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> textfile.Read:
     """The file as an Arrow table, and the line (or row number) each row starts on."""
     suffix = path.suffix.lower()
+    if eventlog.is_event_log(path):
+        return eventlog.read_xes(path)
     try:
         if suffix in (".csv", ".tsv", ".txt"):
             # Every column as text: validation decides types, so a bad cell is one reject,
             # not a failed file.
-            return textfile.read_csv(path, "\t" if suffix == ".tsv" else delimiter, encoding)
+            read = textfile.read_csv(path, "\t" if suffix == ".tsv" else delimiter, encoding)
+            if eventlog.is_csv_event_log(read.table.column_names):
+                return eventlog.from_csv(read, str(path), path.name.split(".")[0])
+            return read
         if suffix in (".jsonl", ".ndjson", ".json"):
             return textfile.read_jsonl(path)
         if suffix == ".parquet":
@@ -84,7 +90,9 @@ def _table(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> textfil
             return textfile.Read(table, np.arange(1, table.num_rows + 1, dtype=np.int64))
     except (pa.ArrowInvalid, OSError) as exc:
         raise Invalid(f"{path}: cannot read the file: {exc}") from exc
-    raise Invalid(f"{path}: unknown file type '{suffix}'; use .csv, .tsv, .jsonl or .parquet")
+    raise Invalid(
+        f"{path}: unknown file type '{suffix}'; use .csv, .tsv, .jsonl, .parquet, .xes or .xes.gz"
+    )
 
 
 IDENTITY = ("user_id", "anonymous_id", "email", "phone")

@@ -101,9 +101,17 @@ def _masks(ix: ir.Table, owners: dict[str, str], departments: list[str]) -> dict
     }
 
 
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(value: int) -> int:  # type: ignore[empty-body]
+    """The engine's own BIT_OR aggregate (DuckDB, PostgreSQL and Spark SQL all have it).
+
+    Called as a builtin function because Ibis's PySpark compiler lacks the BitOr reduction.
+    """
+
+
 def _per_customer(ix: ir.Table, masks: dict[str, ir.Value], by: dict[str, ir.Value]) -> ir.Table:
     """Log rows (or rollup rows) grouped by ``by``: each mask OR-ed over the group."""
-    return ix.group_by(**by).aggregate(**{m: e.bit_or() for m, e in masks.items()})
+    return ix.group_by(**by).aggregate(**{m: _bit_or(e) for m, e in masks.items()})
 
 
 def _touched(con: BaseBackend, per: ir.Table, masks: list[str], lo: dt.datetime | None,
@@ -114,7 +122,7 @@ def _touched(con: BaseBackend, per: ir.Table, masks: list[str], lo: dt.datetime 
     merged customers are mapped to the survivor here, then OR-ed together).
     """
     per = current_customer(con, per, "cid")
-    per = per.group_by("cid").aggregate(**{m: per[m].bit_or() for m in masks})
+    per = per.group_by("cid").aggregate(**{m: _bit_or(per[m]) for m in masks})
     r = survey_facts.responses(con)
     if segment is not None:
         # Traits belong to the surviving profile, so members are taken after the mapping.

@@ -22,6 +22,7 @@ from cxm.yamldoc import YamlDoc, read, validate
 
 SHIPPED = Path(__file__).parent / "definitions"
 CUSTOMER = "customer"
+ANY = "*"  # an activity rule for every event name; a start on any activity
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|d|w)\s*$")
 _HOURS = {"h": 1.0, "d": 24.0, "w": 168.0}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -58,6 +59,10 @@ class JourneyModel(BaseModel):
     failure: list[str] = Field(default_factory=list)
     max_duration: str = "90d"
     churn: list[str] = Field(default_factory=lambda: ["subscription_cancelled"], min_length=1)
+    # Labels that recur in a healthy case (a customer's orders): their repeats are not rework.
+    repeatable: list[str] = Field(default_factory=list)
+    # Per-customer journeys: only customers holding this trait (e.g. 'plan': members) have cases.
+    require_trait: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -115,11 +120,23 @@ class Journey:
     max_hours: float
     churn: tuple[str, ...]
     source: str
+    repeatable: tuple[str, ...] = ()
+    require_trait: str | None = None
 
     @property
     def labels(self) -> list[str]:
-        """Every activity label the rules can give, in rule order."""
+        """Every activity label the rules can give, in rule order (``*``: any event name)."""
         return list(dict.fromkeys(a.label for a in self.activities))
+
+    @property
+    def any_event(self) -> bool:
+        """Whether a rule takes every event (``event: "*"``, its name as the label)."""
+        return any(a.event == ANY for a in self.activities)
+
+    @property
+    def any_start(self) -> bool:
+        """Whether any activity starts a case (``start: ["*"]``)."""
+        return ANY in self.start
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -141,9 +158,24 @@ def from_doc(doc: YamlDoc) -> Journey:
         )
         for a in model.activities
     )
+    for i, a in enumerate(activities):
+        if a.event == ANY and a.label != ANY:
+            raise Invalid(
+                f"{doc.where(('activities', i))}: a rule for every event ('*') keeps each "
+                "event's name as its label; remove 'label'"
+            )
     labels = {a.label for a in activities}
-    for field in ("start", "success", "failure"):
+    if model.require_trait is not None and model.case != CUSTOMER:
+        raise Invalid(
+            f"{doc.where(('require_trait',))}: require_trait applies to per-customer journeys "
+            f"(case: customer), not to case '{model.case}'"
+        )
+    for field in ("start", "success", "failure", "repeatable"):
         for i, label in enumerate(getattr(model, field)):
+            if ANY in labels and label != ANY:
+                continue  # a rule for every event: any name can be an activity
+            if field == "start" and label == ANY:
+                continue
             if label not in labels:
                 raise Invalid(
                     f"{doc.where((field, i))}: '{label}' is not an activity of this journey; "
@@ -160,6 +192,8 @@ def from_doc(doc: YamlDoc) -> Journey:
         max_hours=_hours(model.max_duration),
         churn=tuple(model.churn),
         source=doc.source,
+        repeatable=tuple(model.repeatable),
+        require_trait=model.require_trait,
     )
 
 

@@ -19,8 +19,9 @@ import ibis
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
+from cxm.customers.facts import traits
 from cxm.interactions.facts import log
-from cxm.journeys.definitions import CUSTOMER, Activity, Journey
+from cxm.journeys.definitions import ANY, CUSTOMER, Activity, Journey
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -42,7 +43,7 @@ def _prop(t: ir.Table, name: str, value: Any) -> ir.BooleanValue:
 
 
 def _matches(t: ir.Table, a: Activity) -> ir.BooleanValue:
-    cond = t.name == a.event
+    cond = ibis.literal(True) if a.event == ANY else t.name == a.event
     if a.touchpoint is not None:
         cond &= (t.touchpoint_key == a.touchpoint).fill_null(False)
     for name, value in a.where:
@@ -61,18 +62,29 @@ def _case_key(t: ir.Table, journey: Journey) -> ir.StringValue:
 
 
 def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
-           end: dt.datetime | None = None) -> ir.Table:  # fmt: skip
+           end: dt.datetime | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events: ``case_id, customer_id`` (the customer of the case's first
     event), ``activity, event_time, event_id, touchpoint_key, started_at, step``.
 
     An event enters when it matches an activity rule (the first matching rule gives its
     label) and carries the case key. A case starts at its first ``start`` activity (in
     [start, end) when given; naive UTC) and holds the events from then until ``max_duration``
-    later; events before the start or after that are not part of it.
+    later; events before the start or after that are not part of it. A rule for every event
+    (``*``) labels each event with its name; ``start: ["*"]`` starts a case at its first
+    event. A per-customer journey with ``require_trait`` holds only the customers with that
+    trait. With ``customer``, only that customer's own events are read (their cases, for the
+    customer 360).
     """
     t = log(con)
-    t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
-    label = ibis.cases(*[(_matches(t, a), a.label) for a in journey.activities], else_=None)
+    if customer is not None:
+        t = t.filter(t.customer_id == customer)
+    if not journey.any_event:
+        t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
+    label = ibis.cases(
+        *[(_matches(t, a), t.name if a.event == ANY else ibis.literal(a.label))
+          for a in journey.activities],
+        else_=ibis.null("string"),
+    )  # fmt: skip
     ev = t.select(
         case_id=_case_key(t, journey),
         customer_id=t.customer_id,
@@ -82,7 +94,10 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
         touchpoint_key=t.touchpoint_key,
     )
     ev = ev.filter(ev.activity.notnull(), ev.case_id.notnull())
-    first = ev.filter(ev.activity.isin(list(journey.start)))
+    if journey.case == CUSTOMER and journey.require_trait is not None:
+        tr = traits(con)
+        ev = ev.filter(ev.case_id.isin(tr.filter(tr.name == journey.require_trait).customer_id))
+    first = ev if journey.any_start else ev.filter(ev.activity.isin(list(journey.start)))
     starts = first.group_by(sid=first.case_id).aggregate(started_at=first.event_time.min())
     if start is not None:
         starts = starts.filter(starts.started_at >= start)
@@ -193,6 +208,16 @@ def activities(ev: ir.Table) -> ir.Table:
     )
 
 
+def reworked(ev: ir.Table, journey: Journey) -> ir.Table:
+    """The cases with rework: ``case_id`` of each case where an activity that is not one of
+    the journey's ``repeatable`` labels occurs more than once."""
+    steps = ev
+    if journey.repeatable:
+        steps = ev.filter(~ev.activity.isin(list(journey.repeatable)))
+    per = steps.group_by(["case_id", "activity"]).aggregate(n=steps.count())
+    return per.filter(per.n > 1).select("case_id").distinct()
+
+
 def owners(con: BaseBackend, ev: ir.Table) -> ir.Table:
     """Per activity and owning department: ``activity, department, events`` (the events of
     the activity at touchpoints that department owns)."""
@@ -200,6 +225,32 @@ def owners(con: BaseBackend, ev: ir.Table) -> ir.Table:
     owned = ev.join(tp, ev.touchpoint_key == tp.tkey)
     owned = owned.filter(owned.department.notnull())
     return owned.group_by(["activity", "department"]).aggregate(events=owned.count())
+
+
+def stages(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Per activity and stage: ``activity, stage, events`` (the events of the activity at
+    touchpoints of that stage; the org model gives each touchpoint its stage)."""
+    tp = touchpoints_expr(con).select(tkey="key", stage="stage")
+    staged = ev.join(tp, ev.touchpoint_key == tp.tkey)
+    staged = staged.filter(staged.stage.notnull())
+    return staged.group_by(["activity", "stage"]).aggregate(events=staged.count())
+
+
+def stage_flows(con: BaseBackend, ev: ir.Table, depth: int) -> ir.Table:
+    """``step, source, target, cases``: cases whose step ``step`` is at a touchpoint of stage
+    ``source`` and whose next step is at stage ``target`` (``unstaged`` for an event without a
+    staged touchpoint), over the first ``depth`` steps."""
+    tp = touchpoints_expr(con).select(tkey="key", tstage="stage")
+    staged = ev.left_join(tp, ev.touchpoint_key == tp.tkey)
+    staged = staged.mutate(stage=staged.tstage.fill_null("unstaged")).select(
+        "case_id", "event_time", "event_id", "step", "stage"
+    )
+    w = ibis.window(group_by=staged.case_id, order_by=[staged.event_time, staged.event_id])
+    pairs = staged.mutate(target=staged.stage.lead().over(w))
+    pairs = pairs.filter(pairs.target.notnull(), pairs.step < depth)
+    return pairs.group_by(step=pairs.step, source=pairs.stage, target=pairs.target).aggregate(
+        cases=pairs.count()
+    )
 
 
 def handoff_events(con: BaseBackend, ev: ir.Table) -> ir.Table:

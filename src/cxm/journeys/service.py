@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import secrets
 from typing import Any, Literal
 
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
 
+from cxm.customers.facts import with_trait
 from cxm.errors import Invalid
 from cxm.journeys import mining
 from cxm.journeys.definitions import Journey
@@ -24,6 +26,7 @@ from cxm.store.analytics import reading
 
 Outcome = Literal["failure", "churn", "detractor"] | str
 OUTCOMES = ("failure", "churn", "detractor")
+CASE_OUTCOMES = ("success", "failure", "open")
 
 
 def _rows(t: ir.Table) -> list[dict[str, Any]]:
@@ -61,9 +64,12 @@ def _carries(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
-            until: dt.datetime | None) -> ir.Table:  # fmt: skip
+            until: dt.datetime | None, segment: str | None = None,
+            outcome: str | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events of the cases starting in [since, until) (aware times are
-    converted to UTC; naive ones are taken as UTC)."""
+    converted to UTC; naive ones are taken as UTC); with ``segment``, only the cases whose
+    customer's ``segment`` trait has that value; with ``outcome`` (success, failure, open),
+    only the cases ending so; with ``customer``, only that customer's cases."""
 
     def naive(value: dt.datetime | None) -> dt.datetime | None:
         if value is None or value.tzinfo is None:
@@ -73,21 +79,54 @@ def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
     lo, hi = naive(since), naive(until)
     if lo is not None and hi is not None and lo >= hi:
         raise Invalid(f"the period is empty: since ({lo}) must be before until ({hi})")
-    return mining.events(con, journey, lo, hi)
+    if outcome is not None and outcome not in CASE_OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(CASE_OUTCOMES)}; got '{outcome}'")
+    ev = mining.events(con, journey, lo, hi, customer)
+    if segment:
+        ev = ev.filter(ev.customer_id.isin(with_trait(con, "segment", segment)))
+    if outcome is not None:
+        cs = mining.cases(con, journey, ev)
+        ev = ev.filter(ev.case_id.isin(cs.filter(cs.outcome == outcome).case_id))
+    return ev
+
+
+class _Kept:
+    """On DuckDB, tables computed once into temporary tables for the several reads that
+    follow (each would otherwise recompute the journey's windows over the whole log); they
+    are dropped when the block ends. Other engines read the expressions as they are."""
+
+    def __init__(self, con: BaseBackend) -> None:
+        self.con = con
+        self.names: list[str] = []
+
+    def __call__(self, t: ir.Table) -> ir.Table:
+        if self.con.name != "duckdb":
+            return t
+        name = f"_journey_{secrets.token_hex(6)}"
+        self.names.append(name)
+        return self.con.create_table(name, t, temp=True)
+
+    def __enter__(self) -> _Kept:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.names:
+            self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
 def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
-            until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+            until: dt.datetime | None = None, segment: str | None = None,
+            outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
-    activity); hand-offs per case and per department pair; and the activities with their
-    counts, rework and drop-off (cases ending at the activity without success, and their share
-    of the cases through it). Each activity and hand-off pair carries the failure and churn
-    rates and NPS of the cases holding it."""
-    with reading(source) as con:
-        ev = _events(con, journey, since, until)
-        cs = mining.cases(con, journey, ev)
+    activity that is not ``repeatable``); hand-offs per case and per department pair; and the
+    activities with their counts, rework and drop-off (cases ending at the activity without
+    success, and their share of the cases through it). Each activity and hand-off pair
+    carries the failure and churn rates and NPS of the cases holding it."""
+    with reading(source) as con, _Kept(con) as kept:
+        ev = kept(_events(con, journey, since, until, segment, outcome))
+        cs = kept(mining.cases(con, journey, ev))
         t = cs.throughput_hours
         agg = cs.aggregate(
             cases=cs.count(),
@@ -112,10 +151,10 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
         acts = _rows(acts_t.order_by("activity"))
         steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
         for a in acts:
+            a["repeatable"] = a["activity"] in journey.repeatable
             a["drop_off"] = round(a["dropped"] / a["cases"], 4)
             a.update(_carries(steps[a["activity"]]))
-        per_case = ev.group_by("case_id").aggregate(rework=(ev.count() > ev.activity.nunique()))
-        reworked = int(per_case.rework.sum().to_pyarrow().as_py() or 0)
+        reworked = int(mining.reworked(ev, journey).count().to_pyarrow().as_py() or 0)
         hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
         moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
         by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
@@ -141,13 +180,13 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
 
 
 def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
-             since: dt.datetime | None = None,
-             until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+             since: dt.datetime | None = None, until: dt.datetime | None = None,
+             segment: str | None = None, outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The ``limit`` most frequent variants with count, share of cases, failure and churn
     rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
     the number of distinct variants."""
     with reading(source) as con:
-        cs = mining.cases(con, journey, _events(con, journey, since, until))
+        cs = mining.cases(con, journey, _events(con, journey, since, until, segment, outcome))
         v = mining.variants(cs)
         distinct = int(v.count().to_pyarrow().as_py())
         rows = _rows(v.limit(limit))
@@ -160,12 +199,15 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
 
 def directly_follows(source: Engine | BaseBackend, journey: Journey,
                      min_frequency: int = 1, since: dt.datetime | None = None,
-                     until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+                     until: dt.datetime | None = None, segment: str | None = None,
+                     outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The directly-follows graph: nodes (activity, events, cases, department: the department
-    owning most of its events, None when no touchpoint of it is owned) and edges (source,
-    target, frequency, cases, median_hours), edges below ``min_frequency`` left out."""
-    with reading(source) as con:
-        ev = _events(con, journey, since, until)
+    owning most of its events, None when no touchpoint of it is owned; stage: the stage of
+    the touchpoints of most of its events; position: its mean step in the cases) and edges
+    (source, target, frequency, cases, median_hours), edges below ``min_frequency`` left
+    out."""
+    with reading(source) as con, _Kept(con) as kept:
+        ev = kept(_events(con, journey, since, until, segment, outcome))
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
@@ -175,14 +217,49 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
         owner: dict[str, str] = {}
         for r in ranked:
             owner.setdefault(r["activity"], r["department"])
-        rows = [{**n, "department": owner.get(n["activity"])} for n in _rows(nodes)]
+        stage: dict[str, str] = {}
+        for r in sorted(_rows(mining.stages(con, ev)), key=lambda r: (-r["events"], r["stage"])):
+            stage.setdefault(r["activity"], r["stage"])
+        mean = ev.group_by("activity").aggregate(position=ev.step.cast("float64").mean())
+        where = {r["activity"]: r["position"] for r in _rows(mean)}
+        rows = [{**n, "department": owner.get(n["activity"]), "stage": stage.get(n["activity"]),
+                 "position": where.get(n["activity"])} for n in _rows(nodes)]  # fmt: skip
         return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
+
+
+def stage_flows(source: Engine | BaseBackend, journey: Journey, depth: int = 6,
+                since: dt.datetime | None = None, until: dt.datetime | None = None,
+                segment: str | None = None,
+                outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """How cases move between stages over their first ``depth`` steps, for a Sankey:
+    ``flows`` of (step, source stage, target stage, cases), where a step's stage is the stage
+    of its event's touchpoint (``unstaged`` when it has none) and step k flows to step k+1."""
+    if not 2 <= depth <= 12:
+        raise Invalid(f"depth must be between 2 and 12, got {depth}")
+    with reading(source) as con:
+        ev = _events(con, journey, since, until, segment, outcome)
+        flows = mining.stage_flows(con, ev, depth)
+        rows = _rows(flows.order_by(["step", "source", "target"]))
+    return {"journey": journey.name, "depth": depth, "flows": rows}
+
+
+def customer_cases(source: Engine | BaseBackend, journey: Journey,
+                   customer_id: str, limit: int = 20) -> list[dict[str, Any]]:  # fmt: skip
+    """One customer's cases in the journey, latest first: ``case_id, started_at, ended_at,
+    events, variant, outcome, throughput_hours`` (the caller checks the customer is in the
+    reader's scope)."""
+    with reading(source) as con:
+        ev = _events(con, journey, None, None, customer=customer_id)
+        cs = mining.cases(con, journey, ev)
+        cs = cs.select("case_id", "started_at", "ended_at", "events", "variant", "outcome",
+                       "throughput_hours")  # fmt: skip
+        return _rows(cs.order_by([mining.ibis.desc("started_at"), "case_id"]).limit(limit))
 
 
 def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = "failure",
              longest: int = 3, min_cases: int = 20, limit: int = 20,
-             since: dt.datetime | None = None,
-             until: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+             since: dt.datetime | None = None, until: dt.datetime | None = None,
+             segment: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Friction sequences: variants and sub-paths (runs of 1 to ``longest`` consecutive
     activities) ranked by how much more often their cases end in ``outcome`` (the journey's
     failure, the customer's churn, or ``detractor``: a detractor among the customer's NPS
@@ -201,9 +278,9 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
     if outcome == "failure" and not journey.failure:
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
     flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
-    with reading(source) as con:
-        ev = _events(con, journey, since, until)
-        cs = mining.cases(con, journey, ev)
+    with reading(source) as con, _Kept(con) as kept:
+        ev = kept(_events(con, journey, since, until, segment))
+        cs = kept(mining.cases(con, journey, ev))
         if outcome == "detractor":
             cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)
         cs = cs.mutate(detracted=cs.detractors > 0)

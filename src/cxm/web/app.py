@@ -47,6 +47,7 @@ from cxm.web import (
     dashboards,
     explore,
     headers,
+    journey_pages,
     pages,
     people,
     sessions,
@@ -233,6 +234,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in (
         interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
         dashboards.router, explore.router, survey_pages.router, cases.router, people.router,
+        journey_pages.router,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)

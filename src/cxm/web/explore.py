@@ -19,6 +19,7 @@ from cxm.org.auth import Principal
 from cxm.org.scope import customer_not_found, readable_customer, scope_for, visible_touchpoints
 from cxm.org.security import db
 from cxm.surveys import service as surveys
+from cxm.web import journey_pages
 from cxm.web.filters import Filters
 from cxm.web.pages import render
 from cxm.web.sessions import signed_in
@@ -121,10 +122,11 @@ def customer_page(
         tp = tps.get(item.get("touchpoint_key") or "")
         dept = tp.department_key if tp and tp.department_key else None
         items.append(item | {"department": dept, "touchpoint_name": tp.name if tp else None})
+    journeys = journey_pages.customer_journeys(request, profile["id"])
     return render(
         request, who, "customer.html",
         profile=profile, items=items, next_cursor=timeline["next_cursor"], palette=palette,
-        department_names={d.key: d.name for d in departments},
+        department_names={d.key: d.name for d in departments}, journeys=journeys,
         prediction=insights.prediction_for(conn, profile["id"]),
     )  # fmt: skip
 

@@ -28,6 +28,7 @@ NAV = [
     ("/", "Overview", EVERYONE),
     ("/departments", "Departments", EVERYONE),
     ("/feedback", "Feedback", ("admin", "cx_lead", "manager", "viewer")),
+    ("/journeys", "Journeys", ("admin", "cx_lead", "manager", "viewer")),
     ("/customers", "Customers", ("admin", "cx_lead", "manager")),
     ("/surveys", "Surveys", ("admin", "cx_lead", "manager")),
     ("/cases", "Cases", ("admin", "cx_lead", "manager", "agent")),

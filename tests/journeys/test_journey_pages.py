@@ -1,0 +1,166 @@
+"""The journey pages through the real app: the service's numbers, the filters, and each
+role's scope (a manager sees the scores of their own steps and hand-offs only)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from cxm.config import load_settings
+from cxm.demo.generator import generate
+from cxm.demo.load import load
+from cxm.journeys import definitions, service
+from cxm.org import auth
+from cxm.org import service as org
+from cxm.store import create_engine, upgrade
+from tests.web.test_sessions import PASSWORD, sign_in
+
+USERS = {
+    "cx_lead": ("lead@example.com", None, None),
+    "manager": ("manager@example.com", "supply_chain", None),
+    "agent": ("agent@example.com", None, "service_team"),
+    "viewer": ("viewer@example.com", None, None),
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
+    folder = tmp_path_factory.mktemp("journey_pages")
+    generate(folder / "files", customers=400, months=3, seed=5)
+    eng = create_engine(f"duckdb:///{folder / 'cxm.duckdb'}")
+    upgrade(eng)
+    with eng.begin() as conn:
+        org.seed_defaults(conn)
+    load(eng, folder / "files")
+    with eng.begin() as conn:
+        for role, (email, department, team) in USERS.items():
+            auth.create_user(conn, email, role, password=PASSWORD, department_key=department,
+                             team_key=team)  # fmt: skip
+    yield eng, folder
+    eng.dispose()
+
+
+def _client(demo: tuple[Engine, Path], role: str) -> Iterator[TestClient]:
+    from cxm.web.app import create_app
+
+    engine, folder = demo
+    settings = load_settings(data_dir=folder, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, USERS[role][0]) == 303
+        yield client
+
+
+@pytest.fixture(scope="module")
+def lead(demo: tuple[Engine, Path]) -> Iterator[TestClient]:
+    yield from _client(demo, "cx_lead")
+
+
+@pytest.fixture(scope="module")
+def manager(demo: tuple[Engine, Path]) -> Iterator[TestClient]:
+    yield from _client(demo, "manager")
+
+
+def _figures(html: str) -> list[dict]:
+    return [json.loads(unescape(f)) for f in re.findall(r"data-figure='([^']*)'", html)]
+
+
+def _table(html: str, title: str) -> str:
+    section = html.split(f'id="{title}"')[1]
+    return section.split("</section>")[0]
+
+
+def test_the_page_shows_the_mined_numbers(lead: TestClient, demo: tuple[Engine, Path]) -> None:
+    engine, _ = demo
+    journey = definitions.get("order_to_delivery")
+    page = lead.get("/journeys/order_to_delivery")
+    assert page.status_code == 200
+    summary = service.summary(engine, journey)
+    assert f'<span class="kpi-value">{summary["cases"]}</span>' in page.text
+    top = service.variants(engine, journey, 1)["variants"][0]
+    assert f"<td>{top['variant']}</td><td>{top['cases']}</td>" in unescape(page.text)
+    mapped, sankey = _figures(page.text)
+    graph = service.directly_follows(engine, journey)
+    drawn = {t.split("<br>")[0] for trace in mapped["data"] for t in trace["text"]}
+    assert drawn == {n["activity"] for n in graph["nodes"]}
+    # Arrows as wide as their frequency: the most frequent path has the widest arrow.
+    widest = max(mapped["layout"]["annotations"], key=lambda a: a["arrowwidth"])
+    busiest = max(graph["edges"], key=lambda e: e["frequency"])
+    assert widest["hovertext"].startswith(f"{busiest['source']} → {busiest['target']}")
+    flows = service.stage_flows(engine, journey)["flows"]
+    assert sum(sankey["data"][0]["link"]["value"]) == sum(f["cases"] for f in flows) > 0
+
+
+def test_filters_narrow_the_cases(lead: TestClient, demo: tuple[Engine, Path]) -> None:
+    engine, _ = demo
+    journey = definitions.get("order_to_delivery")
+    failed = service.summary(engine, journey)["outcomes"]["failure"]["count"]
+    page = lead.get("/journeys/order_to_delivery?outcome=failure")
+    assert f'<span class="kpi-value">{failed}</span>' in page.text
+    consumers = service.summary(engine, journey, segment="consumer")["cases"]
+    page = lead.get("/journeys/order_to_delivery?segment=consumer")
+    assert f'<span class="kpi-value">{consumers}</span>' in page.text
+    edges = service.directly_follows(engine, journey)["edges"]
+    cut = sorted(e["frequency"] for e in edges)[len(edges) // 2]
+    page = lead.get(f"/journeys/order_to_delivery?min_frequency={cut}")
+    rows = _table(page.text, "map-title").count("<tr><td>")
+    assert rows == sum(1 for e in edges if e["frequency"] >= cut) < len(edges)
+    bad = lead.get("/journeys/order_to_delivery?outcome=maybe")
+    assert bad.status_code == 422 and "outcome must be one of" in bad.text
+    assert lead.get("/journeys/onboarding").status_code == 404
+
+
+def test_a_manager_sees_scores_of_their_own_steps_only(
+    manager: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    journey = definitions.get("renewal")
+    page = manager.get("/journeys/renewal")
+    assert page.status_code == 200
+    graph = service.directly_follows(engine, journey)
+    owner = {n["activity"]: n["department"] for n in graph["nodes"]}
+    steps = _table(page.text, "steps-title").split("<h3>")[0]
+    rows = re.findall(r"<tr( class=\"mine\")?><th scope=\"row\">([^<]+)</th>(.*?)</tr>", steps,
+                      re.S)  # fmt: skip
+    assert rows
+    for mine, activity, cells in rows:
+        assert bool(mine) == (owner.get(unescape(activity)) == "supply_chain"), activity
+        assert ("95% interval" in cells) == bool(mine), activity
+    assert any(mine for mine, _, _ in rows)
+    hand = _table(page.text, "steps-title").split("<h3>")[1]
+    pairs = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>", hand)
+    assert pairs and all("Supply Chain &amp; Delivery" in pair for pair in pairs)
+    everyone = service.summary(engine, journey)["handoffs"]["pairs"]
+    assert len(pairs) == sum(1 for h in everyone if "supply_chain" in (h["source"], h["target"]))
+
+
+def test_agents_do_not_see_journeys(demo: tuple[Engine, Path]) -> None:
+    for client in _client(demo, "agent"):
+        assert client.get("/journeys").status_code == 404
+        assert client.get("/journeys/renewal").status_code == 404
+
+
+def test_the_customer_360_lists_the_customers_cases(
+    lead: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    journey = definitions.get("order_to_delivery")
+    cases = service.variants(engine, journey, 1)
+    assert cases["variants"]
+    with engine.connect() as conn:
+        customer = conn.execute(sa.text(
+            "SELECT customer_id FROM interactions WHERE name = 'order_placed' "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")).scalar_one()  # fmt: skip
+    mine = service.customer_cases(engine, journey, customer)
+    page = lead.get(f"/customers/{customer}")
+    assert page.status_code == 200 and mine
+    assert 'href="/journeys/order_to_delivery"' in page.text
+    for case in mine:
+        assert f"<td>{case['case_id']}</td>" in page.text
