@@ -18,6 +18,7 @@ from cxm.customers.tables import (
     customer_traits,
     customers,
     privacy_requests,
+    trait_types,
 )
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "merged",
     "privacy_requests",
     "profiles",
+    "trait_names",
+    "trait_type",
+    "trait_types",
     "traits",
     "with_trait",
 ]
@@ -66,6 +70,34 @@ def traits(con: BaseBackend) -> ir.Table:
     """Traits in long form ``(customer_id, name, value, set_at)``, on current customers only
     (a merge moves each trait's latest value to the survivor)."""
     return con.table("customer_traits")
+
+
+def trait_type(con: BaseBackend, name: str) -> str:
+    """The type of trait ``name``: number, date, boolean or string (see ``customers.traits``).
+
+    The stored type when there is one; otherwise (traits written before types were kept, or a
+    lake without the table) inferred now from the stored values, as the first write would.
+    """
+    from cxm.customers.traits import infer
+
+    try:
+        # Asking for the table, not listing tables: listing differs between backends.
+        tt: ir.Table | None = con.table("trait_types")
+    except Exception:
+        tt = None
+    if tt is not None:
+        found = tt.filter(tt.name == name).type.to_pyarrow().to_pylist()
+        if found:
+            return str(found[0])
+    t = traits(con)
+    sample = t.filter(t.name == name, t.value.notnull()).value.limit(1000)
+    return infer(sample.to_pyarrow().to_pylist())
+
+
+def trait_names(con: BaseBackend) -> list[str]:
+    """Every trait name some customer has, sorted."""
+    t = traits(con)
+    return sorted(t.select("name").distinct().name.to_pyarrow().to_pylist())
 
 
 def with_trait(con: BaseBackend, name: str, value: str) -> ir.Column:

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
-from cxm.metrics import stats
-from cxm.metrics.definitions import Metric, load
+from cxm.metrics import slices, stats
+from cxm.metrics.definitions import FACTS, Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
 from cxm.store.analytics import reading, to_frame
@@ -64,6 +64,7 @@ def compute(
     confidence: float = 0.95,
     metrics: Mapping[str, Metric] | None = None,
     targets: pd.DataFrame | None = None,
+    bins: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Compute metric ``name`` sliced ``by`` dimensions (and one time grain) in [start, end).
 
@@ -73,6 +74,9 @@ def compute(
     metric's minimum sample get no number, only the flag ``below_min_sample``.
     ``targets`` is the installation's target table as ``read_targets`` returns it, for callers
     that compute many metrics at once; it is read here when not given.
+    ``bins`` cuts number and date dimensions of ``by`` at edges ({"trait:tenure_months":
+    ["0", "6", "12"]}; see ``cxm.metrics.slices``). A trait no customer has, or a trigger
+    property no triggering event carries, is Invalid with the known ones named.
     """
     metrics = metrics if metrics is not None else load()
     metric = get_metric(metrics, name)
@@ -89,7 +93,9 @@ def compute(
     norm_filters = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
     for d in [*by, *norm_filters]:
         _check_dimension(d)
+    by, norm_filters = _with_bins(by, norm_filters, bins or {})
     with reading(source) as backend:
+        _check_known(backend, metrics, metric, [*by, *norm_filters])
         start_q: dt.datetime | None = start
         if compare == "previous" and start is not None and grain is not None:
             # One more period before start so the first period has something to compare with.
@@ -118,8 +124,37 @@ def compute(
 def _check_dimension(d: str) -> None:
     known = (set(ax.GRAINS) | set(ax.ORG_DIMENSIONS) | ax.TRAIT_DIMENSIONS
              | {"touchpoint", "channel", "survey", "cohort"})  # fmt: skip
-    if d not in known and not (d.startswith("trait:") and len(d) > 6):
+    if d not in known and not slices.is_typed(d):
         raise Invalid(f"unknown dimension {d!r}; use one of: {ax.dimensions_help()}")
+
+
+def _with_bins(
+    by: list[str], filters: dict[str, list[str]], bins: Mapping[str, Sequence[str]]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """``by`` and ``filters`` with each binned dimension spelled with its edges."""
+    for d in bins:
+        if d not in by:
+            raise Invalid(f"bins for {d!r}: the metric is not sliced by it (by: "
+                          f"{', '.join(by) or 'nothing'})")  # fmt: skip
+    spelled = {d: slices.binned(d, edges) for d, edges in bins.items()}
+    return ([spelled.get(d, d) for d in by],
+            {spelled.get(d, d): v for d, v in filters.items()})  # fmt: skip
+
+
+def _check_known(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
+                 dims: Sequence[str]) -> None:  # fmt: skip
+    """Traits and trigger properties that exist in the data (Invalid naming the known)."""
+    typed = [d for d in dims if slices.is_typed(d)]
+    if not typed:
+        return
+    leaves = [metrics[r] for r in metric.references] if metric.kind == "derived" else [metric]
+    for m in leaves:
+        if m.kind == "derived":
+            _check_known(backend, metrics, m, typed)
+            continue
+        fact = FACTS[m.fact] if m.fact else None
+        rows = ax.read_fact(backend, fact) if fact is not None and fact.trigger else None
+        slices.check(backend, fact.trigger if fact else None, rows, typed)
 
 
 def _naive_date(value: dt.datetime, grain: str) -> dt.date:
@@ -156,8 +191,10 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
            tuple((k, tuple(v)) for k, v in sorted(filters.items())), stratum)  # fmt: skip
     df = to_frame(backend, key, lambda: ax.aggregate(backend, metric, by, start=start, end=end,
                                                      filters=filters, stratum=stratum))  # fmt: skip
-    rename = {f"dim__{d}": ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
+    rename = {slices.key(d): ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
     df = df.rename(columns=rename)
+    # Numbers, dates and bins sort by value (missing last), the rest by label.
+    orders = [slices.order_key(d) for d in by if slices.order_key(d) in df]
     for d in by:
         col = ax.column_name(d)
         if d in ax.GRAINS:
@@ -171,6 +208,11 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
         if c in df:
             df[c] = df[c].astype("float64")
     keys = [ax.column_name(d) for d in by] + ([ax.column_name(stratum)] if stratum else [])
+    if orders:
+        sort = [slices.order_key(d) if slices.order_key(d) in df else ax.column_name(d)
+                for d in by] + keys  # fmt: skip
+        df = df.sort_values(sort, na_position="last").drop(columns=orders)
+        return df.reset_index(drop=True)
     return df.sort_values(keys).reset_index(drop=True) if keys else df
 
 
