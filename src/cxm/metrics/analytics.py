@@ -247,6 +247,13 @@ def aggregate(
     keys = [slices.key(d) for d in dict.fromkeys([*by, *([stratum] if stratum else [])])]
     # Numbers, dates and bins carry their order along (one value per label).
     keys += [slices.order_key(d) for d in by if slices.order_key(d) in t.columns]
+    return summarise(t, metric, keys)
+
+
+def summarise(t: ir.Table, metric: Metric, keys: Sequence[str] = ()) -> ir.Table:
+    """The metric's sufficient statistics over rows ``t`` (its fact's rows, filtered), one row
+    per value of ``keys``: n and, by kind, promoters/passives/detractors (nps), x (proportion),
+    mean and sd (mean), or the sums of a ratio."""
     one = ibis.literal(1)
     zero = ibis.literal(0)
     if metric.kind == "nps":
@@ -303,22 +310,7 @@ def customer_periods(backend: BaseBackend, lifecycle: Lifecycle, grain: str) -> 
     unit = GRAINS[grain]
     log = interaction_facts.log(backend)
     log = log.filter(log.customer_id.notnull())
-    starts = log.name.isin(list(lifecycle.acquisition))
-    ends = log.name.isin(list(lifecycle.churn))
-    null_time = ibis.null().cast("timestamp")
-    life = (
-        log.filter(starts | ends)
-        .group_by(log.customer_id)
-        .aggregate(
-            acquired_at=ibis.ifelse(starts, log.event_time, null_time).min(),
-            _last_start=ibis.ifelse(starts, log.event_time, null_time).max(),
-            _last_end=ibis.ifelse(ends, log.event_time, null_time).max(),
-        )
-    )
-    life = life.filter(life.acquired_at.notnull())
-    life = life.mutate(
-        churned_at=ibis.ifelse(life._last_end >= life._last_start, life._last_end, null_time)
-    )
+    life = customer_lifecycle(backend, lifecycle)
     life = life.select(
         "customer_id",
         "acquired_at",
@@ -351,6 +343,30 @@ def customer_periods(backend: BaseBackend, lifecycle: Lifecycle, grain: str) -> 
         revenue_end=ibis.ifelse(at_end, t._rev_now.cast("float64").fill_null(0.0), zero),
     )  # fmt: skip
     return t.mutate(revenue_retained=ibis.least(t.revenue_start, t.revenue_end))
+
+
+def customer_lifecycle(backend: BaseBackend, lifecycle: Lifecycle) -> ir.Table:
+    """One row per acquired customer: customer_id, acquired_at (first acquisition event) and
+    churned_at (the last churn event when no acquisition event follows it, else null)."""
+    log = interaction_facts.log(backend)
+    log = log.filter(log.customer_id.notnull())
+    starts = log.name.isin(list(lifecycle.acquisition))
+    ends = log.name.isin(list(lifecycle.churn))
+    null_time = ibis.null().cast("timestamp")
+    life = (
+        log.filter(starts | ends)
+        .group_by(log.customer_id)
+        .aggregate(
+            acquired_at=ibis.ifelse(starts, log.event_time, null_time).min(),
+            _last_start=ibis.ifelse(starts, log.event_time, null_time).max(),
+            _last_end=ibis.ifelse(ends, log.event_time, null_time).max(),
+        )
+    )
+    life = life.filter(life.acquired_at.notnull())
+    life = life.mutate(
+        churned_at=ibis.ifelse(life._last_end >= life._last_start, life._last_end, null_time)
+    )
+    return life.select("customer_id", "acquired_at", "churned_at")
 
 
 def _agg(t: ir.Table, keys: Sequence[str], **metrics: ir.Value) -> ir.Table:

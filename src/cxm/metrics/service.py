@@ -648,3 +648,27 @@ def list_alerts(conn: Connection, name: str | None = None) -> list[dict[str, Any
     if name:
         q = q.where(metric_alerts.c.metric == name)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+# ---- the statistics of one metric on rows chosen elsewhere (theme and signal impact) ----
+
+
+def interval(metric: Metric, row: Row, confidence: float = 0.95) -> stats.Interval | None:
+    """The metric's value and interval, in its reporting unit, from one row of
+    ``analytics.summarise``; None when the row has no observation."""
+    if not row["n"]:
+        return None
+    return _interval(metric, row, confidence)
+
+
+def difference(metric: Metric, a: Row, b: Row,
+               confidence: float = 0.95) -> stats.TestResult | None:  # fmt: skip
+    """``a`` minus ``b`` with its interval and p-value, by the metric's own two-sample test
+    (NPS adjusted Wald, Agresti-Caffo for a %, Welch for a mean); None when a sample is too
+    small for it."""
+    return _test(metric, a, b, confidence)
+
+
+def rest(metric: Metric, total: Row, part: Row) -> dict[str, Any] | None:
+    """The statistics of the rows of ``total`` outside ``part`` (None when none are left)."""
+    return _subtract(metric, total, part)
