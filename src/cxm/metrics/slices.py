@@ -115,7 +115,7 @@ def parse_bins(items: Sequence[str], by: Sequence[str]) -> dict[str, list[str]]:
     or ``DIMENSION=EDGES``. Invalid when an item names no such dimension or is ambiguous.
     """
     out: dict[str, list[str]] = {}
-    typed = [d for d in by if is_typed(d)]
+    typed = [d for d in by if d.startswith((TRAIT, TRIGGER))]
     for item in items:
         dim, sep, spec = item.rpartition("=")
         if not sep:
@@ -161,6 +161,7 @@ def _typed(text: ir.StringValue, kind: str, dim: str) -> tuple[ir.StringValue, i
     """(label, order) of a value held as text, read as ``kind`` and cut at ``dim``'s bins."""
     v = text.strip()
     edges = edges_of(dim)
+    cuts = _edge_values(dim, edges, kind) if edges is not None else None
     none = ibis.literal(NONE_LABEL)
     if kind == "number":
         ok = v.re_search(NUMBER).fill_null(False)
@@ -174,11 +175,10 @@ def _typed(text: ir.StringValue, kind: str, dim: str) -> tuple[ir.StringValue, i
         return label, None
     else:
         return v.fill_null(NONE_LABEL), None
-    if edges is None:
+    if edges is None or cuts is None:
         label = ibis.ifelse(ok, v.substr(0, 10) if kind == "date" else v, none)
         # Dates in ISO form sort as text; numbers need their value.
         return label, (value if kind == "number" else None)
-    cuts = _edge_values(dim, edges, kind)
     labels = [f"< {edges[0]}"]
     labels += [f"[{a}, {b})" for a, b in itertools.pairwise(edges)]
     labels.append(f">= {edges[-1]}")
