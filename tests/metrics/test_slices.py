@@ -208,3 +208,46 @@ def test_cli_refuses_an_unknown_trait_and_bins_on_request(
     assert run.exit_code == 0, run.output
     labels = [r["tenure_months"] for r in json.loads(run.output)]
     assert labels == ["[0, 6)", "[6, 12)", "[12, 24)", ">= 24"]
+
+
+def test_a_declared_type_replaces_the_inferred_one(
+    seeded: Engine,
+    app_client: TestClient,
+    read_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> None:
+    df = _write(seeded)
+    listed = {r["name"]: r for r in app_client.get("/api/v1/traits", headers=read_headers).json()}
+    assert listed["tenure_months"]["type"] == "number"
+    assert listed["tenure_months"]["customers"] == 90
+    assert app_client.put("/api/v1/traits/tenure_months", json={"type": "string"},
+                          headers=read_headers).status_code == 403  # fmt: skip
+    bad = app_client.put("/api/v1/traits/tenure_months", json={"type": "integer"},
+                         headers=admin_headers)  # fmt: skip
+    assert bad.status_code == 422 and "number, date, boolean, string" in bad.text
+    ok = app_client.put("/api/v1/traits/tenure_months", json={"type": "string"},
+                        headers=admin_headers)  # fmt: skip
+    assert ok.status_code == 200
+    result = compute(seeded, "csat", by=["trait:tenure_months"], metrics=METRICS)
+    # Read as text now: "10" sorts before "2".
+    assert list(result.tenure_months) == sorted(str(v) for v in df.tenure_months.unique())
+    with pytest.raises(Invalid, match="its values are strings"):
+        compute(seeded, "csat", by=["trait:tenure_months"], metrics=METRICS,
+                bins={"trait:tenure_months": ["0", "6"]})  # fmt: skip
+
+
+def test_cli_lists_and_declares_trait_types(
+    duckdb_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(duckdb_engine)
+    duckdb_engine.dispose()
+    monkeypatch.setenv("CXM_DATABASE_URL", str(duckdb_engine.url))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["customers", "traits", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert {r["name"]: r["type"] for r in json.loads(out.output)} == {
+        "segment": "string", "tenure_months": "number"}  # fmt: skip
+    assert runner.invoke(cli, ["customers", "trait-type", "segment", "colour"]).exit_code == 2
+    assert runner.invoke(cli, ["customers", "trait-type", "segment", "boolean"]).exit_code == 0
+    out = runner.invoke(cli, ["customers", "traits", "--format", "json"])
+    assert {r["name"]: r["declared"] for r in json.loads(out.output)}["segment"] is True
