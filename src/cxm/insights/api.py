@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Depends, Query, Request
 
 from cxm.errors import responses
@@ -24,7 +22,9 @@ read = Depends(require("read"))
 )
 def attribution(
     request: Request,
-    outcome: Literal["nps", "churn"] = Query("nps", description="nps | churn"),
+    outcome: str = Query(
+        "nps", description="nps | churn | a metric of survey answers (csat, csat_mean, ces, ...)"
+    ),
     window: int = Query(WINDOW_DAYS, ge=1, le=3650, description="days a signal counts before"),
     survey: str | None = Query(None, description="one survey's answers (nps only)"),
 ) -> AttributionOut:

@@ -381,3 +381,20 @@ def target_overrides(backend: BaseBackend) -> ir.Table | None:
         return backend.table("metric_targets")
     except Exception:
         return None
+
+
+def row_value(t: ir.Table, metric: Metric) -> ir.NumericValue | None:
+    """The value each row contributes to a metric that is a mean over rows, as float: the
+    answer (nps: 0-10; mean: its column), or 100/0 for a proportion's success (so a mean of
+    it is the % and a regression on it a linear probability model in % points). None for a
+    metric that is not a mean over rows (count, ratio, derived, a mean per group, a
+    proportion with a numerator and denominator)."""
+    if metric.kind in ("nps", "mean") and metric.column and not metric.per:
+        value: ir.NumericValue = t[metric.column].cast("float64")
+        return value
+    if metric.kind == "proportion" and metric.success is not None:
+        hit = _condition(t, metric.success)
+        if metric.invert:
+            hit = ~hit
+        return ibis.ifelse(hit, 100.0, 0.0)
+    return None
