@@ -28,6 +28,7 @@ from cxm.interactions.tables import interactions
 from cxm.metrics import compute
 from cxm.metrics.definitions import load
 from cxm.metrics.slices import parse_bins
+from cxm.store.analytics import analytics
 from cxm.surveys.tables import responses
 from tests.metrics import factories as f
 
@@ -217,6 +218,9 @@ def test_a_declared_type_replaces_the_inferred_one(
     admin_headers: dict[str, str],
 ) -> None:
     df = _write(seeded)
+    backend = analytics(seeded)  # one backend throughout, as a server's readers keep theirs
+    before = compute(backend, "csat", by=["trait:tenure_months"], metrics=METRICS)
+    assert list(before.tenure_months) == [str(v) for v in sorted(df.tenure_months.unique())]
     listed = {r["name"]: r for r in app_client.get("/api/v1/traits", headers=read_headers).json()}
     assert listed["tenure_months"]["type"] == "number"
     assert listed["tenure_months"]["customers"] == 90
@@ -228,7 +232,8 @@ def test_a_declared_type_replaces_the_inferred_one(
     ok = app_client.put("/api/v1/traits/tenure_months", json={"type": "string"},
                         headers=admin_headers)  # fmt: skip
     assert ok.status_code == 200
-    result = compute(seeded, "csat", by=["trait:tenure_months"], metrics=METRICS)
+    result = compute(backend, "csat", by=["trait:tenure_months"], metrics=METRICS)
+    backend.disconnect()
     # Read as text now: "10" sorts before "2".
     assert list(result.tenure_months) == sorted(str(v) for v in df.tenure_months.unique())
     with pytest.raises(Invalid, match="its values are strings"):

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Connection, Engine
 
+from cxm.customers import facts as customer_facts
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
 from cxm.metrics import slices, stats
@@ -95,7 +96,9 @@ def compute(
         _check_dimension(d)
     by, norm_filters = _with_bins(by, norm_filters, bins or {})
     with reading(source) as backend:
-        _check_known(backend, metrics, metric, [*by, *norm_filters])
+        typed = _typed(backend, metrics, metric, [*by, *norm_filters])
+        by = [typed.get(d, d) for d in by]
+        norm_filters = {typed.get(d, d): v for d, v in norm_filters.items()}
         start_q: dt.datetime | None = start
         if compare == "previous" and start is not None and grain is not None:
             # One more period before start so the first period has something to compare with.
@@ -141,20 +144,39 @@ def _with_bins(
             {spelled.get(d, d): v for d, v in filters.items()})  # fmt: skip
 
 
-def _check_known(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
-                 dims: Sequence[str]) -> None:  # fmt: skip
-    """Traits and trigger properties that exist in the data (Invalid naming the known)."""
+def _typed(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
+           dims: Sequence[str]) -> dict[str, str]:  # fmt: skip
+    """Each trait or trigger dimension of ``dims`` with its values' type spelled in. Invalid,
+    naming the known ones, for a trait no customer has or a trigger property no triggering
+    event carries."""
     typed = [d for d in dims if slices.is_typed(d)]
     if not typed:
-        return
-    leaves = [metrics[r] for r in metric.references] if metric.kind == "derived" else [metric]
+        return {}
+    leaves = _leaves(metrics, metric)
+    trigger_rows = None
     for m in leaves:
-        if m.kind == "derived":
-            _check_known(backend, metrics, m, typed)
-            continue
         fact = FACTS[m.fact] if m.fact else None
         rows = ax.read_fact(backend, fact) if fact is not None and fact.trigger else None
         slices.check(backend, fact.trigger if fact else None, rows, typed)
+        if rows is not None and fact is not None and fact.trigger and trigger_rows is None:
+            trigger_rows = rows[fact.trigger]
+    out: dict[str, str] = {}
+    for d in typed:
+        name = slices.trait_name(d)
+        if name is not None:
+            kind = customer_facts.trait_type(backend, name)
+        else:
+            assert trigger_rows is not None  # check() refused a fact without triggers
+            kind = slices.trigger_type(backend, trigger_rows, d)
+        out[d] = slices.typed_as(d, kind)
+    return out
+
+
+def _leaves(metrics: Mapping[str, Metric], metric: Metric) -> list[Metric]:
+    """The metrics that read facts behind ``metric`` (itself, or a derived one's inputs)."""
+    if metric.kind != "derived":
+        return [metric]
+    return [leaf for r in metric.references for leaf in _leaves(metrics, metrics[r])]
 
 
 def _naive_date(value: dt.datetime, grain: str) -> dt.date:

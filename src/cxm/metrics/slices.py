@@ -87,6 +87,21 @@ def order_key(dim: str) -> str:
 # --- bins ----------------------------------------------------------------------------------
 
 
+def _spec(dim: str) -> dict[str, object]:
+    if _BINNED not in dim:
+        return {}
+    spec: dict[str, object] = json.loads(dim.split(_BINNED, 1)[1])
+    return spec
+
+
+def _spell(dim: str, spec: dict[str, object]) -> str:
+    # The type and the edges travel inside the dimension's name, so the name says everything
+    # the expression depends on (compiled queries are kept by it). JSON keeps each edge exact.
+    if not spec:
+        return base(dim)
+    return base(dim) + _BINNED + json.dumps(spec, separators=(",", ":"), sort_keys=True)
+
+
 def binned(dim: str, edges: Sequence[str]) -> str:
     """``dim`` cut at ``edges`` (their text as given; checked against the type when read)."""
     if not is_typed(dim):
@@ -97,15 +112,22 @@ def binned(dim: str, edges: Sequence[str]) -> str:
     clean = [str(e).strip() for e in edges if str(e).strip()]
     if not clean:
         raise Invalid(f"bins for {dim}: give at least one edge, e.g. 0,6,12,24")
-    # Edges travel inside the dimension's name: JSON keeps each one exact.
-    return base(dim) + _BINNED + json.dumps(clean, separators=(",", ":"))
+    return _spell(dim, {**_spec(dim), "bins": clean})
+
+
+def typed_as(dim: str, kind: str) -> str:
+    """``dim`` with its values' type spelled in (what ``kind_of`` reads back)."""
+    return _spell(dim, {**_spec(dim), "type": kind})
 
 
 def edges_of(dim: str) -> list[str] | None:
-    if _BINNED not in dim:
-        return None
-    edges: list[str] = json.loads(dim.split(_BINNED, 1)[1])
-    return edges
+    edges = _spec(dim).get("bins")
+    return [str(e) for e in edges] if isinstance(edges, list) else None
+
+
+def kind_of(dim: str) -> str | None:
+    kind = _spec(dim).get("type")
+    return str(kind) if kind else None
 
 
 def parse_bins(items: Sequence[str], by: Sequence[str]) -> dict[str, list[str]]:
@@ -202,7 +224,7 @@ def trait(
     """``t`` with the label (and order) of trait dimension ``dim``; their column names."""
     name = trait_name(dim)
     assert name is not None
-    kind = customer_facts.trait_type(backend, name)
+    kind = kind_of(dim) or customer_facts.trait_type(backend, name)
     tr = customer_facts.traits(backend)
     tr = tr.filter(tr.name == name)
     tr = tr.select(**{f"_cid{i}": tr.customer_id, f"_trait{i}": tr.value})
@@ -242,6 +264,14 @@ def trigger_values(backend: BaseBackend, trigger_ids: ir.Column, prop: str) -> i
     return log.select(v=_property_text(log, prop)).v
 
 
+def trigger_type(backend: BaseBackend, trigger_ids: ir.Column, dim: str) -> str:
+    """The type of trigger dimension ``dim``'s property, inferred from (up to 1,000 of) its
+    values among the events behind ``trigger_ids``."""
+    prop = trigger_property(dim)
+    assert prop is not None
+    return _sample_type(trigger_values(backend, trigger_ids, prop))
+
+
 def _sample_type(values: ir.Column) -> str:
     sample = values.name("v").as_table()
     sample = sample.filter(sample.v.notnull()).limit(1000)
@@ -254,7 +284,7 @@ def trigger(
     """``t`` with the label (and order) of trigger dimension ``dim``; their column names."""
     prop = trigger_property(dim)
     assert prop is not None
-    kind = _sample_type(trigger_values(backend, t[column], prop))
+    kind = kind_of(dim) or _sample_type(trigger_values(backend, t[column], prop))
     log = interaction_facts.log(backend)
     log = log.select(**{f"_tev{i}": log.event_id, f"_tprop{i}": _property_text(log, prop)})
     t = t.left_join(log, t[column] == log[f"_tev{i}"])
