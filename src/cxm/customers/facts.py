@@ -90,8 +90,8 @@ def trait_type(con: BaseBackend, name: str) -> str:
         if found:
             return str(found[0])
     t = traits(con)
-    sample = t.filter(t.name == name, t.value.notnull()).value.limit(1000)
-    return infer(sample.to_pyarrow().to_pylist())
+    sample = t.filter(t.name == name, t.value.notnull()).select("value").limit(1000)
+    return infer(sample.value.to_pyarrow().to_pylist())
 
 
 def trait_names(con: BaseBackend) -> list[str]:
