@@ -107,7 +107,7 @@ def metric_signals(
     %). Invalid for a metric that is not a mean over survey answers.
     """
     check_window(window_days)
-    if metric.fact != "responses" or metrics_ax.row_value(con.table("responses"), metric) is None:
+    if metric.fact != "responses" or not metrics_ax.per_row(metric):
         raise Invalid(f"{metric.name} is not measured answer by answer on survey responses "
                       "(a count, ratio, derived metric or another fact)")  # fmt: skip
     r = metrics_ax.fact_rows(con, metric, [])

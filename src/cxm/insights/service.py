@@ -55,8 +55,6 @@ def attribution(
 
 def _answer_metric(m: metric_definitions.Metric) -> bool:
     """Whether ``m`` is a mean over survey answers (what a per-answer model can explain)."""
-    if m.fact != "responses" or m.per:
-        return False
-    return (m.kind in ("nps", "mean") and bool(m.column)) or (
-        m.kind == "proportion" and m.success is not None
-    )
+    from cxm.metrics.analytics import per_row
+
+    return m.fact == "responses" and per_row(m)

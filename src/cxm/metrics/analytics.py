@@ -383,6 +383,13 @@ def target_overrides(backend: BaseBackend) -> ir.Table | None:
         return None
 
 
+def per_row(metric: Metric) -> bool:
+    """Whether ``metric`` is a mean over its rows (``row_value`` gives each row's value)."""
+    if metric.kind in ("nps", "mean"):
+        return bool(metric.column) and not metric.per
+    return metric.kind == "proportion" and metric.success is not None
+
+
 def row_value(t: ir.Table, metric: Metric) -> ir.NumericValue | None:
     """The value each row contributes to a metric that is a mean over rows, as float: the
     answer (nps: 0-10; mean: its column), or 100/0 for a proportion's success (so a mean of
