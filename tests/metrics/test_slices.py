@@ -25,7 +25,7 @@ from cxm.customers import traits
 from cxm.customers.tables import customers as customer_rows
 from cxm.errors import Invalid
 from cxm.interactions.tables import interactions
-from cxm.metrics import compute
+from cxm.metrics import compute, set_target
 from cxm.metrics.definitions import load
 from cxm.metrics.slices import parse_bins
 from cxm.store.analytics import analytics
@@ -256,3 +256,18 @@ def test_cli_lists_and_declares_trait_types(
     assert runner.invoke(cli, ["customers", "trait-type", "segment", "boolean"]).exit_code == 0
     out = runner.invoke(cli, ["customers", "traits", "--format", "json"])
     assert {r["name"]: r["declared"] for r in json.loads(out.output)}["segment"] is True
+
+
+def test_slice_targets_hold_for_typed_and_trigger_slices(
+    delivered: tuple[Engine, pd.DataFrame],
+) -> None:
+    engine, _ = delivered
+    with engine.begin() as conn:
+        set_target(conn, METRICS, "csat", 55.0, "segment", "business")
+        set_target(conn, METRICS, "csat", 90.0, "trigger:late_days", "0")
+    by_segment = compute(engine, "csat", by=["segment"], metrics=METRICS)
+    assert dict(zip(by_segment.segment, by_segment.target, strict=True)) == {
+        "business": 55.0, "consumer": 80.0}  # fmt: skip
+    late = compute(engine, "csat", by=["trigger:late_days"], metrics=METRICS)
+    assert dict(zip(late.late_days, late.target, strict=True))["0"] == 90.0
+    assert set(late.target[late.late_days != "0"]) == {80.0}

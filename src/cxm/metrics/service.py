@@ -94,6 +94,7 @@ def compute(
     norm_filters = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
     for d in [*by, *norm_filters]:
         _check_dimension(d)
+    asked = by  # as the caller names them (targets are set per dimension so named)
     by, norm_filters = _with_bins(by, norm_filters, bins or {})
     with reading(source) as backend:
         typed = _typed(backend, metrics, metric, [*by, *norm_filters])
@@ -117,7 +118,7 @@ def compute(
             _adjust(stats_df, correction)
         if targets is None:
             targets = read_targets(backend)
-    _apply_targets(stats_df, metric, by, targets[targets["metric"] == metric.name])
+    _apply_targets(stats_df, metric, asked, targets[targets["metric"] == metric.name])
     cols = [ax.column_name(d) for d in by] + OUTPUT
     if compare:
         cols += ["compared_with", "delta", "p_value", "p_adjusted", "significant"]
