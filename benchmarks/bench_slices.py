@@ -10,8 +10,8 @@ one process on one DuckDB store, p50/p95 milliseconds of:
   typed and cut; and the same slice in pandas over the same rows read into memory;
 * theme impact on NPS and on CSAT (the metric's rows, tags joined, two aggregations).
 
-and the ratios typed/trigger slice over the baseline. Slices run with the result cache off,
-so each run computes.
+and the ratios typed/trigger slice over the baseline. One Ibis backend stays open, as the
+server's readers keep theirs (compiled queries are kept per backend; every run executes).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from cxm.demo.load import load
 from cxm.metrics import compute
 from cxm.metrics.definitions import load as load_metrics
 from cxm.store import create_engine, upgrade
-from cxm.text import analytics, jobs, taxonomy
+from cxm.store.analytics import analytics, reading
+from cxm.text import analytics as text_analytics
+from cxm.text import jobs, taxonomy
 
 
 def _timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -49,9 +51,12 @@ def _pandas_trigger(responses: pd.DataFrame, events: pd.DataFrame) -> pd.DataFra
     """CSAT % top-two-box by the late_days of each answer's triggering event, binned."""
     r = responses[(responses.respondent_kind == "customer") & responses.completed
                   & responses.csat.notna()]  # fmt: skip
-    late = events.set_index("event_id").properties.map(
-        lambda p: (json.loads(p) if isinstance(p, str) else (p or {})).get("late_days")
-    )
+
+    def late_days(p: object) -> object:
+        doc = json.loads(p) if isinstance(p, str) else p
+        return doc.get("late_days") if isinstance(doc, dict) else None
+
+    late = events.set_index("event_id").properties.map(late_days)
     r = r.assign(late=r.trigger_event_id.map(late))
     cut = pd.cut(pd.to_numeric(r.late), [-float("inf"), 1, 3, 7, float("inf")], right=False)
     return r.groupby(cut, observed=True).csat.agg(n="size", value=lambda s: (s >= 4).mean() * 100)
@@ -78,14 +83,15 @@ def main() -> None:
         metrics = load_metrics()
         with engine.connect() as conn:
             themes = taxonomy.list_themes(conn, "starter")
-            responses = pd.read_sql_table("responses", conn)
-            events = pd.read_sql_table("interactions", conn)
-        events["properties"] = events.properties.map(
-            lambda p: p if isinstance(p, str) else json.dumps(p)
-        )
+        with reading(engine) as backend:
+            responses = backend.table("responses").to_pandas()
+            events = backend.table("interactions").select("event_id", "properties").to_pandas()
+
+        # One backend kept open, as the server's readers keep theirs.
+        backend = analytics(engine)
 
         def slice_(by: list[str], bins: dict[str, list[str]] | None = None) -> Callable[[], object]:
-            return lambda: compute(engine, "csat", by=by, bins=bins, metrics=metrics)
+            return lambda: compute(backend, "csat", by=by, bins=bins, metrics=metrics)
 
         cases: dict[str, Callable[[], object]] = {
             "csat by touchpoint (baseline)": slice_(["touchpoint"]),
@@ -96,9 +102,9 @@ def main() -> None:
                 ["trigger:late_days"], {"trigger:late_days": ["1", "3", "7"]}
             ),
             "  the same in pandas (rows in memory)": lambda: _pandas_trigger(responses, events),
-            "theme impact on NPS": lambda: analytics.theme_impact(engine, themes),
-            "theme impact on csat": lambda: analytics.theme_impact(
-                engine, themes, outcome=analytics.outcome(metrics, "csat")
+            "theme impact on NPS": lambda: text_analytics.theme_impact(backend, themes),
+            "theme impact on csat": lambda: text_analytics.theme_impact(
+                backend, themes, outcome=text_analytics.outcome(metrics, "csat")
             ),
         }
         results = {name: _timed(fn, args.runs) for name, fn in cases.items()}
@@ -107,6 +113,7 @@ def main() -> None:
         base = results["csat by touchpoint (baseline)"][0]
         for name in list(results)[1:3]:
             print(f"ratio {name} / baseline: {results[name][0] / base:.2f}")
+        backend.disconnect()
         engine.dispose()
 
 

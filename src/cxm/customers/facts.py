@@ -27,6 +27,7 @@ __all__ = [
     "customer_merges",
     "customer_traits",
     "customers",
+    "declared_trait_type",
     "every_profile",
     "merged",
     "privacy_requests",
@@ -72,23 +73,29 @@ def traits(con: BaseBackend) -> ir.Table:
     return con.table("customer_traits")
 
 
+def declared_trait_type(con: BaseBackend, name: str) -> str | None:
+    """The type stored for trait ``name`` (inferred at its first write, or declared), or None
+    when none is stored (traits written before types were kept, or a lake without them)."""
+    try:
+        # Asking for the table, not listing tables: listing differs between backends.
+        tt = con.table("trait_types")
+    except Exception:
+        return None
+    found = tt.filter(tt.name == name).type.to_pyarrow().to_pylist()
+    return str(found[0]) if found else None
+
+
 def trait_type(con: BaseBackend, name: str) -> str:
     """The type of trait ``name``: number, date, boolean or string (see ``customers.traits``).
 
-    The stored type when there is one; otherwise (traits written before types were kept, or a
-    lake without the table) inferred now from the stored values, as the first write would.
+    The stored type when there is one; otherwise inferred now from (up to 1,000 of) the
+    stored values, as the first write would have.
     """
     from cxm.customers.traits import infer
 
-    try:
-        # Asking for the table, not listing tables: listing differs between backends.
-        tt: ir.Table | None = con.table("trait_types")
-    except Exception:
-        tt = None
-    if tt is not None:
-        found = tt.filter(tt.name == name).type.to_pyarrow().to_pylist()
-        if found:
-            return str(found[0])
+    stored = declared_trait_type(con, name)
+    if stored is not None:
+        return stored
     t = traits(con)
     sample = t.filter(t.name == name, t.value.notnull()).select("value").limit(1000)
     return infer(sample.value.to_pyarrow().to_pylist())

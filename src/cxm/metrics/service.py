@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis.expr.types as ir
 import pandas as pd
 import sqlalchemy as sa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Connection, Engine
 
-from cxm.customers import facts as customer_facts
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
 from cxm.metrics import slices, stats
@@ -153,24 +153,27 @@ def _typed(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
     typed = [d for d in dims if slices.is_typed(d)]
     if not typed:
         return {}
-    leaves = _leaves(metrics, metric)
-    trigger_rows = None
-    for m in leaves:
-        fact = FACTS[m.fact] if m.fact else None
-        rows = ax.read_fact(backend, fact) if fact is not None and fact.trigger else None
-        slices.check(backend, fact.trigger if fact else None, rows, typed)
-        if rows is not None and fact is not None and fact.trigger and trigger_rows is None:
-            trigger_rows = rows[fact.trigger]
     out: dict[str, str] = {}
     for d in typed:
-        name = slices.trait_name(d)
-        if name is not None:
-            kind = customer_facts.trait_type(backend, name)
+        if slices.trait_name(d) is not None:
+            kind = slices.trait_kind(backend, d)
         else:
-            assert trigger_rows is not None  # check() refused a fact without triggers
-            kind = slices.trigger_type(backend, trigger_rows, d)
+            kind = slices.trigger_kind(backend, _trigger_ids(backend, metrics, metric), d)
         out[d] = slices.typed_as(d, kind)
     return out
+
+
+def _trigger_ids(backend: BaseBackend, metrics: Mapping[str, Metric],
+                 metric: Metric) -> ir.Column | None:  # fmt: skip
+    """The triggering event ids of the rows ``metric`` reads (the first input's, for a
+    derived metric); None when they record none."""
+    for m in _leaves(metrics, metric):
+        fact = FACTS[m.fact] if m.fact else None
+        if fact is None or fact.trigger is None:
+            return None
+        rows = ax.read_fact(backend, fact)
+        return rows[fact.trigger]
+    return None
 
 
 def _leaves(metrics: Mapping[str, Metric], metric: Metric) -> list[Metric]:

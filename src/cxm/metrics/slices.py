@@ -264,27 +264,13 @@ def trigger_values(backend: BaseBackend, trigger_ids: ir.Column, prop: str) -> i
     return log.select(v=_property_text(log, prop)).v
 
 
-def trigger_type(backend: BaseBackend, trigger_ids: ir.Column, dim: str) -> str:
-    """The type of trigger dimension ``dim``'s property, inferred from (up to 1,000 of) its
-    values among the events behind ``trigger_ids``."""
-    prop = trigger_property(dim)
-    assert prop is not None
-    return _sample_type(trigger_values(backend, trigger_ids, prop))
-
-
-def _sample_type(values: ir.Column) -> str:
-    sample = values.name("v").as_table()
-    sample = sample.filter(sample.v.notnull()).limit(1000)
-    return infer(sample.v.to_pyarrow().to_pylist())
-
-
 def trigger(
     backend: BaseBackend, t: ir.Table, column: str, dim: str, i: int
 ) -> tuple[ir.Table, str, str | None]:
     """``t`` with the label (and order) of trigger dimension ``dim``; their column names."""
     prop = trigger_property(dim)
     assert prop is not None
-    kind = kind_of(dim) or _sample_type(trigger_values(backend, t[column], prop))
+    kind = kind_of(dim) or trigger_kind(backend, t[column], dim)
     log = interaction_facts.log(backend)
     log = log.select(**{f"_tev{i}": log.event_id, f"_tprop{i}": _property_text(log, prop)})
     t = t.left_join(log, t[column] == log[f"_tev{i}"])
@@ -295,30 +281,40 @@ def trigger(
 # --- checks --------------------------------------------------------------------------------
 
 
-def check(backend: BaseBackend, trigger_column: str | None, rows: ir.Table | None,
-          dims: Sequence[str]) -> None:  # fmt: skip
-    """Invalid, naming the known ones, for a trait no customer has or a trigger property no
-    triggering event carries (``rows``: the fact's rows, with ``trigger_column``)."""
-    traits = [n for d in dims if (n := trait_name(d)) is not None and d.startswith(TRAIT)]
-    if traits:
+def trait_kind(backend: BaseBackend, dim: str) -> str:
+    """The type of trait dimension ``dim``'s values. Invalid, naming the known traits, for a
+    ``trait:NAME`` no customer has and no one declared."""
+    name = trait_name(dim)
+    assert name is not None
+    stored = customer_facts.declared_trait_type(backend, name)
+    if stored is not None:
+        return stored
+    if base(dim).startswith(TRAIT):
         known = customer_facts.trait_names(backend)
-        for name in traits:
-            if name not in known:
-                raise Invalid(f"no customer has the trait {name!r}; known traits: "
-                              f"{', '.join(known) or 'none yet'}")  # fmt: skip
-    props = [p for d in dims if (p := trigger_property(d)) is not None]
-    if not props:
-        return
-    if trigger_column is None or rows is None:
-        raise Invalid(f"{', '.join(TRIGGER + p for p in props)}: this metric's rows record no "
-                      "triggering event (only survey responses and invitations do)")  # fmt: skip
-    found = _trigger_keys(backend, rows[trigger_column])
-    for p in props:
-        if p not in found:
-            raise Invalid(
-                f"no event that triggered a survey has the property {p!r}; known: "
-                f"{', '.join(TRIGGER + k for k in sorted(found)) or 'none (no response was triggered by an event)'}"  # noqa: E501
-            )
+        if name not in known:
+            raise Invalid(f"no customer has the trait {name!r}; known traits: "
+                          f"{', '.join(known) or 'none yet'}")  # fmt: skip
+    return customer_facts.trait_type(backend, name)
+
+
+def trigger_kind(backend: BaseBackend, trigger_ids: ir.Column | None, dim: str) -> str:
+    """The type of trigger dimension ``dim``'s property, inferred from (up to 1,000 of) its
+    values among the events behind ``trigger_ids`` (None: the rows record no trigger).
+    Invalid, naming the known properties, when no such event carries it."""
+    prop = trigger_property(dim)
+    assert prop is not None
+    if trigger_ids is None:
+        raise Invalid(f"{TRIGGER + prop}: this metric's rows record no triggering event (only "
+                      "survey responses and invitations do)")  # fmt: skip
+    values = trigger_values(backend, trigger_ids, prop).name("v").as_table()
+    sample = values.filter(values.v.notnull()).limit(1000).v.to_pyarrow().to_pylist()
+    if not sample:
+        found = _trigger_keys(backend, trigger_ids)
+        raise Invalid(
+            f"no event that triggered a survey has the property {prop!r}; known: "
+            f"{', '.join(TRIGGER + k for k in sorted(found)) or 'none (no response was triggered by an event)'}"  # noqa: E501
+        )
+    return infer(sample)
 
 
 def _trigger_keys(backend: BaseBackend, ids: ir.Column, limit: int = 2000) -> set[str]:
