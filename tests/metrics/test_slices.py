@@ -271,3 +271,30 @@ def test_slice_targets_hold_for_typed_and_trigger_slices(
     late = compute(engine, "csat", by=["trigger:late_days"], metrics=METRICS)
     assert dict(zip(late.late_days, late.target, strict=True))["0"] == 90.0
     assert set(late.target[late.late_days != "0"]) == {80.0}
+
+
+def test_date_traits_sort_and_bin_by_day(delivered: tuple[Engine, pd.DataFrame]) -> None:
+    engine, df = delivered
+    rng = np.random.default_rng(4)
+    signup = {f"c{i:02d}": dt.date(2023, 1, 1) + dt.timedelta(days=int(rng.integers(0, 900)))
+              for i in range(90)}  # fmt: skip
+    with engine.begin() as conn:
+        customers.set_traits(conn, [(c, "signup", d.isoformat(), T0) for c, d in signup.items()])
+        assert traits.types(conn)["signup"] == "date"
+    df = df.assign(signup=pd.to_datetime(df.customer_id.map(signup)))
+    edges = ["2024-01-01", "2025-01-01"]
+    result = compute(engine, "csat", by=["trait:signup"], metrics=METRICS,
+                     bins={"trait:signup": edges})  # fmt: skip
+    cut = pd.cut(df.signup, [pd.Timestamp.min, *map(pd.Timestamp, edges), pd.Timestamp.max],
+                 right=False, labels=["< 2024-01-01", "[2024-01-01, 2025-01-01)",
+                                      ">= 2025-01-01"])  # fmt: skip
+    expected = df.groupby(cut, observed=True).top_box.agg(["size", "mean"])
+    assert list(result.signup) == [str(v) for v in expected.index]
+    got = _values(result, "signup")
+    for label, row in expected.iterrows():
+        assert got[str(label)] == (row["size"], pytest.approx(100 * row["mean"]))
+    days = compute(engine, "csat", by=["trait:signup"], metrics=METRICS)
+    assert list(days.signup) == sorted({d.isoformat() for d in df.signup.dt.date})
+    with pytest.raises(Invalid, match="not all dates"):
+        compute(engine, "csat", by=["trait:signup"], metrics=METRICS,
+                bins={"trait:signup": ["6", "12"]})  # fmt: skip
