@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.journeys.analytics import department_journeys, journey_map
+from cxm.metrics.definitions import load
 from cxm.surveys.analytics import funnel
-from cxm.text import taxonomy
+from cxm.text import analytics, taxonomy
 from cxm.text.analytics import theme_impact
 from tests.conformance.conftest import engine_params
 
@@ -84,3 +85,22 @@ def test_surveys_funnel_matches_duckdb(model: str, engine: str, on: Any, duck: E
         assert sum(r["sent"] for r in reference) == sent
         return
     assert funnel(on(engine)) == reference
+
+
+IMPACT_METRICS = ("csat", "ces", "churn")
+
+
+@pytest.mark.parametrize(
+    ("model", "engine"), [p for m in IMPACT_METRICS for p in engine_params(f"impact_{m}", GAPS)]
+)
+def test_theme_impact_on_other_metrics_matches_duckdb(
+    model: str, engine: str, on: Any, duck: Engine
+) -> None:
+    outcome = analytics.outcome(load(), model.removeprefix("impact_"))
+    themes = _themes(duck)
+    reference = theme_impact(duck, themes, outcome=outcome)
+    if engine == "duckdb":
+        assert reference.responses > 0 and reference.value is not None
+        assert any(t.impact is not None for t in reference.themes), reference
+        return
+    assert theme_impact(on(engine), themes, outcome=outcome) == reference

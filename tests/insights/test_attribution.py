@@ -8,7 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from cxm.errors import Invalid
-from cxm.insights.attribution import fit_churn, fit_nps
+from cxm.insights.attribution import design, fit_churn, fit_nps, fit_score
 
 
 def _customers(n: int = 600, seed: int = 3) -> pd.DataFrame:
@@ -78,3 +78,24 @@ def test_a_customers_repeated_answers_do_not_narrow_the_interval() -> None:
     width = {k: f["ci_high"] - f["ci_low"] for k, f in (("once", once), ("twice", twice))}
     # Answers counted twice carry no new information: a naive interval would shrink by 1/√2.
     assert width["twice"] == pytest.approx(width["once"], rel=0.05)
+
+
+def test_score_effects_match_least_squares_and_hc3_by_hand() -> None:
+    """fit_score against numpy's least squares and the HC3 sandwich written out (MacKinnon &
+    White 1985): (X'X)^-1 X' diag(e^2 / (1 - h)^2) X (X'X)^-1."""
+    frame = _customers().assign(value=lambda f: 4 - 1.5 * f.late_delivery)
+    frame["value"] = frame["value"] + np.random.default_rng(9).normal(0, 1, len(frame))
+    keys = ["late_delivery", "long_wait"]
+    got = fit_score(frame, keys)
+    x = design(frame, keys)
+    beta, *_ = np.linalg.lstsq(x.to_numpy(), frame.value.to_numpy(), rcond=None)
+    xtx = np.linalg.inv(x.T.to_numpy() @ x.to_numpy())
+    resid = frame.value.to_numpy() - x.to_numpy() @ beta
+    h = np.einsum("ij,jk,ik->i", x.to_numpy(), xtx, x.to_numpy())
+    meat = x.T.to_numpy() @ np.diag(resid**2 / (1 - h) ** 2) @ x.to_numpy()
+    se = np.sqrt(np.diag(xtx @ meat @ xtx))
+    for i, k in enumerate(x.columns):
+        if k in keys:
+            assert got[k]["effect"] == pytest.approx(beta[i])
+            half = (got[k]["ci_high"] - got[k]["ci_low"]) / 2
+            assert half == pytest.approx(1.959964 * se[i], rel=1e-4)

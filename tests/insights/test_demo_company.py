@@ -159,9 +159,10 @@ def test_cli_rejects_an_unknown_outcome_with_exit_code_2(
     engine, root = company
     monkeypatch.setenv("CXM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("CXM_DATA_DIR", str(root))
-    result = CliRunner().invoke(cli, ["insights", "attribution", "--outcome", "csat"])
+    result = CliRunner().invoke(cli, ["insights", "attribution", "--outcome", "response_rate"])
     assert result.exit_code == 2
-    assert "nps or churn" in result.output
+    assert "nps, churn or a metric of survey answers" in result.output
+    assert "csat_mean" in result.output
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +194,8 @@ def test_api_attribution_needs_a_key_and_a_known_outcome(
 ) -> None:
     assert client.get("/api/v1/insights/attribution").status_code == 401
     headers = make_key(company[0], "read")
-    bad = client.get("/api/v1/insights/attribution?outcome=csat", headers=headers)
-    assert bad.status_code == 422
+    bad = client.get("/api/v1/insights/attribution?outcome=nosuch", headers=headers)
+    assert bad.status_code == 422 and "csat" in bad.json()["detail"]
     assert client.get("/api/v1/insights/attribution?window=0", headers=headers).status_code == 422
 
 
@@ -216,3 +217,27 @@ def test_postgresql_gives_the_same_attribution_as_duckdb(
                 )
     finally:
         _clean(pg)
+
+
+def test_signals_attribute_any_metric_of_answers(
+    company: tuple[Engine, Path], client: TestClient
+) -> None:
+    """CSAT (a mean on 1-5, and the top-two-box %) by the same model as NPS: the planted
+    delivery frictions lower the delivery CSAT, the plain difference is the mean of those who
+    met the signal minus the rest, and a positive cost means the signal hurts."""
+    engine, root = company
+    mean = _by_key(service.attribution(engine, root, "csat_mean"))
+    share = service.attribution(engine, root, "csat")
+    assert share.outcome == "csat" and "linear probability" in share.estimator
+    for key in ("late_delivery", "damaged_item"):
+        e = mean[key]
+        assert e.effect is not None and e.ci_high is not None and e.ci_high < 0, (key, e)
+        assert e.difference == pytest.approx(e.mean_met - e.mean_not_met)
+        assert e.cost == pytest.approx(-e.effect * e.reach) and e.cost > 0
+        p = _by_key(share)[key]
+        assert 0 <= p.mean_not_met <= 100 and p.effect < 0  # % points
+    headers = make_key(engine, "read")
+    body = client.get("/api/v1/insights/attribution?outcome=csat_mean", headers=headers).json()
+    assert {s["key"]: s["effect"] for s in body["signals"]} == pytest.approx(
+        {k: e.effect for k, e in mean.items()}
+    )

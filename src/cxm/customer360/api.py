@@ -132,3 +132,27 @@ def privacy_export(
 def privacy_requests(conn: Connection = Depends(db)) -> Any:
     """Who exported or erased whom, and when."""
     return jsonable_encoder(service.requests(conn))
+
+
+class TraitTypeIn(Record):
+    """The type a trait's values read as: number, date, boolean or string."""
+
+    type: str
+
+
+@router.get("/traits", dependencies=[Depends(require("read"))])
+def list_traits(conn: Connection = Depends(db)) -> list[Record]:
+    """Every customer trait with its type (inferred on first sight, or declared), whether it
+    was declared, and how many customers have a value."""
+    from cxm.customers import traits
+
+    return [Record.model_validate(r) for r in traits.listing(conn)]
+
+
+@router.put("/traits/{name}", dependencies=[Depends(require("admin"))], responses=responses(422))
+def declare_trait(name: str, body: TraitTypeIn, conn: Connection = Depends(db)) -> Record:
+    """Declare the type of a trait (it is never re-inferred); 422 for an unknown type."""
+    from cxm.customers import traits
+
+    traits.declare(conn, name, body.type)
+    return Record.model_validate({"name": name, "type": body.type, "declared": True})

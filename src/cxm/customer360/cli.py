@@ -149,3 +149,33 @@ def requests(
     print_list(page(rows, limit, offset), ["requested_at", "kind", "customer_id", "requested_by"],
                "Privacy requests", fmt=fmt, total=len(rows), offset=offset, noun="requests",
                json_rows=_plain(page(rows, limit, offset)), whole=("customer_id",))  # fmt: skip
+
+
+@customers_app.command("traits")
+def list_traits(
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    limit: int = typer.Option(100, help="at most this many"),
+    offset: int = typer.Option(0, help="skip this many (the next page)"),
+) -> None:
+    """Customer traits with their type (number, date, boolean, string) and how many have one."""
+    from cxm.customers import traits
+
+    check_format(fmt)
+    check_page(limit, offset)
+    with errors(), engine().connect() as conn:
+        rows = traits.listing(conn)
+    print_list(page(rows, limit, offset), ["name", "type", "declared", "customers"], "Traits",
+               fmt=fmt, total=len(rows), offset=offset, noun="traits")  # fmt: skip
+
+
+@customers_app.command("trait-type")
+def trait_type(
+    name: str = typer.Argument(..., help="trait name, e.g. tenure_months"),
+    kind: str = typer.Argument(..., help="number | date | boolean | string"),
+) -> None:
+    """Declare the type of a trait; slices read its values as that type from now on."""
+    from cxm.customers import traits
+
+    with errors(), engine().begin() as conn:
+        traits.declare(conn, name, kind)
+    console.print(f"trait {name}: {kind}")

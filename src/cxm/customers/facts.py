@@ -18,6 +18,7 @@ from cxm.customers.tables import (
     customer_traits,
     customers,
     privacy_requests,
+    trait_types,
 )
 
 __all__ = [
@@ -26,10 +27,14 @@ __all__ = [
     "customer_merges",
     "customer_traits",
     "customers",
+    "declared_trait_type",
     "every_profile",
     "merged",
     "privacy_requests",
     "profiles",
+    "trait_names",
+    "trait_type",
+    "trait_types",
     "traits",
     "with_trait",
 ]
@@ -66,6 +71,40 @@ def traits(con: BaseBackend) -> ir.Table:
     """Traits in long form ``(customer_id, name, value, set_at)``, on current customers only
     (a merge moves each trait's latest value to the survivor)."""
     return con.table("customer_traits")
+
+
+def declared_trait_type(con: BaseBackend, name: str) -> str | None:
+    """The type stored for trait ``name`` (inferred at its first write, or declared), or None
+    when none is stored (traits written before types were kept, or a lake without them)."""
+    try:
+        # Asking for the table, not listing tables: listing differs between backends.
+        tt = con.table("trait_types")
+    except Exception:
+        return None
+    found = tt.filter(tt.name == name).type.to_pyarrow().to_pylist()
+    return str(found[0]) if found else None
+
+
+def trait_type(con: BaseBackend, name: str) -> str:
+    """The type of trait ``name``: number, date, boolean or string (see ``customers.traits``).
+
+    The stored type when there is one; otherwise inferred now from (up to 1,000 of) the
+    stored values, as the first write would have.
+    """
+    from cxm.customers.traits import infer
+
+    stored = declared_trait_type(con, name)
+    if stored is not None:
+        return stored
+    t = traits(con)
+    sample = t.filter(t.name == name, t.value.notnull()).select("value").limit(1000)
+    return infer(sample.value.to_pyarrow().to_pylist())
+
+
+def trait_names(con: BaseBackend) -> list[str]:
+    """Every trait name some customer has, sorted."""
+    t = traits(con)
+    return sorted(t.select("name").distinct().name.to_pyarrow().to_pylist())
 
 
 def with_trait(con: BaseBackend, name: str, value: str) -> ir.Column:

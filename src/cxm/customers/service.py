@@ -30,6 +30,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
 
+from cxm.customers import traits as trait_types
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
 from cxm.interactions.facts import interactions
@@ -411,6 +412,10 @@ def set_traits(
             latest[key] = (at, value)
     if not latest:
         return
+    by_name: dict[str, list[str | None]] = {}
+    for (_, name), (_, value) in latest.items():
+        by_name.setdefault(name, []).append(value)
+    trait_types.record(conn, by_name)
     ids = sorted({c for c, _ in latest})
     current: dict[tuple[str, str], dt.datetime] = {}
     for start in range(0, len(ids), 2000):

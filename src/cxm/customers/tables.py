@@ -60,3 +60,14 @@ privacy_requests = sa.Table(
     sa.Column("counts", sa.JSON),
     utc_timestamp("requested_at", nullable=False),
 )
+
+# The type of each trait name: inferred from the first values written (declared False), or
+# set by an administrator (declared True, never re-inferred). Slices cast and sort by it.
+trait_types = sa.Table(
+    "trait_types",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),  # number | date | boolean | string
+    sa.Column("declared", sa.Boolean, nullable=False),
+    utc_timestamp("set_at", nullable=False),
+)

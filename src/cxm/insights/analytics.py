@@ -19,7 +19,8 @@ from cxm.customers.facts import traits
 from cxm.errors import Invalid
 from cxm.insights.definitions import Signal
 from cxm.interactions.facts import log
-from cxm.metrics.definitions import Lifecycle
+from cxm.metrics import analytics as metrics_ax
+from cxm.metrics.definitions import Lifecycle, Metric
 from cxm.surveys.facts import answers, responses
 from cxm.text.facts import tags
 
@@ -97,6 +98,46 @@ def answer_signals(
         ],
     )
     keys = ["response_id", "customer_id", "submitted_at", score]
+    return j.group_by(keys).aggregate(**_met(j, signals))
+
+
+def metric_signals(
+    con: BaseBackend,
+    signals: Sequence[Signal],
+    metric: Metric,
+    window_days: int = WINDOW_DAYS,
+    survey: str | None = None,
+) -> ir.Table:
+    """For each customer answer counted by ``metric`` (a metric of survey answers: its own
+    filters apply), its value and which signals its customer met in the ``window_days``
+    before answering.
+
+    Shape: ``(response_id, customer_id, submitted_at, value, <one 0/1 column per signal>)``;
+    ``value`` is ``metrics.analytics.row_value`` (the 0-10 or scale answer, or 100/0 for a
+    %). Invalid for a metric that is not a mean over survey answers.
+    """
+    check_window(window_days)
+    if metric.fact != "responses" or not metrics_ax.per_row(metric):
+        raise Invalid(f"{metric.name} is not measured answer by answer on survey responses "
+                      "(a count, ratio, derived metric or another fact)")  # fmt: skip
+    r = metrics_ax.fact_rows(con, metric, [])
+    r = r.filter(r.customer_id.notnull(), r.submitted_at.notnull())
+    if survey is not None:
+        r = r.filter(r.survey_key == survey)
+    value = metrics_ax.row_value(r, metric)
+    assert value is not None
+    r = r.select(response_id=r.id, customer_id=r.customer_id, submitted_at=r.submitted_at,
+                 value=value)  # fmt: skip
+    e = signal_events(con, signals).rename(_customer="customer_id", _time="event_time").view()
+    j = r.left_join(
+        e,
+        [
+            r.customer_id == e._customer,
+            e._time < r.submitted_at,
+            e._time >= r.submitted_at - ibis.interval(days=window_days),
+        ],
+    )
+    keys = ["response_id", "customer_id", "submitted_at", "value"]
     return j.group_by(keys).aggregate(**_met(j, signals))
 
 

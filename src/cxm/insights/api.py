@@ -38,7 +38,9 @@ router = APIRouter(tags=["insights"])
 )
 def attribution(
     request: Request,
-    outcome: Literal["nps", "churn"] = Query("nps", description="nps | churn"),
+    outcome: str = Query(
+        "nps", description="nps | churn | a metric of survey answers (csat, csat_mean, ces, ...)"
+    ),
     window: int = Query(WINDOW_DAYS, ge=1, le=3650, description="days a signal counts before"),
     survey: str | None = Query(None, description="one survey's answers (nps only)"),
     who: Principal = Depends(require("read")),

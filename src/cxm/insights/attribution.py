@@ -22,7 +22,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,14 +32,16 @@ from ibis.backends import BaseBackend
 from cxm.errors import Invalid
 from cxm.insights import analytics
 from cxm.insights.definitions import Signal
-from cxm.metrics.definitions import Lifecycle
+from cxm.metrics.definitions import Lifecycle, Metric
 from cxm.org import facts as org_facts
 
-Outcome = Literal["nps", "churn"]
+Outcome = str  # "nps", "churn", or the name of a metric of survey answers
 OUTCOMES = ("nps", "churn")
 ESTIMATORS = {
     "nps": "OLS, HC3 robust standard errors (clustered by customer for repeated answers)",
     "churn": "logistic regression (MLE), HC0 robust standard errors",
+    "metric": "OLS of each answer's value (a linear probability model in % points for a %), "
+    "HC3 robust standard errors (clustered by customer for repeated answers)",
 }
 MIN_ROWS = 30  # fewer rows than this cannot carry a regression with controls
 
@@ -174,6 +176,35 @@ def fit_nps(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, flo
     }
 
 
+def fit_score(frame: pd.DataFrame, keys: Sequence[str],
+              column: str = "value") -> dict[str, dict[str, float | None]]:  # fmt: skip
+    """OLS of ``column`` (a metric's per-answer value: a 1-5 or 1-7 answer, or 100/0 for a
+    %) on the signals and controls, HC3 errors (clustered by ``customer_id`` when a customer
+    answered more than once). Returns per estimable key ``effect, ci_low, ci_high, p_value``
+    in the metric's unit (95% interval)."""
+    frame = frame.reset_index(drop=True)
+    x = design(frame, keys)
+    y = frame.loc[x.index, column].astype(float)
+    est = _estimable(frame.loc[x.index], keys)
+    if len(x) < MIN_ROWS:
+        raise Invalid(
+            f"only {len(x)} answers with a value and the control traits; "
+            f"attribution needs at least {MIN_ROWS}"
+        )
+    x = x.drop(columns=[k for k in keys if k not in est])
+    fit = sm.OLS(y, x).fit(**_robust(frame.loc[x.index]))
+    ci = fit.conf_int(0.05)
+    return {
+        k: {
+            "effect": _number(fit.params[k]),
+            "ci_low": _number(ci.loc[k, 0]),
+            "ci_high": _number(ci.loc[k, 1]),
+            "p_value": _number(fit.pvalues[k]),
+        }
+        for k in est
+    }
+
+
 def fit_churn(frame: pd.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """Logistic regression of ``churned`` (0/1) on the signals and controls, HC0 errors.
 
@@ -271,9 +302,13 @@ def feature_table(
     lifecycle: Lifecycle | None = None,
     window_days: int = analytics.WINDOW_DAYS,
     survey: str | None = None,
+    metric: Metric | None = None,
 ) -> pd.DataFrame:
-    """The per-answer (nps) or per-customer (churn) feature table, computed by Ibis."""
-    if outcome == "nps":
+    """The per-answer (nps, a metric) or per-customer (churn) feature table, computed by
+    Ibis."""
+    if metric is not None:
+        t = analytics.metric_signals(con, signals, metric, window_days, survey)
+    elif outcome == "nps":
         t = analytics.answer_signals(con, signals, window_days, survey)
     elif outcome == "churn":
         if lifecycle is None:
@@ -293,8 +328,12 @@ def attribute(
     lifecycle: Lifecycle | None = None,
     window_days: int = analytics.WINDOW_DAYS,
     survey: str | None = None,
+    metric: Metric | None = None,
 ) -> Attribution:
-    """Attribute ``outcome`` (nps or churn) to the signals and the departments owning them.
+    """Attribute ``outcome`` (nps, churn, or ``metric``: any metric of survey answers) to the
+    signals and the departments owning them. For a metric the effect is in its unit per
+    answer and the cost is ``-effect x reach`` (``+`` when lower is better), so a positive
+    cost always means the signal makes the metric worse.
 
     Shipped signals at touchpoints this company lacks are left out. Errors: ``Invalid`` for
     an unknown outcome, an installation's signal at an unknown touchpoint, no usable signal,
@@ -304,10 +343,14 @@ def attribute(
     signals = _usable(signals, touchpoint_owner)
     owner = {s.key: _owner(s, touchpoint_owner) for s in signals}
     team_of = teams(con)
-    frame = feature_table(con, signals, outcome, lifecycle, window_days, survey)
+    frame = feature_table(con, signals, outcome, lifecycle, window_days, survey, metric)
     keys = [s.key for s in signals]
-    y_col = "nps" if outcome == "nps" else "churned"
-    fits = fit_nps(frame, keys) if outcome == "nps" else fit_churn(frame, keys)
+    if metric is not None:
+        y_col = "value"
+        fits = fit_score(frame, keys)
+    else:
+        y_col = "nps" if outcome == "nps" else "churned"
+        fits = fit_nps(frame, keys) if outcome == "nps" else fit_churn(frame, keys)
     rows = len(design(frame, keys))
     effects: list[SignalEffect] = []
     for s in signals:
@@ -318,7 +361,10 @@ def attribute(
         mean_not = _number(frame.loc[~met_rows, y_col].mean()) if met < len(frame) else None
         fit = fits.get(s.key, {})
         effect = fit.get("effect")
-        if outcome == "nps":
+        if metric is not None:
+            sign = 1.0 if metric.direction == "higher" else -1.0
+            cost = None if effect is None else -sign * effect * reach
+        elif outcome == "nps":
             cost = None if effect is None else -effect * reach
         else:
             cost = fit.get("extra_churned")
@@ -350,7 +396,7 @@ def attribute(
     effects.sort(key=lambda e: -(e.cost or 0.0))
     return Attribution(
         outcome=outcome,
-        estimator=ESTIMATORS[outcome],
+        estimator=ESTIMATORS["metric" if metric is not None else outcome],
         window_days=window_days,
         rows=rows,
         controls=list(analytics.CONTROLS),

@@ -59,21 +59,21 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 @app.command("attribution")
 def attribution(
-    outcome: str = typer.Option("nps", "--outcome", help="nps | churn"),
+    outcome: str = typer.Option(
+        "nps", "--outcome", help="nps | churn | a metric of survey answers (csat, ces, ...)"
+    ),
     window: int = typer.Option(WINDOW_DAYS, "--window", help="days a signal counts before"),
     survey: str | None = typer.Option(None, "--survey", help="one survey's answers (nps)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """What each signal, and each department through its signals, costs in NPS or churn."""
-    if outcome not in ("nps", "churn"):
-        typer.secho("error: --outcome: use nps or churn", err=True, fg="red")
-        raise typer.Exit(2)
+    """What each signal, and each department through its signals, costs in NPS, churn or
+    any metric of survey answers."""
     with errors():
         result = _service().attribution(engine(), settings().data_dir, outcome, window, survey)
     if as_json:
         print_json(result.to_dict())
         return
-    unit = "score points" if outcome == "nps" else "log-odds"
+    unit = {"nps": "score points", "churn": "log-odds"}.get(outcome, "metric units")
     rows = [
         {
             "signal": e.key,
@@ -94,7 +94,9 @@ def attribution(
     deps = [{"department": d.name, "signals": ", ".join(d.signals) or d.note,
              "cost": _fmt(d.cost, 3 if outcome == "nps" else 1)}
             for d in result.departments]  # fmt: skip
-    cost = "score points lost (effect x reach)" if outcome == "nps" else "extra churned customers"
+    cost = {"nps": "score points lost (effect x reach)", "churn": "extra churned customers"}.get(
+        outcome, f"{outcome} lost (effect x reach)"
+    )
     print_table(deps, ["department", "signals", "cost"], f"Departments by cost ({cost})")
 
 

@@ -44,14 +44,22 @@ def attribution(
     window_days: int = WINDOW_DAYS,
     survey: str | None = None,
 ) -> attr.Attribution:
-    """Attribute ``outcome`` (``nps`` or ``churn``) to the installation's signals and their
-    departments; ``Invalid`` for an unknown outcome or unusable data."""
+    """Attribute ``outcome`` to the installation's signals and their departments: ``nps``,
+    ``churn``, or the name of any metric measured answer by answer on survey responses (csat,
+    csat_mean, ces, a custom rating); ``Invalid`` naming the usable ones for any other, or
+    for unusable data."""
+    metrics = metric_definitions.load(metric_definitions.installation_dir(data_dir))
+    lc = next((m.lifecycle for m in metrics.values() if m.lifecycle is not None), None)
+    metric = None
     if outcome not in attr.OUTCOMES:
-        raise Invalid(f"outcome: {outcome!r}; choose one of {', '.join(attr.OUTCOMES)}")
+        usable = sorted(n for n, m in metrics.items() if _answer_metric(m))
+        if outcome not in metrics or not _answer_metric(metrics[outcome]):
+            raise Invalid(f"outcome: {outcome!r}; choose one of nps, churn or a metric of "
+                          f"survey answers: {', '.join(usable)}")  # fmt: skip
+        metric = metrics[outcome]
     defined = list(signals(data_dir).values())
     with reading(source) as con:
-        return attr.attribute(con, defined, cast(attr.Outcome, outcome), lifecycle(data_dir),
-                              window_days, survey)  # fmt: skip
+        return attr.attribute(con, defined, outcome, lc, window_days, survey, metric)
 
 
 def _lifecycle_or_fail(data_dir: Path) -> Lifecycle:
@@ -233,3 +241,10 @@ def scope_revenue(result: rev.Revenue, departments: frozenset[str] | None) -> re
 def panels(con: BaseBackend, data_dir: Path) -> pnl.Panels:
     """The dashboards' insights: every department's signals and costs (one read)."""
     return pnl.panels(con, list(signals(data_dir).values()), lifecycle(data_dir))
+
+
+def _answer_metric(m: metric_definitions.Metric) -> bool:
+    """Whether ``m`` is a mean over survey answers (what a per-answer model can explain)."""
+    from cxm.metrics.analytics import per_row
+
+    return m.fact == "responses" and per_row(m)

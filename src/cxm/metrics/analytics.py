@@ -19,20 +19,22 @@ from ibis.backends import BaseBackend
 from cxm.customers import facts as customer_facts
 from cxm.errors import Invalid
 from cxm.interactions import facts as interaction_facts
+from cxm.metrics import slices
 from cxm.metrics.definitions import FACTS, GROWTH_FACT, Fact, Lifecycle, Metric
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
 GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 ORG_DIMENSIONS = {"department": "department_key", "team": "team_key", "stage": "stage"}
-TRAIT_DIMENSIONS = {"segment", "region"}
-NONE_LABEL = "(none)"
+TRAIT_DIMENSIONS = slices.TRAIT_SHORTHANDS
+NONE_LABEL = slices.NONE_LABEL
 
 
 def dimensions_help() -> str:
     return (
         "department, team, touchpoint, channel, stage, survey, segment, region, "
-        "trait:NAME, cohort (growth metrics), day, week, month, quarter, year"
+        "trait:NAME, trigger:PROPERTY (responses, invitations), cohort (growth metrics), "
+        "day, week, month, quarter, year"
     )
 
 
@@ -43,17 +45,10 @@ def grain_of(by: Sequence[str]) -> str | None:
     return grains[0] if grains else None
 
 
-def _trait_name(dim: str) -> str | None:
-    if dim in TRAIT_DIMENSIONS:
-        return dim
-    if dim.startswith("trait:") and len(dim) > len("trait:"):
-        return dim[len("trait:") :]
-    return None
-
-
 def column_name(dim: str) -> str:
-    """The output column for a slice dimension (``trait:plan`` becomes ``plan``)."""
-    return _trait_name(dim) or dim
+    """The output column for a slice dimension (``trait:plan`` becomes ``plan``,
+    ``trigger:late_days`` becomes ``late_days``)."""
+    return slices.column_name(dim) or dim
 
 
 def _condition(t: ir.Table, cond: Mapping[str, Any]) -> ir.BooleanValue:
@@ -182,6 +177,7 @@ def _with_dimensions(
     # Column names, not expressions: each join below makes a new table, and an expression
     # taken from an earlier one would not belong to the final table.
     columns: dict[str, str] = {}
+    order: str | None = None
     org_needed = [d for d in dims if d in ORG_DIMENSIONS]
     if org_needed:
         if fact.touchpoint is None:
@@ -195,9 +191,8 @@ def _with_dimensions(
         t = t.left_join(tp, t[fact.touchpoint] == tp._tp_key)
         for d in org_needed:
             columns[d] = f"_org_{d}"
-    traits = customer_facts.traits(backend)
+    orders: dict[str, str] = {}
     for i, d in enumerate(dims):
-        trait = _trait_name(d)
         if d in GRAINS:
             columns[d] = fact.time
         elif d in ORG_DIMENSIONS:
@@ -210,22 +205,26 @@ def _with_dimensions(
             columns[d] = fact.survey
         elif d == "cohort" and "cohort" in fact.columns:
             columns[d] = "cohort"
-        elif trait is not None and fact.customer:
-            tr = traits.filter(traits.name == trait)
-            tr = tr.select(**{f"_cid{i}": tr.customer_id, f"_trait{i}": tr.value})
-            t = t.left_join(tr, t[fact.customer] == tr[f"_cid{i}"])
-            columns[d] = f"_trait{i}"
+        elif slices.trait_name(d) is not None and fact.customer:
+            t, columns[d], order = slices.trait(backend, t, fact.customer, d, i)
+        elif slices.trigger_property(d) is not None and fact.trigger:
+            t, columns[d], order = slices.trigger(backend, t, fact.trigger, d, i)
         else:
             raise Invalid(
                 f"cannot slice {metric.name} ({metric.fact}) by {d!r}; "
                 f"dimensions: {dimensions_help()}"
             )
+        if slices.is_typed(d) and order is not None:
+            orders[d] = order
+        order = None
     out: dict[str, ir.Value] = {}
     for d, name in columns.items():
         if d in GRAINS:
-            out[f"dim__{d}"] = t[name].truncate(GRAINS[d]).date()
+            out[slices.key(d)] = t[name].truncate(GRAINS[d]).date()
         else:
-            out[f"dim__{d}"] = t[name].cast("string").fill_null(NONE_LABEL)
+            out[slices.key(d)] = t[name].cast("string").fill_null(NONE_LABEL)
+        if d in orders:
+            out[slices.order_key(d)] = t[orders[d]]
     return t.mutate(**out)
 
 
@@ -244,8 +243,17 @@ def aggregate(
     dims = list(dict.fromkeys([*by, *filters, *([stratum] if stratum else [])]))
     t = fact_rows(backend, metric, dims, start=start, end=end)
     for d, values in filters.items():
-        t = t.filter(t[f"dim__{d}"].isin([str(v) for v in values]))
-    keys = [f"dim__{d}" for d in dict.fromkeys([*by, *([stratum] if stratum else [])])]
+        t = t.filter(t[slices.key(d)].isin([str(v) for v in values]))
+    keys = [slices.key(d) for d in dict.fromkeys([*by, *([stratum] if stratum else [])])]
+    # Numbers, dates and bins carry their order along (one value per label).
+    keys += [slices.order_key(d) for d in by if slices.order_key(d) in t.columns]
+    return summarise(t, metric, keys)
+
+
+def summarise(t: ir.Table, metric: Metric, keys: Sequence[str] = ()) -> ir.Table:
+    """The metric's sufficient statistics over rows ``t`` (its fact's rows, filtered), one row
+    per value of ``keys``: n and, by kind, promoters/passives/detractors (nps), x (proportion),
+    mean and sd (mean), or the sums of a ratio."""
     one = ibis.literal(1)
     zero = ibis.literal(0)
     if metric.kind == "nps":
@@ -302,22 +310,7 @@ def customer_periods(backend: BaseBackend, lifecycle: Lifecycle, grain: str) -> 
     unit = GRAINS[grain]
     log = interaction_facts.log(backend)
     log = log.filter(log.customer_id.notnull())
-    starts = log.name.isin(list(lifecycle.acquisition))
-    ends = log.name.isin(list(lifecycle.churn))
-    null_time = ibis.null().cast("timestamp")
-    life = (
-        log.filter(starts | ends)
-        .group_by(log.customer_id)
-        .aggregate(
-            acquired_at=ibis.ifelse(starts, log.event_time, null_time).min(),
-            _last_start=ibis.ifelse(starts, log.event_time, null_time).max(),
-            _last_end=ibis.ifelse(ends, log.event_time, null_time).max(),
-        )
-    )
-    life = life.filter(life.acquired_at.notnull())
-    life = life.mutate(
-        churned_at=ibis.ifelse(life._last_end >= life._last_start, life._last_end, null_time)
-    )
+    life = customer_lifecycle(backend, lifecycle)
     life = life.select(
         "customer_id",
         "acquired_at",
@@ -352,6 +345,30 @@ def customer_periods(backend: BaseBackend, lifecycle: Lifecycle, grain: str) -> 
     return t.mutate(revenue_retained=ibis.least(t.revenue_start, t.revenue_end))
 
 
+def customer_lifecycle(backend: BaseBackend, lifecycle: Lifecycle) -> ir.Table:
+    """One row per acquired customer: customer_id, acquired_at (first acquisition event) and
+    churned_at (the last churn event when no acquisition event follows it, else null)."""
+    log = interaction_facts.log(backend)
+    log = log.filter(log.customer_id.notnull())
+    starts = log.name.isin(list(lifecycle.acquisition))
+    ends = log.name.isin(list(lifecycle.churn))
+    null_time = ibis.null().cast("timestamp")
+    life = (
+        log.filter(starts | ends)
+        .group_by(log.customer_id)
+        .aggregate(
+            acquired_at=ibis.ifelse(starts, log.event_time, null_time).min(),
+            _last_start=ibis.ifelse(starts, log.event_time, null_time).max(),
+            _last_end=ibis.ifelse(ends, log.event_time, null_time).max(),
+        )
+    )
+    life = life.filter(life.acquired_at.notnull())
+    life = life.mutate(
+        churned_at=ibis.ifelse(life._last_end >= life._last_start, life._last_end, null_time)
+    )
+    return life.select("customer_id", "acquired_at", "churned_at")
+
+
 def _agg(t: ir.Table, keys: Sequence[str], **metrics: ir.Value) -> ir.Table:
     return t.group_by(list(keys)).aggregate(**metrics) if keys else t.aggregate(**metrics)
 
@@ -364,3 +381,27 @@ def target_overrides(backend: BaseBackend) -> ir.Table | None:
         return backend.table("metric_targets")
     except Exception:
         return None
+
+
+def per_row(metric: Metric) -> bool:
+    """Whether ``metric`` is a mean over its rows (``row_value`` gives each row's value)."""
+    if metric.kind in ("nps", "mean"):
+        return bool(metric.column) and not metric.per
+    return metric.kind == "proportion" and metric.success is not None
+
+
+def row_value(t: ir.Table, metric: Metric) -> ir.NumericValue | None:
+    """The value each row contributes to a metric that is a mean over rows, as float: the
+    answer (nps: 0-10; mean: its column), or 100/0 for a proportion's success (so a mean of
+    it is the % and a regression on it a linear probability model in % points). None for a
+    metric that is not a mean over rows (count, ratio, derived, a mean per group, a
+    proportion with a numerator and denominator)."""
+    if metric.kind in ("nps", "mean") and metric.column and not metric.per:
+        value: ir.NumericValue = t[metric.column].cast("float64")
+        return value
+    if metric.kind == "proportion" and metric.success is not None:
+        hit = _condition(t, metric.success)
+        if metric.invert:
+            hit = ~hit
+        return ibis.ifelse(hit, 100.0, 0.0)
+    return None

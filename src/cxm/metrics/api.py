@@ -15,6 +15,7 @@ from cxm.apitypes import Record
 from cxm.errors import Invalid, responses
 from cxm.metrics import service
 from cxm.metrics.definitions import Metric, installation_dir, load
+from cxm.metrics.slices import parse_bins
 from cxm.org.auth import Principal
 from cxm.org.scope import check_slice_dimensions, scope_for, suppress_small_slices
 from cxm.org.security import db, get_engine, require
@@ -125,6 +126,11 @@ def compute_metric(
     end: dt.datetime | None = Query(None, description="exclusive, ISO 8601 with time zone"),
     filter: list[str] = Query([], description="DIMENSION=VALUE[|VALUE...], repeatable"),
     compare: str | None = Query(None, description="previous | rest"),
+    bins: list[str] = Query(
+        [],
+        description="cut a number or date slice at edges: EDGES (e.g. 0,6,12,24) for the one "
+        "trait:/trigger: dimension in by, or DIMENSION=EDGES; repeatable",
+    ),
 ) -> MetricResult:
     metrics = definitions(request)
     start, end = (v.replace(tzinfo=dt.UTC) if v and v.tzinfo is None else v for v in (start, end))
@@ -142,6 +148,7 @@ def compute_metric(
         filters=filters,
         compare=compare,
         metrics=metrics,
+        bins=parse_bins(bins, dims),
     )
     rows: list[dict[str, Any]] = [
         {str(k): _clean(v) for k, v in rec.items()} for rec in df.to_dict("records")

@@ -89,6 +89,9 @@ def show(
     end: str | None = typer.Option(None, "--end", help="exclusive date or time (UTC)"),
     filter_: list[str] = typer.Option([], "--filter", help="DIMENSION=VALUE, repeatable"),
     compare: str | None = typer.Option(None, "--compare", help="previous | rest"),
+    bins: list[str] = typer.Option(
+        [], "--bins", help="cut a number or date slice: EDGES (0,6,12,24) or DIMENSION=EDGES"
+    ),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
     engine_name: str = typer.Option("duckdb", "--engine", help="duckdb (the store) | spark"),
     lake: Path | None = typer.Option(None, "--lake", help="Parquet lake for --engine spark"),
@@ -97,6 +100,7 @@ def show(
     """Compute a metric, sliced and with intervals (the store's engine, or Spark on a lake)."""
     from cxm.metrics import service
     from cxm.metrics.export import spark_backend
+    from cxm.metrics.slices import parse_bins
 
     check_format(fmt)
     dims = [d.strip() for d in by.split(",") if d.strip()] + ([grain] if grain else [])
@@ -120,7 +124,7 @@ def show(
             bad_input("--engine: use duckdb (the store) or spark")
         df = service.compute(source, name, dims, start=_when(start, "start"),
                              end=_when(end, "end"), filters=filters, compare=compare,
-                             metrics=metrics)  # fmt: skip
+                             metrics=metrics, bins=parse_bins(bins, dims))  # fmt: skip
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":

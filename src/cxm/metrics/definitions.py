@@ -39,6 +39,8 @@ class Fact:
     customer: str | None = "customer_id"
     survey: str | None = None
     key: str = "id"
+    # The column holding the id of the interaction that triggered the row (``trigger:PROP``).
+    trigger: str | None = None
 
     def all_columns(self) -> dict[str, ColumnType]:
         return {**self.columns, **self.derived}
@@ -49,6 +51,7 @@ FACTS: dict[str, Fact] = {
         table="responses",
         time="submitted_at",
         survey="survey_key",
+        trigger="trigger_event_id",
         columns={
             "id": "string",
             "survey_key": "string",
@@ -73,6 +76,7 @@ FACTS: dict[str, Fact] = {
         table="survey_invitations",
         time="sent_at",
         survey="survey_key",
+        trigger="trigger_event_id",
         columns={
             "id": "string",
             "survey_key": "string",

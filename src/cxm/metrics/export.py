@@ -20,10 +20,10 @@ from cxm.store import analytics
 
 LAKE_TABLES = [
     "departments", "teams", "touchpoints", "customers", "customer_traits", "interactions",
-    "responses", "survey_invitations", "metric_targets", "text_themes",
+    "responses", "survey_invitations", "metric_targets", "text_themes", "trait_types",
 ]  # fmt: skip
 # Tables a lake written by an earlier version may lack; what reads them says so itself.
-OPTIONAL = {"metric_targets", "text_themes"}
+OPTIONAL = {"metric_targets", "text_themes", "trait_types"}
 
 
 def export_parquet(engine: Engine, directory: Path) -> dict[str, int]:

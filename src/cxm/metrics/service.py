@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis.expr.types as ir
 import pandas as pd
 import sqlalchemy as sa
 from ibis.backends import BaseBackend
@@ -24,8 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
-from cxm.metrics import stats
-from cxm.metrics.definitions import Metric, load
+from cxm.metrics import slices, stats
+from cxm.metrics.definitions import FACTS, Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
 from cxm.store.analytics import reading, to_frame
@@ -64,6 +65,7 @@ def compute(
     confidence: float = 0.95,
     metrics: Mapping[str, Metric] | None = None,
     targets: pd.DataFrame | None = None,
+    bins: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Compute metric ``name`` sliced ``by`` dimensions (and one time grain) in [start, end).
 
@@ -73,6 +75,9 @@ def compute(
     metric's minimum sample get no number, only the flag ``below_min_sample``.
     ``targets`` is the installation's target table as ``read_targets`` returns it, for callers
     that compute many metrics at once; it is read here when not given.
+    ``bins`` cuts number and date dimensions of ``by`` at edges ({"trait:tenure_months":
+    ["0", "6", "12"]}; see ``cxm.metrics.slices``). A trait no customer has, or a trigger
+    property no triggering event carries, is Invalid with the known ones named.
     """
     metrics = metrics if metrics is not None else load()
     metric = get_metric(metrics, name)
@@ -89,7 +94,12 @@ def compute(
     norm_filters = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
     for d in [*by, *norm_filters]:
         _check_dimension(d)
+    asked = by  # as the caller names them (targets are set per dimension so named)
+    by, norm_filters = _with_bins(by, norm_filters, bins or {})
     with reading(source) as backend:
+        typed = _typed(backend, metrics, metric, [*by, *norm_filters])
+        by = [typed.get(d, d) for d in by]
+        norm_filters = {typed.get(d, d): v for d, v in norm_filters.items()}
         start_q: dt.datetime | None = start
         if compare == "previous" and start is not None and grain is not None:
             # One more period before start so the first period has something to compare with.
@@ -108,7 +118,7 @@ def compute(
             _adjust(stats_df, correction)
         if targets is None:
             targets = read_targets(backend)
-    _apply_targets(stats_df, metric, by, targets[targets["metric"] == metric.name])
+    _apply_targets(stats_df, metric, asked, targets[targets["metric"] == metric.name])
     cols = [ax.column_name(d) for d in by] + OUTPUT
     if compare:
         cols += ["compared_with", "delta", "p_value", "p_adjusted", "significant"]
@@ -118,8 +128,59 @@ def compute(
 def _check_dimension(d: str) -> None:
     known = (set(ax.GRAINS) | set(ax.ORG_DIMENSIONS) | ax.TRAIT_DIMENSIONS
              | {"touchpoint", "channel", "survey", "cohort"})  # fmt: skip
-    if d not in known and not (d.startswith("trait:") and len(d) > 6):
+    if d not in known and not slices.is_typed(d):
         raise Invalid(f"unknown dimension {d!r}; use one of: {ax.dimensions_help()}")
+
+
+def _with_bins(
+    by: list[str], filters: dict[str, list[str]], bins: Mapping[str, Sequence[str]]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """``by`` and ``filters`` with each binned dimension spelled with its edges."""
+    for d in bins:
+        if d not in by:
+            raise Invalid(f"bins for {d!r}: the metric is not sliced by it (by: "
+                          f"{', '.join(by) or 'nothing'})")  # fmt: skip
+    spelled = {d: slices.binned(d, edges) for d, edges in bins.items()}
+    return ([spelled.get(d, d) for d in by],
+            {spelled.get(d, d): v for d, v in filters.items()})  # fmt: skip
+
+
+def _typed(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Metric,
+           dims: Sequence[str]) -> dict[str, str]:  # fmt: skip
+    """Each trait or trigger dimension of ``dims`` with its values' type spelled in. Invalid,
+    naming the known ones, for a trait no customer has or a trigger property no triggering
+    event carries."""
+    typed = [d for d in dims if slices.is_typed(d)]
+    if not typed:
+        return {}
+    out: dict[str, str] = {}
+    for d in typed:
+        if slices.trait_name(d) is not None:
+            kind = slices.trait_kind(backend, d)
+        else:
+            kind = slices.trigger_kind(backend, _trigger_ids(backend, metrics, metric), d)
+        out[d] = slices.typed_as(d, kind)
+    return out
+
+
+def _trigger_ids(backend: BaseBackend, metrics: Mapping[str, Metric],
+                 metric: Metric) -> ir.Column | None:  # fmt: skip
+    """The triggering event ids of the rows ``metric`` reads (the first input's, for a
+    derived metric); None when they record none."""
+    for m in _leaves(metrics, metric):
+        fact = FACTS[m.fact] if m.fact else None
+        if fact is None or fact.trigger is None:
+            return None
+        rows = ax.read_fact(backend, fact)
+        return rows[fact.trigger]
+    return None
+
+
+def _leaves(metrics: Mapping[str, Metric], metric: Metric) -> list[Metric]:
+    """The metrics that read facts behind ``metric`` (itself, or a derived one's inputs)."""
+    if metric.kind != "derived":
+        return [metric]
+    return [leaf for r in metric.references for leaf in _leaves(metrics, metrics[r])]
 
 
 def _naive_date(value: dt.datetime, grain: str) -> dt.date:
@@ -156,8 +217,10 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
            tuple((k, tuple(v)) for k, v in sorted(filters.items())), stratum)  # fmt: skip
     df = to_frame(backend, key, lambda: ax.aggregate(backend, metric, by, start=start, end=end,
                                                      filters=filters, stratum=stratum))  # fmt: skip
-    rename = {f"dim__{d}": ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
+    rename = {slices.key(d): ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
     df = df.rename(columns=rename)
+    # Numbers, dates and bins sort by value (missing last), the rest by label.
+    orders = [slices.order_key(d) for d in by if slices.order_key(d) in df]
     for d in by:
         col = ax.column_name(d)
         if d in ax.GRAINS:
@@ -171,6 +234,11 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
         if c in df:
             df[c] = df[c].astype("float64")
     keys = [ax.column_name(d) for d in by] + ([ax.column_name(stratum)] if stratum else [])
+    if orders:
+        sort = [slices.order_key(d) if slices.order_key(d) in df else ax.column_name(d)
+                for d in by] + keys  # fmt: skip
+        df = df.sort_values(sort, na_position="last").drop(columns=orders)
+        return df.reset_index(drop=True)
     return df.sort_values(keys).reset_index(drop=True) if keys else df
 
 
@@ -606,3 +674,27 @@ def list_alerts(conn: Connection, name: str | None = None) -> list[dict[str, Any
     if name:
         q = q.where(metric_alerts.c.metric == name)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+# ---- the statistics of one metric on rows chosen elsewhere (theme and signal impact) ----
+
+
+def interval(metric: Metric, row: Row, confidence: float = 0.95) -> stats.Interval | None:
+    """The metric's value and interval, in its reporting unit, from one row of
+    ``analytics.summarise``; None when the row has no observation."""
+    if not row["n"]:
+        return None
+    return _interval(metric, row, confidence)
+
+
+def difference(metric: Metric, a: Row, b: Row,
+               confidence: float = 0.95) -> stats.TestResult | None:  # fmt: skip
+    """``a`` minus ``b`` with its interval and p-value, by the metric's own two-sample test
+    (NPS adjusted Wald, Agresti-Caffo for a %, Welch for a mean); None when a sample is too
+    small for it."""
+    return _test(metric, a, b, confidence)
+
+
+def rest(metric: Metric, total: Row, part: Row) -> dict[str, Any] | None:
+    """The statistics of the rows of ``total`` outside ``part`` (None when none are left)."""
+    return _subtract(metric, total, part)

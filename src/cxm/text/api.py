@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.apitypes import Page, paging
 from cxm.errors import NotFound, responses
+from cxm.metrics.api import definitions
 from cxm.org.auth import Principal
 from cxm.org.scope import readable_comment_touchpoints, scope_for
 from cxm.org.security import db, get_engine, require
@@ -114,14 +115,23 @@ def theme_impact(
     survey: str | None = None,
     period: str | None = Query(None, description="YYYY, YYYY-MM, YYYY-Qn or Nd"),
     department: str | None = Query(None, description="only themes this department owns"),
+    metric: str | None = Query(
+        None,
+        description="a metric of survey answers (nps, csat, csat_mean, ces, a custom rating) "
+        "or churn; default: the NPS of the answers in the slice",
+    ),
     conn: Connection = Depends(db),
 ) -> schemas.ImpactReport:
-    """Themes of a taxonomy with volume, share of detractors and NPS impact with intervals."""
+    """Themes of a taxonomy with volume, share of unfavourable answers and their impact on a
+    metric with intervals; ``note`` says in words when there is nothing to compute."""
+    outcome = analytics.SLICE_NPS
+    if metric:
+        outcome = analytics.outcome(definitions(request), metric)
     found = taxonomy.list_themes(conn, taxonomy_key)
     if department:
         found = [t for t in found if t.department_key == department]
     where = _slice(conn, survey, period)
-    return analytics.theme_impact(get_engine(request), found, where)
+    return analytics.theme_impact(get_engine(request), found, where, outcome=outcome)
 
 
 @router.post("/themes/discover", status_code=202, response_model=DiscoveryJob)

@@ -19,6 +19,7 @@ from cxm.console import (
     print_json,
     print_list,
     print_table,
+    settings,
 )
 from cxm.errors import Invalid
 
@@ -157,12 +158,23 @@ def impact(
     people: str = typer.Option(
         "customer", "--population", help="whose comments: customer | employee | all"
     ),
+    metric: str | None = typer.Option(
+        None,
+        "--metric",
+        help="a metric of survey answers (nps, csat, csat_mean, ces, a custom rating) or "
+        "churn; default: the NPS of the answers in the slice",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """What each theme costs in NPS points, with 95% intervals."""
+    """What each theme costs in a metric (NPS by default), with 95% intervals."""
     from cxm.text import analytics, schemas, taxonomy
 
     with errors():
+        outcome = analytics.SLICE_NPS
+        if metric:
+            from cxm.metrics.definitions import installation_dir, load
+
+            outcome = analytics.outcome(load(installation_dir(settings().data_dir)), metric)
         eng = engine()
         with eng.connect() as conn:
             if department:
@@ -176,23 +188,31 @@ def impact(
             found = taxonomy.list_themes(conn, taxonomy_key)
         if department:
             found = [t for t in found if t.department_key == department]
-        report = analytics.theme_impact(eng, found, _slice(survey, period, people=people))
+        where = _slice(survey, period, people=people)
+        report = analytics.theme_impact(eng, found, where, outcome=outcome)
     if as_json:
         print_json(schemas.as_dict(report))
         return
+    unit = "" if report.unit in ("points", "score") else report.unit
     rows = []
     for t in report.themes:
         row = t.model_dump()
-        if t.nps_impact is not None:
-            low, high = t.nps_impact_low or 0.0, t.nps_impact_high or 0.0
-            row["impact"] = f"{t.nps_impact:+.1f} [{low:+.1f}, {high:+.1f}]"
-        row["detractors"] = f"{t.detractor_share:.0%}"
+        if t.impact is not None:
+            low, high = t.impact_low or 0.0, t.impact_high or 0.0
+            row["impact"] = f"{t.impact:+.2f} [{low:+.2f}, {high:+.2f}]"
+        else:
+            row["impact"] = t.note or ""
+        row["unfavourable"] = f"{t.detractor_share:.0%}"
         rows.append(row)
+    value = "n/a" if report.value is None else f"{report.value:.2f}{unit}"
     print_table(
-        rows, ["theme", "department_key", "volume", "detractors", "nps_with", "nps_without",
-               "impact"],
-        f"Theme impact on NPS ({report.responses} responses, NPS {report.nps})",
+        rows, ["theme", "department_key", "volume", "unfavourable", "value_with",
+               "value_without", "impact"],
+        f"Theme impact on {report.metric} ({report.responses} answers, {report.metric} {value}; "
+        f"positive impact = the theme makes it worse)",
     )  # fmt: skip
+    if report.note:
+        err_console.print(f"[yellow]note:[/] {report.note}")
 
 
 @app.command("train")

@@ -71,22 +71,32 @@ class AnnotationOut(BaseModel):
 
 
 class ThemeImpact(BaseModel):
-    """What one theme costs: NPS points gained if its mentioners scored like everyone else."""
+    """What one theme costs in the report's metric: what the metric would gain if the answers
+    mentioning the theme scored like the others. The ``nps_*`` fields are filled when the
+    metric is an NPS; ``value_*`` and ``impact*`` for every metric."""
 
     taxonomy: str
     theme: str
     name: str
     department_key: str | None
-    volume: int  # responses with an NPS score that mention the theme
-    share: float  # of scored responses
-    detractor_share: float  # share of all detractors who mention it
-    avg_score_with: float | None
+    volume: int  # answers with a value of the metric that mention it
+    share: float  # of the rows with a value
+    # Share of the unfavourable answers (detractors, not top box, churned) that mention it;
+    # 0 for a mean, which has no such answers.
+    detractor_share: float
+    avg_score_with: float | None  # NPS: mean 0-10 answer; a mean metric: its mean
     avg_score_without: float | None
     nps_with: float | None
     nps_without: float | None
     nps_impact: float | None  # NPS points; positive = the theme pulls NPS down
     nps_impact_low: float | None
     nps_impact_high: float | None
+    value_with: float | None = None  # the metric (its unit) over the rows mentioning the theme
+    value_without: float | None = None
+    impact: float | None = None  # metric units; positive = the theme makes the metric worse
+    impact_low: float | None = None
+    impact_high: float | None = None
+    note: str | None = None  # why there is no impact, in words
 
 
 class ImpactReport(BaseModel):
@@ -94,6 +104,12 @@ class ImpactReport(BaseModel):
     nps: float | None
     confidence: float
     themes: list[ThemeImpact]
+    metric: str = "nps"
+    unit: str = "points"
+    direction: str = "higher"
+    value: float | None = None  # the metric over every row with a value
+    method: str | None = None  # the two-sample method behind the intervals
+    note: str | None = None  # why there is nothing to compute, in words
 
 
 class DiscoveredThemeOut(BaseModel):
