@@ -26,8 +26,6 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
 
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
@@ -798,6 +796,14 @@ def rebuild(conn: Connection) -> RebuildSummary:
 # ---- resolving a large batch (file import) ----
 
 
+def _joined(keys: pa.Table) -> pa.Array:
+    """``kind`` and ``value`` as one text per identifier (for set membership)."""
+    kind = keys.column("kind").combine_chunks()
+    if pa.types.is_dictionary(kind.type):
+        kind = kind.cast(pa.string())
+    return pc.binary_join_element_wise(kind, keys.column("value"), "\x1f")
+
+
 def resolve_columns(
     conn: Connection,
     event_ids: pa.Array,
@@ -808,129 +814,98 @@ def resolve_columns(
 
     ``idents`` maps each identifier kind to the events' normalised values (null where absent),
     core kinds first in ``CORE_KINDS`` order, then external kinds sorted (``event_idents``'
-    order). Events are grouped by connected components over their identifiers: a component
-    that touches no stored identifier, stays within the caps and where only its first event
-    (in event id order) brings no known identifier, gets exactly one new customer, the one
-    ``Resolver`` would create; every other component is replayed through ``Resolver`` event by
-    event, so the outcome equals ``resolve_batch``'s.
+    order). Events resolve in event id order through ``components.resolve_sets``: connected
+    components of the identifiers, one customer per component within the caps, and the
+    components that exceed a cap or touch a stored identifier replayed through ``Resolver``
+    (seeded from the store), so the outcome equals ``resolve_batch``'s.
     """
+    from cxm.customers.components import resolve_sets
+
     n = len(event_ids)
-    caps = identity_caps()
-    kinds = list(idents)
-    # Integer-code identifiers: kind by kind, each kind's distinct values after the previous.
-    edge_event, edge_ident, ident_kind, values = [], [], [], []
-    offset = 0
-    for k, column in enumerate(kinds):
-        col = idents[column]
-        present = np.flatnonzero(~np.asarray(col.is_null().to_numpy(zero_copy_only=False)))
-        if len(present) == 0:
-            continue
-        encoded = col.take(pa.array(present)).dictionary_encode()
-        edge_event.append(present)
-        edge_ident.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False)) + offset)
-        ident_kind.append(np.full(len(encoded.dictionary), k, dtype=np.int64))
-        values.append(encoded.dictionary.cast(pa.string()))
-        offset += len(encoded.dictionary)
-    out: list[str | None] = [None] * n
-    if offset == 0:
-        return pa.array(out, pa.string())
-    events_of = np.concatenate(edge_event)
-    idents_of = np.concatenate(edge_ident)
-    kind_of = np.concatenate(ident_kind)
-    value_of = pa.chunked_array(values).combine_chunks()
-    m = offset
-    # Which identifiers the store already knows.
-    names = pa.array([kinds[k] for k in range(len(kinds))], pa.string())
-    keys = pa.table({"kind": names.take(pa.array(kind_of)), "value": value_of})
-    known_keys = matching(conn, customer_identities, keys)
-    known = np.zeros(m, dtype=bool)
-    if known_keys.num_rows:
-        lookup = {(r["kind"], r["value"]): i for i, r in enumerate(keys.to_pylist())}
-        for r in known_keys.to_pylist():
-            known[lookup[(r["kind"], r["value"])]] = True
-    # Events in resolution order (event id); pos[e] is event e's place in it.
-    order = np.asarray(pc.sort_indices(event_ids).to_numpy())
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n)
-    graph = csr_matrix(
-        (np.ones(len(events_of), dtype=np.int8), (events_of, n + idents_of)), shape=(n + m, n + m)
+    order = pc.sort_indices(event_ids)
+    ordered_ids = event_ids.take(order)
+    ordered = {k: col.take(order) for k, col in idents.items()}
+    stamp = received_at.astimezone(dt.UTC)
+    at = pa.array(np.full(n, int(stamp.timestamp() * 1_000_000), dtype=np.int64)).cast(
+        pa.timestamp("us", tz="UTC")
     )
-    _, label = connected_components(graph, directed=False)
-    # An event creates a profile when none of its identifiers appeared in an earlier event.
-    first = np.full(m, n, dtype=np.int64)
-    np.minimum.at(first, idents_of, pos[events_of])
-    earliest = np.full(n, n, dtype=np.int64)
-    np.minimum.at(earliest, events_of, first[idents_of])
-    has_ident = earliest < n
-    creating = has_ident & (earliest == pos)
-    comps = label.max() + 1
-    creators = np.bincount(label[:n][creating], minlength=comps)
-    hard = creators != 1
-    hard[label[n:][known]] = True
-    limit = np.array([caps.get(k, DEFAULT_CAP) for k in kinds], dtype=np.int64)
-    per_kind = np.bincount(label[n:] * len(kinds) + kind_of, minlength=comps * len(kinds))
-    hard |= (per_kind.reshape(comps, len(kinds)) > limit[None, :]).any(axis=1)
-    event_label = label[:n]
-    easy_events = np.flatnonzero(has_ident & ~hard[event_label])
-    ids = event_ids.to_pylist()
-    # Easy components: the creating event names the one customer.
-    owner = np.full(comps, -1, dtype=np.int64)
-    makers = np.flatnonzero(creating & ~hard[event_label])
-    owner[event_label[makers]] = makers
-    maker_ids = [customer_id_for(ids[e]) for e in makers.tolist()]
-    cid_of_comp: dict[int, str] = dict(zip(event_label[makers].tolist(), maker_ids, strict=True))
-    for e in easy_events.tolist():
-        out[e] = cid_of_comp[int(event_label[e])]
-    at = received_at.astimezone(dt.UTC).replace(tzinfo=None)
-    stamp = pa.scalar(at, pa.timestamp("us"))
-    insert_table(
-        conn,
-        customers,
-        pa.table(
-            {
-                "id": pa.array(maker_ids, pa.string()),
-                "created_at": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
-                "first_seen": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
-                "last_seen": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
-                "interaction_count": pa.array(np.zeros(len(maker_ids), dtype=np.int64)),
-            }
-        ),
+
+    def owned(keys: pa.Table) -> np.ndarray:
+        plain = pa.table({"kind": keys.column("kind").cast(pa.string()), "value": keys["value"]})
+        held = matching(conn, customer_identities, plain)
+        if held.num_rows == 0:
+            return np.zeros(keys.num_rows, dtype=bool)
+        mask = pc.is_in(_joined(keys), value_set=_joined(held))
+        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+    def seed(resolver: Resolver, wanted: set[Ident]) -> None:
+        _seed(conn, resolver, wanted)
+
+    result = resolve_sets(ordered_ids, ordered, at, identity_caps(), owned, seed)
+    naive = pa.timestamp("us")
+    created = result.created
+    losers = dict(
+        zip(
+            result.merged_into.column("id").to_pylist(),
+            result.merged_into.column("merged_into").to_pylist(),
+            strict=True,
+        )
     )
-    easy_idents = np.flatnonzero(~hard[label[n:]])
-    comp_owner = owner[label[n:][easy_idents]]
-    owner_cid = pa.array([customer_id_for(ids[e]) for e in comp_owner.tolist()], pa.string())
-    insert_table(
-        conn,
-        customer_identities,
-        pa.table(
-            {
-                "kind": keys.column("kind").take(pa.array(easy_idents)),
-                "value": keys.column("value").take(pa.array(easy_idents)),
-                "customer_id": owner_cid,
-                "first_seen": pa.array([stamp] * len(easy_idents), pa.timestamp("us")),
-            }
-        ),
-    )
-    # Hard components: replay their events one by one, exactly as resolve_batch does.
-    hard_events = np.flatnonzero(has_ident & hard[event_label])
-    if len(hard_events):
-        hard_events = hard_events[np.argsort(pos[hard_events])]
-        mask = np.zeros(n, dtype=bool)
-        mask[hard_events] = True
-        edge_keep = mask[events_of]
-        per_event: dict[int, list[Ident]] = defaultdict(list)
-        # Edges were built kind by kind in ``kinds`` order, so each list is in event_idents order.
-        kind_names = [kinds[k] for k in kind_of[idents_of[edge_keep]].tolist()]
-        chosen = value_of.take(pa.array(idents_of[edge_keep])).to_pylist()
-        for e, kind, value in zip(events_of[edge_keep].tolist(), kind_names, chosen, strict=True):
-            per_event[e].append((kind, value))
-        resolver = Resolver(caps=caps)
-        _seed(conn, resolver, {i for e in per_event.values() for i in e})
-        assigned = [
-            (e, resolver.resolve(ids[e], per_event[e], received_at)) for e in hard_events.tolist()
-        ]
-        _write_customers(conn, resolver)
-        remap = resolver.remap()
-        for e, cid in assigned:
-            out[e] = remap.get(cid, cid) if cid else None
-    return pa.array(out, pa.string())
+    if created.num_rows:
+        merged = pa.array([losers.get(c) for c in created.column("id").to_pylist()], pa.string())
+        alive = pc.is_null(merged)
+        seen = pc.if_else(
+            alive, created.column("created_at"), pa.scalar(None, created["created_at"].type)
+        )
+        insert_table(
+            conn,
+            customers,
+            pa.table(
+                {
+                    "id": created.column("id"),
+                    "created_at": created.column("created_at").cast(naive),
+                    "first_seen": seen.cast(naive),
+                    "last_seen": seen.cast(naive),
+                    "interaction_count": pa.array(np.zeros(created.num_rows, dtype=np.int64)),
+                    "merged_into": merged,
+                }
+            ),
+        )
+    found = result.identities
+    if found.num_rows:
+        insert_table(
+            conn,
+            customer_identities,
+            pa.table(
+                {
+                    "kind": found.column("kind").cast(pa.string()),
+                    "value": found.column("value"),
+                    "customer_id": found.column("customer_id").cast(pa.string()),
+                    "first_seen": found.column("first_seen").cast(naive),
+                }
+            ),
+        )
+    if result.merges:
+        insert_rows(
+            conn,
+            customer_merges,
+            [
+                {
+                    "id": hashlib.sha256(f"{e}:{a}".encode()).hexdigest()[:32],
+                    "from_customer_id": a,
+                    "into_customer_id": b,
+                    "identifier_kind": k,
+                    "identifier_value": v,
+                    "event_id": e,
+                    "merged_at": when,
+                }
+                for a, b, k, v, e, when in result.merges
+            ],
+            ignore=True,
+        )
+    if result.replayed is not None:
+        _write_customers(conn, result.replayed)
+    # Back to input order.
+    back = np.empty(n, dtype=np.int64)
+    back[np.asarray(order)] = np.arange(n)
+    return result.customer_ids.cast(pa.string()).take(pa.array(back))
