@@ -19,7 +19,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import phonenumbers
@@ -33,6 +33,9 @@ from cxm.errors import Invalid
 from cxm.interactions.facts import interactions
 from cxm.store import as_utc, insert_ignore, utcnow
 from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
+
+if TYPE_CHECKING:
+    from cxm.customers.components import SetResolution
 
 Ident = tuple[str, str]  # (kind, normalised value)
 CORE_KINDS = ("user_id", "email", "phone", "anonymous_id")
@@ -742,7 +745,10 @@ class RebuildSummary:
 
 
 def rebuild(conn: Connection) -> RebuildSummary:
-    """Recompute every profile from the log, replaying its batches in order.
+    """Recompute every profile from the log, in the order ``(received_at, event_id)``.
+
+    The events go through ``components.resolve_sets``, which reaches what ``Resolver`` reaches
+    replaying them one by one (components over a cap are replayed exactly so).
 
     Profiles of erased customers stay erased; their anonymised events keep their customer id.
     """
@@ -764,14 +770,28 @@ def rebuild(conn: Connection) -> RebuildSummary:
     conn.execute(customer_identities.delete())
     conn.execute(customer_merges.delete())
     conn.execute(customers.delete().where(customers.c.erased_at.is_(None)))
-    resolver = Resolver()
-    assigned: list[str | None] = []
-    for row in rows:
-        at = _aware(row["received_at"])
-        assigned.append(resolver.resolve(row["event_id"], event_idents(row), at))
-    _write_customers(conn, resolver)
-    remap = resolver.remap()
-    final = [remap.get(c, c) if c else None for c in assigned]
+    from cxm.customers.components import resolve_sets
+
+    extra = sorted({k for r in rows for k, v in (r["external_ids"] or {}).items() if v})
+    columns = {
+        k: pa.array([str(r[k]) if r[k] else None for r in rows], pa.string()) for k in CORE_KINDS
+    }
+    for kind in extra:
+        values = [(r["external_ids"] or {}).get(kind) for r in rows]
+        columns[kind] = pa.array([str(v) if v else None for v in values], pa.string())
+    result = resolve_sets(
+        pa.array([r["event_id"] for r in rows], pa.string()),
+        columns,
+        pa.array([_aware(r["received_at"]) for r in rows], pa.timestamp("us", tz="UTC")),
+        identity_caps(),
+    )
+    _write_sets(conn, result)
+    final = result.customer_ids.cast(pa.string()).to_pylist()
+    replayed = result.replayed
+    made = result.created.num_rows - result.merged_into.num_rows
+    if replayed is not None:
+        made += len(replayed.created) - len(replayed.remap())
+    merges = len(result.merges) + (len(replayed.merges) if replayed is not None else 0)
     update_rows(
         conn,
         interactions,
@@ -788,9 +808,7 @@ def rebuild(conn: Connection) -> RebuildSummary:
         ],
     )
     refresh_facts(conn)
-    return RebuildSummary(
-        len(rows), len(resolver.created) - len(remap), len(resolver.merges), len(resolver.capped)
-    )
+    return RebuildSummary(len(rows), made, merges, len(result.capped))
 
 
 # ---- resolving a large batch (file import) ----
@@ -804,44 +822,8 @@ def _joined(keys: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(kind, keys.column("value"), "\x1f")
 
 
-def resolve_columns(
-    conn: Connection,
-    event_ids: pa.Array,
-    idents: dict[str, pa.Array],
-    received_at: dt.datetime,
-) -> pa.Array:
-    """``resolve_batch`` for a large batch held as columns; the customer id of each event.
-
-    ``idents`` maps each identifier kind to the events' normalised values (null where absent),
-    core kinds first in ``CORE_KINDS`` order, then external kinds sorted (``event_idents``'
-    order). Events resolve in event id order through ``components.resolve_sets``: connected
-    components of the identifiers, one customer per component within the caps, and the
-    components that exceed a cap or touch a stored identifier replayed through ``Resolver``
-    (seeded from the store), so the outcome equals ``resolve_batch``'s.
-    """
-    from cxm.customers.components import resolve_sets
-
-    n = len(event_ids)
-    order = pc.sort_indices(event_ids)
-    ordered_ids = event_ids.take(order)
-    ordered = {k: col.take(order) for k, col in idents.items()}
-    stamp = received_at.astimezone(dt.UTC)
-    at = pa.array(np.full(n, int(stamp.timestamp() * 1_000_000), dtype=np.int64)).cast(
-        pa.timestamp("us", tz="UTC")
-    )
-
-    def owned(keys: pa.Table) -> np.ndarray:
-        plain = pa.table({"kind": keys.column("kind").cast(pa.string()), "value": keys["value"]})
-        held = matching(conn, customer_identities, plain)
-        if held.num_rows == 0:
-            return np.zeros(keys.num_rows, dtype=bool)
-        mask = pc.is_in(_joined(keys), value_set=_joined(held))
-        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
-
-    def seed(resolver: Resolver, wanted: set[Ident]) -> None:
-        _seed(conn, resolver, wanted)
-
-    result = resolve_sets(ordered_ids, ordered, at, identity_caps(), owned, seed)
+def _write_sets(conn: Connection, result: SetResolution) -> None:
+    """Write what ``resolve_sets`` decided: profiles, identifiers, merges, replayed parts."""
     naive = pa.timestamp("us")
     created = result.created
     losers = dict(
@@ -905,6 +887,47 @@ def resolve_columns(
         )
     if result.replayed is not None:
         _write_customers(conn, result.replayed)
+
+
+def resolve_columns(
+    conn: Connection,
+    event_ids: pa.Array,
+    idents: dict[str, pa.Array],
+    received_at: dt.datetime,
+) -> pa.Array:
+    """``resolve_batch`` for a large batch held as columns; the customer id of each event.
+
+    ``idents`` maps each identifier kind to the events' normalised values (null where absent),
+    core kinds first in ``CORE_KINDS`` order, then external kinds sorted (``event_idents``'
+    order). Events resolve in event id order through ``components.resolve_sets``: connected
+    components of the identifiers, one customer per component within the caps, and the
+    components that exceed a cap or touch a stored identifier replayed through ``Resolver``
+    (seeded from the store), so the outcome equals ``resolve_batch``'s.
+    """
+    from cxm.customers.components import resolve_sets
+
+    n = len(event_ids)
+    order = pc.sort_indices(event_ids)
+    ordered_ids = event_ids.take(order)
+    ordered = {k: col.take(order) for k, col in idents.items()}
+    stamp = received_at.astimezone(dt.UTC)
+    at = pa.array(np.full(n, int(stamp.timestamp() * 1_000_000), dtype=np.int64)).cast(
+        pa.timestamp("us", tz="UTC")
+    )
+
+    def owned(keys: pa.Table) -> np.ndarray:
+        plain = pa.table({"kind": keys.column("kind").cast(pa.string()), "value": keys["value"]})
+        held = matching(conn, customer_identities, plain)
+        if held.num_rows == 0:
+            return np.zeros(keys.num_rows, dtype=bool)
+        mask = pc.is_in(_joined(keys), value_set=_joined(held))
+        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+    def seed(resolver: Resolver, wanted: set[Ident]) -> None:
+        _seed(conn, resolver, wanted)
+
+    result = resolve_sets(ordered_ids, ordered, at, identity_caps(), owned, seed)
+    _write_sets(conn, result)
     # Back to input order.
     back = np.empty(n, dtype=np.int64)
     back[np.asarray(order)] = np.arange(n)
