@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Connection
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
 from cxm.interactions.facts import interactions
-from cxm.store import as_utc, insert_ignore, utcnow
+from cxm.store import as_utc, insert_ignore, is_duckdb, utcnow
 from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
 
 if TYPE_CHECKING:
@@ -202,7 +203,40 @@ def _seed(conn: Connection, resolver: Resolver, idents: set[Ident]) -> None:
     """Load what the store knows about ``idents`` (owners, their ranks and counts)."""
     pairs = sorted(idents)
     owners: set[str] = set()
-    held = conn.execute(sa.select(sa.func.count()).select_from(customer_identities)).scalar_one()
+    if is_duckdb(conn) and pairs:
+        # One join against the batch's identifiers registered as Arrow, not a tuple IN list.
+        view = f"_cxm_seed_{secrets.token_hex(4)}"
+        wanted = pa.table(
+            {"kind": [k for k, _ in pairs], "value": [v for _, v in pairs]},
+            schema=pa.schema([("kind", pa.string()), ("value", pa.string())]),
+        )
+        conn.connection.driver_connection.register(view, wanted)  # type: ignore[union-attr]
+        try:
+            source = sa.table(view, sa.column("kind"), sa.column("value"))
+            found = conn.execute(
+                sa.select(
+                    customer_identities.c.kind,
+                    customer_identities.c.value,
+                    customer_identities.c.customer_id,
+                ).join(
+                    source,
+                    sa.and_(
+                        customer_identities.c.kind == source.c.kind,
+                        customer_identities.c.value == source.c.value,
+                    ),
+                )
+            ).all()
+        finally:
+            conn.connection.driver_connection.unregister(view)  # type: ignore[union-attr]
+        for kind, value, cid in found:
+            resolver.owner[(kind, value)] = cid
+            owners.add(cid)
+        pairs = []
+    held = (
+        conn.execute(sa.select(sa.func.count()).select_from(customer_identities)).scalar_one()
+        if pairs
+        else 0
+    )
     if len(pairs) > 5000 and held <= 4 * len(pairs):
         # A big batch against a small store: one scan beats thousands of lookups.
         everything = sa.select(
