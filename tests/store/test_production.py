@@ -22,8 +22,6 @@ from cxm.text import analytics
 from cxm.text import jobs as text_jobs
 from tests.conftest import free_port
 
-pytestmark = pytest.mark.postgres
-
 
 def _cxm(url: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CXM_DATABASE_URL": url}
@@ -46,6 +44,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the server did not start")
 
 
+@pytest.mark.postgres
 def test_two_servers_and_two_workers_lose_and_double_nothing(
     postgres_database: str, tmp_path: Path
 ) -> None:
@@ -141,3 +140,17 @@ def test_two_servers_and_two_workers_lose_and_double_nothing(
     assert {(status, attempts) for status, attempts in done} == {("done", 1)}, log.read_text()[
         -3000:
     ]
+
+
+def test_several_processes_on_duckdb_are_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "CXM_DATABASE_URL": f"duckdb:///{tmp_path / 'cxm.duckdb'}"}
+    for args in (["--workers", "2"], ["--no-jobs"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "cxm.cli.main", "serve", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "needs PostgreSQL" in done.stderr

@@ -220,10 +220,11 @@ def serve(
     from cxm.web.app import create_app
 
     eng = engine(migrated=False)
-    if workers > 1 and eng.url.get_backend_name() == "duckdb":
+    if (workers > 1 or not jobs) and eng.url.get_backend_name() == "duckdb":
+        what = "--workers above 1" if workers > 1 else "--no-jobs (jobs then need 'cxm worker')"
         bad_input(
-            "--workers above 1 needs PostgreSQL: an embedded DuckDB file is opened by one "
-            "process; set CXM_DATABASE_URL=postgresql+psycopg://... (docs/production.md)"
+            f"{what} needs PostgreSQL: an embedded DuckDB file is opened by one process; "
+            "set CXM_DATABASE_URL=postgresql+psycopg://... (docs/production.md)"
         )
     upgrade(eng)
     if workers > 1 or not jobs:
