@@ -76,12 +76,21 @@ def customer_ids_for(event_ids: pa.Array) -> pa.Array:
 def _ids_and_ranks(event_ids: pa.Array, micros: np.ndarray) -> tuple[pa.Array, np.ndarray]:
     """The customer id each creating event makes, and its rank by ``(at, customer id)``."""
     ids = customer_ids_for(event_ids)
-    # Every id is 32 ASCII characters: view them as fixed-width bytes and sort in numpy.
+    # Every id is 32 ASCII hex characters: read them as bytes and sort in numpy.
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[
         ids.offset : ids.offset + len(ids) + 1
     ]
-    raw = np.frombuffer(ids.buffers()[2], dtype="S32", count=len(ids), offset=int(offsets[0]))
-    order = np.lexsort((raw, micros))
+    raw = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=32 * len(ids),
+                        offset=int(offsets[0])).reshape(len(ids), 32)  # fmt: skip
+    # Lower-case hex digits as numbers: two 64-bit halves order exactly as the text does.
+    nibbles = np.where(raw >= ord("a"), raw - (ord("a") - 10), raw - ord("0")).astype(np.uint64)
+    halves = []
+    for part in (nibbles[:, :16], nibbles[:, 16:]):
+        value = np.zeros(len(ids), dtype=np.uint64)
+        for j in range(16):
+            value = (value << np.uint64(4)) | part[:, j]
+        halves.append(value)
+    order = np.lexsort((halves[1], halves[0], micros))
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
     return ids, rank
