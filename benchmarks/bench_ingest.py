@@ -1,4 +1,9 @@
-"""Events/s through HTTP against a live server: group commit vs one transaction per event."""
+"""Events/s through HTTP against a live server.
+
+1. ``/v1/batch`` (Segment's batch call): cxm against the floor, a plain FastAPI + DuckDB
+   keyed table committing before it answers (``floor_server.py``), in the same run.
+2. Single-event requests: group commit vs one transaction per event.
+"""
 
 from __future__ import annotations
 
@@ -67,11 +72,76 @@ def run(folder: Path, group_max: int, clients: int, per_client: int) -> float:
         proc.wait(30)
 
 
+def _wait(base: str) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
+def batches(folder: Path, floor: bool, clients: int, per_client: int, size: int) -> float:
+    """Events/s posting ``/v1/batch`` calls of ``size`` events from ``clients`` senders."""
+    port = _port()
+    key = ""
+    if floor:
+        env = {**os.environ, "FLOOR_DB": str(folder / "floor.duckdb")}
+        args = [sys.executable, "-m", "uvicorn", "floor_server:app", "--port", str(port),
+                "--log-level", "warning"]  # fmt: skip
+        cwd: str | None = str(Path(__file__).parent)
+    else:
+        url = f"duckdb:///{folder / 'batch.duckdb'}"
+        engine = create_engine(url)
+        upgrade(engine)
+        with engine.begin() as conn:
+            key = auth.create_api_key(conn, "ingest")
+        engine.dispose()
+        env = {**os.environ, "CXM_DATABASE_URL": url}
+        args = [sys.executable, "-m", "cxm.cli.main", "serve", "--port", str(port)]
+        cwd = None
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base)
+
+        def send(worker: int) -> None:
+            with httpx.Client(base_url=base, auth=(key, ""), timeout=120) as client:
+                for n in range(per_client):
+                    batch = [
+                        {"type": "track", "event": "page_view", "messageId": f"{worker}-{n}-{i}",
+                         "userId": f"u{(worker * 7 + n * size + i) % 5000}",
+                         "properties": {"path": "/pricing"}}
+                        for i in range(size)
+                    ]  # fmt: skip
+                    client.post("/v1/batch", json={"batch": batch}).raise_for_status()
+
+        threads = [threading.Thread(target=send, args=(w,)) for w in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return clients * per_client * size / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     args = parser.parse_args()
     clients, per_client = (16, 25) if args.quick else (32, 200)
+    calls = 2 if args.quick else 5
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = batches(Path(tmp), False, 8, calls, 500)
+        floor = batches(Path(tmp), True, 8, calls, 500)
+    print(f"/v1/batch, 8 clients x {calls} calls x 500 events (DuckDB, commit before answering)")
+    print(f"cxm:                          {ours:8,.0f} events/s")
+    print(f"floor (FastAPI + DuckDB keyed table): {floor:8,.0f} events/s")
+    print(f"ratio: {ours / floor:.2f}x")
     with tempfile.TemporaryDirectory() as tmp:
         grouped = run(Path(tmp), 5000, clients, per_client)
         single = run(Path(tmp), 1, clients, per_client)

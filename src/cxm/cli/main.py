@@ -16,6 +16,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from cxm.console import (
     RunningServer,
+    bad_input,
     console,
     engine,
     server_file,
@@ -216,11 +217,18 @@ def _announce(eng: Engine, host: str, port: int) -> tuple[Path, str] | None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="server processes (PostgreSQL only when more than one)"
+    ),
+    jobs: bool = typer.Option(
+        True, "--jobs/--no-jobs", help="also run jobs and periodic scans ('cxm worker' does)"
+    ),
 ) -> None:
     """Serve the web UI and the API (migrates the store first).
 
     While it runs, the server owns an embedded store; it leaves its address and a local admin
     key in DATA_DIR/server.json (readable by you only) so that 'cxm keys create' still works.
+    With --workers N (PostgreSQL) N processes share the port; see docs/production.md.
     """
     import uvicorn
 
@@ -229,7 +237,20 @@ def serve(
     from cxm.web.app import create_app
 
     eng = engine(migrated=False)
+    if (workers > 1 or not jobs) and eng.url.get_backend_name() == "duckdb":
+        what = "--workers above 1" if workers > 1 else "--no-jobs (jobs then need 'cxm worker')"
+        bad_input(
+            f"{what} needs PostgreSQL: an embedded DuckDB file is opened by one process; "
+            "set CXM_DATABASE_URL=postgresql+psycopg://... (docs/production.md)"
+        )
     upgrade(eng)
+    if workers > 1 or not jobs:
+        os.environ["CXM_SERVE_JOBS"] = "1" if jobs else "0"
+        console.print(f"cxm serving on http://{host}:{port} ({workers} processes)")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run("cxm.web.app:app_from_environment", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", proxy_headers=False)  # fmt: skip
+        return
     announced = _announce(eng, host, port)
     console.print(f"cxm serving on http://{host}:{port}")
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so that the
@@ -245,6 +266,26 @@ def serve(
             path.unlink(missing_ok=True)
             with eng.begin() as conn:
                 auth.revoke_api_key(conn, key_id)
+
+
+@app.command()
+def worker(
+    interval: float = typer.Option(1.0, help="seconds to wait when no job is due"),
+) -> None:
+    """Run durable jobs and periodic scans without serving (job workers on other hosts).
+
+    Workers share the jobs table on PostgreSQL (claims use FOR UPDATE SKIP LOCKED); stop
+    with SIGTERM or Ctrl-C, a job in progress finishes first.
+    """
+    from cxm.config import load_settings
+    from cxm.web.app import work
+
+    eng = engine()
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    console.print(f"cxm worker on {eng.url.render_as_string(hide_password=True)}")
+    work(eng, load_settings(), interval, lambda: bool(stopping))
 
 
 def main() -> None:

@@ -16,26 +16,28 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlalchemy.engine import Connection
 
 from cxm.customers import traits as trait_types
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
 from cxm.errors import Invalid
 from cxm.interactions.facts import interactions
-from cxm.store import as_utc, insert_ignore, utcnow
+from cxm.store import as_utc, insert_ignore, is_duckdb, utcnow
 from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
+
+if TYPE_CHECKING:
+    from cxm.customers.components import SetResolution
 
 Ident = tuple[str, str]  # (kind, normalised value)
 CORE_KINDS = ("user_id", "email", "phone", "anonymous_id")
@@ -202,7 +204,40 @@ def _seed(conn: Connection, resolver: Resolver, idents: set[Ident]) -> None:
     """Load what the store knows about ``idents`` (owners, their ranks and counts)."""
     pairs = sorted(idents)
     owners: set[str] = set()
-    held = conn.execute(sa.select(sa.func.count()).select_from(customer_identities)).scalar_one()
+    if is_duckdb(conn) and pairs:
+        # One join against the batch's identifiers registered as Arrow, not a tuple IN list.
+        view = f"_cxm_seed_{secrets.token_hex(4)}"
+        wanted = pa.table(
+            {"kind": [k for k, _ in pairs], "value": [v for _, v in pairs]},
+            schema=pa.schema([("kind", pa.string()), ("value", pa.string())]),
+        )
+        conn.connection.driver_connection.register(view, wanted)  # type: ignore[union-attr]
+        try:
+            source = sa.table(view, sa.column("kind"), sa.column("value"))
+            found = conn.execute(
+                sa.select(
+                    customer_identities.c.kind,
+                    customer_identities.c.value,
+                    customer_identities.c.customer_id,
+                ).join(
+                    source,
+                    sa.and_(
+                        customer_identities.c.kind == source.c.kind,
+                        customer_identities.c.value == source.c.value,
+                    ),
+                )
+            ).all()
+        finally:
+            conn.connection.driver_connection.unregister(view)  # type: ignore[union-attr]
+        for kind, value, cid in found:
+            resolver.owner[(kind, value)] = cid
+            owners.add(cid)
+        pairs = []
+    held = (
+        conn.execute(sa.select(sa.func.count()).select_from(customer_identities)).scalar_one()
+        if pairs
+        else 0
+    )
     if len(pairs) > 5000 and held <= 4 * len(pairs):
         # A big batch against a small store: one scan beats thousands of lookups.
         everything = sa.select(
@@ -749,7 +784,10 @@ class RebuildSummary:
 
 
 def rebuild(conn: Connection) -> RebuildSummary:
-    """Recompute every profile from the log, replaying its batches in order.
+    """Recompute every profile from the log, in the order ``(received_at, event_id)``.
+
+    The events go through ``components.resolve_sets``, which reaches what ``Resolver`` reaches
+    replaying them one by one (components over a cap are replayed exactly so).
 
     Profiles of erased customers stay erased; their anonymised events keep their customer id.
     """
@@ -771,14 +809,28 @@ def rebuild(conn: Connection) -> RebuildSummary:
     conn.execute(customer_identities.delete())
     conn.execute(customer_merges.delete())
     conn.execute(customers.delete().where(customers.c.erased_at.is_(None)))
-    resolver = Resolver()
-    assigned: list[str | None] = []
-    for row in rows:
-        at = _aware(row["received_at"])
-        assigned.append(resolver.resolve(row["event_id"], event_idents(row), at))
-    _write_customers(conn, resolver)
-    remap = resolver.remap()
-    final = [remap.get(c, c) if c else None for c in assigned]
+    from cxm.customers.components import resolve_sets
+
+    extra = sorted({k for r in rows for k, v in (r["external_ids"] or {}).items() if v})
+    columns = {
+        k: pa.array([str(r[k]) if r[k] else None for r in rows], pa.string()) for k in CORE_KINDS
+    }
+    for kind in extra:
+        values = [(r["external_ids"] or {}).get(kind) for r in rows]
+        columns[kind] = pa.array([str(v) if v else None for v in values], pa.string())
+    result = resolve_sets(
+        pa.array([r["event_id"] for r in rows], pa.string()),
+        columns,
+        pa.array([_aware(r["received_at"]) for r in rows], pa.timestamp("us", tz="UTC")),
+        identity_caps(),
+    )
+    _write_sets(conn, result)
+    final = result.customer_ids.cast(pa.string()).to_pylist()
+    replayed = result.replayed
+    made = result.created.num_rows - result.merged_into.num_rows
+    if replayed is not None:
+        made += len(replayed.created) - len(replayed.remap())
+    merges = len(result.merges) + (len(replayed.merges) if replayed is not None else 0)
     update_rows(
         conn,
         interactions,
@@ -795,12 +847,85 @@ def rebuild(conn: Connection) -> RebuildSummary:
         ],
     )
     refresh_facts(conn)
-    return RebuildSummary(
-        len(rows), len(resolver.created) - len(remap), len(resolver.merges), len(resolver.capped)
-    )
+    return RebuildSummary(len(rows), made, merges, len(result.capped))
 
 
 # ---- resolving a large batch (file import) ----
+
+
+def _joined(keys: pa.Table) -> pa.Array:
+    """``kind`` and ``value`` as one text per identifier (for set membership)."""
+    kind = keys.column("kind").combine_chunks()
+    if pa.types.is_dictionary(kind.type):
+        kind = kind.cast(pa.string())
+    return pc.binary_join_element_wise(kind, keys.column("value"), "\x1f")
+
+
+def _write_sets(conn: Connection, result: SetResolution) -> None:
+    """Write what ``resolve_sets`` decided: profiles, identifiers, merges, replayed parts."""
+    naive = pa.timestamp("us")
+    created = result.created
+    losers = dict(
+        zip(
+            result.merged_into.column("id").to_pylist(),
+            result.merged_into.column("merged_into").to_pylist(),
+            strict=True,
+        )
+    )
+    if created.num_rows:
+        merged = pa.array([losers.get(c) for c in created.column("id").to_pylist()], pa.string())
+        alive = pc.is_null(merged)
+        seen = pc.if_else(
+            alive, created.column("created_at"), pa.scalar(None, created["created_at"].type)
+        )
+        insert_table(
+            conn,
+            customers,
+            pa.table(
+                {
+                    "id": created.column("id"),
+                    "created_at": created.column("created_at").cast(naive),
+                    "first_seen": seen.cast(naive),
+                    "last_seen": seen.cast(naive),
+                    "interaction_count": pa.array(np.zeros(created.num_rows, dtype=np.int64)),
+                    "merged_into": merged,
+                }
+            ),
+        )
+    found = result.identities
+    if found.num_rows:
+        insert_table(
+            conn,
+            customer_identities,
+            pa.table(
+                {
+                    "kind": found.column("kind").cast(pa.string()),
+                    "value": found.column("value"),
+                    "customer_id": found.column("customer_id").cast(pa.string()),
+                    "first_seen": found.column("first_seen").cast(naive),
+                }
+            ),
+        )
+    if result.merges:
+        insert_rows(
+            conn,
+            customer_merges,
+            [
+                {
+                    "id": hashlib.sha256(f"{e}:{a}".encode()).hexdigest()[:32],
+                    "from_customer_id": a,
+                    "into_customer_id": b,
+                    "identifier_kind": k,
+                    "identifier_value": v,
+                    "event_id": e,
+                    "merged_at": when,
+                }
+                for a, b, k, v, e, when in result.merges
+            ],
+            ignore=True,
+        )
+    if result.replayed is not None:
+        _write_customers(conn, result.replayed)
 
 
 def resolve_columns(
@@ -813,129 +938,36 @@ def resolve_columns(
 
     ``idents`` maps each identifier kind to the events' normalised values (null where absent),
     core kinds first in ``CORE_KINDS`` order, then external kinds sorted (``event_idents``'
-    order). Events are grouped by connected components over their identifiers: a component
-    that touches no stored identifier, stays within the caps and where only its first event
-    (in event id order) brings no known identifier, gets exactly one new customer, the one
-    ``Resolver`` would create; every other component is replayed through ``Resolver`` event by
-    event, so the outcome equals ``resolve_batch``'s.
+    order). Events resolve in event id order through ``components.resolve_sets``: connected
+    components of the identifiers, one customer per component within the caps, and the
+    components that exceed a cap or touch a stored identifier replayed through ``Resolver``
+    (seeded from the store), so the outcome equals ``resolve_batch``'s.
     """
+    from cxm.customers.components import resolve_sets
+
     n = len(event_ids)
-    caps = identity_caps()
-    kinds = list(idents)
-    # Integer-code identifiers: kind by kind, each kind's distinct values after the previous.
-    edge_event, edge_ident, ident_kind, values = [], [], [], []
-    offset = 0
-    for k, column in enumerate(kinds):
-        col = idents[column]
-        present = np.flatnonzero(~np.asarray(col.is_null().to_numpy(zero_copy_only=False)))
-        if len(present) == 0:
-            continue
-        encoded = col.take(pa.array(present)).dictionary_encode()
-        edge_event.append(present)
-        edge_ident.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False)) + offset)
-        ident_kind.append(np.full(len(encoded.dictionary), k, dtype=np.int64))
-        values.append(encoded.dictionary.cast(pa.string()))
-        offset += len(encoded.dictionary)
-    out: list[str | None] = [None] * n
-    if offset == 0:
-        return pa.array(out, pa.string())
-    events_of = np.concatenate(edge_event)
-    idents_of = np.concatenate(edge_ident)
-    kind_of = np.concatenate(ident_kind)
-    value_of = pa.chunked_array(values).combine_chunks()
-    m = offset
-    # Which identifiers the store already knows.
-    names = pa.array([kinds[k] for k in range(len(kinds))], pa.string())
-    keys = pa.table({"kind": names.take(pa.array(kind_of)), "value": value_of})
-    known_keys = matching(conn, customer_identities, keys)
-    known = np.zeros(m, dtype=bool)
-    if known_keys.num_rows:
-        lookup = {(r["kind"], r["value"]): i for i, r in enumerate(keys.to_pylist())}
-        for r in known_keys.to_pylist():
-            known[lookup[(r["kind"], r["value"])]] = True
-    # Events in resolution order (event id); pos[e] is event e's place in it.
-    order = np.asarray(pc.sort_indices(event_ids).to_numpy())
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n)
-    graph = csr_matrix(
-        (np.ones(len(events_of), dtype=np.int8), (events_of, n + idents_of)), shape=(n + m, n + m)
+    order = pc.sort_indices(event_ids)
+    ordered_ids = event_ids.take(order)
+    ordered = {k: col.take(order) for k, col in idents.items()}
+    stamp = received_at.astimezone(dt.UTC)
+    at = pa.array(np.full(n, int(stamp.timestamp() * 1_000_000), dtype=np.int64)).cast(
+        pa.timestamp("us", tz="UTC")
     )
-    _, label = connected_components(graph, directed=False)
-    # An event creates a profile when none of its identifiers appeared in an earlier event.
-    first = np.full(m, n, dtype=np.int64)
-    np.minimum.at(first, idents_of, pos[events_of])
-    earliest = np.full(n, n, dtype=np.int64)
-    np.minimum.at(earliest, events_of, first[idents_of])
-    has_ident = earliest < n
-    creating = has_ident & (earliest == pos)
-    comps = label.max() + 1
-    creators = np.bincount(label[:n][creating], minlength=comps)
-    hard = creators != 1
-    hard[label[n:][known]] = True
-    limit = np.array([caps.get(k, DEFAULT_CAP) for k in kinds], dtype=np.int64)
-    per_kind = np.bincount(label[n:] * len(kinds) + kind_of, minlength=comps * len(kinds))
-    hard |= (per_kind.reshape(comps, len(kinds)) > limit[None, :]).any(axis=1)
-    event_label = label[:n]
-    easy_events = np.flatnonzero(has_ident & ~hard[event_label])
-    ids = event_ids.to_pylist()
-    # Easy components: the creating event names the one customer.
-    owner = np.full(comps, -1, dtype=np.int64)
-    makers = np.flatnonzero(creating & ~hard[event_label])
-    owner[event_label[makers]] = makers
-    maker_ids = [customer_id_for(ids[e]) for e in makers.tolist()]
-    cid_of_comp: dict[int, str] = dict(zip(event_label[makers].tolist(), maker_ids, strict=True))
-    for e in easy_events.tolist():
-        out[e] = cid_of_comp[int(event_label[e])]
-    at = received_at.astimezone(dt.UTC).replace(tzinfo=None)
-    stamp = pa.scalar(at, pa.timestamp("us"))
-    insert_table(
-        conn,
-        customers,
-        pa.table(
-            {
-                "id": pa.array(maker_ids, pa.string()),
-                "created_at": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
-                "first_seen": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
-                "last_seen": pa.array([stamp] * len(maker_ids), pa.timestamp("us")),
-                "interaction_count": pa.array(np.zeros(len(maker_ids), dtype=np.int64)),
-            }
-        ),
-    )
-    easy_idents = np.flatnonzero(~hard[label[n:]])
-    comp_owner = owner[label[n:][easy_idents]]
-    owner_cid = pa.array([customer_id_for(ids[e]) for e in comp_owner.tolist()], pa.string())
-    insert_table(
-        conn,
-        customer_identities,
-        pa.table(
-            {
-                "kind": keys.column("kind").take(pa.array(easy_idents)),
-                "value": keys.column("value").take(pa.array(easy_idents)),
-                "customer_id": owner_cid,
-                "first_seen": pa.array([stamp] * len(easy_idents), pa.timestamp("us")),
-            }
-        ),
-    )
-    # Hard components: replay their events one by one, exactly as resolve_batch does.
-    hard_events = np.flatnonzero(has_ident & hard[event_label])
-    if len(hard_events):
-        hard_events = hard_events[np.argsort(pos[hard_events])]
-        mask = np.zeros(n, dtype=bool)
-        mask[hard_events] = True
-        edge_keep = mask[events_of]
-        per_event: dict[int, list[Ident]] = defaultdict(list)
-        # Edges were built kind by kind in ``kinds`` order, so each list is in event_idents order.
-        kind_names = [kinds[k] for k in kind_of[idents_of[edge_keep]].tolist()]
-        chosen = value_of.take(pa.array(idents_of[edge_keep])).to_pylist()
-        for e, kind, value in zip(events_of[edge_keep].tolist(), kind_names, chosen, strict=True):
-            per_event[e].append((kind, value))
-        resolver = Resolver(caps=caps)
-        _seed(conn, resolver, {i for e in per_event.values() for i in e})
-        assigned = [
-            (e, resolver.resolve(ids[e], per_event[e], received_at)) for e in hard_events.tolist()
-        ]
-        _write_customers(conn, resolver)
-        remap = resolver.remap()
-        for e, cid in assigned:
-            out[e] = remap.get(cid, cid) if cid else None
-    return pa.array(out, pa.string())
+
+    def owned(keys: pa.Table) -> np.ndarray:
+        plain = pa.table({"kind": keys.column("kind").cast(pa.string()), "value": keys["value"]})
+        held = matching(conn, customer_identities, plain)
+        if held.num_rows == 0:
+            return np.zeros(keys.num_rows, dtype=bool)
+        mask = pc.is_in(_joined(keys), value_set=_joined(held))
+        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+    def seed(resolver: Resolver, wanted: set[Ident]) -> None:
+        _seed(conn, resolver, wanted)
+
+    result = resolve_sets(ordered_ids, ordered, at, identity_caps(), owned, seed)
+    _write_sets(conn, result)
+    # Back to input order.
+    back = np.empty(n, dtype=np.int64)
+    back[np.asarray(order)] = np.arange(n)
+    return result.customer_ids.cast(pa.string()).take(pa.array(back))

@@ -25,7 +25,8 @@ def import_interactions(
         "utf-8", "--encoding", help="text encoding of a CSV file (e.g. cp1252); default UTF-8"
     ),
 ) -> None:
-    """Import interactions from a file; bad rows go to FILE.rejects.csv; re-running adds nothing."""
+    """Import interactions from a file; bad rows go to <file stem>.rejects.csv (every row, or
+    more than the mapping's max_rejected_share, rejected: exit 2); re-running adds nothing."""
     from rich.progress import Progress
 
     from cxm.interactions import importer, textfile

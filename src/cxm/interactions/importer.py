@@ -2,8 +2,9 @@
 process-mining event logs (XES, or CSV in the ``case:concept:name`` layout: ``eventlog``).
 
 Every row goes through the same validation and storage as the API (so re-importing a file
-adds nothing: event ids are the idempotency key); rows that fail go to a rejects file next to
-the input, with their line number and the reason.
+adds nothing: event ids are the idempotency key); rows that fail go to ``<input stem>.rejects.csv``
+next to the input, with their line number and the reason. An import that rejects every row, or
+more than the mapping's ``max_rejected_share``, raises ``Invalid`` before storing (exit 2).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from cxm.customers import service as customers
 from cxm.errors import Invalid
-from cxm.interactions import eventlog, limits, textfile
+from cxm.interactions import eventlog, formats, limits, textfile
 from cxm.interactions.schemas import TARGETS, Mapping
 from cxm.interactions.service import (
     EARLIEST,
@@ -202,13 +203,14 @@ def import_file(
     """
     spec = mapping or Mapping()
     read = _table(path, delimiter, encoding)
-    table = read.table
-    _check_columns(table, spec, str(path))
-    summary = ImportSummary(rows=table.num_rows)
+    _check_columns(read.table, spec, str(path))
+    table, lines, early = _apply_formats(read.table, read.lines, spec)
+    summary = ImportSummary(rows=read.table.num_rows)
     received_at = utcnow()
     rejects: list[tuple[int, str | None, str]] = []
     cache: dict[str, str | None] = {}
     total = table.num_rows
+    target = path.with_name(f"{path.stem}.rejects.csv")
     for batch_start in range(0, max(total, 1), BATCH):
         parts: list[pa.Table] = []
         batch_end = min(batch_start + BATCH, total)
@@ -220,24 +222,130 @@ def import_file(
                 parts.append(_per_row(chunk, slow, spec, received_at, region, start, rejects, path))
         rows = _concat(parts).sort_by("_n") if parts else _concat([])
         del parts
+        # Refuse before storing: the share so far, over the whole file, only grows.
+        refused = len(early) + len(rejects)
+        last = batch_end >= total
+        if summary.rows and (
+            refused / summary.rows > spec.max_rejected_share or (last and refused == summary.rows)
+        ):
+            summary.rejected = refused
+            _write_rejects(target, early, rejects, lines, summary)
+            _refuse(path, summary, spec, complete=last)
         with engine.begin() as conn:
             result = store_table(conn, rows.drop_columns(["_n"]), "import", received_at)
         summary.stored += result.stored
         summary.duplicates += result.duplicates
         if progress:
             progress(batch_end, total)
-    rejects = [(int(read.lines[n]), e, r) for n, e, r in sorted(rejects)]
-    summary.rejected = len(rejects)
-    target = path.with_name(path.name + ".rejects.csv")
-    if rejects:
+    summary.rejected = len(early) + len(rejects)
+    _write_rejects(target, early, rejects, lines, summary)
+    return summary
+
+
+def _write_rejects(
+    target: Path,
+    early: list[tuple[int, str | None, str]],
+    rejects: list[tuple[int, str | None, str]],
+    lines: np.ndarray,
+    summary: ImportSummary,
+) -> None:
+    """``<stem>.rejects.csv``: line, event id, reason; removed when nothing was rejected."""
+    found = sorted(early + [(int(lines[n]), e, r) for n, e, r in rejects])
+    if found:
         with target.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(["line", "event_id", "reason"])
-            writer.writerows(rejects)
+            writer.writerows(found)
         summary.rejects_file = target
     elif target.exists():
         target.unlink()  # a clean re-run leaves no stale rejects behind
-    return summary
+
+
+def _refuse(path: Path, summary: ImportSummary, spec: Mapping, complete: bool) -> None:
+    """Invalid, naming the rejects file: every row, or too large a share, was rejected."""
+    share = summary.rejected / summary.rows
+    if complete and summary.rejected == summary.rows:
+        why = f"every row ({summary.rows}) was rejected"
+    else:
+        why = (
+            f"at least {summary.rejected} of {summary.rows} rows ({share:.0%}) were rejected, "
+            f"more than the allowed {spec.max_rejected_share:.0%} (max_rejected_share in the "
+            "mapping)"
+        )
+    stored = "nothing was imported" if not summary.stored else f"{summary.stored} rows were stored"
+    raise Invalid(
+        f"{path}: {why}; {stored}. The reason for each row is in {summary.rejects_file}; fix "
+        "the rows or the mapping (dates: format, order, timezone; numbers: decimal, thousands) "
+        "and import again"
+    )
+
+
+def _source_of(table: pa.Table, spec: Mapping, field_: str) -> str | None:
+    """The column that feeds ``field_``, if any."""
+    fields = targets(table.column_names, spec)
+    return next((c for c, f in fields.items() if f == field_), None)
+
+
+def _apply_formats(
+    table: pa.Table, lines: np.ndarray, spec: Mapping
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, str | None, str]]]:
+    """Read the time and revenue columns as the mapping's ``dates`` and ``numbers`` say.
+
+    Returns the table with the time column as UTC timestamps and revenue in plain decimal
+    form, the lines of its rows, and the rows whose time fits no format (as
+    ``(line, event id, reason)``), which are left out.
+    """
+    early: list[tuple[int, str | None, str]] = []
+    revenue = _source_of(table, spec, "revenue")
+    if not spec.numbers.default and revenue is not None:
+        col = table.column(revenue).combine_chunks()
+        text = _strings(col)
+        if text is not None and pa.types.is_string(col.type):
+            at = table.column_names.index(revenue)
+            table = table.set_column(at, revenue, formats.plain_numbers(text, spec.numbers))
+    when = _source_of(table, spec, "timestamp")
+    if spec.dates.default or when is None:
+        return table, lines, early
+    col = table.column(when).combine_chunks()
+    if pa.types.is_timestamp(col.type):
+        if col.type.tz is None:  # naive times in the file: they are in the mapping's zone
+            local = pc.assume_timezone(
+                col, spec.dates.timezone, ambiguous="earliest", nonexistent="earliest"
+            )
+            table = table.set_column(
+                table.column_names.index(when), when, local.cast(formats.UTC_US)
+            )
+        return table, lines, early
+    text = _strings(col)
+    if text is None:
+        return table, lines, early
+    parsed, bad = formats.parse_times(text, spec.dates)
+    table = table.set_column(table.column_names.index(when), when, parsed)
+    if bad.any():
+        ids_col = _source_of(table, spec, "event_id")
+        picked = np.flatnonzero(bad)
+        ids = (
+            table.column(ids_col).take(pa.array(picked)).cast(pa.string()).to_pylist()
+            if ids_col
+            else [None] * len(picked)
+        )
+        values = text.take(pa.array(picked)).to_pylist()
+        for n, event_id, value in zip(picked.tolist(), ids, values, strict=True):
+            shown = limits.shown(event_id) if event_id else None
+            early.append(
+                (
+                    int(lines[n]),
+                    shown,
+                    limits.shown(
+                        f"timestamp: '{value}' does not match {spec.dates.described()} "
+                        "(set dates: format / order / timezone in the mapping)"
+                    ),
+                )
+            )
+        keep = pa.array(~bad)
+        table = table.filter(keep)
+        lines = lines[~bad]
+    return table, lines, early
 
 
 def _per_row(

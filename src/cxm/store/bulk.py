@@ -1,19 +1,23 @@
-"""Bulk writes for every domain: Arrow on DuckDB, executemany on PostgreSQL.
+"""Bulk writes for every domain: Arrow on DuckDB, ``COPY`` on PostgreSQL.
 
 DuckDB commits single-row statements slowly, so large writes register an Arrow table on the
-raw connection and copy it with one ``INSERT ... SELECT`` / ``UPDATE ... FROM``; PostgreSQL
-pipelines ``executemany`` well, so it takes the plain path.
+raw connection and copy it with one ``INSERT ... SELECT`` / ``UPDATE ... FROM``. PostgreSQL
+takes large inserts through ``COPY ... FROM STDIN`` (CSV written by Arrow); an insert that
+skips key conflicts copies into a temporary table first and inserts from it with
+``ON CONFLICT DO NOTHING``. Updates use ``executemany``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -66,6 +70,64 @@ def _register(
     return view, sa.table(view, *[sa.column(c) for c in cols])
 
 
+def _arrow_rows(table: sa.Table, cols: Sequence[str], rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Rows as an Arrow table typed after ``table`` (times naive UTC, JSON as text)."""
+    arrays = {}
+    for name in cols:
+        column = table.c[name]
+        values = [r.get(name) for r in rows]
+        if isinstance(column.type, UTCDateTime):
+            aware = pa.array(values, type=pa.timestamp("us", tz="UTC"))
+            arrays[name] = aware.cast(pa.int64()).cast(pa.timestamp("us"))
+        elif isinstance(column.type, sa.JSON):
+            arrays[name] = pa.array([_arrow_value(column, v) for v in values], pa.string())
+        else:
+            arrays[name] = pa.array(values, type=_arrow_type(column))
+    return pa.table(arrays)
+
+
+def uses_copy(conn: Connection) -> bool:
+    """Whether bulk inserts go through PostgreSQL's ``COPY`` (psycopg 3)."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def copy_table(conn: Connection, table: sa.Table, data: pa.Table, *, ignore: bool = False) -> None:
+    """``COPY`` an Arrow table (columns named after ``table``'s; times naive UTC, JSON as
+    text) into ``table`` on PostgreSQL; ``ignore`` skips rows whose key is already held.
+
+    Arrow writes CSV with every string quoted and nulls empty, which is exactly how
+    PostgreSQL's CSV format tells an empty string from NULL.
+    """
+    if data.num_rows == 0:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    cols = ", ".join(quote(c) for c in data.column_names)
+    plain = []
+    for field in data.schema:
+        column = data.column(field.name)
+        if pa.types.is_dictionary(field.type):
+            column = column.cast(field.type.value_type)
+        plain.append(column)
+    data = pa.table(plain, names=data.column_names)
+    raw = conn.connection.driver_connection
+    target = quote(table.name)
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        into = target
+        if ignore:
+            into = f"_cxm_copy_{secrets.token_hex(4)}"
+            cur.execute(f"CREATE TEMP TABLE {into} (LIKE {target} INCLUDING DEFAULTS)")
+        with cur.copy(f"COPY {into} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for batch in data.to_batches(max_chunksize=50_000):
+                buf = io.BytesIO()
+                pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
+                copy.write(buf.getvalue())
+        if ignore:
+            cur.execute(
+                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {into} ON CONFLICT DO NOTHING"
+            )
+            cur.execute(f"DROP TABLE {into}")
+
+
 def _unregister(conn: Connection, view: str) -> None:
     conn.connection.driver_connection.unregister(view)  # type: ignore[union-attr]
 
@@ -89,6 +151,9 @@ def insert_rows(
             conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
         finally:
             _unregister(conn, view)
+        return
+    if uses_copy(conn):
+        copy_table(conn, table, _arrow_rows(table, cols, rows), ignore=ignore)
         return
     stmt = insert_ignore(table) if ignore else table.insert()
     for start in range(0, len(rows), CHUNK):
@@ -129,7 +194,7 @@ def insert_table(
     """Insert an Arrow table whose columns are named after ``table``'s.
 
     Times are naive UTC ``timestamp`` columns and JSON columns hold JSON text, so on DuckDB the
-    table is copied as it is; PostgreSQL gets the rows back as Python values for ``executemany``.
+    table is copied as it is and PostgreSQL takes it through ``COPY`` (``copy_table``).
     """
     if data.num_rows == 0:
         return
@@ -143,6 +208,9 @@ def insert_table(
             conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
         finally:
             _unregister(conn, view)
+        return
+    if uses_copy(conn):
+        copy_table(conn, table, data, ignore=ignore)
         return
     times = [c for c in cols if isinstance(table.c[c].type, UTCDateTime)]
     docs = [c for c in cols if isinstance(table.c[c].type, sa.JSON)]

@@ -148,6 +148,45 @@ async def _worker(app: FastAPI, interval: float) -> None:
             await asyncio.sleep(interval)
 
 
+def work(engine: Engine, settings: Settings, interval: float, stop: Callable[[], bool]) -> None:
+    """``cxm worker``: the server's job loop without the server, until ``stop()`` is true.
+
+    Job workers on other hosts share the jobs table: ``jobs.claim`` takes due jobs with
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no two workers run the same job, and a
+    worker that dies leaves its jobs to be claimed again when their lease expires.
+    """
+    import time
+
+    handlers = job_handlers(settings)
+    tasks = periodic_tasks()
+    last_run = [0.0] * len(tasks)
+    while not stop():
+        for i, (every, task) in enumerate(tasks):
+            if time.monotonic() - last_run[i] >= every:
+                last_run[i] = time.monotonic()
+                try:
+                    task(engine)
+                except Exception:  # keep the worker alive; the next pass retries
+                    log.exception("periodic task %s failed", getattr(task, "__name__", task))
+        try:
+            ran = jobs.run_due(engine, handlers)
+        except Exception:  # keep the worker alive; the job table keeps the work
+            log.exception("job worker pass failed")
+            ran = 0
+        if not ran:
+            time.sleep(interval)
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory ``cxm serve --workers N`` hands to uvicorn (one app per process).
+
+    ``CXM_SERVE_JOBS=0`` leaves jobs and periodic scans to ``cxm worker`` processes.
+    """
+    import os
+
+    return create_app(run_worker=os.environ.get("CXM_SERVE_JOBS", "1") != "0")
+
+
 async def _keep_warm(app: FastAPI, interval: float) -> None:
     """Recompute the dashboards' results in use before they expire (see ``web.board``)."""
     if is_duckdb(app.state.engine):

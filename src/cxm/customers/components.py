@@ -1,0 +1,364 @@
+"""Set-based identity resolution: the ``Resolver``'s outcome, computed on integer codes.
+
+``Resolver.resolve`` walks events one at a time through dictionaries. For a file of a million
+identifiers that costs seconds of Python. ``resolve_sets`` reaches exactly the same customers
+(the same creating events, survivors, merge records and capped links) by working on columns:
+
+1. identifiers are integer-coded kind by kind (Arrow dictionary encoding);
+2. the connected components of the identifier graph (identifiers seen in one event are joined)
+   come from ``scipy.sparse.csgraph.connected_components``;
+3. a component whose identifiers of some kind outnumber that kind's cap, or that touches an
+   identifier the store already owns, is replayed through ``Resolver`` event by event (the only
+   place a cap can bite or a stored profile can rank first);
+4. every other component ends as one customer: the creating event (none of its identifiers seen
+   before) with the lowest rank ``(at, customer id)``. Python walks only the events whose known
+   identifiers belong to two or more profiles created earlier, to write the merge records in
+   the order ``Resolver`` writes them.
+
+Inputs are in resolution order (``Resolver``'s: the caller sorts), one column per identifier
+kind in ``event_idents`` order (core kinds, then external kinds sorted), null where absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from cxm.customers.service import DEFAULT_CAP, Capped, Ident, Resolver
+
+# (loser, survivor, identifier kind, identifier value, event id, at): ``Resolver.merges``.
+Merge = tuple[str, str, str, str, str, dt.datetime]
+
+
+@dataclass
+class SetResolution:
+    """What ``resolve_sets`` decided.
+
+    ``customer_ids``: per event (input order), the surviving customer, null without identifiers
+    (dictionary-encoded when no component was replayed: one string per customer, not per event;
+    ``.cast(pa.string())`` gives plain strings).
+    ``created`` (id, created_at), ``identities`` (kind, value, customer_id, first_seen: the
+    surviving owner) and ``merged_into`` (id, merged_into) are Arrow tables for bulk writes;
+    ``merges`` and ``capped`` are ``Resolver``'s records. ``replayed`` is the ``Resolver`` that
+    replayed the capped or store-touching components (its outputs are not in the tables above;
+    ``None`` when there were none), ``replayed_events`` how many events it replayed.
+    """
+
+    customer_ids: pa.Array
+    created: pa.Table
+    identities: pa.Table
+    merged_into: pa.Table
+    merges: list[Merge] = field(default_factory=list)
+    capped: list[Capped] = field(default_factory=list)
+    replayed: Resolver | None = None
+    replayed_events: int = 0
+
+
+def customer_ids_for(event_ids: pa.Array) -> pa.Array:
+    """``customer_id_for`` of each event id, computed by the engine (SHA-256, first 32 hex)."""
+    frame = pa.table({"e": event_ids.cast(pa.string())})
+    # A private in-memory database: safe from any thread, nothing shared.
+    with duckdb.connect() as engine:
+        engine.register("frame", frame)
+        out = engine.sql("SELECT left(sha256(e), 32) AS h FROM frame").fetch_arrow_table()
+    return out.column("h").combine_chunks()
+
+
+def _ids_and_ranks(event_ids: pa.Array, micros: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The customer id each creating event makes, and its rank by ``(at, customer id)``."""
+    ids = customer_ids_for(event_ids)
+    # Every id is 32 ASCII hex characters: read them as bytes and sort in numpy.
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[
+        ids.offset : ids.offset + len(ids) + 1
+    ]
+    raw = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=32 * len(ids),
+                        offset=int(offsets[0])).reshape(len(ids), 32)  # fmt: skip
+    # Lower-case hex digits as numbers: two 64-bit halves order exactly as the text does.
+    nibbles = np.where(raw >= ord("a"), raw - (ord("a") - 10), raw - ord("0")).astype(np.uint64)
+    halves = []
+    for part in (nibbles[:, :16], nibbles[:, 16:]):
+        value = np.zeros(len(ids), dtype=np.uint64)
+        for j in range(16):
+            value = (value << np.uint64(4)) | part[:, j]
+        halves.append(value)
+    order = np.lexsort((halves[1], halves[0], micros))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    return ids, rank
+
+
+def _micros(at: pa.Array) -> np.ndarray:
+    stamps = pc.cast(at, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(stamps.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def resolve_sets(
+    event_ids: pa.Array,
+    idents: dict[str, pa.Array],
+    at: pa.Array,
+    caps: dict[str, int],
+    owned: Callable[[pa.Table], np.ndarray] | None = None,
+    seed: Callable[[Resolver, set[Ident]], None] | None = None,
+) -> SetResolution:
+    """Resolve events, in the given order, to customers; the outcome of ``Resolver.resolve``
+    called on each event in turn with ``Resolver(caps=caps)``.
+
+    ``event_ids``: n strings in resolution order. ``idents``: kind → n normalised values (null
+    where the event has none of that kind), in ``event_idents`` kind order. ``at``: n aware
+    timestamps (the ``at`` passed to ``resolve``). ``owned``: given the identifiers as a table
+    ``(kind, value)``, a boolean mask of those the store already holds (their components are
+    replayed); ``seed`` loads the store's state for them into the replaying ``Resolver``.
+    Cost: O(identifiers) in numpy and scipy, plus Python for replayed components and merges.
+    """
+    n = len(event_ids)
+    kinds = list(idents)
+    edge_event, edge_ident, ident_kind, values = [], [], [], []
+    offset = 0
+    for k, column in enumerate(kinds):
+        col = idents[column]
+        if col.null_count == len(col):
+            continue
+        encoded = pc.dictionary_encode(col, null_encoding="mask")
+        codes = encoded.indices
+        present = np.flatnonzero(np.asarray(codes.is_valid().to_numpy(zero_copy_only=False)))
+        edge_event.append(present)
+        idx = np.asarray(codes.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        edge_ident.append(idx[present] + offset)
+        ident_kind.append(np.full(len(encoded.dictionary), k, dtype=np.int64))
+        values.append(encoded.dictionary.cast(pa.string()))
+        offset += len(encoded.dictionary)
+    m = offset
+    micros = _micros(at)
+    stamp_type = pa.timestamp("us", tz="UTC")
+    empty = SetResolution(
+        pa.nulls(n, pa.string()),
+        pa.table({"id": pa.array([], pa.string()), "created_at": pa.array([], stamp_type)}),
+        pa.table(
+            {
+                "kind": pa.array([], pa.string()),
+                "value": pa.array([], pa.string()),
+                "customer_id": pa.array([], pa.string()),
+                "first_seen": pa.array([], stamp_type),
+            }
+        ),
+        pa.table({"id": pa.array([], pa.string()), "merged_into": pa.array([], pa.string())}),
+    )
+    if m == 0:
+        return empty
+    # Edges (event, identifier) ordered by event, then kind: each event's identifiers in order.
+    ev = np.concatenate(edge_event)
+    idn = np.concatenate(edge_ident)
+    sort = np.argsort(ev, kind="stable")
+    ev, idn = ev[sort], idn[sort]
+    kind_of = np.concatenate(ident_kind)
+    value_of = pa.chunked_array(values).combine_chunks()
+    names = pa.array(kinds, pa.string())
+    kind_column = pa.DictionaryArray.from_arrays(pa.array(kind_of.astype(np.int32)), names)
+    keys = pa.table({"kind": kind_column, "value": value_of})
+    # Each event's edges start where its event first appears in ``ev``.
+    starts = np.flatnonzero(np.r_[True, ev[1:] != ev[:-1]])
+    lead = np.repeat(idn[starts], np.diff(np.r_[starts, len(ev)]))
+    # Identifier components: every identifier joined to its event's first identifier.
+    graph = coo_matrix((np.ones(len(idn), dtype=np.int8), (lead, idn)), shape=(m, m)).tocsr()
+    comps, label = connected_components(graph, directed=False)
+    # Where each identifier first appears, and which events create a profile.
+    first = np.full(m, n, dtype=np.int64)
+    np.minimum.at(first, idn, ev)
+    new_edge = first[idn] == ev
+    has_ident = np.zeros(n, dtype=bool)
+    has_ident[ev] = True
+    known_events = np.zeros(n, dtype=bool)
+    known_events[ev[~new_edge]] = True
+    creating = has_ident & ~known_events
+    # Components that ``Resolver`` must replay: over a cap, or touching a stored identifier.
+    limit = np.array([caps.get(k, DEFAULT_CAP) for k in kinds], dtype=np.int64)
+    per_kind = np.bincount(label * len(kinds) + kind_of, minlength=comps * len(kinds))
+    hard: np.ndarray = np.asarray(
+        (per_kind.reshape(comps, len(kinds)) > limit[None, :]).any(axis=1)
+    )
+    if owned is not None:
+        stored = owned(keys)
+        hard[label[stored]] = True
+    event_label = np.full(n, -1, dtype=np.int64)
+    event_label[ev[starts]] = label[idn[starts]]
+    easy_event = has_ident & ~hard[np.maximum(event_label, 0)]
+    # Each identifier's creating event, through a static forest: a creating event's
+    # identifiers hang from it; a new identifier of any other event hangs from that event's
+    # first known identifier, whose profile the event joins.
+    first_known = np.full(n, -1, dtype=np.int64)
+    known_pos = np.flatnonzero(~new_edge)
+    # Reverse assignment so the first known edge of each event wins.
+    first_known[ev[known_pos[::-1]]] = idn[known_pos[::-1]]
+    ptr = np.arange(m, dtype=np.int64)
+    base = np.full(m, -1, dtype=np.int64)
+    new_ev, new_id = ev[new_edge], idn[new_edge]
+    made = creating[new_ev]
+    base[new_id[made]] = new_ev[made]
+    ptr[new_id[~made]] = first_known[new_ev[~made]]
+    while True:
+        nxt = ptr[ptr]
+        if np.array_equal(nxt, ptr):
+            break
+        ptr = nxt
+    base = base[ptr]
+    # Rank of every creating event's profile: (at, customer id), as one integer.
+    creators = np.flatnonzero(creating)
+    ids_of_creators, ranked = _ids_and_ranks(event_ids.take(pa.array(creators)), micros[creators])
+    rank_of = np.empty(n, dtype=np.int64)
+    rank_of[creators] = ranked
+    # The survivor of each easy component: its creating event of lowest rank.
+    best = np.full(comps, np.iinfo(np.int64).max, dtype=np.int64)
+    easy_creators = creators[easy_event[creators]]
+    np.minimum.at(best, event_label[easy_creators], rank_of[easy_creators])
+    by_rank = np.empty(len(creators), dtype=np.int64)
+    by_rank[rank_of[creators]] = creators
+    # Merges: events whose known identifiers hang from two or more creating events.
+    known_edges = ~new_edge & easy_event[ev]
+    lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(n, -1, dtype=np.int64)
+    np.minimum.at(lo, ev[known_edges], base[idn[known_edges]])
+    np.maximum.at(hi, ev[known_edges], base[idn[known_edges]])
+    joining = np.flatnonzero((hi >= 0) & (lo != hi))
+    merges: list[Merge] = []
+    creator_index = np.full(n, -1, dtype=np.int64)
+    creator_index[creators] = np.arange(len(creators))
+    if len(joining):
+        parent: dict[int, int] = {}
+
+        stamps = pc.cast(at, stamp_type)
+        edge_start = np.searchsorted(ev, joining)
+        edge_stop = np.searchsorted(ev, joining, side="right")
+        # Only the joining events' known edges, as Python lists (no numpy scalars in the loop).
+        span = np.zeros(len(ev) + 1, dtype=np.int64)
+        np.add.at(span, edge_start, 1)
+        np.add.at(span, edge_stop, -1)
+        inside = (np.cumsum(span[:-1]) > 0) & ~new_edge
+        edge_of = np.flatnonzero(inside)
+        owner_of = ev[edge_of].tolist()
+        hang_of = base[idn[edge_of]].tolist()
+        ident_of = idn[edge_of].tolist()
+        joining_ids = event_ids.take(pa.array(joining)).to_pylist()
+        joining_at = stamps.take(pa.array(joining)).to_pylist()
+        when_of = dict(
+            zip(joining.tolist(), zip(joining_ids, joining_at, strict=True), strict=True)
+        )
+        ranks = rank_of.tolist()
+        pending: list[tuple[int, int, int, int]] = []  # loser, target, identifier, event
+        j, total = 0, len(edge_of)
+        while j < total:
+            e = owner_of[j]
+            seen: dict[int, int] = {}
+            while j < total and owner_of[j] == e:
+                c = root = hang_of[j]
+                while root in parent:
+                    root = parent[root]
+                while c != root:  # path compression
+                    parent[c], c = root, parent[c]
+                seen.setdefault(root, ident_of[j])
+                j += 1
+            if len(seen) < 2:
+                continue
+            order = sorted(seen, key=ranks.__getitem__)
+            target = order[0]
+            for loser in order[1:]:
+                parent[loser] = target
+                pending.append((loser, target, seen[loser], e))
+        if pending:
+            chosen_idents = np.array([p[2] for p in pending], dtype=np.int64)
+            merge_values = value_of.take(pa.array(chosen_idents)).to_pylist()
+            merge_kinds = [kinds[k] for k in kind_of[chosen_idents].tolist()]
+            pairs = np.array([(p[0], p[1]) for p in pending], dtype=np.int64)
+            named = ids_of_creators.take(pa.array(creator_index[pairs.ravel()])).to_pylist()
+            creator_id = dict(zip(pairs.ravel().tolist(), named, strict=True))
+            for (loser, target, _, e), kind, value in zip(
+                pending, merge_kinds, merge_values, strict=True
+            ):
+                event_id, when = when_of[e]
+                merges.append((creator_id[loser], creator_id[target], kind, value, event_id, when))
+    # Outputs for the easy components.
+    survivor_event = np.full(comps, -1, dtype=np.int64)
+    has_best = best < len(creators)
+    survivor_event[has_best] = by_rank[best[has_best]]
+    cid_by_creator = pa.array(ids_of_creators)
+    easy_events = np.flatnonzero(easy_event)
+    out_index = np.full(n, -1, dtype=np.int64)
+    out_index[easy_events] = creator_index[survivor_event[event_label[easy_events]]]
+    at_ts = pc.cast(at, stamp_type)
+    created = pa.table(
+        {
+            "id": cid_by_creator
+            if len(easy_creators) == len(creators)
+            else cid_by_creator.take(pa.array(creator_index[easy_creators])),
+            "created_at": at_ts.take(pa.array(easy_creators)),
+        }
+    )
+    losers = easy_creators[survivor_event[event_label[easy_creators]] != easy_creators]
+    merged_into = pa.table(
+        {
+            "id": cid_by_creator.take(pa.array(creator_index[losers])),
+            "merged_into": cid_by_creator.take(
+                pa.array(creator_index[survivor_event[event_label[losers]]])
+            ),
+        }
+    )
+    easy_idents = np.flatnonzero(~hard[label])
+    whole = len(easy_idents) == m
+    identities = pa.table(
+        {
+            "kind": kind_column if whole else kind_column.take(pa.array(easy_idents)),
+            "value": value_of if whole else value_of.take(pa.array(easy_idents)),
+            "customer_id": pa.DictionaryArray.from_arrays(
+                pa.array(creator_index[survivor_event[label[easy_idents]]].astype(np.int32)),
+                cid_by_creator,
+            ),
+            "first_seen": at_ts.take(pa.array(first[easy_idents])),
+        }
+    )
+    result = SetResolution(
+        pa.nulls(n, pa.string()), created, identities, merged_into, merges, [], None, 0
+    )
+    # Components to replay, event by event, exactly as ``Resolver`` would.
+    hard_events = np.flatnonzero(has_ident & ~easy_event)
+    replay_out: dict[int, str | None] = {}
+    if len(hard_events):
+        keep = np.zeros(n, dtype=bool)
+        keep[hard_events] = True
+        chosen = keep[ev]
+        per_event: dict[int, list[Ident]] = defaultdict(list)
+        kind_names = [kinds[k] for k in kind_of[idn[chosen]].tolist()]
+        picked = value_of.take(pa.array(idn[chosen])).to_pylist()
+        for e, kind, value in zip(ev[chosen].tolist(), kind_names, picked, strict=True):
+            per_event[e].append((kind, value))
+        resolver = Resolver(caps=caps)
+        if seed is not None:
+            seed(resolver, {i for idents_ in per_event.values() for i in idents_})
+        hard_ids = event_ids.take(pa.array(hard_events)).to_pylist()
+        hard_at = at_ts.take(pa.array(hard_events)).to_pylist()
+        assigned = [
+            (e, resolver.resolve(event_id, per_event[e], when))
+            for e, event_id, when in zip(hard_events.tolist(), hard_ids, hard_at, strict=True)
+        ]
+        remap = resolver.remap()
+        replay_out = {e: remap.get(c, c) if c else None for e, c in assigned}
+        result.replayed = resolver
+        result.replayed_events = len(hard_events)
+        result.capped = list(resolver.capped)
+    # The survivors once, and an index per event: no string is copied per event.
+    index = pa.array(out_index.astype(np.int32), mask=out_index < 0)
+    customer_ids: pa.Array = pa.DictionaryArray.from_arrays(index, cid_by_creator)
+    if replay_out:
+        patched = customer_ids.to_pylist()
+        for e, cid in replay_out.items():
+            patched[e] = cid
+        customer_ids = pa.array(patched, pa.string())
+    result.customer_ids = customer_ids
+    return result
