@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_responses.py [--rate 200] [--seconds 10] [--quick]
 
-Starts the real app under uvicorn on a temporary DuckDB store and answers invitations
+Starts the real server (``cxm serve``, its own process, owning a temporary DuckDB store) and
+answers invitations
 (``POST /s/{token}``, the first question, as a respondent's browser does) at ``--rate``
 requests per second for ``--seconds``, open loop: each request leaves at its scheduled time
 whether or not earlier ones have finished, and its latency counts from that scheduled time
@@ -17,26 +18,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pyarrow as pa
 import sqlalchemy as sa
-import uvicorn
 
-from cxm.config import load_settings
 from cxm.org import service as org
 from cxm.store import create_engine, upgrade
 from cxm.store.bulk import insert_table
 from cxm.surveys import service
 from cxm.surveys.facts import invitations_table as invitations
 from cxm.surveys.facts import response_answers
-from cxm.web.app import create_app
 
 SURVEY = "support_csat"
 
@@ -111,27 +112,39 @@ def main() -> None:
     n = int(args.rate * seconds)
     serial_n = 50
     with tempfile.TemporaryDirectory() as tmp:
-        engine = create_engine(f"duckdb:///{Path(tmp) / 'cxm.duckdb'}")
+        url = f"duckdb:///{Path(tmp) / 'cxm.duckdb'}"
+        engine = create_engine(url)
         upgrade(engine)
         with engine.begin() as conn:
             org.seed_defaults(conn)
             service.apply_templates(conn)
         todo = tokens(engine, n + serial_n + 1)
-        settings = load_settings(data_dir=Path(tmp), database_url=str(engine.url))
-        app = create_app(settings, engine=engine, run_worker=False)
+        engine.dispose()  # the server owns the store while it runs
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning"))  # fmt: skip
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
+        env = {**os.environ, "CXM_DATA_DIR": tmp, "CXM_DATABASE_URL": url}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cxm.cli.main", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
-        page = httpx.get(f"{base}/s/{todo[-1]}")
-        serial = asyncio.run(one_at_a_time(base, todo[n : n + serial_n]))
-        latencies, errors, took = asyncio.run(offered(base, todo[:n], args.rate))
-        server.should_exit = True
-        thread.join()
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start")
+                time.sleep(0.2)
+            page = httpx.get(f"{base}/s/{todo[-1]}")
+            serial = asyncio.run(one_at_a_time(base, todo[n : n + serial_n]))
+            latencies, errors, took = asyncio.run(offered(base, todo[:n], args.rate))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=120)
+        engine = create_engine(url)
         with engine.connect() as conn:
             stored = conn.execute(
                 sa.select(sa.func.count()).select_from(response_answers)
