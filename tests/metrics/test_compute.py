@@ -404,3 +404,16 @@ def test_growth_metrics_on_the_command_line(
     assert march["value"] == pytest.approx(100 * 445 / 450)
     bad = runner.invoke(cli, ["metrics", "logo_churn_rate"])
     assert bad.exit_code == 2 and "slice it by a time grain" in bad.output
+
+
+def test_a_target_set_between_two_computes_on_one_open_backend_is_used(store: Engine) -> None:
+    from cxm.store.analytics import reading
+
+    metrics = load()
+    with reading(store) as backend:
+        before = _by(compute(backend, "nps", by=["department"]), "department")
+        with store.begin() as conn:
+            set_target(conn, metrics, "nps", -40, "department", "service")
+        after = _by(compute(backend, "nps", by=["department"]), "department")
+    assert before["service"]["target"] == metrics["nps"].target
+    assert after["service"]["target"] == -40 and after["service"]["on_target"] is True

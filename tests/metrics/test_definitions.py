@@ -181,3 +181,44 @@ metrics:
     )
     with pytest.raises(Invalid, match=r"line 8, metrics\.a\.colour"):
         load(path)
+
+
+NPS_FILE = """
+metrics:
+  nps:
+    description: Our NPS
+    kind: nps
+    fact: responses
+    column: nps
+    target: {target}
+"""
+
+
+def test_an_edited_file_is_read_again_and_an_unchanged_one_is_not_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxm.metrics import definitions
+
+    path = _write(tmp_path, NPS_FILE.format(target=45))
+    assert load(path)["nps"].target == 45
+    parsed: list[int] = []
+    real = definitions._parse
+    monkeypatch.setattr(definitions, "_parse", lambda files: parsed.append(1) or real(files))
+    first, again = load(path), load(path)
+    assert parsed == [] and first["nps"] is again["nps"] and first is not again
+    # Same size, written at once: a modification time could be the same; the content is not.
+    path.write_text(NPS_FILE.format(target=55), encoding="utf-8")
+    assert load(path)["nps"].target == 55 and parsed == [1]
+    path.unlink()
+    assert load(path)["nps"].target == load()["nps"].target != 55
+
+
+def test_a_broken_file_is_reported_on_every_load_not_remembered(tmp_path: Path) -> None:
+    path = _write(tmp_path, NPS_FILE.format(target=45))
+    load(path)
+    path.write_text(NPS_FILE.format(target="high"), encoding="utf-8")
+    for _ in range(2):
+        with pytest.raises(Invalid, match="target"):
+            load(path)
+    path.write_text(NPS_FILE.format(target=40), encoding="utf-8")
+    assert load(path)["nps"].target == 40

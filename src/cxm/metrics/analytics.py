@@ -110,13 +110,35 @@ READERS: dict[str, Any] = {
 }
 
 
-def read_fact(backend: BaseBackend, fact: Fact) -> ir.Table:
-    """The rows of ``fact`` from the domain that owns it."""
+# Readers of the same rows without the customer column, for metrics that never read it.
+# Mapping each row to its current customer is a join, and most of a company-wide figure's
+# time after the scan.
+WITHOUT_CUSTOMER: dict[str, Any] = {
+    "responses": lambda b: survey_facts.responses(b, population=None, customer=False),
+}
+
+
+def read_fact(backend: BaseBackend, fact: Fact, customer: bool = True) -> ir.Table:
+    """The rows of ``fact`` from the domain that owns it (``customer=False``: a reader may
+    leave the customer column out)."""
     reader = READERS.get(fact.table)
     if reader is None:
         raise Invalid(f"no reader for the fact table {fact.table!r}; known: {', '.join(READERS)}")
+    if not customer:
+        reader = WITHOUT_CUSTOMER.get(fact.table, reader)
     table: ir.Table = reader(backend)
     return table
+
+
+def _needs_customer(metric: Metric, fact: Fact, dims: Sequence[str]) -> bool:
+    """Whether the metric's rows, sliced by ``dims``, read the fact's customer column."""
+    if fact.customer is None:
+        return False
+    if any(slices.is_typed(d) for d in dims) or _uses_derived(metric, fact):
+        return True
+    parts = [metric.filters, metric.rows, metric.success, metric.numerator, metric.denominator,
+             metric.column, metric.base, metric.per]  # fmt: skip
+    return fact.customer in repr(parts)
 
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
@@ -146,7 +168,7 @@ def fact_rows(
         assert metric.lifecycle is not None
         t = customer_periods(backend, metric.lifecycle, grain)
     else:
-        t = read_fact(backend, fact)
+        t = read_fact(backend, fact, customer=_needs_customer(metric, fact, dims))
     t = t.filter(_condition(t, metric.filters), t[fact.time].notnull())
     if _uses_derived(metric, fact) and fact.customer:
         # The next event of the same customer, ordered by time then key so ties resolve the

@@ -9,6 +9,7 @@ shipped one). Every definition error names the file, the line, the metric and th
 from __future__ import annotations
 
 import ast
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -438,9 +439,43 @@ def _check_references(metrics: dict[str, Metric]) -> None:
         visit(name, [])
 
 
+# Parsed definitions by the files they came from: each file's path and a digest of its bytes.
+# Reading and hashing a few kB costs microseconds; parsing and validating costs milliseconds.
+# A file edited, added or removed gives a new key, so the next ``load`` parses again (a digest
+# rather than a modification time: two edits within the clock's resolution still differ).
+_LOADED: dict[tuple[tuple[str, str], ...], dict[str, Metric]] = {}
+_LOADED_MAX = 16
+
+
+def _stamp(files: list[Path]) -> tuple[tuple[str, str], ...] | None:
+    try:
+        return tuple((str(p), hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest())
+                     for p in files)  # fmt: skip
+    except OSError:
+        return None  # unreadable: parse (and report it) the slow way
+
+
 def load(*extra: Path) -> dict[str, Metric]:
-    """Shipped definitions, then each extra file or folder of ``*.yaml`` (later wins)."""
+    """Shipped definitions, then each extra file or folder of ``*.yaml`` (later wins).
+
+    Parsed once per content of the files: later calls return the same definitions (a new
+    dict each time) until a file's bytes change, or files come or go.
+    Raises Invalid naming the file and line of a definition error (never cached).
+    """
     files = yaml_files(SHIPPED, *extra)
+    stamp = _stamp(files)
+    cached = _LOADED.get(stamp) if stamp is not None else None
+    if cached is not None:
+        return dict(cached)
+    metrics = _parse(files)
+    if stamp is not None:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[stamp] = metrics
+    return dict(metrics)
+
+
+def _parse(files: list[Path]) -> dict[str, Metric]:
     metrics: dict[str, Metric] = {}
     lifecycle: Lifecycle | None = None
     for path in files:

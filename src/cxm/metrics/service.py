@@ -118,7 +118,7 @@ def compute(
             _adjust(stats_df, correction)
         if targets is None:
             targets = read_targets(backend)
-    _apply_targets(stats_df, metric, asked, targets[targets["metric"] == metric.name])
+    _apply_targets(stats_df, metric, asked, targets)
     cols = [ax.column_name(d) for d in by] + OUTPUT
     if compare:
         cols += ["compared_with", "delta", "p_value", "p_adjusted", "significant"]
@@ -213,33 +213,92 @@ def _fetch(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.da
            end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
            stratum: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Run the aggregation and bring it back with plain column names and types."""
-    key = ("metric", repr(metric), tuple(by), start, end,
-           tuple((k, tuple(v)) for k, v in sorted(filters.items())), stratum)  # fmt: skip
-    df = to_frame(backend, key, lambda: ax.aggregate(backend, metric, by, start=start, end=end,
-                                                     filters=filters, stratum=stratum))  # fmt: skip
-    rename = {slices.key(d): ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
-    df = df.rename(columns=rename)
-    # Numbers, dates and bins sort by value (missing last), the rest by label.
-    orders = [slices.order_key(d) for d in by if slices.order_key(d) in df]
+    names, records = _fetch_table(backend, metric, by, start, end, filters, stratum)
+    return pd.DataFrame({c: [r[c] for r in records] for c in names}, columns=names)
+
+
+def _key(metric: Metric, by: Sequence[str], start: dt.datetime | None, end: dt.datetime | None,
+         filters: Mapping[str, Sequence[str]], stratum: str | None) -> tuple[Any, ...]:  # fmt: skip
+    return ("metric", repr(metric), tuple(by), start, end,
+            tuple((k, tuple(v)) for k, v in sorted(filters.items())), stratum)  # fmt: skip
+
+
+def _aggregate(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.datetime | None,
+               end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
+               stratum: str | None) -> Any:  # fmt: skip
+    return ax.aggregate(backend, metric, by, start=start, end=end, filters=filters,
+                        stratum=stratum)  # fmt: skip
+
+
+def _renames(by: Sequence[str], stratum: str | None) -> dict[str, str]:
+    return {slices.key(d): ax.column_name(d) for d in [*by, *([stratum] if stratum else [])]}
+
+
+_INTS = ("n", "promoters", "passives", "detractors", "x")
+_FLOATS = ("mean", "sd", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+
+
+def _day(value: Any) -> str:
+    return str(pd.Timestamp(value).strftime("%Y-%m-%d"))
+
+
+def _fetch_records(backend: BaseBackend, metric: Metric, by: Sequence[str],
+                   start: dt.datetime | None, end: dt.datetime | None,
+                   filters: Mapping[str, Sequence[str]],
+                   stratum: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    return _fetch_table(backend, metric, by, start, end, filters, stratum)[1]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+
+
+def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
+                 start: dt.datetime | None, end: dt.datetime | None,
+                 filters: Mapping[str, Sequence[str]],
+                 stratum: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+    """The aggregation's column names, and its rows as plain dicts (slice values as text,
+    periods as YYYY-MM-DD, counts as int, moments as float), sorted by the slice columns:
+    numbers, dates and bins by value (missing last), the rest by label.
+
+    Plain Python on the few aggregated rows: per-column pandas operations cost more than the
+    query itself on small stores."""
+    key = _key(metric, by, start, end, filters, stratum)
+    df = to_frame(backend, key, lambda: _aggregate(backend, metric, by, start, end, filters,
+                                                   stratum))  # fmt: skip
+    rename = _renames(by, stratum)
+    data: dict[str, list[Any]] = {rename.get(str(c), str(c)): df[c].tolist() for c in df.columns}
+    orders = [slices.order_key(d) for d in by if slices.order_key(d) in data]
     for d in by:
         col = ax.column_name(d)
-        if d in ax.GRAINS:
-            df[col] = pd.to_datetime(df[col]).dt.strftime("%Y-%m-%d")
-        else:
-            df[col] = df[col].astype(str)
-    for c in ("n", "promoters", "passives", "detractors", "x"):
-        if c in df:
-            df[c] = df[c].fillna(0).astype("int64")
-    for c in ("mean", "sd", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy"):
-        if c in df:
-            df[c] = df[c].astype("float64")
+        data[col] = [_day(v) for v in data[col]] if d in ax.GRAINS else [str(v) for v in data[col]]
+    for c in _INTS:
+        if c in data:
+            data[c] = [0 if pd.isna(v) else int(v) for v in data[c]]
+    for c in _FLOATS:
+        if c in data:
+            data[c] = [math.nan if pd.isna(v) else float(v) for v in data[c]]
+    columns = list(data)
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*data.values(), strict=True)]
     keys = [ax.column_name(d) for d in by] + ([ax.column_name(stratum)] if stratum else [])
+    if keys:
+
+        def order(r: dict[str, Any]) -> list[tuple[bool, Any]]:
+            out: list[tuple[bool, Any]] = []
+            for d in by:
+                ok = slices.order_key(d)
+                if ok in orders:
+                    v = r[ok]
+                    out.append((True, 0) if _missing(v) else (False, v))
+                else:
+                    out.append((False, str(r[ax.column_name(d)])))
+            return out + [(False, str(r[k])) for k in keys]
+
+        rows.sort(key=order)
+    names = [c for c in columns if c not in orders]
     if orders:
-        sort = [slices.order_key(d) if slices.order_key(d) in df else ax.column_name(d)
-                for d in by] + keys  # fmt: skip
-        df = df.sort_values(sort, na_position="last").drop(columns=orders)
-        return df.reset_index(drop=True)
-    return df.sort_values(keys).reset_index(drop=True) if keys else df
+        rows = [{c: r[c] for c in names} for r in rows]
+    return names, rows
 
 
 # Every interval and comparison goes through cxm.metrics.stats, which keeps it inside the
@@ -315,9 +374,8 @@ def _statistics(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Met
         return _derived(backend, metrics, metric, by, start, end, filters, weights, confidence)
     keys = [ax.column_name(d) for d in by]
     if weights is None:
-        agg = _fetch(backend, metric, by, start, end, filters)
         rows = []
-        for rec in agg.to_dict("records"):
+        for rec in _fetch_records(backend, metric, by, start, end, filters):
             out = {k: rec[k] for k in keys}
             n = int(rec["n"])
             if n < metric.min_sample or n == 0:
@@ -378,7 +436,7 @@ def _method(metric: Metric) -> str:
 
 def _frame(rows: list[dict[str, Any]], keys: list[str], metric: Metric) -> pd.DataFrame:
     cols = [*keys, "value", "ci_low", "ci_high", "n", "weighted_n", "method", "flags", "_agg"]
-    df = pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame({c: [r.get(c) for r in rows] for c in cols}, columns=cols)
     df.insert(len(keys), "metric", metric.name)
     return df
 
@@ -519,8 +577,8 @@ def _compare_rest(backend: BaseBackend, metrics: Mapping[str, Metric], metric: M
     _init_compare(df)
     if metric.kind == "derived":
         return
-    totals = _fetch(backend, metric, [grain] if grain else [], start, end, filters)
-    total_by = {(r[grain] if grain else None): r for r in totals.to_dict("records")}
+    totals = _fetch_records(backend, metric, [grain] if grain else [], start, end, filters)
+    total_by = {(r[grain] if grain else None): r for r in totals}
     for i in df.index:
         agg: Any = df.at[i, "_agg"]
         if agg is None or BELOW_MIN_SAMPLE in str(df.at[i, "flags"]):
@@ -568,31 +626,47 @@ def _adjust(df: pd.DataFrame, correction: str) -> None:
 
 def read_targets(source: Engine | BaseBackend) -> pd.DataFrame:
     """The installation's metric targets: metric, dimension, value, target (one row each)."""
-    with reading(source) as backend:
+    columns = ["metric", "dimension", "value", "target"]
+
+    def build() -> Any:
         t = ax.target_overrides(backend)
         if t is None:
-            return pd.DataFrame(columns=["metric", "dimension", "value", "target"])
-        return t.select("metric", "dimension", "value", "target").to_pandas()
+            raise LookupError("no metric_targets table")
+        return t.select(*columns)
+
+    with reading(source) as backend:
+        # Through to_frame: on DuckDB the compiled statement is kept per connection, so each
+        # compute() reads the (small) table without building and compiling the query again.
+        try:
+            return to_frame(backend, ("metric_targets", *columns), build)
+        except LookupError:
+            return pd.DataFrame(columns=columns)
 
 
 def _apply_targets(df: pd.DataFrame, metric: Metric, by: Sequence[str],
                    overrides: pd.DataFrame) -> None:  # fmt: skip
     """Slice target (first matching dimension in ``by``), else installation, else definition."""
-    table = {(str(r["dimension"]), str(r["value"])): float(r["target"])
-             for r in overrides.to_dict("records")}  # fmt: skip
+    columns = [overrides[c].tolist() for c in ("metric", "dimension", "value", "target")]
+    table = {
+        (str(d), str(v)): float(t) for m, d, v, t in zip(*columns, strict=True) if m == metric.name
+    }
     default = table.get(("", ""), metric.target)
+    # ``by`` as the caller named the dimensions: a slice target is set per dimension so named.
+    named = [
+        (d, [str(v) for v in df[ax.column_name(d)].tolist()]) for d in by if ax.column_name(d) in df
+    ]
     targets = []
-    for rec in df.to_dict("records"):
+    for i in range(len(df)):
         target = default
-        for d in by:
-            key = (d, str(rec.get(ax.column_name(d))))
+        for d, values in named:
+            key = (d, values[i])
             if key in table:
                 target = table[key]
                 break
         targets.append(target)
     df["target"] = targets
     on: list[bool | None] = []
-    for value, target in zip(df["value"], targets, strict=True):
+    for value, target in zip(df["value"].tolist(), targets, strict=True):
         if value is None or target is None or value != value:
             on.append(None)
         else:

@@ -30,14 +30,19 @@ CUSTOMER = "customer"
 EMPLOYEE = "employee"
 
 
-def responses(con: BaseBackend, population: str | None = CUSTOMER) -> ir.Table:
+def responses(
+    con: BaseBackend, population: str | None = CUSTOMER, *, customer: bool = True
+) -> ir.Table:
     """Responses (one row each) on the current customer id.
 
     ``population``: ``"customer"`` (the default: customers' answers only), ``"employee"``
     (employee pulse answers) or None (both). Employee answers never enter a customer figure
-    unless a reader asks for them.
+    unless a reader asks for them. ``customer=False`` leaves out ``customer_id`` (and the
+    join that maps it to the current customer) for readers that never slice by customer:
+    the same rows, read faster.
     """
-    r = current_customer(con, con.table("responses"))
+    raw = con.table("responses")
+    r = current_customer(con, raw) if customer else raw.drop("customer_id")
     if population is not None:
         r = r.filter(r.respondent_kind == population)
     return r

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection
@@ -26,6 +25,7 @@ from cxm.store.retry import retrying
 from cxm.surveys import service
 from cxm.surveys.service import Expired, Session, text_in
 from cxm.surveys.tables import invitations
+from cxm.surveys.writer import writer_for
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "html")
 router = APIRouter(include_in_schema=False)
@@ -143,6 +143,16 @@ def _unit_of_work(request: Request, work: Callable[[Connection], Response]) -> R
         return _message(request, lang, ui(lang)["slow"], str(exc), 409)
 
 
+async def _step(request: Request, work: Callable[[Connection], Response]) -> Response:
+    """A respondent's step through the app's answer writer (off the event loop, its
+    transaction shared with the steps of other respondents, answered after the commit)."""
+    try:
+        return await writer_for(request.app.state, get_engine(request)).run(work)
+    except Conflict as exc:
+        lang = request.query_params.get("lang") or "en"
+        return _message(request, lang, ui(lang)["slow"], str(exc), 409)
+
+
 def _with_lang(url: str, lang: str) -> str:
     return f"{url}?{urlencode({'lang': lang})}"
 
@@ -214,29 +224,35 @@ def _allow(request: Request) -> bool:
 
 
 @router.post("/s/open/{survey}", response_class=HTMLResponse)
-async def open_submit(request: Request, survey: str, conn: Connection = Depends(db)) -> Response:
+async def open_submit(request: Request, survey: str) -> Response:
     qid, values, chosen, bot = await _form(request)
-    try:
-        hidden = {k: v for k, v in request.query_params.items() if k not in ("channel", "lang")}
-        session = service.session_for_open(
-            conn, survey, channel=request.query_params.get("channel", "web"), hidden=hidden
-        )
-    except CxmError as exc:
-        return _problem(request, exc)
-    lang = _language(request, session, chosen)
-    t = ui(lang)
-    if bot:  # the honeypot was filled in: thank the robot, store nothing
-        return _message(request, lang, t["thanks"], t["thanks_text"])
-    if not _allow(request):
-        return _message(request, lang, t["slow"], t["slow_text"], 429)
-    try:
-        service.save_answer(conn, session, qid, values, source=session.channel)
-    except Invalid as exc:
-        return _invalid(request, session, qid, values, lang, str(request.url), exc)
-    target = f"/s/open/{survey}/{session.response_id}"
-    if session.completed:
-        return _render(request, session, lang, target)
-    return RedirectResponse(_with_lang(target, lang), status_code=303)
+    hidden = {k: v for k, v in request.query_params.items() if k not in ("channel", "lang")}
+    channel = request.query_params.get("channel", "web")
+    allowed: list[bool] = []  # the rate limit counts a submission once, not once per retry
+
+    def work(conn: Connection) -> Response:
+        try:
+            session = service.session_for_open(conn, survey, channel=channel, hidden=hidden)
+        except CxmError as exc:
+            return _problem(request, exc)
+        lang = _language(request, session, chosen)
+        t = ui(lang)
+        if bot:  # the honeypot was filled in: thank the robot, store nothing
+            return _message(request, lang, t["thanks"], t["thanks_text"])
+        if not allowed:
+            allowed.append(_allow(request))
+        if not allowed[0]:
+            return _message(request, lang, t["slow"], t["slow_text"], 429)
+        try:
+            service.save_answer(conn, session, qid, values, source=session.channel)
+        except Invalid as exc:
+            return _invalid(request, session, qid, values, lang, str(request.url), exc)
+        target = f"/s/open/{survey}/{session.response_id}"
+        if session.completed:
+            return _render(request, session, lang, target)
+        return RedirectResponse(_with_lang(target, lang), status_code=303)
+
+    return await _step(request, work)
 
 
 @router.get("/s/open/{survey}/{response_id}", response_class=HTMLResponse)
@@ -266,7 +282,7 @@ async def open_continue_submit(request: Request, survey: str, response_id: str) 
         path = f"/s/open/{survey}/{response_id}"
         return _answer(request, conn, session, qid, values, lang, path)
 
-    return await run_in_threadpool(_unit_of_work, request, work)
+    return await _step(request, work)
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
@@ -296,7 +312,7 @@ async def invitation_submit(request: Request, token: str) -> Response:
             return _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
         return _answer(request, conn, session, qid, values, lang, f"/s/{token}")
 
-    return await run_in_threadpool(_unit_of_work, request, work)
+    return await _step(request, work)
 
 
 def _invitation_customer(conn: Connection, token: str) -> tuple[str, str]:

@@ -550,20 +550,21 @@ def parse_answer(question: Any, values: list[str]) -> ParsedAnswer:
     return ParsedAnswer(text, text=text)  # stored as text; escaped wherever it is shown
 
 
-def _start_response(conn: Connection, session: Session, source: str, now: datetime) -> None:
+def _start_response(conn: Connection, session: Session, source: str,
+                    now: datetime) -> dict[str, Any]:  # fmt: skip
+    """Start a response: its hidden answers and the invitation's link to it are written; the
+    response row is returned for the caller to insert with the first answer's scores."""
     session.response_id = secrets.token_urlsafe(32)
     employee = session.defn.kind == "employee"
-    conn.execute(
-        responses.insert().values(
-            id=session.response_id, survey_key=session.defn.key, survey_version=session.version,
-            respondent_kind="employee" if employee else "customer",
-            customer_id=session.customer_id, employee_id=session.hidden.get("employee_id"),
-            invitation_id=session.invitation_id, trigger_event_id=session.trigger_event_id,
-            touchpoint_key=session.touchpoint, channel=session.channel,
-            language=session.language or session.defn.default_language, started_at=now,
-            submitted_at=None, completed=False, nps=None, nps_category=None, csat=None,
-            ces=None, comment=None, source=source,
-        )
+    row = dict(
+        id=session.response_id, survey_key=session.defn.key, survey_version=session.version,
+        respondent_kind="employee" if employee else "customer",
+        customer_id=session.customer_id, employee_id=session.hidden.get("employee_id"),
+        invitation_id=session.invitation_id, trigger_event_id=session.trigger_event_id,
+        touchpoint_key=session.touchpoint, channel=session.channel,
+        language=session.language or session.defn.default_language, started_at=now,
+        submitted_at=None, completed=False, nps=None, nps_category=None, csat=None,
+        ces=None, comment=None, source=source,
     )  # fmt: skip
     hidden_rows = []
     for q in session.defn.questions:
@@ -587,6 +588,7 @@ def _start_response(conn: Connection, session: Session, source: str, now: dateti
             .where(invitations.c.id == session.invitation_id)
             .values(response_id=session.response_id)
         )
+    return row
 
 
 def nps_category(score: int | None) -> str | None:
@@ -632,14 +634,14 @@ def save_answer(
         raise Invalid(f"'{question_id}' is not a question on this page")
     parsed = parse_answer(question, values)
     answer = parsed.value
-    if session.response_id is None:
-        _start_response(conn, session, source, now)
-    conn.execute(
-        response_answers.delete().where(
-            response_answers.c.response_id == session.response_id,
-            response_answers.c.question_id == question.id,
+    started = _start_response(conn, session, source, now) if session.response_id is None else None
+    if question.id in session.seen:  # answered before (every stored answer is in seen)
+        conn.execute(
+            response_answers.delete().where(
+                response_answers.c.response_id == session.response_id,
+                response_answers.c.question_id == question.id,
+            )
         )
-    )
     conn.execute(
         response_answers.insert().values(
             response_id=session.response_id, question_id=question.id,
@@ -666,7 +668,12 @@ def save_answer(
     values_out = derived(session.defn, session.answers) | {"completed": session.completed}
     if session.completed:
         values_out["submitted_at"] = now
-    conn.execute(responses.update().where(responses.c.id == session.response_id).values(values_out))
+    if started is not None:  # a new response: one insert with its scores, not two statements
+        conn.execute(responses.insert().values(started | values_out))
+    else:
+        conn.execute(
+            responses.update().where(responses.c.id == session.response_id).values(values_out)
+        )
     return session
 
 

@@ -221,6 +221,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             pool = getattr(app.state, name, None)
             if pool is not None:
                 pool.close()
+        writer = getattr(app.state, "answer_writer", None)
+        if writer is not None:  # respondents' steps already queued are committed first
+            writer.close()
 
     app = FastAPI(
         title="cxm",
