@@ -705,6 +705,24 @@ def get(conn: Connection, customer_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def display_names(conn: Connection, customer_ids: Sequence[str]) -> dict[str, str]:
+    """``{customer id: name}`` from each customer's ``name`` trait (else ``email``), for the
+    ids that have one; ids without either are left out (callers show a short id)."""
+    ids = sorted({i for i in customer_ids if i})
+    if not ids:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    query = sa.select(
+        customer_traits.c.customer_id, customer_traits.c.name, customer_traits.c.value
+    ).where(customer_traits.c.name.in_(("name", "email")))
+    for start in range(0, len(ids), 500):
+        chunk = query.where(customer_traits.c.customer_id.in_(ids[start : start + 500]))
+        for cid, trait, value in conn.execute(chunk):
+            if value:
+                found.setdefault(cid, {})[trait] = value
+    return {cid: t.get("name") or t["email"] for cid, t in found.items()}
+
+
 def merged_ids(conn: Connection, customer_id: str) -> list[str]:
     """The customer and every profile merged into it."""
     rows = conn.execute(sa.select(customers.c.id).where(customers.c.merged_into == customer_id))

@@ -16,7 +16,9 @@ from cxm.metrics import service as metric_service
 from cxm.org import auth, schemas
 from cxm.org import service as org
 from cxm.org.auth import Principal
+from cxm.org.scope import scope_for
 from cxm.org.security import db
+from cxm.web.names import names_for
 from cxm.web.sessions import check_csrf, csrf_token, signed_in
 from cxm.web.templating import templates
 from cxm.yamldoc import parse
@@ -35,6 +37,7 @@ NAV = [
     ("/rules", "Rules", ("admin", "cx_lead")),
     ("/org", "Organization", EVERYONE),
     ("/settings", "Settings", ("admin",)),
+    ("/status", "Status", ("admin",)),
 ]
 
 
@@ -43,12 +46,27 @@ def render(
 ) -> HTMLResponse:
     """Render a page with what every page needs: the user, the menu for their role, CSRF."""
     nav = [(href, label) for href, label, roles in NAV if who.role in roles]
+    names = names_for(request.app.state.engine, scope_for(who))
     return templates.TemplateResponse(
         request,
         template,
-        {"who": who, "nav": nav, "csrf_token": csrf_token(request), **context},
+        {"who": who, "nav": nav, "csrf_token": csrf_token(request), "names": names, **context},
         status_code=status_code,
     )
+
+
+def error_page(request: Request, message: str, status_code: int) -> HTMLResponse:
+    """An error as a page that keeps the navigation of whoever is signed in."""
+    who = None
+    try:
+        who = request.app.state.session_principal(request)
+    except Exception:  # an error page must render even when the store does not answer
+        who = None
+    context: dict[str, Any] = {"message": message, "status": status_code}
+    if who is not None:
+        nav = [(href, label) for href, label, roles in NAV if who.role in roles]
+        context |= {"who": who, "csrf_token": csrf_token(request), "nav": nav}
+    return templates.TemplateResponse(request, "error.html", context, status_code=status_code)
 
 
 def admin_only(who: Principal = Depends(signed_in)) -> Principal:
