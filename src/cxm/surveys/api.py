@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
+from cxm.config import link_base
 from cxm.errors import NotFound, responses
 from cxm.org.security import db, get_engine, require
 from cxm.surveys import analytics, people, service
@@ -86,7 +87,7 @@ class Unsubscribed(BaseModel):
 
 
 def _base(request: Request) -> str:
-    return str(request.app.state.settings.base_url)
+    return link_base(request.app.state.settings, str(request.base_url))
 
 
 @router.get("/surveys", dependencies=[read])

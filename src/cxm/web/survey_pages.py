@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
+from cxm.config import link_base
 from cxm.errors import CxmError, NotFound
 from cxm.org.auth import Principal
 from cxm.org.security import db, get_engine
@@ -17,6 +18,7 @@ from cxm.surveys import analytics as survey_analytics
 from cxm.surveys import service as surveys
 from cxm.surveys import suppressions as survey_suppressions
 from cxm.surveys.schemas import SurveyDefinition
+from cxm.web.listing import PAGE, Listing, csv_response
 from cxm.web.pages import render
 from cxm.web.sessions import check_csrf, signed_in
 from cxm.yamldoc import parse
@@ -32,20 +34,37 @@ def _reader(who: Principal = Depends(signed_in)) -> Principal:
     return who
 
 
-@router.get("/surveys", response_class=HTMLResponse)
+SURVEY_SORTS: dict[str, Any] = {
+    "name": lambda s: (s.name or s.title).lower(), "kind": lambda s: s.kind,
+    "version": lambda s: s.version, "updated_at": lambda s: s.updated_at,
+}  # fmt: skip
+
+
+@router.get("/surveys", response_class=HTMLResponse, response_model=None)
 def survey_list(
     request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
-) -> HTMLResponse:
+) -> Response:
+    """Every survey with its distribution funnel; sorted, paged, and as CSV."""
+    listing = Listing.from_request(request, tuple(SURVEY_SORTS), size=PAGE)
+    every = surveys.list_surveys(conn)
+    base = link_base(request.app.state.settings, str(request.base_url))
+    if listing.wants_csv:
+        return csv_response(
+            [s.__dict__ | {"open_link": surveys.open_link(base, s.key)} for s in every],
+            [("key", "key"), ("name", "name"), ("title", "title"), ("kind", "kind"),
+             ("version", "version"), ("languages", lambda r: " ".join(r["languages"])),
+             ("questions", "questions"), ("triggers", "triggers"),
+             ("updated_at", "updated_at"), ("open_link", "open_link")],
+            "surveys.csv",
+        )  # fmt: skip
+    shown, listing = listing.in_memory(every, SURVEY_SORTS)
     funnel: dict[str, list[dict[str, Any]]] = {}
     for row in survey_analytics.funnel(get_engine(request)):
         funnel.setdefault(row["survey_key"], []).append(row)
-    base = request.app.state.settings.base_url
     return render(
-        request, who, "surveys.html", surveys=surveys.list_surveys(conn), funnel=funnel,
+        request, who, "surveys.html", surveys=shown, funnel=funnel, listing=listing,
         stages=survey_analytics.STAGES, mail=survey_suppressions.per_survey(get_engine(request)),
-        open_links={
-            s.key: surveys.open_link(base, s.key) for s in surveys.list_surveys(conn)
-        },
+        open_links={s.key: surveys.open_link(base, s.key) for s in shown},
     )  # fmt: skip
 
 
@@ -77,8 +96,10 @@ def preview(defn: SurveyDefinition, language: str) -> dict[str, Any]:
 def _editor(
     request: Request, who: Principal, key: str, text: str, status_code: int = 200, **extra: Any
 ) -> HTMLResponse:
+    base = link_base(request.app.state.settings, str(request.base_url))
+    links = {"embed": surveys.embed_snippet(base, key), "open_link": surveys.open_link(base, key)}
     return render(request, who, "survey_editor.html", status_code, key=key, text=text,
-                  can_edit=who.role in EDITORS, **extra)  # fmt: skip
+                  can_edit=who.role in EDITORS, **(links | extra))  # fmt: skip
 
 
 @router.get("/surveys/{key}", response_class=HTMLResponse)
@@ -88,11 +109,9 @@ def survey_editor(
     defn = surveys.get_definition(conn, key)
     text = yaml.safe_dump(surveys.export_definition(conn, key), sort_keys=False, allow_unicode=True)
     lang = request.query_params.get("lang") or defn.default_language
-    base = request.app.state.settings.base_url
     return _editor(
         request, who, key, text, preview=preview(defn, lang), languages=defn.languages,
         version=surveys.current_version(conn, key),
-        embed=surveys.embed_snippet(base, key), open_link=surveys.open_link(base, key),
     )  # fmt: skip
 
 

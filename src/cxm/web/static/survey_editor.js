@@ -1,11 +1,12 @@
 // Live preview: re-render a moment after typing stops (the form works without this, too).
 (function () {
   var form = document.getElementById("editor"), timer = null;
-  form.definition.addEventListener("input", function () {
+  function refresh(delay) {
     clearTimeout(timer);
     timer = setTimeout(function () {
       var data = new FormData(form); data.set("action", "preview");
-      fetch(form.action, {method: "POST", body: data}).then(function (r) { return r.text(); }).then(function (html) {
+      // form.action would read the button named "action"; the attribute is the form's address.
+      fetch(form.getAttribute("action"), {method: "POST", body: data, headers: {"Accept": "text/html"}}).then(function (r) { return r.text(); }).then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.querySelector(".preview"), old = document.querySelector(".preview");
         if (fresh && old) { old.replaceWith(fresh); }
@@ -13,6 +14,8 @@
         if (oldErr) { oldErr.remove(); }
         if (err) { document.querySelector("main h1").after(err); }
       });
-    }, 600);
-  });
+    }, delay);
+  }
+  form.definition.addEventListener("input", function () { refresh(600); });
+  if (form.language) { form.language.addEventListener("change", function () { refresh(0); }); }
 })();
