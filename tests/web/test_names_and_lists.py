@@ -82,6 +82,7 @@ def test_case_inbox_has_a_total_pages_sorting_and_a_csv_of_the_whole_list(
     assert len(re.findall(r'<tr id="case-', second.text)) == 10
     shown = set(re.findall(r'<tr id="case-(\w+)"', first.text + second.text))
     assert len(shown) == 60  # the two pages neither overlap nor leave one out
+    assert "of 60 cases" in _text(client.get("/cases?status=all").text)  # no filter at all
 
     def titles(query: str) -> list[str]:
         page = client.get(f"/cases?{query}").text

@@ -277,8 +277,8 @@ def list_cases(
 
 def count_cases(conn: Connection, scope: Scope, **where: Any) -> int:
     """How many cases ``list_cases`` with the same filters would page through."""
-    query = _case_filter(conn, scope, **where).with_only_columns(sa.func.count())
-    return int(conn.execute(query).scalar_one())
+    matching = _case_filter(conn, scope, **where).subquery("matching")
+    return int(conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one())
 
 
 def _row(conn: Connection, scope: Scope, case_id: str) -> dict[str, Any]:
