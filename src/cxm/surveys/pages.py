@@ -200,7 +200,9 @@ def _answer(
 
 
 @router.get("/s/open/{survey}", response_class=HTMLResponse)
-def open_page(request: Request, survey: str, conn: Connection = Depends(db)) -> Response:
+def open_page(
+    request: Request, survey: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     try:
         hidden = {k: v for k, v in request.query_params.items() if k not in ("channel", "lang")}
         session = service.session_for_open(
@@ -230,7 +232,9 @@ def _allow(request: Request) -> bool:
 
 
 @router.post("/s/open/{survey}", response_class=HTMLResponse)
-async def open_submit(request: Request, survey: str, conn: Connection = Depends(db)) -> Response:
+async def open_submit(
+    request: Request, survey: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     qid, values, chosen, bot = await _form(request)
     try:
         hidden = {k: v for k, v in request.query_params.items() if k not in ("channel", "lang")}
@@ -257,7 +261,10 @@ async def open_submit(request: Request, survey: str, conn: Connection = Depends(
 
 @router.get("/s/open/{survey}/{response_id}", response_class=HTMLResponse)
 def open_continue(
-    request: Request, survey: str, response_id: str, conn: Connection = Depends(db)
+    request: Request,
+    survey: str,
+    response_id: str,
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     try:
         session = service.session_for_open(conn, survey, response_id)
@@ -327,7 +334,9 @@ def _invitation_customer(conn: Connection, token: str) -> tuple[str, str]:
 
 
 @router.get("/s/{token}/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(request: Request, token: str, conn: Connection = Depends(db)) -> Response:
+def unsubscribe_page(
+    request: Request, token: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     # A confirmation button, not an unsubscribe on GET: link scanners follow every link.
     try:
         _, lang = _invitation_customer(conn, token)
@@ -341,7 +350,9 @@ def unsubscribe_page(request: Request, token: str, conn: Connection = Depends(db
 
 
 @router.post("/s/{token}/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_submit(request: Request, token: str, conn: Connection = Depends(db)) -> Response:
+def unsubscribe_submit(
+    request: Request, token: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     try:
         customer_id, lang = _invitation_customer(conn, token)
     except NotFound as exc:

@@ -65,7 +65,7 @@ def inbox(
     assignee: str = Query(""),
     team: str = Query(""),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """The inbox: the agent's team (or the caller's scope), riskiest SLA first, a page at a
     time with its total; any column sorts, and ``format=csv`` downloads the whole list."""
@@ -139,7 +139,7 @@ def bulk_assign(
     assignee: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     check_csrf(request, csrf_token_)
     if case_ids and assignee:
@@ -192,7 +192,9 @@ def _case_page(
 
 @router.get("/cases/root-causes", response_class=HTMLResponse)
 def root_cause_page(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Cases and detractors by root cause over time, and what each root cause costs."""
     scope = scope_for(who)
@@ -214,7 +216,7 @@ def case_page(
     request: Request,
     case_id: str,
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _case_page(request, who, conn, case_id)
 
@@ -232,7 +234,7 @@ def act(
     followup: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """One form per action on the case page: status, note, assign, root causes."""
     check_csrf(request, csrf_token_)
@@ -297,7 +299,9 @@ def _initiatives_reader(who: Principal = Depends(signed_in)) -> Principal:
 
 @router.get("/initiatives", response_class=HTMLResponse)
 def initiatives_page(
-    request: Request, who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(_initiatives_reader),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _initiatives(request, who, conn)
 
@@ -323,7 +327,7 @@ def create_initiative(
     expected_effect: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """Create an initiative from the form (admin, CX lead, or a manager for their department)."""
     check_csrf(request, csrf_token_)
@@ -362,7 +366,7 @@ def initiative_page(
     request: Request,
     initiative_id: str,
     who: Principal = Depends(_initiatives_reader),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """An initiative's targeted metric before and after its start, with a significance test."""
     init = service.get_initiative(conn, initiative_id)
@@ -389,7 +393,9 @@ RULE_SORTS: dict[str, Any] = {
 
 @router.get("/rules", response_class=HTMLResponse, response_model=None)
 def rules_page(
-    request: Request, who: Principal = Depends(_rule_editor), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(_rule_editor),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """The rules with their condition, priority, SLA, routing, state and cases opened."""
     listing = Listing.from_request(request, tuple(RULE_SORTS))
@@ -421,7 +427,7 @@ def rule_enabled(
     enabled: str = Form(...),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(_rule_editor),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     check_csrf(request, csrf_token_)
     service.set_rule_enabled(conn, key, enabled == "yes")
@@ -436,7 +442,9 @@ def _editor(
 
 @router.get("/rules/edit", response_class=HTMLResponse)
 def rules_editor(
-    request: Request, who: Principal = Depends(_rule_editor), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(_rule_editor),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _editor(request, who, service.export_rules(conn))
 
@@ -448,7 +456,7 @@ def rules_save(
     action: str = Form("check"),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(_rule_editor),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Check the rules (change nothing) or save them (the text becomes the whole rule set)."""
     check_csrf(request, csrf_token_)

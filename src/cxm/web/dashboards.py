@@ -63,7 +63,9 @@ def kpis(board: Board) -> list[dict[str, Any]]:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """NPS, CSAT and CES with intervals and trend, by department, movers, volume, alerts."""
     scope = scope_for(who)
@@ -157,7 +159,9 @@ def _latest_significant(df: pd.DataFrame) -> pd.DataFrame:
 
 @router.get("/departments", response_class=HTMLResponse)
 def departments_index(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     scope = scope_for(who)
     f = Filters.from_request(request, scope)
@@ -175,7 +179,7 @@ def departments_index(
 @router.get("/departments/{key}", response_class=HTMLResponse)
 def scorecard(
     key: str, request: Request, who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:  # fmt: skip
     """One department's part of the experience: its touchpoints, trend, comments, neighbours."""
     scope = scope_for(who)

@@ -46,7 +46,9 @@ def _int(request: Request, name: str, default: int) -> int:
 
 @router.get("/feedback", response_class=HTMLResponse, response_model=None)
 def explorer(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """Responses with filters, a total, pages, sorting and a CSV of the whole filtered list;
     each links to its customer."""
@@ -109,7 +111,9 @@ def _feedback_csv(conn: Connection, scope: Scope, query: feedback.Query) -> Resp
 
 @router.get("/customers", response_class=HTMLResponse, response_model=None)
 def customers_search(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """Find a customer by any identifier."""
     scope = scope_for(who)
@@ -132,7 +136,7 @@ def customers_search(
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer_page(
     customer_id: str, request: Request, who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:  # fmt: skip
     """Profile, identities, and one timeline across all departments, colour-coded."""
     scope = scope_for(who)

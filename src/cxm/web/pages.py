@@ -93,7 +93,9 @@ def _org_context(conn: Connection) -> dict[str, Any]:
 
 @router.get("/org", response_class=HTMLResponse)
 def organization(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """The organization: the ownership matrix of touchpoints by departments, and the teams."""
     return render(request, who, "home.html", **_org_context(conn))
@@ -108,7 +110,7 @@ def assign_touchpoint(
     contributors: list[str] = Form(default=[]),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """An admin assigns a touchpoint's owner and contributors from the matrix."""
     check_csrf(request, csrf_token_)
@@ -126,7 +128,9 @@ def assign_touchpoint(
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(
-    request: Request, who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _settings(request, who, conn)
 
@@ -181,7 +185,7 @@ def create_user(
     team_key: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     try:
@@ -203,7 +207,7 @@ def create_key(
     name: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     try:
@@ -219,7 +223,7 @@ def revoke_key(
     key_id: str,
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     auth.revoke_api_key(conn, key_id)
@@ -235,7 +239,7 @@ def set_metric_target(
     value: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Set a metric's target for the installation, or for one slice (department=billing)."""
     check_csrf(request, csrf_token_)
@@ -266,7 +270,7 @@ def _number(field: str, raw: str) -> float:
 
 @router.get("/settings/org.yaml")
 def export_org_file(
-    who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+    who: Principal = Depends(admin_only), conn: Connection = Depends(db, scope="function")
 ) -> PlainTextResponse:
     text = yaml.safe_dump(org.export_org(conn), sort_keys=False, allow_unicode=True)
     return PlainTextResponse(
@@ -280,7 +284,7 @@ async def apply_org_file(
     file: UploadFile,
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     raw = await file.read()

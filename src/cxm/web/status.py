@@ -40,7 +40,9 @@ def last_errors(
 
 @router.get("/status", response_class=HTMLResponse)
 def status_page(
-    request: Request, who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Is the installation well? Store, mail, jobs and webhooks, with the last errors."""
     settings = request.app.state.settings
