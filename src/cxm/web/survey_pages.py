@@ -18,6 +18,7 @@ from cxm.surveys import analytics as survey_analytics
 from cxm.surveys import service as surveys
 from cxm.surveys import suppressions as survey_suppressions
 from cxm.surveys.schemas import SurveyDefinition
+from cxm.web import survey_builder
 from cxm.web.listing import PAGE, Listing, csv_response
 from cxm.web.pages import render
 from cxm.web.sessions import check_csrf, signed_in
@@ -42,7 +43,9 @@ SURVEY_SORTS: dict[str, Any] = {
 
 @router.get("/surveys", response_class=HTMLResponse, response_model=None)
 def survey_list(
-    request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(_reader),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """Every survey with its distribution funnel; sorted, paged, and as CSV."""
     listing = Listing.from_request(request, tuple(SURVEY_SORTS), size=PAGE)
@@ -98,21 +101,33 @@ def _editor(
 ) -> HTMLResponse:
     base = link_base(request.app.state.settings, str(request.base_url))
     links = {"embed": surveys.embed_snippet(base, key), "open_link": surveys.open_link(base, key)}
+    defn = extra.pop("defn", None)
+    if defn is not None:
+        shown = extra.get("preview") or {}
+        extra["builder"] = survey_builder.rows(defn, shown.get("language") or defn.default_language)
     return render(request, who, "survey_editor.html", status_code, key=key, text=text,
                   can_edit=who.role in EDITORS, **(links | extra))  # fmt: skip
 
 
 @router.get("/surveys/{key}", response_class=HTMLResponse)
 def survey_editor(
-    key: str, request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
+    key: str,
+    request: Request,
+    who: Principal = Depends(_reader),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     defn = surveys.get_definition(conn, key)
     text = yaml.safe_dump(surveys.export_definition(conn, key), sort_keys=False, allow_unicode=True)
     lang = request.query_params.get("lang") or defn.default_language
     return _editor(
         request, who, key, text, preview=preview(defn, lang), languages=defn.languages,
-        version=surveys.current_version(conn, key),
+        version=surveys.current_version(conn, key), defn=defn,
     )  # fmt: skip
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """Every field of the posted form (the builder names its fields after the questions)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
 
 
 @router.post("/surveys/{key}", response_class=HTMLResponse)
@@ -121,27 +136,39 @@ def survey_save(
     request: Request,
     definition: str = Form(""),
     action: str = Form("preview"),
+    builder: str = Form(""),
     language: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
+    form: dict[str, str] = Depends(_form),
     who: Principal = Depends(_reader),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
-    """Preview the edited definition, or publish it as a new version (admins and CX leads)."""
+    """Preview the edited definition, change it with the visual builder (``builder`` names
+    the edit), or publish it as a new version (admins and CX leads)."""
     check_csrf(request, csrf_token_)
     surveys.get_definition(conn, key)
     try:
         doc = parse(definition, f"survey {key}")
+        if builder:
+            edited = survey_builder.apply(doc.data, builder, form, language or "en")
+            definition = survey_builder.dump(edited)
+            doc = parse(definition, f"survey {key}")
         defn = surveys.validate_definition(doc)
         if defn.key != key:
             raise CxmError(f"key: this editor publishes '{key}'; the text says '{defn.key}'")
     except CxmError as exc:
         return _editor(request, who, key, definition, 422, error=str(exc))
     shown = preview(defn, language or defn.default_language)
+    if builder:
+        notice = "Changed in the builder; publish to make it live."
+        return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
+                       defn=defn, notice=notice)  # fmt: skip
     if action != "publish":
-        return _editor(request, who, key, definition, preview=shown, languages=defn.languages)
+        return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
+                       defn=defn)  # fmt: skip
     if who.role not in EDITORS:
         raise NotFound("page not found")
     result = surveys.apply_definition(conn, doc)
     notice = f"published version {result.version}" if result.status != "unchanged" else "no change"
     return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
-                   notice=notice, version=result.version)  # fmt: skip
+                   notice=notice, version=result.version, defn=defn)  # fmt: skip

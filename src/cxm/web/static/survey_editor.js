@@ -10,6 +10,9 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.querySelector(".preview"), old = document.querySelector(".preview");
         if (fresh && old) { old.replaceWith(fresh); }
+        // The builder shows the same definition: keep it in step with the text.
+        var freshBuilder = doc.getElementById("builder"), oldBuilder = document.getElementById("builder");
+        if (freshBuilder && oldBuilder) { oldBuilder.replaceWith(freshBuilder); }
         var err = doc.querySelector(".error"), oldErr = document.querySelector("main > .error");
         if (oldErr) { oldErr.remove(); }
         if (err) { document.querySelector("main h1").after(err); }
@@ -18,4 +21,21 @@
   }
   form.definition.addEventListener("input", function () { refresh(600); });
   if (form.language) { form.language.addEventListener("change", function () { refresh(0); }); }
+})();
+// Preview as on a phone (390 px) or a desktop; the choice survives the live re-render.
+(function () {
+  var size = "desktop";
+  function apply() {
+    var box = document.querySelector(".preview");
+    if (!box) { return; }
+    box.classList.toggle("preview-phone", size === "phone");
+    box.querySelectorAll("[data-preview-size]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.previewSize === size));
+    });
+  }
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("[data-preview-size]") : null;
+    if (b) { size = b.dataset.previewSize; apply(); }
+  });
+  new MutationObserver(apply).observe(document.querySelector("main"), {childList: true, subtree: true});
 })();
