@@ -160,3 +160,25 @@ def test_the_public_scales_name_their_ends(demo_server: LiveServer, wide: Page) 
     # Screen readers hear the ends on the first and last points too.
     expect(wide.locator(".scale label").first).to_contain_text("Very dissatisfied")
     screenshot(wide, "public-scale-ends")
+
+
+def test_the_visual_builder_adds_and_moves_a_question_and_previews_on_a_phone(
+    demo_server: LiveServer, wide: Page
+) -> None:
+    sign_in(wide, demo_server, "cx_lead")
+    wide.goto(demo_server.url + "/surveys/support_csat")
+    builder = wide.locator("#builder")
+    builder.get_by_label("Type").select_option("open_text")
+    builder.get_by_label("Id (letters, digits, _)").fill("why")
+    builder.get_by_label("Question text (en)", exact=True).last.fill("What made the difference?")
+    builder.get_by_role("button", name="Add question").click()
+    expect(wide.locator(".preview")).to_contain_text("What made the difference?")
+    expect(wide.locator("#definition")).to_have_value(re.compile("What made the difference"))
+    wide.get_by_role("button", name="Move why up").click()
+    questions = wide.locator(".builder-questions > li")
+    expect(questions.nth(questions.count() - 2)).to_have_id("bq-why")
+    wide.get_by_role("button", name="Phone").click()
+    expect(wide.locator(".preview")).to_have_class(re.compile("preview-phone"))
+    box = wide.locator(".preview").bounding_box()
+    assert box is not None and box["width"] <= 390
+    screenshot(wide, "survey-builder-phone-preview")
