@@ -168,3 +168,22 @@ def test_survey_links_use_the_address_the_server_is_reached_at(
     assert f"{expected}/s/open/relationship_nps" in editor
     assert f"{expected}/s/open/relationship_nps" in listing
     assert "127.0.0.1:8000" not in editor + listing
+
+
+def test_the_customer_list_counts_sorts_and_downloads_for_roles_that_read_everyone(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    with seeded.begin() as conn:
+        setup_org(conn)
+        for n in range(55):
+            add_customer(conn, f"c{n}@example.com", {"name": f"Customer Number {n:02d}"})
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get("/customers")
+    assert "1\u201350 of 55 customers" in _text(page.text)
+    assert "Customer Number" in page.text
+    assert client.get("/customers?sort=password").status_code == 422
+    rows = list(csv.DictReader(io.StringIO(client.get("/customers?format=csv").text)))
+    assert len(rows) == 55 and {r["name"] for r in rows} == {f"Customer Number {n:02d}"
+                                                              for n in range(55)}  # fmt: skip
+    manager = as_role(app_client, seeded, "manager")
+    assert "Customer Number" not in manager.get("/customers").text  # managers search instead

@@ -738,16 +738,41 @@ def merges(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def list_customers(conn: Connection, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    """Current (not merged, not erased) profiles, most recently seen first."""
+# Columns the customer list sorts by (default: most recently seen first).
+CUSTOMER_SORTS = ("last_seen", "first_seen", "interaction_count")
+
+
+def list_customers(
+    conn: Connection,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str | None = None,
+    descending: bool = True,
+) -> list[dict[str, Any]]:
+    """Current (not merged, not erased) profiles, most recently seen first, or by ``sort``
+    (one of ``CUSTOMER_SORTS``). Raises Invalid for another column."""
+    order = [customers.c.last_seen.desc(), customers.c.id]
+    if sort:
+        if sort not in CUSTOMER_SORTS:
+            raise Invalid(f"sort: use one of {', '.join(CUSTOMER_SORTS)}, not '{sort}'")
+        column = customers.c[sort]
+        order = [column.desc() if descending else column.asc(), customers.c.id]
     rows = conn.execute(
         sa.select(customers)
         .where(customers.c.merged_into.is_(None), customers.c.erased_at.is_(None))
-        .order_by(customers.c.last_seen.desc(), customers.c.id)
+        .order_by(*order)
         .limit(limit)
         .offset(offset)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def count_customers(conn: Connection) -> int:
+    """How many current profiles ``list_customers`` pages through."""
+    query = sa.select(sa.func.count()).where(
+        customers.c.merged_into.is_(None), customers.c.erased_at.is_(None)
+    )
+    return int(conn.execute(query.select_from(customers)).scalar_one())
 
 
 # ---- rebuild ----

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.actions import service as actions
 from cxm.customer360 import service as c360
+from cxm.customers import service as customer_service
 from cxm.errors import Invalid, NotFound
 from cxm.feedback import service as feedback
 from cxm.org import service as org
@@ -129,8 +130,23 @@ def customers_search(
             return RedirectResponse(f"/customers/{found['id']}", status_code=303)
         except NotFound:
             error = str(customer_not_found())
-    return render(request, who, "customers.html", q=identifier, error=error,
-                  status_code=404 if error else 200)  # fmt: skip
+    listing = Listing.from_request(request, customer_service.CUSTOMER_SORTS)
+    rows: list[dict[str, Any]] = []
+    if scope.everything:
+        # The whole list is for roles that read every customer; others search.
+        listing = listing.counted(customer_service.count_customers(conn))
+        order: dict[str, Any] = {"sort": listing.sort or None, "descending": listing.descending}
+        if listing.wants_csv and not identifier:
+            every = customer_service.list_customers(conn, 100_000, 0, **order)
+            names = names_for(conn, scope)
+            names.prefetch(r["id"] for r in every)
+            return csv_response(every, [
+                ("id", "id"), ("name", lambda r: names.customer(r["id"], "")),
+                ("first_seen", "first_seen"), ("last_seen", "last_seen"),
+                ("interactions", "interaction_count")], "customers.csv")  # fmt: skip
+        rows = customer_service.list_customers(conn, listing.size, listing.offset, **order)
+    return render(request, who, "customers.html", q=identifier, error=error, rows=rows,
+                  listing=listing, status_code=404 if error else 200)  # fmt: skip
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
