@@ -11,6 +11,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export CXM_DATA_DIR ?= ./data
 
+AXE := node_modules/axe-core/axe.min.js
+
 .PHONY: run test bench lint setup system-deps clean
 
 $(STAMP): pyproject.toml Makefile
@@ -31,10 +33,16 @@ system-deps:
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v dot >/dev/null || missing="$$missing graphviz"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# axe-core, from its npm package, for the browser tests' accessibility checks (never served).
+$(AXE): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
 
 run: $(STAMP)
 	$(CXM) init
@@ -44,7 +52,7 @@ run: $(STAMP)
 	@echo
 	$(CXM) serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(AXE)
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -57,4 +65,4 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache node_modules

@@ -15,13 +15,18 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable; built once at the app or CLI entry, never at import time."""
 
     data_dir: Path = field(default_factory=lambda: Path(_env("CXM_DATA_DIR", "./data")))
     database_url: str = ""
-    base_url: str = field(default_factory=lambda: _env("CXM_BASE_URL", "http://127.0.0.1:8000"))
+    # The address links in emails and embeds point at. Unset (""), pages use the address the
+    # server is reached at and ``cxm serve`` its own host and port; see ``base_url_set``.
+    base_url: str = field(default_factory=lambda: _env("CXM_BASE_URL", ""))
     secret_key: str = field(default_factory=lambda: _env("CXM_SECRET_KEY", ""))
     smtp_host: str = field(default_factory=lambda: _env("CXM_SMTP_HOST", "127.0.0.1"))
     smtp_port: int = field(default_factory=lambda: int(_env("CXM_SMTP_PORT", "25")))
@@ -57,11 +62,22 @@ class Settings:
         default_factory=lambda: int(_env("CXM_EMPLOYEE_MIN_GROUP", "5"))
     )
     session_hours: float = field(default_factory=lambda: float(_env("CXM_SESSION_HOURS", "12")))
+    # True when CXM_BASE_URL (or an override) named the base URL; False when it is the default.
+    base_url_set: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url_set", bool(self.base_url))
+        if not self.base_url:
+            object.__setattr__(self, "base_url", DEFAULT_BASE_URL)
         if not self.database_url:
             url = _env("CXM_DATABASE_URL", f"duckdb:///{self.data_dir / 'cxm.duckdb'}")
             object.__setattr__(self, "database_url", url)
+
+
+def link_base(settings: Settings, reached_at: str) -> str:
+    """The base of links shown on a page: CXM_BASE_URL when set, else the address the request
+    reached the server at (``reached_at``, e.g. ``http://host:8101/``), without a final slash."""
+    return (settings.base_url if settings.base_url_set else reached_at).rstrip("/")
 
 
 def load_settings(**overrides: object) -> Settings:

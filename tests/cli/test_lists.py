@@ -82,7 +82,7 @@ def test_cases_list_as_csv_has_a_header_and_one_row_per_case(with_cases: Engine)
     assert out.exit_code == 0, out.output
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert sorted(r["id"] for r in rows) == sorted(_ids([]))
-    assert {r["touchpoint_key"] for r in rows} == {"delivery"}
+    assert {r["touchpoint"] for r in rows} == {"Home delivery"}  # names, not keys
 
 
 @pytest.mark.parametrize(

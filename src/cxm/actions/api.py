@@ -119,7 +119,7 @@ def list_cases(
     rule: str | None = None,
     touchpoint: str | None = None,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> list[CaseOut]:
     """Cases the caller may see, sorted by SLA risk (agents: their team's only)."""
     scope = scope_for(who)
@@ -145,7 +145,9 @@ def list_cases(
 
 @router.post("/cases/assign", responses=responses(404))
 def bulk_assign(
-    body: BulkAssignBody, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    body: BulkAssignBody,
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Assigned:
     n = service.bulk_assign(
         conn, scope_for(who), who.email, body.case_ids, body.assignee, body.reason
@@ -155,7 +157,7 @@ def bulk_assign(
 
 @router.get("/cases/root-causes")
 def root_causes(
-    who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    who: Principal = Depends(require("read")), conn: Connection = Depends(db, scope="function")
 ) -> list[RootCauseOut]:
     return [RootCauseOut.model_validate(r) for r in service.list_root_causes(conn)]
 
@@ -163,7 +165,9 @@ def root_causes(
 @router.put("/cases/root-causes", openapi_extra={"requestBody": YAML_BODY},
             responses=responses(404, 413))  # fmt: skip
 async def apply_root_causes(
-    request: Request, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Applied:
     """Replace or extend the root-cause taxonomy with a YAML body (see root_causes.yaml)."""
     text = await read_text(request)
@@ -179,7 +183,9 @@ def closed_loop_metrics(request: Request, who: Principal = Depends(require("read
 
 @router.get("/cases/{case_id}", response_model=CaseOut, responses=responses(404))
 def get_case(
-    case_id: CaseId, who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    case_id: CaseId,
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     return service.get_case(conn, scope_for(who), case_id)
 
@@ -189,7 +195,7 @@ def assign(
     case_id: CaseId,
     body: AssignBody,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     return service.assign(
         conn, scope_for(who), who.email, case_id, body.assignee, team=body.team, reason=body.reason
@@ -201,7 +207,7 @@ def set_status(
     case_id: CaseId,
     body: StatusBody,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     return service.set_status(
         conn,
@@ -220,7 +226,7 @@ def add_note(
     case_id: CaseId,
     body: NoteBody,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     return service.add_note(conn, scope_for(who), who.email, case_id, body.body)
 
@@ -230,7 +236,7 @@ def set_root_causes(
     case_id: CaseId,
     body: RootCauseBody,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     return service.set_root_causes(conn, scope_for(who), who.email, case_id, body.root_causes)
 
@@ -240,14 +246,16 @@ def set_root_causes(
 
 @router.get("/rules")
 def list_rules(
-    who: Principal = Depends(require("read")), conn: Connection = Depends(db)
+    who: Principal = Depends(require("read")), conn: Connection = Depends(db, scope="function")
 ) -> list[RuleOut]:
     return [RuleOut.model_validate(r) for r in service.list_rules(conn)]
 
 
 @router.put("/rules", openapi_extra={"requestBody": YAML_BODY}, responses=responses(404, 413))
 async def apply_rules(
-    request: Request, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Applied:
     """Apply a rules file (YAML or JSON body); errors name the line."""
     text = await read_text(request)
@@ -259,7 +267,7 @@ def put_rule(
     key: str,
     body: RuleIn,
     who: Principal = Depends(require("admin")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     if body.key != key:
         raise Invalid(f"key: the body names rule '{body.key}' but the URL names '{key}'")
@@ -269,34 +277,40 @@ def put_rule(
 
 @router.delete("/rules/{key}", status_code=204, responses=responses(404))
 def delete_rule(
-    key: str, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    key: str,
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> None:
     service.delete_rule(conn, key)
 
 
 @router.post("/rules/run")
-def run_rules(who: Principal = Depends(require("admin")), conn: Connection = Depends(db)) -> Opened:
+def run_rules(
+    who: Principal = Depends(require("admin")), conn: Connection = Depends(db, scope="function")
+) -> Opened:
     """Evaluate every enabled rule now; idempotent."""
     return Opened(opened=service.run_rules(conn))
 
 
 @router.get("/rules/webhooks")
 def list_webhooks(
-    who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    who: Principal = Depends(require("admin")), conn: Connection = Depends(db, scope="function")
 ) -> list[WebhookOut]:
     return [WebhookOut.model_validate(w) for w in service.list_webhooks(conn)]
 
 
 @router.post("/rules/webhooks", status_code=201)
 def add_webhook(
-    body: WebhookIn, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    body: WebhookIn,
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> WebhookOut:
     return WebhookOut.model_validate(service.add_webhook(conn, body))
 
 
 @router.get("/rules/webhooks/deliveries")
 def deliveries(
-    who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    who: Principal = Depends(require("admin")), conn: Connection = Depends(db, scope="function")
 ) -> list[Record]:
     return [Record.model_validate(d) for d in service.deliveries(conn)]
 
@@ -312,7 +326,7 @@ def _initiatives_reader(who: Principal = Depends(require("read"))) -> Principal:
 
 @router.get("/initiatives", responses=responses(404))
 def list_initiatives(
-    who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
+    who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db, scope="function")
 ) -> list[InitiativeOut]:
     return [InitiativeOut.model_validate(i) for i in service.list_initiatives(conn)]
 
@@ -320,7 +334,9 @@ def list_initiatives(
 @router.post("/initiatives", status_code=201, response_model=InitiativeOut,
              responses=responses(404))  # fmt: skip
 def create_initiative(
-    body: InitiativeIn, who: Principal = Depends(require("admin")), conn: Connection = Depends(db)
+    body: InitiativeIn,
+    who: Principal = Depends(require("admin")),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     return service.create_initiative(conn, body)
 
@@ -331,7 +347,7 @@ def get_initiative(
     initiative_id: str,
     request: Request,
     who: Principal = Depends(_initiatives_reader),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> dict[str, Any]:
     """The initiative with its targeted metric before and after the start, and a test; and
     its difference in differences against the same metric at the other touchpoints."""

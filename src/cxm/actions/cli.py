@@ -31,8 +31,6 @@ rules_app = typer.Typer(
     help="Rules that open cases: apply a file, run them now.", no_args_is_help=True
 )
 ACTOR = "cli"
-# The service refuses pages larger than this; the total is counted a page at a time.
-PAGE_MAX = 1000
 
 
 def _operator() -> Scope:
@@ -59,6 +57,7 @@ def list_(
     'cxm cases show ID' takes any of them."""
     from cxm.actions import service
     from cxm.actions.schemas import STATUSES
+    from cxm.org import service as org
 
     check_format(fmt)
     check_page(limit, offset)
@@ -68,25 +67,21 @@ def list_(
     with errors(), engine().connect() as conn:
         where: dict[str, Any] = {"status": status or None, "team": team, "assignee": assignee}
         rows = service.list_cases(conn, _operator(), **where, limit=limit, offset=offset)
-        total = offset + len(rows)
-        # More may follow a full page, and a page past the end says nothing of the total:
-        # count them, a page at a time.
-        if len(rows) == limit or (not rows and offset):
-            total, done = 0, False
-            while not done:
-                batch = service.list_cases(conn, _operator(), **where, limit=PAGE_MAX,
-                                           offset=total)  # fmt: skip
-                total += len(batch)
-                done = len(batch) < PAGE_MAX
+        total = service.count_cases(conn, _operator(), **where)
+        # Names, not keys (the JSON keeps both).
+        touchpoints = {t.key: t.name for t in org.list_touchpoints(conn)}
+        teams = {t.key: t.name for t in org.list_teams(conn)}
+        for r in rows:
+            r["touchpoint"] = touchpoints.get(r["touchpoint_key"] or "", r["touchpoint_key"]) or "—"
+            r["team"] = teams.get(r["team_key"] or "", r["team_key"]) or "CX lead queue"
     if fmt == "json":
         print_json(rows)
         return
     for r in rows:
-        r["team"] = r["team_key"] or "CX lead queue"
         r["due"] = (
             r["first_response_due"] if r["first_response_at"] is None else r["resolution_due"]
         ).strftime("%Y-%m-%d %H:%M")
-    columns = ["id", "priority", "status", "sla_state", "due", "touchpoint_key", "team",
+    columns = ["id", "priority", "status", "sla_state", "due", "touchpoint", "team",
                "assignee", "title"]  # fmt: skip
     print_list(rows, columns, "Cases", fmt=fmt, total=total, offset=offset)
 

@@ -24,10 +24,14 @@ from cxm.insights.facts import customer_predictions
 from cxm.interactions.facts import interactions
 from cxm.metrics.facts import metric_alerts
 from cxm.store import insert_ignore, jobs, utcnow
+from cxm.surveys import service as surveys
 from cxm.surveys.facts import responses_table as responses
+from cxm.surveys.schemas import FIXED_SCALES
 from cxm.text.facts import text_annotations, text_themes
 
 SLA_CHECK = "actions.sla"
+# The top of each score's scale, so a title reads "NPS 6 of 10".
+SCALE_TOP = {k: top for k, (_, top) in FIXED_SCALES.items()}
 TEXT_SOURCE = "survey_response"
 
 
@@ -103,6 +107,7 @@ def _response_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[Can
         )
         query = query.where(r.c.nps.is_not(None), previous - r.c.nps >= w.nps_drop)
     rows = conn.execute(query.order_by(r.c.submitted_at, r.c.id).limit(limit)).mappings().all()
+    survey_names = {s.key: s.name or s.title for s in surveys.list_surveys(conn)} if rows else {}
     found = []
     for row in rows:
         if w.customer_trait:
@@ -111,9 +116,12 @@ def _response_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[Can
             if not all(have.get(k) in vs for k, vs in w.customer_trait.items()):
                 continue
         score = ", ".join(
-            f"{k.upper()} {row[k]}" for k in ("nps", "csat", "ces") if row[k] is not None
+            f"{k.upper()} {row[k]} of {SCALE_TOP[k]}"
+            for k in ("nps", "csat", "ces")
+            if row[k] is not None
         )
-        title = f"{rule.name}: {row['survey_key']}" + (f" ({score})" if score else "")
+        survey = survey_names.get(row["survey_key"]) or row["survey_key"]
+        title = f"{rule.name}: {survey}" + (f" ({score})" if score else "")
         found.append(
             Candidate("response", row["id"], title[:300], row["customer_id"], row["touchpoint_key"])
         )

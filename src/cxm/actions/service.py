@@ -29,6 +29,7 @@ from cxm.actions.tables import (
     case_root_causes,
     cases,
     initiatives,
+    notifications,
     root_causes,
     webhook_deliveries,
     webhooks,
@@ -213,7 +214,12 @@ def risk_order() -> Any:
     return [closed, next_due, cases.c.id]
 
 
-def list_cases(
+# Columns a case list may be sorted by (the default is the SLA-risk order).
+CASE_SORTS = ("opened_at", "priority", "status", "title", "touchpoint_key", "team_key",
+              "first_response_due", "resolution_due", "sla_state")  # fmt: skip
+
+
+def _case_filter(
     conn: Connection,
     scope: Scope,
     *,
@@ -223,12 +229,7 @@ def list_cases(
     priority: str | None = None,
     rule: str | None = None,
     touchpoint: str | None = None,
-    limit: int = 200,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Cases the scope may see, sorted by SLA risk; ``assignee`` 'none' means unassigned."""
-    if not 1 <= limit <= 1000:
-        raise Invalid("limit: give a number from 1 to 1000")
+) -> Any:
     query = _scoped(sa.select(cases), scope)
     if status:
         query = query.where(cases.c.status.in_(status))
@@ -244,9 +245,40 @@ def list_cases(
         query = query.where(cases.c.rule_key == rule)
     if touchpoint:
         query = query.where(cases.c.touchpoint_key == touchpoint)
-    rows = conn.execute(query.order_by(*risk_order()).limit(limit).offset(offset)).mappings().all()
+    return query
+
+
+def list_cases(
+    conn: Connection,
+    scope: Scope,
+    *,
+    limit: int = 200,
+    offset: int = 0,
+    sort: str | None = None,
+    descending: bool = False,
+    **where: Any,
+) -> list[dict[str, Any]]:
+    """Cases the scope may see, sorted by SLA risk (or by ``sort``, one of ``CASE_SORTS``);
+    ``assignee`` 'none' means unassigned. Filters: status, team, assignee, priority, rule,
+    touchpoint. Raises Invalid for a limit outside 1..1000 or an unknown sort column."""
+    if not 1 <= limit <= 1000:
+        raise Invalid("limit: give a number from 1 to 1000")
+    order = risk_order()
+    if sort:
+        if sort not in CASE_SORTS:
+            raise Invalid(f"sort: '{sort}' is not one of {', '.join(CASE_SORTS)}")
+        column = cases.c[sort]
+        order = [column.desc() if descending else column.asc(), cases.c.id]
+    query = _case_filter(conn, scope, **where)
+    rows = conn.execute(query.order_by(*order).limit(limit).offset(offset)).mappings().all()
     users = _users(conn)
     return [_out(r, users, scope) for r in rows]
+
+
+def count_cases(conn: Connection, scope: Scope, **where: Any) -> int:
+    """How many cases ``list_cases`` with the same filters would page through."""
+    matching = _case_filter(conn, scope, **where).subquery("matching")
+    return int(conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one())
 
 
 def _row(conn: Connection, scope: Scope, case_id: str) -> dict[str, Any]:
@@ -587,6 +619,90 @@ def request_followup(conn: Connection, case: dict[str, Any], actor: str, now: dt
     conn.execute(cases.update().where(cases.c.id == case["id"]).values(followup_status=status))
     _record(conn, case["id"], actor, "followup", "followup", None, status, None, now)
     return status
+
+
+def followup_state(conn: Connection, case: dict[str, Any]) -> str | None:
+    """What became of a case's follow-up survey, in words: "requested" alone hides an email
+    that could not be sent. None when no follow-up was asked for."""
+    status = case.get("followup_status")
+    if not status:
+        return None
+    if status == "no_customer":
+        return "not sent: the case has no customer"
+    if status == "answered":
+        return "answered"
+    state = distribution.delivery_state(conn, f"case:{case['id']}")
+    if state is None:
+        return "requested: the invitation is waiting to be planned"
+    if state["status"] == "sent":
+        return "sent, not answered yet"
+    if state["status"] == "suppressed":
+        return f"not sent: {(state['reason'] or 'held back').replace('_', ' ')}"
+    if state["status"] == "failed":
+        return f"failed: the email could not be sent ({state['last_error'] or 'no detail'})"
+    if state["attempts"]:
+        return (
+            f"not sent yet: {state['attempts']} attempt(s) failed, retrying "
+            f"({state['last_error'] or 'no detail'})"
+        )
+    return "requested: the email is queued"
+
+
+def notification_state(conn: Connection, case_id: str) -> dict[str, Any]:
+    """Emails and webhooks about one case: ``{sent, failed, last_error}`` (failed counts
+    attempts that did not reach the mail server or the receiver)."""
+    mails = conn.execute(
+        sa.select(notifications.c.status, notifications.c.error, notifications.c.attempted_at)
+        .where(notifications.c.case_id == case_id)
+        .order_by(notifications.c.attempted_at)
+    ).all()
+    hooks = conn.execute(
+        sa.select(
+            webhook_deliveries.c.status, webhook_deliveries.c.error,
+            webhook_deliveries.c.attempted_at,
+        ).where(webhook_deliveries.c.case_id == case_id)
+    ).all()  # fmt: skip
+    rows = sorted([*mails, *hooks], key=lambda r: r.attempted_at)
+    ok = ("sent", "delivered")
+    failed = [r for r in rows if r.status not in ok]
+    return {
+        "sent": len(rows) - len(failed),
+        "failed": len(failed),
+        "last_error": failed[-1].error if failed else None,
+    }
+
+
+def delivery_health(conn: Connection) -> dict[str, Any]:
+    """Case emails and webhooks at a glance: ``{mail_sent, mail_failed, cases_with_failed_mail,
+    hooks_delivered, hooks_failed, last_mail_error, last_hook_error}``."""
+    n = notifications
+    mail: dict[str, int] = dict(
+        conn.execute(sa.select(n.c.status, sa.func.count()).group_by(n.c.status)).tuples().all()
+    )
+    cases_failed = conn.execute(
+        sa.select(sa.func.count(sa.distinct(n.c.case_id))).where(n.c.status == "failed")
+    ).scalar_one()
+    w = webhook_deliveries
+    hooks: dict[str, int] = dict(
+        conn.execute(sa.select(w.c.status, sa.func.count()).group_by(w.c.status)).tuples().all()
+    )
+
+    def last(table: Any, ok: str) -> tuple[str, Any] | None:
+        row = conn.execute(
+            sa.select(table.c.error, table.c.attempted_at)
+            .where(table.c.status != ok)
+            .order_by(table.c.attempted_at.desc())
+            .limit(1)
+        ).first()
+        return (row.error, row.attempted_at) if row else None
+
+    return {
+        "mail_sent": int(mail.get("sent", 0)), "mail_failed": int(mail.get("failed", 0)),
+        "cases_with_failed_mail": int(cases_failed),
+        "hooks_delivered": int(hooks.get("delivered", 0)),
+        "hooks_failed": int(hooks.get("failed", 0)) + int(hooks.get("gave_up", 0)),
+        "last_mail_error": last(n, "sent"), "last_hook_error": last(w, "delivered"),
+    }  # fmt: skip
 
 
 def link_followups(conn: Connection) -> int:

@@ -185,6 +185,49 @@ def init() -> None:
         console.print("seeded the default departments")
 
 
+@app.command()
+def doctor() -> None:
+    """Check the installation: data dir, store and migrations, mail server, Java, Chromium.
+
+    Exits 0 when nothing fails (warnings only switch a feature off), 1 when something does.
+    """
+    from cxm.console import running_server
+    from cxm.web import health
+
+    conf = settings()
+    checks = [health.data_dir_check(conf)]
+    server = running_server(conf.data_dir) if conf.database_url.startswith("duckdb") else None
+    if server is not None:
+        # The running server owns the embedded store: ask it instead of opening the file.
+        checks.append(_server_check(server.url))
+    else:
+        checks += health.store_checks(None, conf.database_url)
+    checks += [health.mail_check(conf), *health.program_checks()]
+    marks = {"ok": "[green]ok[/]  ", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+    for c in checks:
+        console.print(f"{marks[c.level]} {c.name}: {c.detail}", highlight=False, soft_wrap=True)
+        if c.fix and c.level != "ok":
+            console.print(f"       fix: {c.fix}", highlight=False, soft_wrap=True)
+    failed = [c for c in checks if c.level == "fail"]
+    if failed:
+        console.print(f"{len(failed)} check(s) failed", highlight=False)
+        raise typer.Exit(1)
+
+
+def _server_check(url: str) -> Any:
+    import httpx
+
+    from cxm.web.health import Check
+
+    try:
+        answer = httpx.get(f"{url}/healthz", timeout=5)
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        return Check("store", "fail", f"the server at {url} owns the store but does not answer "
+                     f"({exc})", "restart it: cxm serve")  # fmt: skip
+    return Check("store", "ok", f"owned by the running server at {url}, which answers")
+
+
 SERVER_KEY_NAME = "cxm serve: local CLI"
 
 
@@ -258,14 +301,30 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         # The app reads X-Forwarded-For itself, and only from CXM_TRUSTED_PROXIES.
-        uvicorn.run(create_app(engine=eng), host=host, port=port, log_level="info",
-                    proxy_headers=False)  # fmt: skip
+        uvicorn.run(create_app(_served_settings(host, port), engine=eng), host=host, port=port,
+                    log_level="info", proxy_headers=False)  # fmt: skip
     finally:
         if announced is not None:
             path, key_id = announced
             path.unlink(missing_ok=True)
             with eng.begin() as conn:
                 auth.revoke_api_key(conn, key_id)
+
+
+def _served_settings(host: str, port: int) -> Any:
+    """The settings, with links in emails pointing at this server when CXM_BASE_URL is unset."""
+    from dataclasses import replace
+
+    from cxm.config import load_settings
+
+    conf = load_settings()
+    if conf.base_url_set:
+        return conf
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    served = replace(conf, base_url=f"http://{shown}:{port}")
+    # Still unset for pages: they use the address each request reached the server at.
+    object.__setattr__(served, "base_url_set", False)
+    return served
 
 
 @app.command()

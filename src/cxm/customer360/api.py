@@ -76,7 +76,7 @@ def list_or_find(
     request: Request,
     page: Paging,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Any:
     """Profiles, most recently seen first; with ``?email=`` (or phone, user_id, anonymous_id,
     crm_id, identifier=kind:value) the one matching profile."""
@@ -96,7 +96,7 @@ def list_or_find(
 @router.get("/customers/{customer_id}", response_model=CustomerProfile, responses=responses(404))
 def get_customer(
     request: Request, customer_id: str, who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Any:  # fmt: skip
     """Profile, identifiers, traits, facts and interactions per department."""
     return jsonable_encoder(_readable(request, conn, who, customer_id, customer_id))
@@ -110,7 +110,7 @@ def get_timeline(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Any:
     """Interactions and survey responses newest first; pass ``next_cursor`` for the next page."""
     found = _readable(request, conn, who, customer_id, customer_id)
@@ -121,7 +121,7 @@ def get_timeline(
 def privacy_export(
     identifier: str = Query(..., description="customer id, email, phone or kind:value"),
     who: Principal = Depends(require("admin")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Any:
     """Everything cxm holds on one person (the request is recorded)."""
     return jsonable_encoder(service.export(conn, identifier, requester(who)))
@@ -129,7 +129,7 @@ def privacy_export(
 
 @router.get("/privacy/requests", dependencies=[Depends(require("admin"))],
             response_model=list[Record])  # fmt: skip
-def privacy_requests(conn: Connection = Depends(db)) -> Any:
+def privacy_requests(conn: Connection = Depends(db, scope="function")) -> Any:
     """Who exported or erased whom, and when."""
     return jsonable_encoder(service.requests(conn))
 
@@ -141,7 +141,7 @@ class TraitTypeIn(Record):
 
 
 @router.get("/traits", dependencies=[Depends(require("read"))])
-def list_traits(conn: Connection = Depends(db)) -> list[Record]:
+def list_traits(conn: Connection = Depends(db, scope="function")) -> list[Record]:
     """Every customer trait with its type (inferred on first sight, or declared), whether it
     was declared, and how many customers have a value."""
     from cxm.customers import traits
@@ -150,7 +150,9 @@ def list_traits(conn: Connection = Depends(db)) -> list[Record]:
 
 
 @router.put("/traits/{name}", dependencies=[Depends(require("admin"))], responses=responses(422))
-def declare_trait(name: str, body: TraitTypeIn, conn: Connection = Depends(db)) -> Record:
+def declare_trait(
+    name: str, body: TraitTypeIn, conn: Connection = Depends(db, scope="function")
+) -> Record:
     """Declare the type of a trait (it is never re-inferred); 422 for an unknown type."""
     from cxm.customers import traits
 

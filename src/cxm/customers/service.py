@@ -745,6 +745,24 @@ def get(conn: Connection, customer_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def display_names(conn: Connection, customer_ids: Sequence[str]) -> dict[str, str]:
+    """``{customer id: name}`` from each customer's ``name`` trait (else ``email``), for the
+    ids that have one; ids without either are left out (callers show a short id)."""
+    ids = sorted({i for i in customer_ids if i})
+    if not ids:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    query = sa.select(
+        customer_traits.c.customer_id, customer_traits.c.name, customer_traits.c.value
+    ).where(customer_traits.c.name.in_(("name", "email")))
+    for start in range(0, len(ids), 500):
+        chunk = query.where(customer_traits.c.customer_id.in_(ids[start : start + 500]))
+        for cid, trait, value in conn.execute(chunk):
+            if value:
+                found.setdefault(cid, {})[trait] = value
+    return {cid: t.get("name") or t["email"] for cid, t in found.items()}
+
+
 def merged_ids(conn: Connection, customer_id: str) -> list[str]:
     """The customer and every profile merged into it."""
     rows = conn.execute(sa.select(customers.c.id).where(customers.c.merged_into == customer_id))
@@ -760,16 +778,41 @@ def merges(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def list_customers(conn: Connection, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    """Current (not merged, not erased) profiles, most recently seen first."""
+# Columns the customer list sorts by (default: most recently seen first).
+CUSTOMER_SORTS = ("last_seen", "first_seen", "interaction_count")
+
+
+def list_customers(
+    conn: Connection,
+    limit: int = 50,
+    offset: int = 0,
+    sort: str | None = None,
+    descending: bool = True,
+) -> list[dict[str, Any]]:
+    """Current (not merged, not erased) profiles, most recently seen first, or by ``sort``
+    (one of ``CUSTOMER_SORTS``). Raises Invalid for another column."""
+    order = [customers.c.last_seen.desc(), customers.c.id]
+    if sort:
+        if sort not in CUSTOMER_SORTS:
+            raise Invalid(f"sort: use one of {', '.join(CUSTOMER_SORTS)}, not '{sort}'")
+        column = customers.c[sort]
+        order = [column.desc() if descending else column.asc(), customers.c.id]
     rows = conn.execute(
         sa.select(customers)
         .where(customers.c.merged_into.is_(None), customers.c.erased_at.is_(None))
-        .order_by(customers.c.last_seen.desc(), customers.c.id)
+        .order_by(*order)
         .limit(limit)
         .offset(offset)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def count_customers(conn: Connection) -> int:
+    """How many current profiles ``list_customers`` pages through."""
+    query = sa.select(sa.func.count()).where(
+        customers.c.merged_into.is_(None), customers.c.erased_at.is_(None)
+    )
+    return int(conn.execute(query.select_from(customers)).scalar_one())
 
 
 # ---- rebuild ----

@@ -2665,6 +2665,7 @@ def _write_org(path: Path) -> None:
 SURVEY_YAML: dict[str, str] = {
     "relationship_nps": """\
 key: relationship_nps
+name: Relationship NPS
 title:
   en: How likely are you to recommend us?
   de: Wie wahrscheinlich empfehlen Sie uns weiter?
@@ -2713,6 +2714,7 @@ questions:
 """,
     "delivery_csat": """\
 key: delivery_csat
+name: Delivery CSAT
 title: {en: "How was your delivery?", de: "Wie war Ihre Lieferung?", fr: "Et votre livraison ?"}
 kind: transactional
 languages: [en, de, fr]
@@ -2754,6 +2756,7 @@ questions:
 """,
     "support_csat": """\
 key: support_csat
+name: Support CSAT
 title: {en: "How did we do?", de: "Wie war unser Service?", fr: "Comment était notre service ?"}
 kind: transactional
 languages: [en, de, fr]
@@ -2789,6 +2792,7 @@ questions:
 """,
     "self_service_ces": """\
 key: self_service_ces
+name: Self-service effort (CES)
 title: {en: "Was it easy?", de: "War es einfach?", fr: "Était-ce facile ?"}
 kind: transactional
 languages: [en, de, fr]
@@ -2817,6 +2821,7 @@ questions:
 """,
     "employee_pulse": """\
 key: employee_pulse
+name: Employee pulse
 title: {en: Monthly team pulse, de: Monatlicher Team-Puls}
 kind: employee
 languages: [en, de]

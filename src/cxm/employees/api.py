@@ -17,7 +17,7 @@ from cxm.org.auth import Principal
 from cxm.org.security import db, get_engine, require
 
 router = APIRouter(tags=["employees"])
-Db = Annotated[Connection, Depends(db)]
+Db = Annotated[Connection, Depends(db, scope="function")]
 Reader = Annotated[Principal, Depends(require("read"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Paging = Annotated[Page, Depends(paging(100))]

@@ -27,6 +27,8 @@ BANDS = {
 }
 SENTIMENTS = ("negative", "neutral", "positive", "unscored")
 SOURCE = "survey_response"
+# Columns the explorer sorts by (ties keep the newest first).
+SORTS = ("submitted_at", "nps", "csat", "ces", "touchpoint", "sentiment")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Query:
     theme: str | None = None
     limit: int = 50
     offset: int = 0
+    sort: str | None = None  # one of SORTS; None: newest first
+    descending: bool = False
 
 
 @dataclass
@@ -134,7 +138,7 @@ def explore(conn: Connection, scope: Scope, q: Query) -> Page:
     rows = [
         dict(r)
         for r in conn.execute(
-            query.order_by(when.desc(), responses.c.id).limit(q.limit).offset(q.offset)
+            query.order_by(*_order(q, when, sentiment.c.label)).limit(q.limit).offset(q.offset)
         ).mappings()
     ]
     themes: dict[str, list[str]] = {}
@@ -155,6 +159,19 @@ def explore(conn: Connection, scope: Scope, q: Query) -> Page:
         if not scope.personal_data:
             row["customer_id"] = None
     return Page(rows, int(total))
+
+
+def _order(q: Query, when: Any, sentiment: Any) -> list[Any]:
+    if q.sort is None:
+        return [when.desc(), responses.c.id]
+    if q.sort not in SORTS:
+        raise Invalid(f"sort: use one of {', '.join(SORTS)}, not '{q.sort}'")
+    column = {
+        "submitted_at": when, "nps": responses.c.nps, "csat": responses.c.csat,
+        "ces": responses.c.ces, "touchpoint": touchpoints.c.name, "sentiment": sentiment,
+    }[q.sort]  # fmt: skip
+    first = column.desc().nulls_last() if q.descending else column.asc().nulls_last()
+    return [first, when.desc(), responses.c.id]
 
 
 def theme_keys(conn: Connection) -> list[str]:

@@ -44,7 +44,7 @@ def attribution(
     window: int = Query(WINDOW_DAYS, ge=1, le=3650, description="days a signal counts before"),
     survey: str | None = Query(None, description="one survey's answers (nps only)"),
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> AttributionOut:
     """What each signal, and each department through its signals, costs in NPS or churn
     (a manager: their department's signals only)."""
@@ -63,7 +63,7 @@ def drivers(
     bootstrap: int = Query(200, ge=0, le=2000, description="resamples for the intervals"),
     seed: int = Query(7, description="seed of the bootstrap"),
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> DriversOut:
     """Key drivers: importance (Johnson's relative weights, bootstrap intervals) and
     performance of every signal, theme and survey attribute, with their quadrant; and the
@@ -80,7 +80,7 @@ def revenue(
     reduce: float = Query(50.0, ge=0, le=100, description="percent a signal's reach falls by"),
     window: int = Query(WINDOW_DAYS, ge=1, le=3650, description="days a signal counts before"),
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> RevenueOut:
     """Revenue at risk by NPS category and by signal, and the customers and annual revenue
     kept if a signal's reach fell by ``reduce`` percent (a manager: their signals only)."""
@@ -99,7 +99,7 @@ def prediction(
     customer_id: str,
     request: Request,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Any:
     """One customer's churn risk and predicted NPS with their top three reasons, from the
     latest ``cxm insights predict``; 404 for an unknown customer, one outside the caller's

@@ -164,7 +164,7 @@ async def post_batch(request: Request) -> dict[str, Any]:
 
 
 @router.get("/interactions/touchpoints/unowned", dependencies=[Depends(require("read"))])
-def unowned(conn: Connection = Depends(db)) -> list[str]:
+def unowned(conn: Connection = Depends(db, scope="function")) -> list[str]:
     """Touchpoints seen in interactions that no department owns yet (assign them in org)."""
     return unowned_touchpoints(conn)
 

@@ -99,18 +99,23 @@ def list_metrics(request: Request) -> list[MetricSummary]:
 
 
 @router.get("/metrics/alerts", dependencies=[read])
-def list_alerts(metric: str | None = None, conn: Connection = Depends(db)) -> list[Record]:
+def list_alerts(
+    metric: str | None = None, conn: Connection = Depends(db, scope="function")
+) -> list[Record]:
     return [Record.model_validate(a) for a in service.list_alerts(conn, metric)]
 
 
 @router.get("/metrics/targets", dependencies=[read])
-def list_targets(conn: Connection = Depends(db)) -> list[Record]:
+def list_targets(conn: Connection = Depends(db, scope="function")) -> list[Record]:
     return [Record.model_validate(t) for t in service.list_targets(conn)]
 
 
 @router.put("/metrics/{name}/target", dependencies=[admin], responses=responses(404))
 def set_target(
-    name: MetricName, body: TargetBody, request: Request, conn: Connection = Depends(db)
+    name: MetricName,
+    body: TargetBody,
+    request: Request,
+    conn: Connection = Depends(db, scope="function"),
 ) -> TargetOut:
     service.set_target(conn, definitions(request), name, body.target, body.dimension, body.value)
     return TargetOut(metric=name, **body.model_dump())

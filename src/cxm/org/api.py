@@ -15,78 +15,88 @@ admin = Depends(require("admin"))
 
 
 @router.get("/departments", dependencies=[read])
-def list_departments(conn: Connection = Depends(db)) -> list[schemas.Department]:
+def list_departments(conn: Connection = Depends(db, scope="function")) -> list[schemas.Department]:
     return service.list_departments(conn)
 
 
 @router.get("/departments/{key}", dependencies=[read], responses=responses(404))
-def get_department(key: str, conn: Connection = Depends(db)) -> schemas.Department:
+def get_department(
+    key: str, conn: Connection = Depends(db, scope="function")
+) -> schemas.Department:
     return service.get_department(conn, key)
 
 
 @router.post("/departments", status_code=201, dependencies=[admin], responses=responses(409))
 def create_department(
-    body: schemas.DepartmentCreate, conn: Connection = Depends(db)
+    body: schemas.DepartmentCreate, conn: Connection = Depends(db, scope="function")
 ) -> schemas.Department:
     return service.create_department(conn, body)
 
 
 @router.patch("/departments/{key}", dependencies=[admin], responses=responses(404))
 def update_department(
-    key: str, body: schemas.DepartmentUpdate, conn: Connection = Depends(db)
+    key: str, body: schemas.DepartmentUpdate, conn: Connection = Depends(db, scope="function")
 ) -> schemas.Department:
     return service.update_department(conn, key, body)
 
 
 @router.get("/teams", dependencies=[read])
-def list_teams(department: str | None = None, conn: Connection = Depends(db)) -> list[schemas.Team]:
+def list_teams(
+    department: str | None = None, conn: Connection = Depends(db, scope="function")
+) -> list[schemas.Team]:
     return service.list_teams(conn, department)
 
 
 @router.get("/teams/{key}", dependencies=[read], responses=responses(404))
-def get_team(key: str, conn: Connection = Depends(db)) -> schemas.Team:
+def get_team(key: str, conn: Connection = Depends(db, scope="function")) -> schemas.Team:
     return service.get_team(conn, key)
 
 
 @router.post("/teams", status_code=201, dependencies=[admin], responses=responses(404, 409))
-def create_team(body: schemas.TeamCreate, conn: Connection = Depends(db)) -> schemas.Team:
+def create_team(
+    body: schemas.TeamCreate, conn: Connection = Depends(db, scope="function")
+) -> schemas.Team:
     return service.create_team(conn, body)
 
 
 @router.patch("/teams/{key}", dependencies=[admin], responses=responses(404))
-def update_team(key: str, body: schemas.TeamUpdate, conn: Connection = Depends(db)) -> schemas.Team:
+def update_team(
+    key: str, body: schemas.TeamUpdate, conn: Connection = Depends(db, scope="function")
+) -> schemas.Team:
     return service.update_team(conn, key, body)
 
 
 @router.get("/touchpoints", dependencies=[read])
 def list_touchpoints(
-    department: str | None = None, conn: Connection = Depends(db)
+    department: str | None = None, conn: Connection = Depends(db, scope="function")
 ) -> list[schemas.Touchpoint]:
     return service.list_touchpoints(conn, department)
 
 
 @router.get("/touchpoints/{key}", dependencies=[read], responses=responses(404))
-def get_touchpoint(key: str, conn: Connection = Depends(db)) -> schemas.Touchpoint:
+def get_touchpoint(
+    key: str, conn: Connection = Depends(db, scope="function")
+) -> schemas.Touchpoint:
     return service.get_touchpoint(conn, key)
 
 
 @router.post("/touchpoints", status_code=201, dependencies=[admin], responses=responses(404, 409))
 def create_touchpoint(
-    body: schemas.TouchpointCreate, conn: Connection = Depends(db)
+    body: schemas.TouchpointCreate, conn: Connection = Depends(db, scope="function")
 ) -> schemas.Touchpoint:
     return service.create_touchpoint(conn, body)
 
 
 @router.patch("/touchpoints/{key}", dependencies=[admin], responses=responses(404))
 def update_touchpoint(
-    key: str, body: schemas.TouchpointUpdate, conn: Connection = Depends(db)
+    key: str, body: schemas.TouchpointUpdate, conn: Connection = Depends(db, scope="function")
 ) -> schemas.Touchpoint:
     return service.update_touchpoint(conn, key, body)
 
 
 @router.post("/keys", status_code=201, dependencies=[admin], responses=responses(404))
 def create_api_key(
-    body: schemas.ApiKeyCreate, conn: Connection = Depends(db)
+    body: schemas.ApiKeyCreate, conn: Connection = Depends(db, scope="function")
 ) -> schemas.ApiKeyCreated:
     """Create an API key; the answer holds it in plain text, the only time it is shown."""
     user_id = auth.user_id_for(conn, body.user) if body.user else None

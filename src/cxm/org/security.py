@@ -18,7 +18,11 @@ def get_engine(request: Request) -> Engine:
 
 
 def db(request: Request) -> Iterator[Connection]:
-    """One unit of work per request: committed when the handler returns, rolled back on error."""
+    """One unit of work per request: committed when the handler returns, rolled back on error.
+
+    Declare it ``Depends(db, scope="function")``: FastAPI otherwise closes a dependency with
+    ``yield`` after the response is sent, and a client that follows a redirect at once (a
+    browser after signing in) could arrive before the commit and miss the write."""
     with get_engine(request).begin() as conn:
         yield conn
 

@@ -25,7 +25,7 @@ class Erasure(BaseModel):
 def privacy_erase(
     identifier: str = Query(..., description="customer id, email, phone or kind:value"),
     who: Principal = Depends(require("admin")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Erasure:
     """Erase one person's personal data everywhere; aggregates stay right (recorded)."""
     customer_id = lookup(conn, identifier)

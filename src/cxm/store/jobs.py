@@ -251,3 +251,36 @@ def state(conn: Connection, job_id: str) -> JobState | None:
         finished_at=row["finished_at"], stage=row["stage"], done=row["done"],
         total=row["total"], result=row["result"],
     )  # fmt: skip
+
+
+def queue_summary(conn: Connection) -> list[dict[str, Any]]:
+    """Jobs by kind: ``{kind, pending, running, failed, oldest_due, last_error}``; ``failed``
+    counts jobs that gave up, ``oldest_due`` is the earliest pending job's due time (naive
+    UTC), ``last_error`` the newest error recorded on any job of that kind."""
+    counts = conn.execute(
+        sa.select(jobs.c.kind, jobs.c.status, sa.func.count(), sa.func.min(jobs.c.run_at))
+        .where(jobs.c.status.in_(("pending", "running", "failed")))
+        .group_by(jobs.c.kind, jobs.c.status)
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for kind, status, n, due in counts:
+        row = out.setdefault(
+            kind, {"kind": kind, "pending": 0, "running": 0, "failed": 0, "oldest_due": None}
+        )
+        row[status] = int(n)
+        if status == "pending":
+            row["oldest_due"] = due
+    errors = conn.execute(
+        sa.select(jobs.c.kind, jobs.c.last_error)
+        .where(jobs.c.last_error.is_not(None))
+        .order_by(sa.func.coalesce(jobs.c.finished_at, jobs.c.created_at).desc())
+    ).all()
+    for kind, error in errors:
+        row = out.setdefault(
+            kind, {"kind": kind, "pending": 0, "running": 0, "failed": 0, "oldest_due": None}
+        )
+        row.setdefault("last_error", error)
+    return [
+        r | {"last_error": r.get("last_error")}
+        for r in sorted(out.values(), key=lambda r: r["kind"])
+    ]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
+from cxm.config import link_base
 from cxm.errors import NotFound, responses
 from cxm.org.security import db, get_engine, require
 from cxm.surveys import analytics, people, service
@@ -86,11 +87,11 @@ class Unsubscribed(BaseModel):
 
 
 def _base(request: Request) -> str:
-    return str(request.app.state.settings.base_url)
+    return link_base(request.app.state.settings, str(request.base_url))
 
 
 @router.get("/surveys", dependencies=[read])
-def list_surveys(conn: Connection = Depends(db)) -> list[SurveyOut]:
+def list_surveys(conn: Connection = Depends(db, scope="function")) -> list[SurveyOut]:
     return [SurveyOut.model_validate(s.__dict__) for s in service.list_surveys(conn)]
 
 
@@ -103,7 +104,7 @@ def list_surveys(conn: Connection = Depends(db)) -> list[SurveyOut]:
 )
 def apply_survey(
     body: dict[str, Any] = Body(..., description="a survey definition (same as the YAML)"),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> JSONResponse:
     result = service.apply_data(conn, body)
     return JSONResponse(result.__dict__, status_code=201 if result.status == "created" else 200)
@@ -111,7 +112,7 @@ def apply_survey(
 
 @router.get("/surveys/{key}", dependencies=[read], responses=responses(404))
 def get_survey(
-    key: str, version: int | None = None, conn: Connection = Depends(db)
+    key: str, version: int | None = None, conn: Connection = Depends(db, scope="function")
 ) -> dict[str, Any]:
     """The survey's definition, the same document as its YAML file."""
     if version is None:
@@ -121,7 +122,10 @@ def get_survey(
 
 @router.get("/surveys/{key}/link", dependencies=[read], responses=responses(404))
 def survey_link(
-    key: str, request: Request, channel: str = "web", conn: Connection = Depends(db)
+    key: str,
+    request: Request,
+    channel: str = "web",
+    conn: Connection = Depends(db, scope="function"),
 ) -> SurveyLink:
     """The open link (for web, QR codes) and an iframe snippet to embed it."""
     if not service.get_definition(conn, key).open_link:
@@ -135,7 +139,10 @@ def survey_link(
 @router.post("/surveys/{key}/invitations", status_code=201, dependencies=[admin],
              responses=responses(404, 409))  # fmt: skip
 def create_invitation(
-    key: str, body: InvitationCreate, request: Request, conn: Connection = Depends(db)
+    key: str,
+    body: InvitationCreate,
+    request: Request,
+    conn: Connection = Depends(db, scope="function"),
 ) -> PersonalLink:
     """A personal link for a channel cxm does not send itself (SMS, receipts)."""
     link = service.personal_link(
@@ -145,26 +152,30 @@ def create_invitation(
 
 
 @router.get("/surveys/{key}/funnel", dependencies=[read], responses=responses(404))
-def survey_funnel(key: str, request: Request, conn: Connection = Depends(db)) -> list[FunnelRow]:
+def survey_funnel(
+    key: str, request: Request, conn: Connection = Depends(db, scope="function")
+) -> list[FunnelRow]:
     service.current_version(conn, key)  # 404 for an unknown survey
     return [FunnelRow.model_validate(r) for r in analytics.funnel(get_engine(request), key)]
 
 
 @router.get("/contact-rules", dependencies=[read])
-def list_contact_rules(conn: Connection = Depends(db)) -> list[ContactRuleOut]:
+def list_contact_rules(conn: Connection = Depends(db, scope="function")) -> list[ContactRuleOut]:
     return [ContactRuleOut.model_validate(r.__dict__) for r in service.contact_rules_list(conn)]
 
 
 @router.put("/contact-rules/{scope}", dependencies=[admin])
 def set_contact_rule(
-    scope: str, body: ContactRuleBody, conn: Connection = Depends(db)
+    scope: str, body: ContactRuleBody, conn: Connection = Depends(db, scope="function")
 ) -> ContactRuleOut:
     rule = service.ContactRule(scope, body.min_days, body.quiet_start_hour, body.quiet_end_hour)
     return ContactRuleOut.model_validate(service.set_contact_rule(conn, rule).__dict__)
 
 
 @router.post("/unsubscribes", status_code=201, dependencies=[admin], responses=responses(404))
-def unsubscribe(body: UnsubscribeBody, conn: Connection = Depends(db)) -> Unsubscribed:
+def unsubscribe(
+    body: UnsubscribeBody, conn: Connection = Depends(db, scope="function")
+) -> Unsubscribed:
     customer_id = people.find(conn, body.customer)
     if customer_id is None:
         raise NotFound(f"no customer matches '{body.customer}'")

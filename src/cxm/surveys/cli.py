@@ -98,6 +98,16 @@ def list_(fmt: str = FORMAT, limit: int = LIMIT, offset: int = OFFSET) -> None:
                total=total, offset=offset, whole=("key",))  # fmt: skip
 
 
+def _link_base() -> str:
+    """CXM_BASE_URL when set; else the address of the server running on this data dir; else
+    the default (http://127.0.0.1:8000)."""
+    from cxm.console import running_server
+
+    conf = settings()
+    server = None if conf.base_url_set else running_server(conf.data_dir)
+    return server.url if server is not None else conf.base_url
+
+
 @app.command("link")
 def link(
     key: str,
@@ -108,7 +118,7 @@ def link(
     """Print a personal invitation link, or the open link without --customer."""
     from cxm.surveys import service
 
-    base = settings().base_url
+    base = _link_base()
     with errors(), engine().begin() as conn:
         if customer:
             url = service.personal_link(conn, base, key, customer, lang, channel)
@@ -126,7 +136,7 @@ def embed(key: str, channel: str = typer.Option("web")) -> None:
 
     with errors(), engine().connect() as conn:
         service.current_version(conn, key)
-    typer.echo(service.embed_snippet(settings().base_url, key, channel))
+    typer.echo(service.embed_snippet(_link_base(), key, channel))
 
 
 @app.command("rule")

@@ -197,3 +197,64 @@ def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
         read_bounces(conn, settings or load_settings())
 
     return {INVITE: run_invite, SEND_EMAIL: run_send, READ_BOUNCES: run_read_bounces}
+
+
+def delivery_state(conn: Connection, trigger_event_id: str) -> dict[str, Any] | None:
+    """The invitation planned for ``trigger_event_id`` (e.g. ``case:<id>``) and how its email
+    fared: ``{status, reason, attempts, last_error, sent_at}``; None when none was planned yet.
+
+    ``status`` is the invitation's (created, sent, failed, suppressed); ``attempts`` counts the
+    hand-overs to the SMTP server, and ``last_error`` is the last failed one's message."""
+    inv = conn.execute(
+        sa.select(invitations)
+        .where(invitations.c.trigger_event_id == trigger_event_id)
+        .order_by(invitations.c.created_at.desc())
+        .limit(1)
+    ).mappings().first()  # fmt: skip
+    if inv is None:
+        return None
+    tries = conn.execute(
+        sa.select(email_deliveries.c.status, email_deliveries.c.error)
+        .where(email_deliveries.c.invitation_id == inv["id"])
+        .order_by(email_deliveries.c.attempt)
+    ).all()  # fmt: skip
+    errors = [t.error for t in tries if t.status != "sent" and t.error]
+    return {
+        "status": inv["status"],
+        "reason": inv["reason"],
+        "attempts": len(tries),
+        "last_error": errors[-1] if errors else None,
+        "sent_at": inv["sent_at"],
+    }
+
+
+def email_health(conn: Connection) -> dict[str, Any]:
+    """Invitation emails at a glance: ``{sent, failed, bounced, retrying, gave_up,
+    last_error, last_error_at}`` over every attempt recorded (``gave_up``: invitations that
+    failed for good; ``retrying``: created ones with a failed attempt behind them)."""
+    d = email_deliveries
+    by_status: dict[str, int] = {
+        str(k): int(v)
+        for k, v in conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status))
+    }
+    tried = sa.select(email_deliveries.c.invitation_id).where(email_deliveries.c.status == "failed")
+    retrying = conn.execute(
+        sa.select(sa.func.count()).select_from(invitations)
+        .where(invitations.c.status == "created", invitations.c.id.in_(tried))
+    ).scalar_one()  # fmt: skip
+    gave_up = conn.execute(
+        sa.select(sa.func.count()).select_from(invitations)
+        .where(invitations.c.status == "failed")
+    ).scalar_one()  # fmt: skip
+    last = conn.execute(
+        sa.select(email_deliveries.c.error, email_deliveries.c.attempted_at)
+        .where(email_deliveries.c.status != "sent")
+        .order_by(email_deliveries.c.attempted_at.desc())
+        .limit(1)
+    ).first()  # fmt: skip
+    return {
+        "sent": int(by_status.get("sent", 0)), "failed": int(by_status.get("failed", 0)),
+        "bounced": int(by_status.get("bounced", 0)), "retrying": int(retrying),
+        "gave_up": int(gave_up), "last_error": last.error if last else None,
+        "last_error_at": last.attempted_at if last else None,
+    }  # fmt: skip

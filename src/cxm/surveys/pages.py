@@ -51,6 +51,19 @@ UI: dict[str, dict[str, str]] = {
         "unsub_button": "Abmelden", "unsub_done": "Sie sind abgemeldet",
     },
 }  # fmt: skip
+# What each end of a fixed scale means, when the definition names no labels of its own; a
+# respondent should not have to guess whether 1 or 5 is good.
+SCALE_ENDS: dict[str, dict[str, tuple[str, str]]] = {
+    "en": {"nps": ("Not at all likely", "Extremely likely"),
+           "csat": ("Very dissatisfied", "Very satisfied"),
+           "ces": ("Strongly disagree", "Strongly agree")},
+    "de": {"nps": ("Überhaupt nicht wahrscheinlich", "Äußerst wahrscheinlich"),
+           "csat": ("Sehr unzufrieden", "Sehr zufrieden"),
+           "ces": ("Stimme überhaupt nicht zu", "Stimme voll und ganz zu")},
+    "fr": {"nps": ("Pas du tout probable", "Très probable"),
+           "csat": ("Très insatisfait", "Très satisfait"),
+           "ces": ("Pas du tout d'accord", "Tout à fait d'accord")},
+}  # fmt: skip
 OPEN_LIMIT = 20  # new responses per IP ...
 OPEN_WINDOW = 600.0  # ... per this many seconds, on open links
 
@@ -82,6 +95,9 @@ def _question_view(q: Any, lang: str, fallback: str) -> dict[str, Any]:
         if q.scale is not None:
             view["min_label"] = text_in(q.scale.min_label, lang, fallback) or None
             view["max_label"] = text_in(q.scale.max_label, lang, fallback) or None
+        ends = SCALE_ENDS.get(lang, SCALE_ENDS["en"]).get(q.type)
+        if ends and not (view["min_label"] or view["max_label"]):
+            view["min_label"], view["max_label"] = ends
     elif q.options:
         view |= {
             "kind": "choice", "multiple": q.type == "multiple_choice",
@@ -194,7 +210,9 @@ def _answer(
 
 
 @router.get("/s/open/{survey}", response_class=HTMLResponse)
-def open_page(request: Request, survey: str, conn: Connection = Depends(db)) -> Response:
+def open_page(
+    request: Request, survey: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     try:
         hidden = {k: v for k, v in request.query_params.items() if k not in ("channel", "lang")}
         session = service.session_for_open(
@@ -257,7 +275,10 @@ async def open_submit(request: Request, survey: str) -> Response:
 
 @router.get("/s/open/{survey}/{response_id}", response_class=HTMLResponse)
 def open_continue(
-    request: Request, survey: str, response_id: str, conn: Connection = Depends(db)
+    request: Request,
+    survey: str,
+    response_id: str,
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     try:
         session = service.session_for_open(conn, survey, response_id)
@@ -327,7 +348,9 @@ def _invitation_customer(conn: Connection, token: str) -> tuple[str, str]:
 
 
 @router.get("/s/{token}/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(request: Request, token: str, conn: Connection = Depends(db)) -> Response:
+def unsubscribe_page(
+    request: Request, token: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     # A confirmation button, not an unsubscribe on GET: link scanners follow every link.
     try:
         _, lang = _invitation_customer(conn, token)
@@ -341,7 +364,9 @@ def unsubscribe_page(request: Request, token: str, conn: Connection = Depends(db
 
 
 @router.post("/s/{token}/unsubscribe", response_class=HTMLResponse)
-def unsubscribe_submit(request: Request, token: str, conn: Connection = Depends(db)) -> Response:
+def unsubscribe_submit(
+    request: Request, token: str, conn: Connection = Depends(db, scope="function")
+) -> Response:
     try:
         customer_id, lang = _invitation_customer(conn, token)
     except NotFound as exc:

@@ -133,6 +133,8 @@ class Trigger(Strict):
 
 class SurveyDefinition(Strict):
     key: str = Field(pattern=KEY)
+    # What staff call the survey in lists and case titles; respondents see the title.
+    name: str | None = Field(None, min_length=1, max_length=120)
     title: Text
     kind: Literal["relationship", "transactional", "employee"] = "transactional"
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)

@@ -61,6 +61,7 @@ class SurveySummary:
     questions: int
     triggers: int
     updated_at: datetime
+    name: str = ""  # the staff-facing name: the definition's ``name``, else its title
 
 
 def validate_definition(doc: YamlDoc) -> SurveyDefinition:
@@ -193,6 +194,7 @@ def list_surveys(conn: Connection) -> list[SurveySummary]:
             SurveySummary(
                 r["key"], r["title"], r["kind"], r["current_version"], list(d["languages"]),
                 len(d["questions"]), len(d.get("triggers") or []), r["updated_at"],
+                d.get("name") or r["title"],
             )
         )  # fmt: skip
     return out

@@ -95,7 +95,7 @@ def list_annotations(
     taxonomy_key: str | None = Query(None, alias="taxonomy"),
     department: str | None = Query(None, description="themes owned by this department"),
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> list[schemas.AnnotationOut]:
     found = service.list_annotations(
         conn, source, model=model, label=label, theme=theme, taxonomy=taxonomy_key,
@@ -120,7 +120,7 @@ def theme_impact(
         description="a metric of survey answers (nps, csat, csat_mean, ces, a custom rating) "
         "or churn; default: the NPS of the answers in the slice",
     ),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> schemas.ImpactReport:
     """Themes of a taxonomy with volume, share of unfavourable answers and their impact on a
     metric with intervals; ``note`` says in words when there is nothing to compute."""
@@ -140,7 +140,7 @@ def start_discovery(
     response: Response,
     body: DiscoverRequest | None = None,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> DiscoveryJob:
     """Start clustering the comments of a survey and period into themes (deterministic for a
     seed); answers 202 at once with the job to poll (``GET`` its ``url``)."""
@@ -168,7 +168,7 @@ def discovery_job(
     job_id: str,
     request: Request,
     who: Principal = Depends(require("read")),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> DiscoveryJob:
     """A discovery job's state and progress and, once done, its themes. Only the caller who
     started it (same key or user, same role) may read it; others get 404."""
@@ -183,14 +183,14 @@ def discovery_job(
 
 
 @router.get("/taxonomies/{key}", dependencies=[read], responses=responses(404))
-def get_taxonomy(key: str, conn: Connection = Depends(db)) -> list[schemas.Theme]:
+def get_taxonomy(key: str, conn: Connection = Depends(db, scope="function")) -> list[schemas.Theme]:
     return taxonomy.list_themes(conn, key)
 
 
 @router.put("/taxonomies", dependencies=[admin], responses=responses(404))
 def put_taxonomy(
     body: dict[str, object] = Body(..., description="a taxonomy document (the YAML as JSON)"),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> schemas.ApplySummary:
     """Create or replace a taxonomy; texts are tagged with it on their next annotation."""
     return taxonomy.apply(conn, YamlDoc(body, "request body"))

@@ -51,10 +51,10 @@ from cxm.web import (
     pages,
     people,
     sessions,
+    status,
     survey_pages,
 )
 from cxm.web.headers import SecurityHeaders
-from cxm.web.templating import templates
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -245,14 +245,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @app.exception_handler(CxmError)
     async def domain_error(request: Request, exc: CxmError) -> Response:
         if _wants_page(request):
-            return templates.TemplateResponse(
-                request, "error.html", {"message": str(exc), "status": exc.status_code},
-                status_code=exc.status_code,
-            )  # fmt: skip
+            return await asyncio.to_thread(pages.error_page, request, str(exc), exc.status_code)
         return error_response(exc.status_code, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_page(request) and exc.status_code in (404, 405):
+            message = "There is no page at this address." if exc.status_code == 404 else str(
+                exc.detail)  # fmt: skip
+            return await asyncio.to_thread(pages.error_page, request, message, exc.status_code)
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -265,6 +266,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__}
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="application/javascript")
@@ -276,7 +281,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in (
         interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
         dashboards.router, explore.router, survey_pages.router, cases.router, people.router,
-        journey_pages.router,
+        journey_pages.router, status.router,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)

@@ -29,6 +29,8 @@ from cxm.org.scope import may_read_initiatives, readable_user_id, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.board import Board, frame_cache, readers
 from cxm.web.filters import Filters
+from cxm.web.listing import Listing, csv_response
+from cxm.web.names import Names, names_for
 from cxm.web.pages import catalog, render
 from cxm.web.sessions import check_csrf, signed_in
 from cxm.yamldoc import parse
@@ -56,17 +58,19 @@ def _agents(conn: Connection, who: Principal) -> list[dict[str, object]]:
     return [a for t in teams for a in team_agents(conn, t)]
 
 
-@router.get("/cases", response_class=HTMLResponse)
+@router.get("/cases", response_class=HTMLResponse, response_model=None)
 def inbox(
     request: Request,
     status: str = Query("open"),
     assignee: str = Query(""),
     team: str = Query(""),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
-) -> HTMLResponse:
-    """The inbox: the agent's team (or the caller's scope), riskiest SLA first."""
+    conn: Connection = Depends(db, scope="function"),
+) -> Response:
+    """The inbox: the agent's team (or the caller's scope), riskiest SLA first, a page at a
+    time with its total; any column sorts, and ``format=csv`` downloads the whole list."""
     scope = scope_for(who)
+    listing = Listing.from_request(request, service.CASE_SORTS)
     statuses = (
         ["new", "in_progress", "waiting_on_customer"]
         if status == "open"
@@ -79,14 +83,18 @@ def inbox(
         # Someone outside the caller's scope filters like an unknown user: no cases.
         chosen = readable_user_id(conn, scope, chosen) or "-"
     error = None
+    rows: list[dict[str, Any]] = []
+    where: dict[str, Any] = {"status": statuses, "assignee": chosen or None, "team": team or None}
+    order: dict[str, Any] = {"sort": listing.sort or None, "descending": listing.descending}
     try:
-        rows = (
-            []
-            if chosen == "-"
-            else service.list_cases(
-                conn, scope, status=statuses, assignee=chosen or None, team=team or None
+        if chosen != "-":
+            listing = listing.counted(service.count_cases(conn, scope, **where))
+            if listing.wants_csv:
+                rows = service.list_cases(conn, scope, **where, **order, limit=1000)
+                return _cases_csv(rows, names_for(conn, scope))
+            rows = service.list_cases(
+                conn, scope, **where, **order, limit=listing.size, offset=listing.offset
             )
-        )
     except CxmError as exc:
         rows, error = [], str(exc)
     return render(
@@ -94,6 +102,7 @@ def inbox(
         who,
         "cases/inbox.html",
         cases=rows,
+        listing=listing,
         labels=LABELS,
         status=status,
         assignee=assignee,
@@ -105,6 +114,24 @@ def inbox(
     )
 
 
+def _cases_csv(rows: list[dict[str, Any]], names: Names) -> Response:
+    return csv_response(
+        rows,
+        [
+            ("id", "id"), ("title", "title"), ("priority", "priority"),
+            ("status", lambda r: LABELS.get(r["status"], r["status"])),
+            ("sla", "sla_state"), ("opened_at", "opened_at"),
+            ("first_response_due", "first_response_due"), ("resolution_due", "resolution_due"),
+            ("touchpoint", lambda r: names.touchpoint(r["touchpoint_key"], "")),
+            ("team", lambda r: names.team(r["team_key"], "CX lead queue")),
+            ("assignee", "assignee"),
+            ("customer", lambda r: names.customer(r["customer_id"], "")),
+            ("customer_id", "customer_id"),
+        ],
+        "cases.csv",
+    )  # fmt: skip
+
+
 @router.post("/cases/bulk-assign", response_model=None)
 def bulk_assign(
     request: Request,
@@ -112,7 +139,7 @@ def bulk_assign(
     assignee: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     check_csrf(request, csrf_token_)
     if case_ids and assignee:
@@ -155,12 +182,19 @@ def _case_page(
         root_causes=service.list_root_causes(conn),
         agents=_agents(conn, who),
         error=error,
+        rule_name=next(
+            (r["name"] for r in service.list_rules(conn) if r["key"] == case["rule_key"]), None
+        ),
+        followup=service.followup_state(conn, case),
+        delivery=service.notification_state(conn, case["id"]),
     )
 
 
 @router.get("/cases/root-causes", response_class=HTMLResponse)
 def root_cause_page(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Cases and detractors by root cause over time, and what each root cause costs."""
     scope = scope_for(who)
@@ -182,7 +216,7 @@ def case_page(
     request: Request,
     case_id: str,
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _case_page(request, who, conn, case_id)
 
@@ -200,7 +234,7 @@ def act(
     followup: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """One form per action on the case page: status, note, assign, root causes."""
     check_csrf(request, csrf_token_)
@@ -250,6 +284,7 @@ def _initiatives(
     return render(
         request, who, "cases/initiatives.html", status_code,
         initiatives=service.list_initiatives(conn),
+        root_cause_names={rc["key"]: rc["name"] for rc in service.list_root_causes(conn)},
         can_create=who.role in service.INITIATORS, departments=departments,
         touchpoints=org.list_touchpoints(conn), root_causes=service.list_root_causes(conn),
         form=extra.pop("form", {}), **extra,
@@ -264,7 +299,9 @@ def _initiatives_reader(who: Principal = Depends(signed_in)) -> Principal:
 
 @router.get("/initiatives", response_class=HTMLResponse)
 def initiatives_page(
-    request: Request, who: Principal = Depends(_initiatives_reader), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(_initiatives_reader),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _initiatives(request, who, conn)
 
@@ -290,7 +327,7 @@ def create_initiative(
     expected_effect: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """Create an initiative from the form (admin, CX lead, or a manager for their department)."""
     check_csrf(request, csrf_token_)
@@ -329,7 +366,7 @@ def initiative_page(
     request: Request,
     initiative_id: str,
     who: Principal = Depends(_initiatives_reader),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """An initiative's targeted metric before and after its start, with a significance test."""
     init = service.get_initiative(conn, initiative_id)
@@ -348,11 +385,20 @@ def _rule_editor(who: Principal = Depends(signed_in)) -> Principal:
     return who
 
 
-@router.get("/rules", response_class=HTMLResponse)
+RULE_SORTS: dict[str, Any] = {
+    "name": lambda r: r["rule"].name.lower(), "priority": lambda r: r["rule"].priority,
+    "opened": lambda r: r["opened"], "enabled": lambda r: r["enabled"],
+}  # fmt: skip
+
+
+@router.get("/rules", response_class=HTMLResponse, response_model=None)
 def rules_page(
-    request: Request, who: Principal = Depends(_rule_editor), conn: Connection = Depends(db)
-) -> HTMLResponse:
+    request: Request,
+    who: Principal = Depends(_rule_editor),
+    conn: Connection = Depends(db, scope="function"),
+) -> Response:
     """The rules with their condition, priority, SLA, routing, state and cases opened."""
+    listing = Listing.from_request(request, tuple(RULE_SORTS))
     opened = analytics.cases_per_rule(get_engine(request))
     rows = []
     for row in service.list_rules(conn):
@@ -361,7 +407,17 @@ def rules_page(
             {"rule": rule, "enabled": row["enabled"], "opened": opened.get(rule.key, 0)}
             | describe(rule)
         )
-    return render(request, who, "cases/rules.html", rules=rows)
+    if listing.wants_csv:
+        return csv_response(
+            rows,
+            [("key", lambda r: r["rule"].key), ("name", lambda r: r["rule"].name),
+             ("condition", "condition"), ("priority", lambda r: r["rule"].priority),
+             ("sla", "sla"), ("routing", "routing"), ("cases_opened", "opened"),
+             ("enabled", "enabled")],
+            "rules.csv",
+        )  # fmt: skip
+    shown, listing = listing.in_memory(rows, RULE_SORTS)
+    return render(request, who, "cases/rules.html", rules=shown, listing=listing)
 
 
 @router.post("/rules/{key}/enabled", response_model=None)
@@ -371,7 +427,7 @@ def rule_enabled(
     enabled: str = Form(...),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(_rule_editor),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     check_csrf(request, csrf_token_)
     service.set_rule_enabled(conn, key, enabled == "yes")
@@ -386,7 +442,9 @@ def _editor(
 
 @router.get("/rules/edit", response_class=HTMLResponse)
 def rules_editor(
-    request: Request, who: Principal = Depends(_rule_editor), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(_rule_editor),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _editor(request, who, service.export_rules(conn))
 
@@ -398,7 +456,7 @@ def rules_save(
     action: str = Form("check"),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(_rule_editor),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Check the rules (change nothing) or save them (the text becomes the whole rule set)."""
     check_csrf(request, csrf_token_)

@@ -5,29 +5,74 @@ from __future__ import annotations
 import json
 from typing import Any
 
+BAND = "95% confidence interval"
+GRAIN_WORDS = {"month": "month", "quarter": "quarter"}
 
-def trend_chart(rows: list[dict[str, Any]], x: str, title: str) -> str | None:
-    """A line with its confidence band; None when there is nothing to draw."""
-    points = [r for r in rows if r.get("value") is not None]
-    if not points:
+
+def trend_rows(board: Any, metric: str) -> tuple[list[dict[str, Any]], str]:
+    """A metric's trend on ``board`` (a ``web.board.Board``) as (rows, grain): by month, or by
+    quarter when fewer than three months reach the metric's minimum sample and quarters show
+    more, so a department with a few answers a month still gets a trend."""
+    months = board.rows(metric, ["month"])
+    shown = sum(r.get("value") is not None for r in months)
+    if shown >= 3:
+        return months, "month"
+    quarters = board.rows(metric, ["quarter"])
+    if sum(r.get("value") is not None for r in quarters) > shown:
+        return quarters, "quarter"
+    return months, "month"
+
+
+def period_label(value: Any, grain: str) -> str:
+    """A period as people say it: 2026-09 for a month, 2026 Q3 for a quarter."""
+    text = str(value)
+    if grain == "quarter" and len(text) >= 7:
+        return f"{text[:4]} Q{(int(text[5:7]) - 1) // 3 + 1}"
+    return text[:7] if grain == "month" else text[:10]
+
+
+def trend_chart(
+    rows: list[dict[str, Any]], x: str, title: str, y_title: str | None = None
+) -> str | None:
+    """A line with its 95% confidence band, both named in the legend, and titled axes; None
+    when there is nothing to draw.
+
+    Every period in ``rows`` keeps its place on the axis: one whose value was withheld (fewer
+    answers than the metric's minimum sample) is a gap, not a vanished month, so six months
+    of data never read as a two-point trend.
+    """
+    if not any(r.get("value") is not None for r in rows):
         return None
     # Periods are labelled as people say them: 2026-09, not a midnight timestamp.
-    xs = [str(r[x])[:7] if x == "month" else str(r[x])[:10] for r in points]
-    low = [r["ci_low"] for r in points]
-    high = [r["ci_high"] for r in points]
+    xs = [period_label(r[x], x) for r in rows]
+    shown = [(xv, r) for xv, r in zip(xs, rows, strict=True) if r.get("value") is not None]
+    bx = [xv for xv, _ in shown]
+    low = [r["ci_low"] for _, r in shown]
+    high = [r["ci_high"] for _, r in shown]
+    withheld = [xv for xv, r in zip(xs, rows, strict=True) if r.get("value") is None]
     figure = {
         "data": [
-            {"x": xs + xs[::-1], "y": high + low[::-1], "fill": "toself", "type": "scatter",
+            {"x": bx + bx[::-1], "y": high + low[::-1], "fill": "toself", "type": "scatter",
              "mode": "lines", "line": {"width": 0}, "fillcolor": "rgba(11,92,173,0.15)",
-             "name": "95% interval", "hoverinfo": "skip"},
-            {"x": xs, "y": [r["value"] for r in points], "type": "scatter", "mode": "lines+markers",
-             "name": title, "line": {"color": "#0b5cad"},
-             "customdata": [[r["n"], r["ci_low"], r["ci_high"]] for r in points],
+             "name": BAND, "hoverinfo": "skip"},
+            {"x": xs, "y": [r.get("value") for r in rows], "type": "scatter",
+             "mode": "lines+markers", "name": title, "line": {"color": "#0b5cad"},
+             "connectgaps": False,
+             "customdata": [[r.get("n"), r.get("ci_low"), r.get("ci_high")] for r in rows],
              "hovertemplate": "%{y:.1f} (n=%{customdata[0]}, 95% CI %{customdata[1]:.1f}"
                               " to %{customdata[2]:.1f})<extra></extra>"},
         ],
-        "layout": {"title": {"text": title}, "height": 300, "showlegend": False,
-                   "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
-                   "yaxis": {"zeroline": True}, "xaxis": {"type": "category"}},
+        "layout": {"title": {"text": title}, "height": 340, "showlegend": True,
+                   "legend": {"orientation": "h", "x": 0, "y": -0.3},
+                   "margin": {"l": 60, "r": 10, "t": 40, "b": 90},
+                   "yaxis": {"zeroline": True, "title": {"text": y_title or title}},
+                   "xaxis": {"type": "category", "categoryorder": "array", "categoryarray": xs,
+                             "title": {"text": "Month" if x == "month" else x.capitalize()}}},
     }  # fmt: skip
+    if withheld:
+        figure["layout"]["annotations"] = [{  # type: ignore[index]
+            "text": f"No figure for {', '.join(withheld)}: too few answers",
+            "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left",
+            "yanchor": "bottom", "showarrow": False, "font": {"size": 11, "color": "#57606a"},
+        }]  # fmt: skip
     return json.dumps(figure, default=str)

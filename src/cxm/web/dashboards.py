@@ -27,7 +27,7 @@ from cxm.org.security import db, get_engine
 from cxm.text import taxonomy
 from cxm.text.analytics import Slice, theme_impact
 from cxm.web.board import Board, Spec, frame_cache, readers, records, spec
-from cxm.web.charts import trend_chart
+from cxm.web.charts import trend_chart, trend_rows
 from cxm.web.filters import Filters
 from cxm.web.pages import catalog, render
 from cxm.web.sessions import signed_in
@@ -82,7 +82,9 @@ def _insights_read(request: Request) -> Any:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """NPS, CSAT and CES with intervals and trend, by department, movers, volume, alerts."""
     scope = scope_for(who)
@@ -91,12 +93,13 @@ def overview(
     board.run([
         *headline_specs(f.department), *(spec(m, ["department"]) for m in HEADLINE),
         spec("nps", ["month"]), spec("csat", ["month"]),
+        spec("nps", ["quarter"]), spec("csat", ["quarter"]),
         spec("response_rate"), spec("completion_rate"),
         spec("csat", ["department", "month"], compare="previous"),
     ], {INSIGHTS: _insights_read(request)})  # fmt: skip
     headline = kpis(board)
-    trend = board.rows("nps", ["month"])
-    csat_trend = board.rows("csat", ["month"])
+    trend, grain = trend_rows(board, "nps")
+    csat_trend, csat_grain = trend_rows(board, "csat")
     by_dept = _by_department(board, conn)
     moves = board.frame("csat", ["department", "month"], compare="previous")
     rate = board.rows("response_rate", [])
@@ -107,8 +110,11 @@ def overview(
     return render(
         request, who, "overview.html", as_of=board.as_of,
         filters=f, departments=org.list_departments(conn), department_names=names,
-        kpis=headline, trend=trend, chart=trend_chart(trend, "month", "NPS by month"),
-        csat_trend=csat_trend, csat_chart=trend_chart(csat_trend, "month", "CSAT by month"),
+        kpis=headline, trend=trend, chart=trend_chart(trend, grain, f"NPS by {grain}",
+                                                     "NPS (points, -100 to 100)"),
+        csat_trend=csat_trend, csat_chart=trend_chart(
+            csat_trend, csat_grain, f"CSAT by {csat_grain}", "CSAT (% answering 4 or 5 of 5)"),
+        grain=grain, csat_grain=csat_grain,
         by_department=by_dept, headline=HEADLINE, movers=movers,
         response_rate=rate[0] if rate else None, alerts=alerts[:10],
         completion_rate=completion[0] if completion else None,
@@ -173,7 +179,9 @@ def _latest_significant(df: pd.DataFrame) -> pd.DataFrame:
 
 @router.get("/departments", response_class=HTMLResponse)
 def departments_index(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     scope = scope_for(who)
     f = Filters.from_request(request, scope)
@@ -191,7 +199,7 @@ def departments_index(
 @router.get("/departments/{key}", response_class=HTMLResponse)
 def scorecard(
     key: str, request: Request, who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:  # fmt: skip
     """One department's part of the experience: its touchpoints, trend, comments, neighbours."""
     scope = scope_for(who)
@@ -211,14 +219,14 @@ def scorecard(
     board = Board(readers(request), catalog(request), f, cache)
     board.run(
         [*headline_specs(key), *(spec(m, ["touchpoint"]) for m in HEADLINE),
-         spec("csat", ["month"])],
+         spec("csat", ["month"]), spec("csat", ["quarter"])],
         {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at, f.segment),
          impact_key: lambda con: (theme_impact(con, themes, Slice(
              since=f.start_at, until=f.end_at, segment=f.segment)) if themes else None),
          INSIGHTS: _insights_read(request)},
     )  # fmt: skip
     headline = kpis(board)
-    trend = board.rows("csat", ["month"])
+    trend, grain = trend_rows(board, "csat")
     by_tp: dict[str, dict[str, Any]] = {}
     for name in HEADLINE:
         for r in board.rows(name, ["touchpoint"]):
@@ -241,7 +249,9 @@ def scorecard(
     return render(
         request, who, "scorecard.html", as_of=board.as_of, people=people,
         department=department, filters=f, kpis=headline, touchpoints=touchpoints,
-        by_touchpoint=by_tp, chart=trend_chart(trend, "month", f"CSAT at {department.name}"),
+        by_touchpoint=by_tp, chart=trend_chart(
+            trend, grain, f"CSAT at {department.name} by {grain}",
+            "CSAT (% answering 4 or 5 of 5)"), grain=grain,
         trend=trend, metrics=HEADLINE, journeys=journeys, impact=impact, comments=comments,
         department_names={d.key: d.name for d in org.list_departments(conn)},
         personal=scope.personal_data, insights=board.result(INSIGHTS).department(key),

@@ -199,7 +199,7 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 @router.get("/journeys/{name}", response_class=HTMLResponse)
 def journey_page(
     name: str, request: Request, who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:  # fmt: skip
     """One journey: map, variants, Sankey of stages, friction sequences, steps and owners."""
     scope = _reader(who)

@@ -16,7 +16,9 @@ from cxm.metrics import service as metric_service
 from cxm.org import auth, schemas
 from cxm.org import service as org
 from cxm.org.auth import Principal
+from cxm.org.scope import scope_for
 from cxm.org.security import db
+from cxm.web.names import names_for
 from cxm.web.sessions import check_csrf, csrf_token, signed_in
 from cxm.web.templating import templates
 from cxm.yamldoc import parse
@@ -37,6 +39,7 @@ NAV = [
     ("/rules", "Rules", ("admin", "cx_lead")),
     ("/org", "Organization", EVERYONE),
     ("/settings", "Settings", ("admin",)),
+    ("/status", "Status", ("admin",)),
 ]
 
 
@@ -45,12 +48,27 @@ def render(
 ) -> HTMLResponse:
     """Render a page with what every page needs: the user, the menu for their role, CSRF."""
     nav = [(href, label) for href, label, roles in NAV if who.role in roles]
+    names = names_for(request.app.state.engine, scope_for(who))
     return templates.TemplateResponse(
         request,
         template,
-        {"who": who, "nav": nav, "csrf_token": csrf_token(request), **context},
+        {"who": who, "nav": nav, "csrf_token": csrf_token(request), "names": names, **context},
         status_code=status_code,
     )
+
+
+def error_page(request: Request, message: str, status_code: int) -> HTMLResponse:
+    """An error as a page that keeps the navigation of whoever is signed in."""
+    who = None
+    try:
+        who = request.app.state.session_principal(request)
+    except Exception:  # an error page must render even when the store does not answer
+        who = None
+    context: dict[str, Any] = {"message": message, "status": status_code}
+    if who is not None:
+        nav = [(href, label) for href, label, roles in NAV if who.role in roles]
+        context |= {"who": who, "csrf_token": csrf_token(request), "nav": nav}
+    return templates.TemplateResponse(request, "error.html", context, status_code=status_code)
 
 
 def admin_only(who: Principal = Depends(signed_in)) -> Principal:
@@ -77,7 +95,9 @@ def _org_context(conn: Connection) -> dict[str, Any]:
 
 @router.get("/org", response_class=HTMLResponse)
 def organization(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """The organization: the ownership matrix of touchpoints by departments, and the teams."""
     return render(request, who, "home.html", **_org_context(conn))
@@ -92,7 +112,7 @@ def assign_touchpoint(
     contributors: list[str] = Form(default=[]),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     """An admin assigns a touchpoint's owner and contributors from the matrix."""
     check_csrf(request, csrf_token_)
@@ -110,7 +130,9 @@ def assign_touchpoint(
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(
-    request: Request, who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     return _settings(request, who, conn)
 
@@ -165,7 +187,7 @@ def create_user(
     team_key: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     try:
@@ -187,7 +209,7 @@ def create_key(
     name: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     try:
@@ -203,7 +225,7 @@ def revoke_key(
     key_id: str,
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     auth.revoke_api_key(conn, key_id)
@@ -219,7 +241,7 @@ def set_metric_target(
     value: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     """Set a metric's target for the installation, or for one slice (department=billing)."""
     check_csrf(request, csrf_token_)
@@ -250,7 +272,7 @@ def _number(field: str, raw: str) -> float:
 
 @router.get("/settings/org.yaml")
 def export_org_file(
-    who: Principal = Depends(admin_only), conn: Connection = Depends(db)
+    who: Principal = Depends(admin_only), conn: Connection = Depends(db, scope="function")
 ) -> PlainTextResponse:
     text = yaml.safe_dump(org.export_org(conn), sort_keys=False, allow_unicode=True)
     return PlainTextResponse(
@@ -264,7 +286,7 @@ async def apply_org_file(
     file: UploadFile,
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(admin_only),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     check_csrf(request, csrf_token_)
     raw = await file.read()

@@ -35,7 +35,9 @@ def _by_team(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, dict[str,
 
 @router.get("/people", response_class=HTMLResponse)
 def people(
-    request: Request, who: Principal = Depends(signed_in), conn: Connection = Depends(db)
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     if who.role not in ROLES:
         # Outside a role's scope a page answers as absent, like every other staff page.

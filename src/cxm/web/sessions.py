@@ -171,7 +171,7 @@ def login(
     password: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     next: str = Form("/"),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> Response:
     try:
         check_csrf(request, csrf_token_)
@@ -195,7 +195,7 @@ def login(
 def logout(
     request: Request,
     csrf_token_: str = Form("", alias="csrf_token"),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> RedirectResponse:
     check_csrf(request, csrf_token_)
     token = _cookie_token(request)
@@ -220,7 +220,7 @@ def password_change(
     new: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
     who: Principal = Depends(signed_in),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     context: dict[str, Any] = {"who": who, "csrf_token": csrf_token(request)}
     try:

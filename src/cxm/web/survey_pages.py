@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
+from cxm.config import link_base
 from cxm.errors import CxmError, NotFound
 from cxm.org.auth import Principal
 from cxm.org.security import db, get_engine
@@ -17,6 +18,8 @@ from cxm.surveys import analytics as survey_analytics
 from cxm.surveys import service as surveys
 from cxm.surveys import suppressions as survey_suppressions
 from cxm.surveys.schemas import SurveyDefinition
+from cxm.web import survey_builder
+from cxm.web.listing import PAGE, Listing, csv_response
 from cxm.web.pages import render
 from cxm.web.sessions import check_csrf, signed_in
 from cxm.yamldoc import parse
@@ -32,20 +35,39 @@ def _reader(who: Principal = Depends(signed_in)) -> Principal:
     return who
 
 
-@router.get("/surveys", response_class=HTMLResponse)
+SURVEY_SORTS: dict[str, Any] = {
+    "name": lambda s: (s.name or s.title).lower(), "kind": lambda s: s.kind,
+    "version": lambda s: s.version, "updated_at": lambda s: s.updated_at,
+}  # fmt: skip
+
+
+@router.get("/surveys", response_class=HTMLResponse, response_model=None)
 def survey_list(
-    request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
-) -> HTMLResponse:
+    request: Request,
+    who: Principal = Depends(_reader),
+    conn: Connection = Depends(db, scope="function"),
+) -> Response:
+    """Every survey with its distribution funnel; sorted, paged, and as CSV."""
+    listing = Listing.from_request(request, tuple(SURVEY_SORTS), size=PAGE)
+    every = surveys.list_surveys(conn)
+    base = link_base(request.app.state.settings, str(request.base_url))
+    if listing.wants_csv:
+        return csv_response(
+            [s.__dict__ | {"open_link": surveys.open_link(base, s.key)} for s in every],
+            [("key", "key"), ("name", "name"), ("title", "title"), ("kind", "kind"),
+             ("version", "version"), ("languages", lambda r: " ".join(r["languages"])),
+             ("questions", "questions"), ("triggers", "triggers"),
+             ("updated_at", "updated_at"), ("open_link", "open_link")],
+            "surveys.csv",
+        )  # fmt: skip
+    shown, listing = listing.in_memory(every, SURVEY_SORTS)
     funnel: dict[str, list[dict[str, Any]]] = {}
     for row in survey_analytics.funnel(get_engine(request)):
         funnel.setdefault(row["survey_key"], []).append(row)
-    base = request.app.state.settings.base_url
     return render(
-        request, who, "surveys.html", surveys=surveys.list_surveys(conn), funnel=funnel,
+        request, who, "surveys.html", surveys=shown, funnel=funnel, listing=listing,
         stages=survey_analytics.STAGES, mail=survey_suppressions.per_survey(get_engine(request)),
-        open_links={
-            s.key: surveys.open_link(base, s.key) for s in surveys.list_surveys(conn)
-        },
+        open_links={s.key: surveys.open_link(base, s.key) for s in shown},
     )  # fmt: skip
 
 
@@ -77,23 +99,35 @@ def preview(defn: SurveyDefinition, language: str) -> dict[str, Any]:
 def _editor(
     request: Request, who: Principal, key: str, text: str, status_code: int = 200, **extra: Any
 ) -> HTMLResponse:
+    base = link_base(request.app.state.settings, str(request.base_url))
+    links = {"embed": surveys.embed_snippet(base, key), "open_link": surveys.open_link(base, key)}
+    defn = extra.pop("defn", None)
+    if defn is not None:
+        shown = extra.get("preview") or {}
+        extra["builder"] = survey_builder.rows(defn, shown.get("language") or defn.default_language)
     return render(request, who, "survey_editor.html", status_code, key=key, text=text,
-                  can_edit=who.role in EDITORS, **extra)  # fmt: skip
+                  can_edit=who.role in EDITORS, **(links | extra))  # fmt: skip
 
 
 @router.get("/surveys/{key}", response_class=HTMLResponse)
 def survey_editor(
-    key: str, request: Request, who: Principal = Depends(_reader), conn: Connection = Depends(db)
+    key: str,
+    request: Request,
+    who: Principal = Depends(_reader),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
     defn = surveys.get_definition(conn, key)
     text = yaml.safe_dump(surveys.export_definition(conn, key), sort_keys=False, allow_unicode=True)
     lang = request.query_params.get("lang") or defn.default_language
-    base = request.app.state.settings.base_url
     return _editor(
         request, who, key, text, preview=preview(defn, lang), languages=defn.languages,
-        version=surveys.current_version(conn, key),
-        embed=surveys.embed_snippet(base, key), open_link=surveys.open_link(base, key),
+        version=surveys.current_version(conn, key), defn=defn,
     )  # fmt: skip
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """Every field of the posted form (the builder names its fields after the questions)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
 
 
 @router.post("/surveys/{key}", response_class=HTMLResponse)
@@ -102,27 +136,39 @@ def survey_save(
     request: Request,
     definition: str = Form(""),
     action: str = Form("preview"),
+    builder: str = Form(""),
     language: str = Form(""),
     csrf_token_: str = Form("", alias="csrf_token"),
+    form: dict[str, str] = Depends(_form),
     who: Principal = Depends(_reader),
-    conn: Connection = Depends(db),
+    conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
-    """Preview the edited definition, or publish it as a new version (admins and CX leads)."""
+    """Preview the edited definition, change it with the visual builder (``builder`` names
+    the edit), or publish it as a new version (admins and CX leads)."""
     check_csrf(request, csrf_token_)
     surveys.get_definition(conn, key)
     try:
         doc = parse(definition, f"survey {key}")
+        if builder:
+            edited = survey_builder.apply(doc.data, builder, form, language or "en")
+            definition = survey_builder.dump(edited)
+            doc = parse(definition, f"survey {key}")
         defn = surveys.validate_definition(doc)
         if defn.key != key:
             raise CxmError(f"key: this editor publishes '{key}'; the text says '{defn.key}'")
     except CxmError as exc:
         return _editor(request, who, key, definition, 422, error=str(exc))
     shown = preview(defn, language or defn.default_language)
+    if builder:
+        notice = "Changed in the builder; publish to make it live."
+        return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
+                       defn=defn, notice=notice)  # fmt: skip
     if action != "publish":
-        return _editor(request, who, key, definition, preview=shown, languages=defn.languages)
+        return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
+                       defn=defn)  # fmt: skip
     if who.role not in EDITORS:
         raise NotFound("page not found")
     result = surveys.apply_definition(conn, doc)
     notice = f"published version {result.version}" if result.status != "unchanged" else "no change"
     return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
-                   notice=notice, version=result.version)  # fmt: skip
+                   notice=notice, version=result.version, defn=defn)  # fmt: skip

@@ -6,4 +6,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from cxm.web.charts import period_label
+
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["period"] = period_label

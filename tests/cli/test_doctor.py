@@ -1,0 +1,37 @@
+"""`cxm doctor` checks an installation and exits 0 (nothing failed) or 1 (something did)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from cxm.cli.main import app
+from tests.conftest import free_port
+
+runner = CliRunner()
+
+
+def test_a_working_store_passes_and_a_missing_mail_server_only_warns(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CXM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CXM_SMTP_PORT", str(free_port()))  # nothing listens there
+    out = runner.invoke(app, ["doctor"])
+    assert out.exit_code == 0, out.output
+    assert "ok   migrations: schema at the newest migration" in out.output
+    assert "warn mail: no mail server at 127.0.0.1:" in out.output and "CXM_SMTP_HOST" in out.output
+
+
+def test_a_store_without_its_schema_fails_and_says_to_run_init(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CXM_DATABASE_URL", f"duckdb:///{tmp_path / 'empty.duckdb'}")
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    out = runner.invoke(app, ["doctor"])
+    assert out.exit_code == 1
+    assert "FAIL migrations: the store has no schema yet" in out.output
+    assert "fix: run: cxm init" in out.output and "1 check(s) failed" in out.output

@@ -1,0 +1,52 @@
+"""Charts a reader understands: titled axes, the interval band named in the legend, every
+period in its place (a withheld month is a gap, not a vanished one), the period stated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from cxm.web.charts import BAND, period_label, trend_chart
+from tests.web.factories import company
+from tests.web.test_pages import as_role
+
+
+def _month(m: int, value: float | None, n: int) -> dict[str, object]:
+    low = None if value is None else value - 5
+    high = None if value is None else value + 5
+    return {"month": dt.datetime(2026, m, 1), "value": value, "ci_low": low, "ci_high": high,
+            "n": n}  # fmt: skip
+
+
+def test_a_trend_keeps_every_month_and_names_its_axes_and_band() -> None:
+    rows = [_month(5, 60.0, 40), _month(6, None, 12), _month(7, 70.0, 41), _month(8, None, 3),
+            _month(9, 65.0, 50), _month(10, 72.0, 44)]  # fmt: skip
+    figure = json.loads(trend_chart(rows, "month", "CSAT by month", "CSAT (%)") or "{}")
+    band, line = figure["data"]
+    assert line["x"] == ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+    assert line["y"] == [60.0, None, 70.0, None, 65.0, 72.0] and line["connectgaps"] is False
+    assert band["name"] == BAND and figure["layout"]["showlegend"] is True
+    assert figure["layout"]["yaxis"]["title"]["text"] == "CSAT (%)"
+    assert figure["layout"]["xaxis"]["title"]["text"] == "Month"
+    note = figure["layout"]["annotations"][0]["text"]
+    assert "2026-06" in note and "2026-08" in note and "too few answers" in note
+    assert trend_chart([_month(5, None, 2)], "month", "x") is None
+
+
+def test_quarters_read_as_people_say_them() -> None:
+    assert period_label(dt.datetime(2026, 8, 1), "quarter") == "2026 Q3"
+    assert period_label(dt.date(2026, 1, 1), "quarter") == "2026 Q1"
+    assert period_label(dt.datetime(2026, 9, 1), "month") == "2026-09"
+
+
+def test_the_overview_states_its_period_when_from_and_to_are_empty(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    company(seeded)
+    client = as_role(app_client, seeded, "cx_lead")
+    assert "Period: every response to date" in client.get("/").text
+    narrowed = client.get("/?start=2026-01-01&end=2026-03-31").text
+    assert "Period: 2026-01-01 to 2026-03-31" in narrowed
