@@ -100,6 +100,8 @@ class WebhookOut(Record):
     url: str
     events: list[str]
     active: bool
+    format: str
+    name: str | None = None
 
 
 class InitiativeOut(Record):

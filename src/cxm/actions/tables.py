@@ -99,6 +99,19 @@ webhooks = sa.Table(
     sa.Column("events", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     utc_timestamp("created_at", nullable=False),
+    # cxm (signed JSON) | slack | teams; null on hooks made before formats existed reads as cxm.
+    sa.Column("format", sa.String(16), server_default="cxm"),
+    sa.Column("name", sa.String(200)),
+)
+
+# The facts (responses, metric alerts) already queued for each webhook: the scan's anti-join.
+webhook_subjects = sa.Table(
+    "webhook_subjects",
+    metadata,
+    sa.Column("webhook_id", sa.String(32), primary_key=True),
+    sa.Column("subject_kind", sa.String(16), primary_key=True),  # response | alert
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    utc_timestamp("queued_at", nullable=False),
 )
 
 # Every attempt to deliver a webhook, failed ones included.
@@ -114,6 +127,8 @@ webhook_deliveries = sa.Table(
     sa.Column("status_code", sa.Integer),
     sa.Column("error", sa.Text),
     utc_timestamp("attempted_at", nullable=False),
+    sa.Column("subject_kind", sa.String(16)),  # case | response | alert
+    sa.Column("subject_id", sa.String(64)),
 )
 
 # Emails sent (or not) about cases.

@@ -1,0 +1,42 @@
+"""Outgoing webhooks carry responses and metric alerts as well as cases, in the receiver's own
+format (cxm's signed JSON, a Slack or a Microsoft Teams incoming-webhook message).
+
+``webhook_subjects`` is the ledger of facts already announced to each webhook: the periodic scan
+finds what is new with one anti-join, and its primary key keeps a retried scan from announcing a
+fact twice.
+
+Revision ID: 0020
+Revises: 0011
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A hook made before this revision speaks cxm's own signed JSON (a null format reads so).
+    op.add_column("webhooks", sa.Column("format", sa.String(16), server_default="cxm"))
+    op.add_column("webhooks", sa.Column("name", sa.String(200)))
+    op.add_column("webhook_deliveries", sa.Column("subject_kind", sa.String(16)))
+    op.add_column("webhook_deliveries", sa.Column("subject_id", sa.String(64)))
+    op.create_table(
+        "webhook_subjects",
+        sa.Column("webhook_id", sa.String(32), primary_key=True),
+        sa.Column("subject_kind", sa.String(16), primary_key=True),
+        sa.Column("subject_id", sa.String(64), primary_key=True),
+        sa.Column("queued_at", sa.DateTime(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("webhook_subjects")
+    op.drop_column("webhook_deliveries", "subject_id")
+    op.drop_column("webhook_deliveries", "subject_kind")
+    op.drop_column("webhooks", "name")
+    op.drop_column("webhooks", "format")
