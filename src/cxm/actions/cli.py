@@ -14,6 +14,7 @@ from cxm.console import (
     check_page,
     engine,
     errors,
+    fail,
     page,
     print_json,
     print_list,
@@ -251,3 +252,54 @@ def webhooks_(fmt: str = typer.Option("table", "--format", help="table | csv | j
     ]
     cols = ["id", "name", "format", "events", "url", "active", "last_delivery"]
     print_list(rows, cols, "Webhooks", fmt=fmt, total=len(rows), offset=0, whole=("id",))
+
+
+reports_app = typer.Typer(
+    help="Reports that come to people: weekly department digests.", no_args_is_help=True
+)
+
+
+@reports_app.command("digest")
+def digest_(
+    department: str = typer.Argument(..., help="department key, e.g. supply_chain"),
+    week: str | None = typer.Option(None, help="the Monday the week starts (default: last week)"),
+    send_to: str | None = typer.Option(None, help="email it to this address now"),
+) -> None:
+    """Print a department's weekly digest (or send it): scores, movers, themes, overdue cases."""
+    import datetime as dt
+
+    from cxm.actions import digest
+    from cxm.config import load_settings
+    from cxm.mail import send_mail
+
+    try:
+        start = dt.date.fromisoformat(week) if week else digest.week_of(dt.date.today())
+    except ValueError:
+        bad_input(f"--week {week!r} is not a date like 2026-11-23")
+    settings = load_settings()
+    with errors():
+        built = digest.build(engine(), department, start)
+        subject, text, html = digest.render(built, settings.base_url)
+        if send_to:
+            try:
+                send_mail(settings, send_to, subject, text, html=html)
+            except OSError as exc:
+                fail(f"could not send to {send_to}: {exc} (check the CXM_SMTP_* settings)", 1)
+            typer.echo(f"sent '{subject}' to {send_to}")
+            return
+    typer.echo(text)
+
+
+@reports_app.command("subscribe")
+def subscribe(
+    email: str = typer.Argument(..., help="the user who receives it"),
+    department: str = typer.Argument(..., help="department key"),
+    weekday: int = typer.Option(0, help="0 Monday .. 6 Sunday"),
+) -> None:
+    """Email a department's digest to a user every week on WEEKDAY."""
+    from cxm.actions import digest
+
+    with errors(), engine().begin() as conn:
+        sub = digest.subscribe(conn, _operator(), email, department, weekday)
+    day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[weekday]
+    typer.echo(f"{sub['email']} receives the {department} digest every {day} ({sub['id']})")

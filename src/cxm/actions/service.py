@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from cxm.actions import notify, outbound, rules
+from cxm.actions import digest, notify, outbound, rules
 from cxm.actions.routing import OPEN, team_agents
 from cxm.actions.schemas import (
     InitiativeIn,
@@ -672,6 +672,11 @@ def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
         notify.deliver_webhook(conn, payload, settings=settings)
 
     return {rules.SLA_CHECK: run_sla, notify.EMAIL: run_email, notify.WEBHOOK: run_webhook}
+
+
+def send_digests(engine: Engine) -> dict[str, int]:
+    """The periodic task: email the department digests due today (once per week each)."""
+    return digest.send_due(engine, load_settings())
 
 
 def scan(engine: Engine) -> dict[str, int]:

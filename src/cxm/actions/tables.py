@@ -160,3 +160,26 @@ initiatives = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # planned | active | done
     utc_timestamp("created_at", nullable=False),
 )
+
+# Who receives which scheduled report (a weekly department digest) on which weekday.
+report_subscriptions = sa.Table(
+    "report_subscriptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("report", sa.String(32), nullable=False),  # department_digest
+    sa.Column("department_key", sa.String(64)),  # null: the whole company
+    sa.Column("weekday", sa.Integer, nullable=False),  # 0 Monday .. 6 Sunday
+    utc_timestamp("created_at", nullable=False),
+)
+
+# One row per subscription and reported week: sent, or failed with the reason (shown, retried).
+report_sends = sa.Table(
+    "report_sends",
+    metadata,
+    sa.Column("subscription_id", sa.String(32), primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # sent | failed
+    sa.Column("error", sa.Text),
+    utc_timestamp("sent_at", nullable=False),
+)

@@ -96,6 +96,10 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
         "Rules that open cases: apply a file, run them now.",
         _group("cxm.actions.cli", "rules_app"),
     ),
+    "reports": (
+        "Reports that come to people: weekly department digests.",
+        _group("cxm.actions.cli", "reports_app"),
+    ),
     "journeys": (
         "Journeys mined from the interaction log: variants, maps, friction.",
         _group("cxm.journeys.cli", "app"),

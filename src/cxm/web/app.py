@@ -104,6 +104,7 @@ def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
         *text_jobs.periodic,
         (30.0, actions_service.scan),
         (60.0, survey_distribution.schedule_bounce_reads),
+        (600.0, actions_service.send_digests),
     ]
 
 

@@ -1,5 +1,6 @@
-"""Outgoing webhooks carry responses and metric alerts as well as cases, in the receiver's own
-format (cxm's signed JSON, a Slack or a Microsoft Teams incoming-webhook message).
+"""Department digests by email, subscribed per user; outgoing webhooks carry responses and
+metric alerts as well as cases, in the receiver's own format (cxm's signed JSON, a Slack or a
+Microsoft Teams incoming-webhook message).
 
 ``webhook_subjects`` is the ledger of facts already announced to each webhook: the periodic scan
 finds what is new with one anti-join, and its primary key keeps a retried scan from announcing a
@@ -33,8 +34,28 @@ def upgrade() -> None:
         sa.Column("queued_at", sa.DateTime(), nullable=False),
     )
 
+    op.create_table(
+        "report_subscriptions",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("user_id", sa.String(32), nullable=False),
+        sa.Column("report", sa.String(32), nullable=False),
+        sa.Column("department_key", sa.String(64)),
+        sa.Column("weekday", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+    )
+    op.create_table(
+        "report_sends",
+        sa.Column("subscription_id", sa.String(32), primary_key=True),
+        sa.Column("period_start", sa.Date, primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("sent_at", sa.DateTime(), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("report_sends")
+    op.drop_table("report_subscriptions")
     op.drop_table("webhook_subjects")
     op.drop_column("webhook_deliveries", "subject_id")
     op.drop_column("webhook_deliveries", "subject_kind")
