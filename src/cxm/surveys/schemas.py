@@ -121,7 +121,7 @@ class Trigger(Strict):
     touchpoint: str | None = None
     where: dict[str, str | int | float | bool] = Field(default_factory=dict)
     delay: str = "0m"  # 90s, 30m, 2h, 7d
-    channel: Literal["email", "link"] = "email"
+    channel: Literal["email", "sms", "link"] = "email"
     sample: float = Field(1.0, ge=0.0, le=1.0)
 
     def delay_seconds(self) -> int:
