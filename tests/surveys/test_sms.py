@@ -215,3 +215,39 @@ def test_an_unknown_format_or_auth_is_named(engine: Engine) -> None:
         sms.request(
             load_settings(sms_url="http://x", sms_format="json", sms_body="{to}"), PHONE, "hi"
         )
+
+
+def test_one_customer_by_email_sms_and_in_product_hears_only_the_first(engine: Engine) -> None:
+    from cxm.surveys import inproduct
+
+    in_product = (
+        "key: app_ces\ntitle: {en: In the app}\nquestions:\n"
+        '  - {id: ces, type: ces, required: true, text: {en: "Easy?"}}\n'
+        "triggers:\n  - {event: order_placed, channel: in_product}\n"
+    )
+    with engine.begin() as conn:
+        apply(conn)
+        apply(conn, in_product)
+        cid = _customer(conn)
+        conn.execute(
+            customer_identities.insert().values(kind="user_id", value="u-7", customer_id=cid,
+                                                first_seen=T0)
+        )  # fmt: skip
+    check = inproduct.Check(user_id="u-7", event="order_placed")
+    assert _invite(engine, cid, "email") == "sent"
+    assert _invite(engine, cid, "sms") == "fatigue"
+    with engine.begin() as conn:
+        assert inproduct.decide(conn, check, "http://cxm.test") == {"show": False}
+    assert [s[:2] for s in _status(engine)] == [("email", "created"), ("sms", "suppressed")]
+    # A customer first reached in the product is then held back on email and SMS.
+    with engine.begin() as conn:
+        other = _customer(conn, "eve@example.com", "+4915100000009")
+        conn.execute(
+            customer_identities.insert().values(kind="user_id", value="u-8", customer_id=other,
+                                                first_seen=T0)
+        )  # fmt: skip
+        shown = inproduct.decide(conn, inproduct.Check(user_id="u-8", event="order_placed"),
+                                 "http://cxm.test")  # fmt: skip
+    assert shown["show"] is True and shown["url"].startswith("http://cxm.test/s/")
+    assert _invite(engine, other, "email") == "fatigue"
+    assert _invite(engine, other, "sms") == "fatigue"

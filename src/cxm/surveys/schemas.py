@@ -121,7 +121,9 @@ class Trigger(Strict):
     touchpoint: str | None = None
     where: dict[str, str | int | float | bool] = Field(default_factory=dict)
     delay: str = "0m"  # 90s, 30m, 2h, 7d
-    channel: Literal["email", "sms", "link"] = "email"
+    # in_product: shown by the in-product snippet when the page reports the event (a page rule
+    # is event page_viewed with where: {path: "/help/*"}, a glob); never planned from the log.
+    channel: Literal["email", "sms", "in_product", "link"] = "email"
     sample: float = Field(1.0, ge=0.0, le=1.0)
 
     def delay_seconds(self) -> int:

@@ -34,6 +34,7 @@ from cxm.privacy import api as privacy_api
 from cxm.store import create_engine, is_duckdb, jobs
 from cxm.surveys import api as surveys_api
 from cxm.surveys import distribution as survey_distribution
+from cxm.surveys import inproduct
 from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
 from cxm.text import api as text_api
@@ -214,8 +215,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(api_router())
     # Outside /api/v1: Segment-compatible ingest, public survey pages, and the staff pages.
     for router in (
-        interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
-        dashboards.router, explore.router, survey_pages.router, cases.router,
+        interactions_api.segment_router, survey_public.router, inproduct.router, sessions.router,
+        pages.router, dashboards.router, explore.router, survey_pages.router, cases.router,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)
