@@ -45,6 +45,8 @@ class Settings:
             "CXM_SMS_BODY", '{"to": "{to}", "from": "{sender}", "text": "{text}"}'
         )
     )
+    # The folder CRM exports (CSV: identifiers and traits) are dropped into; empty: data/crm-drop.
+    crm_drop_dir: str = field(default_factory=lambda: _env("CXM_CRM_DROP_DIR", ""))
     default_phone_region: str = field(
         default_factory=lambda: _env("CXM_DEFAULT_PHONE_REGION", "DE")
     )

@@ -36,7 +36,7 @@ def _group(module: str, attr: str) -> Callable[[], Any]:
 
 
 def _import_group() -> typer.Typer:
-    from cxm.integrations.cli import import_tickets
+    from cxm.integrations.cli import import_tickets, import_traits
     from cxm.interactions.cli import import_interactions
     from cxm.surveys.cli import import_responses
 
@@ -44,6 +44,7 @@ def _import_group() -> typer.Typer:
     group.command("interactions")(import_interactions)
     group.command("responses")(import_responses)
     group.command("tickets")(import_tickets)
+    group.command("traits")(import_traits)
     return group
 
 
@@ -72,7 +73,10 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
     "keys": ("API keys (shown once, stored hashed).", _group("cxm.org.cli", "keys_app")),
     "users": ("Users who sign in to the web app.", _group("cxm.org.cli", "users_app")),
     "demo": ("A realistic demo company with known ground truth.", _group("cxm.demo.cli", "app")),
-    "import": ("Import files: interactions, survey responses, helpdesk tickets.", _import_group),
+    "import": (
+        "Import files: interactions, survey responses, helpdesk tickets, CRM traits.",
+        _import_group,
+    ),
     "interactions": ("The interaction log.", _group("cxm.interactions.cli", "app")),
     "customers": (
         "Customer profiles (360) and identity resolution.",

@@ -35,3 +35,20 @@ def import_tickets(
         typer.echo(f"touchpoints: {where}")
     if summary.tickets and summary.rejected == summary.tickets:
         raise typer.Exit(1)
+
+
+def import_traits(
+    file: Path = typer.Argument(..., help="CSV: identifier columns (email, crm_id, ...) + traits"),
+    delimiter: str = typer.Option(",", help="the CSV separator"),
+) -> None:
+    """Set customer traits from a CRM export, as the drop folder does (CXM_CRM_DROP_DIR);
+    the newest value of each trait wins; re-running a file changes nothing."""
+    from cxm.integrations.crm import sync_file
+
+    if not file.is_file():
+        bad_input(f"{file} does not exist")
+    with errors():
+        result = sync_file(engine(), file, delimiter=delimiter)
+    typer.echo(result.line())
+    if result.rows and result.rejected == result.rows:
+        raise typer.Exit(1)

@@ -26,6 +26,7 @@ from cxm.config import Settings, load_settings
 from cxm.customer360 import api as customer360_api
 from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.insights import api as insights_api
+from cxm.integrations import crm
 from cxm.interactions import api as interactions_api
 from cxm.journeys.analytics import journey_map
 from cxm.metrics import api as metrics_api
@@ -106,6 +107,7 @@ def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
         (30.0, actions_service.scan),
         (60.0, survey_distribution.schedule_bounce_reads),
         (600.0, actions_service.send_digests),
+        (60.0, crm.sync_folder),
     ]
 
 
