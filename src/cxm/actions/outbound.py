@@ -28,7 +28,8 @@ from cxm.actions.schemas import FACT_EVENTS
 from cxm.actions.tables import webhook_subjects, webhooks
 from cxm.metrics.facts import metric_alerts
 from cxm.org import service as org
-from cxm.store import as_utc, insert_ignore, jobs, utcnow
+from cxm.store import as_utc, jobs, utcnow
+from cxm.store.bulk import insert_rows
 from cxm.surveys.facts import responses_table as responses
 
 # How many new facts one scan queues per hook; the next scan takes the rest.
@@ -137,18 +138,14 @@ def queue_fact_events(conn: Connection, now: dt.datetime | None = None) -> int:
             ids = _new_facts(conn, hook, event)
             if not ids:
                 continue
-            conn.execute(
-                insert_ignore(webhook_subjects),
-                [
-                    {"webhook_id": hook["id"], "subject_kind": kind, "subject_id": i}
-                    | {"queued_at": stamp}
-                    for i in ids
-                ],
-            )
-            rows = [_hook_job(hook["id"], kind, i, event) for i in ids]
-            for start in range(0, len(rows), 500):
-                conn.execute(jobs.jobs.insert().values(rows[start : start + 500]))
-            queued += len(rows)
+            ledger = [
+                {"webhook_id": hook["id"], "subject_kind": kind, "subject_id": i}
+                | {"queued_at": stamp}
+                for i in ids
+            ]
+            insert_rows(conn, webhook_subjects, ledger, ignore=True)
+            insert_rows(conn, jobs.jobs, [_hook_job(hook["id"], kind, i, event) for i in ids])
+            queued += len(ids)
     return queued
 
 
