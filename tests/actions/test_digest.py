@@ -154,3 +154,24 @@ def test_the_api_hides_another_departments_digest(store: Engine, tmp_path: Path)
         admin = make_key(store, "admin")
         tuesday = api.get("/api/v1/reports/digest/service?week=2026-11-17", headers=admin)
         assert tuesday.status_code == 422 and "Monday" in tuesday.text
+
+
+def test_the_demo_subscribes_its_manager_and_sends_the_last_week_once(
+    store: Engine, smtp: tuple[int, Inbox]
+) -> None:
+    from cxm.demo.load import DIGEST_READER, send_demo_digest
+
+    port, inbox = smtp
+    with store.begin() as conn:
+        auth.create_user(conn, DIGEST_READER, "manager", password="a long password",
+                         department_key="supply_chain")  # fmt: skip
+    down = send_demo_digest(store, load_settings(smtp_port=free_port()))
+    assert "not sent to delivery.manager@northwind.example" in down
+    # The last answers are on Tuesday 17 November: the last complete week is the one before.
+    assert "cxm reports digest supply_chain --week 2026-11-09" in down
+    sent = send_demo_digest(store, load_settings(smtp_port=port))
+    assert sent == f"the week of 2026-11-09 sent to {DIGEST_READER}"
+    (mail,) = inbox.messages
+    assert "(9 Nov to 15 Nov 2026)" in mail["data"]
+    with store.connect() as conn:
+        assert len(digest.subscriptions(conn, DIGEST_READER)) == 1  # subscribed once

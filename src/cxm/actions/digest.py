@@ -233,7 +233,8 @@ def _change(change: float | None, unit: str) -> str:
 
 def render(digest: Digest, base_url: str) -> tuple[str, str, str]:
     """(subject, plain text, HTML) of a digest email."""
-    week = f"{digest.week_start:%d %b} to {digest.week_end - dt.timedelta(days=1):%d %b %Y}"
+    last = digest.week_end - dt.timedelta(days=1)
+    week = f"{digest.week_start.day} {digest.week_start:%b} to {last.day} {last:%b %Y}"
     subject = f"{digest.department}: your week in customer experience ({week})"
     link = f"{base_url.rstrip('/')}/departments/{digest.department_key}"
     lines = [subject, ""]
@@ -303,6 +304,17 @@ def subscribe(
     )
     return {"id": sub_id, "email": user["email"], "department_key": department_key,
             "weekday": weekday}  # fmt: skip
+
+
+def subscriptions(conn: Connection, user_email: str) -> list[dict[str, Any]]:
+    """The digests a user receives (department and weekday)."""
+    user = next((u for u in auth.list_users(conn) if u["email"] == user_email.lower()), None)
+    if user is None:
+        return []
+    rows = conn.execute(
+        sa.select(report_subscriptions).where(report_subscriptions.c.user_id == user["id"])
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 def send_due(engine: Engine, settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
