@@ -40,7 +40,17 @@ from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
-from cxm.web import board, cases, dashboards, explore, headers, pages, sessions, survey_pages
+from cxm.web import (
+    board,
+    cases,
+    dashboards,
+    explore,
+    export,
+    headers,
+    pages,
+    sessions,
+    survey_pages,
+)
 from cxm.web.headers import SecurityHeaders
 from cxm.web.templating import templates
 
@@ -80,7 +90,7 @@ def api_router() -> APIRouter:
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
-        insights_api.router,
+        insights_api.router, export.router,
     ):  # fmt: skip
         for route in router.routes:
             # A JSON body that is not JSON (or not UTF-8) is refused before the handler: 400.
