@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
@@ -67,3 +68,35 @@ def test_an_export_is_refused_outside_pages_and_outside_the_readers_scope(
     assert as_manager.status_code == 200 and as_manager.content[:4] == b"\x89PNG"
     nobody = httpx.get(url, params={"path": "/"}, headers=admin)
     assert nobody.status_code == 422 and "belongs to no user" in nobody.text
+
+
+def test_a_subscribed_page_arrives_weekly_as_an_attachment(
+    live_engine: Engine, live_server: LiveServer, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import email
+    import email.policy
+
+    from cxm.config import load_settings
+    from cxm.web.export import send_due_exports
+    from tests.actions.conftest import smtp_server
+
+    headers = _key(live_engine, "read", "lead@example.com")
+    subscribe = f"{live_server.url}/api/v1/reports/export/subscriptions"
+    made = httpx.post(
+        subscribe, params={"path": "/cases", "format": "pdf", "weekday": 0}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    bad = httpx.post(subscribe, params={"path": "/api/v1/cases"}, headers=headers)
+    assert bad.status_code == 422
+    monday = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
+    with smtp_server() as (port, inbox):
+        settings = load_settings(data_dir=tmp_path, smtp_port=port, base_url=live_server.url)
+        assert send_due_exports(live_engine, settings, now=monday) == {"sent": 1, "failed": 0}
+        assert send_due_exports(live_engine, settings, now=monday) == {"sent": 0, "failed": 0}
+    (mail,) = inbox.messages
+    message = email.message_from_string(mail["data"], policy=email.policy.default)
+    assert message["Subject"] == "cxm: /cases for the week of 2026-11-23"
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "cxm-cases-2026-11-23.pdf"
+    assert attachment.get_content().startswith(b"%PDF-")

@@ -38,6 +38,7 @@ from cxm.text import taxonomy
 from cxm.text.facts import tags
 
 REPORT = "department_digest"
+PAGE_EXPORT = "page_export"
 # The scores a digest shows, in order; a metric an installation removed is left out.
 SCORES = ("nps", "csat", "ces")
 MOVERS = 3
@@ -306,6 +307,63 @@ def subscribe(
             "weekday": weekday}  # fmt: skip
 
 
+def subscribe_export(
+    conn: Connection, user_email: str, path: str, fmt: str, weekday: int = 0
+) -> dict[str, Any]:
+    """Email a page to a user every week as PDF or PNG, rendered as that user sees it.
+
+    Raises NotFound (unknown user), Invalid (format or weekday); the caller checks the path.
+    """
+    if fmt not in ("pdf", "png"):
+        raise Invalid(f"format '{fmt}' is not pdf or png")
+    if not 0 <= weekday <= 6:
+        raise Invalid("weekday is 0 (Monday) to 6 (Sunday)")
+    user = next((u for u in auth.list_users(conn) if u["email"] == user_email.lower()), None)
+    if user is None:
+        raise NotFound(f"no user with email {user_email}")
+    sub_id = secrets.token_hex(16)
+    conn.execute(
+        report_subscriptions.insert().values(
+            id=sub_id, user_id=user["id"], report=PAGE_EXPORT, department_key=None,
+            weekday=weekday, path=path, format=fmt, created_at=utcnow(),
+        )
+    )  # fmt: skip
+    return {"id": sub_id, "email": user["email"], "path": path, "format": fmt, "weekday": weekday}
+
+
+def due(conn: Connection, report: str, now: dt.datetime) -> tuple[dt.date, list[dict[str, Any]]]:
+    """(the reported week, the subscriptions of ``report`` due today and not sent for it)."""
+    week = week_of(now.date())
+    sent = sa.select(report_sends.c.subscription_id).where(
+        report_sends.c.period_start == week, report_sends.c.status == "sent"
+    )
+    rows = conn.execute(
+        sa.select(report_subscriptions).where(
+            report_subscriptions.c.report == report,
+            report_subscriptions.c.weekday == now.weekday(),
+            report_subscriptions.c.id.not_in(sent),
+        )
+    ).mappings()
+    return week, [dict(r) for r in rows]
+
+
+def record_send(
+    conn: Connection, subscription_id: str, week: dt.date, status: str, error: str | None
+) -> None:
+    """Remember how the week's send went (one row per subscription and week)."""
+    conn.execute(
+        report_sends.delete().where(
+            report_sends.c.subscription_id == subscription_id, report_sends.c.period_start == week
+        )
+    )
+    conn.execute(
+        report_sends.insert().values(
+            subscription_id=subscription_id, period_start=week, status=status, error=error,
+            sent_at=utcnow(),
+        )
+    )  # fmt: skip
+
+
 def subscriptions(conn: Connection, user_email: str) -> list[dict[str, Any]]:
     """The digests a user receives (department and weekday)."""
     user = next((u for u in auth.list_users(conn) if u["email"] == user_email.lower()), None)
@@ -321,28 +379,11 @@ def send_due(engine: Engine, settings: Settings, now: dt.datetime | None = None)
     """Send every digest due today and not yet sent for its week; a failed send is recorded
     with its reason and tried again on the next run. Returns counts by outcome."""
     now = now or utcnow()
-    week = week_of(now.date())
     counts = {"sent": 0, "failed": 0}
     with engine.connect() as conn:
         users = {str(u["id"]): u for u in auth.list_users(conn)}
-        done = {
-            r[0]
-            for r in conn.execute(
-                sa.select(report_sends.c.subscription_id).where(
-                    report_sends.c.period_start == week, report_sends.c.status == "sent"
-                )
-            )
-        }
-        due = [
-            dict(r)
-            for r in conn.execute(
-                sa.select(report_subscriptions).where(
-                    report_subscriptions.c.weekday == now.weekday()
-                )
-            ).mappings()
-            if r["id"] not in done
-        ]
-    for sub in due:
+        week, subs = due(conn, REPORT, now)
+    for sub in subs:
         user = users.get(sub["user_id"])
         if user is None or not user["is_active"]:
             continue
@@ -356,16 +397,5 @@ def send_due(engine: Engine, settings: Settings, now: dt.datetime | None = None)
             status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
         counts[status] += 1
         with engine.begin() as conn:
-            conn.execute(
-                report_sends.delete().where(
-                    report_sends.c.subscription_id == sub["id"],
-                    report_sends.c.period_start == week,
-                )
-            )
-            conn.execute(
-                report_sends.insert().values(
-                    subscription_id=sub["id"], period_start=week, status=status, error=error,
-                    sent_at=utcnow(),
-                )
-            )  # fmt: skip
+            record_send(conn, sub["id"], week, status, error)
     return counts

@@ -167,9 +167,11 @@ report_subscriptions = sa.Table(
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("user_id", sa.String(32), nullable=False),
-    sa.Column("report", sa.String(32), nullable=False),  # department_digest
-    sa.Column("department_key", sa.String(64)),  # null: the whole company
+    sa.Column("report", sa.String(32), nullable=False),  # department_digest | page_export
+    sa.Column("department_key", sa.String(64)),  # the digest's department
     sa.Column("weekday", sa.Integer, nullable=False),  # 0 Monday .. 6 Sunday
+    sa.Column("path", sa.String(2000)),  # page_export: the page, e.g. /departments/service
+    sa.Column("format", sa.String(8)),  # page_export: pdf | png
     utc_timestamp("created_at", nullable=False),
 )
 

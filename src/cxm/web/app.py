@@ -117,6 +117,7 @@ def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
         (30.0, actions_service.scan),
         (60.0, survey_distribution.schedule_bounce_reads),
         (600.0, actions_service.send_digests),
+        (600.0, export.send_due_exports),
         (60.0, crm.sync_folder),
     ]
 

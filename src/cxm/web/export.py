@@ -147,3 +147,66 @@ async def export_page(
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="cxm-{name}.{format}"'},
     )
+
+
+# ---- pages that come to people every week ----
+
+
+def send_due_exports(
+    engine: Engine, settings: Settings | None = None, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Email each page export due today (once per week per subscription), rendered as its
+    subscriber sees the page at the server's address (``CXM_BASE_URL``); a failure is
+    recorded with its reason and retried on the next run."""
+    import smtplib
+
+    from cxm.actions import digest
+    from cxm.config import load_settings
+    from cxm.mail import send_mail
+    from cxm.store import utcnow
+
+    settings = settings or load_settings()
+    now = now or utcnow()
+    counts = {"sent": 0, "failed": 0}
+    with engine.connect() as conn:
+        users = {str(u["id"]): u for u in auth.list_users(conn)}
+        week, subs = digest.due(conn, digest.PAGE_EXPORT, now)
+    for sub in subs:
+        user = users.get(sub["user_id"])
+        if user is None or not user["is_active"]:
+            continue
+        fmt: Format = "png" if sub["format"] == "png" else "pdf"
+        status, error = "sent", None
+        try:
+            data = render(engine, settings, settings.base_url, sub["user_id"], sub["path"], fmt)
+            name = sub["path"].strip("/").split("?")[0].replace("/", "-") or "home"
+            send_mail(
+                settings, str(user["email"]), f"cxm: {sub['path']} for the week of {week}",
+                f"The page {sub['path']} as of {now:%Y-%m-%d %H:%M} UTC is attached.\n\n"
+                f"Open it: {settings.base_url.rstrip('/')}{sub['path']}\n",
+                attachments=[(f"cxm-{name}-{week}.{fmt}", data, MEDIA[fmt])],
+            )  # fmt: skip
+        except (ChromiumMissing, Invalid, NotFound, smtplib.SMTPException, OSError) as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+        counts[status] += 1
+        with engine.begin() as conn:
+            digest.record_send(conn, sub["id"], week, status, error)
+    return counts
+
+
+@router.post("/reports/export/subscriptions", status_code=201, responses=responses(404, 422))
+def subscribe_export(
+    request: Request,
+    path: str = Query(..., description="the page, e.g. /departments/service"),
+    format: Format = Query("pdf"),
+    weekday: int = Query(0, ge=0, le=6, description="0 Monday .. 6 Sunday"),
+    who: Principal = Depends(require("read")),
+) -> dict[str, object]:
+    """Receive a page every week by email, as PDF or PNG, as you see it."""
+    from cxm.actions import digest
+
+    check_path(path)
+    if who.email is None:
+        raise Invalid("this key belongs to no user: subscribe with a user's key or session")
+    with get_engine(request).begin() as conn:
+        return digest.subscribe_export(conn, who.email, path, format, weekday)

@@ -41,6 +41,8 @@ def upgrade() -> None:
         sa.Column("report", sa.String(32), nullable=False),
         sa.Column("department_key", sa.String(64)),
         sa.Column("weekday", sa.Integer, nullable=False),
+        sa.Column("path", sa.String(2000)),
+        sa.Column("format", sa.String(8)),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     op.create_table(
