@@ -647,6 +647,34 @@ def parse_identifier(identifier: str, default_region: str = "DE") -> Ident | Non
     return None
 
 
+def reachable(conn: Connection, kind: str) -> list[str]:
+    """Current customers (not merged away, not erased) with at least one identifier of
+    ``kind`` (``email``, ``phone``), sorted by id."""
+    query = (
+        sa.select(customers.c.id)
+        .distinct()
+        .join(customer_identities, customer_identities.c.customer_id == customers.c.id)
+        .where(
+            customer_identities.c.kind == kind,
+            customers.c.merged_into.is_(None),
+            customers.c.erased_at.is_(None),
+        )
+        .order_by(customers.c.id)
+    )
+    return [str(i) for i in conn.execute(query).scalars()]
+
+
+def trait_of(conn: Connection, name: str, ids: Iterable[str]) -> dict[str, str]:
+    """Customer id -> the current value of trait ``name``, for the customers in ``ids``."""
+    wanted = set(ids)
+    rows = conn.execute(
+        sa.select(customer_traits.c.customer_id, customer_traits.c.value).where(
+            customer_traits.c.name == name, customer_traits.c.value.is_not(None)
+        )
+    )
+    return {str(c): str(v) for c, v in rows if c in wanted}
+
+
 def find(conn: Connection, identifier: str) -> str | None:
     """The current customer id for an identifier (``email:ana@example.com``, ``crm_id:C1``,
     a bare email or phone, or a customer id), or None."""

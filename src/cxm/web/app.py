@@ -38,6 +38,7 @@ from cxm.surveys import distribution as survey_distribution
 from cxm.surveys import inproduct
 from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
+from cxm.surveys import waves as survey_waves
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
 from cxm.web import (
@@ -118,6 +119,7 @@ def periodic_tasks() -> list[tuple[float, Callable[[Engine], object]]]:
         (60.0, survey_distribution.schedule_bounce_reads),
         (600.0, actions_service.send_digests),
         (600.0, export.send_due_exports),
+        (300.0, survey_waves.scan),
         (60.0, crm.sync_folder),
     ]
 

@@ -1,6 +1,6 @@
-"""Department digests by email, subscribed per user; outgoing webhooks carry responses and
-metric alerts as well as cases, in the receiver's own format (cxm's signed JSON, a Slack or a
-Microsoft Teams incoming-webhook message).
+"""Channels: survey waves with one reminder; department digests and page exports by email,
+subscribed per user; outgoing webhooks that carry responses and metric alerts as well as cases,
+in the receiver's own format (cxm's signed JSON, a Slack or a Microsoft Teams message).
 
 ``webhook_subjects`` is the ledger of facts already announced to each webhook: the periodic scan
 finds what is new with one anti-join, and its primary key keeps a retried scan from announcing a
@@ -54,8 +54,27 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(), nullable=False),
     )
 
+    op.create_table(
+        "survey_waves",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("survey_key", sa.String(64), nullable=False),
+        sa.Column("period_start", sa.Date, nullable=False),
+        sa.Column("planned", sa.Integer, nullable=False),
+        sa.Column("eligible", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.UniqueConstraint("survey_key", "period_start", name="uq_survey_waves_period"),
+    )
+    op.create_table(
+        "survey_reminders",
+        sa.Column("invitation_id", sa.String(64), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("survey_reminders")
+    op.drop_table("survey_waves")
     op.drop_table("report_sends")
     op.drop_table("report_subscriptions")
     op.drop_table("webhook_subjects")
