@@ -182,3 +182,34 @@ def test_a_survey_with_an_in_product_trigger_is_never_planned_from_the_log(
         )
         apply(conn, by_email)
         assert triggers.scan(conn) == 1  # ... while the same event plans an email one
+
+
+def test_the_sample_help_page_shows_the_shipped_self_service_survey(
+    live_engine: Engine, live_server: LiveServer, browser: Browser
+) -> None:
+    from cxm.org import auth
+    from cxm.surveys import service
+
+    with live_engine.begin() as conn:
+        service.apply_templates(conn)
+        auth.create_user(conn, "admin@example.com", "admin", password="a long password")
+    _customer(live_engine, "u-42", "zoe@example.com")
+    page = browser.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
+    try:
+        page.goto(live_server.url + "/login")
+        page.get_by_label("Email").fill("admin@example.com")
+        page.get_by_label("Password").fill("a long password")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(live_server.url + "/")
+        with page.expect_response(lambda r: r.url.endswith("/inproduct/check")) as answer:
+            page.goto(live_server.url + "/inproduct/sample/help/account")
+        assert answer.value.json()["survey"] == "self_service_ces"
+        assert page.get_by_text("as customer zoe@example.com").is_visible()
+        frame = page.frame_locator("iframe[title='Was it easy?']")
+        frame.get_by_text("The company made it easy for me").wait_for()
+        page.screenshot(path=str(ARTIFACTS / "inproduct-sample-page.png"))
+    finally:
+        page.close()
+    assert blocked == []  # the snippet and the survey frame run under cxm's own CSP
