@@ -66,6 +66,7 @@ def test_a_slack_hook_hears_each_new_detractor_once_and_nothing_else(
     assert section["type"] == "mrkdwn"
     # Names, not keys: the touchpoint's display name; the comment is quoted.
     assert "*Touchpoint:* Home delivery" in section["text"]
+    assert "*Survey:* relationship_nps" in section["text"]  # no definition stored: the key
     assert "*Comment:* Late again." in section["text"]
     assert nps_body["blocks"][1]["elements"][0]["url"].startswith("http://cxm.test")
     with engine.connect() as conn:

@@ -26,10 +26,12 @@ from sqlalchemy.engine import Connection
 
 from cxm.actions.schemas import FACT_EVENTS
 from cxm.actions.tables import webhook_subjects, webhooks
+from cxm.errors import NotFound
 from cxm.metrics.facts import metric_alerts
 from cxm.org import service as org
 from cxm.store import as_utc, jobs, utcnow
 from cxm.store.bulk import insert_rows
+from cxm.surveys import service as surveys
 from cxm.surveys.facts import responses_table as responses
 
 # How many new facts one scan queues per hook; the next scan takes the rest.
@@ -172,6 +174,15 @@ def _touchpoint_name(conn: Connection, key: str | None) -> str | None:
     return names.get(key, key)
 
 
+def _survey_title(conn: Connection, key: str) -> str:
+    """The survey's title in its default language (names, not keys); the key if unknown."""
+    try:
+        defn = surveys.get_definition(conn, key)
+    except NotFound:
+        return key
+    return defn.title.get(defn.default_language) or key
+
+
 def _score_text(fact: dict[str, Any]) -> str:
     parts = []
     if fact.get("nps") is not None:
@@ -210,7 +221,7 @@ def summary(
         return title, facts, f"{base}/dashboards"
     label = "Detractor response" if event == "detractor_response" else "New response"
     title = f"{label}: {_score_text(fact)}"
-    facts = [("Survey", str(fact["survey_key"]))]
+    facts = [("Survey", _survey_title(conn, str(fact["survey_key"])))]
     touchpoint = _touchpoint_name(conn, fact.get("touchpoint_key"))
     if touchpoint:
         facts.append(("Touchpoint", touchpoint))
