@@ -105,10 +105,17 @@ def render(
             auth.end_session(conn, token)
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
 @router.get(
     "/reports/export",
-    responses={200: {"content": {"application/pdf": {}, "image/png": {}}}, **responses(403, 404,
-               422, 503)},
+    response_class=Response,
+    responses={
+        200: {"description": "The page", "content": {"application/pdf": _BINARY,
+                                                     "image/png": _BINARY}},
+        **responses(403, 404, 422, 503),
+    },
 )  # fmt: skip
 async def export_page(
     request: Request,
