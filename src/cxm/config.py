@@ -38,6 +38,20 @@ class Settings:
     )
     # A maildir that delivery status notifications (bounces) are delivered to; empty: none.
     bounce_maildir: str = field(default_factory=lambda: _env("CXM_BOUNCE_MAILDIR", ""))
+    # The SMS gateway invitations with channel "sms" are posted to; empty: no SMS channel.
+    # Format "twilio" posts Twilio's form fields (To, From, Body); "json" posts sms_body (a JSON
+    # template with {to}, {sender} and {text}). Auth "basic:USER:PASSWORD" or "bearer:TOKEN".
+    sms_url: str = field(default_factory=lambda: _env("CXM_SMS_URL", ""))
+    sms_auth: str = field(default_factory=lambda: _env("CXM_SMS_AUTH", ""))
+    sms_sender: str = field(default_factory=lambda: _env("CXM_SMS_FROM", "cxm"))
+    sms_format: str = field(default_factory=lambda: _env("CXM_SMS_FORMAT", "twilio"))
+    sms_body: str = field(
+        default_factory=lambda: _env(
+            "CXM_SMS_BODY", '{"to": "{to}", "from": "{sender}", "text": "{text}"}'
+        )
+    )
+    # The folder CRM exports (CSV: identifiers and traits) are dropped into; empty: data/crm-drop.
+    crm_drop_dir: str = field(default_factory=lambda: _env("CXM_CRM_DROP_DIR", ""))
     default_phone_region: str = field(
         default_factory=lambda: _env("CXM_DEFAULT_PHONE_REGION", "DE")
     )

@@ -58,6 +58,7 @@ DESCRIPTIONS = {
     413: "The body or batch is larger than the limit",
     422: "Invalid input; `errors` names each field",
     429: "Too many requests; retry later",
+    503: "A part the server needs is missing or not answering (the detail names it)",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -75,6 +75,7 @@ def send_mail(
     text: str,
     html: str | None = None,
     headers: Mapping[str, str] | None = None,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
 ) -> str:
     """Hand one message to the SMTP server; returns its Message-ID. Raises on any failure
     (``classify_failure`` says whether it was a hard bounce). A ``Message-ID`` in ``headers``
@@ -90,6 +91,9 @@ def send_mail(
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
+    for filename, data, media_type in attachments:  # (name, bytes, "application/pdf")
+        maintype, _, subtype = media_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     security = settings.smtp_security
     if security not in ("none", "starttls", "tls"):
         raise ValueError(f"CXM_SMTP_SECURITY '{security}' is not none, starttls or tls")

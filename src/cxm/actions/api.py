@@ -102,6 +102,8 @@ class WebhookOut(Record):
     url: str
     events: list[str]
     active: bool
+    format: str
+    name: str | None = None
 
 
 class InitiativeOut(Record):
@@ -357,3 +359,62 @@ def get_initiative(
                                        init["start_date"])  # fmt: skip
     return {**init, "effect": analytics.before_after(get_engine(request), init),
             "difference_in_differences": did}  # fmt: skip
+
+
+# ---- digests ----
+
+
+class DigestSubscriptionIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    email: str | None = None  # default: the caller
+    department: str
+    weekday: int = 0  # 0 Monday .. 6 Sunday
+
+
+def _digest_scope(who: Principal, department_key: str) -> Any:
+    scope = scope_for(who)
+    if not scope.everything and scope.department_key != department_key:
+        # Outside the caller's scope reads as missing, like every scoped object.
+        raise NotFound(f"department '{department_key}' has no digest you may read")
+    return scope
+
+
+@router.get("/reports/digest/{department_key}", responses=responses(404, 422))
+def department_digest(
+    department_key: str,
+    request: Request,
+    week: dt.date | None = Query(None, description="the Monday the week starts; default: last"),
+    who: Principal = Depends(require("read")),
+) -> Record:
+    """A department's weekly digest: scores with change, movers, top themes, overdue cases."""
+    from dataclasses import asdict
+
+    from cxm.actions import digest
+
+    _digest_scope(who, department_key)
+    start = week or digest.week_of(dt.datetime.now(dt.UTC).date())
+    built = digest.build(get_engine(request), department_key, start)
+    return Record.model_validate(
+        asdict(built) | {"scores": [asdict(s) | {"change": s.change} for s in built.scores]}
+    )
+
+
+@router.post("/reports/digest/subscriptions", status_code=201, responses=responses(403, 404))
+def subscribe_digest(
+    body: DigestSubscriptionIn,
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db, scope="function"),
+) -> Record:
+    """Subscribe yourself (or, as admin or CX lead, anyone) to a department's weekly digest."""
+    from cxm.actions import digest
+    from cxm.errors import Forbidden
+
+    scope = _digest_scope(who, body.department)
+    email = body.email or who.email
+    if email is None:
+        raise Invalid("an API key without a user must name the 'email' to subscribe")
+    if email.lower() != (who.email or "").lower() and not scope.everything:
+        raise Forbidden("only admins and CX leads subscribe other people")
+    return Record.model_validate(
+        digest.subscribe(conn, scope, email, body.department, body.weekday)
+    )

@@ -14,6 +14,7 @@ from cxm.console import (
     check_page,
     engine,
     errors,
+    fail,
     page,
     print_json,
     print_list,
@@ -185,3 +186,115 @@ def list_rules(
         rows = service.list_rules(conn)
     print_list(page(rows, limit, offset), ["key", "name", "trigger", "enabled"], "Rules",
                fmt=fmt, total=len(rows), offset=offset, whole=("key",))  # fmt: skip
+
+
+@rules_app.command("webhook-add")
+def webhook_add(
+    url: str = typer.Option(..., help="the receiver's URL (a Slack or Teams incoming webhook)"),
+    secret: str = typer.Option(..., help="signs each body (X-Cxm-Signature); 16+ characters"),
+    event: list[str] = typer.Option(
+        [], "--event", help="case_opened, detractor_response, metric_alert, ... (repeatable)"
+    ),
+    fmt: str = typer.Option("cxm", "--format", help="cxm (signed JSON) | slack | teams"),
+    name: str | None = typer.Option(None, help="a name to tell hooks apart"),
+) -> None:
+    """Add an outgoing webhook (through the server's API while 'cxm serve' runs)."""
+    from pydantic import ValidationError
+
+    from cxm.actions import service
+    from cxm.actions.schemas import WebhookIn
+
+    fields: dict[str, Any] = {"url": url, "secret": secret, "format": fmt, "name": name}
+    if event:
+        fields["events"] = event
+    try:
+        body = WebhookIn.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        bad_input(f"--{where.split('.')[0]}: {first['msg']}")
+    server = server_owning_store()
+    if server is not None:
+        hook = call_server(server, "POST", "/rules/webhooks", body.model_dump())
+    else:
+        with errors(), engine().begin() as conn:
+            hook = service.add_webhook(conn, body)
+    typer.echo(f"added webhook {hook['id']} ({hook['format']}): {', '.join(hook['events'])}")
+
+
+@rules_app.command("webhooks")
+def webhooks_(fmt: str = typer.Option("table", "--format", help="table | csv | json")) -> None:
+    """The outgoing webhooks with their format and events, and their last delivery."""
+    from cxm.actions import service
+
+    check_format(fmt)
+    with errors(), engine().connect() as conn:
+        hooks = service.list_webhooks(conn)
+        last: dict[str, dict[str, Any]] = {}
+        for d in service.deliveries(conn):
+            last[d["webhook_id"]] = d
+    rows = [
+        h
+        | {
+            "events": ", ".join(h["events"]),
+            "last_delivery": (
+                f"{last[h['id']]['status']} {last[h['id']]['attempted_at']:%Y-%m-%d %H:%M}"
+                if h["id"] in last
+                else "none yet"
+            ),
+        }
+        for h in hooks
+    ]
+    cols = ["id", "name", "format", "events", "url", "active", "last_delivery"]
+    print_list(rows, cols, "Webhooks", fmt=fmt, total=len(rows), offset=0, whole=("id",))
+
+
+reports_app = typer.Typer(
+    help="Reports that come to people: weekly department digests.", no_args_is_help=True
+)
+
+
+@reports_app.command("digest")
+def digest_(
+    department: str = typer.Argument(..., help="department key, e.g. supply_chain"),
+    week: str | None = typer.Option(None, help="the Monday the week starts (default: last week)"),
+    send_to: str | None = typer.Option(None, help="email it to this address now"),
+) -> None:
+    """Print a department's weekly digest (or send it): scores, movers, themes, overdue cases."""
+    import datetime as dt
+
+    from cxm.actions import digest
+    from cxm.config import load_settings
+    from cxm.mail import send_mail
+
+    try:
+        start = dt.date.fromisoformat(week) if week else digest.week_of(dt.date.today())
+    except ValueError:
+        bad_input(f"--week {week!r} is not a date like 2026-11-23")
+    settings = load_settings()
+    with errors():
+        built = digest.build(engine(), department, start)
+        subject, text, html = digest.render(built, settings.base_url)
+        if send_to:
+            try:
+                send_mail(settings, send_to, subject, text, html=html)
+            except OSError as exc:
+                fail(f"could not send to {send_to}: {exc} (check the CXM_SMTP_* settings)", 1)
+            typer.echo(f"sent '{subject}' to {send_to}")
+            return
+    typer.echo(text)
+
+
+@reports_app.command("subscribe")
+def subscribe(
+    email: str = typer.Argument(..., help="the user who receives it"),
+    department: str = typer.Argument(..., help="department key"),
+    weekday: int = typer.Option(0, help="0 Monday .. 6 Sunday"),
+) -> None:
+    """Email a department's digest to a user every week on WEEKDAY."""
+    from cxm.actions import digest
+
+    with errors(), engine().begin() as conn:
+        sub = digest.subscribe(conn, _operator(), email, department, weekday)
+    day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[weekday]
+    typer.echo(f"{sub['email']} receives the {department} digest every {day} ({sub['id']})")

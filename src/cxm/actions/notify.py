@@ -14,8 +14,9 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cxm.actions import outbound
 from cxm.actions.tables import cases, notifications, webhook_deliveries, webhooks
-from cxm.config import Settings
+from cxm.config import Settings, load_settings
 from cxm.mail import send_mail
 from cxm.org import auth
 from cxm.org import service as org
@@ -193,26 +194,54 @@ def send_email(conn: Connection, payload: dict[str, Any], settings: Settings) ->
     return "sent"
 
 
-def deliver_webhook(conn: Connection, payload: dict[str, Any], timeout: float = 10.0) -> str:
-    """POST the event as signed JSON; non-2xx or a network error is logged and retried."""
+def deliver_webhook(
+    conn: Connection,
+    payload: dict[str, Any],
+    timeout: float = 10.0,
+    settings: Settings | None = None,
+) -> str:
+    """POST one event to a webhook in its format; non-2xx or a network error is logged and
+    retried with backoff, up to ``MAX_ATTEMPTS`` attempts.
+
+    ``payload`` names the hook, the event and its subject: ``case_id`` for case events, or
+    ``subject_kind`` (response | alert) and ``subject_id`` for facts queued by
+    :func:`cxm.actions.outbound.queue_fact_events`. Returns delivered | failed | gave_up |
+    skipped (the hook was removed or paused, or the subject no longer exists).
+    """
     hook = (
         conn.execute(sa.select(webhooks).where(webhooks.c.id == payload["webhook_id"]))
         .mappings()
         .first()
     )
-    case = case_json(conn, payload["case_id"])
-    if hook is None or not hook["active"] or case is None:
+    if "case_id" in payload:
+        kind, subject_id = "case", str(payload["case_id"])
+        subject = case_json(conn, subject_id)
+    else:
+        kind, subject_id = str(payload["subject_kind"]), str(payload["subject_id"])
+        subject = outbound.subject_json(conn, kind, subject_id)
+    if hook is None or not hook["active"] or subject is None:
         return "skipped"
     attempt = int(payload["attempt"])
+    event = str(payload["event"])
     now = utcnow()
-    body = json.dumps(
-        {"event": payload["event"], "attempt": attempt, "sent_at": now.isoformat(), "case": case},
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()
+    fmt = hook["format"] or "cxm"
+    if fmt == "cxm":
+        message: dict[str, Any] = {
+            "event": event,
+            "attempt": attempt,
+            "sent_at": now.isoformat(),
+            kind: subject,
+        }
+    else:
+        base_url = (settings or load_settings()).base_url
+        title, facts, link = outbound.summary(conn, kind, event, subject, base_url)
+        message = (outbound.slack_body if fmt == "slack" else outbound.teams_body)(
+            title, facts, link
+        )
+    body = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
     headers = {
         "Content-Type": "application/json",
-        "X-Cxm-Event": payload["event"],
+        "X-Cxm-Event": event,
         "X-Cxm-Signature": sign(hook["secret"], body),
     }
     code: int | None = None
@@ -229,8 +258,10 @@ def deliver_webhook(conn: Connection, payload: dict[str, Any], timeout: float = 
         webhook_deliveries.insert().values(
             id=secrets.token_hex(16),
             webhook_id=hook["id"],
-            event=payload["event"],
-            case_id=case["id"],
+            event=event,
+            case_id=subject_id if kind == "case" else None,
+            subject_kind=kind,
+            subject_id=subject_id,
             attempt=attempt,
             status=status,
             status_code=code,
@@ -244,7 +275,7 @@ def deliver_webhook(conn: Connection, payload: dict[str, Any], timeout: float = 
                 **_job(
                     WEBHOOK,
                     payload | {"attempt": attempt + 1},
-                    f"case-hook-retry:{hook['id']}:{case['id']}:{payload['event']}:{attempt + 1}:"
+                    f"hook-retry:{hook['id']}:{kind}:{subject_id}:{event}:{attempt + 1}:"
                     f"{secrets.token_hex(4)}",
                     now + jobs.backoff(attempt),
                 )

@@ -13,6 +13,17 @@ Priority = Literal["p1", "p2", "p3", "p4"]
 STATUSES = ("new", "in_progress", "waiting_on_customer", "resolved", "closed")
 Status = Literal["new", "in_progress", "waiting_on_customer", "resolved", "closed"]
 EVENTS = ("case_opened", "case_assigned", "sla_at_risk", "sla_breached")
+# Facts announced as they arrive (not by default: a hook asks for them).
+FACT_EVENTS = ("response_submitted", "detractor_response", "metric_alert")
+WebhookEvent = Literal[
+    "case_opened",
+    "case_assigned",
+    "sla_at_risk",
+    "sla_breached",
+    "response_submitted",
+    "detractor_response",
+    "metric_alert",
+]
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 
@@ -214,11 +225,18 @@ class BulkAssignBody(Strict):
 
 
 class WebhookIn(Strict):
+    """An outgoing webhook. ``format`` picks the body: ``cxm`` is cxm's own JSON signed with
+    ``secret`` (X-Cxm-Signature); ``slack`` and ``teams`` post a message to an incoming-webhook
+    URL of Slack or Microsoft Teams (whose URL is the secret; ``secret`` still signs)."""
+
     url: str = Field(pattern=r"^https?://", max_length=2000)
     secret: str = Field(min_length=16, max_length=200)
-    events: list[Literal["case_opened", "case_assigned", "sla_at_risk", "sla_breached"]] = Field(
-        default_factory=lambda: list(EVENTS)  # type: ignore[arg-type]
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list(EVENTS),  # type: ignore[arg-type]
+        min_length=1,
     )
+    format: Literal["cxm", "slack", "teams"] = "cxm"
+    name: str | None = Field(None, max_length=200)
 
 
 class InitiativeIn(Strict):

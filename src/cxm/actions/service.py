@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from cxm.actions import notify, rules
+from cxm.actions import digest, notify, outbound, rules
 from cxm.actions.routing import OPEN, team_agents
 from cxm.actions.schemas import (
     InitiativeIn,
@@ -163,9 +163,11 @@ def apply_default_rules(conn: Connection) -> list[str]:
 
 
 def run_rules(conn: Connection, now: dt.datetime | None = None) -> dict[str, int]:
-    """Evaluate every enabled rule now and attach answered follow-ups; idempotent."""
+    """Evaluate every enabled rule now, attach answered follow-ups and queue the webhooks of
+    new responses and alerts; idempotent."""
     opened = rules.evaluate(conn, now=now)
     link_followups(conn)
+    outbound.queue_fact_events(conn, now=now)
     return opened
 
 
@@ -783,9 +785,14 @@ def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
         notify.send_email(conn, payload, settings or load_settings())
 
     def run_webhook(conn: Connection, payload: dict[str, Any]) -> None:
-        notify.deliver_webhook(conn, payload)
+        notify.deliver_webhook(conn, payload, settings=settings)
 
     return {rules.SLA_CHECK: run_sla, notify.EMAIL: run_email, notify.WEBHOOK: run_webhook}
+
+
+def send_digests(engine: Engine) -> dict[str, int]:
+    """The periodic task: email the department digests due today (once per week each)."""
+    return digest.send_due(engine, load_settings())
 
 
 def scan(engine: Engine) -> dict[str, int]:
@@ -807,9 +814,18 @@ def add_webhook(conn: Connection, body: WebhookIn) -> dict[str, Any]:
             events=list(body.events),
             active=True,
             created_at=utcnow(),
+            format=body.format,
+            name=body.name,
         )
     )
-    return {"id": hook_id, "url": body.url, "events": list(body.events), "active": True}
+    return {
+        "id": hook_id,
+        "url": body.url,
+        "events": list(body.events),
+        "active": True,
+        "format": body.format,
+        "name": body.name,
+    }
 
 
 def list_webhooks(conn: Connection) -> list[dict[str, Any]]:
@@ -820,9 +836,11 @@ def list_webhooks(conn: Connection) -> list[dict[str, Any]]:
             webhooks.c.events,
             webhooks.c.active,
             webhooks.c.created_at,
+            webhooks.c.format,
+            webhooks.c.name,
         )
     ).mappings()
-    return [dict(r) for r in rows]
+    return [dict(r) | {"format": r["format"] or "cxm"} for r in rows]
 
 
 def deliveries(conn: Connection, webhook_id: str | None = None) -> list[dict[str, Any]]:

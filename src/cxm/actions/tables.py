@@ -103,6 +103,19 @@ webhooks = sa.Table(
     sa.Column("events", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     utc_timestamp("created_at", nullable=False),
+    # cxm (signed JSON) | slack | teams; null on hooks made before formats existed reads as cxm.
+    sa.Column("format", sa.String(16), server_default="cxm"),
+    sa.Column("name", sa.String(200)),
+)
+
+# The facts (responses, metric alerts) already queued for each webhook: the scan's anti-join.
+webhook_subjects = sa.Table(
+    "webhook_subjects",
+    metadata,
+    sa.Column("webhook_id", sa.String(32), primary_key=True),
+    sa.Column("subject_kind", sa.String(16), primary_key=True),  # response | alert
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    utc_timestamp("queued_at", nullable=False),
 )
 
 # Every attempt to deliver a webhook, failed ones included.
@@ -118,6 +131,8 @@ webhook_deliveries = sa.Table(
     sa.Column("status_code", sa.Integer),
     sa.Column("error", sa.Text),
     utc_timestamp("attempted_at", nullable=False),
+    sa.Column("subject_kind", sa.String(16)),  # case | response | alert
+    sa.Column("subject_id", sa.String(64)),
 )
 
 # Emails sent (or not) about cases.
@@ -148,4 +163,29 @@ initiatives = sa.Table(
     sa.Column("expected_effect", sa.Float),
     sa.Column("status", sa.String(16), nullable=False),  # planned | active | done
     utc_timestamp("created_at", nullable=False),
+)
+
+# Who receives which scheduled report (a weekly department digest) on which weekday.
+report_subscriptions = sa.Table(
+    "report_subscriptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("report", sa.String(32), nullable=False),  # department_digest | page_export
+    sa.Column("department_key", sa.String(64)),  # the digest's department
+    sa.Column("weekday", sa.Integer, nullable=False),  # 0 Monday .. 6 Sunday
+    sa.Column("path", sa.String(2000)),  # page_export: the page, e.g. /departments/service
+    sa.Column("format", sa.String(8)),  # page_export: pdf | png
+    utc_timestamp("created_at", nullable=False),
+)
+
+# One row per subscription and reported week: sent, or failed with the reason (shown, retried).
+report_sends = sa.Table(
+    "report_sends",
+    metadata,
+    sa.Column("subscription_id", sa.String(32), primary_key=True),
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # sent | failed
+    sa.Column("error", sa.Text),
+    utc_timestamp("sent_at", nullable=False),
 )

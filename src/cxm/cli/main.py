@@ -38,6 +38,7 @@ def _group(module: str, attr: str) -> Callable[[], Any]:
 
 def _import_group() -> typer.Typer:
     from cxm.employees.cli import import_employees
+    from cxm.integrations.cli import import_tickets, import_traits
     from cxm.interactions.cli import import_interactions
     from cxm.surveys.cli import import_responses
 
@@ -45,6 +46,8 @@ def _import_group() -> typer.Typer:
     group.command("interactions")(import_interactions)
     group.command("responses")(import_responses)
     group.command("employees")(import_employees)
+    group.command("tickets")(import_tickets)
+    group.command("traits")(import_traits)
     return group
 
 
@@ -84,7 +87,10 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
     "keys": ("API keys (shown once, stored hashed).", _group("cxm.org.cli", "keys_app")),
     "users": ("Users who sign in to the web app.", _group("cxm.org.cli", "users_app")),
     "demo": ("A realistic demo company with known ground truth.", _group("cxm.demo.cli", "app")),
-    "import": ("Import files: interactions, survey responses, employees.", _import_group),
+    "import": (
+        "Import files: interactions, survey responses, employees, helpdesk tickets, CRM traits.",
+        _import_group,
+    ),
     "interactions": ("The interaction log.", _group("cxm.interactions.cli", "app")),
     "customers": (
         "Customer profiles (360) and identity resolution.",
@@ -111,6 +117,10 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
     "rules": (
         "Rules that open cases: apply a file, run them now.",
         _group("cxm.actions.cli", "rules_app"),
+    ),
+    "reports": (
+        "Reports that come to people: weekly department digests.",
+        _group("cxm.actions.cli", "reports_app"),
     ),
     "journeys": (
         "Journeys mined from the interaction log: variants, maps, friction.",

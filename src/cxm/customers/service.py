@@ -687,6 +687,58 @@ def parse_identifier(identifier: str, default_region: str = "DE") -> Ident | Non
     return None
 
 
+def reachable(conn: Connection, kind: str) -> list[str]:
+    """Current customers (not merged away, not erased) with at least one identifier of
+    ``kind`` (``email``, ``phone``), sorted by id."""
+    query = (
+        sa.select(customers.c.id)
+        .distinct()
+        .join(customer_identities, customer_identities.c.customer_id == customers.c.id)
+        .where(
+            customer_identities.c.kind == kind,
+            customers.c.merged_into.is_(None),
+            customers.c.erased_at.is_(None),
+        )
+        .order_by(customers.c.id)
+    )
+    return [str(i) for i in conn.execute(query).scalars()]
+
+
+def trait_of(conn: Connection, name: str, ids: Iterable[str]) -> dict[str, str]:
+    """Customer id -> the current value of trait ``name``, for the customers in ``ids``."""
+    wanted = set(ids)
+    rows = conn.execute(
+        sa.select(customer_traits.c.customer_id, customer_traits.c.value).where(
+            customer_traits.c.name == name, customer_traits.c.value.is_not(None)
+        )
+    )
+    return {str(c): str(v) for c, v in rows if c in wanted}
+
+
+def first_identifier(conn: Connection, kind: str) -> str | None:
+    """The lowest identifier value of ``kind`` held by a current customer, or None."""
+    return conn.execute(
+        sa.select(sa.func.min(customer_identities.c.value))
+        .join(customers, customers.c.id == customer_identities.c.customer_id)
+        .where(
+            customer_identities.c.kind == kind,
+            customers.c.merged_into.is_(None),
+            customers.c.erased_at.is_(None),
+        )
+    ).scalar()
+
+
+def display_name(conn: Connection, customer_id: str) -> str:
+    """How a person reads the customer: the ``name`` trait, else first and last name, else
+    their email, else the id."""
+    values = dict(traits(conn, customer_id))
+    full = " ".join(v for v in (values.get("first_name"), values.get("last_name")) if v)
+    if values.get("name") or full:
+        return str(values.get("name") or full)
+    emails = identifiers(conn, customer_id).get("email")
+    return emails[0] if emails else customer_id
+
+
 def find(conn: Connection, identifier: str) -> str | None:
     """The current customer id for an identifier (``email:ana@example.com``, ``crm_id:C1``,
     a bare email or phone, or a customer id), or None."""

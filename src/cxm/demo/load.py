@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,14 +11,19 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cxm.actions import digest
 from cxm.actions import service as actions
 from cxm.actions.schemas import InitiativeIn
+from cxm.config import Settings, load_settings
 from cxm.employees import directory
 from cxm.employees.importer import import_employees
 from cxm.interactions.importer import import_file
+from cxm.mail import send_mail
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.org.facts import users
+from cxm.org.scope import Scope
+from cxm.surveys.facts import responses_table
 from cxm.surveys.loading import load_demo_surveys
 from cxm.surveys.sends import record_sends
 from cxm.text import taxonomy
@@ -123,7 +129,35 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     say("initiative")
     with engine.begin() as conn:
         summary.steps["initiative"] = add_demo_initiative(conn)
+    say("digest")
+    summary.steps["digest"] = send_demo_digest(engine, load_settings())
     return summary
+
+
+DIGEST_READER = "delivery.manager@northwind.example"
+
+
+def send_demo_digest(engine: Engine, settings: Settings) -> str:
+    """Subscribe the delivery manager to Supply Chain's weekly digest and send the digest of
+    the demo's last complete week once; a missing mail server is said, not hidden."""
+    with engine.begin() as conn:
+        if not digest.subscriptions(conn, DIGEST_READER):
+            digest.subscribe(conn, Scope("admin"), DIGEST_READER, "supply_chain", weekday=0)
+        last = conn.execute(sa.select(sa.func.max(responses_table.c.submitted_at))).scalar()
+    if last is None:
+        return "no answers to digest"
+    week = digest.week_of(last.date() + dt.timedelta(days=1))
+    built = digest.build(engine, "supply_chain", week)
+    subject, text, html = digest.render(built, settings.base_url)
+    try:
+        send_mail(settings, DIGEST_READER, subject, text, html=html)
+    except (smtplib.SMTPException, OSError, ValueError) as exc:
+        return (
+            f"the week of {week} not sent to {DIGEST_READER}: {type(exc).__name__} "
+            f"(no mail server at {settings.smtp_host}:{settings.smtp_port}?); "
+            f"see it with 'cxm reports digest supply_chain --week {week}'"
+        )
+    return f"the week of {week} sent to {DIGEST_READER}"
 
 
 DEMO_INITIATIVE = InitiativeIn(

@@ -22,7 +22,7 @@ from cxm.config import Settings, load_settings
 from cxm.errors import Invalid
 from cxm.mail import classify_failure, sender_domain
 from cxm.store import jobs, utcnow
-from cxm.surveys import bounces, email, fatigue, people, suppressions
+from cxm.surveys import bounces, email, fatigue, people, sms, suppressions
 from cxm.surveys.service import (
     create_invitation,
     get_definition,
@@ -79,6 +79,9 @@ def invite(conn: Connection, payload: dict[str, Any], now: dt.datetime | None = 
     if channel == "email":
         jobs.enqueue(conn, SEND_EMAIL, {"invitation_id": inv.id, "attempt": 1},
                      dedupe_key=f"survey-email:{inv.id}")  # fmt: skip
+    elif channel == "sms":
+        jobs.enqueue(conn, sms.SEND_SMS, {"invitation_id": inv.id, "attempt": 1},
+                     dedupe_key=f"survey-sms:{inv.id}")  # fmt: skip
     return "sent"
 
 
@@ -196,7 +199,15 @@ def handlers(settings: Settings | None = None) -> dict[str, jobs.Handler]:
     def run_read_bounces(conn: Connection, payload: dict[str, Any]) -> None:
         read_bounces(conn, settings or load_settings())
 
-    return {INVITE: run_invite, SEND_EMAIL: run_send, READ_BOUNCES: run_read_bounces}
+    def run_send_sms(conn: Connection, payload: dict[str, Any]) -> None:
+        sms.send_invitation_sms(conn, payload, settings or load_settings())
+
+    return {
+        INVITE: run_invite,
+        SEND_EMAIL: run_send,
+        sms.SEND_SMS: run_send_sms,
+        READ_BOUNCES: run_read_bounces,
+    }
 
 
 def delivery_state(conn: Connection, trigger_event_id: str) -> dict[str, Any] | None:

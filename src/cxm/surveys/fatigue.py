@@ -74,6 +74,13 @@ def check(
         held = suppressions.reason_for(conn, "email", address)
         if held is not None:
             return Verdict(False, held)
+    if channel == "sms":
+        number = people.phone(conn, customer_id)
+        if not number:
+            return Verdict(False, "no_phone")
+        held = suppressions.reason_for(conn, "sms", number)
+        if held is not None:
+            return Verdict(False, held)
     # Held back or never delivered (bounced, given up): no contact that fatigues anyone.
     live = invitations.c.status.not_in(["suppressed", "failed"])
     kind = conn.execute(sa.select(surveys.c.kind).where(surveys.c.key == survey_key)).scalar()

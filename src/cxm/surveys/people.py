@@ -31,6 +31,12 @@ def email(conn: Connection, customer_id: str) -> str | None:
     return current_contact(conn, customer_id, "email")
 
 
+def phone(conn: Connection, customer_id: str) -> str | None:
+    """The number to text the customer at: their most recently seen phone (E.164 as stored);
+    None when they have none."""
+    return current_contact(conn, customer_id, "phone")
+
+
 def traits(conn: Connection, customer_id: str) -> dict[str, str]:
     return dict(customers.traits(conn, customer_id))
 

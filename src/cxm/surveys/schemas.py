@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Text = dict[str, str]  # language -> wording
 QuestionType = Literal[
@@ -121,7 +121,9 @@ class Trigger(Strict):
     touchpoint: str | None = None
     where: dict[str, str | int | float | bool] = Field(default_factory=dict)
     delay: str = "0m"  # 90s, 30m, 2h, 7d
-    channel: Literal["email", "link"] = "email"
+    # in_product: shown by the in-product snippet when the page reports the event (a page rule
+    # is event page_viewed with where: {path: "/help/*"}, a glob); never planned from the log.
+    channel: Literal["email", "sms", "in_product", "link"] = "email"
     sample: float = Field(1.0, ge=0.0, le=1.0)
 
     def delay_seconds(self) -> int:
@@ -129,6 +131,38 @@ class Trigger(Strict):
         if not match:
             raise ValueError(f"delay '{self.delay}' is not like 30m, 2h or 7d")
         return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+class Wave(Strict):
+    """Relationship waves: every month or quarter, invite a sample of the customer base, with
+    one reminder to those who have not answered. ``size`` customers (or ``sample`` of the
+    eligible base), spread over the values of ``quota_trait`` in proportion to the base, or by
+    the explicit ``quotas`` (trait value -> customers)."""
+
+    every: Literal["month", "quarter"] = "quarter"
+    size: int | None = Field(None, ge=1, le=10_000_000)
+    sample: float | None = Field(None, gt=0.0, le=1.0)
+    quota_trait: str | None = Field(None, max_length=64)
+    quotas: dict[str, int] = Field(default_factory=dict)
+    reminder: str | None = "7d"  # 3d, 7d; null: no reminder
+    channel: Literal["email", "sms"] = "email"
+
+    def reminder_seconds(self) -> int | None:
+        if self.reminder is None:
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*([hd])\s*", self.reminder)
+        if not match:
+            raise ValueError(f"reminder '{self.reminder}' is not like 3d or 48h")
+        return int(match.group(1)) * {"h": 3600, "d": 86400}[match.group(2)]
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Wave:
+        if self.quotas and not self.quota_trait:
+            raise ValueError("quotas need quota_trait: the trait whose values they count")
+        if not self.quotas and (self.size is None) == (self.sample is None):
+            raise ValueError("give the wave a size (customers) or a sample (share), not both")
+        self.reminder_seconds()
+        return self
 
 
 class SurveyDefinition(Strict):
@@ -146,6 +180,7 @@ class SurveyDefinition(Strict):
     expires_days: int = Field(30, ge=1, le=365)
     email: EmailText = Field(default_factory=EmailText)
     triggers: list[Trigger] = Field(default_factory=list)
+    waves: Wave | None = None
 
     def question(self, qid: str) -> Question | None:
         return next((q for q in self.questions if q.id == qid), None)

@@ -167,3 +167,26 @@ contact_suppressions = sa.Table(
 )
 sa.Index("ix_contact_suppressions_customer", contact_suppressions.c.customer_id)
 sa.Index("ix_contact_suppressions_address", contact_suppressions.c.address)
+
+# One row per survey and period a wave went out in: the unique pair keeps a wave from being
+# planned twice, however often the scheduler runs.
+survey_waves = sa.Table(
+    "survey_waves",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the invitations' trigger_rule_id
+    sa.Column("survey_key", sa.String(64), nullable=False),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("planned", sa.Integer, nullable=False),  # invitations planned
+    sa.Column("eligible", sa.Integer, nullable=False),  # customers it was drawn from
+    utc_timestamp("created_at", nullable=False),
+    sa.UniqueConstraint("survey_key", "period_start", name="uq_survey_waves_period"),
+)
+
+# The one reminder an invitation of a wave may get.
+survey_reminders = sa.Table(
+    "survey_reminders",
+    metadata,
+    sa.Column("invitation_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # sent | failed | skipped
+    utc_timestamp("sent_at", nullable=False),
+)

@@ -42,7 +42,11 @@ def _matches(rule: Any, row: Any) -> bool:
 def scan(conn: Connection, now: dt.datetime | None = None, limit: int = 5000) -> int:
     """Plan invitations for interactions received since the last scan; returns how many."""
     now = now or utcnow()
-    rules = list(conn.execute(sa.select(trigger_rules)))
+    # In-product triggers are shown by the snippet when the page reports the event
+    # (cxm.surveys.inproduct), never planned from the log.
+    rules = list(
+        conn.execute(sa.select(trigger_rules).where(trigger_rules.c.channel != "in_product"))
+    )
     mark = conn.execute(
         sa.select(trigger_watermark).where(trigger_watermark.c.name == "interactions")
     ).first()

@@ -29,6 +29,7 @@ from cxm.employees import api as employees_api
 from cxm.employees import pulse as employee_pulse
 from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.insights import api as insights_api
+from cxm.integrations import crm
 from cxm.interactions import api as interactions_api
 from cxm.journeys.analytics import journey_map
 from cxm.metrics import api as metrics_api
@@ -37,8 +38,10 @@ from cxm.privacy import api as privacy_api
 from cxm.store import create_engine, is_duckdb, jobs
 from cxm.surveys import api as surveys_api
 from cxm.surveys import distribution as survey_distribution
+from cxm.surveys import inproduct
 from cxm.surveys import pages as survey_public
 from cxm.surveys import triggers as survey_triggers
+from cxm.surveys import waves as survey_waves
 from cxm.text import api as text_api
 from cxm.text import jobs as text_jobs
 from cxm.web import (
@@ -46,6 +49,7 @@ from cxm.web import (
     cases,
     dashboards,
     explore,
+    export,
     headers,
     journey_pages,
     pages,
@@ -92,7 +96,7 @@ def api_router() -> APIRouter:
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
-        insights_api.router, employees_api.router,
+        insights_api.router, employees_api.router, export.router,
     ):  # fmt: skip
         for route in router.routes:
             # A JSON body that is not JSON (or not UTF-8) is refused before the handler: 400.
@@ -123,6 +127,10 @@ def periodic_tasks(
         (30.0, actions_service.scan),
         (60.0, survey_distribution.schedule_bounce_reads),
         (300.0, functools.partial(employee_pulse.run_scheduled, settings=settings)),
+        (600.0, actions_service.send_digests),
+        (600.0, functools.partial(export.send_due_exports, settings=settings)),
+        (300.0, functools.partial(survey_waves.scan, settings=settings)),
+        (60.0, functools.partial(crm.sync_folder, settings=settings)),
     ]
 
 
@@ -279,9 +287,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(api_router())
     # Outside /api/v1: Segment-compatible ingest, public survey pages, and the staff pages.
     for router in (
-        interactions_api.segment_router, survey_public.router, sessions.router, pages.router,
-        dashboards.router, explore.router, survey_pages.router, cases.router, people.router,
-        journey_pages.router, status.router,
+        interactions_api.segment_router, survey_public.router, inproduct.router, sessions.router,
+        pages.router, dashboards.router, explore.router, survey_pages.router, cases.router,
+        people.router, journey_pages.router, status.router,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(SecurityHeaders, frame_ancestors=settings.frame_ancestors)

@@ -299,3 +299,24 @@ async def apply_org_file(
     return _settings(
         request, who, conn, notice=f"org applied: created {created}; updated {updated}"
     )
+
+
+@router.get("/inproduct/sample/help/account", response_class=HTMLResponse)
+def inproduct_sample(
+    request: Request,
+    user: str | None = None,
+    who: Principal = Depends(admin_only),
+    conn: Connection = Depends(db, scope="function"),
+) -> HTMLResponse:
+    """A sample help page with the in-product snippet, as one customer (``?user=USER_ID``;
+    default: the first customer with a user id), so admins see the snippet at work."""
+    from cxm.customers import service as customers
+
+    user_id = user or customers.first_identifier(conn, "user_id")
+    customer = customers.find(conn, f"user_id:{user_id}") if user_id else None
+    name = customers.display_name(conn, customer) if customer else "(none)"
+    return templates.TemplateResponse(
+        request,
+        "inproduct_sample.html",
+        {"user_id": user_id, "customer_name": name, "company": org.company_name(conn)},
+    )

@@ -1,0 +1,1 @@
+"""Connectors to the tools teams already use: helpdesk exports."""
