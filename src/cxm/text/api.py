@@ -107,6 +107,25 @@ def list_annotations(
     return [a.model_copy(update={"sentences": None}) for a in found]
 
 
+@router.get("/languages")
+def languages(
+    request: Request,
+    survey: str | None = None,
+    period: str | None = Query(None, description="YYYY, YYYY-MM, YYYY-Qn or Nd"),
+    model: str | None = Query(None, description="default: the newest lexicon-tier model"),
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db),
+) -> schemas.LanguagesReport:
+    """Comments per language: how many got a sentiment score and, for the others, why not
+    ("not scored: language xx"). Counts only the comments the caller may read."""
+    where = _slice(conn, survey, period)
+    readable = readable_comment_touchpoints(conn, scope_for(who))
+    if readable is not None:
+        where = analytics.Slice(survey=where.survey, since=where.since, until=where.until,
+                                touchpoints=frozenset(readable))  # fmt: skip
+    return service.languages(get_engine(request), where, model)
+
+
 @router.get("/themes", dependencies=[read], responses=responses(404))
 def theme_impact(
     request: Request,

@@ -102,9 +102,8 @@ def annotate(
         console.print(
             "languages: " + ", ".join(f"{k} {v}" for k, v in sorted(report.languages.items()))
         )
-        unscored = report.labels.get("unscored", 0)
-        if unscored:
-            console.print(f"{unscored} comments not in English were left unscored")
+        for reason, n in sorted(report.unscored.items()):
+            console.print(f"{n} comments {reason}")
 
 
 @app.command("themes")

@@ -33,6 +33,7 @@ from cxm.text.sentiment import (
     LinearClassifier,
     Tier,
     TrainingReport,
+    unscored_reason,
     weak_label,
 )
 from cxm.text.tables import sentiment_models, taxonomy_themes, text_annotations, text_themes
@@ -56,9 +57,14 @@ class AnnotateReport:
     tagged: int = 0
     labels: dict[str, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
+    unscored: dict[str, int] = field(default_factory=dict)  # reason -> texts
 
     def add(self, results: Sequence[Annotation], tags: Sequence[Sequence[Tag]]) -> None:
         self.annotated += len(results)
+        for r in results:
+            if r.score is None:
+                reason = unscored_reason(r.language)
+                self.unscored[reason] = self.unscored.get(reason, 0) + 1
         self.tagged += sum(1 for t in tags if t)
         for key, n in Counter(r.label for r in results).items():
             self.labels[key] = self.labels.get(key, 0) + n
@@ -344,6 +350,22 @@ def get_annotation(conn: Connection, source: str, source_id: str) -> list[schema
     if not found:
         raise NotFound(f"no annotation for {source} '{source_id}': run 'cxm text annotate'")
     return found
+
+
+def languages(
+    engine: Engine, where: analytics.Slice = analytics.EVERYONE, model: str | None = None
+) -> schemas.LanguagesReport:
+    """Comments per language, scored and not, with the reason the others were not scored."""
+    chosen, rows = analytics.language_counts(engine, model, where)
+    return schemas.LanguagesReport(
+        model=chosen,
+        languages=[
+            schemas.LanguageCount(
+                **row, reason=unscored_reason(row["language"]) if row["unscored"] else None
+            )
+            for row in rows
+        ],
+    )
 
 
 def discover_themes(

@@ -18,6 +18,7 @@ from cxm.org.auth import Principal
 from cxm.org.scope import customer_not_found, readable_customer, scope_for, visible_touchpoints
 from cxm.org.security import db
 from cxm.surveys import service as surveys
+from cxm.text.sentiment import unscored_reason
 from cxm.web.filters import Filters
 from cxm.web.pages import render
 from cxm.web.sessions import signed_in
@@ -66,6 +67,7 @@ def explorer(
         touchpoints=touchpoints, surveys=surveys.list_surveys(conn),
         bands=list(feedback.BANDS), sentiments=feedback.SENTIMENTS,
         themes=feedback.theme_keys(conn), scope=scope, offset=offset, size=PAGE,
+        unscored_reason=unscored_reason,
         next_query=_page_query(request, offset + PAGE) if offset + PAGE < result.total else None,
         prev_query=_page_query(request, offset - PAGE) if offset > 0 else None,
     )  # fmt: skip
