@@ -59,3 +59,30 @@ def test_feedback_explorer_shows_and_counts_what_was_not_scored(
     assert "Sentiment not scored: 2 (language fi); 2 (language sv)." in page.text
     portuguese = client.get("/feedback?q=recebi")
     assert "not scored" not in portuguese.text and "negative" in portuguese.text
+
+
+def test_discovery_strips_the_company_name_from_the_org_model(seeded: Engine) -> None:
+    from cxm.org import service as org
+    from cxm.text import analytics, service
+    from cxm.yamldoc import parse
+    from tests.web.factories import ORG
+
+    company(seeded)
+    with seeded.begin() as conn:
+        org.apply_org(conn, parse("company: {name: Northwind Traders}\n" + ORG))
+    with seeded.connect() as conn:
+        (name,) = service.company_names(conn)
+    assert name == "Northwind Traders"
+    brand = name.split()[0]
+    for comment in (f"{name} lost my parcel", f"{name} charged me twice",
+                    f"{brand} support never called back"):  # fmt: skip
+        add_responses(seeded, "delivery", [2, 3, 4, 5], month=10, comment=comment)
+    # the org model's name is stripped as written; the short form is configured
+    found = service.discover_themes(
+        seeded, analytics.Slice(), k=3, vectors="tfidf", stop_names=[brand]
+    )
+    words = {w for t in found.themes for kw in t.keywords for w in kw.split()}
+    assert not words & {"northwind", "traders"}
+    plain = service.discover_themes(seeded, analytics.Slice(), k=3, vectors="tfidf")
+    words = {w for t in plain.themes for kw in t.keywords for w in kw.split()}
+    assert "traders" not in words and "northwind" in words

@@ -31,6 +31,10 @@ class DiscoverRequest(BaseModel):
     k: int | None = Field(default=None, ge=2, le=50, description="number of themes (None: chosen)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     vectors: themes.Vectors = "auto"
+    stop_names: list[str] = Field(
+        default_factory=list, max_length=200,
+        description="names to strip before clustering, beside the company's name (brands)",
+    )  # fmt: skip
 
 
 class JobProgress(BaseModel):
@@ -163,6 +167,7 @@ def start_discovery(
     job_id = jobs.start_discovery(
         conn, survey=body.survey, period=body.period, k=body.k, seed=body.seed,
         vectors=body.vectors, requested_by=_requester(who), touchpoints=touchpoints,
+        stop_names=body.stop_names,
     )  # fmt: skip
     found = job_store.state(conn, job_id)
     assert found is not None  # enqueued in this transaction

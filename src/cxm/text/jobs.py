@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,8 @@ BATCH = 5000
 
 
 def lexicon_model() -> str:
-    return f"lexicon:vader-{importlib.metadata.version('vaderSentiment')}"
+    """The lexicon tier's model key (VADER, with the multilingual classifier's version)."""
+    return service.model_key(LexiconTier())
 
 
 def annotate_bulk(
@@ -114,6 +114,7 @@ def start_discovery(
     vectors: str,
     requested_by: dict[str, str | None],
     touchpoints: list[str] | None = None,
+    stop_names: list[str] | None = None,
 ) -> str:
     """Enqueue a theme discovery (minutes on a large company); returns the job id to poll.
 
@@ -127,7 +128,7 @@ def start_discovery(
     job_id = secrets.token_hex(16)
     payload = {"job_id": job_id, "survey": survey, "period": period, "k": k, "seed": seed,
                "vectors": vectors, "requested_by": requested_by,
-               "touchpoints": touchpoints}  # fmt: skip
+               "touchpoints": touchpoints, "stop_names": stop_names or []}  # fmt: skip
     # Discovery is deterministic: a failure (too few comments) fails again, so no retries.
     jobs.enqueue(conn, DISCOVER, payload, job_id=job_id, max_attempts=1)
     return job_id
@@ -150,6 +151,7 @@ def handle_discover(conn: Connection, payload: dict[str, Any]) -> None:
     found = service.discover_themes(
         engine, where, k=payload.get("k"), seed=int(payload.get("seed") or 0),
         vectors=payload.get("vectors") or "auto", on_progress=progress,
+        stop_names=[str(n) for n in payload.get("stop_names") or []],
     )  # fmt: skip
     progress("done", 3, 3)
     jobs.keep_result(conn, job_id, found.model_dump(mode="json"))

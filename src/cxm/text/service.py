@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
+from cxm.org import service as org
 from cxm.store import is_duckdb, utcnow
 from cxm.store.bulk import insert_table
 from cxm.text import analytics, nlp, schemas, themes
@@ -368,6 +369,12 @@ def languages(
     )
 
 
+def company_names(conn: Connection) -> list[str]:
+    """The company's own names from the org model (its name), the seed of the stop list."""
+    name = org.export_org(conn).get("company", {}).get("name")
+    return [str(name)] if name else []
+
+
 def discover_themes(
     engine: Engine,
     where: analytics.Slice,
@@ -376,17 +383,22 @@ def discover_themes(
     seed: int = 0,
     vectors: themes.Vectors = "auto",
     on_progress: Callable[[str, int, int], None] | None = None,
+    stop_names: Sequence[str] = (),
 ) -> schemas.DiscoveryOut:
     """Discover themes in the comments of ``where``, with the mean sentiment of each.
 
+    The company's own names never become theme words: the org model's company name and
+    ``stop_names`` are stripped before clustering, with @handles and URLs (``themes.clean``).
     ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts.
     """
     report = on_progress or (lambda stage, done, total: None)
     report("reading comments", 0, 3)
     rows = analytics.response_texts(engine, where).to_pylist()
     texts = [r["comment"] for r in rows]
+    with engine.connect() as conn:
+        names = [*company_names(conn), *stop_names]
     report(f"clustering {len(texts)} comments", 1, 3)
-    found = themes.discover(texts, k=k, seed=seed, vectors=vectors)
+    found = themes.discover(texts, k=k, seed=seed, vectors=vectors, stop_names=names)
     report(f"scoring the sentiment of {len(found.themes)} themes", 2, 3)
     lexicon = LexiconTier()
     out = []
