@@ -47,6 +47,8 @@ def annotate_bulk(
     """
     with engine.connect() as conn:
         chosen, note = _tier(conn, tier_name)
+        if semantic is None:  # example phrases need embeddings: not on the lexicon tier
+            semantic = not isinstance(chosen, LexiconTier)
         tag_with = service.tagger(conn, semantic=semantic)
     model = service.model_key(chosen)
     found = analytics.response_texts(engine, where, pending_model=model if only_pending else None)
@@ -61,7 +63,7 @@ def annotate_bulk(
     distinct = list(dict.fromkeys(comments))
     if isinstance(chosen, LexiconTier):
         chosen.annotate(distinct)
-    if tag_with is not None and not tag_with.semantic:
+    if tag_with is not None:  # keyword and semantic tags are cached per distinct text
         tag_with.tag(distinct)
     for start in range(0, total, batch):
         with engine.begin() as conn:
