@@ -89,3 +89,24 @@ def test_without_the_stop_list_the_brand_is_a_theme_word() -> None:
     found = discover(_brand_complaints(), k=3, seed=0, vectors="tfidf")
     words = {w for t in found.themes for kw in t.keywords for w in kw.split()}
     assert words & {"acme", "acmeair", "air"}  # what the stop list is for
+
+
+def test_embedding_cache_encodes_only_comments_not_seen_before() -> None:
+    from cxm.text import themes
+
+    progress: list[tuple[int, int]] = []
+    first = [r["comment"] for r in corpus.responses(120, seed=21)]
+    more = [*first, "Der Kundenservice hat nie zurückgerufen", "colis jamais arrivé"]
+
+    encode = themes.cached_encoder("multilingual", lambda d, t: progress.append((d, t)), chunk=50)
+    found = discover(first, k=3, seed=0, vectors="multilingual", lang=None, encode=encode)
+    distinct = len({themes.clean(t) for t in first})
+    assert progress[-1] == (distinct, distinct) and len(progress) == -(-distinct // 50)
+    progress.clear()
+    again = discover(more, k=3, seed=0, vectors="multilingual", lang=None, encode=encode)
+    assert progress == [(2, 2)]  # only the two new comments were encoded
+    assert found.vectors == again.vectors == "multilingual"
+    # cached vectors are the encoder's own: same themes as encoding afresh
+    themes._EMBEDDED.clear()
+    fresh = discover(more, k=3, seed=0, vectors="multilingual", lang=None)
+    assert [t.members for t in fresh.themes] == [t.members for t in again.themes]

@@ -389,7 +389,9 @@ def discover_themes(
 
     The company's own names never become theme words: the org model's company name and
     ``stop_names`` are stripped before clustering, with @handles and URLs (``themes.clean``).
-    ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts.
+    ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts, and of
+    each 1,000 comments embedded. Embeddings are kept per comment for the life of the process
+    (``themes.cached_encoder``): a re-run in the same worker encodes only new comments.
     """
     report = on_progress or (lambda stage, done, total: None)
     report("reading comments", 0, 3)
@@ -398,7 +400,13 @@ def discover_themes(
     with engine.connect() as conn:
         names = [*company_names(conn), *stop_names]
     report(f"clustering {len(texts)} comments", 1, 3)
-    found = themes.discover(texts, k=k, seed=seed, vectors=vectors, stop_names=names)
+    resolved = vectors if vectors != "auto" else "embedding" if nlp.available() else "tfidf"
+
+    def embedding(done: int, total: int) -> None:
+        report(f"embedding {done} of {total} comments not embedded before", 1, 3)
+
+    encode = themes.cached_encoder(resolved, embedding) if resolved != "tfidf" else None
+    found = themes.discover(texts, k=k, seed=seed, vectors=vectors, stop_names=names, encode=encode)
     report(f"scoring the sentiment of {len(found.themes)} themes", 2, 3)
     lexicon = LexiconTier()
     out = []
