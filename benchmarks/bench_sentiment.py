@@ -120,8 +120,9 @@ def main() -> None:
     parser.add_argument("--languages-only", action="store_true", help="only beyond English")
     args = parser.parse_args()
     limit = 300 if args.quick else args.limit
-    languages_part(limit)
-    print()
+    if not args.unscored_only:
+        languages_part(limit)
+        print()
     if args.languages_only:
         return
     if not args.data.exists():
