@@ -1,5 +1,5 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxm.errors import Invalid
@@ -149,6 +149,7 @@ def test_another_language_is_never_read_with_the_english_word_list() -> None:
 
 
 @given(st.text(max_size=80))
+@settings(deadline=None)  # the first text of a script loads its language models
 def test_every_text_the_lexicon_knows_gets_a_score(text: str) -> None:
     from cxm.text.language import detect
     from cxm.text.sentiment import lexicon_knows, other_languages

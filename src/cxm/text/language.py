@@ -31,6 +31,10 @@ SUPPORTED = DETECTED
 # is undetermined ("ok" alone). 0.2 named 68 of 70 short comments in seven languages right
 # and none wrong (benchmarks/bench_language.py); 0.5 left 10 of them undetermined.
 MIN_CONFIDENCE = 0.2
+# Languages no sentiment tier reads: naming one leaves the text unscored, so it takes more
+# evidence (English tweets with a few odd words were otherwise named Danish or Swedish).
+UNREAD = frozenset({"da", "sv", "nb", "fi", "ro", "cs", "hu", "el"})
+UNREAD_MIN_CONFIDENCE = 0.5
 
 _lock = threading.Lock()
 _detector: Any = None
@@ -70,7 +74,10 @@ def _letters(text: str) -> bool:
 def _choose(values: Sequence[Any]) -> str:
     if not values or values[0].value < MIN_CONFIDENCE:
         return UNDETERMINED
-    return str(values[0].language.iso_code_639_1.name.lower())
+    code = str(values[0].language.iso_code_639_1.name.lower())
+    if code in UNREAD and values[0].value < UNREAD_MIN_CONFIDENCE:
+        return UNDETERMINED
+    return code
 
 
 def _plainly_english(text: str) -> bool:
