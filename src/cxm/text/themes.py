@@ -22,7 +22,7 @@ from scipy import sparse
 
 from cxm.errors import Invalid
 from cxm.text import multilingual, nlp
-from cxm.text.language import detect
+from cxm.text.language import UNDETERMINED, detect
 
 Vectors = Literal["auto", "embedding", "multilingual", "tfidf"]
 _TOKEN = re.compile(r"[a-z][a-z']+")
@@ -430,8 +430,9 @@ def discover(
 
     Each text is first cleaned (``clean``): URLs, @handles and the company's own names
     (``stop_names``) say nothing about what a customer complains of. Only texts detected as
-    ``lang`` take part (None: all), so a German comment does not form a "theme" of its own
-    just by being German; ``Discovery.excluded`` counts the others. ``encode`` replaces the
+    ``lang`` or undetermined (short text: "billing again") take part (None: all), so a German
+    comment does not form a "theme" of its own just by being German; ``Discovery.excluded``
+    counts the others. ``encode`` replaces the
     encoder for embedding vectors (a cache that encodes only texts it has not seen).
     """
     if vectors not in ("auto", "embedding", "multilingual", "tfidf"):
@@ -440,7 +441,7 @@ def discover(
     cleaned = [clean(t, stop) if t else "" for t in texts]
     kept = [
         c for t, c in zip(texts, cleaned, strict=True)
-        if c and (lang is None or detect(t) == lang)
+        if c and (lang is None or detect(t) in (lang, UNDETERMINED))
     ]  # fmt: skip
     counts = Counter(kept)
     distinct = sorted(counts)
