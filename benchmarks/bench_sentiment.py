@@ -13,6 +13,13 @@ former gate (only text detected as English was scored; the baseline).
 
     .venv/bin/python benchmarks/bench_sentiment.py [--quick] [--limit N] [--data DIR]
     .venv/bin/python benchmarks/bench_sentiment.py --unscored-only   # the coverage part alone
+    .venv/bin/python benchmarks/bench_sentiment.py --languages-only  # beyond English alone
+
+Beyond English: the UMSAB test tweets (XLM-T, Barbieri et al. LREC 2022; ``benchmarks/data/
+umsab``, 870 human-labelled tweets per language, balanced negative/neutral/positive) for
+German, French, Spanish, Portuguese, Italian and English. The lexicon tier as cxm runs it
+(language detection, then VADER for English, the multilingual classifier for the others)
+beside the baseline: VADER reading every tweet as English.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ def score(tier: Tier, texts: list[str]) -> tuple[list[str], np.ndarray, float]:
     # The benchmark texts are English by construction; score every one of them (the language
     # gate would skip some short tweets it cannot place), so both tiers see the same texts.
     tier.languages = ("en", "und", "de", "fr", "es")  # type: ignore[misc]
+    if isinstance(tier, LexiconTier):
+        tier.others = ()  # VADER reads them all
     start = time.perf_counter()
     results = tier.annotate(texts)
     seconds = time.perf_counter() - start
@@ -72,6 +81,35 @@ def unscored(texts: list[str]) -> tuple[int, int]:
     return before, after
 
 
+UMSAB = Path(__file__).parent / "data" / "umsab"
+UMSAB_LANGUAGES = ("german", "french", "spanish", "portuguese", "italian", "english")
+UMSAB_LABELS = {"0": "negative", "1": "neutral", "2": "positive"}
+
+
+def languages_part(limit: int | None) -> None:
+    """Per language: accuracy and macro-F1 of the lexicon tier as cxm runs it, and VADER."""
+    from cxm.text import vader
+    from cxm.text.sentiment import label_for
+
+    print(f"{'language':11} {'n':>5} {'scored':>7} {'acc':>6} {'macroF1':>8} "
+          f"{'VADER acc':>10} {'VADER F1':>9} {'F1 ratio':>9}")  # fmt: skip
+    for folder in UMSAB_LANGUAGES:
+        texts = (UMSAB / folder / "test_text.txt").read_text(encoding="utf-8").splitlines()
+        gold = [UMSAB_LABELS[x.strip()] for x in
+                (UMSAB / folder / "test_labels.txt").read_text().splitlines()]  # fmt: skip
+        if limit:
+            texts, gold = texts[:limit], gold[:limit]
+        found = LexiconTier().annotate(texts)
+        scored = [i for i, a in enumerate(found) if a.score is not None]
+        # an unscored tweet counts as wrong: it got no reading at all
+        labels = [a.label for a in found]
+        baseline = [label_for(v) for v in vader.scores(texts)]
+        f1, base_f1 = macro_f1(gold, labels), macro_f1(gold, baseline)
+        print(f"{folder:11} {len(texts):5d} {len(scored):7d} {accuracy(gold, labels):6.3f} "
+              f"{f1:8.3f} {accuracy(gold, baseline):10.3f} {base_f1:9.3f} "
+              f"{f1 / base_f1:9.2f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "vader-human-ratings"
@@ -79,8 +117,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 texts per corpus")
     parser.add_argument("--limit", type=int, help="texts per corpus (default: all)")
     parser.add_argument("--unscored-only", action="store_true", help="only the coverage part")
+    parser.add_argument("--languages-only", action="store_true", help="only beyond English")
     args = parser.parse_args()
     limit = 300 if args.quick else args.limit
+    if not args.unscored_only:
+        languages_part(limit)
+        print()
+    if args.languages_only:
+        return
     if not args.data.exists():
         sys.exit(f"data not found at {args.data}: pass --data DIR")
     paper = {}

@@ -1,9 +1,17 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxm.errors import Invalid
-from cxm.text.sentiment import EmbeddingTier, LexiconTier, fit, sentences, tier
+from cxm.text import multilingual
+from cxm.text.sentiment import (
+    EmbeddingTier,
+    LexiconTier,
+    fit,
+    sentences,
+    tier,
+    unscored_reason,
+)
 from tests.text import corpus
 
 
@@ -20,10 +28,36 @@ def test_lexicon_tier_labels_and_scores_per_text_and_sentence() -> None:
     assert lexicon.version.startswith("vader-")
 
 
-def test_text_the_tiers_cannot_read_is_left_unscored() -> None:
-    (german,) = LexiconTier().annotate(["Die Lieferung war eine Katastrophe"])
-    assert german.language == "de"
-    assert german.label == "unscored" and german.score is None
+def test_text_in_a_language_no_tier_reads_is_left_unscored_with_its_reason() -> None:
+    swedish, finnish = LexiconTier().annotate(
+        ["Leveransen var en katastrof och ingen svarade", "Toimitus oli myöhässä taas"]
+    )
+    assert (swedish.language, swedish.label, swedish.score) == ("sv", "unscored", None)
+    assert unscored_reason(swedish.language) == "not scored: language sv"
+    assert (finnish.language, finnish.label) == ("fi", "unscored")
+    assert unscored_reason("und") == "not scored: nothing the lexicon knows"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "label"),
+    [
+        ("recebi produto errado", "pt", "negative"),
+        ("gostei do produto", "pt", "positive"),
+        ("Die Lieferung war eine Katastrophe", "de", "negative"),
+        ("Le service était excellent et très rapide", "fr", "positive"),
+        ("El pedido llegó roto y nadie me ayudó", "es", "negative"),
+        ("Prodotto ottimo, consegna veloce", "it", "positive"),
+        ("Slechte service, nooit meer", "nl", "negative"),
+    ],
+)
+def test_other_languages_get_a_real_score_not_the_english_lexicon(
+    text: str, language: str, label: str
+) -> None:
+    (found,) = LexiconTier().annotate([text])
+    assert (found.language, found.label) == (language, label)
+    assert found.score is not None and -1 <= found.score <= 1
+    assert found.sentences is not None and found.sentences[0]["label"] == label
+    assert LexiconTier().version.endswith("+" + multilingual.version())
 
 
 def test_embedding_tier_reads_clear_sentiment() -> None:
@@ -37,7 +71,7 @@ def test_embedding_tier_reads_clear_sentiment() -> None:
     )
     assert good.label == "positive"
     assert bad.label == "negative"
-    assert french.label == "unscored"
+    assert (french.language, french.label) == ("fr", "positive")  # the multilingual scorer
     assert embedding.version.startswith("all-minilm-l6-v2/anchors-")
 
 
@@ -77,12 +111,13 @@ def test_training_needs_enough_labelled_comments() -> None:
     [
         ("😠", "und", "negative"),
         ("😊😊", "und", "positive"),
-        ("ok", "en", "positive"),
-        ("Super Service 👍", "und", "positive"),
-        ("Great service ❤️", "und", "positive"),  # the presentation selector VADER misreads
-        ("Danke 😍", "und", "positive"),
+        ("ok", "und", "positive"),
+        ("great. Well deserved.", "en", "positive"),
+        ("Super Service 👍", "en", "positive"),
+        ("Great service ❤️", "en", "positive"),  # the presentation selector VADER misreads
+        ("Danke 😍", "de", "positive"),
         (":(", "und", "negative"),
-        ("La livraison était nulle 😠 :(", "fr", "negative"),  # emoji and emoticons only
+        ("La livraison était nulle 😠 :(", "fr", "negative"),
         ("Die Lieferung war super 😊", "de", "positive"),
     ],
 )
@@ -104,18 +139,25 @@ def test_english_text_scores_as_plain_vader_reads_it() -> None:
 
 
 def test_another_language_is_never_read_with_the_english_word_list() -> None:
-    # German "die" is the English verb to VADER (-2.9): the article must not score negative.
-    (german,) = LexiconTier().annotate(["Die Lieferung war pünktlich"])
-    assert (german.language, german.label, german.score) == ("de", "unscored", None)
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    # German "die" is the English verb to VADER (-2.9); the score must not be VADER's.
+    text = "Die Lieferung war super, vielen Dank"
+    (german,) = LexiconTier().annotate([text])
+    assert german.language == "de" and german.label == "positive"
+    assert german.score != round(SentimentIntensityAnalyzer().polarity_scores(text)["compound"], 4)
 
 
 @given(st.text(max_size=80))
+@settings(deadline=None)  # the first text of a script loads its language models
 def test_every_text_the_lexicon_knows_gets_a_score(text: str) -> None:
     from cxm.text.language import detect
-    from cxm.text.sentiment import lexicon_knows, symbols
+    from cxm.text.sentiment import lexicon_knows, other_languages
 
     (found,) = LexiconTier().annotate([text])
     lang = detect(text)
-    if (lang in ("en", "und") and lexicon_knows(text)) or symbols(text):
+    if lang == "en" or (lang == "und" and lexicon_knows(text)) or lang in other_languages():
         assert found.score is not None and found.label in ("negative", "neutral", "positive")
+    else:
+        assert found.score is None and found.label == "unscored"
     assert found.language == lang  # the language is added, never a reason to drop

@@ -45,3 +45,68 @@ def test_discovery_is_deterministic_for_a_seed_and_labels_clusters() -> None:
 def test_discovery_needs_some_texts() -> None:
     with pytest.raises(Invalid, match="at least 3 distinct texts"):
         discover(["only one"])
+
+
+def _brand_complaints() -> list[str]:
+    """Complaints as customers tweet them: handles, links and the brand's name everywhere."""
+    late = [
+        "@AcmeAir flight delayed 3 hours again http://t.co/x1Yz9 #AcmeAir",
+        "AcmeAir delayed my flight, late for the meeting https://acmeair.com/status",
+        "Acme Air flight late again, delayed at the gate @AcmeAir",
+        "@AcmeAir @jane_doe delayed two hours, why is Acme Air always late",
+    ]
+    bags = [
+        "@AcmeAir lost my bag, no luggage after 2 days http://t.co/abc",
+        "AcmeAir lost luggage again, where is my bag?",
+        "Acme Air's baggage desk lost my suitcase and bag @AcmeAir",
+        "@AcmeAir still no bag, lost luggage claim ignored www.acmeair.com/bags",
+    ]
+    phone = ["@AcmeAir on hold for an hour, nobody answers the phone",
+             "AcmeAir customer service phone line on hold forever &amp; hung up",
+             "Called Acme Air three times, on hold, phone disconnects @AcmeAir",
+             "@AcmeAir hold time on the phone is 2 hours http://t.co/hold"]  # fmt: skip
+    return (late + bags + phone) * 3
+
+
+def test_handles_urls_and_the_company_names_never_become_theme_words() -> None:
+    from cxm.text.themes import clean, stop_pattern
+
+    stop = stop_pattern(["Acme Air"])
+    assert clean("@AcmeAir lost my bag http://t.co/x1Yz9 #AcmeAir &amp; Acme Air's desk", stop) == (
+        "lost my bag desk"
+    )
+    found = discover(_brand_complaints(), k=3, seed=0, vectors="tfidf", stop_names=["Acme Air"])
+    words = {w for t in found.themes for kw in t.keywords for w in kw.split()}
+    assert not words & {"acmeair", "acme", "air", "http", "co", "https", "www", "com", "jane_doe",
+                        "amp"}  # fmt: skip
+    # and the three complaints come apart
+    assert [sorted(t.members) for t in found.themes] != []
+    groups = [{i % 12 // 4 for i in t.members} for t in found.themes]
+    assert sorted(len(g) for g in groups) == [1, 1, 1]
+
+
+def test_without_the_stop_list_the_brand_is_a_theme_word() -> None:
+    found = discover(_brand_complaints(), k=3, seed=0, vectors="tfidf")
+    words = {w for t in found.themes for kw in t.keywords for w in kw.split()}
+    assert words & {"acme", "acmeair", "air"}  # what the stop list is for
+
+
+def test_embedding_cache_encodes_only_comments_not_seen_before() -> None:
+    from cxm.text import themes
+
+    progress: list[tuple[int, int]] = []
+    first = [r["comment"] for r in corpus.responses(120, seed=21)]
+    more = [*first, "Der Kundenservice hat nie zurückgerufen", "colis jamais arrivé"]
+
+    encode = themes.cached_encoder("multilingual", lambda d, t: progress.append((d, t)), chunk=50)
+    found = discover(first, k=3, seed=0, vectors="multilingual", lang=None, encode=encode)
+    distinct = len({themes.clean(t) for t in first})
+    assert progress[-1] == (distinct, distinct) and len(progress) == -(-distinct // 50)
+    progress.clear()
+    again = discover(more, k=3, seed=0, vectors="multilingual", lang=None, encode=encode)
+    assert progress == [(2, 2)]  # only the two new comments were encoded
+    assert found.vectors == again.vectors == "multilingual"
+    # cached vectors are the encoder's own: same themes as encoding afresh
+    themes._EMBEDDED.clear()
+    fresh = discover(more, k=3, seed=0, vectors="multilingual", lang=None)
+    assert [t.members for t in fresh.themes] == [t.members for t in again.themes]

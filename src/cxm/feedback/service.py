@@ -53,6 +53,8 @@ class Query:
 class Page:
     rows: list[dict[str, Any]] = field(default_factory=list)
     total: int = 0
+    # Matching responses whose comment has no sentiment score, by detected language.
+    not_scored: dict[str, int] = field(default_factory=dict)
 
 
 def _escape_like(text: str) -> str:
@@ -78,7 +80,9 @@ def explore(conn: Connection, scope: Scope, q: Query) -> Page:
         raise Invalid("limit must be 1 to 500 and offset not negative")
     model = _lexicon_model(conn)
     sentiment = (
-        sa.select(text_annotations.c.source_id, text_annotations.c.label)
+        sa.select(
+            text_annotations.c.source_id, text_annotations.c.label, text_annotations.c.language
+        )
         .where(text_annotations.c.source == SOURCE, text_annotations.c.model == (model or ""))
         .subquery("sentiment")
     )
@@ -89,6 +93,7 @@ def explore(conn: Connection, scope: Scope, q: Query) -> Page:
         responses.c.nps, responses.c.nps_category, responses.c.csat, responses.c.ces,
         responses.c.comment, touchpoints.c.name.label("touchpoint_name"),
         touchpoints.c.department_key, sentiment.c.label.label("sentiment"),
+        sentiment.c.language.label("sentiment_language"),
     ]  # fmt: skip
     query = (
         sa.select(*columns)
@@ -135,6 +140,16 @@ def explore(conn: Connection, scope: Scope, q: Query) -> Page:
             )
         )
     total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    matched = query.subquery()
+    not_scored = {
+        str(lang): int(n)
+        for lang, n in conn.execute(
+            sa.select(matched.c.sentiment_language, sa.func.count())
+            .where(matched.c.sentiment == "unscored")
+            .group_by(matched.c.sentiment_language)
+            .order_by(sa.func.count().desc(), matched.c.sentiment_language)
+        )
+    }
     rows = [
         dict(r)
         for r in conn.execute(
@@ -158,7 +173,7 @@ def explore(conn: Connection, scope: Scope, q: Query) -> Page:
         row["comment"] = mask(row["comment"], scope)
         if not scope.personal_data:
             row["customer_id"] = None
-    return Page(rows, int(total))
+    return Page(rows, int(total), not_scored)
 
 
 def _order(q: Query, when: Any, sentiment: Any) -> list[Any]:

@@ -109,6 +109,40 @@ IMPACT_KINDS = ("nps", "proportion", "mean")
 CHURN = "churn"
 
 
+def language_counts(
+    source: Engine | BaseBackend, model: str | None = None, where: Slice = EVERYONE
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Per language of the comments in ``where``, as annotated by ``model`` (default: the
+    newest lexicon-tier model): ``language``, ``texts``, ``scored`` and ``unscored``, most
+    texts first. One Ibis aggregation, so DuckDB, PostgreSQL and Spark give the same counts.
+    """
+    with reading(source) as con:
+        a = text_facts.sentiment(con).filter(lambda t: t.source == SOURCE)
+        if model is None:
+            lexicon = a.filter(a.tier == "lexicon")
+            found = lexicon.aggregate(m=lexicon.model.max()).to_pyarrow().to_pylist()
+            model = found[0]["m"] if found else None
+            if model is None:
+                return None, []
+        a = a.filter(a.model == model)
+        r = _responses(con, where).select(rid=lambda t: t.id)
+        a = a.join(r, a.source_id == r.rid)
+        unscored = (a.label == "unscored").ifelse(1, 0)
+        rows = (
+            a.group_by("language")
+            .aggregate(texts=a.count(), unscored=unscored.sum())
+            .to_pyarrow()
+            .to_pylist()
+        )
+    out = [
+        {"language": row["language"], "texts": int(row["texts"]),
+         "scored": int(row["texts"]) - int(row["unscored"] or 0),
+         "unscored": int(row["unscored"] or 0)}
+        for row in rows
+    ]  # fmt: skip
+    return model, sorted(out, key=lambda row: (-row["texts"], row["language"]))
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What theme impact is measured on: a metric over survey responses (NPS, CSAT, CES, a

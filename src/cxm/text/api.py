@@ -32,6 +32,10 @@ class DiscoverRequest(BaseModel):
     k: int | None = Field(default=None, ge=2, le=50, description="number of themes (None: chosen)")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     vectors: themes.Vectors = "auto"
+    stop_names: list[str] = Field(
+        default_factory=list, max_length=200,
+        description="names to strip before clustering, beside the company's name (brands)",
+    )  # fmt: skip
 
 
 class JobProgress(BaseModel):
@@ -108,6 +112,25 @@ def list_annotations(
     return [a.model_copy(update={"sentences": None}) for a in found]
 
 
+@router.get("/languages")
+def languages(
+    request: Request,
+    survey: str | None = None,
+    period: str | None = Query(None, description="YYYY, YYYY-MM, YYYY-Qn or Nd"),
+    model: str | None = Query(None, description="default: the newest lexicon-tier model"),
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db, scope="function"),
+) -> schemas.LanguagesReport:
+    """Comments per language: how many got a sentiment score and, for the others, why not
+    ("not scored: language xx"). Counts only the comments the caller may read."""
+    where = _slice(conn, survey, period)
+    readable = readable_comment_touchpoints(conn, scope_for(who))
+    if readable is not None:
+        where = analytics.Slice(survey=where.survey, since=where.since, until=where.until,
+                                touchpoints=frozenset(readable))  # fmt: skip
+    return service.languages(get_engine(request), where, model)
+
+
 @router.get("/themes", dependencies=[read], responses=responses(404))
 def theme_impact(
     request: Request,
@@ -154,6 +177,7 @@ def start_discovery(
     job_id = jobs.start_discovery(
         conn, survey=body.survey, period=body.period, k=body.k, seed=body.seed,
         vectors=body.vectors, requested_by=_requester(who), touchpoints=touchpoints,
+        stop_names=body.stop_names,
     )  # fmt: skip
     found = job_store.state(conn, job_id)
     assert found is not None  # enqueued in this transaction

@@ -103,9 +103,8 @@ def annotate(
         console.print(
             "languages: " + ", ".join(f"{k} {v}" for k, v in sorted(report.languages.items()))
         )
-        unscored = report.labels.get("unscored", 0)
-        if unscored:
-            console.print(f"{unscored} comments not in English were left unscored")
+        for reason, n in sorted(report.unscored.items()):
+            console.print(f"{n} comments {reason}")
 
 
 @app.command("themes")
@@ -114,7 +113,10 @@ def discover(
     period: str | None = typer.Option(None, help="YYYY, YYYY-MM, YYYY-Qn or Nd"),
     k: int | None = typer.Option(None, help="number of themes (default: chosen by silhouette)"),
     seed: int = typer.Option(0, help="same seed, same themes"),
-    vectors: str = typer.Option("auto", help="auto | embedding | tfidf"),
+    vectors: str = typer.Option("auto", help="auto | embedding | multilingual | tfidf"),
+    stop: list[str] = typer.Option(
+        [], "--stop", help="a name to strip before clustering (brand, product); repeat"
+    ),
     people: str = typer.Option(
         "customer", "--population", help="whose comments: customer | employee | all"
     ),
@@ -124,14 +126,17 @@ def discover(
     from cxm.text import schemas, service
 
     with errors():
-        if vectors not in ("auto", "embedding", "tfidf"):
-            raise Invalid(f"--vectors '{vectors}' is unknown: use auto, embedding or tfidf")
+        if vectors not in ("auto", "embedding", "multilingual", "tfidf"):
+            raise Invalid(
+                f"--vectors '{vectors}' is unknown: use auto, embedding, multilingual or tfidf"
+            )
         found = service.discover_themes(
             engine(),
             _slice(survey, period, people=people),
             k=k,
             seed=seed,
             vectors=vectors,  # type: ignore[arg-type]
+            stop_names=stop,
         )
     if as_json:
         print_json(schemas.as_dict(found))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,8 @@ BATCH = 5000
 
 
 def lexicon_model() -> str:
-    return f"lexicon:vader-{importlib.metadata.version('vaderSentiment')}"
+    """The lexicon tier's model key (VADER, with the multilingual classifier's version)."""
+    return service.model_key(LexiconTier())
 
 
 def annotate_bulk(
@@ -47,6 +47,8 @@ def annotate_bulk(
     """
     with engine.connect() as conn:
         chosen, note = _tier(conn, tier_name)
+        if semantic is None:  # example phrases need embeddings: not on the lexicon tier
+            semantic = not isinstance(chosen, LexiconTier)
         tag_with = service.tagger(conn, semantic=semantic)
     model = service.model_key(chosen)
     found = analytics.response_texts(engine, where, pending_model=model if only_pending else None)
@@ -61,7 +63,7 @@ def annotate_bulk(
     distinct = list(dict.fromkeys(comments))
     if isinstance(chosen, LexiconTier):
         chosen.annotate(distinct)
-    if tag_with is not None and not tag_with.semantic:
+    if tag_with is not None:  # keyword and semantic tags are cached per distinct text
         tag_with.tag(distinct)
     for start in range(0, total, batch):
         with engine.begin() as conn:
@@ -114,6 +116,7 @@ def start_discovery(
     vectors: str,
     requested_by: dict[str, str | None],
     touchpoints: list[str] | None = None,
+    stop_names: list[str] | None = None,
 ) -> str:
     """Enqueue a theme discovery (minutes on a large company); returns the job id to poll.
 
@@ -127,7 +130,7 @@ def start_discovery(
     job_id = secrets.token_hex(16)
     payload = {"job_id": job_id, "survey": survey, "period": period, "k": k, "seed": seed,
                "vectors": vectors, "requested_by": requested_by,
-               "touchpoints": touchpoints}  # fmt: skip
+               "touchpoints": touchpoints, "stop_names": stop_names or []}  # fmt: skip
     # Discovery is deterministic: a failure (too few comments) fails again, so no retries.
     jobs.enqueue(conn, DISCOVER, payload, job_id=job_id, max_attempts=1)
     return job_id
@@ -150,6 +153,7 @@ def handle_discover(conn: Connection, payload: dict[str, Any]) -> None:
     found = service.discover_themes(
         engine, where, k=payload.get("k"), seed=int(payload.get("seed") or 0),
         vectors=payload.get("vectors") or "auto", on_progress=progress,
+        stop_names=[str(n) for n in payload.get("stop_names") or []],
     )  # fmt: skip
     progress("done", 3, 3)
     jobs.keep_result(conn, job_id, found.model_dump(mode="json"))

@@ -70,6 +70,23 @@ class AnnotationOut(BaseModel):
     annotated_at: dt.datetime
 
 
+class LanguageCount(BaseModel):
+    """How many comments of one language got a sentiment score, and why the others did not."""
+
+    language: str = Field(description="ISO 639-1 code, or und (undetermined)")
+    texts: int
+    scored: int
+    unscored: int
+    reason: str | None = Field(
+        None, description='why some were not scored: "not scored: language xx", or nothing known'
+    )
+
+
+class LanguagesReport(BaseModel):
+    model: str | None
+    languages: list[LanguageCount]
+
+
 class ThemeImpact(BaseModel):
     """What one theme costs in the report's metric: what the metric would gain if the answers
     mentioning the theme scored like the others. The ``nps_*`` fields are filled when the

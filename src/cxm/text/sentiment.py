@@ -1,12 +1,17 @@
 """Sentiment in two tiers: a lexicon tier (VADER, always there) and an embedding tier (``nlp``).
 
 Both return, per text and per sentence, a label (negative, neutral, positive) and a score in
-[-1, 1]. Language detection adds a language to each text but never takes a text the lexicon
-can read out of analysis: English text is scored whole; text whose language cannot be told
-(short, emoji, mixed: ``und``) is scored whole when VADER's lexicon knows one of its words,
-emoticons or emoji; text in another language the detector names (de, fr, es) is scored on its
-emoji and emoticons only (an English word list misreads German "die"). A text with nothing the
-lexicon knows is ``unscored``.
+[-1, 1]. Every text first gets its language (``language``, Lingua); then:
+
+- English is scored by the tier itself (VADER, or the embedding tier's classifier);
+- undetermined text (``und``: emoji, "ok", mixed) is scored by VADER when its lexicon knows
+  one of its words, emoticons or emoji;
+- text in another language the multilingual encoder reads (German, French, Spanish,
+  Portuguese, Italian, Dutch and the others in ``multilingual.LANGUAGES``) is scored by the
+  multilingual classifier (``multilingual``), never by the English word list;
+- anything else is ``unscored``, with its reason (``unscored_reason``): "not scored: language
+  xx", or "not scored: nothing the lexicon knows".
+
 The embedding tier puts a linear classifier on sentence embeddings: by default one built from
 labelled anchor phrases, or one trained on the installation's own responses (see ``train``).
 """
@@ -25,7 +30,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from cxm.errors import Invalid
-from cxm.text import language, nlp, vader
+from cxm.text import language, multilingual, nlp, vader
 
 LABELS = ("negative", "neutral", "positive")
 UNSCORED = "unscored"
@@ -70,6 +75,20 @@ class Tier(Protocol):
 
 def _unscored(lang: str) -> Annotation:
     return Annotation(lang, UNSCORED, None, None)
+
+
+def other_languages() -> tuple[str, ...]:
+    """Languages other than English that get a real score (the multilingual classifier's)."""
+    if not multilingual.available():
+        return ()
+    return tuple(lang for lang in multilingual.LANGUAGES if lang != "en")
+
+
+def unscored_reason(lang: str) -> str:
+    """Why a text detected as ``lang`` was left unscored, as pages and the API show it."""
+    if lang not in ("en", language.UNDETERMINED) and lang not in other_languages():
+        return f"not scored: language {lang}"
+    return "not scored: nothing the lexicon knows"
 
 
 @lru_cache(maxsize=1)
@@ -122,19 +141,19 @@ _PRESENTATION = re.compile("[\ufe0e\ufe0f]")
 
 
 def readable_text(text: str, lang: str, languages: Sequence[str]) -> str | None:
-    """What the lexicon scores of ``text`` detected as ``lang``: the text itself (a language
-    the tier reads, or undetermined with a known word), its emoji and emoticons (another
-    language), or None when there is nothing it can read."""
+    """What VADER scores of ``text`` detected as ``lang``: the text itself (a language it
+    reads, or undetermined with a known word, emoticon or emoji), or None."""
     text = _PRESENTATION.sub("", text)
     if lang in languages:
         return text
     if lang == language.UNDETERMINED and lexicon_knows(text):
         return text
-    return symbols(text) or None
+    return None
 
 
 class LexiconTier:
-    """VADER (Hutto & Gilbert 2014): English lexicon and rules, thousands of texts/s per core.
+    """VADER (Hutto & Gilbert 2014): English lexicon and rules, thousands of texts/s per core;
+    text in another language the multilingual classifier reads goes to it (``multilingual``).
 
     Comments repeat ("Great service!"), so the work is done once per distinct text: language,
     sentence split and scores are cached, and a text of one sentence is scored once. A call
@@ -146,6 +165,9 @@ class LexiconTier:
 
     def __init__(self, *, processes: int | None = None) -> None:
         self.version = f"vader-{importlib.metadata.version('vaderSentiment')}"
+        self.others = other_languages()
+        if self.others:
+            self.version += f"+{multilingual.version()}"
         self.processes = processes  # None: every core this process may use
         self._scores: dict[str, float] = {}
         self._texts: dict[str, Annotation] = {}
@@ -170,10 +192,13 @@ class LexiconTier:
         return [known[t] for t in texts]
 
     def _annotate_distinct(self, texts: Sequence[str]) -> dict[str, Annotation]:
-        langs = [language.detect(t) for t in texts]
-        # What is read of each text (the text, or its emoji and emoticons), then split.
+        langs = language.detect_many(texts)
+        foreign = {t: lang for t, lang in zip(texts, langs, strict=True) if lang in self.others}
+        # What VADER reads of each text (the text, or nothing), then split.
         read = {
-            t: readable_text(t, lang, self.languages) for t, lang in zip(texts, langs, strict=True)
+            t: readable_text(t, lang, self.languages)
+            for t, lang in zip(texts, langs, strict=True)
+            if t not in foreign
         }
         split = {t: sentences(r) for t, r in read.items() if r is not None}
         # What VADER must read: every distinct sentence, and the whole text when it has
@@ -191,8 +216,10 @@ class LexiconTier:
             v = scored.get(s)
             return known[s] if v is None else v
 
-        out: dict[str, Annotation] = {}
+        out: dict[str, Annotation] = self._foreign(foreign)
         for text, lang in zip(texts, langs, strict=True):
+            if text in out:
+                continue
             parts = split.get(text)
             if parts is None:
                 out[text] = _unscored(lang)
@@ -205,6 +232,24 @@ class LexiconTier:
                 round(whole, 4),
                 [{"text": s, "label": label_for(v), "score": round(v, 4)} for s, v in per],
             )
+        return out
+
+    @staticmethod
+    def _foreign(found: dict[str, str]) -> dict[str, Annotation]:
+        """Texts in another language: the multilingual classifier scores each text and, when
+        it has more than one, each sentence (every distinct one encoded once)."""
+        if not found:
+            return {}
+        split = {t: sentences(t) for t in found}
+        wanted = list(dict.fromkeys([*found, *(s for p in split.values() if len(p) > 1
+                                                for s in p)]))  # fmt: skip
+        scored = dict(zip(wanted, multilingual.score(wanted), strict=True))
+        out = {}
+        for text, lang in found.items():
+            label, value = scored[text]
+            parts = split[text] if len(split[text]) > 1 else [text]
+            per = [{"text": s, "label": scored[s][0], "score": scored[s][1]} for s in parts]
+            out[text] = Annotation(lang, label, value, per)
         return out
 
 
@@ -305,7 +350,7 @@ class EmbeddingTier:
     def annotate(self, texts: Sequence[str]) -> list[Annotation]:
         """Texts in a language the encoder reads get the classifier's score; the others go to
         the lexicon tier, which scores what it can of them (emoji, known words)."""
-        langs = [language.detect(t) for t in texts]
+        langs = language.detect_many(texts)
         readable = [lang in self.languages for lang in langs]
         others = [t for t, ok in zip(texts, readable, strict=True) if not ok]
         fallback = dict(zip(others, self._lexicon.annotate(others), strict=True))

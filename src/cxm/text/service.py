@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
+from cxm.org import service as org
 from cxm.store import is_duckdb, utcnow
 from cxm.store.bulk import insert_table
 from cxm.text import analytics, nlp, schemas, themes
@@ -33,6 +34,7 @@ from cxm.text.sentiment import (
     LinearClassifier,
     Tier,
     TrainingReport,
+    unscored_reason,
     weak_label,
 )
 from cxm.text.tables import sentiment_models, taxonomy_themes, text_annotations, text_themes
@@ -56,9 +58,14 @@ class AnnotateReport:
     tagged: int = 0
     labels: dict[str, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
+    unscored: dict[str, int] = field(default_factory=dict)  # reason -> texts
 
     def add(self, results: Sequence[Annotation], tags: Sequence[Sequence[Tag]]) -> None:
         self.annotated += len(results)
+        for r in results:
+            if r.score is None:
+                reason = unscored_reason(r.language)
+                self.unscored[reason] = self.unscored.get(reason, 0) + 1
         self.tagged += sum(1 for t in tags if t)
         for key, n in Counter(r.label for r in results).items():
             self.labels[key] = self.labels.get(key, 0) + n
@@ -346,6 +353,28 @@ def get_annotation(conn: Connection, source: str, source_id: str) -> list[schema
     return found
 
 
+def languages(
+    engine: Engine, where: analytics.Slice = analytics.EVERYONE, model: str | None = None
+) -> schemas.LanguagesReport:
+    """Comments per language, scored and not, with the reason the others were not scored."""
+    chosen, rows = analytics.language_counts(engine, model, where)
+    return schemas.LanguagesReport(
+        model=chosen,
+        languages=[
+            schemas.LanguageCount(
+                **row, reason=unscored_reason(row["language"]) if row["unscored"] else None
+            )
+            for row in rows
+        ],
+    )
+
+
+def company_names(conn: Connection) -> list[str]:
+    """The company's own names from the org model (its name), the seed of the stop list."""
+    name = org.export_org(conn).get("company", {}).get("name")
+    return [str(name)] if name else []
+
+
 def discover_themes(
     engine: Engine,
     where: analytics.Slice,
@@ -354,17 +383,30 @@ def discover_themes(
     seed: int = 0,
     vectors: themes.Vectors = "auto",
     on_progress: Callable[[str, int, int], None] | None = None,
+    stop_names: Sequence[str] = (),
 ) -> schemas.DiscoveryOut:
     """Discover themes in the comments of ``where``, with the mean sentiment of each.
 
-    ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts.
+    The company's own names never become theme words: the org model's company name and
+    ``stop_names`` are stripped before clustering, with @handles and URLs (``themes.clean``).
+    ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts, and of
+    each 1,000 comments embedded. Embeddings are kept per comment for the life of the process
+    (``themes.cached_encoder``): a re-run in the same worker encodes only new comments.
     """
     report = on_progress or (lambda stage, done, total: None)
     report("reading comments", 0, 3)
     rows = analytics.response_texts(engine, where).to_pylist()
     texts = [r["comment"] for r in rows]
+    with engine.connect() as conn:
+        names = [*company_names(conn), *stop_names]
     report(f"clustering {len(texts)} comments", 1, 3)
-    found = themes.discover(texts, k=k, seed=seed, vectors=vectors)
+    resolved = vectors if vectors != "auto" else "embedding" if nlp.available() else "tfidf"
+
+    def embedding(done: int, total: int) -> None:
+        report(f"embedding {done} of {total} comments not embedded before", 1, 3)
+
+    encode = themes.cached_encoder(resolved, embedding) if resolved != "tfidf" else None
+    found = themes.discover(texts, k=k, seed=seed, vectors=vectors, stop_names=names, encode=encode)
     report(f"scoring the sentiment of {len(found.themes)} themes", 2, 3)
     lexicon = LexiconTier()
     out = []

@@ -161,6 +161,8 @@ class Tagger:
         self.semantic = nlp.available() if semantic is None else semantic and nlp.available()
         self._examples: list[np.ndarray] = []
         self._keyword_tags: dict[str, list[Tag]] = {}
+        # semantic tags per distinct text: a text is embedded once per tagger, never per call
+        self._semantic_tags: dict[str, list[Tag]] = {}
         if self.semantic:
             self._examples = [nlp.encode(list(t.examples)) for t in self.themes]
 
@@ -184,16 +186,32 @@ class Tagger:
         return tags
 
     def _tag_semantic(self, texts: Sequence[str], tags: list[list[Tag]]) -> None:
-        split = [sentences(t) for t in texts]
-        distinct = sorted({s for parts in split for s in parts})
-        vectors = nlp.encode(distinct)
-        index = {s: i for i, s in enumerate(distinct)}
-        for theme, examples in zip(self.themes, self._examples, strict=True):
-            if not len(examples):
-                continue
-            best = (vectors @ examples.T).max(axis=1)  # per distinct sentence
-            for i, parts in enumerate(split):
-                similarity = float(max(best[index[s]] for s in parts))
-                already = any(t.theme_key == theme.key for t in tags[i])
-                if similarity >= theme.threshold and not already:
-                    tags[i].append(Tag(theme.taxonomy, theme.key, "semantic", round(similarity, 4)))
+        """Append semantic tags: the distinct sentences of texts not seen before are embedded
+        in one batch; a text seen before is answered from the cache."""
+        known = self._semantic_tags
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        if new:
+            split = {t: sentences(t) for t in new}
+            distinct = sorted({s for parts in split.values() for s in parts})
+            vectors = nlp.encode(distinct)
+            index = {s: i for i, s in enumerate(distinct)}
+            found: dict[str, list[Tag]] = {t: [] for t in new}
+            for theme, examples in zip(self.themes, self._examples, strict=True):
+                if not len(examples):
+                    continue
+                best = (vectors @ examples.T).max(axis=1)  # per distinct sentence
+                for text, parts in split.items():
+                    similarity = float(max(best[index[s]] for s in parts))
+                    if similarity >= theme.threshold:
+                        found[text].append(
+                            Tag(theme.taxonomy, theme.key, "semantic", round(similarity, 4))
+                        )
+            if len(known) + len(found) <= 500_000:
+                known.update(found)
+        else:
+            found = {}
+        for i, text in enumerate(texts):
+            keyed = {t.theme_key for t in tags[i]}
+            for tag in known[text] if text in known else found[text]:
+                if tag.theme_key not in keyed:
+                    tags[i].append(tag)

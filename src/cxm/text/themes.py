@@ -13,7 +13,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,11 +21,44 @@ import numpy as np
 from scipy import sparse
 
 from cxm.errors import Invalid
-from cxm.text import nlp
-from cxm.text.language import detect
+from cxm.text import multilingual, nlp
+from cxm.text.language import UNDETERMINED, detect
 
-Vectors = Literal["auto", "embedding", "tfidf"]
+Vectors = Literal["auto", "embedding", "multilingual", "tfidf"]
 _TOKEN = re.compile(r"[a-z][a-z']+")
+_URL = re.compile(r"(?:https?://|www\.)\S*|\b\S+\.(?:com|net|org|co|ly)/\S*", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<!\w)@\w+")
+_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|#\d+);")
+_SPACES = re.compile(r"\s+")
+
+
+def stop_pattern(names: Sequence[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for the company's own names: each name as a phrase, the
+    name written as one word ("Acme Retail" also as "AcmeRetail"), and as a hashtag."""
+    forms: set[str] = set()
+    for name in names:
+        words = name.split()
+        if not words:
+            continue
+        forms.add(r"\s+".join(re.escape(w) for w in words))
+        forms.add(re.escape("".join(words)))
+    if not forms:
+        return None
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile(r"(?<!\w)#?(?:" + "|".join(ordered) + r")(?:'s)?(?!\w)", re.IGNORECASE)
+
+
+def clean(text: str, stop: re.Pattern[str] | None = None) -> str:
+    """``text`` without what says nothing about a theme: URLs, @handles, HTML entities and
+    the company's own names (``stop``, from ``stop_pattern``); whitespace collapsed."""
+    text = _URL.sub(" ", text)
+    text = _HANDLE.sub(" ", text)
+    text = _ENTITY.sub(" ", text)
+    if stop is not None:
+        text = stop.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
 STOPWORDS = frozenset(
     [
         "a",
@@ -170,6 +203,35 @@ STOPWORDS = frozenset(
         "us",
     ]
 )
+
+
+# Embeddings per (encoder, cleaned comment), kept for the life of the process (the job
+# worker): a re-run of discovery encodes only the comments it has not seen.
+_EMBEDDED: dict[tuple[str, str], np.ndarray] = {}
+EMBEDDING_CACHE = 300_000
+
+
+def cached_encoder(
+    vectors: str, on_progress: Callable[[int, int], None] | None = None, *, chunk: int = 1000
+) -> Callable[[list[str]], np.ndarray]:
+    """An encoder for ``vectors`` (embedding | multilingual) that encodes only texts it has not
+    seen, in chunks, telling ``on_progress(done, total)`` after each."""
+    encode = nlp.encode if vectors == "embedding" else multilingual.encode
+
+    def run(texts: list[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if (vectors, t) not in _EMBEDDED]
+        fresh: dict[str, np.ndarray] = {}
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            fresh.update(zip(part, encode(part), strict=True))
+            if on_progress:
+                on_progress(min(start + chunk, len(todo)), len(todo))
+        if len(_EMBEDDED) + len(fresh) <= EMBEDDING_CACHE:
+            _EMBEDDED.update({(vectors, t): v for t, v in fresh.items()})
+        rows = [fresh[t] if t in fresh else _EMBEDDED[(vectors, t)] for t in texts]
+        return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+
+    return run
 
 
 def terms(text: str) -> list[str]:
@@ -361,25 +423,42 @@ def discover(
     vectors: Vectors = "auto",
     k_range: tuple[int, int] = (3, 12),
     lang: str | None = "en",
+    stop_names: Sequence[str] = (),
+    encode: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Discovery:
     """Cluster ``texts`` into themes, largest first; identical texts count by their number.
 
-    Only texts detected as ``lang`` take part (None: all), so a German comment does not form
-    a "theme" of its own just by being German; ``Discovery.excluded`` counts the others.
+    Each text is first cleaned (``clean``): URLs, @handles and the company's own names
+    (``stop_names``) say nothing about what a customer complains of. Only texts detected as
+    ``lang`` or undetermined (short text: "billing again") take part (None: all), so a German
+    comment does not form a "theme" of its own just by being German; ``Discovery.excluded``
+    counts the others. ``encode`` replaces the
+    encoder for embedding vectors (a cache that encodes only texts it has not seen).
     """
-    if vectors not in ("auto", "embedding", "tfidf"):
-        raise Invalid(f"vectors '{vectors}' is unknown: use auto, embedding or tfidf")
-    kept = [t.strip() for t in texts if t and t.strip() and (lang is None or detect(t) == lang)]
+    if vectors not in ("auto", "embedding", "multilingual", "tfidf"):
+        raise Invalid(f"vectors '{vectors}' is unknown: use auto, embedding, multilingual or tfidf")
+    stop = stop_pattern(stop_names)
+    cleaned = [clean(t, stop) if t else "" for t in texts]
+    kept = [
+        c for t, c in zip(texts, cleaned, strict=True)
+        if c and (lang is None or detect(t) in (lang, UNDETERMINED))
+    ]  # fmt: skip
     counts = Counter(kept)
     distinct = sorted(counts)
     if len(distinct) < 3:
         raise Invalid(f"need at least 3 distinct texts to discover themes; found {len(distinct)}")
     note = None
-    use_embedding = vectors == "embedding" or (vectors == "auto" and nlp.available())
-    if use_embedding and not nlp.available():
-        use_embedding = False
+    used: str = vectors
+    if vectors == "auto":
+        used = "embedding" if nlp.available() else "tfidf"
+    if used == "embedding" and not nlp.available():
+        used = "tfidf"
         note = "the nlp extra is not installed: themes were found with TF-IDF vectors"
-    x: np.ndarray | sparse.csr_matrix = nlp.encode(distinct) if use_embedding else tfidf(distinct)
+    x: np.ndarray | sparse.csr_matrix
+    if used == "tfidf":
+        x = tfidf(distinct)
+    else:
+        x = (encode or (nlp.encode if used == "embedding" else multilingual.encode))(distinct)
     weights = np.array([counts[t] for t in distinct], dtype=np.float64)
     if k is None:
         low, high = k_range
@@ -399,8 +478,7 @@ def discover(
     labels = ctfidf_labels(distinct, weights, assign, k)
     position = {t: i for i, t in enumerate(distinct)}
     members: list[list[int]] = [[] for _ in range(k)]
-    for i, text in enumerate(texts):
-        key = text.strip() if text else ""
+    for i, key in enumerate(cleaned):
         if key in position:
             members[assign[position[key]]].append(i)
     total = sum(len(m) for m in members) or 1
@@ -422,11 +500,4 @@ def discover(
                 members=members[group],
             )
         )
-    return Discovery(
-        "embedding" if use_embedding else "tfidf",
-        seed,
-        themes,
-        note,
-        len(kept),
-        sum(1 for t in texts if t and t.strip()) - len(kept),
-    )
+    return Discovery(used, seed, themes, note, len(kept), sum(1 for c in cleaned if c) - len(kept))

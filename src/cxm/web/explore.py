@@ -26,6 +26,7 @@ from cxm.org.scope import (
 )
 from cxm.org.security import db
 from cxm.surveys import service as surveys
+from cxm.text.sentiment import unscored_reason
 from cxm.web import journey_pages
 from cxm.web.filters import Filters
 from cxm.web.listing import CSV_MAX, Listing, csv_response
@@ -84,6 +85,7 @@ def explorer(
         touchpoints=touchpoints, surveys=surveys.list_surveys(conn),
         bands=list(feedback.BANDS), sentiments=feedback.SENTIMENTS,
         themes=feedback.theme_keys(conn), scope=scope, listing=listing,
+        unscored_reason=unscored_reason,
     )  # fmt: skip
 
 
