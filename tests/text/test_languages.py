@@ -54,7 +54,7 @@ def test_feedback_explorer_shows_and_counts_what_was_not_scored(
     client = as_role(app_client, seeded, "cx_lead")
     page = client.get("/feedback?touchpoint=delivery&sentiment=unscored")
     assert page.status_code == 200
-    assert "4 response(s)" in page.text
+    assert "4 responses" in page.text
     assert "not scored: language sv" in page.text and "not scored: language fi" in page.text
     assert "Sentiment not scored: 2 (language fi); 2 (language sv)." in page.text
     portuguese = client.get("/feedback?q=recebi")
