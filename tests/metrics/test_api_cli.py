@@ -89,4 +89,4 @@ def test_cli_lists_computes_and_exports(
     lake = tmp_path / "lake"
     exported = runner.invoke(app, ["export", "--parquet", str(lake)])
     assert exported.exit_code == 0, exported.output
-    assert (lake / "responses.parquet").exists() and "responses: 40 rows" in exported.output
+    assert (lake / "responses").is_dir() and "responses: 40 rows" in exported.output

@@ -171,11 +171,19 @@ def alerts(
 
 def export(
     parquet: Path = typer.Option(..., "--parquet", help="folder to write the Parquet lake to"),
+    full: bool = typer.Option(False, "--full", help="rewrite every day, not only changed ones"),
 ) -> None:
-    """Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark')."""
-    from cxm.metrics.export import export_parquet
+    """Write or refresh the store's facts as a Parquet lake (for 'cxm metrics --engine spark').
+
+    Fact tables are written by day; a re-export rewrites only the days that changed."""
+    from cxm.metrics.export import export_lake
 
     with errors():
-        written = export_parquet(engine(), parquet)
-    for table, rows in written.items():
-        console.print(f"{table}: {rows} rows")
+        done = export_lake(engine(), parquet, full=full)
+    for table, rows in done.rows.items():
+        days = done.days.get(table)
+        note = "" if days is None else f" ({len(days)} day(s) written"
+        if days is not None:
+            removed = done.removed.get(table) or []
+            note += f", {len(removed)} removed)" if removed else ")"
+        console.print(f"{table}: {rows} rows{note}")
