@@ -417,3 +417,15 @@ def test_a_target_set_between_two_computes_on_one_open_backend_is_used(store: En
         after = _by(compute(backend, "nps", by=["department"]), "department")
     assert before["service"]["target"] == metrics["nps"].target
     assert after["service"]["target"] == -40 and after["service"]["on_target"] is True
+
+
+def test_compare_previous_on_an_empty_slice_answers_no_rows(store: Engine) -> None:
+    found = compute(
+        store,
+        "nps",
+        by=["month"],
+        start=dt.datetime(2031, 1, 1, tzinfo=dt.UTC),
+        end=dt.datetime(2031, 6, 1, tzinfo=dt.UTC),
+        compare="previous",
+    )
+    assert found.empty

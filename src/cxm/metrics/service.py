@@ -111,7 +111,8 @@ def compute(
                           stats_df, confidence)  # fmt: skip
         elif compare == "previous":
             _compare_previous(metric, by, grain, stats_df, confidence)
-        if compare == "previous" and start is not None and grain is not None:
+        if compare == "previous" and start is not None and grain is not None and len(stats_df):
+            # (An empty result has no period column to compare: nothing to cut.)
             first = _naive_date(start, grain)
             stats_df = stats_df[stats_df[grain] >= first.isoformat()].reset_index(drop=True)
         if compare:
