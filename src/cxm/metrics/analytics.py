@@ -25,7 +25,12 @@ from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
 GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
-ORG_DIMENSIONS = {"department": "department_key", "team": "team_key", "stage": "stage"}
+ORG_DIMENSIONS = {
+    "department": "department_key",
+    "team": "team_key",
+    "stage": "stage",
+    "partner": "partner_key",
+}
 TRAIT_DIMENSIONS = slices.TRAIT_SHORTHANDS
 NONE_LABEL = slices.NONE_LABEL
 

@@ -20,9 +20,10 @@ from itsdangerous import BadSignature, Signer
 from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
-from cxm.errors import Invalid
+from cxm.errors import Invalid, NotFound
 from cxm.org import auth
 from cxm.org.auth import Principal
+from cxm.org.scope import partner_may_reach, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.templating import templates
 
@@ -130,6 +131,8 @@ def signed_in(request: Request) -> Principal:
     if who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    if not partner_may_reach(scope_for(who), request.method, request.url.path):
+        raise NotFound("page not found")
     request.state.principal = who
     return who
 
