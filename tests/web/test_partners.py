@@ -119,5 +119,10 @@ def test_scorecard_for_the_partner_and_for_staff(
     assert staff["metrics"] == body["metrics"]
     idle = app_client.get("/api/v1/partners/fitters/scorecard", headers=admin_headers).json()
     assert {m["metric"]: m["n"] for m in idle["metrics"]}["nps"] == 0
+    # Staff slice any metric by partner; touchpoints run in-house read as "(none)".
+    rows = app_client.get("/api/v1/metrics/nps?by=partner", headers=admin_headers).json()["rows"]
+    by_partner = {r["partner"]: r for r in rows}
+    assert set(by_partner) == {"swiftpost", "(none)"}
+    assert by_partner["swiftpost"]["value"] == pytest.approx(nps(DELIVERY_SCORES))
     missing = app_client.get("/api/v1/partners/nobody/scorecard", headers=admin_headers)
     assert missing.status_code == 404 and "swiftpost" in missing.text

@@ -37,7 +37,7 @@ NONE_LABEL = slices.NONE_LABEL
 
 def dimensions_help() -> str:
     return (
-        "department, team, touchpoint, channel, stage, survey, segment, region, "
+        "department, team, partner, touchpoint, channel, stage, survey, segment, region, "
         "trait:NAME, trigger:PROPERTY (responses, invitations), cohort (growth metrics), "
         "day, week, month, quarter, year"
     )
