@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from cxm.cli.main import app
 from cxm.errors import Invalid, NotFound
 from cxm.org import auth, service
 from cxm.yamldoc import parse
+
+runner = CliRunner()
 
 ORG = """\
 partners:
@@ -86,3 +93,31 @@ def test_partner_users_need_a_known_partner_and_nothing_else(seeded: Engine) -> 
         user_id = auth.create_user(conn, "p@x.example", "partner", partner_key="swiftpost")
         who = auth.principal_for_user(conn, user_id)
     assert who is not None and who.role == "partner" and who.partner_key == "swiftpost"
+
+
+def test_cli_lists_partners_and_creates_partner_users(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CXM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ORG.replace("partner: swiftpost", "partner: quickship"))
+    refused = runner.invoke(app, ["org", "apply", str(bad)])
+    assert refused.exit_code == 2 and "line 10" in refused.output and "quickship" in refused.output
+    good = tmp_path / "org.yaml"
+    good.write_text(ORG)
+    assert runner.invoke(app, ["org", "apply", str(good)]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["org", "partners", "--json"]).output)
+    rows = listed["rows"] if isinstance(listed, dict) else listed
+    assert {r["key"]: r["touchpoints"] for r in rows} == {"swiftpost": ["delivery"], "fitters": []}
+    table = runner.invoke(app, ["org", "touchpoints"]).output
+    assert "swiftpost" in next(line for line in table.splitlines() if "delivery" in line)
+    user = ["users", "create", "d@swiftpost.example", "--role", "partner"]
+    created = runner.invoke(app, [*user, "--partner", "swiftpost", "--password", "long password"])
+    assert created.exit_code == 0, created.output
+    refused_user = runner.invoke(
+        app, ["users", "create", "e@x.example", "--role", "partner", "--password", "long password"]
+    )
+    # Refused input exits as a bad org file does, naming what is missing.
+    assert refused_user.exit_code == 2 and "needs a partner" in refused_user.output

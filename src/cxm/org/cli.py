@@ -103,7 +103,7 @@ def touchpoints(
         row["partner"] = row["partner_key"] or ""
     print_list(shown, ["key", "name", "channel", "stage", "owner", "partner", "contributors"],
                "Touchpoints",
-               fmt=fmt, total=len(rows), offset=offset, whole=("key",))  # fmt: skip
+               fmt=fmt, total=len(rows), offset=offset, whole=("key", "partner"))  # fmt: skip
 
 
 @app.command("partners")
