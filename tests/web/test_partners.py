@@ -12,7 +12,7 @@ from cxm.org import service as org
 from cxm.yamldoc import parse
 from tests.web.conftest import COMMENT, EMAIL, World
 from tests.web.test_roles import api_expectations, page_expectations
-from tests.web.test_sessions import PASSWORD, sign_in
+from tests.web.test_sessions import PASSWORD
 
 PARTNERS = """\
 partners:
@@ -84,7 +84,19 @@ def test_partner_key_reads_its_partners_metrics_only(
 def test_partner_user_gets_no_staff_page(
     app_client: TestClient, world: World, courier: dict[str, str]
 ) -> None:
-    assert sign_in(app_client, "dispatch@swiftpost.example") == 303
+    form = app_client.get("/login").text
+    token = form.split('name="csrf_token" value="')[1].split('"')[0]
+    landed = app_client.post(
+        "/login", follow_redirects=False,
+        data={"email": "dispatch@swiftpost.example", "password": PASSWORD, "csrf_token": token,
+              "next": "/"},
+    )  # fmt: skip
+    assert landed.status_code == 303 and landed.headers["location"] == "/partners/swiftpost"
+    own = app_client.get("/partners/swiftpost")
+    assert own.status_code == 200 and "SwiftPost Couriers" in own.text
+    assert f"{nps(DELIVERY_SCORES):.1f}" in own.text
+    assert EMAIL not in own.text and COMMENT not in own.text
+    assert app_client.get("/partners/fitters").status_code == 404
     wrong = []
     for path, _ in page_expectations(world):
         response = app_client.get(path, headers={"accept": "text/html"})

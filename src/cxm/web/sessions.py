@@ -187,7 +187,11 @@ def login(
         return login_page(request, str(exc), 401, next)
     age = session_age(request)
     token, _ = auth.start_session(conn, user_id, age)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    target = _safe_next(next)
+    who = auth.principal_for_user(conn, user_id)
+    if who is not None and who.partner_key and target == "/":
+        target = f"/partners/{who.partner_key}"  # a partner user's one page
+    response = RedirectResponse(target, status_code=303)
     cookie = _signer(request).sign(token).decode()
     _set_cookie(request, response, SESSION_COOKIE, cookie, int(age.total_seconds()))
     response.delete_cookie(CSRF_COOKIE, path="/")
