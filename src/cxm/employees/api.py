@@ -227,7 +227,7 @@ def get_employee(employee_id: str, conn: Db, who: Reader) -> schemas.EmployeeOut
 
 
 @router.get(
-    "/partners/{key}/scorecard", response_model=schemas.ScorecardOut, responses=responses(404)
+    "/partners/{key}/scorecard", response_model=schemas.ScorecardOut, responses=responses(404, 422)
 )
 def partner_scorecard(
     key: str,
