@@ -78,7 +78,7 @@ EXPECTED_MENU = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("role", list(LOGINS))
+@pytest.mark.parametrize("role", [r for r in LOGINS if r != "partner"])
 def test_each_role_sees_every_page_in_its_menu(
     demo_server: LiveServer, browser: Browser, role: str
 ) -> None:
@@ -114,6 +114,30 @@ def test_each_role_sees_every_page_in_its_menu(
             assert not re.search(r"@northwind|@example", page.locator("main").inner_text())
         forbidden = [p for p in ("/settings", "/customers", "/surveys") if p not in links]
         for path in forbidden:
+            response = page.goto(demo_server.url + path)
+            assert response is not None and response.status == 404, path
+    finally:
+        context.close()
+
+
+def test_the_courier_lands_on_its_scorecard_and_reaches_nothing_else(
+    demo_server: LiveServer, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        email, password = LOGINS["partner"]
+        page.goto(demo_server.url + "/login")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(demo_server.url + "/partners/swiftpost")
+        assert page.locator("main h1").first.inner_text() == "SwiftPost Couriers"
+        assert "delivery" in page.locator("main").inner_text()
+        assert not re.search(r"@northwind|@example", page.locator("main").inner_text())
+        screenshot(page, "role-partner-scorecard")
+        assert menu(page) == []
+        for path in ("/", "/customers", "/feedback", "/cases", "/departments", "/org"):
             response = page.goto(demo_server.url + path)
             assert response is not None and response.status == 404, path
     finally:

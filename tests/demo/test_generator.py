@@ -452,3 +452,13 @@ def test_ground_truth_matches_customers_csv_and_the_causal_model(
         assert row["planted"] == sum(int(c[f.key]) for c in customers) > 0
         assert row["customers_affected"] == sum(int(c[f.key]) > 0 for c in customers)
     assert truth["churn"]["churned"] == sum(c["churned"] == "true" for c in customers)
+
+
+def test_a_courier_partner_runs_home_delivery(demo: Path) -> None:
+    org = yaml.safe_load((demo / "org.yaml").read_text(encoding="utf-8"))
+    courier = {"key": "swiftpost", "name": "SwiftPost Couriers", "kind": "courier"}
+    assert org["partners"] == [courier]
+    run = {tp["key"]: tp for tp in org["touchpoints"] if tp.get("partner")}
+    assert list(run) == ["delivery"] and run["delivery"]["partner"] == "swiftpost"
+    # Still owned by the department whose last-mile team runs it with the courier.
+    assert run["delivery"]["owner"] == {"department": "supply_chain", "team": "last_mile"}

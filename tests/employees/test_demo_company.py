@@ -249,3 +249,33 @@ def test_a_team_lead_sees_the_spread_of_their_team_only(
         assert sign_in(client, "lead@northwind.example", "a long password") == 303
         assert client.get("/api/v1/employees/teams/frontline/outcomes").status_code == 200
         assert client.get("/api/v1/employees/teams/last_mile/outcomes").status_code == 404
+
+
+def test_the_courier_sees_its_delivery_scorecard_and_nothing_personal(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    answers = pd.read_csv(root / "files" / "responses.csv")
+    delivery = answers[(answers["touchpoint"] == "delivery") & answers["csat"].notna()]
+    assert len(delivery) > 30
+    expected_csat = 100 * (delivery["csat"] >= 4).mean()
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "dispatch@swiftpost.example", "demo-partner") == 303
+        card = client.get("/api/v1/partners/swiftpost/scorecard")
+        assert card.status_code == 200, card.text
+        figures = {m["metric"]: m for m in card.json()["metrics"]}
+        assert figures["csat"]["n"] == len(delivery)
+        assert figures["csat"]["value"] == pytest.approx(expected_csat, abs=0.051)
+        csat = client.get("/api/v1/metrics/csat?by=touchpoint").json()["rows"]
+        assert [r["touchpoint"] for r in csat] == ["delivery"]
+        assert "@" not in card.text
+        for path in ("/api/v1/customers", "/api/v1/cases", "/api/v1/responses", "/customers",
+                     "/feedback", "/api/v1/employees"):  # fmt: skip
+            assert client.get(path).status_code == 404, path

@@ -291,7 +291,12 @@ class Touchpoint:
     department: str
     team: str
     contributors: tuple[str, ...] = ()
+    partner: str | None = None  # the partner that runs it for the owning department
 
+
+# A courier runs the last mile of home deliveries for Supply Chain & Delivery (the org only:
+# the generated events and answers, and so the planted effects, do not depend on it).
+PARTNERS: tuple[tuple[str, str, str], ...] = (("swiftpost", "SwiftPost Couriers", "courier"),)
 
 DEPARTMENTS: tuple[Department, ...] = (
     Department(
@@ -373,6 +378,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "supply_chain",
         "last_mile",
         ("operations",),
+        partner="swiftpost",
     ),
     Touchpoint(
         "returns",

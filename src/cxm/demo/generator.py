@@ -2646,6 +2646,9 @@ def _write_org(path: Path) -> None:
         for team in d.teams:
             default = ", default: true" if team.default else ""
             lines.append(f"      - {{key: {team.key}, name: {_yaml_str(team.name)}{default}}}")
+    lines.append("partners:")
+    for key, name, kind in C.PARTNERS:
+        lines.append(f"  - {{key: {key}, name: {_yaml_str(name)}, kind: {kind}}}")
     lines.append("touchpoints:")
     for tp in C.TOUCHPOINTS:
         lines += [
@@ -2655,6 +2658,8 @@ def _write_org(path: Path) -> None:
             f"    stage: {_yaml_str(tp.stage)}",
             f"    owner: {{department: {tp.department}, team: {tp.team}}}",
         ]
+        if tp.partner:
+            lines.append(f"    partner: {tp.partner}")
         if tp.contributors:
             lines.append(f"    contributors: [{', '.join(tp.contributors)}]")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

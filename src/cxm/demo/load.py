@@ -41,7 +41,10 @@ DEMO_USERS: list[tuple[str, str, str | None, str | None, str]] = [
     ("delivery.manager@northwind.example", "manager", "supply_chain", None, "demo-manager"),
     ("chat.agent@northwind.example", "agent", None, "service_default", "demo-agent"),
     ("viewer@northwind.example", "viewer", None, None, "demo-viewer"),
+    ("dispatch@swiftpost.example", "partner", None, None, "demo-partner"),
 ]
+# The partner each demo partner user works for (the courier that runs home delivery).
+DEMO_PARTNER_OF = {"dispatch@swiftpost.example": "swiftpost"}
 
 
 def demo_logins(conn: sa.Connection) -> list[tuple[str, str, str]]:
@@ -60,7 +63,7 @@ def _create_demo_users(conn: sa.Connection) -> int:
             team = next((t.key for t in org.list_teams(conn, "service") if t.is_default), None)
         auth.create_user(
             conn, email, role, password=password, name=role.replace("_", " ").title(),
-            department_key=department, team_key=team,
+            department_key=department, team_key=team, partner_key=DEMO_PARTNER_OF.get(email),
         )  # fmt: skip
         created += 1
     return created

@@ -9,11 +9,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
 from cxm.apitypes import Page, paging
-from cxm.employees import directory, frontline, kudos, schemas, service
+from cxm.employees import directory, frontline, kudos, partners, schemas, service
 from cxm.employees.directory import Employee, EmployeeIn
 from cxm.employees.scope import check_team_spread, directory_scope
 from cxm.errors import NotFound, responses
+from cxm.metrics.definitions import installation_dir as metrics_dir
+from cxm.metrics.definitions import load as load_metrics
 from cxm.org.auth import Principal
+from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine, require
 
 router = APIRouter(tags=["employees"])
@@ -221,3 +224,27 @@ def get_employee(employee_id: str, conn: Db, who: Reader) -> schemas.EmployeeOut
     if scope.department is not None and e.department_key != scope.department:
         raise NotFound(f"employee {employee_id!r} is not in the directory")
     return _out(e)
+
+
+@router.get(
+    "/partners/{key}/scorecard", response_model=schemas.ScorecardOut, responses=responses(404, 422)
+)
+def partner_scorecard(
+    key: str,
+    request: Request,
+    who: Reader,
+    conn: Db,
+    start: dt.datetime | None = Query(None, description="inclusive, ISO 8601 with time zone"),
+    end: dt.datetime | None = Query(None, description="exclusive, ISO 8601 with time zone"),
+) -> schemas.ScorecardOut:
+    """CSAT, NPS and CES of the touchpoints partner ``key`` runs, overall and per touchpoint,
+    and the NPS cost of the signals there. A partner user reads their own partner's only."""
+    scope = scope_for(who)
+    partners.readable_partner(conn, scope, key)
+    settings = request.app.state.settings
+    card = partners.scorecard(
+        get_engine(request), conn, settings.data_dir, key,
+        metrics=load_metrics(metrics_dir(settings.data_dir)), start=start, end=end,
+        min_slice=0 if scope.everything else settings.min_slice_size,
+    )  # fmt: skip
+    return schemas.ScorecardOut.model_validate(card)

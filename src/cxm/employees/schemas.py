@@ -139,3 +139,46 @@ class KudosOut(BaseModel):
     submitted_at: str
     touchpoint: str | None
     why: str
+
+
+class PartnerOut(BaseModel):
+    key: str
+    name: str
+    kind: str
+    touchpoints: list[str]
+
+
+class PartnerFigureOut(BaseModel):
+    metric: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    flags: list[str]
+
+
+class PartnerTouchpointOut(BaseModel):
+    touchpoint: str
+    metric: str
+    value: float | None
+    n: int
+
+
+class PartnerSignalOut(BaseModel):
+    key: str
+    label: str
+    touchpoints: list[str]
+    cost: float | None
+    effect: float | None
+    met: int
+
+
+class ScorecardOut(BaseModel):
+    """A partner's scorecard: CSAT/NPS/CES of the touchpoints it runs, overall and per
+    touchpoint, and what the signals at those touchpoints cost in NPS points."""
+
+    partner: PartnerOut
+    metrics: list[PartnerFigureOut]
+    by_touchpoint: list[PartnerTouchpointOut]
+    signals: list[PartnerSignalOut]
+    signals_note: str

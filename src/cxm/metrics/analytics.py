@@ -25,14 +25,19 @@ from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
 GRAINS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
-ORG_DIMENSIONS = {"department": "department_key", "team": "team_key", "stage": "stage"}
+ORG_DIMENSIONS = {
+    "department": "department_key",
+    "team": "team_key",
+    "stage": "stage",
+    "partner": "partner_key",
+}
 TRAIT_DIMENSIONS = slices.TRAIT_SHORTHANDS
 NONE_LABEL = slices.NONE_LABEL
 
 
 def dimensions_help() -> str:
     return (
-        "department, team, touchpoint, channel, stage, survey, segment, region, "
+        "department, team, partner, touchpoint, channel, stage, survey, segment, region, "
         "trait:NAME, trigger:PROPERTY (responses, invitations), cohort (growth metrics), "
         "day, week, month, quarter, year"
     )

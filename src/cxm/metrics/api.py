@@ -17,7 +17,12 @@ from cxm.metrics import service
 from cxm.metrics.definitions import Metric, installation_dir, load
 from cxm.metrics.slices import parse_bins
 from cxm.org.auth import Principal
-from cxm.org.scope import check_slice_dimensions, scope_for, suppress_small_slices
+from cxm.org.scope import (
+    check_slice_dimensions,
+    partner_filters,
+    scope_for,
+    suppress_small_slices,
+)
 from cxm.org.security import db, get_engine, require
 
 router = APIRouter(tags=["metrics"])
@@ -144,6 +149,7 @@ def compute_metric(
     settings = request.app.state.settings
     scope = scope_for(who)
     check_slice_dimensions(scope, [*dims, *filters], settings.personal_traits)
+    filters = partner_filters(scope, filters)
     df = service.compute(
         get_engine(request),
         name,

@@ -94,6 +94,17 @@ def update_touchpoint(
     return service.update_touchpoint(conn, key, body)
 
 
+@router.get("/partners", dependencies=[read])
+def list_partners(conn: Connection = Depends(db, scope="function")) -> list[schemas.Partner]:
+    """Partners (couriers, resellers, installers) and the touchpoints each runs."""
+    return service.list_partners(conn)
+
+
+@router.get("/partners/{key}", dependencies=[read], responses=responses(404))
+def get_partner(key: str, conn: Connection = Depends(db, scope="function")) -> schemas.Partner:
+    return service.get_partner(conn, key)
+
+
 @router.post("/keys", status_code=201, dependencies=[admin], responses=responses(404))
 def create_api_key(
     body: schemas.ApiKeyCreate, conn: Connection = Depends(db, scope="function")

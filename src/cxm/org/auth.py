@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, Invalid, NotFound
 from cxm.org.schemas import ROLES
-from cxm.org.tables import api_keys, sign_in_attempts, teams, user_sessions, users
+from cxm.org.tables import api_keys, partners, sign_in_attempts, teams, user_sessions, users
 from cxm.store import utcnow
 
 SCOPES = ("ingest", "read", "admin")
@@ -33,6 +33,7 @@ class Principal:
     email: str | None = None
     department_key: str | None = None
     team_key: str | None = None
+    partner_key: str | None = None
 
     def allows(self, needed: str) -> bool:
         """admin may do everything; read and ingest only what they name."""
@@ -66,8 +67,10 @@ def create_user(
     name: str | None = None,
     department_key: str | None = None,
     team_key: str | None = None,
+    partner_key: str | None = None,
 ) -> str:
-    """Create a user; returns its id. Managers need a department, agents a team."""
+    """Create a user; returns its id. Managers need a department, agents a team, partner
+    users a partner (and nothing else: they belong to no department or team)."""
     email = email.strip().lower()
     if "@" not in email:
         raise Invalid(f"'{email}' is not an email address")
@@ -86,6 +89,17 @@ def create_user(
         raise Invalid("a manager needs a department (--department)")
     if role == "agent" and team_key is None:
         raise Invalid("an agent needs a team (--team)")
+    if role == "partner":
+        if partner_key is None:
+            raise Invalid("a partner user needs a partner (--partner)")
+        if department_key is not None or team_key is not None:
+            raise Invalid("a partner user belongs to a partner, not to a department or team")
+        known = set(conn.execute(sa.select(partners.c.key)).scalars())
+        if partner_key not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            raise NotFound(f"partner '{partner_key}' does not exist; known: {listing}")
+    elif partner_key is not None:
+        raise Invalid(f"only users of role 'partner' name a partner, not a {role}")
     user_id = secrets.token_hex(8)
     conn.execute(
         users.insert().values(
@@ -95,6 +109,7 @@ def create_user(
             role=role,
             department_key=department_key,
             team_key=team_key,
+            partner_key=partner_key,
             password_hash=hash_password(password) if password else None,
             is_active=True,
             failed_logins=0,
@@ -163,6 +178,7 @@ def authenticate_key(conn: Connection, token: str) -> Principal | None:
         email=user["email"],
         department_key=user["department_key"],
         team_key=user["team_key"],
+        partner_key=user["partner_key"],
     )
 
 
@@ -203,6 +219,7 @@ def principal_for_user(conn: Connection, user_id: str) -> Principal | None:
         email=user["email"],
         department_key=user["department_key"],
         team_key=user["team_key"],
+        partner_key=user["partner_key"],
     )
 
 
@@ -365,7 +382,7 @@ def list_users(conn: Connection) -> list[dict[str, object]]:
     """Users without their password hashes; ``locked_until`` when a lockout is running."""
     query = sa.select(
         users.c.id, users.c.email, users.c.name, users.c.role, users.c.department_key,
-        users.c.team_key, users.c.is_active, users.c.created_at,
+        users.c.team_key, users.c.partner_key, users.c.is_active, users.c.created_at,
     ).order_by(users.c.email)  # fmt: skip
     failures: dict[str, list[dt.datetime]] = {}
     for row in conn.execute(_failures_since_success()):

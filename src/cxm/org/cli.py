@@ -100,8 +100,29 @@ def touchpoints(
     for row in shown:
         row["owner"] = f"{row['department_key']}/{row['team_key']}" if row["owned"] else "UNOWNED"
         row["contributors"] = ", ".join(row["contributors"])
-    print_list(shown, ["key", "name", "channel", "stage", "owner", "contributors"], "Touchpoints",
-               fmt=fmt, total=len(rows), offset=offset, whole=("key",))  # fmt: skip
+        row["partner"] = row["partner_key"] or ""
+    print_list(shown, ["key", "name", "channel", "stage", "owner", "partner", "contributors"],
+               "Touchpoints",
+               fmt=fmt, total=len(rows), offset=offset, whole=("key", "partner"))  # fmt: skip
+
+
+@app.command("partners")
+def partners(
+    fmt: str = FORMAT, as_json: bool = AS_JSON, limit: int = LIMIT, offset: int = OFFSET
+) -> None:
+    """List partners (couriers, resellers, installers) and the touchpoints each runs."""
+    from cxm.org import service
+
+    fmt = _fmt(fmt, as_json)
+    check_page(limit, offset)
+    with engine().connect() as conn:
+        rows = [p.model_dump() for p in service.list_partners(conn)]
+    shown = page(rows, limit, offset)
+    if fmt != "json":
+        for row in shown:
+            row["touchpoints"] = ", ".join(row["touchpoints"])
+    print_list(shown, ["key", "name", "kind", "touchpoints"], "Partners", fmt=fmt,
+               total=len(rows), offset=offset, whole=("key",))  # fmt: skip
 
 
 @keys_app.command("create")
@@ -154,9 +175,10 @@ def revoke_key(key_id: str) -> None:
 @users_app.command("create")
 def create_user(
     email: str,
-    role: str = typer.Option(..., help="admin | cx_lead | manager | agent | viewer"),
+    role: str = typer.Option(..., help="admin | cx_lead | manager | agent | viewer | partner"),
     department: str | None = typer.Option(None, help="department key (managers)"),
     team: str | None = typer.Option(None, help="team key (agents)"),
+    partner: str | None = typer.Option(None, help="partner key (partner users)"),
     password: str | None = typer.Option(None, help="prompted when omitted"),
     name: str | None = typer.Option(None),
 ) -> None:
@@ -174,5 +196,6 @@ def create_user(
             name=name,
             department_key=department,
             team_key=team,
+            partner_key=partner,
         )
     console.print(f"created {role} {email}")

@@ -13,7 +13,8 @@ CHANNELS = (
     "in-product",
 )  # fmt: skip
 STAGES = ("discover", "consider", "buy", "receive", "use", "get help", "pay", "renew", "leave")
-ROLES = ("admin", "cx_lead", "manager", "agent", "viewer")
+ROLES = ("admin", "cx_lead", "manager", "agent", "viewer", "partner")
+PARTNER_KINDS = ("courier", "reseller", "installer", "other")
 
 Channel = Literal[
     "web", "app", "email", "phone", "chat", "store", "social", "mail", "delivery", "billing",
@@ -67,12 +68,21 @@ class OwnerIn(Strict):
     team: Key | None = Field(default=None, description="Defaults to the department's default team")
 
 
+class PartnerIn(Strict):
+    key: Key
+    name: Name
+    kind: Literal["courier", "reseller", "installer", "other"]
+
+
 class TouchpointIn(Strict):
     key: Key
     name: Name
     channel: Channel
     stage: Stage
     owner: OwnerIn
+    partner: Key | None = Field(
+        default=None, description="The partner that runs it for the owning department"
+    )
     contributors: list[Key] = Field(default_factory=list)
     description: str | None = None
 
@@ -82,6 +92,7 @@ class OrgFile(Strict):
 
     company: CompanyIn | None = None
     departments: list[DepartmentIn] = Field(default_factory=list)
+    partners: list[PartnerIn] = Field(default_factory=list)
     touchpoints: list[TouchpointIn] = Field(default_factory=list)
 
 
@@ -138,6 +149,14 @@ class Touchpoint(BaseModel):
     contributors: list[str]
     description: str | None
     owned: bool
+    partner_key: str | None = None
+
+
+class Partner(BaseModel):
+    key: str
+    name: str
+    kind: str
+    touchpoints: list[str]
 
 
 class TouchpointCreate(Strict):

@@ -3,7 +3,9 @@
 admin and cx_lead see everything; a manager sees their department's touchpoints, the
 responses and comments given there and the customers who touched them; an agent sees their
 team's cases and the customers in them, and their department's comments; a viewer sees
-aggregates only, with personal data masked and small slices suppressed.
+aggregates only, with personal data masked and small slices suppressed. A partner user (a
+courier's, a reseller's) sees aggregates of the touchpoints their partner runs and nothing
+else: every other route answers as if it did not exist (``partner_may_reach``).
 
 The API, the pages and the CLI all ask these helpers (Polar's ``get_readable_statement`` is
 the model), so a rule changes in one place. What is outside a scope reads as absent (404).
@@ -35,15 +37,11 @@ class Scope:
     role: str
     department_key: str | None = None
     team_key: str | None = None
+    partner_key: str | None = None
 
     @property
     def everything(self) -> bool:
         return self.role in ("admin", "cx_lead")
-
-    @property
-    def personal_data(self) -> bool:
-        """Whether names, emails, phones and free text may be shown (within the scope)."""
-        return self.role != "viewer"
 
     @property
     def by_department(self) -> bool:
@@ -53,9 +51,21 @@ class Scope:
     def by_team(self) -> bool:
         return self.role == "agent"
 
+    @property
+    def by_partner(self) -> bool:
+        return self.role == "partner"
+
+    @property
+    def personal_data(self) -> bool:
+        """Whether names, emails, phones and free text may be shown (within the scope)."""
+        return self.role not in ("viewer", "partner")
+
 
 def scope_for(who: Principal) -> Scope:
-    return Scope(role=who.role, department_key=who.department_key, team_key=who.team_key)
+    return Scope(
+        role=who.role, department_key=who.department_key, team_key=who.team_key,
+        partner_key=who.partner_key,
+    )  # fmt: skip
 
 
 def mask(value: str | None, scope: Scope) -> str | None:
@@ -71,9 +81,15 @@ def mask(value: str | None, scope: Scope) -> str | None:
 def visible_touchpoints(conn: Connection, scope: Scope) -> set[str] | None:
     """The touchpoints whose responses and interactions the scope reads; None: all of them.
 
-    Managers read their department's; everyone else reads every response (viewers in
-    aggregate only: their free text and identities are masked by ``mask``).
+    Managers read their department's; partner users the touchpoints their partner runs;
+    everyone else reads every response (viewers in aggregate only: their free text and
+    identities are masked by ``mask``).
     """
+    if scope.by_partner:
+        rows = conn.execute(
+            sa.select(touchpoints.c.key).where(touchpoints.c.partner_key == scope.partner_key)
+        )
+        return set(rows.scalars())
     if not scope.by_department:
         return None
     rows = conn.execute(
@@ -201,6 +217,61 @@ def suppress_small_slices(
     return kept, len(rows) - len(kept)
 
 
+# ---- partner users ----
+
+# What a partner user may reach, as (method, path pattern); everything else reads as absent.
+# ``{partner}`` stands for the user's own partner key, ``{any}`` for one path segment.
+PARTNER_ROUTES = (
+    ("GET", "/api/v1/metrics"),
+    ("GET", "/api/v1/metrics/{any}"),
+    ("GET", "/api/v1/partners/{partner}"),
+    ("GET", "/api/v1/partners/{partner}/scorecard"),
+    ("GET", "/partners/{partner}"),
+    ("POST", "/logout"),
+    ("GET", "/logout"),
+)
+# Metric routes that are not one metric's aggregates (alerts name slices outside the partner).
+PARTNER_REFUSED = ("/api/v1/metrics/alerts", "/api/v1/metrics/targets")
+
+
+def partner_may_reach(scope: Scope, method: str, path: str) -> bool:
+    """Whether a principal may call ``method path`` at all; only partner users are limited.
+
+    A partner user reaches the metric API (narrowed in its queries to their partner's
+    touchpoints), their own partner's record and scorecard, and signing out: an allow-list,
+    so a route added later stays closed to them until it is listed here.
+    """
+    if not scope.by_partner:
+        return True
+    if scope.partner_key is None or path in PARTNER_REFUSED:
+        return False
+    method = "GET" if method == "HEAD" else method
+    parts = path.rstrip("/").split("/")
+    for allowed_method, pattern in PARTNER_ROUTES:
+        expected = pattern.split("/")
+        if allowed_method != method or len(expected) != len(parts):
+            continue
+        if all(
+            e == p or e == "{any}" or (e == "{partner}" and p == scope.partner_key)
+            for e, p in zip(expected, parts, strict=True)
+        ):
+            return True
+    return False
+
+
+def partner_filters(scope: Scope, filters: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Metric filters narrowed to the partner user's partner (others' filters unchanged).
+
+    A partner user who filters by another partner gets NotFound, as for an unknown one.
+    """
+    if not scope.by_partner:
+        return filters
+    asked = filters.get("partner")
+    if asked is not None and set(asked) - {scope.partner_key}:
+        raise NotFound("no such partner in your scope; you read your own partner's touchpoints")
+    return filters | {"partner": [str(scope.partner_key)]}
+
+
 # ---- initiatives ----
 
 
@@ -208,15 +279,18 @@ def readable_departments(conn: Connection, scope: Scope) -> frozenset[str] | Non
     """Departments whose insights (what their signals cost, their drivers) the scope reads.
 
     None: every department (admin, cx_lead, and viewers, who see aggregates only). A manager,
-    and an agent, read their own department's; a principal without one reads none.
+    and an agent, read their own department's; a principal without one (a partner user)
+    reads none.
     """
+    if scope.by_partner:
+        return frozenset()
     if scope.everything or scope.role == "viewer":
         return None
     department = _department_of(conn, scope)
     return frozenset([department] if department else [])
 
 
-def may_read_initiatives(scope: Scope) -> bool:
+def may_read_initiatives(scope: Scope) -> bool:  # partner users: never
     """Initiatives (company plans with owners and budgets) are for those who run them."""
     return scope.role in ("admin", "cx_lead", "manager")
 

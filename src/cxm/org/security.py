@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.engine import Connection, Engine
 
 from cxm.org.auth import Principal, authenticate_key
+from cxm.org.scope import partner_may_reach, scope_for
 
 
 def get_engine(request: Request) -> Engine:
@@ -91,7 +92,8 @@ def principal(request: Request) -> Principal | None:
 
 
 def require(scope: str) -> Callable[[Request], Principal]:
-    """Dependency: 401 without valid credentials, 403 when the key's scope does not cover it."""
+    """Dependency: 401 without valid credentials, 403 when the key's scope does not cover it,
+    404 for a partner user outside the routes they may reach (``partner_may_reach``)."""
 
     def dependency(request: Request, who: Principal | None = Depends(principal)) -> Principal:
         if who is None:
@@ -103,6 +105,13 @@ def require(scope: str) -> Callable[[Request], Principal]:
             )
         if not who.allows(scope):
             raise HTTPException(403, f"this key has scope '{who.scope}'; this needs '{scope}'")
+        if not partner_may_reach(scope_for(who), request.method, request.url.path):
+            raise HTTPException(
+                404,
+                "not found in your scope: a partner user reads the metrics of their partner's "
+                "touchpoints (/api/v1/metrics/NAME) and their partner's scorecard "
+                "(/api/v1/partners/KEY/scorecard)",
+            )
         return who
 
     return dependency

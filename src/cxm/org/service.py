@@ -10,7 +10,14 @@ from sqlalchemy.engine import Connection
 
 from cxm.errors import Conflict, Invalid, NotFound
 from cxm.org import schemas
-from cxm.org.tables import company, departments, teams, touchpoint_contributors, touchpoints
+from cxm.org.tables import (
+    company,
+    departments,
+    partners,
+    teams,
+    touchpoint_contributors,
+    touchpoints,
+)
 from cxm.store import utcnow
 from cxm.yamldoc import YamlDoc, validate
 
@@ -101,6 +108,15 @@ def check_org(conn: Connection, doc: YamlDoc) -> schemas.OrgFile:
             seen_teams.add(team.key)
             team_dept[team.key] = dept.key
     dept_keys |= seen_depts
+    partner_keys = _known(conn, partners)
+    seen_partners: set[str] = set()
+    for i, partner in enumerate(org.partners):
+        if partner.key in seen_partners:
+            problems.append(
+                f"{doc.where(('partners', i, 'key'))}: partner key '{partner.key}' appears twice"
+            )
+        seen_partners.add(partner.key)
+    partner_keys |= seen_partners
     seen_tps: set[str] = set()
     for i, tp in enumerate(org.touchpoints):
         path = ("touchpoints", i)
@@ -125,6 +141,12 @@ def check_org(conn: Connection, doc: YamlDoc) -> schemas.OrgFile:
                     f"{doc.where((*path, 'owner', 'team'))}: team '{tp.owner.team}' belongs to "
                     f"department '{owner_dept}', not '{tp.owner.department}'"
                 )
+        if tp.partner is not None and tp.partner not in partner_keys:
+            problems.append(
+                f"{doc.where((*path, 'partner'))}: touchpoint '{tp.key}' names partner "
+                f"'{tp.partner}', which does not exist; declare it under 'partners:' "
+                f"(known: {_listing(partner_keys)})"
+            )
         for j, contributor in enumerate(tp.contributors):
             if contributor not in dept_keys:
                 problems.append(
@@ -204,9 +226,15 @@ def apply_org(conn: Connection, doc: YamlDoc) -> ApplySummary:
                 .where(teams.c.department_key == dept.key, teams.c.key.not_in(named))
                 .values(is_default=False)
             )
+    for partner in org.partners:
+        _upsert(
+            conn, partners, partner.key, {"name": partner.name, "kind": partner.kind},
+            summary, "partners",
+        )  # fmt: skip
     for tp in org.touchpoints:
         team_key = tp.owner.team or _default_team(conn, tp.owner.department)
         values = {
+            "partner_key": tp.partner,
             "name": tp.name,
             "channel": tp.channel,
             "stage": tp.stage,
@@ -250,6 +278,9 @@ def export_org(conn: Connection) -> dict[str, Any]:
             if t["department_key"] == dept["key"]
         ]
         out["departments"].append(entry)
+    partner_rows = list_partners(conn)
+    if partner_rows:
+        out["partners"] = [{"key": p.key, "name": p.name, "kind": p.kind} for p in partner_rows]
     out["touchpoints"] = []
     for tp in list_touchpoints(conn):
         if not tp.owned:
@@ -261,12 +292,50 @@ def export_org(conn: Connection) -> dict[str, Any]:
             "stage": tp.stage,
             "owner": {"department": tp.department_key, "team": tp.team_key},
         }
+        if tp.partner_key:
+            entry["partner"] = tp.partner_key
         if tp.contributors:
             entry["contributors"] = tp.contributors
         if tp.description:
             entry["description"] = tp.description
         out["touchpoints"].append(entry)
     return out
+
+
+# Partners
+
+
+def list_partners(conn: Connection) -> list[schemas.Partner]:
+    """Every partner with the keys of the touchpoints it runs, by key."""
+    run: dict[str, list[str]] = {}
+    rows = conn.execute(
+        sa.select(touchpoints.c.key, touchpoints.c.partner_key)
+        .where(touchpoints.c.partner_key.is_not(None))
+        .order_by(touchpoints.c.key)
+    )
+    for row in rows:
+        run.setdefault(row.partner_key, []).append(row.key)
+    return [
+        schemas.Partner(key=r.key, name=r.name, kind=r.kind, touchpoints=run.get(r.key, []))
+        for r in conn.execute(sa.select(partners).order_by(partners.c.key))
+    ]
+
+
+def get_partner(conn: Connection, key: str) -> schemas.Partner:
+    for partner in list_partners(conn):
+        if partner.key == key:
+            return partner
+    raise NotFound(f"partner '{key}' does not exist; known: {_listing(_known(conn, partners))}")
+
+
+def partner_touchpoints(conn: Connection, key: str) -> list[str]:
+    """Keys of the touchpoints the partner runs (empty when it runs none or is unknown)."""
+    rows = conn.execute(
+        sa.select(touchpoints.c.key)
+        .where(touchpoints.c.partner_key == key)
+        .order_by(touchpoints.c.key)
+    )
+    return list(rows.scalars())
 
 
 def company_name(conn: Connection) -> str:

@@ -43,6 +43,17 @@ touchpoints = sa.Table(
     sa.Column("team_key", sa.String(64)),
     sa.Column("description", sa.Text),
     utc_timestamp("created_at", nullable=False),
+    # The partner that runs the touchpoint for the owning department (None: run in-house).
+    sa.Column("partner_key", sa.String(64)),
+)
+
+# Couriers, resellers, installers: companies that run touchpoints on the company's behalf.
+partners = sa.Table(
+    "partners",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
 )
 
 touchpoint_contributors = sa.Table(
@@ -61,6 +72,8 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("department_key", sa.String(64)),
     sa.Column("team_key", sa.String(64)),
+    # The partner a user of role "partner" works for.
+    sa.Column("partner_key", sa.String(64)),
     sa.Column("password_hash", sa.String(200)),
     sa.Column("is_active", sa.Boolean, nullable=False),
     sa.Column("failed_logins", sa.Integer, nullable=False),

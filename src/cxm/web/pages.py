@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.engine import Connection
 
+from cxm.employees import partners
 from cxm.errors import CxmError, Invalid, NotFound
 from cxm.metrics import Metric, set_target
 from cxm.metrics import load as load_metrics
 from cxm.metrics import service as metric_service
+from cxm.metrics.definitions import installation_dir as metrics_dir
 from cxm.org import auth, schemas
 from cxm.org import service as org
 from cxm.org.auth import Principal
@@ -101,6 +103,26 @@ def organization(
 ) -> HTMLResponse:
     """The organization: the ownership matrix of touchpoints by departments, and the teams."""
     return render(request, who, "home.html", **_org_context(conn))
+
+
+@router.get("/partners/{key}", response_class=HTMLResponse)
+def partner_scorecard(
+    key: str,
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
+) -> HTMLResponse:
+    """A partner's scorecard: CSAT, NPS and CES of the touchpoints it runs, and what the
+    signals there cost; the one page a partner user has."""
+    scope = scope_for(who)
+    partners.readable_partner(conn, scope, key)
+    settings = request.app.state.settings
+    card = partners.scorecard(
+        request.app.state.engine, conn, settings.data_dir, key,
+        metrics=load_metrics(metrics_dir(settings.data_dir)),
+        min_slice=0 if scope.everything else settings.min_slice_size,
+    )  # fmt: skip
+    return render(request, who, "partner.html", card=card)
 
 
 @router.post("/org/touchpoints/{key}", response_model=None)

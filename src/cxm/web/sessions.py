@@ -20,9 +20,10 @@ from itsdangerous import BadSignature, Signer
 from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
-from cxm.errors import Invalid
+from cxm.errors import Invalid, NotFound
 from cxm.org import auth
 from cxm.org.auth import Principal
+from cxm.org.scope import partner_may_reach, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.templating import templates
 
@@ -130,6 +131,8 @@ def signed_in(request: Request) -> Principal:
     if who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    if not partner_may_reach(scope_for(who), request.method, request.url.path):
+        raise NotFound("page not found")
     request.state.principal = who
     return who
 
@@ -184,7 +187,11 @@ def login(
         return login_page(request, str(exc), 401, next)
     age = session_age(request)
     token, _ = auth.start_session(conn, user_id, age)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    target = _safe_next(next)
+    who = auth.principal_for_user(conn, user_id)
+    if who is not None and who.partner_key and target == "/":
+        target = f"/partners/{who.partner_key}"  # a partner user's one page
+    response = RedirectResponse(target, status_code=303)
     cookie = _signer(request).sign(token).decode()
     _set_cookie(request, response, SESSION_COOKIE, cookie, int(age.total_seconds()))
     response.delete_cookie(CSRF_COOKIE, path="/")
