@@ -131,7 +131,7 @@ LAZY: dict[str, tuple[str, Callable[[], Any]]] = {
         _group("cxm.insights.cli", "app"),
     ),
     "export": (
-        "Write the store's facts as a Parquet lake (for 'cxm metrics --engine spark').",
+        "Write or refresh the store's facts as a Parquet lake (for 'cxm metrics --engine spark').",
         _export_command,
     ),
 }
