@@ -92,7 +92,10 @@ def test_a_subscribed_page_arrives_weekly_as_an_attachment(
     monday = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
     with smtp_server() as (port, inbox):
         settings = load_settings(data_dir=tmp_path, smtp_port=port, base_url=live_server.url)
-        assert send_due_exports(live_engine, settings, now=monday) == {"sent": 1, "failed": 0}
+        first = send_due_exports(live_engine, settings, now=monday)
+        with live_engine.connect() as conn:
+            errors = conn.execute(sa.text("select error from report_sends")).scalars().all()
+        assert first == {"sent": 1, "failed": 0}, errors
         assert send_due_exports(live_engine, settings, now=monday) == {"sent": 0, "failed": 0}
     (mail,) = inbox.messages
     message = email.message_from_string(mail["data"], policy=email.policy.default)

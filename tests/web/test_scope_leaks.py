@@ -113,12 +113,22 @@ def test_personal_traits_are_no_slice_dimension_for_restricted_roles(
 def test_traits_named_personal_in_settings_are_no_slice_dimension(
     seeded: Engine, tmp_path: object
 ) -> None:
+    import datetime as dt
+
     from cxm.config import load_settings
+    from cxm.customers import service as customers
+    from cxm.customers.tables import customers as customer_rows
     from cxm.web.app import create_app
 
     settings = load_settings(
         data_dir=tmp_path, database_url=str(seeded.url), personal_traits=("loyalty_number",)
     )
+    now = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    with seeded.begin() as conn:  # a trait the store knows (an unknown one is refused, 422)
+        conn.execute(customer_rows.insert().values(id="c-plan", created_at=now, first_seen=now,
+                                                   last_seen=now, interaction_count=0))  # fmt: skip
+        customers.set_traits(conn, [("c-plan", "plan", "basic", now),
+                                    ("c-plan", "loyalty_number", "L-1", now)])  # fmt: skip
     headers = _key(seeded, "manager")
     with TestClient(create_app(settings, engine=seeded, run_worker=False)) as client:
         denied = client.get("/api/v1/metrics/nps?by=trait:loyalty_number", headers=headers)

@@ -120,7 +120,7 @@ def metric_signals(
     if metric.fact != "responses" or not metrics_ax.per_row(metric):
         raise Invalid(f"{metric.name} is not measured answer by answer on survey responses "
                       "(a count, ratio, derived metric or another fact)")  # fmt: skip
-    r = metrics_ax.fact_rows(con, metric, [])
+    r = metrics_ax.fact_rows(con, metric, [], customer=True)
     r = r.filter(r.customer_id.notnull(), r.submitted_at.notnull())
     if survey is not None:
         r = r.filter(r.survey_key == survey)

@@ -159,8 +159,11 @@ def fact_rows(
     *,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    customer: bool | None = None,
 ) -> ir.Table:
-    """The metric's rows with one column per slice dimension in ``dims``."""
+    """The metric's rows with one column per slice dimension in ``dims``; ``customer=True``
+    keeps the fact's customer column for callers that join on it (by default it is read only
+    when the metric or a slice needs it)."""
     assert metric.fact is not None
     fact = FACTS[metric.fact]
     if metric.time:
@@ -173,7 +176,8 @@ def fact_rows(
         assert metric.lifecycle is not None
         t = customer_periods(backend, metric.lifecycle, grain)
     else:
-        t = read_fact(backend, fact, customer=_needs_customer(metric, fact, dims))
+        needs = _needs_customer(metric, fact, dims) if customer is None else customer
+        t = read_fact(backend, fact, customer=needs)
     t = t.filter(_condition(t, metric.filters), t[fact.time].notnull())
     if _uses_derived(metric, fact) and fact.customer:
         # The next event of the same customer, ordered by time then key so ties resolve the

@@ -251,7 +251,11 @@ def _fetch_records(backend: BaseBackend, metric: Metric, by: Sequence[str],
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+    """None, NaN, NaT or pd.NA (what an engine gives for a missing typed value)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list-like value is not missing
+        return False
 
 
 def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
