@@ -13,14 +13,15 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from cxm.errors import Invalid, NotFound
+from cxm.interactions.formats import Dates, Numbers
 from cxm.store.bulk import insert_rows
 from cxm.surveys import people
 from cxm.surveys.schemas import SurveyDefinition, split_choices
@@ -29,49 +30,6 @@ from cxm.surveys.tables import response_answers, responses
 from cxm.yamldoc import YamlDoc, validate
 
 BATCH = 1000
-
-
-class Dates(BaseModel):
-    """How the file writes times: ISO 8601 (the default), day-first or month-first, or a format.
-
-    ``timezone`` (an IANA name) is the zone of times written without an offset; UTC by default.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    order: Literal["iso", "day_first", "month_first"] = "iso"
-    format: str | None = None  # strptime, e.g. "%d/%m/%Y %H:%M"; wins over order
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use a name like Europe/Oslo") from exc
-        return value
-
-    @field_validator("format")
-    @classmethod
-    def _usable_format(cls, value: str | None) -> str | None:
-        if value is not None and "%" not in value:
-            raise ValueError(f"format {value!r} has no % fields; write it like %d/%m/%Y %H:%M")
-        return value
-
-
-class Numbers(BaseModel):
-    """How the file writes numbers: the decimal mark and the thousands separator."""
-
-    model_config = ConfigDict(extra="forbid")
-    decimal: Literal[".", ","] = "."
-    thousands: Literal["", ",", ".", " ", "'", "\u00a0", "\u202f"] = ""
-
-    @field_validator("thousands")
-    @classmethod
-    def _differs(cls, value: str, info: Any) -> str:
-        if value and value == info.data.get("decimal"):
-            raise ValueError("thousands separator and decimal mark must differ")
-        return value
 
 
 class Mapping(BaseModel):
