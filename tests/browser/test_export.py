@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import struct
 from pathlib import Path
@@ -92,11 +93,16 @@ def test_a_subscribed_page_arrives_weekly_as_an_attachment(
     monday = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
     with smtp_server() as (port, inbox):
         settings = load_settings(data_dir=tmp_path, smtp_port=port, base_url=live_server.url)
-        first = send_due_exports(live_engine, settings, now=monday)
+        # The server renders in a worker thread; so does the test (the session's browser
+        # fixture holds this thread's event loop, which Playwright's sync API refuses).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            first = pool.submit(send_due_exports, live_engine, settings, now=monday).result()
         with live_engine.connect() as conn:
             errors = conn.execute(sa.text("select error from report_sends")).scalars().all()
         assert first == {"sent": 1, "failed": 0}, errors
-        assert send_due_exports(live_engine, settings, now=monday) == {"sent": 0, "failed": 0}
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            again = pool.submit(send_due_exports, live_engine, settings, now=monday).result()
+        assert again == {"sent": 0, "failed": 0}
     (mail,) = inbox.messages
     message = email.message_from_string(mail["data"], policy=email.policy.default)
     assert message["Subject"] == "cxm: /cases for the week of 2026-11-23"

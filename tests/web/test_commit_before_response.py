@@ -5,6 +5,7 @@ after the response, and now and then the page after signing in found no session.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from pathlib import Path
 from typing import Any
@@ -69,5 +70,7 @@ def test_a_sign_in_is_committed_before_its_redirect_is_sent(seeded: Engine, tmp_
         "state": {},
     }  # fmt: skip
     assert _sessions(seeded) == 0
-    asyncio.run(app(scope, receive, send))
+    # In a thread of its own: the browser tests' session fixture may hold this thread's loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     assert seen == {"status": 303, "sessions": 1}
