@@ -171,6 +171,16 @@ def _records(path: Path, envelope: tuple[str, ...]) -> tuple[list[dict[str, Any]
     raise Invalid(f"{path}: expected a list of objects or an object with {' or '.join(envelope)}")
 
 
+def _opened(item: dict[str, Any]) -> dt.datetime:
+    """When a ticket or conversation was opened; ValueError when it has no id or no time."""
+    if item.get("id") is None:
+        raise ValueError("no id")
+    opened = _time(item.get("created_at"), "created_at")
+    if opened is None:
+        raise ValueError("no created_at")
+    return opened
+
+
 def _dig(obj: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(obj, dict):
@@ -194,11 +204,7 @@ def read_zendesk(path: Path) -> tuple[list[Ticket], list[tuple[str, str]]]:
     for n, t in enumerate(items, start=1):
         where = f"ticket {t.get('id', f'#{n}')}"
         try:
-            if t.get("id") is None:
-                raise ValueError("no id")
-            opened = _time(t.get("created_at"), "created_at")
-            if opened is None:
-                raise ValueError("no created_at")
+            opened = _opened(t)
             status = _text(t.get("status"))
             solved = _time(t.get("solved_at") or _dig(t, "metric_set", "solved_at"), "solved_at")
             if solved is None and status in ("solved", "closed"):
@@ -250,11 +256,7 @@ def read_freshdesk(
     for n, t in enumerate(items, start=1):
         where = f"ticket {t.get('id', f'#{n}')}"
         try:
-            if t.get("id") is None:
-                raise ValueError("no id")
-            opened = _time(t.get("created_at"), "created_at")
-            if opened is None:
-                raise ValueError("no created_at")
+            opened = _opened(t)
             status = _FRESHDESK_STATUS.get(t.get("status"), _text(t.get("status")))  # type: ignore[arg-type]
             stats = t.get("stats") or {}
             closed = _time(stats.get("resolved_at") or stats.get("closed_at"), "resolved_at")
@@ -305,11 +307,7 @@ def read_intercom(path: Path) -> tuple[list[Ticket], list[tuple[str, str]]]:
     for n, c in enumerate(items, start=1):
         where = f"conversation {c.get('id', f'#{n}')}"
         try:
-            if c.get("id") is None:
-                raise ValueError("no id")
-            opened = _time(c.get("created_at"), "created_at")
-            if opened is None:
-                raise ValueError("no created_at")
+            opened = _opened(c)
             state = _text(c.get("state"))
             closed = _time(_dig(c, "statistics", "last_close_at"), "statistics.last_close_at")
             replied = _time(
