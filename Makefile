@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 CXM := $(VENV)/bin/cxm
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 EXTRAS ?= postgres,spark,nlp,mining,reports,dev
+# Test processes: two, one per core of the CI machine (tests/conftest.py groups what shares a fixture).
+TEST_WORKERS ?= 2
 TORCH ?= 2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
@@ -53,7 +55,7 @@ run: $(STAMP)
 	$(CXM) serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps $(AXE)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

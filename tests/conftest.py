@@ -136,3 +136,25 @@ def admin_headers(seeded: Engine) -> dict[str, str]:
 @pytest.fixture
 def read_headers(seeded: Engine) -> dict[str, str]:
     return make_key(seeded, "read")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers).
+
+    A session or module fixture is built once per worker that needs it, so the tests sharing a
+    costly one stay together: the engine conformance suite and every Spark test (one demo
+    company in DuckDB and PostgreSQL, one lake, one Spark session), the insights tests (one
+    loaded demo company), the browser tests (one chromium). Every other file is its own group,
+    which keeps module fixtures to one build as well.
+    """
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if path.startswith("tests/conformance/") or item.get_closest_marker("spark"):
+            group = "engines"
+        elif path.startswith("tests/insights/"):
+            group = "insights"
+        elif path.startswith("tests/browser/") or item.get_closest_marker("browser"):
+            group = "browser"
+        else:
+            group = path
+        item.add_marker(pytest.mark.xdist_group(group))
