@@ -277,15 +277,19 @@ def problems(doc: Mapping[str, Any]) -> dict[str, list[str]]:
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-            found.setdefault(_anchor(doc, loc), []).append(f"{_path(loc)}: {err['msg']}")
+            found.setdefault(_anchor(doc, loc), []).append(_said(doc, loc, err["msg"]))
         return found
     for loc, message in check(defn):
-        found.setdefault(_anchor(doc, loc), []).append(f"{_path(loc)}: {message}")
+        found.setdefault(_anchor(doc, loc), []).append(_said(doc, loc, message))
     return found
 
 
-def _path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc)
+def _said(doc: Mapping[str, Any], loc: tuple[Any, ...], message: str) -> str:
+    """A problem as its box shows it: the field inside a question or trigger (unless the
+    message names it already), the whole path elsewhere."""
+    inner = loc[2:] if _anchor(doc, loc) != "b-survey" else loc
+    field = ".".join(str(p) for p in inner)
+    return f"{field}: {message}" if field and not message.startswith(str(inner[-1])) else message
 
 
 def _anchor(doc: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
