@@ -639,6 +639,17 @@ def followup_state(conn: Connection, case: dict[str, Any]) -> str | None:
         return "answered"
     state = distribution.delivery_state(conn, f"case:{case['id']}")
     if state is None:
+        planned = conn.execute(
+            sa.select(sa.func.max(jobs.jobs.c.run_at)).where(
+                jobs.jobs.c.dedupe_key.like(f"case-followup:{case['id']}:quiet:%"),
+                jobs.jobs.c.status == "pending",
+            )
+        ).scalar()
+        if planned is not None:
+            return (
+                f"requested: held for the customer's quiet hours, to be sent after "
+                f"{as_utc(planned):%Y-%m-%d %H:%M} UTC"
+            )
         return "requested: the invitation is waiting to be planned"
     if state["status"] == "sent":
         return "sent, not answered yet"
