@@ -1,4 +1,4 @@
-"""Keys left on pages: job kinds on the status page, metric alerts on the overview."""
+"""Keys left on pages: job kinds on the status page, metric alerts on the overview, roles."""
 
 from __future__ import annotations
 
@@ -54,3 +54,4 @@ def test_the_overview_names_an_alert_s_metric_and_slice(
     assert alerts is not None
     assert "CSAT Home delivery, month of 2026-11-01" in alerts.group(1)
     assert "touchpoint=delivery" not in page
+    assert "(CX lead)" in page and "(cx_lead)" not in page  # the signed-in role, by name

@@ -35,6 +35,16 @@ JOB_KINDS = {
 }
 
 
+# Roles as the people who hold them say them.
+ROLES = {"admin": "Admin", "cx_lead": "CX lead", "manager": "Manager", "agent": "Agent",
+         "viewer": "Viewer", "partner": "Partner"}  # fmt: skip
+
+
+def role_name(key: str) -> str:
+    """A role's name: ``cx_lead`` → "CX lead"."""
+    return ROLES.get(key) or humanize(key)
+
+
 def job_kind(kind: str) -> str:
     """A job kind's name: ``actions.sla`` → "Case SLA checks"; an unknown one as words."""
     return JOB_KINDS.get(kind) or humanize(kind.replace(".", " "))
