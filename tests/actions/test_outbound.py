@@ -141,9 +141,9 @@ def test_a_teams_hook_gets_a_metric_alert_as_an_adaptive_card(
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     content = card["content"]
     assert content["type"] == "AdaptiveCard" and content["version"] == "1.4"
-    assert content["body"][0]["text"] == "Metric alert: csat fell from 80.2 to 71.5"
+    assert content["body"][0]["text"] == "Metric alert: CSAT fell from 80.2 to 71.5"
     facts = {f["title"]: f["value"] for f in content["body"][1]["facts"]}
-    assert facts["Slice"] == "department=supply_chain"
+    assert facts["Slice"] == "Supply Chain & Delivery"
     assert facts["Period"] == "2026-11-01 against 2026-10-01"
     assert content["actions"][0]["type"] == "Action.OpenUrl"
 

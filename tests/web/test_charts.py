@@ -50,3 +50,35 @@ def test_the_overview_states_its_period_when_from_and_to_are_empty(
     assert "Period: every response to date" in client.get("/").text
     narrowed = client.get("/?start=2026-01-01&end=2026-03-31").text
     assert "Period: 2026-01-01 to 2026-03-31" in narrowed
+
+
+def _segments(xs: list[object], ys: list[object]) -> list[list[tuple[object, object]]]:
+    """A trace's points split at its gaps (None), as Plotly draws it with connectgaps off."""
+    out: list[list[tuple[object, object]]] = [[]]
+    for xv, yv in zip(xs, ys, strict=True):
+        if xv is None or yv is None:
+            out.append([])
+        else:
+            out[-1].append((xv, yv))
+    return [s for s in out if s]
+
+
+def test_the_band_and_the_line_break_where_a_month_has_no_figure() -> None:
+    rows = [_month(5, 60.0, 40), _month(6, 62.0, 40), _month(7, None, 12),
+            _month(8, 70.0, 41), _month(9, None, 3), _month(10, 72.0, 44)]  # fmt: skip
+    figure = json.loads(trend_chart(rows, "month", "CSAT by month") or "{}")
+    band, line = figure["data"]
+    assert band["fill"] == "toself" and band["connectgaps"] is False
+    # One closed shape per run of months with a figure: the upper bounds forth, the lower back.
+    assert _segments(band["x"], band["y"]) == [
+        [("2026-05", 65.0), ("2026-06", 67.0), ("2026-06", 57.0), ("2026-05", 55.0)],
+        [("2026-08", 75.0), ("2026-08", 65.0)],
+        [("2026-10", 77.0), ("2026-10", 67.0)],
+    ]
+    assert "2026-07" not in band["x"] and "2026-09" not in band["x"]
+    # The line breaks at the same months.
+    assert [[p[0] for p in s] for s in _segments(line["x"], line["y"])] == [
+        ["2026-05", "2026-06"],
+        ["2026-08"],
+        ["2026-10"],
+    ]

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cxm.actions import titles
 from cxm.actions.routing import OPEN
 from cxm.actions.tables import cases, report_sends, report_subscriptions
 from cxm.config import Settings
@@ -204,15 +205,18 @@ def _theme_counts(
 def _overdue(engine: Engine, department_key: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(cases.c.id, cases.c.title, cases.c.priority, cases.c.resolution_due)
+            sa.select(cases)
             .where(
                 cases.c.department_key == department_key,
                 cases.c.status.in_(OPEN),
                 cases.c.sla_state == "breached",
             )
             .order_by(cases.c.resolution_due)
-        ).all()
-    return [{"id": r[0], "title": r[1], "priority": r[2], "due": r[3]} for r in rows]
+        ).mappings()
+        found = [dict(r) for r in rows]
+        titles.render(conn, found)
+    return [{"id": r["id"], "title": r["title"], "priority": r["priority"],
+             "due": r["resolution_due"]} for r in found]  # fmt: skip
 
 
 def _fmt(value: float | None, unit: str) -> str:

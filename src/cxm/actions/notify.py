@@ -14,7 +14,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cxm.actions import outbound
+from cxm.actions import outbound, titles
 from cxm.actions.tables import cases, notifications, webhook_deliveries, webhooks
 from cxm.config import Settings, load_settings
 from cxm.mail import send_mail
@@ -137,6 +137,7 @@ def case_json(conn: Connection, case_id: str) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for k, v in row.items():
         out[k] = as_utc(v).isoformat() if isinstance(v, dt.datetime) else v  # type: ignore[union-attr]
+    titles.render(conn, [out])
     return out
 
 
@@ -148,9 +149,12 @@ def send_email(conn: Connection, payload: dict[str, Any], settings: Settings) ->
     event, recipient, attempt = payload["event"], payload["recipient"], int(payload["attempt"])
     subject = SUBJECTS.get(event, "Case update: {title}").format(title=case["title"])
     link = f"{settings.base_url.rstrip('/')}/cases/{case['id']}"
+    names = titles.Names(conn)
+    touchpoint = names.get("touchpoint", case["touchpoint_key"]) if case["touchpoint_key"] else "-"
+    team = names.get("team", case["team_key"]) if case["team_key"] else "CX lead queue"
     text = (
         f"{subject}\n\nPriority {case['priority']}, status {case['status']}, "
-        f"touchpoint {case['touchpoint_key'] or '-'}, team {case['team_key'] or 'CX lead queue'}.\n"
+        f"touchpoint {touchpoint}, team {team}.\n"
         f"First response due {case['first_response_due']}, resolution due "
         f"{case['resolution_due']} (UTC).\n\nOpen the case: {link}\n"
     )

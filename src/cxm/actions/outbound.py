@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cxm.actions import titles
 from cxm.actions.schemas import FACT_EVENTS
 from cxm.actions.tables import webhook_subjects, webhooks
 from cxm.errors import NotFound
@@ -204,17 +205,22 @@ def summary(
         facts = [
             ("Priority", str(fact.get("priority") or "-")),
             ("Status", str(fact.get("status") or "-")),
-            ("Team", str(fact.get("team_key") or "CX lead queue")),
+            (
+                "Team",
+                titles.Names(conn).get("team", fact["team_key"])
+                if fact.get("team_key")
+                else "CX lead queue",
+            ),
             ("Resolution due", str(fact.get("resolution_due") or "-")),
         ]
         return title, facts, f"{base}/cases/{fact['id']}"
     if kind == "alert":
         title = (
-            f"Metric alert: {fact['metric']} fell from {fact['previous_value']:.1f} to "
-            f"{fact['value']:.1f}"
+            f"Metric alert: {titles.metric_label(fact['metric'])} fell from "
+            f"{fact['previous_value']:.1f} to {fact['value']:.1f}"
         )
         facts = [
-            ("Slice", fact["slice"] or "whole company"),
+            ("Slice", titles.Names(conn).slice_text(fact["slice"] or "")),
             ("Period", f"{fact['period']} against {fact['previous_period']}"),
             ("Adjusted p", f"{fact['p_adjusted']:.3f}"),
         ]

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cxm.actions import notify, sla
+from cxm.actions import notify, sla, titles
 from cxm.actions.routing import OPEN, Assigner, Destination, destination
 from cxm.actions.schemas import RuleIn
 from cxm.actions.tables import action_rules, case_events, cases
@@ -26,12 +26,9 @@ from cxm.metrics.facts import metric_alerts
 from cxm.store import insert_ignore, jobs, utcnow
 from cxm.surveys import service as surveys
 from cxm.surveys.facts import responses_table as responses
-from cxm.surveys.schemas import FIXED_SCALES
 from cxm.text.facts import text_annotations, text_themes
 
 SLA_CHECK = "actions.sla"
-# The top of each score's scale, so a title reads "NPS 6 of 10".
-SCALE_TOP = {k: top for k, (_, top) in FIXED_SCALES.items()}
 TEXT_SOURCE = "survey_response"
 
 
@@ -115,15 +112,10 @@ def _response_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[Can
             have = customers.traits(conn, row["customer_id"]) if row["customer_id"] else {}
             if not all(have.get(k) in vs for k, vs in w.customer_trait.items()):
                 continue
-        score = ", ".join(
-            f"{k.upper()} {row[k]} of {SCALE_TOP[k]}"
-            for k in ("nps", "csat", "ces")
-            if row[k] is not None
-        )
         survey = survey_names.get(row["survey_key"]) or row["survey_key"]
-        title = f"{rule.name}: {survey}" + (f" ({score})" if score else "")
+        title = titles.response_title(rule.name, survey, row)
         found.append(
-            Candidate("response", row["id"], title[:300], row["customer_id"], row["touchpoint_key"])
+            Candidate("response", row["id"], title, row["customer_id"], row["touchpoint_key"])
         )
     return found
 
@@ -167,12 +159,12 @@ def _interaction_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[
         if row["customer_id"] in busy:
             continue
         busy.add(row["customer_id"])
-        title = f"{rule.name}: {w.count} x {w.event} in {w.within_days} days"
+        title = titles.interaction_title(rule.name, w.count, w.event, w.within_days)
         found.append(
             Candidate(
                 "interaction",
                 row["event_id"],
-                title[:300],
+                title,
                 row["customer_id"],
                 row["touchpoint_key"],
             )
@@ -190,17 +182,15 @@ def _alert_candidates(conn: Connection, rule: RuleIn, limit: int) -> list[Candid
     if w.metrics:
         query = query.where(a.c.metric.in_(w.metrics))
     found = []
+    names = titles.Names(conn)
     for row in conn.execute(query.order_by(a.c.created_at).limit(limit)).mappings():
         dims = dict(p.split("=", 1) for p in row["slice"].split(",") if "=" in p)
-        title = (
-            f"{rule.name}: {row['metric']} fell from {row['previous_value']:.1f} to "
-            f"{row['value']:.1f} ({row['slice'] or 'company'}, p={row['p_adjusted']:.3f})"
-        )
+        title = titles.alert_title(rule.name, row, names)
         found.append(
             Candidate(
                 "alert",
                 row["id"],
-                title[:300],
+                title,
                 None,
                 dims.get("touchpoint"),
                 dims.get("department"),

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from cxm.actions import digest, notify, outbound, rules
+from cxm.actions import digest, notify, outbound, rules, titles
 from cxm.actions.routing import OPEN, team_agents
 from cxm.actions.schemas import (
     InitiativeIn,
@@ -272,7 +272,9 @@ def list_cases(
         column = cases.c[sort]
         order = [column.desc() if descending else column.asc(), cases.c.id]
     query = _case_filter(conn, scope, **where)
-    rows = conn.execute(query.order_by(*order).limit(limit).offset(offset)).mappings().all()
+    rows = [dict(r) for r in conn.execute(query.order_by(*order).limit(limit).offset(offset))
+            .mappings()]  # fmt: skip
+    titles.render(conn, rows)
     users = _users(conn)
     return [_out(r, users, scope) for r in rows]
 
@@ -295,7 +297,9 @@ def _row(conn: Connection, scope: Scope, case_id: str) -> dict[str, Any]:
 def get_case(conn: Connection, scope: Scope, case_id: str) -> dict[str, Any]:
     """One case with its history, notes, root causes and follow-up answer."""
     users = _users(conn)
-    case = _out(_row(conn, scope, case_id), users, scope)
+    row = _row(conn, scope, case_id)
+    titles.render(conn, [row])
+    case = _out(row, users, scope)
     case["history"] = [
         dict(r)
         for r in conn.execute(
@@ -635,6 +639,17 @@ def followup_state(conn: Connection, case: dict[str, Any]) -> str | None:
         return "answered"
     state = distribution.delivery_state(conn, f"case:{case['id']}")
     if state is None:
+        planned = conn.execute(
+            sa.select(sa.func.max(jobs.jobs.c.run_at)).where(
+                jobs.jobs.c.dedupe_key.like(f"case-followup:{case['id']}:quiet:%"),
+                jobs.jobs.c.status == "pending",
+            )
+        ).scalar()
+        if planned is not None:
+            return (
+                f"requested: held for the customer's quiet hours, to be sent after "
+                f"{as_utc(planned):%Y-%m-%d %H:%M} UTC"
+            )
         return "requested: the invitation is waiting to be planned"
     if state["status"] == "sent":
         return "sent, not answered yet"

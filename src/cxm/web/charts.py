@@ -31,6 +31,31 @@ def period_label(value: Any, grain: str) -> str:
     return text[:7] if grain == "month" else text[:10]
 
 
+def band_outline(
+    xs: list[str], rows: list[dict[str, Any]]
+) -> tuple[list[str | None], list[float | None]]:
+    """The outline of the interval band as (x, y) for one ``fill: toself`` trace: each run of
+    periods that have a figure is its own closed shape (upper bound forth, lower bound back),
+    runs separated by a None, so the band breaks where a period has no figure instead of
+    bridging it (Plotly closes each segment of a trace with gaps into its own shape)."""
+    runs: list[list[int]] = [[]]
+    for i, r in enumerate(rows):
+        if r.get("value") is None or r.get("ci_low") is None or r.get("ci_high") is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append(i)
+    bx: list[str | None] = []
+    by: list[float | None] = []
+    for run in filter(None, runs):
+        if bx:
+            bx.append(None)
+            by.append(None)
+        bx += [xs[i] for i in run] + [xs[i] for i in reversed(run)]
+        by += [rows[i]["ci_high"] for i in run] + [rows[i]["ci_low"] for i in reversed(run)]
+    return bx, by
+
+
 def trend_chart(
     rows: list[dict[str, Any]], x: str, title: str, y_title: str | None = None
 ) -> str | None:
@@ -45,14 +70,11 @@ def trend_chart(
         return None
     # Periods are labelled as people say them: 2026-09, not a midnight timestamp.
     xs = [period_label(r[x], x) for r in rows]
-    shown = [(xv, r) for xv, r in zip(xs, rows, strict=True) if r.get("value") is not None]
-    bx = [xv for xv, _ in shown]
-    low = [r["ci_low"] for _, r in shown]
-    high = [r["ci_high"] for _, r in shown]
+    bx, by = band_outline(xs, rows)
     withheld = [xv for xv, r in zip(xs, rows, strict=True) if r.get("value") is None]
     figure = {
         "data": [
-            {"x": bx + bx[::-1], "y": high + low[::-1], "fill": "toself", "type": "scatter",
+            {"x": bx, "y": by, "fill": "toself", "type": "scatter", "connectgaps": False,
              "mode": "lines", "line": {"width": 0}, "fillcolor": "rgba(11,92,173,0.15)",
              "name": BAND, "hoverinfo": "skip"},
             {"x": xs, "y": [r.get("value") for r in rows], "type": "scatter",

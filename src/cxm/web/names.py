@@ -21,6 +21,35 @@ def humanize(key: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+# What each kind of durable job does, as the status page names it.
+JOB_KINDS = {
+    "actions.email": "Case notification emails",
+    "actions.sla": "Case SLA checks",
+    "actions.webhook": "Case webhook deliveries",
+    "surveys.invite": "Survey invitations",
+    "surveys.send_email": "Survey invitation emails",
+    "surveys.send_sms": "Survey invitation text messages",
+    "surveys.read_bounces": "Reading bounced emails",
+    "text.annotate": "Text analysis of comments",
+    "text.discover": "Theme discovery",
+}
+
+
+# Roles as the people who hold them say them.
+ROLES = {"admin": "Admin", "cx_lead": "CX lead", "manager": "Manager", "agent": "Agent",
+         "viewer": "Viewer", "partner": "Partner"}  # fmt: skip
+
+
+def role_name(key: str) -> str:
+    """A role's name: ``cx_lead`` → "CX lead"."""
+    return ROLES.get(key) or humanize(key)
+
+
+def job_kind(kind: str) -> str:
+    """A job kind's name: ``actions.sla`` → "Case SLA checks"; an unknown one as words."""
+    return JOB_KINDS.get(kind) or humanize(kind.replace(".", " "))
+
+
 class Names:
     """Name look-ups for one request or command; each kind is read once, on first use.
 
@@ -67,6 +96,27 @@ class Names:
         if not key:
             return empty
         return self._map("theme").get(key) or humanize(key)
+
+    def metric(self, key: str) -> str:
+        """A metric as a person reads it: ``nps`` → "NPS", ``csat_mean`` → "CSAT mean"."""
+        from cxm.actions.titles import metric_label
+
+        return metric_label(key)
+
+    def slice(self, text: str | None, empty: str = "whole company") -> str:
+        """A metric slice ``department=service,touchpoint=delivery`` with names, comma-joined."""
+        parts = []
+        for part in filter(None, (text or "").split(",")):
+            dim, _, value = part.partition("=")
+            if dim in ("touchpoint", "department", "team"):
+                parts.append(self._name(dim, value, value))
+            else:
+                parts.append(f"{humanize(dim.removeprefix('trait:'))} {value}")
+        return ", ".join(parts) or empty
+
+    def words(self, key: str | None, empty: str = "—") -> str:
+        """A key that has no name of its own (a channel, a reason), written as words."""
+        return humanize(key) if key else empty
 
     def prefetch(self, customer_ids: Iterable[str | None]) -> str:
         """Read the names of these customers in one query (returns "" for use in templates)."""

@@ -15,6 +15,7 @@ from cxm.org.security import db, get_engine
 from cxm.store import jobs
 from cxm.surveys import distribution
 from cxm.web import health
+from cxm.web.names import job_kind
 from cxm.web.pages import admin_only, render
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +35,7 @@ def last_errors(
             found.append({"what": what, "error": cases[key][0], "at": cases[key][1]})
     for row in job_rows:
         if row["last_error"]:
-            found.append({"what": f"job {row['kind']}", "error": row["last_error"], "at": None})
+            found.append({"what": job_kind(row["kind"]), "error": row["last_error"], "at": None})
     return found
 
 
@@ -51,7 +52,7 @@ def status_page(
         health.mail_check(settings, timeout=1.0),
         health.data_dir_check(settings),
     ]
-    queue = jobs.queue_summary(conn)
+    queue = [{**q, "name": job_kind(q["kind"])} for q in jobs.queue_summary(conn)]
     mail = distribution.email_health(conn)
     cases = actions.delivery_health(conn)
     return render(

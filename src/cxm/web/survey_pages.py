@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.config import link_base
 from cxm.errors import CxmError, NotFound
+from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.security import db, get_engine
 from cxm.surveys import analytics as survey_analytics
@@ -105,6 +106,8 @@ def _editor(
     if defn is not None:
         shown = extra.get("preview") or {}
         extra["builder"] = survey_builder.rows(defn, shown.get("language") or defn.default_language)
+        with get_engine(request).connect() as conn:
+            extra["touchpoints"] = [(t.key, t.name) for t in org.list_touchpoints(conn)]
     return render(request, who, "survey_editor.html", status_code, key=key, text=text,
                   can_edit=who.role in EDITORS, **(links | extra))  # fmt: skip
 
@@ -149,10 +152,6 @@ def survey_save(
     surveys.get_definition(conn, key)
     try:
         doc = parse(definition, f"survey {key}")
-        if builder:
-            edited = survey_builder.apply(doc.data, builder, form, language or "en")
-            definition = survey_builder.dump(edited)
-            doc = parse(definition, f"survey {key}")
         defn = surveys.validate_definition(doc)
         if defn.key != key:
             raise CxmError(f"key: this editor publishes '{key}'; the text says '{defn.key}'")
@@ -160,6 +159,24 @@ def survey_save(
         return _editor(request, who, key, definition, 422, error=str(exc))
     shown = preview(defn, language or defn.default_language)
     if builder:
+        # An edit that would leave the definition invalid is refused: the definition stays as
+        # it was and each problem shows next to the question or trigger it concerns.
+        try:
+            edited = survey_builder.apply(doc.data, builder, form, language or "en")
+            problems = survey_builder.problems(edited)
+        except survey_builder.EditRefused as exc:
+            problems = {exc.anchor: [str(exc)]}
+        except CxmError as exc:
+            problems = {"b-survey": [str(exc)]}
+        if problems:
+            said = "; ".join(m for found in problems.values() for m in found)
+            return _editor(request, who, key, definition, 422, preview=shown,
+                           languages=defn.languages, defn=defn, problems=problems,
+                           error=f"The change was not applied: {said}")  # fmt: skip
+        definition = survey_builder.dump(edited)
+        doc = parse(definition, f"survey {key}")
+        defn = surveys.validate_definition(doc)
+        shown = preview(defn, language or defn.default_language)
         notice = "Changed in the builder; publish to make it live."
         return _editor(request, who, key, definition, preview=shown, languages=defn.languages,
                        defn=defn, notice=notice)  # fmt: skip
