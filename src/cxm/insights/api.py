@@ -69,13 +69,16 @@ def attribution(
     return AttributionOut.model_validate(mine.to_dict())
 
 
-@router.get("/insights/drivers", response_model=DriversOut, responses=responses(422))
+@router.get("/insights/drivers", response_model=DriversOut, responses=responses(404, 422))
 def drivers(
     request: Request,
     outcome: Literal["nps", "csat", "churn"] = Query("nps", description="nps | csat | churn"),
     window: int = Query(WINDOW_DAYS, ge=1, le=3650, description="days a signal counts before"),
     bootstrap: int = Query(200, ge=0, le=2000, description="resamples for the intervals"),
     seed: int = Query(7, description="seed of the bootstrap"),
+    survey: str | None = Query(
+        None, description="one survey's answers, its rated questions as drivers (nps, csat)"
+    ),
     who: Principal = Depends(require("read")),
     conn: Connection = Depends(db, scope="function"),
 ) -> DriversOut:
@@ -83,7 +86,7 @@ def drivers(
     performance of every signal, theme and survey attribute, with their quadrant; and the
     importance summed per department (a manager: their department's drivers only)."""
     result = service.drivers(get_engine(request), request.app.state.settings.data_dir,
-                             outcome, window, bootstrap, seed)  # fmt: skip
+                             outcome, window, bootstrap, seed, survey)  # fmt: skip
     mine = service.scope_drivers(result, readable_departments(conn, scope_for(who)))
     return DriversOut.model_validate(mine.to_dict())
 

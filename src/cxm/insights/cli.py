@@ -116,10 +116,13 @@ def drivers(
     window: int = typer.Option(WINDOW_DAYS, "--window", help="days a signal counts before"),
     bootstrap: int = typer.Option(BOOTSTRAP, "--bootstrap", help="resamples for the intervals"),
     seed: int = typer.Option(SEED, "--seed", help="seed of the bootstrap"),
+    survey: str | None = typer.Option(
+        None, "--survey", help="one survey's answers, its rated questions as drivers"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Key drivers: the importance (relative weight) and performance of every signal, theme
-    and survey attribute, with the quadrant each falls in."""
+    and survey attribute (a survey's other rated questions), with the quadrant each falls in."""
     if outcome not in ("nps", "csat", "churn"):
         typer.secho("error: --outcome: use nps, csat or churn", err=True, fg="red")
         raise typer.Exit(2)
@@ -128,7 +131,7 @@ def drivers(
         raise typer.Exit(2)
     with errors():
         result = _service().drivers(engine(), settings().data_dir, outcome, window, bootstrap,
-                                    seed)  # fmt: skip
+                                    seed, survey)  # fmt: skip
     if as_json:
         print_json(result.to_dict())
         return
