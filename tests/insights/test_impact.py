@@ -93,3 +93,41 @@ def test_the_initiative_api_gives_its_difference_in_differences(
     did = got.json()["difference_in_differences"]
     assert did["method"].startswith("difference in differences")
     assert did["estimate"] is None and did["window_days"] == 90  # no answers yet
+
+
+def test_the_initiative_page_shows_the_apis_difference_in_differences_and_its_control(
+    app_client: Any, store: tuple[Engine, pd.DataFrame], admin_headers: dict[str, str]
+) -> None:
+    from cxm.org import service as org
+    from cxm.yamldoc import parse
+    from tests.actions.conftest import ORG
+    from tests.web.test_pages import as_role
+
+    engine, hand = store
+    with engine.begin() as conn:
+        org.apply_org(conn, parse(ORG, "org.yaml"))
+    made = app_client.post("/api/v1/initiatives", headers=admin_headers, json={
+        "name": "Courier change", "owner_department": "supply_chain",
+        "touchpoints": ["delivery"], "metric": "csat", "start_date": "2026-06-01"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    ident = made.json()["id"]
+    did = app_client.get(f"/api/v1/initiatives/{ident}", headers=admin_headers).json()[
+        "difference_in_differences"
+    ]
+    m = hand.groupby(["treated", "after"]).value.mean()
+    expected = (m[True, True] - m[True, False]) - (m[False, True] - m[False, False])
+    assert did["estimate"] == pytest.approx(expected)
+    assert did["control_touchpoints"] == ["support_chat"] and did["segments"] == ["consumer"]
+    page = as_role(app_client, engine, "cx_lead").get(f"/initiatives/{ident}")
+    assert page.status_code == 200, page.text
+
+    def shown(element: str) -> float:
+        return float(page.text.split(f'id="{element}">', 1)[1].split("<", 1)[0])
+
+    assert shown("did-estimate") == round(did["estimate"], 2) == round(expected, 2)
+    assert (shown("did-low"), shown("did-high")) == (round(did["low"], 2), round(did["high"], 2))
+    summary = page.text.split('id="did-summary">', 1)[1].split("</p>", 1)[0]
+    assert summary == did["summary"].replace("&", "&amp;")
+    assert f"moved {abs(expected):.2f} CSAT points more than in the control group" in summary
+    assert "other touchpoints (support_chat)" in summary
+    assert "Control: support_chat" in page.text

@@ -66,6 +66,8 @@ def answer_signals(
     window_days: int = WINDOW_DAYS,
     survey: str | None = None,
     score: str = "nps",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> ir.Table:
     """For each customer answer with a ``score`` (``nps``, ``csat`` or ``ces``): which signals
     its customer met in the ``window_days`` before answering.
@@ -73,7 +75,8 @@ def answer_signals(
     Shape: ``(response_id, customer_id, submitted_at, <score>, <one 0/1 column per signal
     key>)``, one row per answer (``survey`` narrows to one survey's answers; None: every answer
     with that score). A signal counts when its event time is in
-    ``[submitted_at - window, submitted_at)``.
+    ``[submitted_at - window, submitted_at)``. ``since``/``until`` (naive UTC) keep the answers
+    submitted in ``[since, until)``.
     """
     check_window(window_days)
     if score not in SCORES:
@@ -82,6 +85,10 @@ def answer_signals(
     r = r.filter(r[score].notnull(), r.customer_id.notnull(), r.submitted_at.notnull())
     if survey is not None:
         r = r.filter(r.survey_key == survey)
+    if since is not None:
+        r = r.filter(r.submitted_at >= ibis.literal(since, "timestamp"))
+    if until is not None:
+        r = r.filter(r.submitted_at < ibis.literal(until, "timestamp"))
     r = r.select(
         response_id=r.id,
         customer_id=r.customer_id,
@@ -149,26 +156,34 @@ def customer_traits(con: BaseBackend, names: Sequence[str] = CONTROLS) -> ir.Tab
     return t.group_by("customer_id").aggregate(**{n: t.value.max(where=t.name == n) for n in names})
 
 
-def customer_outcomes(con: BaseBackend, lifecycle: Lifecycle, as_of: dt.datetime) -> ir.Table:
-    """Each customer's relationship as the metrics lifecycle defines it.
+def customer_outcomes(
+    con: BaseBackend, lifecycle: Lifecycle, as_of: dt.datetime, since: dt.datetime | None = None
+) -> ir.Table:
+    """Each customer's relationship as the metrics lifecycle defines it, as of ``as_of``.
 
     Shape: ``(customer_id, churned, reference_time)``, one row per customer with at least one
-    acquisition event. ``churned`` is 1 when their last churn event has no acquisition event
-    after it; ``reference_time`` is then that churn event, else ``as_of`` (the end of the log).
+    acquisition event up to ``as_of``. ``churned`` is 1 when their last churn event up to
+    ``as_of`` has no acquisition event after it; ``reference_time`` is then that churn event,
+    else ``as_of`` (by default the end of the log; events after it never count). With
+    ``since``, customers who had already churned before it are left out: the customers of the
+    period ``[since, as_of]``, and ``churned`` says who churned in it.
     """
     t = log(con)
-    t = t.filter(t.customer_id.notnull())
+    t = t.filter(t.customer_id.notnull(), t.event_time <= ibis.literal(as_of, "timestamp"))
     acq = t.filter(t.name.isin(list(lifecycle.acquisition)))
     acq = acq.group_by("customer_id").aggregate(last_acquired=acq.event_time.max())
     ch = t.filter(t.name.isin(list(lifecycle.churn)))
     ch = ch.group_by(_churner="customer_id").aggregate(churned_at=ch.event_time.max())
     j = acq.left_join(ch, acq.customer_id == ch._churner)
     churned = j.churned_at.notnull() & (j.churned_at >= j.last_acquired)
-    return j.select(
+    out = j.select(
         customer_id=j.customer_id,
         churned=ibis.ifelse(churned, 1, 0),
         reference_time=ibis.ifelse(churned, j.churned_at, ibis.literal(as_of, "timestamp")),
     )
+    if since is not None:
+        out = out.filter(out.reference_time >= ibis.literal(since, "timestamp"))
+    return out
 
 
 def customer_signals(
@@ -177,15 +192,17 @@ def customer_signals(
     lifecycle: Lifecycle,
     as_of: dt.datetime,
     window_days: int = WINDOW_DAYS,
+    since: dt.datetime | None = None,
 ) -> ir.Table:
     """For each customer: whether they churned and which signals they met in the
     ``window_days`` up to their reference time (their churn, else ``as_of``).
 
     Shape: ``(customer_id, churned, <one 0/1 column per signal key>)``, one row per customer
-    of ``customer_outcomes``. Nothing after a churner's cancellation counts.
+    of ``customer_outcomes`` (with ``since``: the customers of the period ``[since, as_of]``).
+    Nothing after a churner's cancellation counts.
     """
     check_window(window_days)
-    c = customer_outcomes(con, lifecycle, as_of).view()
+    c = customer_outcomes(con, lifecycle, as_of, since).view()
     e = signal_events(con, signals).rename(_customer="customer_id", _time="event_time").view()
     j = c.left_join(
         e,
@@ -314,11 +331,18 @@ def answer_themes(con: BaseBackend, keys: Sequence[str]) -> ir.Table:
     )
 
 
-def attribute_questions(con: BaseBackend, exclude_types: Sequence[str]) -> list[str]:
+def attribute_questions(
+    con: BaseBackend, exclude_types: Sequence[str], survey: str | None = None
+) -> list[str]:
     """Survey questions answered with a number whose type is not in ``exclude_types`` (the
-    outcome's own question): the survey attributes a driver analysis can use."""
+    outcome's own question): the survey attributes a driver analysis can use (``survey``:
+    only that survey's questions)."""
     a = answers(con)
     a = a.filter(a.value_number.notnull(), ~a.question_type.isin(list(exclude_types)))
+    if survey is not None:
+        r = responses(con)
+        r = r.filter(r.survey_key == survey).select(_rid=r.id)
+        a = a.join(r, a.response_id == r._rid).select(a.question_id)
     return sorted(str(q) for q in con.execute(a.select("question_id").distinct())["question_id"])
 
 

@@ -18,6 +18,7 @@ that aggregated table (one row per answer, or per customer), never on raw log ro
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import warnings
 from collections.abc import Sequence
@@ -303,13 +304,15 @@ def feature_table(
     window_days: int = analytics.WINDOW_DAYS,
     survey: str | None = None,
     metric: Metric | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """The per-answer (nps, a metric) or per-customer (churn) feature table, computed by
-    Ibis."""
+    Ibis; ``since``/``until`` (naive UTC, nps only) keep the answers given in that period."""
     if metric is not None:
         t = analytics.metric_signals(con, signals, metric, window_days, survey)
     elif outcome == "nps":
-        t = analytics.answer_signals(con, signals, window_days, survey)
+        t = analytics.answer_signals(con, signals, window_days, survey, since=since, until=until)
     elif outcome == "churn":
         if lifecycle is None:
             raise Invalid("churn needs the customer lifecycle (the metrics files define it)")
@@ -329,6 +332,8 @@ def attribute(
     window_days: int = analytics.WINDOW_DAYS,
     survey: str | None = None,
     metric: Metric | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> Attribution:
     """Attribute ``outcome`` (nps, churn, or ``metric``: any metric of survey answers) to the
     signals and the departments owning them. For a metric the effect is in its unit per
@@ -337,13 +342,15 @@ def attribute(
 
     Shipped signals at touchpoints this company lacks are left out. Errors: ``Invalid`` for
     an unknown outcome, an installation's signal at an unknown touchpoint, no usable signal,
-    too few rows, or an empty log.
+    too few rows, or an empty log. ``since``/``until`` (naive UTC, nps only): the answers
+    given in ``[since, until)``.
     """
     touchpoint_owner, department_names = owners(con)
     signals = _usable(signals, touchpoint_owner)
     owner = {s.key: _owner(s, touchpoint_owner) for s in signals}
     team_of = teams(con)
-    frame = feature_table(con, signals, outcome, lifecycle, window_days, survey, metric)
+    frame = feature_table(con, signals, outcome, lifecycle, window_days, survey, metric,
+                          since, until)  # fmt: skip
     keys = [s.key for s in signals]
     if metric is not None:
         y_col = "value"

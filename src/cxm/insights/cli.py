@@ -6,7 +6,16 @@ from typing import Any
 
 import typer
 
-from cxm.console import engine, errors, print_json, print_table, settings
+from cxm.console import (
+    call_server,
+    engine,
+    errors,
+    fail,
+    print_json,
+    print_table,
+    server_owning_store,
+    settings,
+)
 
 WINDOW_DAYS = 180  # the default window; the same as cxm.insights.analytics.WINDOW_DAYS (tested)
 # The defaults of cxm.insights.predict and .drivers, kept here so --help needs no heavy import
@@ -107,10 +116,13 @@ def drivers(
     window: int = typer.Option(WINDOW_DAYS, "--window", help="days a signal counts before"),
     bootstrap: int = typer.Option(BOOTSTRAP, "--bootstrap", help="resamples for the intervals"),
     seed: int = typer.Option(SEED, "--seed", help="seed of the bootstrap"),
+    survey: str | None = typer.Option(
+        None, "--survey", help="one survey's answers, its rated questions as drivers"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Key drivers: the importance (relative weight) and performance of every signal, theme
-    and survey attribute, with the quadrant each falls in."""
+    and survey attribute (a survey's other rated questions), with the quadrant each falls in."""
     if outcome not in ("nps", "csat", "churn"):
         typer.secho("error: --outcome: use nps, csat or churn", err=True, fg="red")
         raise typer.Exit(2)
@@ -119,7 +131,7 @@ def drivers(
         raise typer.Exit(2)
     with errors():
         result = _service().drivers(engine(), settings().data_dir, outcome, window, bootstrap,
-                                    seed)  # fmt: skip
+                                    seed, survey)  # fmt: skip
     if as_json:
         print_json(result.to_dict())
         return
@@ -152,6 +164,32 @@ def drivers(
     print_table(rows, list(rows[0]) if rows else ["driver"], caption)
 
 
+def _through_server(kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Run ``kind`` (train | predict) as a job of the running ``cxm serve`` when it owns the
+    embedded store, waiting for it; its result, or None when this process may open the store."""
+    import time
+
+    server = server_owning_store()
+    if server is None:
+        return None
+    job = call_server(server, "POST", f"/insights/{kind}", body)
+    path = f"/insights/jobs/{job['id']}"
+    while job["state"] in ("pending", "running"):
+        time.sleep(0.5)
+        job = call_server(server, "GET", path)
+    if job["state"] != "done":
+        fail(f"the server's {kind} job failed: {job.get('error') or 'no reason given'}")
+    result: dict[str, Any] = job["result"]
+    return result
+
+
+def _run_body(
+    seed: int, window: int, lead: int, traits: tuple[str, ...], top: int = 10
+) -> dict[str, Any]:
+    return {"seed": seed, "window": window, "lead_hours": lead, "traits": list(traits),
+            "top": top}  # fmt: skip
+
+
 @app.command("train")
 def train(
     seed: int = typer.Option(SEED, "--seed", help="seed of the holdout split and the model"),
@@ -161,26 +199,32 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Train the churn and NPS models on 70% of the customers; print the holdout ROC AUC,
-    Brier score and calibration table (nothing is stored)."""
-    with errors():
-        ev = _service().train(engine(), settings().data_dir, seed, window, lead, _traits(traits))
+    Brier score and calibration table (nothing is stored; through the server's API while
+    'cxm serve' runs)."""
+    names = _traits(traits)
+    ev = _through_server("train", _run_body(seed, window, lead, names))
+    if ev is None:
+        with errors():
+            found = _service().train(engine(), settings().data_dir, seed, window, lead, names)
+        ev = found.to_dict()
     if as_json:
-        print_json(ev.to_dict())
+        print_json(ev)
         return
+    rate = ev["base_rate"]
     typer.echo(
-        f"churn: {ev.rows} customers, {ev.churned} churned; holdout {ev.holdout} customers\n"
-        f"ROC AUC {ev.auc:.3f}   Brier score {ev.brier:.4f} "
-        f"(a constant guess: {ev.base_rate * (1 - ev.base_rate):.4f})"
+        f"churn: {ev['rows']} customers, {ev['churned']} churned; holdout {ev['holdout']} "
+        f"customers\nROC AUC {ev['auc']:.3f}   Brier score {ev['brier']:.4f} "
+        f"(a constant guess: {rate * (1 - rate):.4f})"
     )
     rows = [{"risk bin": i + 1, "mean predicted": f"{b['predicted']:.3f}",
              "observed churn": f"{b['observed']:.3f}", "customers": b["customers"]}
-            for i, b in enumerate(ev.calibration)]  # fmt: skip
+            for i, b in enumerate(ev["calibration"])]  # fmt: skip
     print_table(rows, ["risk bin", "mean predicted", "observed churn", "customers"],
                 "Calibration on the holdout (bins of equal size)")  # fmt: skip
-    if ev.nps_mae is not None:
-        typer.echo(f"predicted NPS: {ev.nps_rows} answers; holdout MAE {ev.nps_mae:.2f} "
-                   f"points (0-10), R² {ev.nps_r2:.3f}")  # fmt: skip
-    typer.echo(f"model {ev.model_version}, feature set {ev.feature_set}, seed {ev.seed}")
+    if ev["nps_mae"] is not None:
+        typer.echo(f"predicted NPS: {ev['nps_rows']} answers; holdout MAE {ev['nps_mae']:.2f} "
+                   f"points (0-10), R² {ev['nps_r2']:.3f}")  # fmt: skip
+    typer.echo(f"model {ev['model_version']}, feature set {ev['feature_set']}, seed {ev['seed']}")
 
 
 @app.command("predict")
@@ -192,22 +236,30 @@ def predict(
     top: int = typer.Option(10, "--top", help="customers at most risk to print"),
 ) -> None:
     """Score every customer who has not churned (churn risk, predicted NPS, three reasons each)
-    and store the scores, replacing the previous ones."""
-    service = _service()
-    with errors():
-        eng = engine()
-        scores = service.score(eng, settings().data_dir, seed, window, lead, None, _traits(traits))
-        with eng.begin() as conn:
-            written = service.store_scores(conn, scores)
-    f = scores.frame.sort_values("churn_risk", ascending=False).head(top)
-    rows = [{"customer": c, "churn risk": f"{r:.1%}", "predicted NPS": _fmt(n, 1),
-             "reasons": "; ".join(x["label"] for x in why)}
-            for c, r, n, why in zip(f["customer_id"], f["churn_risk"], f["predicted_nps"],
-                                    f["reasons"], strict=True)]  # fmt: skip
+    and store the scores, replacing the previous ones (through the server's API while
+    'cxm serve' runs)."""
+    if not 0 <= top <= 1000:
+        typer.secho("error: --top: give a number from 0 to 1000", err=True, fg="red")
+        raise typer.Exit(2)
+    names = _traits(traits)
+    done = _through_server("predict", _run_body(seed, window, lead, names, top))
+    if done is None:
+        from cxm.insights import jobs
+
+        service = _service()
+        with errors():
+            eng = engine()
+            scores = service.score(eng, settings().data_dir, seed, window, lead, None, names)
+            with eng.begin() as conn:
+                written = service.store_scores(conn, scores)
+        done = jobs.scores_summary(scores, written, top)
+    rows = [{"customer": r["customer_id"], "churn risk": f"{r['churn_risk']:.1%}",
+             "predicted NPS": _fmt(r["predicted_nps"], 1), "reasons": "; ".join(r["reasons"])}
+            for r in done["top"]]  # fmt: skip
     print_table(rows, ["customer", "churn risk", "predicted NPS", "reasons"],
-                f"{written} customers scored as of {scores.as_of:%Y-%m-%d %H:%M} UTC; "
-                f"model {scores.model_version}, feature set {scores.feature_set}, "
-                f"seed {scores.seed}", whole=["customer"])  # fmt: skip
+                f"{done['written']} customers scored as of {done['as_of'][:16].replace('T', ' ')} "
+                f"UTC; model {done['model_version']}, feature set {done['feature_set']}, "
+                f"seed {done['seed']}", whole=["customer"])  # fmt: skip
 
 
 @app.command("revenue")

@@ -18,7 +18,7 @@ churn), beside the mean of all rows; for a survey attribute, its mean answer sca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -155,12 +155,14 @@ def analyse(
     bootstrap: int = BOOTSTRAP,
     seed: int = SEED,
     scale: tuple[float, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> Drivers:
     """The driver table of ``frame`` for the outcome ``y_col``.
 
     ``columns``: driver column -> ``(kind, label, department)``; a column that never varies is
-    left out. ``scale``: the outcome's range, to show attributes' performance on it. Importance
-    intervals come from ``bootstrap`` resamples of the rows (numpy generator seeded ``seed``).
+    left out. ``bounds``: an attribute column's answer scale (a rating question's min and
+    max), else ``scale``, to show its performance on 0-1. Importance intervals come from
+    ``bootstrap`` resamples of the rows (numpy generator seeded ``seed``).
     """
     keep = [c for c in columns if frame[c].nunique(dropna=True) > 1]
     if not keep:
@@ -191,7 +193,8 @@ def analyse(
         kind, label, dept = columns[c]
         if kind == "attribute":
             vals = x[c].to_numpy()
-            lo, hi = scale if scale else (float(vals.min()), float(vals.max()))
+            known = (bounds or {}).get(c) or scale
+            lo, hi = known if known else (float(vals.min()), float(vals.max()))
             perf = float((vals.mean() - lo) / (hi - lo)) if hi > lo else None
             present = int(frame[c].notna().sum())
             above = perf is not None and perf >= 0.5
@@ -249,15 +252,24 @@ def drivers(
     window_days: int = analytics.WINDOW_DAYS,
     bootstrap: int = BOOTSTRAP,
     seed: int = SEED,
+    survey: str | None = None,
+    questions: Mapping[str, tuple[str, tuple[float, float] | None]] | None = None,
 ) -> Drivers:
     """Key drivers of ``outcome``: every usable signal, every theme tagged on survey comments
-    and every numeric survey attribute (nps, csat: on the same answer), computed on the engine
-    and weighed with ``relative_weights``.
+    and every numeric survey attribute (nps, csat: the other rated questions of the same
+    answer, e.g. "How satisfied are you with the delivery speed?"), computed on the engine
+    and weighed with ``relative_weights``. ``survey`` (nps, csat): only that survey's answers
+    and its rated questions; ``questions``: question id -> (its text, its scale) from the
+    survey's definition, for the labels and the attributes' performance.
 
-    Errors: ``Invalid`` for an unknown outcome, too few rows, or no driver that varies.
+    Errors: ``Invalid`` for an unknown outcome, a survey with churn, too few rows, or no
+    driver that varies.
     """
     if outcome not in OUTCOMES:
         raise Invalid(f"outcome: {outcome!r}; choose one of {', '.join(OUTCOMES)}")
+    if survey is not None and outcome == "churn":
+        raise Invalid("survey: churn is a customer's outcome, not a survey answer's; "
+                      "use --survey with nps or csat")  # fmt: skip
     touchpoint_owner, _ = attr.owners(con)
     usable = attr._usable(signals, touchpoint_owner)
     themes = analytics.theme_keys(con)
@@ -267,16 +279,23 @@ def drivers(
     columns.update(
         {f"theme_{k}": ("theme", k.replace("_", " ").capitalize(), None) for k in themes}
     )
+    bounds: dict[str, tuple[float, float]] = {}
     if outcome in ("nps", "csat"):
-        t = analytics.answer_signals(con, usable, window_days, score=outcome)
+        t = analytics.answer_signals(con, usable, window_days, survey, score=outcome)
         if themes:
             th = analytics.answer_themes(con, themes).rename(_rid="response_id")
             t = t.left_join(th, t.response_id == th._rid).drop("_rid")
-        questions = analytics.attribute_questions(con, ["nps", "csat", "ces", "hidden"])
-        if questions:
-            at = analytics.answer_attributes(con, questions).rename(_rid="response_id")
+        exclude = ["nps", "csat", "ces", "hidden"]
+        found = analytics.attribute_questions(con, exclude, survey)
+        if found:
+            at = analytics.answer_attributes(con, found).rename(_rid="response_id")
             t = t.left_join(at, t.response_id == at._rid).drop("_rid")
-            columns.update({f"attr_{q}": ("attribute", q, None) for q in questions})
+            known = questions or {}
+            columns.update(
+                {f"attr_{q}": ("attribute", known[q][0] if q in known else q, None)
+                 for q in found}
+            )  # fmt: skip
+            bounds = {f"attr_{q}": b for q, (_, b) in known.items() if b is not None}
         y_col: str = outcome
         scale: tuple[float, float] | None = (0.0, 10.0) if outcome == "nps" else (1.0, 5.0)
     else:
@@ -297,7 +316,7 @@ def drivers(
         if c.startswith("theme_") and c in frame:
             frame[c] = frame[c].fillna(0)
     result = analyse(frame, y_col, {c: v for c, v in columns.items() if c in frame},
-                     bootstrap, seed, scale)  # fmt: skip
+                     bootstrap, seed, scale, bounds)  # fmt: skip
     result.outcome = outcome
     if outcome == "churn":
         result.note = "performance is the retention rate (1 - churn) of those with the driver"

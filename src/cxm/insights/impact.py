@@ -32,8 +32,9 @@ MIN_CELL = 2
 def answers(
     con: BaseBackend, touchpoints: Sequence[str], metric: str, start: dt.datetime, days: int
 ) -> pd.DataFrame:
-    """``(value, treated, after, segment)``, one row per customer answer with ``metric`` in the
-    ``days`` around ``start`` (computed by Ibis; the segment from the customer's traits)."""
+    """``(value, treated, after, touchpoint, segment)``, one row per customer answer with
+    ``metric`` in the ``days`` around ``start`` (computed by Ibis; the segment from the
+    customer's traits)."""
     if metric not in METRICS:
         raise Invalid(f"metric: {metric!r}; choose one of {', '.join(METRICS)}")
     r = responses(con)
@@ -50,6 +51,7 @@ def answers(
         value=value,
         treated=ibis.ifelse(r.touchpoint_key.isin(list(touchpoints)), 1, 0),
         after=ibis.ifelse(r.submitted_at >= ibis.literal(start, "timestamp"), 1, 0),
+        touchpoint=r.touchpoint_key,
     )
     frame: pd.DataFrame = analytics.with_controls(r, con, ["segment"]).execute()
     frame["segment"] = frame["segment"].astype(object).where(frame["segment"].notna(), "(none)")
@@ -70,8 +72,11 @@ def did(frame: pd.DataFrame) -> dict[str, Any]:
         for t in (1, 0)
         for a in (0, 1)
     }
+    control = f.loc[f.treated == 0, "touchpoint"] if "touchpoint" in f else pd.Series([])
     out: dict[str, Any] = {
         "method": "difference in differences, OLS with segment fixed effects, HC3 errors",
+        "control_touchpoints": sorted(str(t) for t in set(control)),
+        "segments": sorted(str(s) for s in segments),
         "cells": {
             k: {"n": len(v), "mean": float(v.mean()) if len(v) else None} for k, v in cells.items()
         },
@@ -98,4 +103,37 @@ def initiative_impact(
 ) -> dict[str, Any]:
     """The difference in differences of an initiative (its touchpoints, metric, start date)."""
     when = dt.datetime.combine(start, dt.time(0))
-    return did(answers(con, touchpoints, metric, when, days)) | {"window_days": days}
+    out = did(answers(con, touchpoints, metric, when, days)) | {"window_days": days}
+    return out | {"summary": summary(out, metric, touchpoints)}
+
+
+UNITS = {"nps": "NPS points", "csat": "CSAT points", "ces": "CES points"}
+
+
+def summary(result: dict[str, Any], metric: str, touchpoints: Sequence[str]) -> str:
+    """One sentence a CX lead reads: how much more the metric moved at the initiative's
+    touchpoints than at the control touchpoints, with the interval and what it allows."""
+    days = result.get("window_days", 90)
+    where = ", ".join(touchpoints)
+    control = ", ".join(result.get("control_touchpoints") or []) or "no other touchpoint"
+    group = (f"the control group is the answers with the same metric at the other touchpoints "
+             f"({control}) from customers of the same segments "
+             f"({', '.join(result.get('segments') or []) or 'none'})")  # fmt: skip
+    if result.get("estimate") is None:
+        return (f"Not enough answers yet to compare {where} with a control group "
+                f"({result.get('note') or 'too few answers'}); {group}.")  # fmt: skip
+    est, low, high = result["estimate"], result["low"], result["high"]
+    unit = UNITS.get(metric, "points")
+    better = "lower" if metric == "ces" else "higher"  # a lower effort score is better
+    moved = f"{abs(est):.2f} {unit} {'more' if est > 0 else 'less'}"
+    if low > 0 or high < 0:
+        side = "above" if low > 0 else "below"
+        sure = f"the whole 95% interval lies {side} zero, so the change is unlikely to be chance"
+    else:
+        sure = "the 95% interval includes zero, so the change could be chance"
+    return (
+        f"In the {days} days after the start, {metric.upper()} at {where} moved {moved} "
+        f"than in the control group over the same time ({est:+.2f}, 95% interval "
+        f"{low:+.2f} to {high:+.2f}; {better} is better); {sure}. Here {group}. It assumes "
+        f"that without the initiative {where} would have moved like the control group."
+    )

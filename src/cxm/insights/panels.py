@@ -59,11 +59,21 @@ class Panels:
 
 
 def trends(
-    con: BaseBackend, signals: Sequence[Signal], end: dt.datetime, months: int = TREND_MONTHS
+    con: BaseBackend,
+    signals: Sequence[Signal],
+    end: dt.datetime,
+    months: int = TREND_MONTHS,
+    since: dt.datetime | None = None,
 ) -> dict[str, list[tuple[str, int]]]:
-    """Customers who met each signal per calendar month, over the ``months`` up to ``end``."""
+    """Customers who met each signal per calendar month, over the ``months`` up to ``end``
+    (with ``since``: from ``since`` to ``end``)."""
     e = analytics.signal_events(con, signals)
-    e = e.filter(e.event_time > ibis.literal(end, "timestamp") - ibis.interval(days=31 * months))
+    last = ibis.literal(end, "timestamp")
+    e = e.filter(e.event_time <= last)
+    if since is not None:
+        e = e.filter(e.event_time >= ibis.literal(since, "timestamp"))
+    else:
+        e = e.filter(e.event_time > last - ibis.interval(days=31 * months))
     e = e.mutate(month=e.event_time.truncate("M"))
     g = e.group_by(["signal", "month"]).aggregate(customers=e.customer_id.nunique())
     out: dict[str, list[tuple[str, int]]] = {s.key: [] for s in signals}
@@ -77,8 +87,13 @@ def panels(
     signals: Sequence[Signal],
     lifecycle: Lifecycle | None,
     window_days: int = analytics.WINDOW_DAYS,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> Panels:
-    """Every department's panel (see the module docstring)."""
+    """Every department's panel (see the module docstring), over the period
+    ``[since, until)`` (naive UTC; None: the whole log): the NPS effects and reach from the
+    answers given in it, the churn and revenue from the customers of the period (those who
+    had not churned before it) and who of them churned by its end, the trend by month in it."""
     touchpoint_owner, names = attr.owners(con)
     notes: list[str] = []
     try:
@@ -90,17 +105,20 @@ def panels(
     trend: dict[str, list[tuple[str, int]]] = {}
     if usable:
         try:
-            nps = {e.key: e for e in attr.attribute(con, usable, "nps", None, window_days).signals}
+            found = attr.attribute(con, usable, "nps", None, window_days, since=since, until=until)
+            nps = {e.key: e for e in found.signals}
         except Invalid as exc:
             notes.append(f"NPS effects: {exc}")
         try:
             money = {
-                s.key: s for s in rev.revenue(con, usable, lifecycle, 1.0, window_days).signals
+                s.key: s
+                for s in rev.revenue(con, usable, lifecycle, 1.0, window_days, since, until).signals
             }
         except Invalid as exc:
             notes.append(f"churn and revenue: {exc}")
         try:
-            trend = trends(con, usable, analytics.log_end(con))
+            end = analytics.log_end(con)
+            trend = trends(con, usable, min(end, until) if until else end, since=since)
         except Invalid as exc:
             notes.append(f"trend: {exc}")
     out = []

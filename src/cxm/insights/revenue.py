@@ -39,11 +39,14 @@ from cxm.surveys.facts import responses
 CATEGORIES = ("promoter", "passive", "detractor", "none")
 
 
-def customer_revenue(con: BaseBackend, lifecycle: Lifecycle, as_of: dt.datetime) -> ir.Table:
+def customer_revenue(
+    con: BaseBackend, lifecycle: Lifecycle, as_of: dt.datetime, since: dt.datetime | None = None
+) -> ir.Table:
     """``(customer_id, churned, reference_time, annual_revenue, nps_category)``, one row per
-    customer of ``analytics.customer_outcomes``: revenue in the 365 days up to the reference
-    time, and the category of the latest NPS answer before it (``none`` without one)."""
-    c = analytics.customer_outcomes(con, lifecycle, as_of).view()
+    customer of ``analytics.customer_outcomes`` (with ``since``: the customers of the period
+    ``[since, as_of]``): revenue in the 365 days up to the reference time, and the category of
+    the latest NPS answer before it (``none`` without one)."""
+    c = analytics.customer_outcomes(con, lifecycle, as_of, since).view()
     t = log(con)
     t = t.filter(t.name.isin(list(lifecycle.revenue)), t.customer_id.notnull())
     t = t.select(_c=t.customer_id, _t=t.event_time, _r=t.revenue.fill_null(0))
@@ -123,20 +126,25 @@ def revenue(
     lifecycle: Lifecycle | None,
     reduction: float = 0.5,
     window_days: int = analytics.WINDOW_DAYS,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> Revenue:
     """Revenue at risk by NPS category and by signal, and what fixing each signal is worth if
-    its reach fell by ``reduction`` (0-1). ``Invalid`` without a lifecycle or with a
-    reduction outside 0-1."""
+    its reach fell by ``reduction`` (0-1). ``since``/``until`` (naive UTC): the customers of
+    that period, churned or not at its end (by default the whole log). ``Invalid`` without a
+    lifecycle or with a reduction outside 0-1."""
     if lifecycle is None:
         raise Invalid("revenue needs the customer lifecycle (the metrics files define it)")
     if not 0.0 <= reduction <= 1.0:
         raise Invalid(f"reduction: {reduction}; give a share from 0 to 1 (0.5: half the reach)")
     end = analytics.log_end(con)
-    rev = customer_revenue(con, lifecycle, end)
+    if until is not None:
+        end = min(end, until)
+    rev = customer_revenue(con, lifecycle, end, since)
     frame: pd.DataFrame = rev.execute()
     touchpoint_owner, _ = attr.owners(con)
     usable = attr._usable(signals, touchpoint_owner)
-    t = analytics.customer_signals(con, usable, lifecycle, end, window_days)
+    t = analytics.customer_signals(con, usable, lifecycle, end, window_days, since)
     t = analytics.with_controls(t, con).execute()
     t = t.merge(frame[["customer_id", "annual_revenue"]], on="customer_id", how="left")
     keys = [s.key for s in usable]

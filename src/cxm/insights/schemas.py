@@ -136,3 +136,69 @@ class RevenueOut(BaseModel):
     currency_note: str
     categories: list[CategoryRevenueOut]
     signals: list[SignalRevenueOut]
+
+
+class ModelRunIn(BaseModel):
+    """A training or scoring run (the options of ``cxm insights train`` / ``predict``)."""
+
+    seed: int = Field(7, description="seed of the holdout split and the model")
+    window: int = Field(365, ge=1, le=3650, description="days of history a feature sees")
+    lead_hours: int = Field(1, ge=0, le=8760, description="features stop this long before a churn")
+    traits: list[str] = Field(
+        default_factory=lambda: ["segment", "plan", "region", "tenure_months"],
+        min_length=1,
+        max_length=50,
+        description="customer traits used as features",
+    )
+    top: int = Field(10, ge=0, le=1000, description="scoring: customers at most risk to report")
+
+
+class JobProgressOut(BaseModel):
+    stage: str
+    done: int
+    total: int
+
+
+class ScoredOut(BaseModel):
+    customer_id: str
+    churn_risk: float
+    predicted_nps: float | None
+    reasons: list[str] = Field(description="labels of the top reasons towards churn")
+
+
+class ScoringResultOut(BaseModel):
+    written: int = Field(description="customers scored and stored")
+    as_of: dt.datetime = Field(description="the prediction date (naive UTC)")
+    model_version: str
+    feature_set: str
+    seed: int
+    top: list[ScoredOut] = Field(description="the customers at most risk")
+
+
+class TrainingResultOut(BaseModel):
+    rows: int
+    churned: int
+    holdout: int
+    auc: float = Field(description="holdout ROC AUC of churn risk")
+    brier: float
+    base_rate: float = Field(description="churn rate of the holdout")
+    calibration: list[dict[str, float]]
+    nps_rows: int
+    nps_mae: float | None
+    nps_r2: float | None
+    model_version: str
+    feature_set: str
+    seed: int
+    coefficients: dict[str, float]
+
+
+class ModelJobOut(BaseModel):
+    """A training or scoring job: poll ``url`` until ``state`` is done (``result``) or failed."""
+
+    id: str
+    kind: str = Field(description="train | predict")
+    url: str
+    state: str = Field(description="pending | running | done | failed")
+    progress: JobProgressOut | None = None
+    error: str | None = Field(None, description="why it failed, when state is failed")
+    result: ScoringResultOut | TrainingResultOut | None = None

@@ -175,17 +175,41 @@ def drivers(
     window_days: int = WINDOW_DAYS,
     bootstrap: int = drv.BOOTSTRAP,
     seed: int = drv.SEED,
+    survey: str | None = None,
 ) -> drv.Drivers:
     """Key drivers of ``outcome`` (``nps``, ``csat`` or ``churn``) over the installation's
-    signals, the themes tagged on comments and the survey attributes."""
+    signals, the themes tagged on comments and the survey attributes. ``survey`` (a survey
+    key; nps and csat): that survey's answers, with its rated questions as drivers, labelled
+    with their text; ``NotFound`` naming the known surveys for an unknown one."""
     if outcome not in drv.OUTCOMES:
         raise Invalid(f"outcome: {outcome!r}; choose one of {', '.join(drv.OUTCOMES)}")
     if not 0 <= bootstrap <= 2000:
         raise Invalid(f"bootstrap: {bootstrap}; give a number of resamples from 0 to 2000")
+    questions = survey_questions(source, survey) if survey is not None else None
     defined = list(signals(data_dir).values())
     with reading(source) as con:
         return drv.drivers(con, defined, cast(drv.Outcome, outcome), lifecycle(data_dir),
-                           window_days, bootstrap, seed)  # fmt: skip
+                           window_days, bootstrap, seed, survey, questions)  # fmt: skip
+
+
+def survey_questions(
+    source: Engine | BaseBackend, survey: str
+) -> dict[str, tuple[str, tuple[float, float] | None]]:
+    """The questions of ``survey``'s current definition: id -> (text in its default language,
+    its answer scale or None); empty when ``source`` is a bare analytics backend (a lake)."""
+    from cxm.surveys import service as surveys
+
+    if not isinstance(source, Engine):
+        return {}
+    with source.connect() as conn:
+        defn = surveys.get_definition(conn, survey)
+    out: dict[str, tuple[str, tuple[float, float] | None]] = {}
+    for q in defn.questions:
+        text = q.text or {}
+        label = text.get(defn.default_language) or next(iter(text.values()), q.id)
+        bounds = q.bounds()
+        out[q.id] = (label, (float(bounds[0]), float(bounds[1])) if bounds else None)
+    return out
 
 
 def scope_attribution(
@@ -238,9 +262,16 @@ def scope_revenue(result: rev.Revenue, departments: frozenset[str] | None) -> re
     return replace(result, signals=mine)
 
 
-def panels(con: BaseBackend, data_dir: Path) -> pnl.Panels:
-    """The dashboards' insights: every department's signals and costs (one read)."""
-    return pnl.panels(con, list(signals(data_dir).values()), lifecycle(data_dir))
+def panels(
+    con: BaseBackend,
+    data_dir: Path,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> pnl.Panels:
+    """The dashboards' insights: every department's signals and costs (one read), over the
+    period ``[since, until)`` (naive UTC; None: the whole log)."""
+    return pnl.panels(con, list(signals(data_dir).values()), lifecycle(data_dir),
+                      since=since, until=until)  # fmt: skip
 
 
 def _answer_metric(m: metric_definitions.Metric) -> bool:

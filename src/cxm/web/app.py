@@ -29,6 +29,7 @@ from cxm.employees import api as employees_api
 from cxm.employees import pulse as employee_pulse
 from cxm.errors import CxmError, ErrorBody, FieldError, responses
 from cxm.insights import api as insights_api
+from cxm.insights import jobs as insights_jobs
 from cxm.integrations import crm
 from cxm.interactions import api as interactions_api
 from cxm.journeys.analytics import journey_map
@@ -112,6 +113,7 @@ def job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
         survey_distribution.handlers(settings)
         | dict(text_jobs.handlers)
         | actions_service.handlers(settings)
+        | insights_jobs.handlers(settings)
     )
 
 

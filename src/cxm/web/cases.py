@@ -23,10 +23,12 @@ from cxm.actions.schemas import (
     StatusBody,
 )
 from cxm.errors import CxmError, Invalid, NotFound
+from cxm.insights import impact
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import may_read_initiatives, readable_user_id, scope_for
 from cxm.org.security import db, get_engine
+from cxm.store.analytics import reading
 from cxm.web.board import Board, frame_cache, readers
 from cxm.web.filters import Filters
 from cxm.web.listing import Listing, csv_response
@@ -368,10 +370,15 @@ def initiative_page(
     who: Principal = Depends(_initiatives_reader),
     conn: Connection = Depends(db, scope="function"),
 ) -> HTMLResponse:
-    """An initiative's targeted metric before and after its start, with a significance test."""
+    """An initiative's targeted metric before and after its start, with a significance test,
+    and its difference in differences against a control group (the API's figures)."""
     init = service.get_initiative(conn, initiative_id)
     effect = analytics.before_after(get_engine(request), init)
-    return render(request, who, "cases/initiative.html", initiative=init, effect=effect)
+    with reading(get_engine(request)) as con:
+        did = impact.initiative_impact(con, init["touchpoints"], init["metric"],
+                                       init["start_date"])  # fmt: skip
+    return render(request, who, "cases/initiative.html", initiative=init, effect=effect,
+                  did=did)  # fmt: skip
 
 
 # ---- rules ----

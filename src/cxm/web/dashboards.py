@@ -64,8 +64,9 @@ def kpis(board: Board) -> list[dict[str, Any]]:
     return out
 
 
-# What each department's signals cost, over the whole log: one read for every page.
-INSIGHTS = ("insights-panels",)
+# What each department's signals cost over the page's period: one read for every page.
+def insights_key(f: Filters) -> tuple[object, ...]:
+    return ("insights-panels", f.start, f.end)
 
 
 def _readable_panels(panels: Any, departments: frozenset[str] | None) -> Any:
@@ -75,9 +76,11 @@ def _readable_panels(panels: Any, departments: frozenset[str] | None) -> Any:
     return replace(panels, departments=[d for d in panels.departments if d.key in departments])
 
 
-def _insights_read(request: Request) -> Any:
+def _insights_read(request: Request, f: Filters) -> Any:
     data_dir = request.app.state.settings.data_dir
-    return lambda con: insights.panels(con, data_dir)
+    since = f.start_at.replace(tzinfo=None) if f.start_at else None  # naive UTC in the store
+    until = f.end_at.replace(tzinfo=None) if f.end_at else None
+    return lambda con: insights.panels(con, data_dir, since, until)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -96,7 +99,7 @@ def overview(
         spec("nps", ["quarter"]), spec("csat", ["quarter"]),
         spec("response_rate"), spec("completion_rate"),
         spec("csat", ["department", "month"], compare="previous"),
-    ], {INSIGHTS: _insights_read(request)})  # fmt: skip
+    ], {insights_key(f): _insights_read(request, f)})  # fmt: skip
     headline = kpis(board)
     trend, grain = trend_rows(board, "nps")
     csat_trend, csat_grain = trend_rows(board, "csat")
@@ -122,7 +125,8 @@ def overview(
                            for m in ("response_rate", "completion_rate")},
         # Every customer response in the view (started; completion shown beside it).
         volume=int(completion[0]["n"] or 0) if completion else 0,
-        insights=_readable_panels(board.result(INSIGHTS), readable_departments(conn, scope)),
+        insights=_readable_panels(board.result(insights_key(f)),
+                                  readable_departments(conn, scope)),
     )  # fmt: skip
 
 
@@ -223,7 +227,7 @@ def scorecard(
         {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at, f.segment),
          impact_key: lambda con: (theme_impact(con, themes, Slice(
              since=f.start_at, until=f.end_at, segment=f.segment)) if themes else None),
-         INSIGHTS: _insights_read(request)},
+         insights_key(f): _insights_read(request, f)},
     )  # fmt: skip
     headline = kpis(board)
     trend, grain = trend_rows(board, "csat")
@@ -254,8 +258,8 @@ def scorecard(
             "CSAT (% answering 4 or 5 of 5)"), grain=grain,
         trend=trend, metrics=HEADLINE, journeys=journeys, impact=impact, comments=comments,
         department_names={d.key: d.name for d in org.list_departments(conn)},
-        personal=scope.personal_data, insights=board.result(INSIGHTS).department(key),
-        insights_notes=board.result(INSIGHTS).notes,
+        personal=scope.personal_data, insights=board.result(insights_key(f)).department(key),
+        insights_notes=board.result(insights_key(f)).notes,
     )  # fmt: skip
 
 
