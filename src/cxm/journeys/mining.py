@@ -20,8 +20,11 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from cxm.customers.facts import traits
+from cxm.errors import Invalid
 from cxm.interactions.facts import log
 from cxm.journeys.definitions import ANY, CUSTOMER, Activity, Journey
+from cxm.metrics import analytics as metrics_ax
+from cxm.metrics.definitions import FACTS, Metric
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -314,3 +317,32 @@ def drop_off(ev: ir.Table, cs: ir.Table) -> ir.Table:
     ended = last.join(cs.select("case_id", "outcome"), "case_id")
     ended = ended.filter(ended.outcome != "success")
     return ended.group_by("activity").aggregate(dropped=ended.count())
+
+
+def answers(con: BaseBackend, cs: ir.Table, metric: Metric) -> ir.Table:
+    """The rows ``metric`` counts (its fact's rows after its own filters: survey answers),
+    each attributed to its customer's latest case started at or before it, as the NPS of
+    ``cases`` is: the fact's columns plus ``case_id``. Answers of customers without such a
+    case are left out. Invalid for a metric over another fact than survey responses.
+    """
+    if metric.fact != "responses":
+        raise Invalid(f"{metric.name} does not read survey answers (it reads {metric.fact}); "
+                      "a journey carries the scores of its customers' answers")  # fmt: skip
+    fact = FACTS[metric.fact]
+    r = metrics_ax.fact_rows(con, metric, [], customer=True)
+    r = r.filter(r.customer_id.notnull())
+    c = cs.select(case_id=cs.case_id, _ccid=cs.customer_id, _started=cs.started_at)
+    j = r.join(c, [r.customer_id == c._ccid, r[fact.time] >= c._started])
+    latest = ibis.window(group_by=j[fact.key],
+                         order_by=[ibis.desc(j._started), ibis.desc(j.case_id)])  # fmt: skip
+    j = j.mutate(_nth=ibis.row_number().over(latest))
+    return j.filter(j._nth == 0).drop("_nth", "_ccid", "_started")
+
+
+def step_scores(ev: ir.Table, answered: ir.Table, metric: Metric) -> ir.Table:
+    """The metric's sufficient statistics (``metrics.analytics.summarise``) per step:
+    ``_step`` and the statistics of the answers attributed to the cases through that step
+    (each answer once per step, however often its case passes the step)."""
+    steps = ev.select(_case=ev.case_id, _step=ev.activity).distinct()
+    j = answered.join(steps, answered.case_id == steps._case).drop("_case")
+    return metrics_ax.summarise(j, metric, ["_step"])

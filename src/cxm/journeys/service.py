@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import ibis.expr.types as ir
@@ -21,16 +22,27 @@ from cxm.customers.facts import with_trait
 from cxm.errors import Invalid
 from cxm.journeys import mining
 from cxm.journeys.definitions import Journey
+from cxm.metrics import analytics as metrics_ax
+from cxm.metrics import service as metric_service
 from cxm.metrics import stats
+from cxm.metrics.definitions import Metric
 from cxm.store.analytics import reading
 
 Outcome = Literal["failure", "churn", "detractor"] | str
 OUTCOMES = ("failure", "churn", "detractor")
+# The score metrics a journey's steps carry by default (company-wide definitions, by name).
+SCORES = ("csat", "ces")
 CASE_OUTCOMES = ("success", "failure", "open")
 
 
 def _rows(t: ir.Table) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in t.to_pyarrow().to_pylist()]
+
+
+def _raw(t: ir.Table) -> list[dict[str, Any]]:
+    """Rows of sufficient statistics as they come (unrounded: intervals are computed on them)."""
+    out: list[dict[str, Any]] = t.to_pyarrow().to_pylist()
+    return out
 
 
 def _clean(v: Any) -> Any:
@@ -54,6 +66,26 @@ def _nps(row: dict[str, Any]) -> dict[str, Any] | None:
     ci = stats.nps_interval(p, a, d)
     return {"n": p + a + d, "nps": round(100 * ci.value, 1), "low": round(100 * ci.low, 1),
             "high": round(100 * ci.high, 1)}  # fmt: skip
+
+
+def score_metrics(metrics: Mapping[str, Metric],
+                  names: Sequence[str] = SCORES) -> list[Metric]:  # fmt: skip
+    """The defined metrics among ``names`` that a journey's cases can carry (metrics of survey
+    answers), in that order; names the installation does not define are left out."""
+    return [metrics[n] for n in names if n in metrics and metrics[n].fact == "responses"]
+
+
+def _score(metric: Metric, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The metric's value and interval by its own method (``cxm.metrics``), in its unit."""
+    ci = metric_service.interval(metric, dict(row)) if row else None
+    if ci is None:
+        return None
+
+    def r(v: float) -> float | None:
+        return None if math.isnan(v) else round(v, 4)
+
+    return {"value": r(ci.value), "low": r(ci.low), "high": r(ci.high), "n": int(ci.n),
+            "method": ci.method, "unit": metric.unit}  # fmt: skip
 
 
 def _carries(row: dict[str, Any]) -> dict[str, Any]:
@@ -114,16 +146,34 @@ class _Kept:
             self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
+def _owners(con: BaseBackend, ev: ir.Table) -> dict[str, str]:
+    """Each activity's owning department: the one owning the touchpoints of most of its
+    events (ties: the first department key)."""
+    ranked = sorted(_rows(mining.owners(con, ev)), key=lambda r: (-r["events"], r["department"]))
+    owner: dict[str, str] = {}
+    for r in ranked:
+        owner.setdefault(r["activity"], r["department"])
+    return owner
+
+
 def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
             until: dt.datetime | None = None, segment: str | None = None,
-            outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
+            outcome: str | None = None,
+            scores: Sequence[Metric] = ()) -> dict[str, Any]:  # fmt: skip
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
     activity that is not ``repeatable``); hand-offs per case and per department pair; and the
-    activities with their counts, rework and drop-off (cases ending at the activity without
-    success, and their share of the cases through it). Each activity and hand-off pair
-    carries the failure and churn rates and NPS of the cases holding it."""
+    activities with their owning department, counts, rework and drop-off (cases ending at
+    the activity without success, and their share of the cases through it). Each activity and
+    hand-off pair carries the failure and churn rates and NPS of the cases holding it.
+
+    ``scores`` (metrics of survey answers, e.g. ``score_metrics(metrics)``): each answer the
+    metric counts is attributed to its customer's latest case started at or before it (as
+    the NPS is); ``scores`` of the journey and of each activity (the answers of the cases
+    through it) give the metric's value and interval by the metric's own method
+    (``cxm.metrics.service.interval``: Wilson for a %, adjusted mean on a scale, adjusted
+    Wald for NPS), or None without answers."""
     with reading(source) as con, _Kept(con) as kept:
         ev = kept(_events(con, journey, since, until, segment, outcome))
         cs = kept(mining.cases(con, journey, ev))
@@ -150,10 +200,20 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
         acts_t = acts_t.mutate(dropped=acts_t.dropped.fill_null(0))
         acts = _rows(acts_t.order_by("activity"))
         steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
+        owner = _owners(con, ev)
         for a in acts:
+            a["department"] = owner.get(a["activity"])
             a["repeatable"] = a["activity"] in journey.repeatable
             a["drop_off"] = round(a["dropped"] / a["cases"], 4)
+            a["scores"] = {}
             a.update(_carries(steps[a["activity"]]))
+        overall: dict[str, Any] = {}
+        for m in scores:
+            answered = kept(mining.answers(con, cs, m))
+            overall[m.name] = _score(m, _raw(metrics_ax.summarise(answered, m))[0])
+            per_step = {r["_step"]: r for r in _raw(mining.step_scores(ev, answered, m))}
+            for a in acts:
+                a["scores"][m.name] = _score(m, per_step.get(a["activity"]))
         reworked = int(mining.reworked(ev, journey).count().to_pyarrow().as_py() or 0)
         hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
         moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
@@ -169,6 +229,7 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
         "outcomes": {k: _rate(int(row[k] or 0), n) for k in ("success", "failure", "open")},
         "churn": _rate(int(row["churned"] or 0), n),
         "nps": _nps(row),
+        "scores": overall,
         "throughput_hours": {k: row[k] for k in ("p25", "median", "p75", "p90", "mean")},
         "rework": _rate(reworked, n),
         "handoffs": {
@@ -212,11 +273,7 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
         nodes = mining.activities(ev).select("activity", "events", "cases").order_by("activity")
-        ranked = sorted(_rows(mining.owners(con, ev)),
-                        key=lambda r: (-r["events"], r["department"]))  # fmt: skip
-        owner: dict[str, str] = {}
-        for r in ranked:
-            owner.setdefault(r["activity"], r["department"])
+        owner = _owners(con, ev)
         stage: dict[str, str] = {}
         for r in sorted(_rows(mining.stages(con, ev)), key=lambda r: (-r["events"], r["stage"])):
             stage.setdefault(r["activity"], r["stage"])

@@ -19,6 +19,7 @@ from cxm.config import Settings
 from cxm.errors import Invalid, NotFound
 from cxm.journeys import definitions, service
 from cxm.journeys.definitions import Journey
+from cxm.metrics import definitions as metric_definitions
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.schemas import STAGES
@@ -214,9 +215,13 @@ def journey_page(
     min_frequency = _int(request, "min_frequency", 1, 1, 1_000_000)
     engine = get_engine(request)
     since, until, segment = f.start_at, f.end_at, f.segment
+    settings: Settings = request.app.state.settings
+    metrics = metric_definitions.load(metric_definitions.installation_dir(settings.data_dir))
+    scores = service.score_metrics(metrics)
     summary = service.summary(
-        engine, journey, outcome=outcome, since=since, until=until, segment=segment
-    )
+        engine, journey, outcome=outcome, since=since, until=until, segment=segment,
+        scores=scores,
+    )  # fmt: skip
     graph = service.directly_follows(
         engine, journey, 1, outcome=outcome, since=since, until=until, segment=segment
     )
@@ -242,7 +247,7 @@ def journey_page(
         # A manager: scores of their own steps, and the hand-offs into and out of them.
         for s in steps:
             if s["department"] != mine:
-                s.update({"failure": None, "churn": None, "nps": None})
+                s.update({"failure": None, "churn": None, "nps": None, "scores": {}})
         handoffs = [h for h in handoffs if mine in (h["source"], h["target"])]
         friction["sequences"] = [
             r for r in friction["sequences"]
@@ -254,6 +259,7 @@ def journey_page(
         outcomes=service.CASE_OUTCOMES, summary=summary, steps=steps, handoffs=handoffs,
         map_chart=map_figure(shown, owners, mine), edges=shown["edges"], top=top,
         min_frequency=min_frequency, variants=variants, sankey=sankey_figure(flows),
-        flows=flows, friction=friction, mine=mine, department_names=names,
+        flows=flows, friction=friction, score_names=[m.name for m in scores], mine=mine,
+        department_names=names,
         palette=colours(sorted(set(owners.values()))),
     )  # fmt: skip
