@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from cxm.config import load_settings
 from cxm.demo.generator import generate
 from cxm.demo.load import load
-from cxm.journeys import definitions, service
+from cxm.journeys import conformance, definitions, service
 from cxm.metrics.definitions import load as load_metrics
 from cxm.org import auth
 from cxm.org import service as org
@@ -122,6 +122,22 @@ def test_each_step_shows_its_csat_and_ces_beside_its_owner(
         if ces is not None:
             assert f">{ces['value']:.2f}</span>" in cells[-1], a["activity"]
     assert shown  # the demo's customers answer CSAT after their cases
+
+
+def test_the_page_shows_conformance_to_the_usual_variants(
+    lead: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    checked = conformance.conformance(engine, definitions.get("renewal"))
+    page = lead.get("/journeys/renewal")
+    section = _table(page.text, "conformance-title")
+    assert f'id="conforming">{100 * checked["fitting"]:.1f}%</span>' in section
+    assert f'id="fitness">{checked["fitness"]:.3f}</span>' in section
+    assert 0 < checked["fitting"] < 1
+    variants = _table(page.text, "variants-title")
+    top = checked["variants"][0]
+    assert f"<td>{top['variant']}</td><td>{top['cases']}</td>" in unescape(variants)
+    assert f"<td>{top['fitness']:.3f}</td></tr>" in variants
 
 
 def test_filters_narrow_the_cases(lead: TestClient, demo: tuple[Engine, Path]) -> None:

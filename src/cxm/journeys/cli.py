@@ -197,6 +197,44 @@ def friction(
     print_table(rows, ["lift", "rate", "95%", "cases", "p", "path"], title)
 
 
+@app.command("conformance")
+def conformance(
+    name: str,
+    cover: float = typer.Option(
+        0.8, help="the model is discovered from the most frequent variants holding this share"
+    ),
+    limit: int = typer.Option(20, min=1, help="variants to show"),
+    fmt: Format = typer.Option(Format.text, "--format"),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
+) -> None:
+    """Fitness of the cases to the model of the usual variants (pm4py token replay)."""
+    from cxm.journeys import conformance as checker
+
+    with errors():
+        data = checker.conformance(engine(), _journey(name), cover, since, until)
+    if fmt == Format.json:
+        print_json({**data, "variants": data["variants"][:limit]})
+        return
+    if not data["cases"]:
+        console.print(f"[bold]{data['journey']}[/]: no cases")
+        return
+    model = data["model"]
+    console.print(
+        f"[bold]{data['journey']}[/]: model of the {model['variants']} most frequent variants "
+        f"({model['cases']} of {data['cases']} cases; {model['places']} places, "
+        f"{model['transitions']} transitions)"
+    )
+    console.print(f"  log fitness {data['fitness']:.4f} (token-based replay)")
+    console.print(
+        f"  conforming cases {data['fitting_cases']} of {data['cases']} ({data['fitting']:.1%})"
+    )
+    rows = [{"cases": v["cases"], "share": f"{v['share']:.1%}", "fitness": f"{v['fitness']:.3f}",
+             "fits": "yes" if v["fits"] else "no", "variant": v["variant"]}
+            for v in data["variants"][:limit]]  # fmt: skip
+    print_table(rows, ["cases", "share", "fitness", "fits", "variant"], "Variants")
+
+
 # Fill colours of the owning departments, in order of their keys (colour-blind safe: Okabe-Ito).
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
            "#999999")  # fmt: skip

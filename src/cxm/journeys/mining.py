@@ -199,6 +199,15 @@ def variants(cs: ir.Table) -> ir.Table:
     return v.mutate(share=v.cases / total.as_scalar()).order_by([ibis.desc("cases"), "variant"])
 
 
+def variant_counts(ev: ir.Table) -> ir.Table:
+    """Variants and their cases only: ``variant, cases`` (the activity sequence of each case
+    joined by " → ", as ``cases`` gives it), without the outcome and score joins."""
+    per = ev.group_by("case_id").aggregate(
+        variant=ev.activity.group_concat(SEP, order_by=[ev.event_time, ev.event_id])
+    )
+    return per.group_by("variant").aggregate(cases=per.count())
+
+
 def activities(ev: ir.Table) -> ir.Table:
     """Per activity: ``activity, events, cases, rework_cases`` (cases where it occurs more
     than once) and ``repeats`` (occurrences beyond the first in each case)."""

@@ -95,7 +95,7 @@ def _carries(row: dict[str, Any]) -> dict[str, Any]:
             "nps": _nps(row)}  # fmt: skip
 
 
-def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
+def case_events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
             until: dt.datetime | None, segment: str | None = None,
             outcome: str | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events of the cases starting in [since, until) (aware times are
@@ -175,7 +175,7 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
     (``cxm.metrics.service.interval``: Wilson for a %, adjusted mean on a scale, adjusted
     Wald for NPS), or None without answers."""
     with reading(source) as con, _Kept(con) as kept:
-        ev = kept(_events(con, journey, since, until, segment, outcome))
+        ev = kept(case_events(con, journey, since, until, segment, outcome))
         cs = kept(mining.cases(con, journey, ev))
         t = cs.throughput_hours
         agg = cs.aggregate(
@@ -247,7 +247,7 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
     rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
     the number of distinct variants."""
     with reading(source) as con:
-        cs = mining.cases(con, journey, _events(con, journey, since, until, segment, outcome))
+        cs = mining.cases(con, journey, case_events(con, journey, since, until, segment, outcome))
         v = mining.variants(cs)
         distinct = int(v.count().to_pyarrow().as_py())
         rows = _rows(v.limit(limit))
@@ -268,7 +268,7 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
     (source, target, frequency, cases, median_hours), edges below ``min_frequency`` left
     out."""
     with reading(source) as con, _Kept(con) as kept:
-        ev = kept(_events(con, journey, since, until, segment, outcome))
+        ev = kept(case_events(con, journey, since, until, segment, outcome))
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
@@ -294,7 +294,7 @@ def stage_flows(source: Engine | BaseBackend, journey: Journey, depth: int = 6,
     if not 2 <= depth <= 12:
         raise Invalid(f"depth must be between 2 and 12, got {depth}")
     with reading(source) as con:
-        ev = _events(con, journey, since, until, segment, outcome)
+        ev = case_events(con, journey, since, until, segment, outcome)
         flows = mining.stage_flows(con, ev, depth)
         rows = _rows(flows.order_by(["step", "source", "target"]))
     return {"journey": journey.name, "depth": depth, "flows": rows}
@@ -306,7 +306,7 @@ def customer_cases(source: Engine | BaseBackend, journey: Journey,
     events, variant, outcome, throughput_hours`` (the caller checks the customer is in the
     reader's scope)."""
     with reading(source) as con:
-        ev = _events(con, journey, None, None, customer=customer_id)
+        ev = case_events(con, journey, None, None, customer=customer_id)
         cs = mining.cases(con, journey, ev)
         cs = cs.select("case_id", "started_at", "ended_at", "events", "variant", "outcome",
                        "throughput_hours")  # fmt: skip
@@ -336,7 +336,7 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
     flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
     with reading(source) as con, _Kept(con) as kept:
-        ev = kept(_events(con, journey, since, until, segment))
+        ev = kept(case_events(con, journey, since, until, segment))
         cs = kept(mining.cases(con, journey, ev))
         if outcome == "detractor":
             cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)

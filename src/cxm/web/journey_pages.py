@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
 from cxm.errors import Invalid, NotFound
+from cxm.journeys import conformance as checker
 from cxm.journeys import definitions, service
 from cxm.journeys.definitions import Journey
 from cxm.metrics import definitions as metric_definitions
@@ -253,6 +254,14 @@ def journey_page(
             r for r in friction["sequences"]
             if any(owners.get(a) == mine for a in r["path"].split(" → "))
         ]  # fmt: skip
+    conformance, note = None, ""
+    try:
+        conformance = checker.conformance(
+            engine, journey, since=since, until=until, segment=segment, outcome=outcome
+        )
+    except Invalid as exc:  # pm4py is optional: the page says what the check needs
+        note = str(exc)
+    fitness = {v["variant"]: v for v in conformance["variants"]} if conformance else {}
     names = {d.key: d.name for d in org.list_departments(conn)}
     return render(
         request, who, "journey.html", journey=journey, filters=f, outcome=outcome,
@@ -260,6 +269,7 @@ def journey_page(
         map_chart=map_figure(shown, owners, mine), edges=shown["edges"], top=top,
         min_frequency=min_frequency, variants=variants, sankey=sankey_figure(flows),
         flows=flows, friction=friction, score_names=[m.name for m in scores], mine=mine,
-        department_names=names,
+        department_names=names, conformance=conformance, conformance_note=note,
+        fitness=fitness,
         palette=colours(sorted(set(owners.values()))),
     )  # fmt: skip
