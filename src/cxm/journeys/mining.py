@@ -132,17 +132,24 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
     submitted at or after the case started.
     """
     ev = events(con, journey) if ev is None else ev
-    failure = list(journey.failure) or ["\x00"]
-    success = list(journey.success) or ["\x00"]
     order = [ev.event_time, ev.event_id]
+    # An outcome the journey does not have is never reached (no placeholder activity: a NUL
+    # character is not a valid PostgreSQL string).
+    flags = {
+        flag: ev.activity.isin(list(labels)).any()
+        for flag, labels in (("_failed", journey.failure), ("_succeeded", journey.success))
+        if labels
+    }
     per = ev.group_by("case_id").aggregate(
         customer_id=ev.customer_id.max(),  # one per case (events())
         started_at=ev.started_at.min(),
         ended_at=ev.event_time.max(),
         events=ev.count(),
         variant=ev.activity.group_concat(SEP, order_by=order),
-        _failed=ev.activity.isin(failure).any(),
-        _succeeded=ev.activity.isin(success).any(),
+        **flags,
+    )
+    per = per.mutate(
+        **{f: ibis.literal(False) for f in ("_failed", "_succeeded") if f not in flags}
     )
     per = per.mutate(
         throughput_hours=_hours(per.ended_at, per.started_at),

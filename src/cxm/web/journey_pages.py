@@ -9,14 +9,15 @@ the journey's shape, and the scores of the steps and hand-offs of their own depa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
-from cxm.errors import Invalid, NotFound
+from cxm.errors import CxmError, Invalid, NotFound
 from cxm.journeys import conformance as checker
 from cxm.journeys import definitions, service
 from cxm.journeys.definitions import Journey
@@ -27,8 +28,8 @@ from cxm.org.schemas import STAGES
 from cxm.org.scope import Scope, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.filters import Filters
-from cxm.web.pages import render
-from cxm.web.sessions import signed_in
+from cxm.web.pages import admin_only, render
+from cxm.web.sessions import check_csrf, signed_in
 
 router = APIRouter(include_in_schema=False)
 READERS = ("admin", "cx_lead", "manager", "viewer")
@@ -40,9 +41,13 @@ STAGE_COLOURS = ("#4477AA", "#66CCEE", "#228833", "#CCBB44", "#EE6677", "#AA3377
                  "#332288", "#117733", "#999933")  # fmt: skip
 
 
-def _journeys(request: Request) -> dict[str, Journey]:
+def _folder(request: Request) -> Path:
     settings: Settings = request.app.state.settings
-    folder = settings.data_dir / "journeys"
+    return definitions.installation_dir(settings.data_dir)
+
+
+def _journeys(request: Request) -> dict[str, Journey]:
+    folder = _folder(request)
     return definitions.load([folder] if folder.is_dir() else [])
 
 
@@ -273,3 +278,79 @@ def journey_page(
         fitness=fitness,
         palette=colours(sorted(set(owners.values()))),
     )  # fmt: skip
+
+
+# ---- editing the definitions (admin only) ----
+
+NEW_JOURNEY = """\
+name: my_journey
+description: What the journey follows, from its start to its outcome.
+case: customer
+activities:
+  - {event: order_placed}
+  - {event: order_delivered}
+start: [order_placed]
+success: [order_delivered]
+max_duration: 30d
+"""
+
+
+def _editor(request: Request, who: Principal, name: str | None, text: str,
+            status_code: int = 200, **extra: Any) -> HTMLResponse:  # fmt: skip
+    folder = _folder(request)
+    journeys = _journeys(request)
+    shipped = {j.name for j in definitions.load().values()}
+    listed = [{"name": j.name, "description": j.description,
+               "own": Path(j.source).parent == folder, "shipped": j.name in shipped}
+              for j in journeys.values()]  # fmt: skip
+    return render(
+        request, who, "journey_settings.html", status_code, journeys=listed, name=name,
+        text=text, versions=definitions.versions(name, folder) if name else [], **extra,
+    )  # fmt: skip
+
+
+@router.get("/settings/journeys", response_class=HTMLResponse)
+def journey_settings(request: Request, who: Principal = Depends(admin_only)) -> HTMLResponse:
+    """The journey definitions as YAML: pick one (``journey``; a saved ``version`` of it) to
+    view and edit, or start a new one."""
+    name = request.query_params.get("journey") or None
+    folder = _folder(request)
+    if name is None:
+        return _editor(request, who, None, NEW_JOURNEY)
+    raw = request.query_params.get("version")
+    if raw:
+        if not raw.isdigit():
+            raise Invalid(f"version: '{raw}' is not a whole number")
+        text = definitions.version_text(name, int(raw), folder)
+        return _editor(request, who, name, text, notice=f"Version {raw} loaded; not saved yet.")
+    return _editor(request, who, name, definitions.text_of(name, folder))
+
+
+@router.post("/settings/journeys", response_class=HTMLResponse)
+def journey_settings_save(
+    request: Request,
+    definition: str = Form(""),
+    journey: str = Form(""),
+    action: str = Form("check"),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+) -> HTMLResponse:
+    """Check a journey's YAML (nothing is written) or save it as the installation's
+    definition of the journey it names, as the next version of that journey."""
+    check_csrf(request, csrf_token_)
+    editing = journey or None
+    try:
+        if action == "save":
+            saved, version = definitions.save_text(definition, _folder(request), editing)
+        else:
+            checked = definitions.check_text(definition, editing)
+    except CxmError as exc:
+        problems = [p.strip() for p in str(exc).split("; ") if p.strip()]
+        return _editor(request, who, editing, definition, 422, problems=problems)
+    if action != "save":
+        return _editor(request, who, editing, definition,
+                       notice=f"Journey '{checked.name}' is valid; nothing saved yet.")  # fmt: skip
+    note = f"Saved journey '{saved.name}' as version {version}."
+    if editing and editing != saved.name:
+        note += f" It is a new journey; '{editing}' is unchanged."
+    return _editor(request, who, saved.name, definition, notice=note)
