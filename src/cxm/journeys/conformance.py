@@ -15,13 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ibis.backends import BaseBackend
-from sqlalchemy.engine import Engine
-
 from cxm.errors import Invalid
 from cxm.journeys import mining, service
 from cxm.journeys.definitions import Journey
-from cxm.store.analytics import reading
 
 ACTIVITY = "concept:name"
 
@@ -111,7 +107,7 @@ def check(counts: list[tuple[str, int]], cover: float = 0.8) -> dict[str, Any]:
     return out
 
 
-def conformance(source: Engine | BaseBackend, journey: Journey, cover: float = 0.8,
+def conformance(source: service.Source, journey: Journey, cover: float = 0.8,
                 since: dt.datetime | None = None, until: dt.datetime | None = None,
                 segment: str | None = None,
                 outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -120,8 +116,8 @@ def conformance(source: Engine | BaseBackend, journey: Journey, cover: float = 0
     journey's name with ``check``'s result. Invalid when ``cover`` is outside (0, 1] or pm4py
     is not installed."""
     model_variants([], cover)  # refuse a bad cover before reading anything
-    with reading(source) as con:
-        ev = service.case_events(con, journey, since, until, segment, outcome)
-        rows = mining.variant_counts(ev).to_pyarrow().to_pylist()
+    with service.view(source, journey, since, until, segment, outcome) as m:
+        cs = m.cs  # kept when other reads of the view asked for it already
+        rows = cs.group_by("variant").aggregate(cases=cs.count()).to_pyarrow().to_pylist()
     counts = [(r["variant"], int(r["cases"])) for r in rows]
     return {"journey": journey.name, **check(counts, cover)}

@@ -41,27 +41,37 @@ def _json(t: ir.Table, name: str) -> ir.StringValue:
     return ibis.ifelse(text == "null", ibis.null("string"), text)
 
 
-def _prop(t: ir.Table, name: str, value: Any) -> ir.BooleanValue:
-    return (_json(t, name) == json.dumps(value)).fill_null(False)
+def _prop(t: ir.Table, column: str, value: Any) -> ir.BooleanValue:
+    return (t[column] == json.dumps(value)).fill_null(False)
 
 
-def _matches(t: ir.Table, a: Activity) -> ir.BooleanValue:
+def _matches(t: ir.Table, a: Activity, props: dict[str, str]) -> ir.BooleanValue:
+    """Whether a row of ``t`` matches rule ``a``; ``props`` names the column holding each
+    property's JSON text (read once per row, not once per rule)."""
     cond = ibis.literal(True) if a.event == ANY else t.name == a.event
     if a.touchpoint is not None:
         cond &= (t.touchpoint_key == a.touchpoint).fill_null(False)
     for name, value in a.where:
-        cond &= _prop(t, name, value)
+        cond &= _prop(t, props[name], value)
     for name in a.has:
-        cond &= _json(t, name).notnull()
+        cond &= t[props[name]].notnull()
     return cond
 
 
-def _case_key(t: ir.Table, journey: Journey) -> ir.StringValue:
+def _case_key(t: ir.Table, journey: Journey, props: dict[str, str]) -> ir.StringValue:
     if journey.case == CUSTOMER:
         return t.customer_id
     # Identifiers written as strings ("NW-1") or numbers (17) both name a case; quotes go.
-    text = _json(t, journey.case)
+    text = t[props[journey.case]]
     return ibis.ifelse(text.startswith('"'), text.substr(1, text.length() - 2), text)
+
+
+def _properties(journey: Journey) -> list[str]:
+    """The event properties the journey reads: its case key and its rules' conditions."""
+    names = {journey.case} if journey.case != CUSTOMER else set()
+    for a in journey.activities:
+        names |= {n for n, _ in a.where} | set(a.has)
+    return sorted(names)
 
 
 def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
@@ -77,19 +87,25 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     event. A per-customer journey with ``require_trait`` holds only the customers with that
     trait. With ``customer``, only that customer's own events are read (their cases, for the
     customer 360).
+
+    Set-based throughout: each property's JSON is read once per row, and a case's start is
+    a window minimum over the case (no second pass over the log to join it back).
     """
     t = log(con)
     if customer is not None:
         t = t.filter(t.customer_id == customer)
     if not journey.any_event:
         t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
+    props = {name: f"_p{i}" for i, name in enumerate(_properties(journey))}
+    t = t.select("customer_id", "name", "event_time", "event_id", "touchpoint_key",
+                 **{col: _json(t, name) for name, col in props.items()})  # fmt: skip
     label = ibis.cases(
-        *[(_matches(t, a), t.name if a.event == ANY else ibis.literal(a.label))
+        *[(_matches(t, a, props), t.name if a.event == ANY else ibis.literal(a.label))
           for a in journey.activities],
         else_=ibis.null("string"),
     )  # fmt: skip
     ev = t.select(
-        case_id=_case_key(t, journey),
+        case_id=_case_key(t, journey, props),
         customer_id=t.customer_id,
         activity=label,
         event_time=t.event_time,
@@ -100,15 +116,17 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     if journey.case == CUSTOMER and journey.require_trait is not None:
         tr = traits(con)
         ev = ev.filter(ev.case_id.isin(tr.filter(tr.name == journey.require_trait).customer_id))
-    first = ev if journey.any_start else ev.filter(ev.activity.isin(list(journey.start)))
-    starts = first.group_by(sid=first.case_id).aggregate(started_at=first.event_time.min())
-    if start is not None:
-        starts = starts.filter(starts.started_at >= start)
-    if end is not None:
-        starts = starts.filter(starts.started_at < end)
-    ev = ev.join(starts, ev.case_id == starts.sid).drop("sid")
+    starting = None if journey.any_start else ev.activity.isin(list(journey.start))
+    whole = ibis.window(group_by=ev.case_id)
+    ev = ev.mutate(started_at=ev.event_time.min(where=starting).over(whole))
     limit = ev.started_at + ibis.interval(seconds=round(journey.max_hours * 3600))
-    ev = ev.filter(ev.event_time >= ev.started_at, ev.event_time <= limit)
+    # A case key without a start activity has no start (NULL): none of its events passes.
+    kept = [ev.event_time >= ev.started_at, ev.event_time <= limit]
+    if start is not None:
+        kept.append(ev.started_at >= start)
+    if end is not None:
+        kept.append(ev.started_at < end)
+    ev = ev.filter(*kept)
     w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
     # A case belongs to the customer of its first event (a FIRST_VALUE window: every engine
     # has it, unlike an ordered FIRST aggregate).
@@ -204,15 +222,6 @@ def variants(cs: ir.Table) -> ir.Table:
         **{f"{c}s": cs[f"{c}s"].sum() for c in CATEGORIES},
     )
     return v.mutate(share=v.cases / total.as_scalar()).order_by([ibis.desc("cases"), "variant"])
-
-
-def variant_counts(ev: ir.Table) -> ir.Table:
-    """Variants and their cases only: ``variant, cases`` (the activity sequence of each case
-    joined by " → ", as ``cases`` gives it), without the outcome and score joins."""
-    per = ev.group_by("case_id").aggregate(
-        variant=ev.activity.group_concat(SEP, order_by=[ev.event_time, ev.event_id])
-    )
-    return per.group_by("variant").aggregate(cases=per.count())
 
 
 def activities(ev: ir.Table) -> ir.Table:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, TypeAlias
 
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
@@ -146,6 +147,56 @@ class _Kept:
             self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
+View: TypeAlias = tuple[dt.datetime | None, dt.datetime | None, str | None, str | None]
+
+
+class Mined:
+    """One view of a journey (period, segment, outcome) mined once: its events (``ev``) and,
+    when first asked for, its cases (``cs``), kept for every read given this object as its
+    source (``summary``, ``variants``, ``directly_follows``, ``stage_flows``, ``friction``,
+    conformance). A page showing several reads of one view computes the journey's windows
+    over the log once instead of once per read."""
+
+    def __init__(self, con: BaseBackend, journey: Journey, view: View, kept: _Kept) -> None:
+        self.con, self.journey, self.view, self.kept = con, journey, view, kept
+        self.ev = kept(case_events(con, journey, *view))
+        self._cs: ir.Table | None = None
+
+    @property
+    def cs(self) -> ir.Table:
+        if self._cs is None:
+            self._cs = self.kept(mining.cases(self.con, self.journey, self.ev))
+        return self._cs
+
+
+Source: TypeAlias = Engine | BaseBackend | Mined  # a store, a backend, or a view already mined
+
+
+@contextmanager
+def mined(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
+          until: dt.datetime | None = None, segment: str | None = None,
+          outcome: str | None = None) -> Iterator[Mined]:  # fmt: skip
+    """The journey's view mined once, for the reads inside the block (its temporary tables
+    are dropped when the block ends)."""
+    with reading(source) as con, _Kept(con) as kept:
+        yield Mined(con, journey, (since, until, segment, outcome), kept)
+
+
+@contextmanager
+def view(source: Engine | BaseBackend | Mined, journey: Journey, since: dt.datetime | None,
+          until: dt.datetime | None, segment: str | None,
+          outcome: str | None) -> Iterator[Mined]:  # fmt: skip
+    """``source`` itself when it is this view already mined, else the view mined here."""
+    if isinstance(source, Mined):
+        asked = (journey.name, (since, until, segment, outcome))
+        if (source.journey.name, source.view) != asked:
+            raise ValueError(f"mined view {source.journey.name} {source.view} read as {asked}")
+        yield source
+        return
+    with mined(source, journey, since, until, segment, outcome) as m:
+        yield m
+
+
 def _owners(con: BaseBackend, ev: ir.Table) -> dict[str, str]:
     """Each activity's owning department: the one owning the touchpoints of most of its
     events (ties: the first department key)."""
@@ -156,7 +207,7 @@ def _owners(con: BaseBackend, ev: ir.Table) -> dict[str, str]:
     return owner
 
 
-def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
+def summary(source: Source, journey: Journey, since: dt.datetime | None = None,
             until: dt.datetime | None = None, segment: str | None = None,
             outcome: str | None = None,
             scores: Sequence[Metric] = ()) -> dict[str, Any]:  # fmt: skip
@@ -174,9 +225,8 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
     through it) give the metric's value and interval by the metric's own method
     (``cxm.metrics.service.interval``: Wilson for a %, adjusted mean on a scale, adjusted
     Wald for NPS), or None without answers."""
-    with reading(source) as con, _Kept(con) as kept:
-        ev = kept(case_events(con, journey, since, until, segment, outcome))
-        cs = kept(mining.cases(con, journey, ev))
+    with view(source, journey, since, until, segment, outcome) as mv:
+        con, kept, ev, cs = mv.con, mv.kept, mv.ev, mv.cs
         t = cs.throughput_hours
         agg = cs.aggregate(
             cases=cs.count(),
@@ -240,15 +290,14 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
     }
 
 
-def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
+def variants(source: Source, journey: Journey, limit: int = 20,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
              segment: str | None = None, outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The ``limit`` most frequent variants with count, share of cases, failure and churn
     rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
     the number of distinct variants."""
-    with reading(source) as con:
-        cs = mining.cases(con, journey, case_events(con, journey, since, until, segment, outcome))
-        v = mining.variants(cs)
+    with view(source, journey, since, until, segment, outcome) as m:
+        v = mining.variants(m.cs)
         distinct = int(v.count().to_pyarrow().as_py())
         rows = _rows(v.limit(limit))
     for r in rows:
@@ -258,7 +307,7 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
     return {"journey": journey.name, "distinct": distinct, "variants": rows}
 
 
-def directly_follows(source: Engine | BaseBackend, journey: Journey,
+def directly_follows(source: Source, journey: Journey,
                      min_frequency: int = 1, since: dt.datetime | None = None,
                      until: dt.datetime | None = None, segment: str | None = None,
                      outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -267,8 +316,8 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
     the touchpoints of most of its events; position: its mean step in the cases) and edges
     (source, target, frequency, cases, median_hours), edges below ``min_frequency`` left
     out."""
-    with reading(source) as con, _Kept(con) as kept:
-        ev = kept(case_events(con, journey, since, until, segment, outcome))
+    with view(source, journey, since, until, segment, outcome) as m:
+        con, ev = m.con, m.ev
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
@@ -284,7 +333,7 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
         return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
 
 
-def stage_flows(source: Engine | BaseBackend, journey: Journey, depth: int = 6,
+def stage_flows(source: Source, journey: Journey, depth: int = 6,
                 since: dt.datetime | None = None, until: dt.datetime | None = None,
                 segment: str | None = None,
                 outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -293,9 +342,8 @@ def stage_flows(source: Engine | BaseBackend, journey: Journey, depth: int = 6,
     of its event's touchpoint (``unstaged`` when it has none) and step k flows to step k+1."""
     if not 2 <= depth <= 12:
         raise Invalid(f"depth must be between 2 and 12, got {depth}")
-    with reading(source) as con:
-        ev = case_events(con, journey, since, until, segment, outcome)
-        flows = mining.stage_flows(con, ev, depth)
+    with view(source, journey, since, until, segment, outcome) as m:
+        flows = mining.stage_flows(m.con, m.ev, depth)
         rows = _rows(flows.order_by(["step", "source", "target"]))
     return {"journey": journey.name, "depth": depth, "flows": rows}
 
@@ -313,7 +361,7 @@ def customer_cases(source: Engine | BaseBackend, journey: Journey,
         return _rows(cs.order_by([mining.ibis.desc("started_at"), "case_id"]).limit(limit))
 
 
-def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = "failure",
+def friction(source: Source, journey: Journey, outcome: Outcome = "failure",
              longest: int = 3, min_cases: int = 20, limit: int = 20,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
              segment: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -335,9 +383,8 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
     if outcome == "failure" and not journey.failure:
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
     flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
-    with reading(source) as con, _Kept(con) as kept:
-        ev = kept(case_events(con, journey, since, until, segment))
-        cs = kept(mining.cases(con, journey, ev))
+    with view(source, journey, since, until, segment, None) as mv:
+        ev, cs = mv.ev, mv.cs
         if outcome == "detractor":
             cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)
         cs = cs.mutate(detracted=cs.detractors > 0)

@@ -224,27 +224,26 @@ def journey_page(
     settings: Settings = request.app.state.settings
     metrics = metric_definitions.load(metric_definitions.installation_dir(settings.data_dir))
     scores = service.score_metrics(metrics)
-    summary = service.summary(
-        engine, journey, outcome=outcome, since=since, until=until, segment=segment,
-        scores=scores,
-    )  # fmt: skip
-    graph = service.directly_follows(
-        engine, journey, 1, outcome=outcome, since=since, until=until, segment=segment
-    )
+    friction_outcome = "failure" if journey.failure else "churn"
+    # The reads share one mining of the view; friction reads every outcome of the period.
+    with service.mined(engine, journey, since, until, segment, outcome) as m:
+        summary = service.summary(m, journey, since, until, segment, outcome, scores)
+        graph = service.directly_follows(m, journey, 1, since, until, segment, outcome)
+        variants = service.variants(m, journey, 15, since, until, segment, outcome)
+        flows = service.stage_flows(m, journey, 6, since, until, segment, outcome)["flows"]
+        conformance, note = None, ""
+        try:
+            conformance = checker.conformance(m, journey, 0.8, since, until, segment, outcome)
+        except Invalid as exc:  # pm4py is optional: the page says what the check needs
+            note = str(exc)
+        friction = service.friction(
+            m if outcome is None else engine, journey, friction_outcome, limit=12,
+            since=since, until=until, segment=segment,
+        )  # fmt: skip
     top = max((e["frequency"] for e in graph["edges"]), default=1)
     shown = {**graph, "edges": [e for e in graph["edges"] if e["frequency"] >= min_frequency]}
     owners = {n["activity"]: n["department"] for n in graph["nodes"] if n["department"]}
     mine = scope.department_key if scope.by_department else None
-    variants = service.variants(
-        engine, journey, 15, outcome=outcome, since=since, until=until, segment=segment
-    )
-    flows = service.stage_flows(
-        engine, journey, outcome=outcome, since=since, until=until, segment=segment
-    )["flows"]
-    friction_outcome = "failure" if journey.failure else "churn"
-    friction = service.friction(
-        engine, journey, friction_outcome, limit=12, since=since, until=until, segment=segment
-    )
     # Friction: the paths that raise the outcome, not every path ranked.
     friction["sequences"] = [r for r in friction["sequences"] if r["lift"] > 1][:12]
     steps = [{**a, "department": owners.get(a["activity"])} for a in summary["activities"]]
@@ -259,13 +258,6 @@ def journey_page(
             r for r in friction["sequences"]
             if any(owners.get(a) == mine for a in r["path"].split(" → "))
         ]  # fmt: skip
-    conformance, note = None, ""
-    try:
-        conformance = checker.conformance(
-            engine, journey, since=since, until=until, segment=segment, outcome=outcome
-        )
-    except Invalid as exc:  # pm4py is optional: the page says what the check needs
-        note = str(exc)
     fitness = {v["variant"]: v for v in conformance["variants"]} if conformance else {}
     names = {d.key: d.name for d in org.list_departments(conn)}
     return render(
