@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dtypes
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
@@ -77,7 +78,8 @@ def _properties(journey: Journey) -> list[str]:
 def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
            end: dt.datetime | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events: ``case_id, customer_id`` (the customer of the case's first
-    event), ``activity, event_time, event_id, touchpoint_key, started_at, step``.
+    event), ``activity, event_time, event_id, touchpoint_key, started_at, step``, and
+    ``next_activity, next_time`` (of the case's next event; NULL at its last).
 
     An event enters when it matches an activity rule (the first matching rule gives its
     label) and carries the case key. A case starts at its first ``start`` activity (in
@@ -130,7 +132,15 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
     # A case belongs to the customer of its first event (a FIRST_VALUE window: every engine
     # has it, unlike an ordered FIRST aggregate).
-    return ev.mutate(step=ibis.row_number().over(w) + 1, customer_id=ev.customer_id.first().over(w))
+    # The next event's activity and time ride on the same ordered window (one sort serves
+    # the steps, the case's customer and the directly-follows pairs).
+    return ev.mutate(
+        step=ibis.row_number().over(w) + 1,
+        customer_id=ev.customer_id.first().over(w),
+        next_activity=ev.activity.lead().over(w),
+        # Nullable: the last event has no next one (ibis types a lead as its column).
+        next_time=ev.event_time.lead().over(w).cast(dtypes.Timestamp(nullable=True)),
+    )
 
 
 def _hours(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
@@ -150,7 +160,6 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
     submitted at or after the case started.
     """
     ev = events(con, journey) if ev is None else ev
-    order = [ev.event_time, ev.event_id]
     # An outcome the journey does not have is never reached (no placeholder activity: a NUL
     # character is not a valid PostgreSQL string).
     flags = {
@@ -163,7 +172,7 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
         started_at=ev.started_at.min(),
         ended_at=ev.event_time.max(),
         events=ev.count(),
-        variant=ev.activity.group_concat(SEP, order_by=order),
+        variant=ev.activity.group_concat(SEP, order_by=[ev.step]),  # step: (time, id) order
         **flags,
     )
     per = per.mutate(
@@ -200,10 +209,8 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
 def directly_follows(ev: ir.Table) -> ir.Table:
     """The directly-follows graph: ``source, target, frequency, cases, median_hours`` (the
     median time from an event to the next event of the same case)."""
-    w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
-    pairs = ev.mutate(target=ev.activity.lead().over(w), next_time=ev.event_time.lead().over(w))
-    pairs = pairs.filter(pairs.target.notnull())
-    return pairs.group_by(source=pairs.activity, target=pairs.target).aggregate(
+    pairs = ev.filter(ev.next_activity.notnull())
+    return pairs.group_by(source=pairs.activity, target=pairs.next_activity).aggregate(
         frequency=pairs.count(),
         cases=pairs.case_id.nunique(),
         median_hours=_hours(pairs.next_time, pairs.event_time).median(),
@@ -336,9 +343,7 @@ def sub_paths(ev: ir.Table, longest: int = 3) -> ir.Table:
 def drop_off(ev: ir.Table, cs: ir.Table) -> ir.Table:
     """Drop-off per activity: ``activity, dropped``: cases whose last event is this activity
     and that did not reach a success outcome (they failed or are still open)."""
-    w = ibis.window(group_by=ev.case_id)
-    marked = ev.mutate(last_step=ev.step.max().over(w))  # mutate first: PostgreSQL needs it
-    last = marked.filter(marked.step == marked.last_step).select("case_id", "activity")
+    last = ev.filter(ev.next_activity.isnull()).select("case_id", "activity")  # a case's last
     ended = last.join(cs.select("case_id", "outcome"), "case_id")
     ended = ended.filter(ended.outcome != "success")
     return ended.group_by("activity").aggregate(dropped=ended.count())

@@ -265,7 +265,8 @@ def summary(source: Source, journey: Journey, since: dt.datetime | None = None,
             for a in acts:
                 a["scores"][m.name] = _score(m, per_step.get(a["activity"]))
         reworked = int(mining.reworked(ev, journey).count().to_pyarrow().as_py() or 0)
-        hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
+        pairs = mining.handoffs(con, ev)
+        hand = _rows(pairs.order_by([mining.ibis.desc("frequency"), "source", "target"]))
         moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
         by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
         for h in hand:
@@ -321,15 +322,15 @@ def directly_follows(source: Source, journey: Journey,
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
-        nodes = mining.activities(ev).select("activity", "events", "cases").order_by("activity")
+        nodes = ev.group_by("activity").aggregate(
+            events=ev.count(), cases=ev.case_id.nunique(), position=ev.step.cast("float64").mean()
+        )
         owner = _owners(con, ev)
         stage: dict[str, str] = {}
         for r in sorted(_rows(mining.stages(con, ev)), key=lambda r: (-r["events"], r["stage"])):
             stage.setdefault(r["activity"], r["stage"])
-        mean = ev.group_by("activity").aggregate(position=ev.step.cast("float64").mean())
-        where = {r["activity"]: r["position"] for r in _rows(mean)}
-        rows = [{**n, "department": owner.get(n["activity"]), "stage": stage.get(n["activity"]),
-                 "position": where.get(n["activity"])} for n in _rows(nodes)]  # fmt: skip
+        rows = [{**n, "department": owner.get(n["activity"]), "stage": stage.get(n["activity"])}
+                for n in _rows(nodes.order_by("activity"))]  # fmt: skip
         return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
 
 
