@@ -18,6 +18,7 @@ from cxm.cli.main import app
 from cxm.demo.generator import generate
 from cxm.demo.load import load
 from cxm.journeys import definitions, mining, service
+from cxm.metrics.definitions import load as load_metrics
 from cxm.store import create_engine, upgrade
 from cxm.store.analytics import reading
 
@@ -124,6 +125,22 @@ def test_cli_map_as_dot_draws_every_edge_left_to_right(cli_env: Engine) -> None:
     assert done.output.count(" -> ") == len(graph["edges"]) > 0
     # Every ticket step is Customer Service's: one fill colour, the department in each label.
     assert done.output.count('\\nservice"') == len(graph["nodes"]) > 0
+
+
+def test_cli_show_gives_each_step_its_owner_and_csat(cli_env: Engine) -> None:
+    done = runner.invoke(app, ["journeys", "show", "renewal", "--format", "json"])
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.output)
+    scores = service.score_metrics(load_metrics())
+    mined = service.summary(cli_env, definitions.get("renewal"), scores=scores)
+    assert shown == json.loads(json.dumps(mined))
+    assert set(shown["scores"]) == {"csat", "ces"} and shown["scores"]["csat"]["n"] > 0
+    text = runner.invoke(app, ["journeys", "show", "renewal"])
+    assert text.exit_code == 0, text.output
+    late = next(a for a in mined["activities"] if a["activity"] == "delivery_late")
+    assert late["department"] == "supply_chain"
+    csat = late["scores"]["csat"]
+    assert f"{csat['value']:.1f}% ({csat['low']:.1f}-{csat['high']:.1f}" in text.output
 
 
 def test_cli_unknown_journey_exits_2_with_the_known_names(cli_env: Engine) -> None:

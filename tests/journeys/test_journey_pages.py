@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from cxm.config import load_settings
 from cxm.demo.generator import generate
 from cxm.demo.load import load
-from cxm.journeys import definitions, service
+from cxm.journeys import conformance, definitions, service
+from cxm.metrics.definitions import load as load_metrics
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.store import create_engine, upgrade
@@ -96,6 +97,47 @@ def test_the_page_shows_the_mined_numbers(lead: TestClient, demo: tuple[Engine, 
     assert widest["hovertext"].startswith(f"{busiest['source']} → {busiest['target']}")
     flows = service.stage_flows(engine, journey)["flows"]
     assert sum(sankey["data"][0]["link"]["value"]) == sum(f["cases"] for f in flows) > 0
+
+
+def test_each_step_shows_its_csat_and_ces_beside_its_owner(
+    lead: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    journey = definitions.get("renewal")
+    scores = service.score_metrics(load_metrics())
+    assert [m.name for m in scores] == ["csat", "ces"]
+    summary = service.summary(engine, journey, scores=scores)
+    page = lead.get("/journeys/renewal")
+    steps = _table(page.text, "steps-title").split("<h3>")[0]
+    assert '<th scope="col">CSAT</th><th scope="col">CES</th>' in steps
+    rows = dict(re.findall(r"<th scope=\"row\">([^<]+)</th>(.*?)</tr>", steps, re.S))
+    shown = 0
+    for a in summary["activities"]:
+        cells = re.findall(r"<td>(.*?)</td>", rows[a["activity"]], re.S)
+        csat, ces = a["scores"]["csat"], a["scores"]["ces"]
+        if csat is not None:
+            shown += 1
+            assert f">{csat['value']:.1f}%</span>" in cells[-2], a["activity"]
+            assert f"(n={csat['n']}, wilson)" in cells[-2]
+        if ces is not None:
+            assert f">{ces['value']:.2f}</span>" in cells[-1], a["activity"]
+    assert shown  # the demo's customers answer CSAT after their cases
+
+
+def test_the_page_shows_conformance_to_the_usual_variants(
+    lead: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    checked = conformance.conformance(engine, definitions.get("renewal"))
+    page = lead.get("/journeys/renewal")
+    section = _table(page.text, "conformance-title")
+    assert f'id="conforming">{100 * checked["fitting"]:.1f}%</span>' in section
+    assert f'id="fitness">{checked["fitness"]:.3f}</span>' in section
+    assert 0 < checked["fitting"] < 1
+    variants = _table(page.text, "variants-title")
+    top = checked["variants"][0]
+    assert f"<td>{top['variant']}</td><td>{top['cases']}</td>" in unescape(variants)
+    assert f"<td>{top['fitness']:.3f}</td></tr>" in variants
 
 
 def test_filters_narrow_the_cases(lead: TestClient, demo: tuple[Engine, Path]) -> None:

@@ -194,3 +194,17 @@ def test_map_nodes_name_the_department_owning_the_activity(store: Engine) -> Non
         "order_delivered": "supply_chain", "ticket_opened": "service",
         "repeat contact": "service", "return_requested": "supply_chain",
     }  # fmt: skip
+
+
+def test_reads_of_a_mined_view_equal_the_reads_on_their_own(store: Engine) -> None:
+    journey = _journey()
+    with service.mined(store, journey) as m:
+        shared = (service.summary(m, journey), service.variants(m, journey),
+                  service.directly_follows(m, journey), service.stage_flows(m, journey),
+                  service.friction(m, journey, min_cases=1))  # fmt: skip
+        with pytest.raises(ValueError, match="mined view"):
+            service.summary(m, journey, outcome="failure")
+    alone = (service.summary(store, journey), service.variants(store, journey),
+             service.directly_follows(store, journey), service.stage_flows(store, journey),
+             service.friction(store, journey, min_cases=1))  # fmt: skip
+    assert shared == alone

@@ -61,6 +61,26 @@ def _journey(name: str) -> Journey:
     return definitions.get(name, _folders())
 
 
+def _scores() -> list[Any]:
+    """The score metrics steps carry (CSAT, CES), as the installation defines them."""
+    from cxm.metrics import definitions as metric_definitions
+
+    metrics = metric_definitions.load(metric_definitions.installation_dir(settings().data_dir))
+    scores: list[Any] = _service().score_metrics(metrics)
+    return scores
+
+
+def _shown(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "—"
+    value, low, high = score["value"], score["low"], score["high"]
+    if score["unit"] == "%":
+        text = f"{value:.1f}%"
+        return text if low is None else f"{text} ({low:.1f}-{high:.1f}, n={score['n']})"
+    text = f"{value:.2f}"
+    return text if low is None else f"{text} ({low:.2f}-{high:.2f}, n={score['n']})"
+
+
 @app.command("list")
 def list_journeys(fmt: Format = typer.Option(Format.text, "--format")) -> None:
     """The journey definitions (shipped, then ``<data dir>/journeys/*.yaml``)."""
@@ -87,7 +107,7 @@ def show(
 ) -> None:
     """One journey mined: cases, outcomes, churn, NPS, throughput, rework, hand-offs."""
     with errors():
-        data = _service().summary(engine(), _journey(name), since, until)
+        data = _service().summary(engine(), _journey(name), since, until, scores=_scores())
     if fmt == Format.json:
         print_json(data)
         return
@@ -105,8 +125,15 @@ def show(
     t = data["throughput_hours"]
     if t["median"] is not None:
         console.print(f"  throughput hours: median {t['median']:.1f}, p90 {t['p90']:.1f}")
+    for metric, score in data["scores"].items():
+        console.print(f"  {metric}: {_shown(score)}")
     console.print(f"  hand-offs per case: {data['handoffs']['per_case']}")
-    print_table(data["activities"], ["activity", "events", "cases", "rework_cases"], "Activities")
+    names = list(data["scores"])
+    rows = [{**a, "owner": a.get("department") or "—",
+             **{m: _shown(a["scores"].get(m)) for m in names}}
+            for a in data["activities"]]  # fmt: skip
+    print_table(rows, ["activity", "owner", "events", "cases", "rework_cases", *names],
+                "Steps (scores: 95% intervals)", whole=names)  # fmt: skip
 
 
 @app.command("variants")
@@ -168,6 +195,44 @@ def friction(
     base = data["base"]
     title = f"{data['journey']}: {outcome} base rate {base['rate'] or 0:.1%} of {base['n']}"
     print_table(rows, ["lift", "rate", "95%", "cases", "p", "path"], title)
+
+
+@app.command("conformance")
+def conformance(
+    name: str,
+    cover: float = typer.Option(
+        0.8, help="the model is discovered from the most frequent variants holding this share"
+    ),
+    limit: int = typer.Option(20, min=1, help="variants to show"),
+    fmt: Format = typer.Option(Format.text, "--format"),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
+) -> None:
+    """Fitness of the cases to the model of the usual variants (pm4py token replay)."""
+    from cxm.journeys import conformance as checker
+
+    with errors():
+        data = checker.conformance(engine(), _journey(name), cover, since, until)
+    if fmt == Format.json:
+        print_json({**data, "variants": data["variants"][:limit]})
+        return
+    if not data["cases"]:
+        console.print(f"[bold]{data['journey']}[/]: no cases")
+        return
+    model = data["model"]
+    console.print(
+        f"[bold]{data['journey']}[/]: model of the {model['variants']} most frequent variants "
+        f"({model['cases']} of {data['cases']} cases; {model['places']} places, "
+        f"{model['transitions']} transitions)"
+    )
+    console.print(f"  log fitness {data['fitness']:.4f} (token-based replay)")
+    console.print(
+        f"  conforming cases {data['fitting_cases']} of {data['cases']} ({data['fitting']:.1%})"
+    )
+    rows = [{"cases": v["cases"], "share": f"{v['share']:.1%}", "fitness": f"{v['fitness']:.3f}",
+             "fits": "yes" if v["fits"] else "no", "variant": v["variant"]}
+            for v in data["variants"][:limit]]  # fmt: skip
+    print_table(rows, ["cases", "share", "fitness", "fits", "variant"], "Variants")
 
 
 # Fill colours of the owning departments, in order of their keys (colour-blind safe: Okabe-Ito).

@@ -10,7 +10,10 @@ line and the reason.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cxm.errors import Invalid, NotFound
-from cxm.yamldoc import YamlDoc, read, validate
+from cxm.yamldoc import YamlDoc, parse, read, validate
 
 SHIPPED = Path(__file__).parent / "definitions"
 CUSTOMER = "customer"
@@ -214,3 +217,76 @@ def get(name: str, folders: list[Path] | None = None) -> Journey:
     if name not in journeys:
         raise NotFound(f"no journey named '{name}'; known: {', '.join(sorted(journeys))}")
     return journeys[name]
+
+
+# ---- editing an installation's journeys (the settings page) ----
+
+VERSIONS = "versions"  # <folder>/versions/<name>/<n>.yaml: every saved text, never globbed
+
+
+def installation_dir(data_dir: Path) -> Path:
+    """Where an installation keeps its own journey files."""
+    return data_dir / "journeys"
+
+
+def text_of(name: str, folder: Path) -> str:
+    """The YAML of journey ``name`` as it is in force: the installation's file when it has one,
+    else the shipped one. NotFound names the known journeys."""
+    journeys = load([folder] if folder.is_dir() else [])
+    if name not in journeys:
+        raise NotFound(f"no journey named '{name}'; known: {', '.join(sorted(journeys))}")
+    return Path(journeys[name].source).read_text(encoding="utf-8")
+
+
+def check_text(text: str, name: str | None = None) -> Journey:
+    """Validate one journey's YAML (``name``: the journey being edited, to name the text in
+    messages); Invalid names the line and field of the mistake. Nothing is written."""
+    return from_doc(parse(text, f"journeys/{name or 'new'}.yaml"))
+
+
+def save_text(text: str, folder: Path, name: str | None = None) -> tuple[Journey, int]:
+    """Validate ``text`` (``check_text``) and make it the installation's definition of the
+    journey it names: written to ``<folder>/<name>.yaml`` (replacing a shipped journey of
+    that name), and kept as the next version in ``<folder>/versions/<name>/``. Returns the
+    journey and its version number (1 for the first save). On any error nothing is written.
+    """
+    journey = check_text(text, name)
+    history = folder / VERSIONS / journey.name
+    history.mkdir(parents=True, exist_ok=True)
+    version = max((int(p.stem) for p in history.glob("*.yaml") if p.stem.isdigit()), default=0)
+    version += 1
+    _write(history / f"{version}.yaml", text)
+    _write(folder / f"{journey.name}.yaml", text)
+    return journey, version
+
+
+def _write(path: Path, text: str) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def versions(name: str, folder: Path) -> list[dict[str, object]]:
+    """The saved versions of journey ``name``, latest first: ``version, saved_at`` (UTC)."""
+    history = folder / VERSIONS / name
+    if not _KEY.match(name) or not history.is_dir():
+        return []
+    found = sorted((int(p.stem) for p in history.glob("*.yaml") if p.stem.isdigit()),
+                   reverse=True)  # fmt: skip
+    return [{"version": n, "saved_at": dt.datetime.fromtimestamp(
+        (history / f"{n}.yaml").stat().st_mtime, dt.UTC).replace(microsecond=0)}
+        for n in found]  # fmt: skip
+
+
+def version_text(name: str, version: int, folder: Path) -> str:
+    """The text of one saved version; NotFound when there is no such version."""
+    path = folder / VERSIONS / name / f"{version}.yaml"
+    if not _KEY.match(name) or not path.is_file():
+        raise NotFound(f"journey '{name}' has no saved version {version}")
+    return path.read_text(encoding="utf-8")

@@ -16,12 +16,16 @@ import json
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dtypes
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from cxm.customers.facts import traits
+from cxm.errors import Invalid
 from cxm.interactions.facts import log
 from cxm.journeys.definitions import ANY, CUSTOMER, Activity, Journey
+from cxm.metrics import analytics as metrics_ax
+from cxm.metrics.definitions import FACTS, Metric
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -38,33 +42,44 @@ def _json(t: ir.Table, name: str) -> ir.StringValue:
     return ibis.ifelse(text == "null", ibis.null("string"), text)
 
 
-def _prop(t: ir.Table, name: str, value: Any) -> ir.BooleanValue:
-    return (_json(t, name) == json.dumps(value)).fill_null(False)
+def _prop(t: ir.Table, column: str, value: Any) -> ir.BooleanValue:
+    return (t[column] == json.dumps(value)).fill_null(False)
 
 
-def _matches(t: ir.Table, a: Activity) -> ir.BooleanValue:
+def _matches(t: ir.Table, a: Activity, props: dict[str, str]) -> ir.BooleanValue:
+    """Whether a row of ``t`` matches rule ``a``; ``props`` names the column holding each
+    property's JSON text (read once per row, not once per rule)."""
     cond = ibis.literal(True) if a.event == ANY else t.name == a.event
     if a.touchpoint is not None:
         cond &= (t.touchpoint_key == a.touchpoint).fill_null(False)
     for name, value in a.where:
-        cond &= _prop(t, name, value)
+        cond &= _prop(t, props[name], value)
     for name in a.has:
-        cond &= _json(t, name).notnull()
+        cond &= t[props[name]].notnull()
     return cond
 
 
-def _case_key(t: ir.Table, journey: Journey) -> ir.StringValue:
+def _case_key(t: ir.Table, journey: Journey, props: dict[str, str]) -> ir.StringValue:
     if journey.case == CUSTOMER:
         return t.customer_id
     # Identifiers written as strings ("NW-1") or numbers (17) both name a case; quotes go.
-    text = _json(t, journey.case)
+    text = t[props[journey.case]]
     return ibis.ifelse(text.startswith('"'), text.substr(1, text.length() - 2), text)
+
+
+def _properties(journey: Journey) -> list[str]:
+    """The event properties the journey reads: its case key and its rules' conditions."""
+    names = {journey.case} if journey.case != CUSTOMER else set()
+    for a in journey.activities:
+        names |= {n for n, _ in a.where} | set(a.has)
+    return sorted(names)
 
 
 def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
            end: dt.datetime | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events: ``case_id, customer_id`` (the customer of the case's first
-    event), ``activity, event_time, event_id, touchpoint_key, started_at, step``.
+    event), ``activity, event_time, event_id, touchpoint_key, started_at, step``, and
+    ``next_activity, next_time`` (of the case's next event; NULL at its last).
 
     An event enters when it matches an activity rule (the first matching rule gives its
     label) and carries the case key. A case starts at its first ``start`` activity (in
@@ -74,19 +89,25 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     event. A per-customer journey with ``require_trait`` holds only the customers with that
     trait. With ``customer``, only that customer's own events are read (their cases, for the
     customer 360).
+
+    Set-based throughout: each property's JSON is read once per row, and a case's start is
+    a window minimum over the case (no second pass over the log to join it back).
     """
     t = log(con)
     if customer is not None:
         t = t.filter(t.customer_id == customer)
     if not journey.any_event:
         t = t.filter(t.name.isin(sorted({a.event for a in journey.activities})))
+    props = {name: f"_p{i}" for i, name in enumerate(_properties(journey))}
+    t = t.select("customer_id", "name", "event_time", "event_id", "touchpoint_key",
+                 **{col: _json(t, name) for name, col in props.items()})  # fmt: skip
     label = ibis.cases(
-        *[(_matches(t, a), t.name if a.event == ANY else ibis.literal(a.label))
+        *[(_matches(t, a, props), t.name if a.event == ANY else ibis.literal(a.label))
           for a in journey.activities],
         else_=ibis.null("string"),
     )  # fmt: skip
     ev = t.select(
-        case_id=_case_key(t, journey),
+        case_id=_case_key(t, journey, props),
         customer_id=t.customer_id,
         activity=label,
         event_time=t.event_time,
@@ -97,19 +118,29 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     if journey.case == CUSTOMER and journey.require_trait is not None:
         tr = traits(con)
         ev = ev.filter(ev.case_id.isin(tr.filter(tr.name == journey.require_trait).customer_id))
-    first = ev if journey.any_start else ev.filter(ev.activity.isin(list(journey.start)))
-    starts = first.group_by(sid=first.case_id).aggregate(started_at=first.event_time.min())
-    if start is not None:
-        starts = starts.filter(starts.started_at >= start)
-    if end is not None:
-        starts = starts.filter(starts.started_at < end)
-    ev = ev.join(starts, ev.case_id == starts.sid).drop("sid")
+    starting = None if journey.any_start else ev.activity.isin(list(journey.start))
+    whole = ibis.window(group_by=ev.case_id)
+    ev = ev.mutate(started_at=ev.event_time.min(where=starting).over(whole))
     limit = ev.started_at + ibis.interval(seconds=round(journey.max_hours * 3600))
-    ev = ev.filter(ev.event_time >= ev.started_at, ev.event_time <= limit)
+    # A case key without a start activity has no start (NULL): none of its events passes.
+    kept = [ev.event_time >= ev.started_at, ev.event_time <= limit]
+    if start is not None:
+        kept.append(ev.started_at >= start)
+    if end is not None:
+        kept.append(ev.started_at < end)
+    ev = ev.filter(*kept)
     w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
     # A case belongs to the customer of its first event (a FIRST_VALUE window: every engine
     # has it, unlike an ordered FIRST aggregate).
-    return ev.mutate(step=ibis.row_number().over(w) + 1, customer_id=ev.customer_id.first().over(w))
+    # The next event's activity and time ride on the same ordered window (one sort serves
+    # the steps, the case's customer and the directly-follows pairs).
+    return ev.mutate(
+        step=ibis.row_number().over(w) + 1,
+        customer_id=ev.customer_id.first().over(w),
+        next_activity=ev.activity.lead().over(w),
+        # Nullable: the last event has no next one (ibis types a lead as its column).
+        next_time=ev.event_time.lead().over(w).cast(dtypes.Timestamp(nullable=True)),
+    )
 
 
 def _hours(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
@@ -129,17 +160,23 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
     submitted at or after the case started.
     """
     ev = events(con, journey) if ev is None else ev
-    failure = list(journey.failure) or ["\x00"]
-    success = list(journey.success) or ["\x00"]
-    order = [ev.event_time, ev.event_id]
+    # An outcome the journey does not have is never reached (no placeholder activity: a NUL
+    # character is not a valid PostgreSQL string).
+    flags = {
+        flag: ev.activity.isin(list(labels)).any()
+        for flag, labels in (("_failed", journey.failure), ("_succeeded", journey.success))
+        if labels
+    }
     per = ev.group_by("case_id").aggregate(
         customer_id=ev.customer_id.max(),  # one per case (events())
         started_at=ev.started_at.min(),
         ended_at=ev.event_time.max(),
         events=ev.count(),
-        variant=ev.activity.group_concat(SEP, order_by=order),
-        _failed=ev.activity.isin(failure).any(),
-        _succeeded=ev.activity.isin(success).any(),
+        variant=ev.activity.group_concat(SEP, order_by=[ev.step]),  # step: (time, id) order
+        **flags,
+    )
+    per = per.mutate(
+        **{f: ibis.literal(False) for f in ("_failed", "_succeeded") if f not in flags}
     )
     per = per.mutate(
         throughput_hours=_hours(per.ended_at, per.started_at),
@@ -172,10 +209,8 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
 def directly_follows(ev: ir.Table) -> ir.Table:
     """The directly-follows graph: ``source, target, frequency, cases, median_hours`` (the
     median time from an event to the next event of the same case)."""
-    w = ibis.window(group_by=ev.case_id, order_by=[ev.event_time, ev.event_id])
-    pairs = ev.mutate(target=ev.activity.lead().over(w), next_time=ev.event_time.lead().over(w))
-    pairs = pairs.filter(pairs.target.notnull())
-    return pairs.group_by(source=pairs.activity, target=pairs.target).aggregate(
+    pairs = ev.filter(ev.next_activity.notnull())
+    return pairs.group_by(source=pairs.activity, target=pairs.next_activity).aggregate(
         frequency=pairs.count(),
         cases=pairs.case_id.nunique(),
         median_hours=_hours(pairs.next_time, pairs.event_time).median(),
@@ -308,9 +343,36 @@ def sub_paths(ev: ir.Table, longest: int = 3) -> ir.Table:
 def drop_off(ev: ir.Table, cs: ir.Table) -> ir.Table:
     """Drop-off per activity: ``activity, dropped``: cases whose last event is this activity
     and that did not reach a success outcome (they failed or are still open)."""
-    w = ibis.window(group_by=ev.case_id)
-    marked = ev.mutate(last_step=ev.step.max().over(w))  # mutate first: PostgreSQL needs it
-    last = marked.filter(marked.step == marked.last_step).select("case_id", "activity")
+    last = ev.filter(ev.next_activity.isnull()).select("case_id", "activity")  # a case's last
     ended = last.join(cs.select("case_id", "outcome"), "case_id")
     ended = ended.filter(ended.outcome != "success")
     return ended.group_by("activity").aggregate(dropped=ended.count())
+
+
+def answers(con: BaseBackend, cs: ir.Table, metric: Metric) -> ir.Table:
+    """The rows ``metric`` counts (its fact's rows after its own filters: survey answers),
+    each attributed to its customer's latest case started at or before it, as the NPS of
+    ``cases`` is: the fact's columns plus ``case_id``. Answers of customers without such a
+    case are left out. Invalid for a metric over another fact than survey responses.
+    """
+    if metric.fact != "responses":
+        raise Invalid(f"{metric.name} does not read survey answers (it reads {metric.fact}); "
+                      "a journey carries the scores of its customers' answers")  # fmt: skip
+    fact = FACTS[metric.fact]
+    r = metrics_ax.fact_rows(con, metric, [], customer=True)
+    r = r.filter(r.customer_id.notnull())
+    c = cs.select(case_id=cs.case_id, _ccid=cs.customer_id, _started=cs.started_at)
+    j = r.join(c, [r.customer_id == c._ccid, r[fact.time] >= c._started])
+    latest = ibis.window(group_by=j[fact.key],
+                         order_by=[ibis.desc(j._started), ibis.desc(j.case_id)])  # fmt: skip
+    j = j.mutate(_nth=ibis.row_number().over(latest))
+    return j.filter(j._nth == 0).drop("_nth", "_ccid", "_started")
+
+
+def step_scores(ev: ir.Table, answered: ir.Table, metric: Metric) -> ir.Table:
+    """The metric's sufficient statistics (``metrics.analytics.summarise``) per step:
+    ``_step`` and the statistics of the answers attributed to the cases through that step
+    (each answer once per step, however often its case passes the step)."""
+    steps = ev.select(_case=ev.case_id, _step=ev.activity).distinct()
+    j = answered.join(steps, answered.case_id == steps._case).drop("_case")
+    return metrics_ax.summarise(j, metric, ["_step"])

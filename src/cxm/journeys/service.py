@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, TypeAlias
 
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
@@ -21,16 +23,27 @@ from cxm.customers.facts import with_trait
 from cxm.errors import Invalid
 from cxm.journeys import mining
 from cxm.journeys.definitions import Journey
+from cxm.metrics import analytics as metrics_ax
+from cxm.metrics import service as metric_service
 from cxm.metrics import stats
+from cxm.metrics.definitions import Metric
 from cxm.store.analytics import reading
 
 Outcome = Literal["failure", "churn", "detractor"] | str
 OUTCOMES = ("failure", "churn", "detractor")
+# The score metrics a journey's steps carry by default (company-wide definitions, by name).
+SCORES = ("csat", "ces")
 CASE_OUTCOMES = ("success", "failure", "open")
 
 
 def _rows(t: ir.Table) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in t.to_pyarrow().to_pylist()]
+
+
+def _raw(t: ir.Table) -> list[dict[str, Any]]:
+    """Rows of sufficient statistics as they come (unrounded: intervals are computed on them)."""
+    out: list[dict[str, Any]] = t.to_pyarrow().to_pylist()
+    return out
 
 
 def _clean(v: Any) -> Any:
@@ -56,6 +69,26 @@ def _nps(row: dict[str, Any]) -> dict[str, Any] | None:
             "high": round(100 * ci.high, 1)}  # fmt: skip
 
 
+def score_metrics(metrics: Mapping[str, Metric],
+                  names: Sequence[str] = SCORES) -> list[Metric]:  # fmt: skip
+    """The defined metrics among ``names`` that a journey's cases can carry (metrics of survey
+    answers), in that order; names the installation does not define are left out."""
+    return [metrics[n] for n in names if n in metrics and metrics[n].fact == "responses"]
+
+
+def _score(metric: Metric, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The metric's value and interval by its own method (``cxm.metrics``), in its unit."""
+    ci = metric_service.interval(metric, dict(row)) if row else None
+    if ci is None:
+        return None
+
+    def r(v: float) -> float | None:
+        return None if math.isnan(v) else round(v, 4)
+
+    return {"value": r(ci.value), "low": r(ci.low), "high": r(ci.high), "n": int(ci.n),
+            "method": ci.method, "unit": metric.unit}  # fmt: skip
+
+
 def _carries(row: dict[str, Any]) -> dict[str, Any]:
     """Failure and churn rates (Wilson 95%) and NPS of the cases behind a step or hand-off."""
     n = int(row["cases"])
@@ -63,7 +96,7 @@ def _carries(row: dict[str, Any]) -> dict[str, Any]:
             "nps": _nps(row)}  # fmt: skip
 
 
-def _events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
+def case_events(con: BaseBackend, journey: Journey, since: dt.datetime | None,
             until: dt.datetime | None, segment: str | None = None,
             outcome: str | None = None, customer: str | None = None) -> ir.Table:  # fmt: skip
     """The journey's events of the cases starting in [since, until) (aware times are
@@ -114,19 +147,86 @@ class _Kept:
             self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
-def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
+View: TypeAlias = tuple[dt.datetime | None, dt.datetime | None, str | None, str | None]
+
+
+class Mined:
+    """One view of a journey (period, segment, outcome) mined once: its events (``ev``) and,
+    when first asked for, its cases (``cs``), kept for every read given this object as its
+    source (``summary``, ``variants``, ``directly_follows``, ``stage_flows``, ``friction``,
+    conformance). A page showing several reads of one view computes the journey's windows
+    over the log once instead of once per read."""
+
+    def __init__(self, con: BaseBackend, journey: Journey, view: View, kept: _Kept) -> None:
+        self.con, self.journey, self.view, self.kept = con, journey, view, kept
+        self.ev = kept(case_events(con, journey, *view))
+        self._cs: ir.Table | None = None
+
+    @property
+    def cs(self) -> ir.Table:
+        if self._cs is None:
+            self._cs = self.kept(mining.cases(self.con, self.journey, self.ev))
+        return self._cs
+
+
+Source: TypeAlias = Engine | BaseBackend | Mined  # a store, a backend, or a view already mined
+
+
+@contextmanager
+def mined(source: Engine | BaseBackend, journey: Journey, since: dt.datetime | None = None,
+          until: dt.datetime | None = None, segment: str | None = None,
+          outcome: str | None = None) -> Iterator[Mined]:  # fmt: skip
+    """The journey's view mined once, for the reads inside the block (its temporary tables
+    are dropped when the block ends)."""
+    with reading(source) as con, _Kept(con) as kept:
+        yield Mined(con, journey, (since, until, segment, outcome), kept)
+
+
+@contextmanager
+def view(source: Engine | BaseBackend | Mined, journey: Journey, since: dt.datetime | None,
+          until: dt.datetime | None, segment: str | None,
+          outcome: str | None) -> Iterator[Mined]:  # fmt: skip
+    """``source`` itself when it is this view already mined, else the view mined here."""
+    if isinstance(source, Mined):
+        asked = (journey.name, (since, until, segment, outcome))
+        if (source.journey.name, source.view) != asked:
+            raise ValueError(f"mined view {source.journey.name} {source.view} read as {asked}")
+        yield source
+        return
+    with mined(source, journey, since, until, segment, outcome) as m:
+        yield m
+
+
+def _owners(con: BaseBackend, ev: ir.Table) -> dict[str, str]:
+    """Each activity's owning department: the one owning the touchpoints of most of its
+    events (ties: the first department key)."""
+    ranked = sorted(_rows(mining.owners(con, ev)), key=lambda r: (-r["events"], r["department"]))
+    owner: dict[str, str] = {}
+    for r in ranked:
+        owner.setdefault(r["activity"], r["department"])
+    return owner
+
+
+def summary(source: Source, journey: Journey, since: dt.datetime | None = None,
             until: dt.datetime | None = None, segment: str | None = None,
-            outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
+            outcome: str | None = None,
+            scores: Sequence[Metric] = ()) -> dict[str, Any]:  # fmt: skip
     """Cases; outcome rates (share of cases with each outcome, Wilson 95% intervals); churn
     rate; NPS of the cases' customers' answers (adjusted Wald interval); throughput hours
     (quartiles, p90, mean; first to last event); rework (share of cases repeating an
     activity that is not ``repeatable``); hand-offs per case and per department pair; and the
-    activities with their counts, rework and drop-off (cases ending at the activity without
-    success, and their share of the cases through it). Each activity and hand-off pair
-    carries the failure and churn rates and NPS of the cases holding it."""
-    with reading(source) as con, _Kept(con) as kept:
-        ev = kept(_events(con, journey, since, until, segment, outcome))
-        cs = kept(mining.cases(con, journey, ev))
+    activities with their owning department, counts, rework and drop-off (cases ending at
+    the activity without success, and their share of the cases through it). Each activity and
+    hand-off pair carries the failure and churn rates and NPS of the cases holding it.
+
+    ``scores`` (metrics of survey answers, e.g. ``score_metrics(metrics)``): each answer the
+    metric counts is attributed to its customer's latest case started at or before it (as
+    the NPS is); ``scores`` of the journey and of each activity (the answers of the cases
+    through it) give the metric's value and interval by the metric's own method
+    (``cxm.metrics.service.interval``: Wilson for a %, adjusted mean on a scale, adjusted
+    Wald for NPS), or None without answers."""
+    with view(source, journey, since, until, segment, outcome) as mv:
+        con, kept, ev, cs = mv.con, mv.kept, mv.ev, mv.cs
         t = cs.throughput_hours
         agg = cs.aggregate(
             cases=cs.count(),
@@ -150,12 +250,23 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
         acts_t = acts_t.mutate(dropped=acts_t.dropped.fill_null(0))
         acts = _rows(acts_t.order_by("activity"))
         steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
+        owner = _owners(con, ev)
         for a in acts:
+            a["department"] = owner.get(a["activity"])
             a["repeatable"] = a["activity"] in journey.repeatable
             a["drop_off"] = round(a["dropped"] / a["cases"], 4)
+            a["scores"] = {}
             a.update(_carries(steps[a["activity"]]))
+        overall: dict[str, Any] = {}
+        for m in scores:
+            answered = kept(mining.answers(con, cs, m))
+            overall[m.name] = _score(m, _raw(metrics_ax.summarise(answered, m))[0])
+            per_step = {r["_step"]: r for r in _raw(mining.step_scores(ev, answered, m))}
+            for a in acts:
+                a["scores"][m.name] = _score(m, per_step.get(a["activity"]))
         reworked = int(mining.reworked(ev, journey).count().to_pyarrow().as_py() or 0)
-        hand = _rows(mining.handoffs(con, ev).order_by([mining.ibis.desc("frequency")]))
+        pairs = mining.handoffs(con, ev)
+        hand = _rows(pairs.order_by([mining.ibis.desc("frequency"), "source", "target"]))
         moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
         by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
         for h in hand:
@@ -169,6 +280,7 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
         "outcomes": {k: _rate(int(row[k] or 0), n) for k in ("success", "failure", "open")},
         "churn": _rate(int(row["churned"] or 0), n),
         "nps": _nps(row),
+        "scores": overall,
         "throughput_hours": {k: row[k] for k in ("p25", "median", "p75", "p90", "mean")},
         "rework": _rate(reworked, n),
         "handoffs": {
@@ -179,15 +291,14 @@ def summary(source: Engine | BaseBackend, journey: Journey, since: dt.datetime |
     }
 
 
-def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
+def variants(source: Source, journey: Journey, limit: int = 20,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
              segment: str | None = None, outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The ``limit`` most frequent variants with count, share of cases, failure and churn
     rates (Wilson 95%), NPS of their customers' answers and median throughput hours; plus
     the number of distinct variants."""
-    with reading(source) as con:
-        cs = mining.cases(con, journey, _events(con, journey, since, until, segment, outcome))
-        v = mining.variants(cs)
+    with view(source, journey, since, until, segment, outcome) as m:
+        v = mining.variants(m.cs)
         distinct = int(v.count().to_pyarrow().as_py())
         rows = _rows(v.limit(limit))
     for r in rows:
@@ -197,7 +308,7 @@ def variants(source: Engine | BaseBackend, journey: Journey, limit: int = 20,
     return {"journey": journey.name, "distinct": distinct, "variants": rows}
 
 
-def directly_follows(source: Engine | BaseBackend, journey: Journey,
+def directly_follows(source: Source, journey: Journey,
                      min_frequency: int = 1, since: dt.datetime | None = None,
                      until: dt.datetime | None = None, segment: str | None = None,
                      outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -206,28 +317,24 @@ def directly_follows(source: Engine | BaseBackend, journey: Journey,
     the touchpoints of most of its events; position: its mean step in the cases) and edges
     (source, target, frequency, cases, median_hours), edges below ``min_frequency`` left
     out."""
-    with reading(source) as con, _Kept(con) as kept:
-        ev = kept(_events(con, journey, since, until, segment, outcome))
+    with view(source, journey, since, until, segment, outcome) as m:
+        con, ev = m.con, m.ev
         edges = mining.directly_follows(ev)
         edges = edges.filter(edges.frequency >= min_frequency)
         edges = edges.order_by([mining.ibis.desc("frequency"), "source", "target"])
-        nodes = mining.activities(ev).select("activity", "events", "cases").order_by("activity")
-        ranked = sorted(_rows(mining.owners(con, ev)),
-                        key=lambda r: (-r["events"], r["department"]))  # fmt: skip
-        owner: dict[str, str] = {}
-        for r in ranked:
-            owner.setdefault(r["activity"], r["department"])
+        nodes = ev.group_by("activity").aggregate(
+            events=ev.count(), cases=ev.case_id.nunique(), position=ev.step.cast("float64").mean()
+        )
+        owner = _owners(con, ev)
         stage: dict[str, str] = {}
         for r in sorted(_rows(mining.stages(con, ev)), key=lambda r: (-r["events"], r["stage"])):
             stage.setdefault(r["activity"], r["stage"])
-        mean = ev.group_by("activity").aggregate(position=ev.step.cast("float64").mean())
-        where = {r["activity"]: r["position"] for r in _rows(mean)}
-        rows = [{**n, "department": owner.get(n["activity"]), "stage": stage.get(n["activity"]),
-                 "position": where.get(n["activity"])} for n in _rows(nodes)]  # fmt: skip
+        rows = [{**n, "department": owner.get(n["activity"]), "stage": stage.get(n["activity"])}
+                for n in _rows(nodes.order_by("activity"))]  # fmt: skip
         return {"journey": journey.name, "nodes": rows, "edges": _rows(edges)}
 
 
-def stage_flows(source: Engine | BaseBackend, journey: Journey, depth: int = 6,
+def stage_flows(source: Source, journey: Journey, depth: int = 6,
                 since: dt.datetime | None = None, until: dt.datetime | None = None,
                 segment: str | None = None,
                 outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -236,9 +343,8 @@ def stage_flows(source: Engine | BaseBackend, journey: Journey, depth: int = 6,
     of its event's touchpoint (``unstaged`` when it has none) and step k flows to step k+1."""
     if not 2 <= depth <= 12:
         raise Invalid(f"depth must be between 2 and 12, got {depth}")
-    with reading(source) as con:
-        ev = _events(con, journey, since, until, segment, outcome)
-        flows = mining.stage_flows(con, ev, depth)
+    with view(source, journey, since, until, segment, outcome) as m:
+        flows = mining.stage_flows(m.con, m.ev, depth)
         rows = _rows(flows.order_by(["step", "source", "target"]))
     return {"journey": journey.name, "depth": depth, "flows": rows}
 
@@ -249,14 +355,14 @@ def customer_cases(source: Engine | BaseBackend, journey: Journey,
     events, variant, outcome, throughput_hours`` (the caller checks the customer is in the
     reader's scope)."""
     with reading(source) as con:
-        ev = _events(con, journey, None, None, customer=customer_id)
+        ev = case_events(con, journey, None, None, customer=customer_id)
         cs = mining.cases(con, journey, ev)
         cs = cs.select("case_id", "started_at", "ended_at", "events", "variant", "outcome",
                        "throughput_hours")  # fmt: skip
         return _rows(cs.order_by([mining.ibis.desc("started_at"), "case_id"]).limit(limit))
 
 
-def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = "failure",
+def friction(source: Source, journey: Journey, outcome: Outcome = "failure",
              longest: int = 3, min_cases: int = 20, limit: int = 20,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
              segment: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -278,9 +384,8 @@ def friction(source: Engine | BaseBackend, journey: Journey, outcome: Outcome = 
     if outcome == "failure" and not journey.failure:
         raise Invalid(f"journey '{journey.name}' has no failure outcome; use --outcome churn")
     flag = {"failure": "failed", "churn": "churned", "detractor": "detracted"}[outcome]
-    with reading(source) as con, _Kept(con) as kept:
-        ev = kept(_events(con, journey, since, until, segment))
-        cs = kept(mining.cases(con, journey, ev))
+    with view(source, journey, since, until, segment, None) as mv:
+        ev, cs = mv.ev, mv.cs
         if outcome == "detractor":
             cs = cs.filter((cs.promoters + cs.passives + cs.detractors) > 0)
         cs = cs.mutate(detracted=cs.detractors > 0)

@@ -9,24 +9,27 @@ the journey's shape, and the scores of the steps and hand-offs of their own depa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
-from cxm.errors import Invalid, NotFound
+from cxm.errors import CxmError, Invalid, NotFound
+from cxm.journeys import conformance as checker
 from cxm.journeys import definitions, service
 from cxm.journeys.definitions import Journey
+from cxm.metrics import definitions as metric_definitions
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.schemas import STAGES
 from cxm.org.scope import Scope, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.filters import Filters
-from cxm.web.pages import render
-from cxm.web.sessions import signed_in
+from cxm.web.pages import admin_only, render
+from cxm.web.sessions import check_csrf, signed_in
 
 router = APIRouter(include_in_schema=False)
 READERS = ("admin", "cx_lead", "manager", "viewer")
@@ -38,9 +41,13 @@ STAGE_COLOURS = ("#4477AA", "#66CCEE", "#228833", "#CCBB44", "#EE6677", "#AA3377
                  "#332288", "#117733", "#999933")  # fmt: skip
 
 
-def _journeys(request: Request) -> dict[str, Journey]:
+def _folder(request: Request) -> Path:
     settings: Settings = request.app.state.settings
-    folder = settings.data_dir / "journeys"
+    return definitions.installation_dir(settings.data_dir)
+
+
+def _journeys(request: Request) -> dict[str, Journey]:
+    folder = _folder(request)
     return definitions.load([folder] if folder.is_dir() else [])
 
 
@@ -214,26 +221,29 @@ def journey_page(
     min_frequency = _int(request, "min_frequency", 1, 1, 1_000_000)
     engine = get_engine(request)
     since, until, segment = f.start_at, f.end_at, f.segment
-    summary = service.summary(
-        engine, journey, outcome=outcome, since=since, until=until, segment=segment
-    )
-    graph = service.directly_follows(
-        engine, journey, 1, outcome=outcome, since=since, until=until, segment=segment
-    )
+    settings: Settings = request.app.state.settings
+    metrics = metric_definitions.load(metric_definitions.installation_dir(settings.data_dir))
+    scores = service.score_metrics(metrics)
+    friction_outcome = "failure" if journey.failure else "churn"
+    # The reads share one mining of the view; friction reads every outcome of the period.
+    with service.mined(engine, journey, since, until, segment, outcome) as m:
+        summary = service.summary(m, journey, since, until, segment, outcome, scores)
+        graph = service.directly_follows(m, journey, 1, since, until, segment, outcome)
+        variants = service.variants(m, journey, 15, since, until, segment, outcome)
+        flows = service.stage_flows(m, journey, 6, since, until, segment, outcome)["flows"]
+        conformance, note = None, ""
+        try:
+            conformance = checker.conformance(m, journey, 0.8, since, until, segment, outcome)
+        except Invalid as exc:  # pm4py is optional: the page says what the check needs
+            note = str(exc)
+        friction = service.friction(
+            m if outcome is None else engine, journey, friction_outcome, limit=12,
+            since=since, until=until, segment=segment,
+        )  # fmt: skip
     top = max((e["frequency"] for e in graph["edges"]), default=1)
     shown = {**graph, "edges": [e for e in graph["edges"] if e["frequency"] >= min_frequency]}
     owners = {n["activity"]: n["department"] for n in graph["nodes"] if n["department"]}
     mine = scope.department_key if scope.by_department else None
-    variants = service.variants(
-        engine, journey, 15, outcome=outcome, since=since, until=until, segment=segment
-    )
-    flows = service.stage_flows(
-        engine, journey, outcome=outcome, since=since, until=until, segment=segment
-    )["flows"]
-    friction_outcome = "failure" if journey.failure else "churn"
-    friction = service.friction(
-        engine, journey, friction_outcome, limit=12, since=since, until=until, segment=segment
-    )
     # Friction: the paths that raise the outcome, not every path ranked.
     friction["sequences"] = [r for r in friction["sequences"] if r["lift"] > 1][:12]
     steps = [{**a, "department": owners.get(a["activity"])} for a in summary["activities"]]
@@ -242,18 +252,97 @@ def journey_page(
         # A manager: scores of their own steps, and the hand-offs into and out of them.
         for s in steps:
             if s["department"] != mine:
-                s.update({"failure": None, "churn": None, "nps": None})
+                s.update({"failure": None, "churn": None, "nps": None, "scores": {}})
         handoffs = [h for h in handoffs if mine in (h["source"], h["target"])]
         friction["sequences"] = [
             r for r in friction["sequences"]
             if any(owners.get(a) == mine for a in r["path"].split(" → "))
         ]  # fmt: skip
+    fitness = {v["variant"]: v for v in conformance["variants"]} if conformance else {}
     names = {d.key: d.name for d in org.list_departments(conn)}
     return render(
         request, who, "journey.html", journey=journey, filters=f, outcome=outcome,
         outcomes=service.CASE_OUTCOMES, summary=summary, steps=steps, handoffs=handoffs,
         map_chart=map_figure(shown, owners, mine), edges=shown["edges"], top=top,
         min_frequency=min_frequency, variants=variants, sankey=sankey_figure(flows),
-        flows=flows, friction=friction, mine=mine, department_names=names,
+        flows=flows, friction=friction, score_names=[m.name for m in scores], mine=mine,
+        department_names=names, conformance=conformance, conformance_note=note,
+        fitness=fitness,
         palette=colours(sorted(set(owners.values()))),
     )  # fmt: skip
+
+
+# ---- editing the definitions (admin only) ----
+
+NEW_JOURNEY = """\
+name: my_journey
+description: What the journey follows, from its start to its outcome.
+case: customer
+activities:
+  - {event: order_placed}
+  - {event: order_delivered}
+start: [order_placed]
+success: [order_delivered]
+max_duration: 30d
+"""
+
+
+def _editor(request: Request, who: Principal, name: str | None, text: str,
+            status_code: int = 200, **extra: Any) -> HTMLResponse:  # fmt: skip
+    folder = _folder(request)
+    journeys = _journeys(request)
+    shipped = {j.name for j in definitions.load().values()}
+    listed = [{"name": j.name, "description": j.description,
+               "own": Path(j.source).parent == folder, "shipped": j.name in shipped}
+              for j in journeys.values()]  # fmt: skip
+    return render(
+        request, who, "journey_settings.html", status_code, journeys=listed, name=name,
+        text=text, versions=definitions.versions(name, folder) if name else [], **extra,
+    )  # fmt: skip
+
+
+@router.get("/settings/journeys", response_class=HTMLResponse)
+def journey_settings(request: Request, who: Principal = Depends(admin_only)) -> HTMLResponse:
+    """The journey definitions as YAML: pick one (``journey``; a saved ``version`` of it) to
+    view and edit, or start a new one."""
+    name = request.query_params.get("journey") or None
+    folder = _folder(request)
+    if name is None:
+        return _editor(request, who, None, NEW_JOURNEY)
+    raw = request.query_params.get("version")
+    if raw:
+        if not raw.isdigit():
+            raise Invalid(f"version: '{raw}' is not a whole number")
+        text = definitions.version_text(name, int(raw), folder)
+        return _editor(request, who, name, text, notice=f"Version {raw} loaded; not saved yet.")
+    return _editor(request, who, name, definitions.text_of(name, folder))
+
+
+@router.post("/settings/journeys", response_class=HTMLResponse)
+def journey_settings_save(
+    request: Request,
+    definition: str = Form(""),
+    journey: str = Form(""),
+    action: str = Form("check"),
+    csrf_token_: str = Form("", alias="csrf_token"),
+    who: Principal = Depends(admin_only),
+) -> HTMLResponse:
+    """Check a journey's YAML (nothing is written) or save it as the installation's
+    definition of the journey it names, as the next version of that journey."""
+    check_csrf(request, csrf_token_)
+    editing = journey or None
+    try:
+        if action == "save":
+            saved, version = definitions.save_text(definition, _folder(request), editing)
+        else:
+            checked = definitions.check_text(definition, editing)
+    except CxmError as exc:
+        problems = [p.strip() for p in str(exc).split("; ") if p.strip()]
+        return _editor(request, who, editing, definition, 422, problems=problems)
+    if action != "save":
+        return _editor(request, who, editing, definition,
+                       notice=f"Journey '{checked.name}' is valid; nothing saved yet.")  # fmt: skip
+    note = f"Saved journey '{saved.name}' as version {version}."
+    if editing and editing != saved.name:
+        note += f" It is a new journey; '{editing}' is unchanged."
+    return _editor(request, who, saved.name, definition, notice=note)
