@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
-from cxm.metrics import slices, stats
+from cxm.metrics import rollup, slices, stats
 from cxm.metrics.definitions import FACTS, Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
@@ -288,8 +288,12 @@ def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
     Plain Python on the few aggregated rows: per-column pandas operations cost more than the
     query itself on small stores."""
     key = _key(metric, by, start, end, filters, stratum)
-    names, tuples = to_rows(backend, key, lambda: _aggregate(
-        backend, metric, by, start, end, filters, stratum))  # fmt: skip
+    if stratum is None and rollup.applies(backend, metric, by, start, end, filters):
+        version, build = rollup.aggregate(backend, metric, by, start, end, filters)
+        names, tuples = to_rows(backend, (*key, version), build)
+    else:
+        names, tuples = to_rows(backend, key, lambda: _aggregate(
+            backend, metric, by, start, end, filters, stratum))  # fmt: skip
     rename = _renames(by, stratum)
     columns = [rename.get(c, c) for c in names]
     casts: list[Callable[[Any], Any] | None] = []

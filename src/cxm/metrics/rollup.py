@@ -1,0 +1,354 @@
+"""The dashboards' rollup: each survey metric's sufficient statistics per day, kept in step.
+
+A company-wide figure (NPS by department x month, CSAT by touchpoint, CES by survey) scans
+every response. On DuckDB, the default store, each store keeps in memory, per metric, one row
+per day x touchpoint x channel x survey with that metric's additive statistics: n and the
+promoters, passives and detractors (NPS), successes (a %), or the sum and the sum of squares
+of the answers (a mean). A question sliced only by those, the org dimensions that follow from
+the touchpoint (department, team, stage, partner) and a time grain, over whole days, then
+reads the rollup: a few thousand rows instead of millions. The org is joined when read, so a
+touchpoint moved to another department moves its history at once, as in the plain query.
+
+Kept in step with the facts on every read, incrementally and idempotently: a probe (the
+number of responses and the latest submission time, one cheap aggregate) tells whether
+anything changed since the last read. When it did, the responses per day of submission are
+counted again, and the days whose count moved (late or deleted responses) and every day from
+the previous latest submission on (new answers, and a re-answered response, which takes a new
+submission time) are recomputed from the facts for every metric held; recomputing a day
+replaces it, so doing it twice changes nothing. cxm writes responses only that way (it
+never rewrites a stored response's scores without a new submission time, and never deletes
+one); an edit made to the store by other means that keeps the count of every day and the
+latest submission time is not seen until ``rebuild``. A changed metric definition is built
+anew. Nothing of it is written to disk; other engines compute the plain query.
+
+tests/metrics/test_rollup.py proves the rollup's figures equal to the plain query's on random
+stores through new, late, re-answered and deleted responses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+from ibis.backends import BaseBackend
+
+from cxm.metrics import analytics as ax
+from cxm.metrics import slices
+from cxm.metrics.definitions import FACTS, Metric
+from cxm.org.facts import touchpoints_expr
+from cxm.store.analytics import to_rows
+from cxm.surveys import facts as survey_facts
+
+FACT = "responses"
+# The rollup's slice columns, as fact_rows names them, and as the rollup names them.
+BASE = {"day": slices.key("day"), "touchpoint": slices.key("touchpoint"),
+        "channel": slices.key("channel"), "survey": slices.key("survey")}  # fmt: skip
+LABELS = ("touchpoint", "channel", "survey")
+STORES = 4  # stores kept, one per store file (a process reads one; tests open many)
+_MEAN = ("n", "s", "ss")
+
+
+_off: ContextVar[bool] = ContextVar("cxm_rollup_off", default=False)
+
+
+@contextmanager
+def plain() -> Iterator[None]:
+    """Within the block, metrics are computed by the plain query, never from the rollup (to
+    compare the two)."""
+    token = _off.set(True)
+    try:
+        yield
+    finally:
+        _off.reset(token)
+
+
+def applies(backend: BaseBackend, metric: Metric, by: Sequence[str],
+            start: dt.datetime | None, end: dt.datetime | None,
+            filters: Mapping[str, Sequence[str]]) -> bool:  # fmt: skip
+    """Whether the rollup answers ``metric`` sliced ``by`` under ``filters`` in [start, end):
+    on DuckDB, a responses metric timed by submission whose statistics add up (NPS, a % of
+    successes, a count, a mean of a column) and that reads no customer, sliced and filtered
+    only by the rollup's dimensions, over whole UTC days."""
+    if _off.get() or backend.name != "duckdb" or metric.fact != FACT:
+        return False
+    if metric.time not in (None, FACTS[FACT].time):
+        return False
+    fact = FACTS[FACT]
+    if metric.kind == "mean":
+        if not metric.column or metric.per:
+            return False
+    elif metric.kind == "proportion":
+        if metric.success is None:
+            return False
+    elif metric.kind not in ("nps", "count"):
+        return False
+    if ax._needs_customer(metric, fact, []) or ax._uses_derived(metric, fact):
+        return False
+    known = set(ax.GRAINS) | set(ax.ORG_DIMENSIONS) | set(LABELS)
+    if any(d not in known for d in [*by, *filters]):
+        return False
+    return all(_whole_day(t) for t in (start, end) if t is not None)
+
+
+def _whole_day(value: dt.datetime) -> bool:
+    if value.tzinfo is None:
+        return False  # refused with its message by the plain query
+    v = value.astimezone(dt.UTC)
+    return v.time() == dt.time(0)
+
+
+# ---- building ---------------------------------------------------------------------------
+
+
+def _statistics(t: ir.Table, metric: Metric, keys: Sequence[str]) -> ir.Table:
+    """Additive statistics per ``keys`` over fact rows ``t``."""
+    if metric.kind != "mean":
+        return ax.summarise(t, metric, keys)
+    assert metric.column is not None
+    v = t[metric.column]
+    # Integer answers are summed as integers, so the variance read back is exact.
+    v = v.cast("int64") if v.type().is_integer() else v.cast("float64")
+    return t.group_by(list(keys)).aggregate(n=v.count(), s=v.sum(), ss=(v * v).sum())
+
+
+def _expression(backend: BaseBackend, metric: Metric,
+                days: Sequence[dt.date] | None = None) -> ir.Table:  # fmt: skip
+    """The rollup rows of ``metric`` (only ``days`` when given), straight from the facts."""
+    t = ax.fact_rows(backend, metric, list(BASE), keep=ax.read_columns(metric))
+    if days is not None:
+        t = t.filter(t[BASE["day"]].isin(list(days)))
+    agg = _statistics(t, metric, list(BASE.values()))
+    return agg.rename({d: k for d, k in BASE.items()})
+
+
+def _build(backend: BaseBackend, metric: Metric,
+           days: Sequence[dt.date] | None = None) -> pa.Table:  # fmt: skip
+    table: pa.Table = _expression(backend, metric, days).to_pyarrow()
+    return table
+
+
+def _probe(backend: BaseBackend) -> tuple[Any, ...]:
+    """The number of responses and the latest submission time (one aggregate)."""
+
+    def build() -> ir.Table:
+        r = survey_facts.responses(backend, population=None, customer=False)
+        return r.aggregate(rows=r.count(), latest=r.submitted_at.max())
+
+    return tuple(to_rows(backend, ("rollup-probe",), build)[1][0])
+
+
+def _day_counts(backend: BaseBackend) -> dict[dt.date, int]:
+    """Responses per day of submission."""
+
+    def build() -> ir.Table:
+        r = survey_facts.responses(backend, population=None, customer=False)
+        r = r.filter(r.submitted_at.notnull())
+        return r.group_by(day=r.submitted_at.truncate("D").date()).aggregate(rows=r.count())
+
+    return {_date(d): int(n) for d, n in to_rows(backend, ("rollup-days",), build)[1]}
+
+
+def _date(value: Any) -> dt.date:
+    out: dt.date = value.date() if isinstance(value, dt.datetime) else value
+    return out
+
+
+# ---- the rollups of each store ---------------------------------------------------------------
+
+
+@dataclass
+class _Held:
+    metric: Metric
+    table: pa.Table
+    name: str  # the name it is registered under on each connection
+
+
+@dataclass
+class _Store:
+    probe: tuple[Any, ...]
+    days: dict[dt.date, int]
+    held: dict[str, _Held] = field(default_factory=dict)  # by the metric's definition
+
+
+_stores: dict[str, _Store] = {}
+_lock = threading.Lock()
+_names = itertools.count()
+# Per connection: the rollup tables registered on it, by name.
+_registered: weakref.WeakKeyDictionary[BaseBackend, dict[str, pa.Table]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_paths: weakref.WeakKeyDictionary[BaseBackend, str] = weakref.WeakKeyDictionary()
+
+
+def _path(backend: BaseBackend) -> str:
+    """The store file behind ``backend`` (asked once per connection)."""
+    path = _paths.get(backend)
+    if path is None:
+        raw: Any = backend.con  # the DuckDB connection, only to name the store file
+        path = str(raw.execute("PRAGMA database_list").fetchall()[0][2] or ":memory:")
+        _paths[backend] = path
+    return path
+
+
+def _changed(old: _Store, probe: tuple[Any, ...], days: dict[dt.date, int]) -> list[dt.date]:
+    """Days to recompute: those whose count moved, and every day from the latest
+    submission the rollup saw."""
+    moved = {d for d in {*days, *old.days} if days.get(d) != old.days.get(d)}
+    latest = old.probe[1]
+    first = _date(latest) if latest is not None else dt.date.min
+    return sorted(moved | {d for d in days if d >= first})
+
+
+def _held(backend: BaseBackend, metric: Metric) -> _Held:
+    """``metric``'s rollup for this store, brought in step with the facts."""
+    path = _path(backend)
+    key = repr(metric)
+    with _lock:
+        store = _stores.get(path)
+        probe = _probe(backend)
+        if store is None:
+            store = _Store(probe, _day_counts(backend))
+        elif probe != store.probe:
+            days = _day_counts(backend)
+            changed = _changed(store, probe, days)
+            for k, h in list(store.held.items()):
+                store.held[k] = _Held(h.metric, _replace_days(backend, h, changed),
+                                      f"_cxm_rollup_{next(_names)}")  # fmt: skip
+            store = _Store(probe, days, store.held)
+        if key not in store.held:
+            store.held[key] = _Held(metric, _build(backend, metric), f"_cxm_rollup_{next(_names)}")
+        _stores.pop(path, None)
+        _stores[path] = store
+        while len(_stores) > STORES:
+            del _stores[next(iter(_stores))]
+        return store.held[key]
+
+
+def _replace_days(backend: BaseBackend, held: _Held, days: Sequence[dt.date]) -> pa.Table:
+    if not days:
+        return held.table
+    fresh = _build(backend, held.metric, days)
+    keep = held.table.filter(pc.invert(pc.is_in(held.table["day"], pa.array(days, pa.date32()))))
+    return pa.concat_tables([keep, fresh.cast(keep.schema)])
+
+
+def rebuild(backend: BaseBackend) -> int:
+    """Drop this store's rollups (they are built again, from the facts, on the next read);
+    returns how many metrics were held."""
+    with _lock:
+        store = _stores.pop(_path(backend), None)
+    return len(store.held) if store else 0
+
+
+def _register(backend: BaseBackend, held: _Held) -> None:
+    """Make ``held.table`` readable under its name on this connection (and only the current
+    version of each metric's rollup)."""
+    with _lock:
+        mine = _registered.setdefault(backend, {})
+    if held.name in mine:
+        return
+    con: Any = backend.con
+    for name, table in list(mine.items()):
+        if table is not held.table and name.startswith("_cxm_rollup_"):
+            current = {h.name for s in _stores.values() for h in s.held.values()}
+            if name not in current:
+                con.unregister(name)
+                del mine[name]
+    con.register(held.name, held.table)
+    mine[held.name] = held.table
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+Build = Callable[[], ir.Table]
+
+
+def aggregate(backend: BaseBackend, metric: Metric, by: Sequence[str],
+              start: dt.datetime | None, end: dt.datetime | None,
+              filters: Mapping[str, Sequence[str]]) -> tuple[str, Build]:  # fmt: skip
+    """``analytics.aggregate``'s answer read from the rollup (see ``applies``): the name of
+    the rollup version it reads (part of a compiled statement's key), and a function making
+    the expression (called only when the statement is not compiled yet)."""
+    held = _held(backend, metric)
+    _register(backend, held)
+    return held.name, lambda: _expression_over(backend, held, metric, by, start, end, filters)
+
+
+def _expression_over(backend: BaseBackend, held: _Held, metric: Metric, by: Sequence[str],
+                     start: dt.datetime | None, end: dt.datetime | None,
+                     filters: Mapping[str, Sequence[str]]) -> ir.Table:  # fmt: skip
+    schema = ibis.schema({n: t for n, t in zip(held.table.schema.names, _types(held.table),
+                                               strict=True)})  # fmt: skip
+    r: ir.Table = ibis.table(schema, name=held.name)
+    if start is not None:
+        r = r.filter(r.day >= start.astimezone(dt.UTC).date())
+    if end is not None:
+        r = r.filter(r.day < end.astimezone(dt.UTC).date())
+    dims = list(dict.fromkeys([*by, *filters]))
+    org = [d for d in dims if d in ax.ORG_DIMENSIONS]
+    if org:
+        tp = touchpoints_expr(backend)
+        tp = tp.select(_tp_key=tp.key, **{f"_org_{d}": tp[ax.ORG_DIMENSIONS[d]] for d in org})
+        r = r.left_join(tp, r.touchpoint == tp._tp_key)
+    out: dict[str, ir.Value] = {}
+    for d in dims:
+        if d in ax.GRAINS:
+            out[slices.key(d)] = r.day.truncate(ax.GRAINS[d])
+        elif d in ax.ORG_DIMENSIONS:
+            out[slices.key(d)] = r[f"_org_{d}"].cast("string").fill_null(ax.NONE_LABEL)
+        else:
+            out[slices.key(d)] = r[d]
+    r = r.mutate(**out)
+    for d, values in filters.items():
+        r = r.filter(r[slices.key(d)].isin([str(v) for v in values]))
+    keys = [slices.key(d) for d in dict.fromkeys(by)]
+    return _read(r, metric, keys)
+
+
+def _read(r: ir.Table, metric: Metric, keys: list[str]) -> ir.Table:
+    """The plain query's statistics from rollup rows ``r``, one row per value of ``keys``."""
+    sums = {c: r[c].sum() for c in r.columns if c not in {*BASE, "_tp_key"}
+            and not c.startswith(("_org_", "dim__"))}  # fmt: skip
+    agg = r.group_by(keys).aggregate(**sums) if keys else r.aggregate(**sums)
+    if metric.kind != "mean":
+        return agg
+    n, s, ss = agg.n, agg.s, agg.ss
+    # Sample variance from the sums, n*ss - s*s first (exact for integer answers).
+    var = (n * ss - s * s).cast("float64") / (n * (n - 1)).cast("float64")
+    null = ibis.null().cast("float64")
+    return agg.select(
+        *keys,
+        n=n,
+        mean=ibis.ifelse(n > 0, s.cast("float64") / n.cast("float64"), null),
+        sd=ibis.ifelse(n > 1, ibis.greatest(var, 0.0).sqrt(), null),
+    )
+
+
+def _types(table: pa.Table) -> list[str]:
+    out = []
+    for f in table.schema:
+        if pa.types.is_date(f.type):
+            out.append("date")
+        elif pa.types.is_integer(f.type):
+            out.append("int64")
+        elif pa.types.is_floating(f.type):
+            out.append("float64")
+        elif pa.types.is_decimal(f.type):
+            out.append("decimal(38, 0)")
+        else:
+            out.append("string")
+    return out
