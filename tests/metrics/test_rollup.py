@@ -161,8 +161,11 @@ def test_rollup_figures_equal_the_plain_query_through_every_kind_of_write(
         conn.execute(responses.delete())
         if first:
             conn.execute(responses.insert(), [_row(a, _at(a)) for a in first])
+    # Emptying the store and filling it again is an edit by other means (it may keep the
+    # count and the latest submission): the rollup is rebuilt, as it documents.
+    rollup.rebuild(backend)
     writer = _Store(engine)
-    _assert_equal(backend)  # the rollup held from the last example is brought in step
+    _assert_equal(backend)
     for step in steps:
         writer.apply(step)
         _assert_equal(backend)

@@ -47,7 +47,7 @@ from cxm.metrics import analytics as ax
 from cxm.metrics import slices
 from cxm.metrics.definitions import FACTS, Metric
 from cxm.org.facts import touchpoints_expr
-from cxm.store.analytics import to_rows
+from cxm.store.analytics import to_arrow, to_rows
 from cxm.surveys import facts as survey_facts
 
 FACT = "responses"
@@ -122,20 +122,47 @@ def _statistics(t: ir.Table, metric: Metric, keys: Sequence[str]) -> ir.Table:
     return t.group_by(list(keys)).aggregate(n=v.count(), s=v.sum(), ss=(v * v).sum())
 
 
+DAYS = "_cxm_rollup_days"  # the days to recompute, registered on the connection meanwhile
+
+
 def _expression(backend: BaseBackend, metric: Metric,
-                days: Sequence[dt.date] | None = None) -> ir.Table:  # fmt: skip
-    """The rollup rows of ``metric`` (only ``days`` when given), straight from the facts."""
+                span: tuple[dt.date, dt.date] | None) -> ir.Table:  # fmt: skip
+    """The rollup rows of ``metric`` straight from the facts; with ``span`` (first, last),
+    only the days in the table named ``DAYS``, all within it. The span lets the engine skip
+    the stored blocks outside it (new answers are appended, so a refresh of today reads the
+    last blocks); a compiled statement serves every refresh of the same span."""
     t = ax.fact_rows(backend, metric, list(BASE), keep=ax.read_columns(metric))
-    if days is not None:
-        t = t.filter(t[BASE["day"]].isin(list(days)))
+    if span is not None:
+        time = t[metric.time or FACTS[FACT].time]
+        lo = dt.datetime.combine(span[0], dt.time())
+        hi = dt.datetime.combine(span[1] + dt.timedelta(days=1), dt.time())
+        days = ibis.table(ibis.schema({"day": "date"}), name=DAYS)
+        t = t.filter(time >= lo, time < hi, t[BASE["day"]].isin(days.day))
     agg = _statistics(t, metric, list(BASE.values()))
     return agg.rename({d: k for d, k in BASE.items()})
 
 
 def _build(backend: BaseBackend, metric: Metric,
            days: Sequence[dt.date] | None = None) -> pa.Table:  # fmt: skip
-    table: pa.Table = _expression(backend, metric, days).to_pyarrow()
-    return table
+    """``metric``'s rollup rows (of ``days`` only, when given), computed by the engine."""
+    if days is None:
+        key: tuple[Any, ...] = ("rollup", repr(metric))
+        return _held_types(to_arrow(backend, key, lambda: _expression(backend, metric, None)))
+    span = (min(days), max(days))
+    key = ("rollup", repr(metric), span)
+    con: Any = backend.con
+    con.register(DAYS, pa.table({"day": pa.array(list(days), pa.date32())}))
+    try:
+        return _held_types(to_arrow(backend, key, lambda: _expression(backend, metric, span)))
+    finally:
+        con.unregister(DAYS)
+
+
+def _held_types(table: pa.Table) -> pa.Table:
+    """Integer sums as 64-bit integers (DuckDB widens them to HUGEINT, Arrow decimals)."""
+    fields = [pa.field(f.name, pa.int64()) if pa.types.is_decimal(f.type) else f
+              for f in table.schema]  # fmt: skip
+    return table.cast(pa.schema(fields))
 
 
 def _probe(backend: BaseBackend) -> tuple[Any, ...]:
@@ -171,7 +198,7 @@ def _date(value: Any) -> dt.date:
 class _Held:
     metric: Metric
     table: pa.Table
-    name: str  # the name it is registered under on each connection
+    name: str  # the name it is registered under on each connection (kept through refreshes)
 
 
 @dataclass
@@ -225,8 +252,7 @@ def _held(backend: BaseBackend, metric: Metric) -> _Held:
             days = _day_counts(backend)
             changed = _changed(store, probe, days)
             for k, h in list(store.held.items()):
-                store.held[k] = _Held(h.metric, _replace_days(backend, h, changed),
-                                      f"_cxm_rollup_{next(_names)}")  # fmt: skip
+                store.held[k] = _Held(h.metric, _replace_days(backend, h, changed), h.name)
             store = _Store(probe, days, store.held)
         if key not in store.held:
             store.held[key] = _Held(metric, _build(backend, metric), f"_cxm_rollup_{next(_names)}")
@@ -258,15 +284,14 @@ def _register(backend: BaseBackend, held: _Held) -> None:
     version of each metric's rollup)."""
     with _lock:
         mine = _registered.setdefault(backend, {})
-    if held.name in mine:
-        return
+        if mine.get(held.name) is held.table:
+            return
+        current = {h.name for s in _stores.values() for h in s.held.values()}
     con: Any = backend.con
-    for name, table in list(mine.items()):
-        if table is not held.table and name.startswith("_cxm_rollup_"):
-            current = {h.name for s in _stores.values() for h in s.held.values()}
-            if name not in current:
-                con.unregister(name)
-                del mine[name]
+    for name in list(mine):
+        if name == held.name or name not in current:  # replaced, or of a dropped store
+            con.unregister(name)
+            del mine[name]
     con.register(held.name, held.table)
     mine[held.name] = held.table
 
@@ -347,8 +372,6 @@ def _types(table: pa.Table) -> list[str]:
             out.append("int64")
         elif pa.types.is_floating(f.type):
             out.append("float64")
-        elif pa.types.is_decimal(f.type):
-            out.append("decimal(38, 0)")
         else:
             out.append("string")
     return out

@@ -21,6 +21,7 @@ import duckdb_engine
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
@@ -151,6 +152,15 @@ def _compiled_sql(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Ta
             if len(memo) > COMPILED_PER_BACKEND:
                 memo.popitem(last=False)
     return sql
+
+
+def to_arrow(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> pa.Table:
+    """Like ``to_frame``, as an Arrow table (in the expression's schema on other engines)."""
+    if backend.name != "duckdb":
+        return build().to_pyarrow()
+    con: Any = backend.con  # the DuckDB connection
+    table: pa.Table = con.sql(_compiled_sql(backend, key, build)).to_arrow_table()
+    return table
 
 
 def to_rows(
