@@ -222,3 +222,24 @@ def test_questions_the_rollup_cannot_answer_go_to_the_plain_query(
 ) -> None:  # fmt: skip
     _, backend = store
     assert not rollup.applies(backend, METRICS[name], by, start, None, filters)
+
+
+def test_a_one_off_reader_uses_the_rollup_only_once_the_process_holds_it(
+    store: tuple[Engine, BaseBackend],
+) -> None:
+    engine, backend = store
+    with engine.begin() as conn:
+        f.nps_responses(conn, "delivery", [10, 3], when=dt.datetime(2025, 3, 1, tzinfo=UTC))
+    nps, by = METRICS["nps"], ["department"]
+    with rollup.held_only():
+        assert not rollup.applies(backend, nps, by, None, None, {})
+    compute(engine, "nps", by, metrics=METRICS)  # a connection of its own: builds nothing
+    with rollup.held_only():
+        assert not rollup.applies(backend, nps, by, None, None, {})
+    compute(backend, "nps", by, metrics=METRICS)  # a kept connection builds it
+    with rollup.held_only():
+        assert rollup.applies(backend, nps, by, None, None, {})
+    fast = compute(engine, "nps", by, metrics=METRICS)
+    with rollup.plain():
+        slow = compute(engine, "nps", by, metrics=METRICS)
+    pd.testing.assert_frame_equal(fast, slow)

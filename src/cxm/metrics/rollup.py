@@ -12,10 +12,11 @@ touchpoint moved to another department moves its history at once, as in the plai
 Kept in step with the facts on every read, incrementally and idempotently: a probe (the
 number of responses and the latest submission time, one cheap aggregate) tells whether
 anything changed since the last read. When it did, the responses per day of submission are
-counted again, and the days whose count moved (late or deleted responses) and every day from
-the previous latest submission on (new answers, and a re-answered response, which takes a new
-submission time) are recomputed from the facts for every metric held; recomputing a day
-replaces it, so doing it twice changes nothing. cxm writes responses only that way (it
+counted again, and, for the metric being read, the days whose count moved since its rollup was
+computed (late or deleted responses) and every day from the latest submission it saw (new
+answers, and a re-answered response, which takes a new submission time) are recomputed from
+the facts; recomputing a day replaces it, so doing it twice changes nothing. Other metrics
+are brought in step when they are read. cxm writes responses only that way (it
 never rewrites a stored response's scores without a new submission time, and never deletes
 one); an edit made to the store by other means that keeps the count of every day and the
 latest submission time is not seen until ``rebuild``. A changed metric definition is built
@@ -60,6 +61,19 @@ _MEAN = ("n", "s", "ss")
 
 
 _off: ContextVar[bool] = ContextVar("cxm_rollup_off", default=False)
+_build_new: ContextVar[bool] = ContextVar("cxm_rollup_build", default=True)
+
+
+@contextmanager
+def held_only(yes: bool = True) -> Iterator[None]:
+    """Within the block (``yes``), the rollup answers only with what it already holds: a
+    one-off reader (a command, a connection opened for one question) does not build one it
+    would use once."""
+    token = _build_new.set(not yes)
+    try:
+        yield
+    finally:
+        _build_new.reset(token)
 
 
 @contextmanager
@@ -98,7 +112,15 @@ def applies(backend: BaseBackend, metric: Metric, by: Sequence[str],
     known = set(ax.GRAINS) | set(ax.ORG_DIMENSIONS) | set(LABELS)
     if any(d not in known for d in [*by, *filters]):
         return False
-    return all(_whole_day(t) for t in (start, end) if t is not None)
+    if not all(_whole_day(t) for t in (start, end) if t is not None):
+        return False
+    return _build_new.get() or _holds(backend, metric)
+
+
+def _holds(backend: BaseBackend, metric: Metric) -> bool:
+    with _lock:
+        store = _stores.get(_path(backend))
+        return store is not None and repr(metric) in store.held
 
 
 def _whole_day(value: dt.datetime) -> bool:
@@ -194,27 +216,35 @@ def _date(value: Any) -> dt.date:
 # ---- the rollups of each store ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What the facts looked like: the probe's answer and the responses per day."""
+
+    probe: tuple[Any, ...]
+    days: dict[dt.date, int]
+
+
 @dataclass
 class _Held:
     metric: Metric
     table: pa.Table
     name: str  # the name it is registered under on each connection (kept through refreshes)
+    seen: _Seen  # the facts it was computed from
 
 
 @dataclass
 class _Store:
-    probe: tuple[Any, ...]
-    days: dict[dt.date, int]
+    seen: _Seen  # the facts at the last read
     held: dict[str, _Held] = field(default_factory=dict)  # by the metric's definition
 
 
 _stores: dict[str, _Store] = {}
 _lock = threading.Lock()
 _names = itertools.count()
-# Per connection: the rollup tables registered on it, by name.
-_registered: weakref.WeakKeyDictionary[BaseBackend, dict[str, pa.Table]] = (
-    weakref.WeakKeyDictionary()
-)
+# The rollup tables registered on a connection, by name, are kept on its backend object:
+# Ibis backends compare equal when they read the same database, so a mapping keyed by
+# backend would take a new connection for one that has them.
+_REGISTERED = "_cxm_rollups"
 
 
 _paths: weakref.WeakKeyDictionary[BaseBackend, str] = weakref.WeakKeyDictionary()
@@ -230,13 +260,13 @@ def _path(backend: BaseBackend) -> str:
     return path
 
 
-def _changed(old: _Store, probe: tuple[Any, ...], days: dict[dt.date, int]) -> list[dt.date]:
+def _changed(old: _Seen, new: _Seen) -> list[dt.date]:
     """Days to recompute: those whose count moved, and every day from the latest
     submission the rollup saw."""
-    moved = {d for d in {*days, *old.days} if days.get(d) != old.days.get(d)}
+    moved = {d for d in {*new.days, *old.days} if new.days.get(d) != old.days.get(d)}
     latest = old.probe[1]
     first = _date(latest) if latest is not None else dt.date.min
-    return sorted(moved | {d for d in days if d >= first})
+    return sorted(moved | {d for d in new.days if d >= first})
 
 
 def _held(backend: BaseBackend, metric: Metric) -> _Held:
@@ -247,15 +277,18 @@ def _held(backend: BaseBackend, metric: Metric) -> _Held:
         store = _stores.get(path)
         probe = _probe(backend)
         if store is None:
-            store = _Store(probe, _day_counts(backend))
-        elif probe != store.probe:
-            days = _day_counts(backend)
-            changed = _changed(store, probe, days)
-            for k, h in list(store.held.items()):
-                store.held[k] = _Held(h.metric, _replace_days(backend, h, changed), h.name)
-            store = _Store(probe, days, store.held)
-        if key not in store.held:
-            store.held[key] = _Held(metric, _build(backend, metric), f"_cxm_rollup_{next(_names)}")
+            store = _Store(_Seen(probe, _day_counts(backend)))
+        elif probe != store.seen.probe:
+            store.seen = _Seen(probe, _day_counts(backend))
+        # Each metric is brought in step when it is read (the others wait for their reads).
+        held = store.held.get(key)
+        if held is None:
+            held = _Held(metric, _build(backend, metric), f"_cxm_rollup_{next(_names)}",
+                         store.seen)  # fmt: skip
+        elif held.seen is not store.seen:
+            changed = _changed(held.seen, store.seen)
+            held = _Held(metric, _replace_days(backend, held, changed), held.name, store.seen)
+        store.held[key] = held
         _stores.pop(path, None)
         _stores[path] = store
         while len(_stores) > STORES:
@@ -282,8 +315,11 @@ def rebuild(backend: BaseBackend) -> int:
 def _register(backend: BaseBackend, held: _Held) -> None:
     """Make ``held.table`` readable under its name on this connection (and only the current
     version of each metric's rollup)."""
+    mine: dict[str, pa.Table] | None = getattr(backend, _REGISTERED, None)
+    if mine is None:
+        mine = {}
+        setattr(backend, _REGISTERED, mine)
     with _lock:
-        mine = _registered.setdefault(backend, {})
         if mine.get(held.name) is held.table:
             return
         current = {h.name for s in _stores.values() for h in s.held.values()}

@@ -96,7 +96,9 @@ def compute(
         _check_dimension(d)
     asked = by  # as the caller names them (targets are set per dimension so named)
     by, norm_filters = _with_bins(by, norm_filters, bins or {})
-    with reading(source) as backend:
+    # A connection opened for this one question uses the dashboards' rollup only when the
+    # process already holds it (building it costs more than the one plain query).
+    with reading(source) as backend, rollup.held_only(not isinstance(source, BaseBackend)):
         typed = _typed(backend, metrics, metric, [*by, *norm_filters])
         by = [typed.get(d, d) for d in by]
         norm_filters = {typed.get(d, d): v for d, v in norm_filters.items()}
