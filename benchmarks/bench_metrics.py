@@ -6,10 +6,17 @@ Run: .venv/bin/python benchmarks/bench_metrics.py [--sizes 10000,100000,1000000,
 For each size (survey responses; synthetic facts from ``cxm.metrics.synthetic``, 12 months) it
 prints p50/p95 milliseconds of:
 - cxm: ``compute(backend, "nps", by=department,month)`` and the same for CSAT, with intervals,
-  targets and flags, on one open DuckDB backend (as the server's reader pool and the API use);
+  targets and flags, on one open DuckDB backend (as the server's reader pool and the API use),
+  as compute answers them (from the dashboards' rollup, ``cxm.metrics.rollup``);
+- plain: the same with the rollup off (``rollup.plain()``): the Ibis query over every response;
 - floor: the same two aggregations as one hand-written DuckDB SQL statement each, on the same
   connection, with no Python around them (the engine's own time);
-- ratio: cxm p50 / floor p50 (the goal: at most 1.3x at every size).
+- ratios: cxm p50 / floor p50 and plain p50 / floor p50 (the goal: at most 1.3x at every size).
+Then, per size, the dashboards' company-wide queries (the overview's headline, by department,
+by month and quarter, CSAT by department x month against the previous month), each timed
+alone: p50/p95 over all of them from the rollup and by the plain query (the goal: p95 at most
+100 ms at 1M responses), and the same headline question read right after each batch of 20 new
+responses (the rollup brought in step first).
 Then the same two metrics on Spark (local[*]) over the Parquet lake of the smallest size, as
 ``cxm metrics --engine spark --lake DIR`` computes them. The default sizes run in well under a
 minute; ``--sizes`` up to 10,000,000 takes a few minutes and several GB of memory.
@@ -18,6 +25,7 @@ minute; ``--sizes`` up to 10,000,000 takes a few minutes and several GB of memor
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import tempfile
 import time
@@ -25,10 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cxm.metrics import compute, synthetic
+from cxm.metrics import compute, rollup, synthetic
 from cxm.metrics.export import export_parquet, spark_backend, spark_session
 from cxm.store import create_engine, upgrade
 from cxm.store.analytics import analytics
+from cxm.surveys.facts import responses_table
 
 BY = ["department", "month"]
 MONTHS = 12
@@ -55,6 +64,21 @@ GROUP BY 1, 2
 """
 
 
+# The overview's company-wide metric queries (cxm.web.dashboards.overview): name, by, options.
+DASHBOARD: list[tuple[str, list[str], dict[str, Any]]] = [
+    *((m, [], {}) for m in ("nps", "csat", "ces")),
+    *((m, ["department"], {}) for m in ("nps", "csat", "ces")),
+    ("nps", ["month"], {}), ("csat", ["month"], {}),
+    ("nps", ["quarter"], {}), ("csat", ["quarter"], {}),
+    ("csat", ["department", "month"], {"compare": "previous"}),
+]  # fmt: skip
+
+
+def _p(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))]
+
+
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
     """(p50, p95) milliseconds of ``fn`` over ``runs`` calls after one warm-up call."""
     fn()  # warm-up (connection, plan caches)
@@ -63,8 +87,37 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))]
+    return _p(times)
+
+
+def dashboard(backend: Any, runs: int) -> tuple[float, float]:
+    """(p50, p95) ms over every dashboard query, each timed alone, ``runs`` rounds."""
+    times = []
+    for r in range(runs + 1):
+        for name, by, kw in DASHBOARD:
+            t0 = time.perf_counter()
+            compute(backend, name, by, **kw)
+            if r:  # the first round warms plans (and builds the rollup)
+                times.append((time.perf_counter() - t0) * 1000)
+    return _p(times)
+
+
+def after_writes(eng: Any, backend: Any, runs: int) -> tuple[float, float]:
+    """(p50, p95) ms of NPS by department x month read right after 20 new responses."""
+    times = []
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for r in range(runs):
+        rows = [{"id": f"new-{r}-{i}", "survey_key": "relationship", "survey_version": 1,
+                 "respondent_kind": "customer", "touchpoint_key": synthetic.TOUCHPOINTS[i % 6][0],
+                 "started_at": now, "submitted_at": now, "completed": True, "nps": i % 11,
+                 "csat": 1 + i % 5, "source": "web"} for i in range(20)]  # fmt: skip
+        now += dt.timedelta(minutes=1)
+        with eng.begin() as conn:
+            conn.execute(responses_table.insert(), rows)
+        t0 = time.perf_counter()
+        compute(backend, "nps", BY)
+        times.append((time.perf_counter() - t0) * 1000)
+    return _p(times)
 
 
 def one_size(tmp: Path, responses: int, runs: int, lake: Path | None) -> dict[str, Any]:
@@ -82,14 +135,24 @@ def one_size(tmp: Path, responses: int, runs: int, lake: Path | None) -> dict[st
         compute(backend, "nps", by=BY)
         compute(backend, "csat", by=BY)
 
+    def plain() -> None:
+        with rollup.plain():
+            cxm()
+
     def floor() -> None:
         con.sql(FLOOR_NPS).fetchall()
         con.sql(FLOOR_CSAT).fetchall()
 
-    # Side by side, alternating, so both see the same machine load.
+    # Side by side, alternating, so all see the same machine load.
     c50, c95 = timed(cxm, runs)
+    p50, p95 = timed(plain, runs)
     f50, f95 = timed(floor, runs)
     c50b, c95b = timed(cxm, runs)
+    p50b, p95b = timed(plain, runs)
+    board = dashboard(backend, max(2, runs // 3))
+    with rollup.plain():
+        board_plain = dashboard(backend, max(2, runs // 3))
+    written = after_writes(eng, backend, runs)
     backend.disconnect()
     exports: tuple[float, float] | None = None
     if lake is not None:
@@ -101,7 +164,9 @@ def one_size(tmp: Path, responses: int, runs: int, lake: Path | None) -> dict[st
         exports = (t1 - t0, time.perf_counter() - t1)
     eng.dispose()
     return {"responses": rows["responses"], "loaded": loaded, "cxm": (min(c50, c50b),
-            min(c95, c95b)), "floor": (f50, f95), "exports": exports}  # fmt: skip
+            min(c95, c95b)), "plain": (min(p50, p50b), min(p95, p95b)), "floor": (f50, f95),
+            "exports": exports, "board": board, "board_plain": board_plain,
+            "written": written}  # fmt: skip
 
 
 def main() -> None:
@@ -113,7 +178,8 @@ def main() -> None:
     ap.add_argument("--no-spark", action="store_true")
     args = ap.parse_args()
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    print(f"{'responses':>10} | {'cxm p50':>9} {'p95':>9} | {'SQL p50':>9} {'p95':>9} | ratio")
+    print(f"{'responses':>10} | {'cxm p50':>9} {'p95':>9} | {'plain p50':>9} {'p95':>9} | "
+          f"{'SQL p50':>9} {'p95':>9} | cxm/SQL plain/SQL")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
         lake = tmp / "lake"
@@ -122,11 +188,21 @@ def main() -> None:
             runs = args.runs or (15 if size <= 1_000_000 else 5)
             r = one_size(tmp, size, runs, lake if i == 0 and not args.no_spark else None)
             results.append(r)
-            (c50, c95), (f50, f95) = r["cxm"], r["floor"]
-            print(f"{r['responses']:>10,} | {c50:7.1f}ms {c95:7.1f}ms | {f50:7.1f}ms "
-                  f"{f95:7.1f}ms | {c50 / f50:.2f}x   (loaded in {r['loaded']:.1f}s)")  # fmt: skip
+            (c50, c95), (p50, p95), (f50, f95) = r["cxm"], r["plain"], r["floor"]
+            print(f"{r['responses']:>10,} | {c50:7.1f}ms {c95:7.1f}ms | {p50:7.1f}ms "
+                  f"{p95:7.1f}ms | {f50:7.1f}ms {f95:7.1f}ms | {c50 / f50:6.2f}x {p50 / f50:8.2f}x"
+                  f"   (loaded in {r['loaded']:.1f}s)")  # fmt: skip
         worst = max(r["cxm"][0] / r["floor"][0] for r in results)
-        print(f"worst ratio cxm/SQL p50: {worst:.2f}x (goal: at most 1.30x)")
+        worst_plain = max(r["plain"][0] / r["floor"][0] for r in results)
+        print(f"worst ratio cxm/SQL p50: {worst:.2f}x, plain query/SQL: {worst_plain:.2f}x "
+              "(goal: at most 1.30x)")  # fmt: skip
+        print(f"dashboards' {len(DASHBOARD)} company-wide queries, each alone "
+              "(goal: p95 at most 100 ms at 1M responses):")  # fmt: skip
+        for r in results:
+            (b50, b95), (q50, q95), (w50, w95) = r["board"], r["board_plain"], r["written"]
+            print(f"{r['responses']:>10,} | rollup p50 {b50:6.1f}ms p95 {b95:6.1f}ms | plain "
+                  f"query p50 {q50:6.1f}ms p95 {q95:6.1f}ms | p95 {q95 / b95:5.1f}x faster | "
+                  f"after 20 new responses p50 {w50:6.1f}ms p95 {w95:6.1f}ms")  # fmt: skip
         if args.no_spark:
             return
         full, again = results[0]["exports"]

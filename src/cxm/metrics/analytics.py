@@ -8,7 +8,7 @@ definition runs on DuckDB, PostgreSQL and PySpark. The result of ``aggregate`` i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,8 +56,12 @@ def column_name(dim: str) -> str:
     return slices.column_name(dim) or dim
 
 
-def _condition(t: ir.Table, cond: Mapping[str, Any]) -> ir.BooleanValue:
-    """A YAML condition as an Ibis boolean; a null comparison counts as false."""
+def _condition(t: ir.Table, cond: Mapping[str, Any], where: bool = False) -> ir.BooleanValue:
+    """A YAML condition as an Ibis boolean; a null comparison counts as false.
+
+    ``where=True``: for a filter only, where a null already drops the row as false does; the
+    top-level comparisons then go without their ``COALESCE(..., FALSE)``, so engines can push
+    them into the scan (DuckDB then filters as it reads, as for a hand-written WHERE)."""
     parts: list[ir.BooleanValue] = []
     for col, spec in cond.items():
         if col == "not":
@@ -92,7 +96,7 @@ def _condition(t: ir.Table, cond: Mapping[str, Any]) -> ir.BooleanValue:
                 e = c <= v
             else:  # is_null
                 e = c.isnull() if v else c.notnull()
-            parts.append(e.fill_null(False))
+            parts.append(e if where else e.fill_null(False))
     out: ir.BooleanValue = ibis.literal(True)
     for p in parts:
         out = out & p
@@ -160,10 +164,12 @@ def fact_rows(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     customer: bool | None = None,
+    keep: Collection[str] | None = None,
 ) -> ir.Table:
     """The metric's rows with one column per slice dimension in ``dims``; ``customer=True``
     keeps the fact's customer column for callers that join on it (by default it is read only
-    when the metric or a slice needs it)."""
+    when the metric or a slice needs it). ``keep``: the fact's columns the caller reads (with
+    the fact's time, key and link columns); None keeps them all."""
     assert metric.fact is not None
     fact = FACTS[metric.fact]
     if metric.time:
@@ -178,7 +184,7 @@ def fact_rows(
     else:
         needs = _needs_customer(metric, fact, dims) if customer is None else customer
         t = read_fact(backend, fact, customer=needs)
-    t = t.filter(_condition(t, metric.filters), t[fact.time].notnull())
+    t = t.filter(_condition(t, metric.filters, where=True), t[fact.time].notnull())
     if _uses_derived(metric, fact) and fact.customer:
         # The next event of the same customer, ordered by time then key so ties resolve the
         # same way on every engine. Computed before the date range so that a contact near the
@@ -198,8 +204,31 @@ def fact_rows(
     if end is not None:
         t = t.filter(t[fact.time] < _naive_utc(end))
     if metric.rows:
-        t = t.filter(_condition(t, metric.rows))
+        t = t.filter(_condition(t, metric.rows, where=True))
+    if keep is not None:
+        # Only the columns the caller reads and the slices need: a shorter statement, which
+        # the engine binds and plans in a fraction of the time (most of a small store's query).
+        t = t.select(*(c for c in t.columns if c in {*keep, *_link_columns(fact, dims)}))
     return _with_dimensions(backend, t, fact, metric, dims)
+
+
+def _link_columns(fact: Fact, dims: Sequence[str]) -> set[str]:
+    """The fact's columns that slicing by ``dims`` reads."""
+    out = {fact.time}
+    for d in dims:
+        if d in ORG_DIMENSIONS or d == "touchpoint":
+            out.add(fact.touchpoint or "")
+        elif d == "channel":
+            out.add(fact.channel or "")
+        elif d == "survey":
+            out.add(fact.survey or "")
+        elif d == "cohort":
+            out.add("cohort")
+        elif slices.trait_name(d) is not None:
+            out.add(fact.customer or "")
+        elif slices.trigger_property(d) is not None:
+            out.add(fact.trigger or "")
+    return out
 
 
 def _with_dimensions(
@@ -272,13 +301,32 @@ def aggregate(
     """Per-slice sufficient statistics of ``metric`` (counts, or mean/sd/n)."""
     filters = filters or {}
     dims = list(dict.fromkeys([*by, *filters, *([stratum] if stratum else [])]))
-    t = fact_rows(backend, metric, dims, start=start, end=end)
+    t = fact_rows(backend, metric, dims, start=start, end=end, keep=read_columns(metric))
     for d, values in filters.items():
         t = t.filter(t[slices.key(d)].isin([str(v) for v in values]))
     keys = [slices.key(d) for d in dict.fromkeys([*by, *([stratum] if stratum else [])])]
     # Numbers, dates and bins carry their order along (one value per label).
     keys += [slices.order_key(d) for d in by if slices.order_key(d) in t.columns]
     return summarise(t, metric, keys)
+
+
+def _condition_columns(cond: Any) -> set[str]:
+    if isinstance(cond, Mapping):
+        out: set[str] = set()
+        for k, v in cond.items():
+            out |= _condition_columns(v) if k in ("not", "any") else {str(k)}
+        return out
+    if isinstance(cond, list):
+        return set().union(*(_condition_columns(c) for c in cond)) if cond else set()
+    return set()
+
+
+def read_columns(metric: Metric) -> set[str]:
+    """The fact columns ``summarise`` reads for ``metric`` (its conditions and columns)."""
+    out = {c for c in (metric.column, metric.base, metric.per) if c}
+    for cond in (metric.success, metric.numerator, metric.denominator):
+        out |= _condition_columns(cond)
+    return out
 
 
 def summarise(t: ir.Table, metric: Metric, keys: Sequence[str] = ()) -> ir.Table:

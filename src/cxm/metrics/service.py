@@ -25,11 +25,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
-from cxm.metrics import slices, stats
+from cxm.metrics import rollup, slices, stats
 from cxm.metrics.definitions import FACTS, Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
-from cxm.store.analytics import reading, to_frame
+from cxm.store.analytics import reading, to_frame, to_rows
 
 Row = Mapping[Any, Any]  # one aggregated row (a pandas record)
 BELOW_MIN_SAMPLE = "below_min_sample"
@@ -96,7 +96,9 @@ def compute(
         _check_dimension(d)
     asked = by  # as the caller names them (targets are set per dimension so named)
     by, norm_filters = _with_bins(by, norm_filters, bins or {})
-    with reading(source) as backend:
+    # A connection opened for this one question uses the dashboards' rollup only when the
+    # process already holds it (building it costs more than the one plain query).
+    with reading(source) as backend, rollup.held_only(not isinstance(source, BaseBackend)):
         typed = _typed(backend, metrics, metric, [*by, *norm_filters])
         by = [typed.get(d, d) for d in by]
         norm_filters = {typed.get(d, d): v for d, v in norm_filters.items()}
@@ -104,6 +106,13 @@ def compute(
         if compare == "previous" and start is not None and grain is not None:
             # One more period before start so the first period has something to compare with.
             start_q = _previous_period_start(start, grain)
+        if compare is None and weights is None and metric.kind != "derived":
+            # The usual question: plain rows in, one DataFrame out, no pandas in between.
+            rows = _rows(backend, metric, by, start_q, end, norm_filters, confidence)
+            table = _target_table(metric, targets if targets is not None
+                                  else _read_target_rows(backend))  # fmt: skip
+            _row_targets(rows, metric, asked, table)
+            return _output(rows, [ax.column_name(d) for d in by], metric)
         stats_df = _statistics(backend, metrics, metric, by, start_q, end, norm_filters,
                                weights, confidence)  # fmt: skip
         if compare == "rest":
@@ -119,7 +128,7 @@ def compute(
             _adjust(stats_df, correction)
         if targets is None:
             targets = read_targets(backend)
-    _apply_targets(stats_df, metric, asked, targets)
+    _apply_targets(stats_df, metric, asked, _target_table(metric, targets))
     cols = [ax.column_name(d) for d in by] + OUTPUT
     if compare:
         cols += ["compared_with", "delta", "p_value", "p_adjusted", "significant"]
@@ -240,7 +249,19 @@ _FLOATS = ("mean", "sd", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
 
 def _day(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return str(pd.Timestamp(value).strftime("%Y-%m-%d"))
+
+
+def _int(value: Any) -> int:
+    return 0 if value is None or _missing(value) else int(value)
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None or _missing(value) else float(value)
 
 
 def _fetch_records(backend: BaseBackend, metric: Metric, by: Sequence[str],
@@ -269,22 +290,31 @@ def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
     Plain Python on the few aggregated rows: per-column pandas operations cost more than the
     query itself on small stores."""
     key = _key(metric, by, start, end, filters, stratum)
-    df = to_frame(backend, key, lambda: _aggregate(backend, metric, by, start, end, filters,
-                                                   stratum))  # fmt: skip
+    if stratum is None and rollup.applies(backend, metric, by, start, end, filters):
+        version, build = rollup.aggregate(backend, metric, by, start, end, filters)
+        names, tuples = to_rows(backend, (*key, version), build)
+    else:
+        names, tuples = to_rows(backend, key, lambda: _aggregate(
+            backend, metric, by, start, end, filters, stratum))  # fmt: skip
     rename = _renames(by, stratum)
-    data: dict[str, list[Any]] = {rename.get(str(c), str(c)): df[c].tolist() for c in df.columns}
-    orders = [slices.order_key(d) for d in by if slices.order_key(d) in data]
-    for d in by:
-        col = ax.column_name(d)
-        data[col] = [_day(v) for v in data[col]] if d in ax.GRAINS else [str(v) for v in data[col]]
-    for c in _INTS:
-        if c in data:
-            data[c] = [0 if pd.isna(v) else int(v) for v in data[c]]
-    for c in _FLOATS:
-        if c in data:
-            data[c] = [math.nan if pd.isna(v) else float(v) for v in data[c]]
-    columns = list(data)
-    rows = [dict(zip(columns, values, strict=True)) for values in zip(*data.values(), strict=True)]
+    columns = [rename.get(c, c) for c in names]
+    casts: list[Callable[[Any], Any] | None] = []
+    grains = {ax.column_name(d) for d in by if d in ax.GRAINS}
+    labels = {ax.column_name(d) for d in by} - grains
+    for c in columns:
+        if c in grains:
+            casts.append(_day)
+        elif c in labels:
+            casts.append(str)
+        elif c in _INTS:
+            casts.append(_int)
+        elif c in _FLOATS:
+            casts.append(_float)
+        else:
+            casts.append(None)
+    rows = [{c: (v if f is None else f(v)) for c, f, v in zip(columns, casts, t, strict=True)}
+            for t in tuples]  # fmt: skip
+    orders = [slices.order_key(d) for d in by if slices.order_key(d) in columns]
     keys = [ax.column_name(d) for d in by] + ([ax.column_name(stratum)] if stratum else [])
     if keys:
 
@@ -379,20 +409,7 @@ def _statistics(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Met
         return _derived(backend, metrics, metric, by, start, end, filters, weights, confidence)
     keys = [ax.column_name(d) for d in by]
     if weights is None:
-        rows = []
-        for rec in _fetch_records(backend, metric, by, start, end, filters):
-            out = {k: rec[k] for k in keys}
-            n = int(rec["n"])
-            if n < metric.min_sample or n == 0:
-                out.update(_empty_row(n), weighted_n=None, method=_method(metric),
-                           flags=BELOW_MIN_SAMPLE)  # fmt: skip
-            else:
-                i = _interval(metric, rec, confidence)
-                out.update(value=i.value, ci_low=_nan_none(i.low), ci_high=_nan_none(i.high),
-                           n=n, weighted_n=None, method=i.method, flags="")  # fmt: skip
-            out["_agg"] = rec
-            rows.append(out)
-        return _frame(rows, keys, metric)
+        return _frame(_rows(backend, metric, by, start, end, filters, confidence), keys, metric)
     stratum = f"trait:{weights.trait}"
     agg = _fetch(backend, metric, by, start, end, filters, stratum=stratum)
     strat_col = ax.column_name(stratum)
@@ -427,6 +444,38 @@ def _statistics(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Met
         out["_agg"] = None
         rows.append(out)
     return _frame(rows, keys, metric)
+
+
+def _rows(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.datetime | None,
+          end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
+          confidence: float) -> list[dict[str, Any]]:  # fmt: skip
+    """One dict per slice: its keys, value, interval, n, method, flags and ``_agg`` (the
+    aggregated row the tests read)."""
+    keys = [ax.column_name(d) for d in by]
+    method = _method(metric)
+    rows = []
+    for rec in _fetch_records(backend, metric, by, start, end, filters):
+        out = {k: rec[k] for k in keys}
+        n = int(rec["n"])
+        if n < metric.min_sample or n == 0:
+            out.update(_empty_row(n), weighted_n=None, method=method, flags=BELOW_MIN_SAMPLE)
+        else:
+            i = _interval(metric, rec, confidence)
+            out.update(value=i.value, ci_low=_nan_none(i.low), ci_high=_nan_none(i.high),
+                       n=n, weighted_n=None, method=i.method, flags="")  # fmt: skip
+        out["_agg"] = rec
+        rows.append(out)
+    return rows
+
+
+def _output(rows: list[dict[str, Any]], keys: list[str], metric: Metric) -> pd.DataFrame:
+    """``compute``'s answer from finished rows: the slice columns, then ``OUTPUT``."""
+    data: dict[str, list[Any]] = {k: [r[k] for r in rows] for k in keys}
+    data["metric"] = [metric.name] * len(rows)
+    for c in OUTPUT[1:]:
+        data[c] = [r.get(c) for r in rows]
+    # The same dtypes as a frame built column by column from these lists, then cut.
+    return pd.DataFrame(data, columns=[*keys, *OUTPUT])
 
 
 def _nan_none(v: float) -> float | None:
@@ -648,34 +697,77 @@ def read_targets(source: Engine | BaseBackend) -> pd.DataFrame:
             return pd.DataFrame(columns=columns)
 
 
-def _apply_targets(df: pd.DataFrame, metric: Metric, by: Sequence[str],
-                   overrides: pd.DataFrame) -> None:  # fmt: skip
-    """Slice target (first matching dimension in ``by``), else installation, else definition."""
-    columns = [overrides[c].tolist() for c in ("metric", "dimension", "value", "target")]
-    table = {
-        (str(d), str(v)): float(t) for m, d, v, t in zip(*columns, strict=True) if m == metric.name
-    }
+TargetTable = dict[tuple[str, str], float]
+_TARGET_COLUMNS = ("metric", "dimension", "value", "target")
+
+
+def _read_target_rows(backend: BaseBackend) -> list[tuple[Any, ...]]:
+    """The target table's rows (metric, dimension, value, target) as tuples."""
+
+    def build() -> Any:
+        t = ax.target_overrides(backend)
+        if t is None:
+            raise LookupError("no metric_targets table")
+        return t.select(*_TARGET_COLUMNS)
+
+    try:
+        return to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS), build)[1]
+    except LookupError:
+        return []
+
+
+def _target_table(metric: Metric,
+                  overrides: pd.DataFrame | list[tuple[Any, ...]]) -> TargetTable:  # fmt: skip
+    """``metric``'s installation targets keyed by (dimension, value); ("", "") is overall."""
+    if isinstance(overrides, pd.DataFrame):
+        columns = [overrides[c].tolist() for c in _TARGET_COLUMNS]
+        overrides = list(zip(*columns, strict=True))
+    return {(str(d), str(v)): float(t) for m, d, v, t in overrides if m == metric.name}
+
+
+def _targets_of(metric: Metric, by: Sequence[str], table: TargetTable,
+                slice_values: Mapping[str, list[Any]], values: list[Any],
+                count: int) -> tuple[list[float | None], list[bool | None]]:  # fmt: skip
+    """Each row's target and whether its value meets it: the slice target (the first
+    dimension of ``by`` with one), else the installation's, else the definition's."""
     default = table.get(("", ""), metric.target)
     # ``by`` as the caller named the dimensions: a slice target is set per dimension so named.
-    named = [
-        (d, [str(v) for v in df[ax.column_name(d)].tolist()]) for d in by if ax.column_name(d) in df
-    ]
-    targets = []
-    for i in range(len(df)):
+    named = [(d, [str(v) for v in slice_values[ax.column_name(d)]]) for d in by
+             if ax.column_name(d) in slice_values]  # fmt: skip
+    targets: list[float | None] = []
+    for i in range(count):
         target = default
-        for d, values in named:
-            key = (d, values[i])
+        for d, labels in named:
+            key = (d, labels[i])
             if key in table:
                 target = table[key]
                 break
         targets.append(target)
-    df["target"] = targets
     on: list[bool | None] = []
-    for value, target in zip(df["value"].tolist(), targets, strict=True):
+    for value, target in zip(values, targets, strict=True):
         if value is None or target is None or value != value:
             on.append(None)
         else:
             on.append(bool(value >= target if metric.direction == "higher" else value <= target))
+    return targets, on
+
+
+def _row_targets(rows: list[dict[str, Any]], metric: Metric, by: Sequence[str],
+                 table: TargetTable) -> None:  # fmt: skip
+    present = {ax.column_name(d) for d in by} & (set(rows[0]) if rows else set())
+    values = {c: [r[c] for r in rows] for c in present}
+    targets, on = _targets_of(metric, by, table, values, [r["value"] for r in rows], len(rows))
+    for r, target, hit in zip(rows, targets, on, strict=True):
+        r["target"], r["on_target"] = target, hit
+
+
+def _apply_targets(df: pd.DataFrame, metric: Metric, by: Sequence[str],
+                   table: TargetTable) -> None:  # fmt: skip
+    """Each slice's target and ``on_target`` (see ``_targets_of``), as columns of ``df``."""
+    present = {ax.column_name(d): df[ax.column_name(d)].tolist() for d in by
+               if ax.column_name(d) in df}  # fmt: skip
+    targets, on = _targets_of(metric, by, table, present, df["value"].tolist(), len(df))
+    df["target"] = targets
     df["on_target"] = on
 
 

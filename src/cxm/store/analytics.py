@@ -1,8 +1,8 @@
 """Ibis connections for analytics over the same store the application writes to.
 
 ``analytics`` opens one; ``reading`` lends one for a block; ``ReaderPool`` keeps a few open
-for pages that run several reads at once; ``to_frame`` runs an expression, keeping its
-compiled SQL per connection on DuckDB.
+for pages that run several reads at once; ``to_frame`` (and ``to_rows``) runs an expression,
+keeping its compiled SQL per connection on DuckDB.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import duckdb_engine
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Engine
@@ -134,6 +135,11 @@ def to_frame(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table])
     """
     if backend.name != "duckdb":
         return build().to_pandas()
+    con: Any = backend.con  # the DuckDB connection
+    return con.sql(_compiled_sql(backend, key, build)).df()
+
+
+def _compiled_sql(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> str:
     with _compiled_lock:
         memo = _compiled.setdefault(backend, OrderedDict())
         sql = memo.get(key)
@@ -145,5 +151,29 @@ def to_frame(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table])
             memo[key] = sql
             if len(memo) > COMPILED_PER_BACKEND:
                 memo.popitem(last=False)
+    return sql
+
+
+def to_arrow(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> pa.Table:
+    """Like ``to_frame``, as an Arrow table (in the expression's schema on other engines)."""
+    if backend.name != "duckdb":
+        return build().to_pyarrow()
     con: Any = backend.con  # the DuckDB connection
-    return con.sql(sql).df()
+    table: pa.Table = con.sql(_compiled_sql(backend, key, build)).to_arrow_table()
+    return table
+
+
+def to_rows(
+    backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Like ``to_frame``, but the column names and the rows as tuples of plain Python values
+    (None for a missing value on DuckDB; what pandas holds, NaN or NaT included, elsewhere).
+
+    For small results read by Python (a few hundred aggregated rows): building a DataFrame
+    costs more than the rows' own use of it."""
+    if backend.name != "duckdb":
+        df = build().to_pandas()
+        return [str(c) for c in df.columns], list(df.itertuples(index=False, name=None))
+    con: Any = backend.con  # the DuckDB connection
+    rel = con.sql(_compiled_sql(backend, key, build))
+    return list(rel.columns), rel.fetchall()
