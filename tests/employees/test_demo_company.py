@@ -21,6 +21,7 @@ from cxm.cli.main import app as cli
 from cxm.demo.generator import generate
 from cxm.demo.load import LoadSummary, load
 from cxm.employees import service
+from cxm.metrics import service as metrics
 from cxm.store import create_engine, upgrade
 from cxm.store.analytics import reading
 
@@ -261,21 +262,57 @@ def test_the_courier_sees_its_delivery_scorecard_and_nothing_personal(
     from tests.web.test_sessions import sign_in
 
     engine, root, _ = company
-    answers = pd.read_csv(root / "files" / "responses.csv")
-    delivery = answers[(answers["touchpoint"] == "delivery") & answers["csat"].notna()]
-    assert len(delivery) > 30
-    expected_csat = 100 * (delivery["csat"] >= 4).mean()
+    delivery, carried = _delivery_csat_answers(root / "files")
+    swiftpost = delivery[carried]
+    assert len(swiftpost) > 30 and len(delivery) - len(swiftpost) > 30
+    expected_csat = 100 * (swiftpost["csat"] >= 4).mean()
     settings = load_settings(data_dir=root, database_url=str(engine.url))
     with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
         assert sign_in(client, "dispatch@swiftpost.example", "demo-partner") == 303
         card = client.get("/api/v1/partners/swiftpost/scorecard")
         assert card.status_code == 200, card.text
         figures = {m["metric"]: m for m in card.json()["metrics"]}
-        assert figures["csat"]["n"] == len(delivery)
+        assert figures["csat"]["n"] == len(swiftpost)
         assert figures["csat"]["value"] == pytest.approx(expected_csat, abs=0.051)
         csat = client.get("/api/v1/metrics/csat?by=touchpoint").json()["rows"]
         assert [r["touchpoint"] for r in csat] == ["delivery"]
+        assert csat[0]["n"] == len(swiftpost)
         assert "@" not in card.text
         for path in ("/api/v1/customers", "/api/v1/cases", "/api/v1/responses", "/customers",
                      "/feedback", "/api/v1/employees"):  # fmt: skip
             assert client.get(path).status_code == 404, path
+
+
+def _delivery_csat_answers(files: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """The delivery CSAT answers in the demo's files, and which of them answer a delivery
+    SwiftPost carried (the triggering event names the courier in ``properties.partner``)."""
+    answers = pd.read_csv(files / "responses.csv")
+    delivery = answers[(answers["touchpoint"] == "delivery") & answers["csat"].notna()]
+    log = pd.read_parquet(files / "interactions.parquet", columns=["event_id", "properties"])
+    partner = log["properties"].map(lambda doc: json.loads(doc).get("partner"))
+    by_courier = set(log.loc[partner == "swiftpost", "event_id"])
+    return delivery, delivery["trigger_event_id"].isin(by_courier)
+
+
+def test_swiftpost_delivery_csat_counts_its_deliveries_only(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    """The courier carries part of the home deliveries: its CSAT is over the answers its
+    deliveries triggered, and the rest of the touchpoint's answers read as in-house."""
+    engine, root, _ = company
+    truth = json.loads((root / "files" / "ground_truth.json").read_text())["partners"]
+    delivery, carried = _delivery_csat_answers(root / "files")
+    # The planted share of deliveries, within three standard errors.
+    share = truth["swiftpost"]["share_of_home_deliveries"]
+    se = (share * (1 - share) / len(delivery)) ** 0.5
+    assert carried.mean() == pytest.approx(share, abs=3 * se)
+    expected = {
+        "swiftpost": (int(carried.sum()), 100 * (delivery[carried]["csat"] >= 4).mean()),
+        "(none)": (int((~carried).sum()), 100 * (delivery[~carried]["csat"] >= 4).mean()),
+    }
+    got = metrics.compute(engine, "csat", ["partner"], filters={"touchpoint": ["delivery"]})
+    rows = {r["partner"]: (int(r["n"]), r["value"]) for r in got.to_dict("records")}
+    assert set(rows) == set(expected)
+    for key, (n, value) in expected.items():
+        assert rows[key][0] == n, key
+        assert rows[key][1] == pytest.approx(value, abs=0.051), key

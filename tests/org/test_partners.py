@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,11 @@ from typer.testing import CliRunner
 
 from cxm.cli.main import app
 from cxm.errors import Invalid, NotFound
+from cxm.interactions import service as interactions
+from cxm.metrics import load as load_metrics
+from cxm.metrics import service as metrics
 from cxm.org import auth, service
+from cxm.surveys.tables import responses
 from cxm.yamldoc import parse
 
 runner = CliRunner()
@@ -121,3 +127,73 @@ def test_cli_lists_partners_and_creates_partner_users(
     )
     # Refused input exits as a bad org file does, naming what is missing.
     assert refused_user.exit_code == 2 and "needs a partner" in refused_user.output
+
+
+SHARED = ORG.replace(
+    "    partner: swiftpost\n", "    partner: swiftpost\n    partner_runs: marked\n"
+)
+
+
+def _deliveries(engine: Engine) -> dict[str, list[int]]:
+    """Six deliveries, three carried by SwiftPost (named in ``properties.partner``), each
+    answered with a CSAT; returns the scores by who carried the delivery."""
+    carried = {"swiftpost": [5, 4, 1], "(none)": [2, 1, 5]}
+    events, rows = [], []
+    for carrier, scores in carried.items():
+        for score in scores:
+            i = len(events)
+            props = {"order_id": f"NW-{i}"} | ({"partner": carrier} if carrier != "(none)" else {})
+            events.append({"event_id": f"d{i}", "name": "order_delivered", "touchpoint": "delivery",
+                           "email": f"c{i}@example.com", "properties": props,
+                           "timestamp": f"2026-09-0{i + 1}T10:00:00Z"})  # fmt: skip
+            at = dt.datetime(2026, 9, i + 2, 9, tzinfo=dt.UTC)
+            rows.append({
+                "id": f"r{i}", "survey_key": "delivery_csat", "survey_version": 1,
+                "respondent_kind": "customer", "customer_id": None, "employee_id": None,
+                "invitation_id": None, "trigger_event_id": f"d{i}", "touchpoint_key": "delivery",
+                "channel": None, "language": "en", "started_at": at, "submitted_at": at,
+                "completed": True, "nps": None, "nps_category": None, "csat": score, "ces": None,
+                "comment": None, "source": "import",
+            })  # fmt: skip
+    with engine.begin() as conn:
+        interactions.ingest(conn, events, "api")
+        conn.execute(responses.insert(), rows)
+    return carried
+
+
+def test_a_partner_running_marked_interactions_gets_only_those(seeded: Engine) -> None:
+    with seeded.begin() as conn:
+        service.apply_org(conn, parse(SHARED))
+        exported = service.export_org(conn)
+    by_key = {t["key"]: t for t in exported["touchpoints"]}
+    assert by_key["delivery"]["partner_runs"] == "marked"
+    assert "partner_runs" not in by_key["support_chat"]
+    carried = _deliveries(seeded)
+    definitions = load_metrics()
+    # A handful of answers: the shipped minimum sample would hide the figures.
+    csat = {"csat": replace(definitions["csat"], min_sample=1)}
+    # Answers follow the delivery that triggered them; the rest of the touchpoint is in-house.
+    got = metrics.compute(seeded, "csat", ["partner"], metrics=csat)
+    rows = {r["partner"]: (int(r["n"]), r["value"]) for r in got.to_dict("records")}
+    assert rows == {
+        carrier: (len(s), pytest.approx(100 * sum(v >= 4 for v in s) / len(s)))
+        for carrier, s in carried.items()
+    }
+    # Interaction rows follow their own mark.
+    count = replace(definitions["renewal_rate"], name="deliveries", kind="count",
+                    filters={"name": "order_delivered"}, success=None)  # fmt: skip
+    made = metrics.compute(seeded, "deliveries", ["partner"], metrics={"deliveries": count})
+    assert {r["partner"]: int(r["n"]) for r in made.to_dict("records")} == {
+        "swiftpost": 3, "(none)": 3,
+    }  # fmt: skip
+    # Without the mark, the partner runs the whole touchpoint again.
+    with seeded.begin() as conn:
+        service.apply_org(conn, parse(ORG))
+    whole = metrics.compute(seeded, "csat", ["partner"], metrics=csat).to_dict("records")
+    assert [(r["partner"], int(r["n"])) for r in whole] == [("swiftpost", 6)]
+
+
+def test_marked_needs_a_partner(seeded: Engine) -> None:
+    bad = SHARED.replace("    partner: swiftpost\n", "")
+    with seeded.begin() as conn, pytest.raises(Invalid, match=r"partner_runs.*names no partner"):
+        service.apply_org(conn, parse(bad))

@@ -57,12 +57,14 @@ def test_partner_key_reads_its_partners_metrics_only(
         if response.status_code != 404:
             wrong.append(f"{path}: {response.status_code}")
         assert EMAIL not in response.text and COMMENT not in response.text, path
-    for path in ("/api/v1/metrics/alerts", "/api/v1/metrics/targets", "/api/v1/partners",
+    for path in ("/api/v1/metrics/alerts", "/api/v1/metrics/targets",
                  "/api/v1/partners/fitters", "/api/v1/partners/fitters/scorecard",
                  "/api/v1/employees", "/api/v1/insights/attribution"):  # fmt: skip
         if (code := app_client.get(path, headers=courier).status_code) != 404:
             wrong.append(f"{path}: {code}")
     assert not wrong, "; ".join(wrong)
+    listed = app_client.get("/api/v1/partners", headers=courier)
+    assert [p["key"] for p in listed.json()] == ["swiftpost"]
 
     mine = app_client.get("/api/v1/metrics/nps", headers=courier)
     assert mine.status_code == 200, mine.text

@@ -292,11 +292,16 @@ class Touchpoint:
     team: str
     contributors: tuple[str, ...] = ()
     partner: str | None = None  # the partner that runs it for the owning department
+    # "marked": the partner runs only the interactions whose properties.partner names it.
+    partner_runs: str = "all"
 
 
-# A courier runs the last mile of home deliveries for Supply Chain & Delivery (the org only:
-# the generated events and answers, and so the planted effects, do not depend on it).
+# A courier carries part of the home deliveries for Supply Chain & Delivery, whose own fleet
+# carries the rest: each delivery event of an order SwiftPost carries names it
+# (``properties.partner``). Which orders it carries is drawn from a random stream of its own,
+# so the other events, answers and planted effects are the same as without the courier.
 PARTNERS: tuple[tuple[str, str, str], ...] = (("swiftpost", "SwiftPost Couriers", "courier"),)
+SWIFTPOST_SHARE = 0.4  # of home deliveries
 
 DEPARTMENTS: tuple[Department, ...] = (
     Department(
@@ -379,6 +384,7 @@ TOUCHPOINTS: tuple[Touchpoint, ...] = (
         "last_mile",
         ("operations",),
         partner="swiftpost",
+        partner_runs="marked",
     ),
     Touchpoint(
         "returns",

@@ -46,7 +46,10 @@ CHUNK_ROWS = 1_000_000  # rows per parquet row group and per jsonl write
 EMPLOYEE_DOMAIN = "northwind-living.example"
 
 # One random stream per stage, so changing one stage leaves the others' draws alone.
-_STAGES = ("customers", "activity", "surveys", "interactions", "comments", "employees")
+# New stages go at the end: each stage's stream is the same whatever follows it.
+_STAGES = (
+    "customers", "activity", "surveys", "interactions", "comments", "employees", "carriers",
+)  # fmt: skip
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -2123,6 +2126,13 @@ def _log_logins(log: _Log, rng: np.random.Generator, cu: _Customers, ident: np.n
     )
 
 
+def _assign_carriers(rng: np.random.Generator, act: _Activity) -> None:
+    """Mark the home deliveries SwiftPost carries (``causal.SWIFTPOST_SHARE`` of them) in
+    ``act.orders["swiftpost"]``, from a stream of its own so no other draw moves."""
+    o = act.orders
+    o["swiftpost"] = o["home"] & (rng.random(len(o["t"])) < C.SWIFTPOST_SHARE)
+
+
 def _log_orders(
     log: _Log, rng: np.random.Generator, cu: _Customers, act: _Activity, end: int
 ) -> np.ndarray:
@@ -2153,17 +2163,23 @@ def _log_orders(
     def about(rows: np.ndarray, **extra: Any) -> pa.Array:
         return _props(len(rows), order_id=order_id.take(rows), **extra)
 
+    def carried(rows: np.ndarray, **extra: Any) -> pa.Array:
+        # The courier's deliveries name it; the own fleet's carry no partner.
+        own = about(rows, **extra)
+        courier = about(rows, **extra, partner=C.PARTNERS[0][0])
+        return pc.if_else(pa.array(o["swiftpost"][rows]), courier, own)
+
     late = np.flatnonzero(o["late"])
-    props = about(late, late_days=o["late_days"][late], promised_days=o["promised_days"][late])
+    props = carried(late, late_days=o["late_days"][late], promised_days=o["promised_days"][late])
     log.add("delivery_late", "delivery", o["cust"][late], o["promised_t"][late], props, _COURIER)
     dv = np.flatnonzero(o["delivered"])
-    props = about(dv, late_days=o["late_days"][dv], promised_days=o["promised_days"][dv])
+    props = carried(dv, late_days=o["late_days"][dv], promised_days=o["promised_days"][dv])
     delivered = np.full(len(o["t"]), -1)
     delivered[dv] = log.add(
         "order_delivered", "delivery", o["cust"][dv], o["delivered_t"][dv], props, _COURIER
     )
     dm = np.flatnonzero(o["damaged"])
-    props = about(dm, damage=_take(_DAMAGE_KINDS, o["damage_kind"][dm]))
+    props = carried(dm, damage=_take(_DAMAGE_KINDS, o["damage_kind"][dm]))
     log.add("item_damaged", "delivery", o["cust"][dm], o["damage_t"][dm], props, _LOGGED_IN)
     ask_t = o["damage_t"][dm] + _seconds(rng, len(dm), 10 * MINUTE, 2 * DAY)
     ask = (rng.random(len(dm)) < C.RETURN_AFTER_DAMAGE) & (ask_t <= end)
@@ -2660,6 +2676,8 @@ def _write_org(path: Path) -> None:
         ]
         if tp.partner:
             lines.append(f"    partner: {tp.partner}")
+            if tp.partner_runs != "all":
+                lines.append(f"    partner_runs: {tp.partner_runs}")
         if tp.contributors:
             lines.append(f"    contributors: [{', '.join(tp.contributors)}]")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -2998,6 +3016,13 @@ def _ground_truth(
             "comment_templates": template_count(),
         },
         "shared_identifiers": shared,
+        "partners": {
+            "swiftpost": {
+                "share_of_home_deliveries": C.SWIFTPOST_SHARE,
+                "deliveries": int((o["swiftpost"] & o["delivered"]).sum()),
+                "home_deliveries": int(o["delivered"].sum()),
+            }
+        },
         "employees": {
             "pulse_base_mean": C.PULSE_BASE_MEAN,
             "pulse_friction_effect": C.PULSE_FRICTION_EFFECT,
@@ -3057,6 +3082,7 @@ def generate(
     cu = _make_customers(rng["customers"], customers, win)
     say("activity")
     act = _make_activity(rng["activity"], cu, win)
+    _assign_carriers(rng["carriers"], act)
     say("surveys")
     sv = _sample_surveys(rng["surveys"], cu, act, win)
     say("interactions")

@@ -21,7 +21,7 @@ from cxm.insights import service as insights
 from cxm.metrics import service as metrics_service
 from cxm.metrics.definitions import Metric
 from cxm.org import service as org
-from cxm.org.scope import Scope
+from cxm.org.scope import Scope, readable_partners
 
 SCORECARD_METRICS = ("csat", "nps", "ces")
 
@@ -30,15 +30,11 @@ def readable_partner(conn: Connection, scope: Scope, key: str) -> None:
     """NotFound unless the scope reads partner ``key``: a partner user reads their own only;
     staff who read every department (admin, cx_lead, viewers in aggregate) read all; a
     manager reads the partners running touchpoints of their department."""
-    partner = org.get_partner(conn, key)  # NotFound naming the known ones
-    if scope.by_partner:
-        if scope.partner_key != key:
-            raise NotFound("no such partner in your scope")
-        return
-    if scope.role in ("admin", "cx_lead", "viewer"):
-        return
-    mine = {t.key for t in org.list_touchpoints(conn, scope.department_key)}
-    if not scope.department_key or not mine & set(partner.touchpoints):
+    if scope.by_partner and scope.partner_key != key:
+        raise NotFound("no such partner in your scope")
+    org.get_partner(conn, key)  # NotFound naming the known ones
+    readable = readable_partners(conn, scope)
+    if readable is not None and key not in readable:
         raise NotFound("no such partner in your scope")
 
 

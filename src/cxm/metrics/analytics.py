@@ -247,8 +247,11 @@ def _with_dimensions(
         tp = tp.select(
             _tp_key=tp.key,
             **{f"_org_{d}": tp[col] for d, col in ORG_DIMENSIONS.items() if d in org_needed},
+            **({"_tp_runs": tp.partner_runs} if "partner" in org_needed else {}),
         )
         t = t.left_join(tp, t[fact.touchpoint] == tp._tp_key)
+        if "partner" in org_needed:
+            t = _partner_of_row(backend, t, fact)
         for d in org_needed:
             columns[d] = f"_org_{d}"
     orders: dict[str, str] = {}
@@ -286,6 +289,29 @@ def _with_dimensions(
         if d in orders:
             out[slices.order_key(d)] = t[orders[d]]
     return t.mutate(**out)
+
+
+def _partner_of_row(backend: BaseBackend, t: ir.Table, fact: Fact) -> ir.Table:
+    """``t`` with ``_org_partner`` narrowed to the rows the partner ran: at a touchpoint it
+    runs only in part (``partner_runs = marked``), a row is the partner's when its interaction
+    (an interaction row itself, or the one that triggered a response or invitation) names the
+    partner in ``properties.partner``; the other rows there are run in-house."""
+    if fact.trigger is not None:
+        marked = touchpoints_expr(backend)
+        marked = marked.filter(marked.partner_runs == "marked").select(_mk=marked.key)
+        log = interaction_facts.log(backend)
+        log = log.filter(log.touchpoint_key.isin(marked._mk))
+        log = log.select(_pev=log.event_id, _pprop=slices.property_text(log, "partner"))
+        t = t.left_join(log, t[fact.trigger] == log._pev)
+        named = t._pprop
+    elif "properties" in t.columns:
+        named = slices.property_text(t, "partner")
+    else:
+        named = ibis.null().cast("string")
+    runs_part = (t._tp_runs == "marked").fill_null(False)
+    ran = (named == t._org_partner).fill_null(False)
+    partner = ibis.ifelse(runs_part & ~ran, ibis.null().cast("string"), t._org_partner)
+    return t.mutate(_org_partner=partner)
 
 
 def aggregate(

@@ -242,7 +242,7 @@ def _put(
     return t.mutate(**cols), f"_lab{i}", (f"_ord{i}" if order is not None else None)
 
 
-def _property_text(log: ir.Table, prop: str) -> ir.StringValue:
+def property_text(log: ir.Table, prop: str) -> ir.StringValue:
     """A property of the log's ``properties`` as plain text: a JSON column (DuckDB,
     PostgreSQL) gives the value's JSON text ('"T-1"', '3'); a Parquet lake keeps the document
     as a string, whose value Spark gives unquoted. Quotes are dropped and JSON null is null."""
@@ -261,7 +261,7 @@ def trigger_values(backend: BaseBackend, trigger_ids: ir.Column, prop: str) -> i
     """The text of property ``prop`` of the interactions whose ids are ``trigger_ids``."""
     log = interaction_facts.log(backend)
     log = log.filter(log.event_id.isin(trigger_ids))
-    return log.select(v=_property_text(log, prop)).v
+    return log.select(v=property_text(log, prop)).v
 
 
 def trigger(
@@ -272,7 +272,7 @@ def trigger(
     assert prop is not None
     kind = kind_of(dim) or trigger_kind(backend, t[column], dim)
     log = interaction_facts.log(backend)
-    log = log.select(**{f"_tev{i}": log.event_id, f"_tprop{i}": _property_text(log, prop)})
+    log = log.select(**{f"_tev{i}": log.event_id, f"_tprop{i}": property_text(log, prop)})
     t = t.left_join(log, t[column] == log[f"_tev{i}"])
     label, order = _typed(t[f"_tprop{i}"], kind, dim)
     return _put(t, i, label, order)

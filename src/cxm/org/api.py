@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Connection
 
-from cxm.errors import responses
+from cxm.errors import NotFound, responses
 from cxm.org import auth, schemas, service
+from cxm.org.auth import Principal
+from cxm.org.scope import readable_partners, scope_for
 from cxm.org.security import db, require
 
 router = APIRouter(tags=["org"])
@@ -94,15 +96,47 @@ def update_touchpoint(
     return service.update_touchpoint(conn, key, body)
 
 
-@router.get("/partners", dependencies=[read])
-def list_partners(conn: Connection = Depends(db, scope="function")) -> list[schemas.Partner]:
-    """Partners (couriers, resellers, installers) and the touchpoints each runs."""
-    return service.list_partners(conn)
-
-
-@router.get("/partners/{key}", dependencies=[read], responses=responses(404))
-def get_partner(key: str, conn: Connection = Depends(db, scope="function")) -> schemas.Partner:
+def _readable_partner(conn: Connection, who: Principal, key: str) -> schemas.Partner:
+    scope = scope_for(who)
+    readable = readable_partners(conn, scope)
+    if readable is not None and key not in readable:
+        raise NotFound(f"partner '{key}' not found in your scope")
     return service.get_partner(conn, key)
+
+
+@router.get("/partners")
+def list_partners(
+    who: Principal = Depends(require("read")), conn: Connection = Depends(db, scope="function")
+) -> list[schemas.Partner]:
+    """Partners (couriers, resellers, installers) and the touchpoints each runs, those the
+    caller reads (a partner user: their own; a manager: those running their touchpoints)."""
+    readable = readable_partners(conn, scope_for(who))
+    return [p for p in service.list_partners(conn) if readable is None or p.key in readable]
+
+
+@router.get("/partners/{key}", responses=responses(404))
+def get_partner(
+    key: str,
+    who: Principal = Depends(require("read")),
+    conn: Connection = Depends(db, scope="function"),
+) -> schemas.Partner:
+    return _readable_partner(conn, who, key)
+
+
+@router.post("/partners", status_code=201, dependencies=[admin], responses=responses(404, 409))
+def create_partner(
+    body: schemas.PartnerCreate, conn: Connection = Depends(db, scope="function")
+) -> schemas.Partner:
+    """Declare a partner and the touchpoints it runs for their owning departments."""
+    return service.create_partner(conn, body)
+
+
+@router.patch("/partners/{key}", dependencies=[admin], responses=responses(404, 409))
+def update_partner(
+    key: str, body: schemas.PartnerUpdate, conn: Connection = Depends(db, scope="function")
+) -> schemas.Partner:
+    """Rename a partner, change its kind or replace the touchpoints it runs."""
+    return service.update_partner(conn, key, body)
 
 
 @router.post("/keys", status_code=201, dependencies=[admin], responses=responses(404))

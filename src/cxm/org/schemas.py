@@ -25,6 +25,8 @@ Stage = Literal[
 ]
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# A touchpoint key as stored: ingest may record keys that the org file's pattern would refuse.
+StoredKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _not_null(value: Any) -> Any:
@@ -82,6 +84,11 @@ class TouchpointIn(Strict):
     owner: OwnerIn
     partner: Key | None = Field(
         default=None, description="The partner that runs it for the owning department"
+    )
+    partner_runs: Literal["all", "marked"] = Field(
+        default="all",
+        description="all: the partner runs every interaction there; marked: only those whose "
+        "properties.partner names it (the rest are run in-house)",
     )
     contributors: list[Key] = Field(default_factory=list)
     description: str | None = None
@@ -150,6 +157,7 @@ class Touchpoint(BaseModel):
     description: str | None
     owned: bool
     partner_key: str | None = None
+    partner_runs: str | None = None
 
 
 class Partner(BaseModel):
@@ -157,6 +165,23 @@ class Partner(BaseModel):
     name: str
     kind: str
     touchpoints: list[str]
+
+
+class PartnerCreate(Strict):
+    key: Key
+    name: Name
+    kind: Literal["courier", "reseller", "installer", "other"]
+    touchpoints: list[StoredKey] = Field(
+        default_factory=list, description="Keys of the touchpoints it runs (none run by another)"
+    )
+
+
+class PartnerUpdate(Strict):
+    name: Kept[Name] = None
+    kind: Kept[Literal["courier", "reseller", "installer", "other"]] = None
+    touchpoints: Kept[list[StoredKey]] = Field(
+        None, description="Replaces the touchpoints it runs; those left out are run in-house"
+    )
 
 
 class TouchpointCreate(Strict):

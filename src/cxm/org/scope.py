@@ -27,6 +27,9 @@ from cxm.org.tables import teams, touchpoints, users
 MASK = "•••"
 # Traits that are always personal data; settings may name more (CXM_PERSONAL_TRAITS).
 PERSONAL_TRAITS = ("name", "email", "phone", "address")
+# Interaction properties naming the employee who handled it (``cxm.employees.frontline``):
+# partner users may not slice by them (one row per agent would be individual figures).
+EMPLOYEE_PROPERTIES = ("agent_id",)
 # A customer's answer to "does this team have a case about these customers?"; cases live in
 # a domain above this one, so callers hand it in.
 TeamReach = Callable[[Connection, str | None, Sequence[str]], bool]
@@ -190,12 +193,21 @@ def check_slice_dimensions(
     """Refuse personal traits (``trait:email``...) as a slice or filter for restricted roles.
 
     Only admin and cx_lead, who read every customer, may slice by a personal trait; for
-    anyone else one row per person would be a list of names. Raises Forbidden (403).
+    anyone else one row per person would be a list of names. Partner users may not slice or
+    filter by the employee who handled an interaction (``trigger:agent_id``) either: their
+    view holds no figure of the company's agents. Raises Forbidden (403).
     """
     if scope.everything:
         return
     personal = personal_traits(extra_personal)
     for d in dimensions:
+        if scope.by_partner and d.startswith("trigger:"):
+            prop = d[len("trigger:") :].strip().lower()
+            if prop in EMPLOYEE_PROPERTIES:
+                raise Forbidden(
+                    f"'{d}' names the company's employees; a partner user reads their "
+                    "partner's touchpoints in aggregate, never by the people who handled them"
+                )
         if d.startswith("trait:") and d[len("trait:") :].strip().lower() in personal:
             raise Forbidden(
                 f"'{d}' is personal data; role '{scope.role}' may slice by it only through "
@@ -223,6 +235,7 @@ def suppress_small_slices(
 # ``{partner}`` stands for the user's own partner key, ``{any}`` for one path segment.
 PARTNER_ROUTES = (
     ("GET", "/api/v1/metrics"),
+    ("GET", "/api/v1/partners"),
     ("GET", "/api/v1/metrics/{any}"),
     ("GET", "/api/v1/partners/{partner}"),
     ("GET", "/api/v1/partners/{partner}/scorecard"),
@@ -257,6 +270,30 @@ def partner_may_reach(scope: Scope, method: str, path: str) -> bool:
         ):
             return True
     return False
+
+
+def readable_partners(conn: Connection, scope: Scope) -> frozenset[str] | None:
+    """Keys of the partners whose record and scorecard the scope reads; None: every one.
+
+    A partner user reads their own partner only; admin, cx_lead and viewers (aggregates)
+    read every partner; a manager reads the partners running a touchpoint of their
+    department; anyone else none.
+    """
+    if scope.by_partner:
+        return frozenset([scope.partner_key] if scope.partner_key else [])
+    if scope.role in ("admin", "cx_lead", "viewer"):
+        return None
+    if not scope.department_key:
+        return frozenset()
+    rows = conn.execute(
+        sa.select(touchpoints.c.partner_key)
+        .where(
+            touchpoints.c.department_key == scope.department_key,
+            touchpoints.c.partner_key.is_not(None),
+        )
+        .distinct()
+    )
+    return frozenset(rows.scalars())
 
 
 def partner_filters(scope: Scope, filters: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -147,6 +147,11 @@ def check_org(conn: Connection, doc: YamlDoc) -> schemas.OrgFile:
                 f"'{tp.partner}', which does not exist; declare it under 'partners:' "
                 f"(known: {_listing(partner_keys)})"
             )
+        if tp.partner_runs == "marked" and tp.partner is None:
+            problems.append(
+                f"{doc.where((*path, 'partner_runs'))}: touchpoint '{tp.key}' says a partner "
+                "runs the marked interactions there but names no partner; add 'partner: KEY'"
+            )
         for j, contributor in enumerate(tp.contributors):
             if contributor not in dept_keys:
                 problems.append(
@@ -235,6 +240,7 @@ def apply_org(conn: Connection, doc: YamlDoc) -> ApplySummary:
         team_key = tp.owner.team or _default_team(conn, tp.owner.department)
         values = {
             "partner_key": tp.partner,
+            "partner_runs": tp.partner_runs if tp.partner else None,
             "name": tp.name,
             "channel": tp.channel,
             "stage": tp.stage,
@@ -294,6 +300,8 @@ def export_org(conn: Connection) -> dict[str, Any]:
         }
         if tp.partner_key:
             entry["partner"] = tp.partner_key
+            if tp.partner_runs == "marked":
+                entry["partner_runs"] = "marked"
         if tp.contributors:
             entry["contributors"] = tp.contributors
         if tp.description:
@@ -326,6 +334,72 @@ def get_partner(conn: Connection, key: str) -> schemas.Partner:
         if partner.key == key:
             return partner
     raise NotFound(f"partner '{key}' does not exist; known: {_listing(_known(conn, partners))}")
+
+
+def _check_run(conn: Connection, key: str, run: list[str]) -> None:
+    """Invalid/NotFound/Conflict unless partner ``key`` may run every touchpoint in ``run``:
+    no repeats, each one known and not run by another partner."""
+    repeated = sorted({t for t in run if run.count(t) > 1})
+    if repeated:
+        raise Invalid(f"touchpoints: {', '.join(repeated)} given more than once")
+    if not run:
+        return
+    rows = conn.execute(
+        sa.select(touchpoints.c.key, touchpoints.c.partner_key).where(touchpoints.c.key.in_(run))
+    ).all()
+    found = {r.key: r.partner_key for r in rows}
+    missing = sorted(set(run) - set(found))
+    if missing:
+        raise NotFound(
+            f"touchpoint(s) {', '.join(missing)} do not exist; known: "
+            f"{_listing(_known(conn, touchpoints))}"
+        )
+    taken = sorted(f"'{t}' (by '{p}')" for t, p in found.items() if p not in (None, key))
+    if taken:
+        raise Conflict(
+            f"touchpoint(s) {', '.join(taken)} are run by another partner; take them off "
+            "that partner first (PATCH its touchpoints)"
+        )
+
+
+def create_partner(conn: Connection, body: schemas.PartnerCreate) -> schemas.Partner:
+    """Declare partner ``body.key`` and hand it the touchpoints it runs. Conflict when the key
+    exists or a touchpoint is run by another partner; NotFound for an unknown touchpoint.
+    Everything is checked before anything is written."""
+    if body.key in _known(conn, partners):
+        raise Conflict(f"partner '{body.key}' already exists; change it with PATCH")
+    _check_run(conn, body.key, body.touchpoints)
+    conn.execute(partners.insert().values(key=body.key, name=body.name, kind=body.kind))
+    if body.touchpoints:
+        conn.execute(
+            touchpoints.update()
+            .where(touchpoints.c.key.in_(body.touchpoints))
+            .values(partner_key=body.key)
+        )
+    return get_partner(conn, body.key)
+
+
+def update_partner(conn: Connection, key: str, body: schemas.PartnerUpdate) -> schemas.Partner:
+    """Rename partner ``key``, change its kind, or replace the touchpoints it runs (those
+    left out go back in-house). Errors as ``create_partner``; nothing is half-written."""
+    get_partner(conn, key)
+    values = body.model_dump(exclude_unset=True)
+    run = values.pop("touchpoints", None)
+    if run is not None:
+        _check_run(conn, key, run)
+    if values:
+        conn.execute(partners.update().where(partners.c.key == key).values(**values))
+    if run is not None:
+        conn.execute(
+            touchpoints.update()
+            .where(touchpoints.c.partner_key == key, touchpoints.c.key.not_in(run))
+            .values(partner_key=None, partner_runs=None)
+        )
+        if run:
+            conn.execute(
+                touchpoints.update().where(touchpoints.c.key.in_(run)).values(partner_key=key)
+            )
+    return get_partner(conn, key)
 
 
 def partner_touchpoints(conn: Connection, key: str) -> list[str]:

@@ -45,6 +45,9 @@ touchpoints = sa.Table(
     utc_timestamp("created_at", nullable=False),
     # The partner that runs the touchpoint for the owning department (None: run in-house).
     sa.Column("partner_key", sa.String(64)),
+    # "marked": the partner runs only the interactions whose ``properties.partner`` names it
+    # (a courier carrying part of the deliveries); null or "all": every interaction there.
+    sa.Column("partner_runs", sa.String(8)),
 )
 
 # Couriers, resellers, installers: companies that run touchpoints on the company's behalf.
