@@ -106,3 +106,34 @@ def test_events_without_identifiers_get_no_customer() -> None:
     assert np.array_equal(
         out.created.column("id").to_numpy(zero_copy_only=False), [customer_id_for("b")]
     )
+
+
+def test_a_file_linked_through_shared_devices_matches_the_resolver_past_the_caps() -> None:
+    # People and devices interleave so nearly the whole file is one component over the caps:
+    # it is walked on integer codes, and must still end exactly where ``Resolver`` ends.
+    n = 3000
+    events = []
+    for i in range(n):
+        person = i % (n // 4 + 1)
+        found = [("user_id", f"p{person}")] if i % 3 else []
+        found += [("email", f"p{person}@example.com")] if i % 2 else []
+        found.append(("anonymous_id", f"a{i % (n // 3 + 1)}"))
+        events.append(found)
+    times = [T0 + dt.timedelta(seconds=i // 7) for i in range(n)]
+    ids = pa.array([f"ev{i:05d}" for i in range(n)])
+    columns = {k: pa.array([dict(e).get(k) for e in events], pa.string()) for k in KINDS}
+    caps = {"user_id": 5, "email": 5, "anonymous_id": 10}
+    old = Resolver(caps=dict(caps))
+    assigned = [old.resolve(ids[i].as_py(), e, times[i]) for i, e in enumerate(events)]
+    remap = old.remap()
+
+    new = resolve_sets(ids, columns, pa.array(times), dict(caps))
+
+    assert new.replayed is None and new.replayed_events > n // 2
+    assert old.capped and old.merges  # the caps bite and profiles merge
+    assert new.customer_ids.cast(pa.string()).to_pylist() == [remap.get(c, c) for c in assigned]
+    assert set(new.capped) == set(old.capped)
+    assert set(new.merges) == set(old.merges)
+    assert dict(zip(*new.merged_into.to_pydict().values(), strict=True)) == remap
+    idents = {(r["kind"], r["value"]): r["customer_id"] for r in new.identities.to_pylist()}
+    assert idents == {(k, v): remap.get(c, c) for k, v, c, _ in old.new_idents}

@@ -358,3 +358,40 @@ def test_no_event_body_gets_a_server_error(
         headers={**ingest_headers, "content-type": "application/json"},
     )
     assert res.status_code < 500, res.text
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [k, *_strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.text(st.sampled_from(["a", "\x00", "\ud800", "\udfff", "\U0001f600", "\\", "u"]))
+        | st.text()
+        | st.integers()
+        | st.none(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    ),
+    st.booleans(),
+    st.sampled_from(["utf-8", "utf-16", "utf-32-le"]),
+)
+def test_a_body_passed_as_storable_parses_to_storable_text_only(
+    value: object, ascii_only: bool, encoding: str
+) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode(encoding, "surrogatepass")
+    if not limits.storable_json(raw):
+        return
+    try:
+        parsed = limits.loads(raw)
+    except limits.Refused:
+        return
+    for text in _strings(parsed):
+        limits.check_text(text, "field")  # raises for a NUL or a lone surrogate

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from cxm.customers.replay import Replayed, replay
 from cxm.customers.service import DEFAULT_CAP, Capped, Ident, Resolver
 
 # (loser, survivor, identifier kind, identifier value, event id, at): ``Resolver.merges``.
@@ -182,12 +183,13 @@ def resolve_sets(
     # Components that ``Resolver`` must replay: over a cap, or touching a stored identifier.
     limit = np.array([caps.get(k, DEFAULT_CAP) for k in kinds], dtype=np.int64)
     per_kind = np.bincount(label * len(kinds) + kind_of, minlength=comps * len(kinds))
-    hard: np.ndarray = np.asarray(
+    over: np.ndarray = np.asarray(
         (per_kind.reshape(comps, len(kinds)) > limit[None, :]).any(axis=1)
     )
+    touched = np.zeros(comps, dtype=bool)
     if owned is not None:
-        stored = owned(keys)
-        hard[label[stored]] = True
+        touched[label[owned(keys)]] = True
+    hard = over | touched
     event_label = np.full(n, -1, dtype=np.int64)
     event_label[ev[starts]] = label[idn[starts]]
     easy_event = has_ident & ~hard[np.maximum(event_label, 0)]
@@ -284,50 +286,82 @@ def resolve_sets(
             ):
                 event_id, when = when_of[e]
                 merges.append((creator_id[loser], creator_id[target], kind, value, event_id, when))
-    # Outputs for the easy components.
+    # Components over a cap, touching nothing stored: replayed on integer codes.
+    walked = _replay_capped(
+        np.flatnonzero(has_ident & (over & ~touched)[np.maximum(event_label, 0)]),
+        event_ids,
+        micros,
+        ev,
+        idn,
+        kind_of,
+        [int(c) for c in limit],
+        creating,
+    )
+    # Outputs for the easy components and the walked ones, on one dictionary of customer ids.
     survivor_event = np.full(comps, -1, dtype=np.int64)
     has_best = best < len(creators)
     survivor_event[has_best] = by_rank[best[has_best]]
     cid_by_creator = pa.array(ids_of_creators)
+    names = cid_by_creator
+    base_w = len(creators)
+    if walked is not None:
+        names = pa.concat_arrays([cid_by_creator.cast(pa.string()), walked.ids])
     easy_events = np.flatnonzero(easy_event)
     out_index = np.full(n, -1, dtype=np.int64)
     out_index[easy_events] = creator_index[survivor_event[event_label[easy_events]]]
     at_ts = pc.cast(at, stamp_type)
-    created = pa.table(
-        {
-            "id": cid_by_creator
-            if len(easy_creators) == len(creators)
-            else cid_by_creator.take(pa.array(creator_index[easy_creators])),
-            "created_at": at_ts.take(pa.array(easy_creators)),
-        }
-    )
+    created_ids = [
+        cid_by_creator
+        if len(easy_creators) == len(creators)
+        else cid_by_creator.take(pa.array(creator_index[easy_creators]))
+    ]
+    created_at = [at_ts.take(pa.array(easy_creators))]
     losers = easy_creators[survivor_event[event_label[easy_creators]] != easy_creators]
-    merged_into = pa.table(
-        {
-            "id": cid_by_creator.take(pa.array(creator_index[losers])),
-            "merged_into": cid_by_creator.take(
-                pa.array(creator_index[survivor_event[event_label[losers]]])
-            ),
-        }
-    )
+    loser_ids = [cid_by_creator.take(pa.array(creator_index[losers]))]
+    into_ids = [cid_by_creator.take(pa.array(creator_index[survivor_event[event_label[losers]]]))]
     easy_idents = np.flatnonzero(~hard[label])
     whole = len(easy_idents) == m
+    ident_index = [creator_index[survivor_event[label[easy_idents]]]]
+    ident_rows = [easy_idents]
+    ident_first = [at_ts.take(pa.array(first[easy_idents]))]
+    capped: list[Capped] = []
+    if walked is not None:
+        w = walked.walk
+        out_index[walked.events] = base_w + w.final[w.target]
+        created_ids.append(walked.ids.take(pa.array(w.created)))
+        created_at.append(at_ts.take(pa.array(walked.events[w.created])))
+        gone = w.created[w.final[w.created] != w.created]
+        loser_ids.append(walked.ids.take(pa.array(gone)))
+        into_ids.append(walked.ids.take(pa.array(w.final[gone])))
+        codes, by, when_ = w.owned
+        ident_index.append(base_w + w.final[by])
+        ident_rows.append(codes)
+        ident_first.append(at_ts.take(pa.array(walked.events[when_])))
+        merges += walked.merges(kinds, kind_of, value_of, at_ts)
+        capped += walked.capped(kinds, kind_of, value_of)
+        whole = False
+    created = pa.table(
+        {"id": pa.chunked_array(created_ids), "created_at": pa.chunked_array(created_at)}
+    )
+    merged_into = pa.table(
+        {"id": pa.chunked_array(loser_ids), "merged_into": pa.chunked_array(into_ids)}
+    )
+    rows = np.concatenate(ident_rows)
     identities = pa.table(
         {
-            "kind": kind_column if whole else kind_column.take(pa.array(easy_idents)),
-            "value": value_of if whole else value_of.take(pa.array(easy_idents)),
+            "kind": kind_column if whole else kind_column.take(pa.array(rows)),
+            "value": value_of if whole else value_of.take(pa.array(rows)),
             "customer_id": pa.DictionaryArray.from_arrays(
-                pa.array(creator_index[survivor_event[label[easy_idents]]].astype(np.int32)),
-                cid_by_creator,
+                pa.array(np.concatenate(ident_index).astype(np.int32)), names
             ),
-            "first_seen": at_ts.take(pa.array(first[easy_idents])),
+            "first_seen": pa.chunked_array(ident_first),
         }
     )
     result = SetResolution(
-        pa.nulls(n, pa.string()), created, identities, merged_into, merges, [], None, 0
+        pa.nulls(n, pa.string()), created, identities, merged_into, merges, capped, None, 0
     )
-    # Components to replay, event by event, exactly as ``Resolver`` would.
-    hard_events = np.flatnonzero(has_ident & ~easy_event)
+    # Components touching the store, replayed event by event through a seeded ``Resolver``.
+    hard_events = np.flatnonzero(has_ident & touched[np.maximum(event_label, 0)])
     replay_out: dict[int, str | None] = {}
     if len(hard_events):
         keep = np.zeros(n, dtype=bool)
@@ -351,10 +385,12 @@ def resolve_sets(
         replay_out = {e: remap.get(c, c) if c else None for e, c in assigned}
         result.replayed = resolver
         result.replayed_events = len(hard_events)
-        result.capped = list(resolver.capped)
+        result.capped += resolver.capped
+    if walked is not None:
+        result.replayed_events += len(walked.events)
     # The survivors once, and an index per event: no string is copied per event.
     index = pa.array(out_index.astype(np.int32), mask=out_index < 0)
-    customer_ids: pa.Array = pa.DictionaryArray.from_arrays(index, cid_by_creator)
+    customer_ids: pa.Array = pa.DictionaryArray.from_arrays(index, names)
     if replay_out:
         patched = customer_ids.to_pylist()
         for e, cid in replay_out.items():
@@ -362,3 +398,65 @@ def resolve_sets(
         customer_ids = pa.array(patched, pa.string())
     result.customer_ids = customer_ids
     return result
+
+
+@dataclass
+class _Walked:
+    """``replay``'s outcome for the capped components, with the strings it needs."""
+
+    events: np.ndarray  # input positions of the walked events, ascending
+    ids: pa.Array  # the customer id each walked event would create
+    walk: Replayed
+    event_ids: pa.Array  # every input event's id
+
+    def merges(
+        self, kinds: list[str], kind_of: np.ndarray, value_of: pa.Array, at_ts: pa.Array
+    ) -> list[Merge]:
+        loser, target, ident, event = self.walk.merges
+        if not len(loser):
+            return []
+        names = self.ids.take(pa.array(np.concatenate([loser, target]))).to_pylist()
+        values = value_of.take(pa.array(ident)).to_pylist()
+        where = pa.array(self.events[event])
+        event_ids = self.event_ids.take(where).to_pylist()
+        times = at_ts.take(where).to_pylist()
+        k = len(loser)
+        return [
+            (names[i], names[k + i], kinds[c], values[i], event_ids[i], times[i])
+            for i, c in enumerate(kind_of[ident].tolist())
+        ]
+
+    def capped(self, kinds: list[str], kind_of: np.ndarray, value_of: pa.Array) -> list[Capped]:
+        event, ident, customer, over = self.walk.capped
+        if not len(event):
+            return []
+        event_ids = self.event_ids.take(pa.array(self.events[event])).to_pylist()
+        values = value_of.take(pa.array(ident)).to_pylist()
+        owners = self.ids.take(pa.array(customer)).to_pylist()
+        return [
+            Capped(event_ids[i], kinds[k], values[i], owners[i], f"cap on {kinds[o]}")
+            for i, (k, o) in enumerate(zip(kind_of[ident].tolist(), over.tolist(), strict=True))
+        ]
+
+
+def _replay_capped(
+    events: np.ndarray,
+    event_ids: pa.Array,
+    micros: np.ndarray,
+    ev: np.ndarray,
+    idn: np.ndarray,
+    kind_of: np.ndarray,
+    caps: list[int],
+    creating: np.ndarray,
+) -> _Walked | None:
+    """Walk the events of components over a cap (``events``, ascending) through ``replay``."""
+    if not len(events):
+        return None
+    keep = np.zeros(len(micros), dtype=bool)
+    keep[events] = True
+    chosen = keep[ev]
+    walked_ev, walked_idn = ev[chosen], idn[chosen]
+    starts = np.r_[np.searchsorted(walked_ev, events), len(walked_ev)]
+    ids, rank = _ids_and_ranks(event_ids.take(pa.array(events)), micros[events])
+    walk = replay(starts, walked_idn, kind_of, rank, caps, creating[events])
+    return _Walked(events, ids.cast(pa.string()), walk, event_ids)

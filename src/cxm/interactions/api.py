@@ -57,7 +57,14 @@ def size_limits() -> tuple[int, int]:
 
 
 async def read_json(request: Request) -> Any:
-    """The body as JSON, or a refusal that says what to change.
+    """The body as JSON, or a refusal that says what to change (see ``read_body``)."""
+    body, _ = await read_body(request)
+    return body
+
+
+async def read_body(request: Request) -> tuple[Any, bool]:
+    """The body as JSON, and whether its text is free of unstorable escapes
+    (``limits.storable_json``), or a refusal that says what to change.
 
     413 past ``CXM_INGEST_MAX_BYTES`` (before and after gzip/deflate decompression), 400 for
     malformed JSON or nesting past ``CXM_INGEST_MAX_DEPTH`` (found by a scan, before parsing),
@@ -75,7 +82,7 @@ async def read_json(request: Request) -> Any:
     try:
         encoding = request.headers.get("content-encoding", "")
         body = limits.inflate(bytes(received), encoding, max_bytes)
-        return limits.loads(body)
+        return limits.loads(body), limits.storable_json(body)
     except limits.TooLarge as exc:
         raise HTTPException(413, str(exc)) from None
     except limits.Refused as exc:
@@ -95,10 +102,12 @@ def check_batch(events: Any, field: str) -> list[Any]:
     return events
 
 
-async def store(request: Request, events: list[Any], source: str) -> list[ItemResult]:
+async def store(
+    request: Request, events: list[Any], source: str, checked: bool = True
+) -> list[ItemResult]:
     settings = request.app.state.settings
     committer = committer_for(request.app.state, get_engine(request), settings.default_phone_region)
-    return await committer.store(events, source)
+    return await committer.store(events, source, checked)
 
 
 def summary(results: list[ItemResult], who: Principal | None = None) -> dict[str, Any]:
@@ -152,7 +161,7 @@ async def post_interaction(request: Request) -> JSONResponse:
 )
 async def post_batch(request: Request) -> dict[str, Any]:
     """Store up to the batch limit of events; reports per item stored, duplicate or rejected."""
-    body = await read_json(request)
+    body, storable = await read_body(request)
     events = check_batch(body.get("events") if isinstance(body, dict) else body, "events")
     sent_at = body.get("sent_at") if isinstance(body, dict) else None
     if sent_at is not None:  # the batch's send time applies to events without their own
@@ -160,7 +169,7 @@ async def post_batch(request: Request) -> dict[str, Any]:
             {"sent_at": sent_at, **e} if isinstance(e, dict) and "sent_at" not in e else e
             for e in events
         ]
-    return summary(await store(request, events, "api"), principal(request))
+    return summary(await store(request, events, "api", not storable), principal(request))
 
 
 @router.get("/interactions/touchpoints/unowned", dependencies=[Depends(require("read"))])
@@ -190,7 +199,7 @@ def _segment_principal(request: Request, body: Any) -> Principal:
 
 
 async def _segment(request: Request, kind: str | None) -> dict[str, Any]:
-    body = await read_json(request)
+    body, storable = await read_body(request)
     who = _segment_principal(request, body)
     if kind is None:
         if not isinstance(body, dict):
@@ -202,7 +211,7 @@ async def _segment(request: Request, kind: str | None) -> dict[str, Any]:
             raise HTTPException(422, f"body: expected one {kind} message as a JSON object")
         messages, context, sent_at = [body], None, None
     events = [segment.to_event(m, kind, context, sent_at) for m in messages]
-    result = summary(await store(request, events, "segment"), who)
+    result = summary(await store(request, events, "segment", not storable), who)
     if kind is not None and result["rejected"]:
         raise HTTPException(400, result["items"][0]["error"])
     return {"success": True, **result}

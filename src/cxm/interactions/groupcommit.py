@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class _Pending:
     events: list[Any]
     source: str
+    checked: bool = True
     done: Future[list[ItemResult]] = field(default_factory=Future)
 
 
@@ -43,14 +44,18 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="cxm-group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, events: list[Any], source: str) -> Future[list[ItemResult]]:
-        pending = _Pending(events, source)
+    def submit(
+        self, events: list[Any], source: str, checked: bool = True
+    ) -> Future[list[ItemResult]]:
+        """Queue ``events``; ``checked=False`` for events from a body ``limits.storable_json``
+        passed (their text needs no NUL / surrogate checks)."""
+        pending = _Pending(events, source, checked)
         self._queue.put(pending)
         return pending.done
 
-    async def store(self, events: list[Any], source: str) -> list[ItemResult]:
+    async def store(self, events: list[Any], source: str, checked: bool = True) -> list[ItemResult]:
         """Store ``events`` and return once they are committed."""
-        return await asyncio.wrap_future(self.submit(events, source))
+        return await asyncio.wrap_future(self.submit(events, source, checked))
 
     def _drain(self) -> list[_Pending]:
         group = [self._queue.get()]
@@ -98,7 +103,7 @@ class GroupCommitter:
         event = pending.events[n]
         try:
             with self.engine.begin() as conn:
-                (result,) = ingest(conn, [event], pending.source, self.region)
+                (result,) = ingest(conn, [event], pending.source, self.region, pending.checked)
         except Exception as exc:
             if not _refusal(exc):
                 raise
@@ -113,14 +118,15 @@ class GroupCommitter:
         return ItemResult(n, result.event_id, result.status, result.error, result.customer_id)
 
     def _commit(self, group: list[_Pending]) -> dict[int, list[ItemResult]]:
-        by_source: dict[str, list[tuple[_Pending, int]]] = {}
+        by_source: dict[tuple[str, bool], list[tuple[_Pending, int]]] = {}
         for pending in group:
-            by_source.setdefault(pending.source, []).append((pending, len(pending.events)))
+            key = (pending.source, pending.checked)
+            by_source.setdefault(key, []).append((pending, len(pending.events)))
         answers: dict[int, list[ItemResult]] = {}
         with self.engine.begin() as conn:
-            for source, members in by_source.items():
+            for (source, checked), members in by_source.items():
                 events = [e for p, _ in members for e in p.events]
-                results = ingest(conn, events, source, self.region)
+                results = ingest(conn, events, source, self.region, checked)
                 offset = 0
                 for pending, count in members:
                     part = results[offset : offset + count]

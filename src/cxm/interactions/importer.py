@@ -456,6 +456,13 @@ def _times(checks: _Checks, col: pa.Array | None, received_at: dt.datetime) -> p
             aware = text.cast(pa.timestamp("us", tz="UTC"))
             parsed = aware.cast(pa.int64()).cast(pa.timestamp("us"))
         except pa.ArrowInvalid:
+            parsed = None
+        if parsed is None:
+            try:  # every value without a zone: read as UTC, as the API reads them
+                parsed = text.cast(pa.timestamp("us"))
+            except pa.ArrowInvalid:
+                parsed = None
+        if parsed is None:
             # Some values lack a zone (read as UTC) or are bad: parse them as the API does.
             values: list[dt.datetime | None] = []
             for value in text.to_pylist():
@@ -481,18 +488,21 @@ def _times(checks: _Checks, col: pa.Array | None, received_at: dt.datetime) -> p
     return filled.combine_chunks() if isinstance(filled, pa.ChunkedArray) else filled
 
 
-def _documents(checks: _Checks, col: pa.Array | None) -> tuple[pa.Array, list[Any]]:
-    """JSON object columns: stored text per row, and the parsed object per row (None if none).
+def _documents(
+    checks: _Checks, col: pa.Array | None
+) -> tuple[pa.Array, tuple[list[Any], pa.Array] | None]:
+    """JSON object columns: stored text per row, and the parsed objects (one per distinct
+    value) with each row's index into them (null where the row has none), or None.
 
     Parsed once per distinct value; a value that is not an object is refused (the per-row path
     names it), invalid JSON is kept as ``{"_invalid_json": text}`` like the per-row path.
     """
     if col is None:
-        return pa.nulls(checks.n, pa.string()), [None] * checks.n
+        return pa.nulls(checks.n, pa.string()), None
     arr = _strings(col)
     if arr is None:
         checks.refuse(col.is_valid())
-        return pa.nulls(checks.n, pa.string()), [None] * checks.n
+        return pa.nulls(checks.n, pa.string()), None
     encoded = arr.dictionary_encode()
     texts: list[str | None] = []
     parsed: list[Any] = []
@@ -512,8 +522,7 @@ def _documents(checks: _Checks, col: pa.Array | None) -> tuple[pa.Array, list[An
     if bad:
         checks.refuse(pc.is_in(indices, pa.array(bad, indices.type)))
     text = pa.array(texts, pa.string()).take(indices)
-    objects = [None if i is None else parsed[i] for i in indices.to_pylist()]
-    return text, objects
+    return text, (parsed, indices)
 
 
 def prepare(
@@ -633,8 +642,11 @@ def _external_json(external: dict[str, pa.Array], n: int) -> pa.Array:
     return pa.array(out, pa.string())
 
 
-def _revenue(checks: _Checks, col: pa.Array | None, objects: list[Any]) -> pa.Array:
-    """The ``revenue`` column if given, else the first of properties' revenue / amount / value."""
+def _revenue(
+    checks: _Checks, col: pa.Array | None, objects: tuple[list[Any], pa.Array] | None
+) -> pa.Array:
+    """The ``revenue`` column if given, else the first of properties' revenue / amount / value
+    (read once per distinct properties value, then spread to its rows)."""
     given: pa.Array = pa.nulls(checks.n, pa.float64())
     if col is not None:
         if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
@@ -647,20 +659,21 @@ def _revenue(checks: _Checks, col: pa.Array | None, objects: list[Any]) -> pa.Ar
                 checks.refuse(col.is_valid())
             else:
                 given = _numbers(checks, text)
-    missing = given.is_null().to_pylist()
+    if objects is None:
+        return given
+    parsed, indices = objects
     values: list[float | None] = []
-    bad = np.zeros(checks.n, dtype=bool)
-    for i, (props, absent) in enumerate(zip(objects, missing, strict=True)):
+    broken: list[bool] = []
+    for props in parsed:
         value = None
-        if absent and isinstance(props, dict):
+        if isinstance(props, dict):
             value = next((props[k] for k in REVENUE_KEYS if k in props), None)
-            if value is not None:
-                number = _finite(value)
-                bad[i] = number is None  # the per-row path names the problem
-                value = number
-        values.append(value)
+        number = None if value is None else _finite(value)
+        values.append(number)
+        broken.append(value is not None and number is None)  # the per-row path names it
+    from_props = pa.array(values, pa.float64()).take(indices)
+    bad = pc.and_(given.is_null(), pa.array(broken, pa.bool_()).take(indices))
     checks.refuse(bad)
-    from_props = pa.array(values, pa.float64())
     return pc.if_else(given.is_valid(), given, from_props)
 
 

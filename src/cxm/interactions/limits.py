@@ -225,6 +225,25 @@ def shown(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# What a JSON text must spell out for a parsed string to hold a NUL or a lone surrogate.
+_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
+
+
+def storable_json(raw: bytes) -> bool:
+    """Whether no string parsed from the JSON text ``raw`` can hold a NUL or a lone surrogate.
+
+    In UTF-8 JSON text a NUL can only be written as the escape ``\\u0000`` (a raw one is
+    malformed) and a lone surrogate as ``\\udXXX`` or as the bytes ``ED A0..BF`` (which
+    ``json.loads`` lets through), so a text without those yields only storable strings;
+    ``loads`` refuses non-finite numbers, so such a body needs none of ``check_text`` /
+    ``check_document``'s checks. Conservative: a valid surrogate pair, an escaped backslash
+    before ``u0000`` or a body in UTF-16/32 answers False, and the checks run as usual.
+    """
+    if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        return False
+    return _UNSTORABLE.search(raw) is None
+
+
 def check_text(value: str, field: str) -> None:
     """Refuse text no store can hold: NUL characters and lone surrogates (not UTF-8)."""
     if "\x00" in value:

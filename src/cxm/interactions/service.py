@@ -26,7 +26,7 @@ from cxm.errors import Invalid
 from cxm.interactions import limits
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
-from cxm.store import utcnow
+from cxm.store import is_duckdb, utcnow
 from cxm.store.bulk import insert_rows, insert_table, matching
 
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
@@ -96,14 +96,18 @@ def parse_time(
     return parsed.astimezone(dt.UTC)
 
 
-def _text(event: dict[str, Any], field: str, limit: int) -> str | None:
+def _text(event: dict[str, Any], field: str, limit: int, checked: bool = True) -> str | None:
     value = event.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if type(value) is str:
+        text = value.strip()
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
         raise Rejected(f"{field}: expected a string, got {type(value).__name__}")
-    text = str(value).strip()
-    _storable(text, field)
+    else:
+        text = str(value).strip()
+    if checked:
+        _storable(text, field)
     if len(text) > limit:
         raise Rejected(f"{field}: longer than {limit} characters")
     return text or None
@@ -116,8 +120,10 @@ def _storable(text: str, field: str) -> None:
         raise Rejected(str(exc)) from None
 
 
-def _document(value: dict[str, Any] | None, field: str) -> dict[str, Any] | None:
-    if value is not None:
+def _document(
+    value: dict[str, Any] | None, field: str, checked: bool = True
+) -> dict[str, Any] | None:
+    if value is not None and checked:
         try:
             limits.check_document(value, field)
         except limits.Refused as exc:
@@ -174,8 +180,15 @@ def event_time_of(
     return corrected, keep
 
 
-def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[str, Any]:
-    """One submitted event as an ``interactions`` row (without ``customer_id``)."""
+def validate(
+    event: Any, received_at: dt.datetime, region: str = "DE", checked: bool = True
+) -> dict[str, Any]:
+    """One submitted event as an ``interactions`` row (without ``customer_id``).
+
+    ``checked=False`` skips the checks for NUL characters, lone surrogates and non-finite
+    numbers in text and documents, for events parsed from a body that cannot hold any
+    (``limits.storable_json``); every other check runs.
+    """
     if not isinstance(event, dict):
         raise Rejected(f"event: expected a JSON object, got {type(event).__name__}")
     extra_ids = dict(_object(event, "external_ids") or {})
@@ -186,10 +199,10 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
             extra_ids[key] = event[key]
         else:
             raise Rejected(f"{key}: unknown field; known: {', '.join(sorted(FIELDS))}")
-    kind = _text(event, "type", 16) or "track"
+    kind = _text(event, "type", 16, checked) or "track"
     if kind not in TYPES:
         raise Rejected(f"type: '{kind}' is not one of {', '.join(TYPES)}")
-    name = _text(event, "name", 200)
+    name = _text(event, "name", 200, checked)
     if kind == "track" and not name:
         raise Rejected("name: a track event needs a name (e.g. order_placed)")
     event_time, clock = event_time_of(event, received_at)
@@ -198,18 +211,21 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
     if traits:
         properties["traits"] = {**(properties.get("traits") or {}), **traits}
     row: dict[str, Any] = {
-        "event_id": _text(event, "event_id", 200) or f"gen-{secrets.token_hex(16)}",
+        "event_id": _text(event, "event_id", 200, checked) or f"gen-{secrets.token_hex(16)}",
         "type": kind,
         "name": name,
         "event_time": event_time,
         "received_at": received_at,
-        "touchpoint_key": _text(event, "touchpoint", 64) or _text(event, "touchpoint_key", 64),
-        "channel": _text(event, "channel", 32),
-        "properties": _document(properties or None, "properties"),
-        "context": _document({**(_object(event, "context") or {}), **clock} or None, "context"),
+        "touchpoint_key": _text(event, "touchpoint", 64, checked)
+        or _text(event, "touchpoint_key", 64, checked),
+        "channel": _text(event, "channel", 32, checked),
+        "properties": _document(properties or None, "properties", checked),
+        "context": _document(
+            {**(_object(event, "context") or {}), **clock} or None, "context", checked
+        ),
     }
     for field in ("user_id", "anonymous_id", "email", "phone"):
-        raw = _text(event, field, 320)
+        raw = _text(event, field, 320, checked)
         value = customers.normalise(field, raw, region) if raw else None
         if raw and value is None:
             raise Rejected(f"{field}: '{raw}' is not a usable {field.replace('_', ' ')}")
@@ -221,7 +237,8 @@ def validate(event: Any, received_at: dt.datetime, region: str = "DE") -> dict[s
             continue
         if not isinstance(raw, (str, int)) or isinstance(raw, bool):
             raise Rejected(f"{key}: expected a string id, got {type(raw).__name__}")
-        _storable(str(raw), key)
+        if checked:
+            _storable(str(raw), key)
         value = customers.normalise(name_, str(raw))
         if value:
             external[name_] = value
@@ -265,8 +282,18 @@ def number_of(text: str, field: str) -> float | None:
 
 
 def existing_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
+    """The event ids of ``event_ids`` the log already holds.
+
+    On DuckDB one join against the ids registered as Arrow: its planner scans the table for an
+    ``IN`` list of any length, so a list per 2,000 ids would scan it once per chunk.
+    """
     found: set[str] = set()
     ids = list(event_ids)
+    if is_duckdb(conn):
+        if not ids:
+            return found
+        keys = pa.table({"event_id": pa.array(ids, pa.string())})
+        return set(matching(conn, interactions, keys).column("event_id").to_pylist())
     if len(ids) > 5000:
         held = conn.execute(sa.select(sa.func.count()).select_from(interactions)).scalar_one()
         if held <= 4 * len(ids):  # a big batch against a small log: one scan
@@ -314,16 +341,19 @@ def store(
 
 
 def ingest(
-    conn: Connection, events: list[Any], source: str, region: str = "DE"
+    conn: Connection, events: list[Any], source: str, region: str = "DE", checked: bool = True
 ) -> list[ItemResult]:
-    """Validate and store ``events``: per item stored, duplicate (same event id) or rejected."""
+    """Validate and store ``events``: per item stored, duplicate (same event id) or rejected.
+
+    ``checked=False``: the events come from a body ``limits.storable_json`` passed (see
+    ``validate``)."""
     received_at = utcnow()
     results: list[ItemResult | None] = [None] * len(events)
     fresh: list[tuple[int, dict[str, Any]]] = []
     seen: set[str] = set()
     for n, event in enumerate(events):
         try:
-            row = validate(event, received_at, region)
+            row = validate(event, received_at, region, checked)
         except (Rejected, Invalid) as exc:
             event_id = event.get("event_id") if isinstance(event, dict) else None
             results[n] = ItemResult(
