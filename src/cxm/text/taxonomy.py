@@ -8,8 +8,10 @@ user writes keywords in) or, with the ``nlp`` extra, when one of its sentences i
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +146,72 @@ def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
 
 
+_WORD_RUN = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=1)
+def ascii_lookalikes() -> frozenset[str]:
+    """Non-ASCII characters that ``re`` matches to an ASCII letter case-insensitively (the
+    long s, the Kelvin sign, the dotted and dotless i). A keyword with any other non-ASCII
+    character never matches ASCII text."""
+    others = "".join(chr(c) for c in range(0x80, 0x10000) if not 0xD800 <= c <= 0xDFFF)
+    found: set[str] = set()
+    for letter in string.ascii_letters:
+        found.update(m.group() for m in re.finditer(re.escape(letter), others, re.IGNORECASE))
+    return frozenset(found)
+
+
+def implied_words(keyword: str) -> frozenset[str]:
+    """The lower-cased words an ASCII text must hold for ``keyword`` to match it: each ASCII
+    word of the keyword made of word characters only, but a last one ending in ``*`` (the
+    pattern bounds each by whitespace or a non-word character, so the text holds it as a
+    whole word). Words with other characters imply nothing (empty: no word can rule it out)."""
+    words = keyword.strip().rstrip("*").split()
+    if keyword.strip().endswith("*"):
+        words = words[:-1]
+    return frozenset(w.lower() for w in words if w.isascii() and _WORD_RUN.fullmatch(w) is not None)
+
+
+class _KeywordIndex:
+    """One theme's keywords, for ASCII text: what ``keyword_pattern`` matches, answered from
+    the text's set of lower-cased words where a keyword is one ASCII word (``courier`` matches
+    exactly when one of the words is "courier", ``deliver*`` when one starts with "deliver"),
+    and by the regex of the other keywords (phrases, punctuation) only when the words hold
+    every word one of them implies (``implied_words``). Keywords with a character no ASCII
+    text matches (``Lieferung`` does, ``livré`` does not) are left out."""
+
+    def __init__(self, keywords: Sequence[str]) -> None:
+        self.exact: set[str] = set()
+        prefixes: list[str] = []
+        rest: list[str] = []
+        self.required: list[frozenset[str]] = []  # per other keyword, words a match implies
+        for keyword in keywords:
+            stem = keyword.strip().rstrip("*")
+            if not stem.isascii() and ascii_lookalikes().isdisjoint(stem):
+                continue  # a character no ASCII text matches
+            one_word = stem.isascii() and _WORD_RUN.fullmatch(stem) is not None
+            if one_word and keyword.strip().endswith("*"):
+                prefixes.append(stem.lower())
+            elif one_word:
+                self.exact.add(stem.lower())
+            else:
+                rest.append(keyword)
+                self.required.append(implied_words(keyword))
+        self.prefixes = tuple(prefixes)
+        self.rest = keyword_pattern(rest)
+
+    def matches(self, text: str, words: set[str], prefixed: Sequence[str]) -> bool:
+        """Whether a keyword matches ASCII ``text``, whose lower-cased words are ``words``
+        (``prefixed``: those of them that start with a prefix of any theme)."""
+        if not self.exact.isdisjoint(words):
+            return True
+        if self.prefixes and any(w.startswith(self.prefixes) for w in prefixed):
+            return True
+        if self.rest is None or not any(need <= words for need in self.required):
+            return False
+        return self.rest.search(text) is not None
+
+
 @dataclass(frozen=True)
 class Tag:
     taxonomy: str
@@ -158,6 +226,12 @@ class Tagger:
     def __init__(self, themes: Sequence[schemas.Theme], *, semantic: bool | None = None) -> None:
         self.themes = list(themes)
         self.patterns = [keyword_pattern(t.keywords) for t in self.themes]
+        self._index = [_KeywordIndex(t.keywords) for t in self.themes]
+        # The words (one a line) that start with any theme's prefix keyword, in one scan.
+        prefixes = sorted({p for index in self._index for p in index.prefixes})
+        self._prefixed = re.compile(
+            "(?m)^(?:" + "|".join(re.escape(p) for p in prefixes) + ").*$" if prefixes else "(?!)"
+        )
         self.semantic = nlp.available() if semantic is None else semantic and nlp.available()
         self._examples: list[np.ndarray] = []
         self._keyword_tags: dict[str, list[Tag]] = {}
@@ -173,10 +247,16 @@ class Tagger:
         for text in dict.fromkeys(texts):
             if text in cache:
                 continue
+            if text.isascii():
+                words = set(_WORD_RUN.findall(text.lower()))
+                prefixed = self._prefixed.findall("\n".join(words))
+                hits = [index.matches(text, words, prefixed) for index in self._index]
+            else:
+                hits = [p is not None and p.search(text) is not None for p in self.patterns]
             found = [
                 Tag(theme.taxonomy, theme.key, "keyword", None)
-                for theme, pattern in zip(self.themes, self.patterns, strict=True)
-                if pattern is not None and pattern.search(text)
+                for theme, hit in zip(self.themes, hits, strict=True)
+                if hit
             ]
             (cache if len(cache) < 500_000 else extra)[text] = found
         tags: list[list[Tag]] = [cache[t] if t in cache else extra[t] for t in texts]

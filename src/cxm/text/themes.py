@@ -205,35 +205,6 @@ STOPWORDS = frozenset(
 )
 
 
-# Embeddings per (encoder, cleaned comment), kept for the life of the process (the job
-# worker): a re-run of discovery encodes only the comments it has not seen.
-_EMBEDDED: dict[tuple[str, str], np.ndarray] = {}
-EMBEDDING_CACHE = 300_000
-
-
-def cached_encoder(
-    vectors: str, on_progress: Callable[[int, int], None] | None = None, *, chunk: int = 1000
-) -> Callable[[list[str]], np.ndarray]:
-    """An encoder for ``vectors`` (embedding | multilingual) that encodes only texts it has not
-    seen, in chunks, telling ``on_progress(done, total)`` after each."""
-    encode = nlp.encode if vectors == "embedding" else multilingual.encode
-
-    def run(texts: list[str]) -> np.ndarray:
-        todo = [t for t in dict.fromkeys(texts) if (vectors, t) not in _EMBEDDED]
-        fresh: dict[str, np.ndarray] = {}
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            fresh.update(zip(part, encode(part), strict=True))
-            if on_progress:
-                on_progress(min(start + chunk, len(todo)), len(todo))
-        if len(_EMBEDDED) + len(fresh) <= EMBEDDING_CACHE:
-            _EMBEDDED.update({(vectors, t): v for t, v in fresh.items()})
-        rows = [fresh[t] if t in fresh else _EMBEDDED[(vectors, t)] for t in texts]
-        return np.stack(rows) if rows else np.zeros((0, 1), dtype=np.float32)
-
-    return run
-
-
 def terms(text: str) -> list[str]:
     """Words (stop words dropped) and adjacent word pairs, lower-cased."""
     words = [w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS]
