@@ -147,3 +147,18 @@ def test_discovery_job_embeds_nothing_the_second_time(comments: Any) -> None:
         rows = conn.execute(sa.select(sa.func.count()).select_from(text_embeddings)).scalar()
         model = conn.execute(sa.select(text_embeddings.c.model).limit(1)).scalar()
     assert rows == int(embedded[-1].split()[3]) and model == embeddings.model_id("multilingual")
+
+
+def test_erasing_a_persons_comments_clears_the_stored_embeddings(seeded: Engine) -> None:
+    from cxm.text import embeddings, service
+    from cxm.text.tables import text_embeddings
+
+    encode = embeddings.cached_encoder(seeded, "multilingual")
+    encode(["my parcel never arrived", "billing error again"])
+    count = sa.select(sa.func.count()).select_from(text_embeddings)
+    with seeded.connect() as conn:
+        assert conn.execute(count).scalar() == 2
+    with seeded.begin() as conn:
+        service.forget(conn, "survey_response", ["r-1"])
+    with seeded.connect() as conn:
+        assert conn.execute(count).scalar() == 0
