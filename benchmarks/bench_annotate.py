@@ -5,7 +5,10 @@ surveys), annotates them with ``annotate_bulk`` (language, VADER sentiment per t
 sentence, the multilingual classifier for German and French comments, the starter taxonomy's
 tags as the lexicon tier applies them, batched writes) and prints comments/s. Baseline, side
 by side: VADER called once per comment with no cache and no store (the pure scoring cost).
-Also reports the embedding tier's rate on a sample when the nlp extra is installed.
+Then the two fast paths against what they replace, in the same process: VADER's rules as
+``cxm.text.vader`` reads them against the package on the same comments, and keyword tagging
+with the starter taxonomy against a search of each theme's regex. Also reports the embedding
+tier's rate on a sample when the nlp extra is installed.
 
     .venv/bin/python benchmarks/bench_annotate.py [--quick] [--n 100000]
 """
@@ -19,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.text import corpus
@@ -27,6 +32,8 @@ from cxm.org import service as org
 from cxm.store import create_engine, upgrade
 from cxm.surveys.tables import responses
 from cxm.text import jobs, nlp, taxonomy
+from cxm.text import vader as vader_rules
+from cxm.text.schemas import Theme
 from cxm.text.sentiment import EmbeddingTier, LexiconTier
 
 
@@ -38,6 +45,15 @@ def build(n: int) -> list[dict[str, object]]:
         if rng.random() < 0.3:  # a third carry a second sentence from another comment
             row["comment"] = f"{row['comment']}. {rng.choice(rows)['comment']}"
     return rows
+
+
+def starter_themes() -> list[Theme]:
+    doc = yaml.safe_load(taxonomy.STARTER.read_text(encoding="utf-8"))
+    return [
+        Theme(taxonomy="starter", key=t["key"], name=t["name"], department_key=None,
+              keywords=t["keywords"], examples=t.get("examples", []), threshold=0.55)
+        for t in doc["themes"]
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -73,6 +89,21 @@ def main() -> None:
     for text in sample:
         vader.polarity_scores(text)
     baseline_rate = len(sample) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    vader_rules.scores(sample)
+    rules_rate = len(sample) / (time.perf_counter() - t0)
+    # Keyword tagging of the distinct comments: the tagger against a search of each theme's
+    # own pattern (what tagging means, and what it did before).
+    themes = taxonomy.Tagger(starter_themes(), semantic=False).themes
+    distinct_texts = list(dict.fromkeys(str(r["comment"]) for r in rows))
+    patterns = [taxonomy.keyword_pattern(t.keywords) for t in themes]
+    t0 = time.perf_counter()
+    for text in distinct_texts:
+        [p.search(text) for p in patterns if p is not None]
+    search_rate = len(distinct_texts) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    taxonomy.Tagger(themes, semantic=False).tag(distinct_texts)
+    tag_rate = len(distinct_texts) / (time.perf_counter() - t0)
     rate = report.annotated / seconds
     print(f"comments: {n:,} ({distinct:,} distinct); annotated {report.annotated:,}, "
           f"tagged {report.tagged:,}")  # fmt: skip
@@ -80,6 +111,11 @@ def main() -> None:
     print(f"lexicon tier, end to end into DuckDB: {seconds:.1f} s, {rate:,.0f} comments/s")
     print(f"baseline, bare VADER per comment (no cache, no store): {baseline_rate:,.0f}/s")
     print(f"ratio end-to-end / bare VADER: {rate / baseline_rate:.2f}x")
+    print(f"VADER's rules in cxm.text.vader (same scores): {rules_rate:,.0f}/s, "
+          f"{rules_rate / baseline_rate:.2f}x the package")  # fmt: skip
+    print(f"keyword tagging, starter taxonomy, {len(distinct_texts):,} distinct comments: "
+          f"{tag_rate:,.0f}/s; each theme's regex searched: {search_rate:,.0f}/s "
+          f"({tag_rate / search_rate:.2f}x)")  # fmt: skip
     if nlp.available():
         embedding = EmbeddingTier()
         texts = sorted({str(r["comment"]) for r in rows})[: 300 if args.quick else 2000]

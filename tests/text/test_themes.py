@@ -147,3 +147,49 @@ def test_discovery_job_embeds_nothing_the_second_time(comments: Any) -> None:
         rows = conn.execute(sa.select(sa.func.count()).select_from(text_embeddings)).scalar()
         model = conn.execute(sa.select(text_embeddings.c.model).limit(1)).scalar()
     assert rows == int(embedded[-1].split()[3]) and model == embeddings.model_id("multilingual")
+
+
+def test_erasing_a_persons_comments_clears_the_stored_embeddings(seeded: Engine) -> None:
+    from cxm.text import embeddings, service
+    from cxm.text.tables import text_embeddings
+
+    encode = embeddings.cached_encoder(seeded, "multilingual")
+    encode(["my parcel never arrived", "billing error again"])
+    count = sa.select(sa.func.count()).select_from(text_embeddings)
+    with seeded.connect() as conn:
+        assert conn.execute(count).scalar() == 2
+    with seeded.begin() as conn:
+        service.forget(conn, "survey_response", ["r-1"])
+    with seeded.connect() as conn:
+        assert conn.execute(count).scalar() == 0
+
+
+def test_cli_discovery_gives_the_same_themes_over_stored_embeddings(
+    comments: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cxm.cli.main import app as cli
+    from cxm.text.tables import text_embeddings
+
+    engine, _ = comments
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()  # the CLI opens the store itself
+    monkeypatch.setenv("CXM_DATABASE_URL", url)
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    args = ["text", "themes", "--vectors", "multilingual", "--k", "4", "--json"]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    count = sa.select(sa.func.count()).select_from(text_embeddings)
+    with engine.connect() as conn:
+        stored = conn.execute(count).scalar()
+    engine.dispose()
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    with engine.connect() as conn:
+        assert stored and conn.execute(count).scalar() == stored
+    engine.dispose()
+    assert json.loads(again.output)["themes"] == json.loads(first.output)["themes"]

@@ -123,6 +123,8 @@ def discover(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Discover themes in the comments of a survey and period."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
     from cxm.text import schemas, service
 
     with errors():
@@ -130,14 +132,23 @@ def discover(
             raise Invalid(
                 f"--vectors '{vectors}' is unknown: use auto, embedding, multilingual or tfidf"
             )
-        found = service.discover_themes(
-            engine(),
-            _slice(survey, period, people=people),
-            k=k,
-            seed=seed,
-            vectors=vectors,  # type: ignore[arg-type]
-            stop_names=stop,
-        )
+        # Stages on stderr as they go ("embedding 3000 of 14500 comments not embedded before").
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console,
+                      transient=True) as progress:  # fmt: skip
+            task = progress.add_task("reading comments", total=None)
+
+            def update(stage: str, done: int, total: int) -> None:
+                progress.update(task, description=stage)
+
+            found = service.discover_themes(
+                engine(),
+                _slice(survey, period, people=people),
+                k=k,
+                seed=seed,
+                vectors=vectors,  # type: ignore[arg-type]
+                stop_names=stop,
+                on_progress=update,
+            )
     if as_json:
         print_json(schemas.as_dict(found))
         return
