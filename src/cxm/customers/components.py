@@ -81,16 +81,10 @@ def _ids_and_ranks(event_ids: pa.Array, micros: np.ndarray) -> tuple[pa.Array, n
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[
         ids.offset : ids.offset + len(ids) + 1
     ]
-    raw = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=32 * len(ids),
-                        offset=int(offsets[0])).reshape(len(ids), 32)  # fmt: skip
-    # Lower-case hex digits as numbers: two 64-bit halves order exactly as the text does.
-    nibbles = np.where(raw >= ord("a"), raw - (ord("a") - 10), raw - ord("0")).astype(np.uint64)
-    halves = []
-    for part in (nibbles[:, :16], nibbles[:, 16:]):
-        value = np.zeros(len(ids), dtype=np.uint64)
-        for j in range(16):
-            value = (value << np.uint64(4)) | part[:, j]
-        halves.append(value)
+    start = int(offsets[0])
+    text = bytes(ids.buffers()[2])[start : start + 32 * len(ids)]
+    # Hex digits as bytes, read as two big-endian 64-bit halves: they order as the text does.
+    halves = np.frombuffer(bytes.fromhex(text.decode("ascii")), dtype=">u8").reshape(-1, 2).T
     order = np.lexsort((halves[1], halves[0], micros))
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
