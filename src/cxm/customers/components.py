@@ -7,9 +7,10 @@ identifiers that costs seconds of Python. ``resolve_sets`` reaches exactly the s
 1. identifiers are integer-coded kind by kind (Arrow dictionary encoding);
 2. the connected components of the identifier graph (identifiers seen in one event are joined)
    come from ``scipy.sparse.csgraph.connected_components``;
-3. a component whose identifiers of some kind outnumber that kind's cap, or that touches an
-   identifier the store already owns, is replayed through ``Resolver`` event by event (the only
-   place a cap can bite or a stored profile can rank first);
+3. a component whose identifiers of some kind outnumber that kind's cap is walked event by
+   event on integer codes (``replay.replay``, the only place a cap can bite); one that touches
+   an identifier the store already owns is replayed through ``Resolver`` seeded from the store
+   (where a stored profile can rank first);
 4. every other component ends as one customer: the creating event (none of its identifiers seen
    before) with the lowest rank ``(at, customer id)``. Python walks only the events whose known
    identifiers belong to two or more profiles created earlier, to write the merge records in
@@ -49,9 +50,11 @@ class SetResolution:
     ``.cast(pa.string())`` gives plain strings).
     ``created`` (id, created_at), ``identities`` (kind, value, customer_id, first_seen: the
     surviving owner) and ``merged_into`` (id, merged_into) are Arrow tables for bulk writes;
-    ``merges`` and ``capped`` are ``Resolver``'s records. ``replayed`` is the ``Resolver`` that
-    replayed the capped or store-touching components (its outputs are not in the tables above;
-    ``None`` when there were none), ``replayed_events`` how many events it replayed.
+    ``merges`` and ``capped`` are ``Resolver``'s records. The components walked on integer
+    codes (over a cap) are in all of the above. ``replayed`` is the ``Resolver`` that replayed
+    the store-touching components (its outputs are not in the tables above, its capped links
+    are in ``capped``; ``None`` when there were none); ``replayed_events`` counts the events
+    walked or replayed.
     """
 
     customer_ids: pa.Array
@@ -81,16 +84,10 @@ def _ids_and_ranks(event_ids: pa.Array, micros: np.ndarray) -> tuple[pa.Array, n
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[
         ids.offset : ids.offset + len(ids) + 1
     ]
-    raw = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=32 * len(ids),
-                        offset=int(offsets[0])).reshape(len(ids), 32)  # fmt: skip
-    # Lower-case hex digits as numbers: two 64-bit halves order exactly as the text does.
-    nibbles = np.where(raw >= ord("a"), raw - (ord("a") - 10), raw - ord("0")).astype(np.uint64)
-    halves = []
-    for part in (nibbles[:, :16], nibbles[:, 16:]):
-        value = np.zeros(len(ids), dtype=np.uint64)
-        for j in range(16):
-            value = (value << np.uint64(4)) | part[:, j]
-        halves.append(value)
+    start = int(offsets[0])
+    text = bytes(ids.buffers()[2])[start : start + 32 * len(ids)]
+    # Hex digits as bytes, read as two big-endian 64-bit halves: they order as the text does.
+    halves = np.frombuffer(bytes.fromhex(text.decode("ascii")), dtype=">u8").reshape(-1, 2).T
     order = np.lexsort((halves[1], halves[0], micros))
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
@@ -118,7 +115,8 @@ def resolve_sets(
     timestamps (the ``at`` passed to ``resolve``). ``owned``: given the identifiers as a table
     ``(kind, value)``, a boolean mask of those the store already holds (their components are
     replayed); ``seed`` loads the store's state for them into the replaying ``Resolver``.
-    Cost: O(identifiers) in numpy and scipy, plus Python for replayed components and merges.
+    Cost: O(identifiers) in numpy and scipy, plus Python on integers for each event of a
+    component over a cap, and Python for store-touching components and merges.
     """
     n = len(event_ids)
     kinds = list(idents)

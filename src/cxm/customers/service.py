@@ -960,15 +960,13 @@ def _write_sets(conn: Connection, result: SetResolution) -> None:
     """Write what ``resolve_sets`` decided: profiles, identifiers, merges, replayed parts."""
     naive = pa.timestamp("us")
     created = result.created
-    losers = dict(
-        zip(
-            result.merged_into.column("id").to_pylist(),
-            result.merged_into.column("merged_into").to_pylist(),
-            strict=True,
-        )
-    )
     if created.num_rows:
-        merged = pa.array([losers.get(c) for c in created.column("id").to_pylist()], pa.string())
+        # Each created profile's survivor when it merged away, null for survivors.
+        ids = created.column("id").combine_chunks().cast(pa.string())
+        losers = result.merged_into.column("id").combine_chunks().cast(pa.string())
+        where = pc.index_in(ids, value_set=losers)
+        merged = result.merged_into.column("merged_into").combine_chunks().cast(pa.string())
+        merged = merged.take(where)
         alive = pc.is_null(merged)
         seen = pc.if_else(
             alive, created.column("created_at"), pa.scalar(None, created["created_at"].type)
@@ -978,7 +976,7 @@ def _write_sets(conn: Connection, result: SetResolution) -> None:
             customers,
             pa.table(
                 {
-                    "id": created.column("id"),
+                    "id": ids,
                     "created_at": created.column("created_at").cast(naive),
                     "first_seen": seen.cast(naive),
                     "last_seen": seen.cast(naive),
@@ -1002,21 +1000,27 @@ def _write_sets(conn: Connection, result: SetResolution) -> None:
             ),
         )
     if result.merges:
-        insert_rows(
+        from cxm.customers.components import customer_ids_for
+
+        loser, into, kind, value, event, when = (list(c) for c in zip(*result.merges, strict=True))
+        events = pa.array(event, pa.string())
+        losers = pa.array(loser, pa.string())
+        aware = pa.array(when, pa.timestamp("us", tz="UTC"))
+        insert_table(
             conn,
             customer_merges,
-            [
+            pa.table(
                 {
-                    "id": hashlib.sha256(f"{e}:{a}".encode()).hexdigest()[:32],
-                    "from_customer_id": a,
-                    "into_customer_id": b,
-                    "identifier_kind": k,
-                    "identifier_value": v,
-                    "event_id": e,
-                    "merged_at": when,
+                    # The id ``_write_customers`` gives: sha256 of "event:loser", 32 hex.
+                    "id": customer_ids_for(pc.binary_join_element_wise(events, losers, ":")),
+                    "from_customer_id": losers,
+                    "into_customer_id": pa.array(into, pa.string()),
+                    "identifier_kind": pa.array(kind, pa.string()),
+                    "identifier_value": pa.array(value, pa.string()),
+                    "event_id": events,
+                    "merged_at": aware.cast(pa.int64()).cast(naive),
                 }
-                for a, b, k, v, e, when in result.merges
-            ],
+            ),
             ignore=True,
         )
     if result.replayed is not None:
