@@ -23,8 +23,8 @@ from cxm.console import RunningServer, write_running_server
 from cxm.org import auth
 from cxm.store import create_engine, upgrade
 from tests.actions.conftest import DETRACTOR_RULES
+from tests.conftest import free_port
 
-PORT = 8117
 runner = CliRunner()
 
 
@@ -69,13 +69,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     stale_key = _leave_a_crashed_servers_file(eng, data_dir)
     eng.dispose()  # the server must be the only process holding the file
     env = {**os.environ, "CXM_DATA_DIR": str(data_dir), "CXM_DATABASE_URL": url}
+    # A port nothing listens on: with a fixed one, another server already there would answer
+    # the health check in this one's place.
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "cxm.cli.main", "serve", "--port", str(PORT)],
+        [sys.executable, "-m", "cxm.cli.main", "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_until_up(f"http://127.0.0.1:{PORT}", process)
-        yield Served(process, data_dir, f"http://127.0.0.1:{PORT}", stale_key)
+        _wait_until_up(f"http://127.0.0.1:{port}", process)
+        yield Served(process, data_dir, f"http://127.0.0.1:{port}", stale_key)
     finally:
         if process.poll() is None:
             process.terminate()
