@@ -58,7 +58,6 @@ BASE = {"day": slices.key("day"), "touchpoint": slices.key("touchpoint"),
         "channel": slices.key("channel"), "survey": slices.key("survey")}  # fmt: skip
 LABELS = ("touchpoint", "channel", "survey")
 STORES = 4  # stores kept, one per store file (a process reads one; tests open many)
-_MEAN = ("n", "s", "ss")
 
 
 _off: ContextVar[bool] = ContextVar("cxm_rollup_off", default=False)
