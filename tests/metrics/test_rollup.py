@@ -138,7 +138,11 @@ class _Store:
 
 
 @pytest.fixture
-def store(duckdb_engine: Engine) -> Iterator[tuple[Engine, BaseBackend]]:
+def store(
+    duckdb_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Engine, BaseBackend]]:
+    # The rollup serves stores of any size here (by default, only large ones).
+    monkeypatch.setattr(rollup, "MIN_RESPONSES", 0)
     with duckdb_engine.begin() as conn:
         f.org(conn)
     backend = analytics(duckdb_engine)
@@ -243,3 +247,15 @@ def test_a_one_off_reader_uses_the_rollup_only_once_the_process_holds_it(
     with rollup.plain():
         slow = compute(engine, "nps", by, metrics=METRICS)
     pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_a_small_store_is_answered_by_the_plain_query(duckdb_engine: Engine) -> None:
+    with duckdb_engine.begin() as conn:
+        f.org(conn)
+        f.nps_responses(conn, "delivery", [10, 3], when=dt.datetime(2025, 3, 1, tzinfo=UTC))
+    backend = analytics(duckdb_engine)
+    try:
+        assert rollup.MIN_RESPONSES > 2
+        assert not rollup.applies(backend, METRICS["nps"], ["department"], None, None, {})
+    finally:
+        backend.disconnect()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -169,6 +169,8 @@ def test_holm_and_benjamini_hochberg_hand_examples() -> None:
     assert stats.benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])
 
 
+# Generating the lists is slow only when the machine is busy: not a property of the test.
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=30))
 def test_adjusted_p_values_never_fall_below_the_raw_ones(ps: list[float]) -> None:
     for adjusted in (stats.holm(ps), stats.benjamini_hochberg(ps)):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,7 +58,6 @@ BASE = {"day": slices.key("day"), "touchpoint": slices.key("touchpoint"),
         "channel": slices.key("channel"), "survey": slices.key("survey")}  # fmt: skip
 LABELS = ("touchpoint", "channel", "survey")
 STORES = 4  # stores kept, one per store file (a process reads one; tests open many)
-_MEAN = ("n", "s", "ss")
 
 
 _off: ContextVar[bool] = ContextVar("cxm_rollup_off", default=False)
@@ -114,7 +114,27 @@ def applies(backend: BaseBackend, metric: Metric, by: Sequence[str],
         return False
     if not all(_whole_day(t) for t in (start, end) if t is not None):
         return False
-    return _build_new.get() or _holds(backend, metric)
+    if _holds(backend, metric):
+        return True
+    return _build_new.get() and _large(backend)
+
+
+# Below this many responses the plain query costs about what the rollup's own probe does.
+MIN_RESPONSES = 50_000
+SIZE_EVERY = 60.0  # seconds between two looks at a small store's size
+_sizes: dict[str, tuple[float, int]] = {}
+
+
+def _large(backend: BaseBackend) -> bool:
+    """Whether the store holds at least ``MIN_RESPONSES`` responses (looked at once a
+    minute while it does not)."""
+    path = _path(backend)
+    now = time.monotonic()
+    seen = _sizes.get(path)
+    if seen is None or (seen[1] < MIN_RESPONSES and now - seen[0] > SIZE_EVERY):
+        seen = (now, int(_probe(backend)[0]))
+        _sizes[path] = seen
+    return seen[1] >= MIN_RESPONSES
 
 
 def _holds(backend: BaseBackend, metric: Metric) -> bool:
