@@ -218,6 +218,9 @@ def _link_columns(fact: Fact, dims: Sequence[str]) -> set[str]:
     for d in dims:
         if d in ORG_DIMENSIONS or d == "touchpoint":
             out.add(fact.touchpoint or "")
+        if d == "partner":
+            # A partner running part of a touchpoint owns the rows whose interaction names it.
+            out.update((fact.trigger or "", "properties"))
         elif d == "channel":
             out.add(fact.channel or "")
         elif d == "survey":
