@@ -145,15 +145,21 @@ class Names:
 
             found = self._read(lambda conn: customers.display_names(conn, sorted(wanted)))
             for cid in wanted:
-                self._customers[cid] = found.get(cid) or f"Customer {cid[:8]}"
+                self._customers[cid] = found.get(cid) or ""
         return ""
 
-    def customer(self, customer_id: str | None, empty: str = "anonymous") -> str:
-        """The customer's name (trait ``name``, else email), or "Customer 1a2b3c4d"."""
+    def customer(
+        self, customer_id: str | None, empty: str = "anonymous", unnamed: str | None = None
+    ) -> str:
+        """The customer's name (trait ``name``, else email); for a customer with neither,
+        ``unnamed`` when given (a table that shows the id beside it), else "Customer 1a2b3c4d"."""
         if not customer_id:
             return empty
         if not self._personal or customer_id == MASK:
             return MASK
         if customer_id not in self._customers:
             self.prefetch([customer_id])
-        return self._customers[customer_id]
+        found = self._customers[customer_id]
+        if found:
+            return found
+        return f"Customer {customer_id[:8]}" if unnamed is None else unnamed
