@@ -110,3 +110,13 @@ def test_touchpoints_list_names_each_owner(store: Engine) -> None:
     owners = {r[0]: r[header.index("owner")] for r in rows}
     assert owners["returns"] == f"{DEPARTMENTS['supply_chain']} / {TEAMS['returns_team']}"
     assert owners["delivery"] == f"{DEPARTMENTS['supply_chain']} / {TEAMS['delivery_team']}"
+
+
+def test_survey_funnel_names_each_survey_beside_its_key(store: Engine) -> None:
+    as_json = json.loads(runner.invoke(app, ["surveys", "funnel", "--format", "json"]).stdout)
+    table = runner.invoke(app, ["surveys", "funnel"])
+    assert table.exit_code == 0, table.output
+    header, *rows = _cells(table.stdout)
+    assert header[:2] == ["survey_key", "survey"]
+    assert [r[:2] for r in rows] == [[r["survey_key"], "Relationship NPS"] for r in as_json]
+    assert rows  # the survey is listed even before anything was sent
