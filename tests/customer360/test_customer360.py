@@ -232,7 +232,7 @@ def test_cli_show_list_rebuild(seeded: Engine, monkeypatch: object, tmp_path: Pa
     runner = CliRunner()
     shown = runner.invoke(app, ["customers", "show", "crm_id:K9"])
     assert shown.exit_code == 0, shown.output
-    assert "cli@example.com" in shown.output and "login" in shown.output
+    assert "Email: cli@example.com" in shown.output and "Login" in shown.output  # names
     listed = runner.invoke(app, ["customers", "list", "--format", "json"])
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == 1
     rebuilt = runner.invoke(app, ["customers", "rebuild"])

@@ -21,6 +21,7 @@ from cxm.errors import Invalid
 from cxm.insights import service
 from cxm.insights.drivers import analyse, relative_weights, shapley_r2
 from cxm.org import auth
+from cxm.org import service as org
 from tests.conftest import make_key
 
 
@@ -139,6 +140,15 @@ def test_cli_drivers_prints_the_quadrant_and_the_department_sums(
     assert by.exit_code == 0, by.output
     body = json.loads(by.output)
     assert {d["key"] for d in body["departments"]} == {"supply_chain", "service", "billing"}
+    table = CliRunner().invoke(
+        cli, ["insights", "drivers", "--by", "department", "--bootstrap", "20"]
+    )
+    assert table.exit_code == 0, table.output
+    with engine.connect() as conn:
+        names = {d.key: d.name for d in org.list_departments(conn)}
+    shown = {line.split("│")[1].strip() for line in table.output.splitlines()
+             if line.startswith("│")}  # fmt: skip
+    assert shown == {names[d["key"]] for d in body["departments"]}  # names, not keys
     bad = CliRunner().invoke(cli, ["insights", "drivers", "--outcome", "ces"])
     assert bad.exit_code == 2
 

@@ -206,3 +206,26 @@ def test_the_customer_360_lists_the_customers_cases(
     assert 'href="/journeys/order_to_delivery"' in page.text
     for case in mine:
         assert f"<td>{case['case_id']}</td>" in page.text
+
+
+def test_the_customer_360_names_the_steps_of_each_path(
+    lead: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    journey = definitions.get("order_to_delivery")
+    with engine.connect() as conn:
+        customer = conn.execute(sa.text(
+            "SELECT customer_id FROM interactions WHERE name = 'order_placed' "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")).scalar_one()  # fmt: skip
+        touchpoints = {t.key: t.name for t in org.list_touchpoints(conn)}
+    mine = service.customer_cases(engine, journey, customer)
+    assert mine
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td></tr>",
+                      unescape(lead.get(f"/customers/{customer}").text))  # fmt: skip
+    shown = {case_id: (outcome, path) for case_id, outcome, path in rows}
+    for case in mine:
+        steps = case["variant"].split(" → ")
+        named = [touchpoints.get(s) or (s[:1].upper() + s[1:]).replace("_", " ") for s in steps]
+        assert shown[case["case_id"]][1] == " → ".join(named)
+        assert "_" not in shown[case["case_id"]][1]  # no event key is left in a path
+        assert shown[case["case_id"]][0] == case["outcome"].capitalize()

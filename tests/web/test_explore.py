@@ -78,9 +78,11 @@ def test_customer_360_shows_one_timeline_across_departments(
     assert found.headers["location"] == f"/customers/{customer_id}"
     page = client.get(f"/customers/{customer_id}")
     text = page.text
-    assert "order_delivered" in text and "invoice_sent" in text and "NPS 2" in text
+    # Events read as words: "Order delivered", not order_delivered.
+    assert "Order delivered" in text and "Invoice sent" in text and "NPS 2" in text
+    assert "order_delivered" not in text
     assert "Supply Chain &amp; Delivery" in text and "Billing &amp; Finance" in text
-    assert text.index("invoice_sent") < text.index("order_delivered")  # newest first
+    assert text.index("Invoice sent") < text.index("Order delivered")  # newest first
     missing = client.get("/customers?q=nobody@example.com")
     assert missing.status_code == 404 and "no customer" in missing.text
 

@@ -68,6 +68,33 @@ def test_case_titles_and_pages_name_things_instead_of_keys(
     assert "Ana Novak" in feedback and cid[:8] not in feedback
 
 
+def test_feedback_names_score_bands_and_the_customer_page_names_identity_kinds(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    from cxm.customers.tables import customer_identities
+    from tests.actions.conftest import T0
+
+    cid = _detractors(seeded, [3])
+    with seeded.begin() as conn:
+        conn.execute(customer_identities.insert().values(
+            kind="crm_id", value="C123", customer_id=cid, first_seen=T0))  # fmt: skip
+        conn.execute(customer_identities.insert().values(
+            kind="loyalty_id", value="L9", customer_id=cid, first_seen=T0))  # fmt: skip
+    client = as_role(app_client, seeded, "cx_lead")
+    page = client.get("/feedback?band=low_csat").text
+    options = dict(re.findall(r'<option value="([a-z_]+)" ?(?:selected)?>([^<]*)</option>', page))
+    assert options["detractor"] == "Detractor" and options["promoter"] == "Promoter"
+    assert options["low_csat"] == "Low CSAT (1-2)" and options["low_ces"] == "Low CES (1-3)"
+    assert options["small_business"] == "Small business"
+    assert 'value="low_csat" selected' in page  # the key stays what the filter sends
+    badges = re.findall(r'<span class="badge[^"]*">([^<]*)</span>', client.get("/feedback").text)
+    assert badges == ["Detractor"]
+    kinds = re.findall(r'<li><span class="muted">([^<]*)</span> ([^<]*)</li>',
+                       client.get(f"/customers/{cid}").text)  # fmt: skip
+    assert sorted(kinds) == [("CRM id", "C123"), ("Email", "ana@example.com"),
+                             ("Loyalty id", "L9")]  # fmt: skip
+
+
 def test_case_inbox_has_a_total_pages_sorting_and_a_csv_of_the_whole_list(
     app_client: TestClient, seeded: Engine
 ) -> None:

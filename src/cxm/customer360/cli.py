@@ -35,8 +35,10 @@ def show(
     limit: int = typer.Option(20, help="timeline entries to show"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Print one customer's profile and latest timeline entries."""
+    """Print one customer's profile and latest timeline entries, with names (the JSON keeps
+    the keys)."""
     from cxm.customer360 import service
+    from cxm.names import Names
 
     eng = engine()
     with errors(), eng.connect() as conn:
@@ -46,21 +48,26 @@ def show(
     if as_json:
         print_json(_plain({"profile": data, "timeline": line["items"]}))
         return
-    console.print(f"[bold]customer {data['id']}[/]")
+    names = Names(eng)
+    console.print(f"[bold]{names.customer(data['id'], unnamed='customer')}[/] {data['id']}")
     for key in ("first_seen", "last_seen", "interaction_count", "response_count"):
         console.print(f"  {key}: {data[key]}")
     for kind, values in data["identifiers"].items():
-        console.print(f"  {kind}: {', '.join(values)}")
+        console.print(f"  {names.identity_kind(kind)}: {', '.join(values)}")
     for name, trait in data["traits"].items():
         console.print(f"  trait {name} = {trait['value']} (set {trait['set_at']})")
-    counts = ", ".join(f"{d} {n}" for d, n in data["counts_by_department"].items())
+    counts = ", ".join(
+        f"{names.department(d, 'unowned')} {n}" for d, n in data["counts_by_department"].items()
+    )
     console.print(f"  by department: {counts or 'none'}")
     rows = [
         {
             "at": i["at"],
-            "kind": i["kind"],
-            "what": i.get("name") or i.get("survey_key"),
-            "touchpoint": i.get("touchpoint_key"),
+            "kind": names.words(i["kind"]),
+            "what": names.words(i.get("name") or i.get("type"))
+            if i["kind"] == "interaction"
+            else names.survey(i.get("survey_key")),
+            "touchpoint": names.touchpoint(i.get("touchpoint_key")),
         }
         for i in line["items"]
     ]
@@ -80,9 +87,11 @@ def list_(
     offset: int = typer.Option(0, help="skip this many (the next page)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
 ) -> None:
-    """Current profiles, most recently seen first; ids print whole ('cxm customers show ID')."""
+    """Current profiles, most recently seen first, each with its name (trait ``name``, else
+    email); ids print whole ('cxm customers show ID')."""
     from cxm.customers import facts
     from cxm.customers import service as customers
+    from cxm.names import Names
     from cxm.store.analytics import reading
 
     check_format(fmt)
@@ -90,9 +99,12 @@ def list_(
     eng = engine()
     with eng.connect() as conn:
         rows = customers.list_customers(conn, limit, offset)
+        names = Names(conn)
+        names.prefetch(r["id"] for r in rows)
+        rows = [{**r, "name": names.customer(r["id"], unnamed="")} for r in rows]
     with reading(eng) as con:
         total = int(facts.profiles(con).count().execute())
-    columns = ["id", "first_seen", "last_seen", "interaction_count"]
+    columns = ["id", "name", "first_seen", "last_seen", "interaction_count"]
     print_list(rows, columns, "Customers", fmt=fmt, total=total, offset=offset,
                json_rows=_plain(rows))  # fmt: skip
 

@@ -129,8 +129,9 @@ def drivers(
     if by not in (None, "department"):
         typer.secho("error: --by: use department", err=True, fg="red")
         raise typer.Exit(2)
+    eng = engine()
     with errors():
-        result = _service().drivers(engine(), settings().data_dir, outcome, window, bootstrap,
+        result = _service().drivers(eng, settings().data_dir, outcome, window, bootstrap,
                                     seed, survey)  # fmt: skip
     if as_json:
         print_json(result.to_dict())
@@ -140,7 +141,11 @@ def drivers(
         f"mean outcome {result.mean_outcome:.2f}"
     )
     if by == "department":
-        rows = [{"department": d.key, "importance": f"{d.importance:.4f}",
+        from cxm.names import Names
+
+        names = Names(eng)
+        rows = [{"department": names.department(d.key, "unowned"),
+                 "importance": f"{d.importance:.4f}",
                  "95% CI": f"{d.importance_low:.4f} to {d.importance_high:.4f}",
                  "share of R²": f"{d.importance / result.r2:.0%}" if result.r2 else "",
                  "drivers": ", ".join(d.drivers)} for d in result.departments]  # fmt: skip

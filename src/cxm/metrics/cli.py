@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,30 @@ def show(
         print_json([{k: (None if isinstance(v, float) and math.isnan(v) else v)
                      for k, v in r.items()} for r in df.to_dict("records")])  # fmt: skip
     else:
-        rows = [{str(k): _fmt(v) for k, v in r.items()} for r in df.to_dict("records")]
+        # The table names each slice (CSV and JSON keep the keys that --filter takes).
+        label = _labeller(source if engine_name != "spark" else None)
+        rows = [{str(k): label(str(k), v) if isinstance(v, str) else _fmt(v)
+                 for k, v in r.items()} for r in df.to_dict("records")]  # fmt: skip
         m = metrics[name]
         print_table(rows, list(df.columns), f"{name} ({m.unit}, {m.direction} is better)")
+
+
+def _labeller(store: Any) -> Callable[[str, str], str]:
+    """``(dimension, key) -> name`` from the store (``cxm.names``); with Spark on a lake, from
+    the store when it can be opened, else the keys as they are."""
+    from sqlalchemy.exc import DBAPIError
+
+    from cxm.names import Names
+    from cxm.store import create_engine
+
+    if store is None:
+        try:
+            store = create_engine(settings().database_url)
+            store.connect().close()
+        except (DBAPIError, OSError):
+            return lambda dimension, key: key
+    names = Names(store)
+    return lambda dimension, key: names.of(dimension, key, "")
 
 
 @app.command("target")
@@ -165,6 +187,10 @@ def alerts(
     with errors(), eng.begin() as conn:
         created = service.record_alerts(conn, eng, name, dims, grain=grain,
                                         metrics=_definitions())  # fmt: skip
+    from cxm.names import Names
+
+    names = Names(eng)
+    created = [{**a, "slice": names.slice(a.get("slice"))} for a in created]
     print_table(created, ["metric", "slice", "period", "previous_value", "value", "p_adjusted"],
                 f"{len(created)} new alert(s)")  # fmt: skip
 

@@ -93,12 +93,17 @@ def touchpoints(
     check_page(limit, offset)
     with engine().connect() as conn:
         rows = [t.model_dump() for t in service.list_touchpoints(conn)]
+        departments = {d.key: d.name for d in service.list_departments(conn)}
+        teams = {t.key: t.name for t in service.list_teams(conn)}
     shown = page(rows, limit, offset)
     if fmt == "json":
         print_list(shown, [], "Touchpoints", fmt=fmt, total=len(rows))
         return
     for row in shown:
-        row["owner"] = f"{row['department_key']}/{row['team_key']}" if row["owned"] else "UNOWNED"
+        # Names, as the department and team lists show them (the JSON keeps the keys).
+        dept, team = row["department_key"], row["team_key"]
+        owner = f"{departments.get(dept, dept)} / {teams.get(team, team)}"
+        row["owner"] = owner if row["owned"] else "UNOWNED"
         row["contributors"] = ", ".join(row["contributors"])
         row["partner"] = row["partner_key"] or ""
     print_list(shown, ["key", "name", "channel", "stage", "owner", "partner", "contributors"],

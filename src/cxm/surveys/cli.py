@@ -173,14 +173,19 @@ def funnel(
 
     fmt = "json" if as_json else check_format(fmt)
     check_page(limit, offset)
-    every = analytics.funnel(engine(), key)
+    from cxm.names import Names
+
+    eng = engine()
+    every = analytics.funnel(eng, key)
     rows = page(every, limit, offset)
+    names = Names(eng)
     for r in rows if fmt != "json" else []:
         r["suppressed_by_reason"] = ", ".join(
             f"{k} {v}" for k, v in r["suppressed_by_reason"].items()
         )
-    columns = ["survey_key", "channel", "invited", "suppressed", "sent", "opened", "started",
-               "completed", "response_rate", "suppressed_by_reason"]  # fmt: skip
+        r["survey"] = names.survey(r["survey_key"])  # the name beside the key 'funnel' takes
+    columns = ["survey_key", "survey", "channel", "invited", "suppressed", "sent", "opened",
+               "started", "completed", "response_rate", "suppressed_by_reason"]  # fmt: skip
     print_list(rows, columns, "Funnel", fmt=fmt, total=len(every), offset=offset, noun="rows",
                whole=("survey_key",))  # fmt: skip
 

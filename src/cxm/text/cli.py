@@ -209,6 +209,9 @@ def impact(
     if as_json:
         print_json(schemas.as_dict(report))
         return
+    from cxm.names import Names
+
+    names = Names(eng)
     unit = "" if report.unit in ("points", "score") else report.unit
     rows = []
     for t in report.themes:
@@ -219,10 +222,12 @@ def impact(
         else:
             row["impact"] = t.note or ""
         row["unfavourable"] = f"{t.detractor_share:.0%}"
+        row["theme"] = t.name or t.theme
+        row["department"] = names.department(t.department_key)
         rows.append(row)
     value = "n/a" if report.value is None else f"{report.value:.2f}{unit}"
     print_table(
-        rows, ["theme", "department_key", "volume", "unfavourable", "value_with",
+        rows, ["theme", "department", "volume", "unfavourable", "value_with",
                "value_without", "impact"],
         f"Theme impact on {report.metric} ({report.responses} answers, {report.metric} {value}; "
         f"positive impact = the theme makes it worse)",

@@ -1,5 +1,7 @@
-"""Display names for the keys and ids that facts carry, so pages and CLI tables show a person
-"Last mile" and "Relationship survey" instead of ``last_mile`` and ``relationship_nps``.
+"""Display names for pages: the names every table shares (``cxm.names``) plus the kinds that
+live above the domains' command lines (themes, metrics), score bands, journey paths, roles and
+job kinds, so pages show a person "Last mile" and "Relationship survey" instead of
+``last_mile`` and ``relationship_nps``.
 
 Keys stay where a person types them (filters, YAML, URLs); everywhere else a page asks
 ``names.touchpoint(key)`` and gets the name, or the key itself when no name is known.
@@ -7,18 +9,15 @@ Keys stay where a person types them (filters, YAML, URLs); everywhere else a pag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection, Engine
 
-from cxm.org.scope import MASK
+from cxm import names as base
+from cxm.names import humanize
 
-
-def humanize(key: str) -> str:
-    """A key nobody named, written as words: ``staff_friendliness`` → "Staff friendliness"."""
-    words = key.replace("_", " ").replace("-", " ").strip()
-    return words[:1].upper() + words[1:]
+__all__ = ["BANDS", "JOB_KINDS", "ROLES", "Names", "humanize", "job_kind", "names_for",
+           "role_name"]  # fmt: skip
 
 
 # What each kind of durable job does, as the status page names it.
@@ -50,47 +49,22 @@ def job_kind(kind: str) -> str:
     return JOB_KINDS.get(kind) or humanize(kind.replace(".", " "))
 
 
-class Names:
-    """Name look-ups for one request or command; each kind is read once, on first use.
+# The feedback explorer's score bands (``cxm.feedback.service.BANDS``) and NPS categories.
+BANDS = {"promoter": "Promoter", "passive": "Passive", "detractor": "Detractor",
+         "low_csat": "Low CSAT (1-2)", "high_csat": "High CSAT (4-5)",
+         "low_ces": "Low CES (1-3)"}  # fmt: skip
 
-    ``source`` is a connection, or an engine that a connection is opened on when a name is
-    first asked for. ``personal`` is False for roles that may not see personal data: customer
-    names then read as a mask.
-    """
 
-    def __init__(self, source: Connection | Engine, *, personal: bool = True) -> None:
-        self._source = source
-        self._personal = personal
-        self._maps: dict[str, dict[str, str]] = {}
-        self._customers: dict[str, str] = {}
+def _themes(conn: Connection) -> dict[str, str]:
+    from cxm.text import taxonomy
 
-    def _read(self, read: Callable[[Connection], dict[str, str]]) -> dict[str, str]:
-        if isinstance(self._source, Connection):
-            return read(self._source)
-        with self._source.connect() as conn:
-            return read(conn)
+    return {t.key: t.name for t in taxonomy.list_themes(conn)}
 
-    def _map(self, kind: str) -> dict[str, str]:
-        if kind not in self._maps:
-            self._maps[kind] = self._read(_READERS[kind])
-        return self._maps[kind]
 
-    def _name(self, kind: str, key: str | None, empty: str) -> str:
-        if not key:
-            return empty
-        return self._map(kind).get(key) or key
+class Names(base.Names):
+    """``cxm.names.Names`` with themes, metrics, score bands and journey paths."""
 
-    def touchpoint(self, key: str | None, empty: str = "—") -> str:
-        return self._name("touchpoint", key, empty)
-
-    def team(self, key: str | None, empty: str = "—") -> str:
-        return self._name("team", key, empty)
-
-    def department(self, key: str | None, empty: str = "—") -> str:
-        return self._name("department", key, empty)
-
-    def survey(self, key: str | None, empty: str = "—") -> str:
-        return self._name("survey", key, empty)
+    readers: ClassVar[dict[str, base.Reader]] = {**base.Names.readers, "theme": _themes}
 
     def theme(self, key: str | None, empty: str = "—") -> str:
         if not key:
@@ -103,80 +77,23 @@ class Names:
 
         return metric_label(key)
 
-    def slice(self, text: str | None, empty: str = "whole company") -> str:
-        """A metric slice ``department=service,touchpoint=delivery`` with names, comma-joined."""
-        parts = []
-        for part in filter(None, (text or "").split(",")):
-            dim, _, value = part.partition("=")
-            if dim in ("touchpoint", "department", "team"):
-                parts.append(self._name(dim, value, value))
-            else:
-                parts.append(f"{humanize(dim.removeprefix('trait:'))} {value}")
-        return ", ".join(parts) or empty
-
-    def words(self, key: str | None, empty: str = "—") -> str:
-        """A key that has no name of its own (a channel, a reason), written as words."""
-        return humanize(key) if key else empty
-
-    def prefetch(self, customer_ids: Iterable[str | None]) -> str:
-        """Read the names of these customers in one query (returns "" for use in templates)."""
-        wanted = {c for c in customer_ids if c and c != MASK and c not in self._customers}
-        if wanted and self._personal:
-            from cxm.customers import service as customers
-
-            found = self._read(lambda conn: customers.display_names(conn, sorted(wanted)))
-            for cid in wanted:
-                self._customers[cid] = found.get(cid) or f"Customer {cid[:8]}"
-        return ""
-
-    def customer(self, customer_id: str | None, empty: str = "anonymous") -> str:
-        """The customer's name (trait ``name``, else email), or "Customer 1a2b3c4d"."""
-        if not customer_id:
+    def band(self, key: str | None, empty: str = "—") -> str:
+        """A score band or NPS category: ``detractor`` → "Detractor", ``low_csat`` → "Low CSAT
+        (1-2)"."""
+        if not key:
             return empty
-        if not self._personal or customer_id == MASK:
-            return MASK
-        if customer_id not in self._customers:
-            self.prefetch([customer_id])
-        return self._customers[customer_id]
+        return BANDS.get(key) or humanize(key)
 
+    def path(self, variant: str | None, empty: str = "—") -> str:
+        """A journey path with each step named: a step that is a touchpoint key reads as the
+        touchpoint's name, an event name as words (``order_placed → order_delivered`` →
+        "Order placed → Order delivered")."""
+        from cxm.journeys.mining import SEP
 
-def _touchpoints(conn: Connection) -> dict[str, str]:
-    from cxm.org import service as org
-
-    return {t.key: t.name for t in org.list_touchpoints(conn)}
-
-
-def _teams(conn: Connection) -> dict[str, str]:
-    from cxm.org import service as org
-
-    return {t.key: t.name for t in org.list_teams(conn)}
-
-
-def _departments(conn: Connection) -> dict[str, str]:
-    from cxm.org import service as org
-
-    return {d.key: d.name for d in org.list_departments(conn)}
-
-
-def _surveys(conn: Connection) -> dict[str, str]:
-    from cxm.surveys import service as surveys
-
-    return {s.key: s.name or s.title for s in surveys.list_surveys(conn)}
-
-
-def _themes(conn: Connection) -> dict[str, str]:
-    from cxm.text import taxonomy
-
-    return {t.key: t.name for t in taxonomy.list_themes(conn)}
-
-
-_READERS: dict[str, Callable[[Connection], dict[str, str]]] = {
-    "touchpoint": _touchpoints,
-    "team": _teams,
-    "department": _departments,
-    "survey": _surveys,
-    "theme": _themes,
-}
+        if not variant:
+            return empty
+        touchpoints = self._map("touchpoint")
+        return SEP.join(touchpoints.get(s) or humanize(s) for s in variant.split(SEP))
 
 
 def names_for(source: Connection | Engine, scope: Any) -> Names:
