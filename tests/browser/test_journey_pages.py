@@ -16,6 +16,7 @@ from cxm.demo.load import load
 from cxm.journeys import definitions, service
 from cxm.org import service as org
 from cxm.store import create_engine, upgrade
+from cxm.web.names import Names
 from tests.browser.conftest import LiveServer
 from tests.browser.test_pages_by_role import sign_in
 
@@ -67,12 +68,13 @@ def test_a_journey_page_draws_its_map_and_sankey(
         graph = service.directly_follows(engine, definitions.get("order_to_delivery"))
         # Every activity is drawn with its label; the owning departments form the legend.
         labels = page.locator(".plot .textpoint").evaluate_all("els => els.map(e => e.textContent)")
+        named = Names(engine)
         for node in graph["nodes"]:
-            assert any(node["activity"] in t for t in labels), node["activity"]
+            assert any(named.path(node["activity"]) in t for t in labels), node["activity"]
         legend = page.locator(".plot .legendtext").evaluate_all(
             "els => els.map(e => e.textContent)"
         )
-        owners = {n["department"] for n in graph["nodes"] if n["department"]}
+        owners = {named.department(n["department"]) for n in graph["nodes"] if n["department"]}
         assert owners <= set(legend)
         _shoot(page, "journey-order-to-delivery")
         assert not page.blocked  # type: ignore[attr-defined]

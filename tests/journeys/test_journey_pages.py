@@ -22,6 +22,7 @@ from cxm.metrics.definitions import load as load_metrics
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.store import create_engine, upgrade
+from cxm.web.names import Names
 from tests.web.test_sessions import PASSWORD, sign_in
 
 USERS = {
@@ -85,16 +86,20 @@ def test_the_page_shows_the_mined_numbers(lead: TestClient, demo: tuple[Engine, 
     assert page.status_code == 200
     summary = service.summary(engine, journey)
     assert f'<span class="kpi-value">{summary["cases"]}</span>' in page.text
+    label = Names(engine).path
     top = service.variants(engine, journey, 1)["variants"][0]
-    assert f"<td>{top['variant']}</td><td>{top['cases']}</td>" in unescape(page.text)
+    assert f"<td>{label(top['variant'])}</td><td>{top['cases']}</td>" in unescape(page.text)
     mapped, sankey = _figures(page.text)
     graph = service.directly_follows(engine, journey)
     drawn = {t.split("<br>")[0] for trace in mapped["data"] for t in trace["text"]}
-    assert drawn == {n["activity"] for n in graph["nodes"]}
+    assert drawn == {label(n["activity"]) for n in graph["nodes"]}
+    assert not any("_" in d for d in drawn)  # steps read as names, not event keys
     # Arrows as wide as their frequency: the most frequent path has the widest arrow.
     widest = max(mapped["layout"]["annotations"], key=lambda a: a["arrowwidth"])
     busiest = max(graph["edges"], key=lambda e: e["frequency"])
-    assert widest["hovertext"].startswith(f"{busiest['source']} → {busiest['target']}")
+    assert widest["hovertext"].startswith(
+        f"{label(busiest['source'])} → {label(busiest['target'])}"
+    )
     flows = service.stage_flows(engine, journey)["flows"]
     assert sum(sankey["data"][0]["link"]["value"]) == sum(f["cases"] for f in flows) > 0
 
@@ -110,10 +115,12 @@ def test_each_step_shows_its_csat_and_ces_beside_its_owner(
     page = lead.get("/journeys/renewal")
     steps = _table(page.text, "steps-title").split("<h3>")[0]
     assert '<th scope="col">CSAT</th><th scope="col">CES</th>' in steps
-    rows = dict(re.findall(r"<th scope=\"row\">([^<]+)</th>(.*?)</tr>", steps, re.S))
+    rows = {unescape(k): v for k, v in re.findall(r"<th scope=\"row\">([^<]+)</th>(.*?)</tr>",
+                                                   steps, re.S)}  # fmt: skip
+    label = Names(engine).path
     shown = 0
     for a in summary["activities"]:
-        cells = re.findall(r"<td>(.*?)</td>", rows[a["activity"]], re.S)
+        cells = re.findall(r"<td>(.*?)</td>", rows[label(a["activity"])], re.S)
         csat, ces = a["scores"]["csat"], a["scores"]["ces"]
         if csat is not None:
             shown += 1
@@ -136,7 +143,8 @@ def test_the_page_shows_conformance_to_the_usual_variants(
     assert 0 < checked["fitting"] < 1
     variants = _table(page.text, "variants-title")
     top = checked["variants"][0]
-    assert f"<td>{top['variant']}</td><td>{top['cases']}</td>" in unescape(variants)
+    shown = Names(engine).path(top["variant"])
+    assert f"<td>{shown}</td><td>{top['cases']}</td>" in unescape(variants)
     assert f"<td>{top['fitness']:.3f}</td></tr>" in variants
 
 
@@ -167,7 +175,7 @@ def test_a_manager_sees_scores_of_their_own_steps_only(
     page = manager.get("/journeys/renewal")
     assert page.status_code == 200
     graph = service.directly_follows(engine, journey)
-    owner = {n["activity"]: n["department"] for n in graph["nodes"]}
+    owner = {Names(engine).path(n["activity"]): n["department"] for n in graph["nodes"]}
     steps = _table(page.text, "steps-title").split("<h3>")[0]
     rows = re.findall(r"<tr( class=\"mine\")?><th scope=\"row\">([^<]+)</th>(.*?)</tr>", steps,
                       re.S)  # fmt: skip

@@ -9,6 +9,7 @@ the journey's shape, and the scores of the steps and hand-offs of their own depa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cxm.org.schemas import STAGES
 from cxm.org.scope import Scope, scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.filters import Filters
+from cxm.web.names import names_for
 from cxm.web.pages import admin_only, render
 from cxm.web.sessions import check_csrf, signed_in
 
@@ -80,8 +82,9 @@ def layout(nodes: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     return out
 
 
-def map_figure(graph: dict[str, Any], owners: dict[str, str],
-               mine: str | None = None) -> str | None:  # fmt: skip
+def map_figure(graph: dict[str, Any], owners: dict[str, str], mine: str | None = None,
+               label: Callable[[str], str] = str,
+               owner_name: Callable[[str], str] = str) -> str | None:  # fmt: skip
     """The directly-follows graph as a Plotly figure: arrows as wide as their frequency,
     activities filled with the colour of the department that owns them (``mine``: a manager's
     department, its steps drawn larger and outlined)."""
@@ -103,7 +106,7 @@ def map_figure(graph: dict[str, Any], owners: dict[str, str],
             "ayref": "y", "showarrow": True, "arrowhead": 2, "arrowsize": 0.8,
             "arrowwidth": round(1 + 9 * e["frequency"] / top, 2), "standoff": 16,
             "startstandoff": 16, "arrowcolor": "rgba(60,60,60,0.45)", "text": "",
-            "hovertext": f"{e['source']} → {e['target']}: {e['frequency']} times"
+            "hovertext": f"{label(e['source'])} → {label(e['target'])}: {e['frequency']} times"
                          + (f", median {hours:.1f} h" if hours is not None else ""),
         })  # fmt: skip
     palette = colours(sorted({d for d in owners.values() if d}))
@@ -114,12 +117,14 @@ def map_figure(graph: dict[str, Any], owners: dict[str, str],
     for dept in sorted(groups, key=lambda d: (d is None, d or "")):
         members = groups[dept]
         traces.append({
-            "type": "scatter", "mode": "markers+text", "name": dept or "no owner",
+            "type": "scatter", "mode": "markers+text",
+            "name": owner_name(dept) if dept else "no owner",
             "x": [where[n["activity"]][0] for n in members],
             "y": [where[n["activity"]][1] for n in members],
-            "text": [f"{n['activity']}<br>{n['cases']} cases" for n in members],
+            "text": [f"{label(n['activity'])}<br>{n['cases']} cases" for n in members],
             "textposition": "bottom center", "textfont": {"size": 13},
-            "hovertemplate": "%{text}<extra>" + (dept or "no owner") + "</extra>",
+            "hovertemplate": "%{text}<extra>" + (owner_name(dept) if dept else "no owner")
+                             + "</extra>",
             "marker": {"size": [30 if dept and dept == mine else 22 for _ in members],
                        "color": palette.get(dept or "", UNOWNED),
                        "line": {"width": 3 if dept and dept == mine else 1, "color": "#222"}},
@@ -259,11 +264,13 @@ def journey_page(
             if any(owners.get(a) == mine for a in r["path"].split(" → "))
         ]  # fmt: skip
     fitness = {v["variant"]: v for v in conformance["variants"]} if conformance else {}
+    shown_as = names_for(conn, scope)
     names = {d.key: d.name for d in org.list_departments(conn)}
     return render(
         request, who, "journey.html", journey=journey, filters=f, outcome=outcome,
         outcomes=service.CASE_OUTCOMES, summary=summary, steps=steps, handoffs=handoffs,
-        map_chart=map_figure(shown, owners, mine), edges=shown["edges"], top=top,
+        map_chart=map_figure(shown, owners, mine, shown_as.path, shown_as.department),
+        edges=shown["edges"], top=top,
         min_frequency=min_frequency, variants=variants, sankey=sankey_figure(flows),
         flows=flows, friction=friction, score_names=[m.name for m in scores], mine=mine,
         department_names=names, conformance=conformance, conformance_note=note,
