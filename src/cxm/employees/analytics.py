@@ -20,6 +20,7 @@ from cxm.errors import Invalid
 from cxm.insights.definitions import Signal
 from cxm.interactions.facts import log
 from cxm.org.facts import touchpoints_expr
+from cxm.store.analytics import to_frame
 from cxm.surveys.facts import responses
 
 GRAINS = {"month": "M", "quarter": "Q", "year": "Y"}
@@ -39,20 +40,19 @@ def _period(t: ir.Table, column: str, grain: str | None) -> ir.Value:
     return t[column].truncate(GRAINS[grain]).date()
 
 
-def pulse_groups(
-    con: BaseBackend,
-    grain: str | None = None,
-    *,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    survey: str | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Pulse aggregates at three levels: ``company``, ``department``, ``team``.
+LEVEL_KEYS = {
+    "company": [],
+    "department": ["department_key"],
+    "team": ["department_key", "team_key"],
+}
 
-    Each frame: ``period`` (a date; 1970-01-01 when no grain), the group key columns, ``n``
-    (distinct employees who answered), ``answers``, ``promoters``, ``passives``,
-    ``detractors`` and ``score_mean`` (the 0-10 answer). Naive UTC bounds, ``[start, end)``.
-    """
+
+def _answers(
+    con: BaseBackend,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    survey: str | None,
+) -> ir.Table:
     p = pulse_answers(con)
     p = p.filter(p.nps.notnull())
     if survey:
@@ -61,9 +61,104 @@ def pulse_groups(
         p = p.filter(p.submitted_at >= start)
     if end is not None:
         p = p.filter(p.submitted_at < end)
-    p = p.mutate(period=_period(p, "submitted_at", check_grain(grain)))
+    return p
+
+
+def _cell(p: ir.Table, level: str) -> ir.StringValue:
+    """One text key per group and month (``2026-04-01|ops|ops_b``), nulls as empty text, so
+    the kept cells join back to the answers in one equality."""
+    parts: list[ir.StringValue] = [p.submitted_at.truncate("M").date().cast("string")]
+    parts += [p[k].cast("string").fill_null("") for k in LEVEL_KEYS[level]]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.concat("|", part)
+    return out
+
+
+def pulse_month_cells(
+    con: BaseBackend,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    survey: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Distinct respondents per group and calendar month at each level: ``cell`` (see
+    ``_cell``), ``month`` (a date), the group key columns and ``n``."""
+    p = _answers(con, start, end, survey)
+    out = {}
+    for level, keys in LEVEL_KEYS.items():
+        q = p.mutate(cell=_cell(p, level), month=p.submitted_at.truncate("M").date())
+        df = q.group_by(["cell", "month", *keys]).aggregate(n=q.employee_id.nunique())
+        out[level] = df.to_pandas()
+    return out
+
+
+def pulse_groups(
+    con: BaseBackend,
+    grain: str | None = None,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    survey: str | None = None,
+    kept: dict[str, list[str]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Pulse aggregates at three levels: ``company``, ``department``, ``team``.
+
+    Each frame: ``period`` (a date; 1970-01-01 when no grain), the group key columns, ``n``
+    (distinct employees who answered), ``answers``, ``promoters``, ``passives``,
+    ``detractors`` and ``score_mean`` (the 0-10 answer). Naive UTC bounds, ``[start, end)``.
+    ``kept``: per level, the month cells (``pulse_month_cells``) whose answers count; the
+    answers of the other cells are left out of that level's groups.
+    """
+    check_grain(grain)
+
+    def build() -> ir.Table:
+        # The three levels in one statement (a union of three group-bys): one scan plan, one
+        # compilation, one round trip.
+        p = _answers(con, start, end, survey)
+        p = p.mutate(period=_period(p, "submitted_at", grain))
+        parts = []
+        for level, keys in LEVEL_KEYS.items():
+            q = p
+            if kept is not None:
+                q = p.filter(_cell(p, level).isin(kept[level]))
+            g = q.group_by(["period", *keys]).aggregate(**_stats(q))
+            g = g.select(
+                level=ibis.literal(level),
+                period=g.period,
+                department_key=g.department_key.cast("string")
+                if "department_key" in keys
+                else ibis.null().cast("string"),
+                team_key=g.team_key.cast("string")
+                if "team_key" in keys
+                else ibis.null().cast("string"),
+                n=g.n.cast("int64"),
+                answers=g.answers.cast("int64"),
+                promoters=g.promoters.cast("int64"),
+                passives=g.passives.cast("int64"),
+                detractors=g.detractors.cast("int64"),
+                score_mean=g.score_mean,
+            )
+            parts.append(g)
+        return ibis.union(*parts)
+
+    if kept is None:  # the statement is kept per question (compiling costs more than running)
+        df = to_frame(con, ("pulse_groups", grain, start, end, survey), build)
+    else:
+        df = build().to_pandas()
+    out = {}
+    for level, keys in LEVEL_KEYS.items():
+        part = df[df["level"] == level][["period", *keys, *STAT_COLUMNS]]
+        out[level] = part.sort_values(["period", *keys]).reset_index(drop=True)
+    return out
+
+
+STAT_COLUMNS = ("n", "answers", "promoters", "passives", "detractors", "score_mean")
+
+
+def _stats(p: ir.Table) -> dict[str, ir.Value]:
     one, zero = ibis.literal(1), ibis.literal(0)
-    stats = {
+    return {
         "n": p.employee_id.nunique(),
         "answers": p.count(),
         "promoters": ibis.ifelse(p.nps >= 9, one, zero).sum(),
@@ -71,16 +166,6 @@ def pulse_groups(
         "detractors": ibis.ifelse(p.nps <= 6, one, zero).sum(),
         "score_mean": p.nps.cast("float64").mean(),
     }
-    levels = {
-        "company": ["period"],
-        "department": ["period", "department_key"],
-        "team": ["period", "department_key", "team_key"],
-    }
-    out = {}
-    for level, keys in levels.items():
-        df = p.group_by(keys).aggregate(**stats).to_pandas()
-        out[level] = df.sort_values(keys).reset_index(drop=True)
-    return out
 
 
 def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:
@@ -92,16 +177,24 @@ def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:
 
 
 def pulse_comments(
-    con: BaseBackend, *, start: dt.datetime | None = None, end: dt.datetime | None = None
+    con: BaseBackend,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    level: str = "team",
+    kept: list[str] | None = None,
 ) -> pd.DataFrame:
     """Pulse comments with only their group: ``department_key, team_key, comment`` (no person,
-    no time, so a comment can never be joined back to whoever wrote it)."""
+    no time, so a comment can never be joined back to whoever wrote it). ``kept``: the month
+    cells of ``level`` (``pulse_month_cells``) whose comments may be read; None: all."""
     p = pulse_answers(con)
     p = p.filter(p.comment.notnull(), p.comment.strip() != "")
     if start is not None:
         p = p.filter(p.submitted_at >= start)
     if end is not None:
         p = p.filter(p.submitted_at < end)
+    if kept is not None:
+        p = p.filter(_cell(p, level).isin(kept))
     return p.select("department_key", "team_key", "comment").to_pandas()
 
 

@@ -102,8 +102,8 @@ def pulse(
     who: Reader,
     by: By = Query("team"),
     grain: Grain | None = Query(None),
-    start: dt.datetime | None = Query(None, description="inclusive (UTC when no zone)"),
-    end: dt.datetime | None = Query(None, description="exclusive (UTC when no zone)"),
+    start: dt.datetime | None = Query(None, description="inclusive, a month's first day (UTC)"),
+    end: dt.datetime | None = Query(None, description="exclusive, a month's first day (UTC)"),
 ) -> schemas.PulseOut:
     """eNPS per group and period; groups below the minimum size (or that would reveal one by
     subtraction) are listed as hidden, without figures."""

@@ -118,8 +118,8 @@ def show(employee_id: str) -> None:
 def enps(
     by: str = typer.Option("team", "--by", help="company | department | team"),
     grain: str | None = typer.Option(None, "--grain", help="month | quarter | year"),
-    start: str | None = typer.Option(None, "--start", help="inclusive date or time (UTC)"),
-    end: str | None = typer.Option(None, "--end", help="exclusive date or time (UTC)"),
+    start: str | None = typer.Option(None, "--start", help="inclusive, the first of a month (UTC)"),
+    end: str | None = typer.Option(None, "--end", help="exclusive, the first of a month (UTC)"),
     fmt: str = FORMAT,
 ) -> None:
     """eNPS per group (points, with its 95% interval); groups under the minimum size, or that
