@@ -21,6 +21,7 @@ from cxm.insights.definitions import Signal
 from cxm.interactions.facts import log
 from cxm.org.facts import touchpoints_expr
 from cxm.store.analytics import to_frame
+from cxm.surveys.facts import answers as survey_answers
 from cxm.surveys.facts import responses
 
 GRAINS = {"month": "M", "quarter": "Q", "year": "Y"}
@@ -166,6 +167,90 @@ def _stats(p: ir.Table) -> dict[str, ir.Value]:
         "detractors": ibis.ifelse(p.nps <= 6, one, zero).sum(),
         "score_mean": p.nps.cast("float64").mean(),
     }
+
+
+# The engagement items of the shipped ``employee_pulse`` template with their answer scales:
+# item id -> (where the answer is read, scale min, scale max). ``enps`` is the 0-10 answer kept
+# on the response; any other item is read from the response's answers by question id.
+ENGAGEMENT_ITEMS: dict[str, tuple[str, float, float]] = {
+    "enps": ("response", 0.0, 10.0),
+    "tools": ("answer", 1.0, 5.0),
+}
+
+
+def _engagement_items(con: BaseBackend, p: ir.Table) -> ir.Table:
+    """``p`` plus ``_item_sum`` (the sum of the response's item answers, each rescaled to
+    0-100) and ``_item_count`` (how many of the items it answered)."""
+    item_sum: ir.NumericValue = ibis.literal(0.0)
+    item_count: ir.NumericValue = ibis.literal(0)
+    for item, (where, low, high) in ENGAGEMENT_ITEMS.items():
+        if where == "response":
+            value = p.nps.cast("float64")
+        else:
+            a = survey_answers(con)
+            a = a.filter(a.question_id == item, a.value_number.notnull())
+            a = a.select(**{f"_rid_{item}": a.response_id, f"_v_{item}": a.value_number})
+            p = p.left_join(a, p.id == a[f"_rid_{item}"]).drop(f"_rid_{item}")
+            value = p[f"_v_{item}"].cast("float64")
+        scaled = (value - low) / (high - low) * 100.0
+        item_sum = item_sum + scaled.fill_null(0.0)
+        item_count = item_count + ibis.ifelse(value.notnull(), 1, 0)
+    return p.mutate(_item_sum=item_sum, _item_count=item_count)
+
+
+def engagement_groups(
+    con: BaseBackend,
+    grain: str | None = None,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    survey: str | None = None,
+    kept: dict[str, list[str]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The engagement index per group and period at the three levels, from the same answers
+    (and, with ``kept``, the same month cells) as ``pulse_groups``.
+
+    Each answer to an item of ``ENGAGEMENT_ITEMS`` is rescaled to 0-100, ``(answer - min) /
+    (max - min) * 100``; a respondent's score is the mean of their rescaled item answers in the
+    group and period. Each frame: ``period``, the group key columns, ``eng_n`` (respondents),
+    ``eng_mean`` and ``eng_sd`` (the sample standard deviation over respondents; null for one).
+    """
+    check_grain(grain)
+    p = _answers(con, start, end, survey)
+    p = _engagement_items(con, p)
+    p = p.mutate(period=_period(p, "submitted_at", grain))
+    parts = []
+    for level, keys in LEVEL_KEYS.items():
+        q = p
+        if kept is not None:
+            q = p.filter(_cell(p, level).isin(kept[level]))
+        per = q.group_by(["period", *keys, "employee_id"]).aggregate(
+            _s=q._item_sum.sum(), _c=q._item_count.sum()
+        )
+        per = per.mutate(score=per._s / per._c.cast("float64"))
+        g = per.group_by(["period", *keys]).aggregate(
+            eng_n=per.count(), eng_mean=per.score.mean(), eng_sd=per.score.std(how="sample")
+        )
+        g = g.select(
+            level=ibis.literal(level),
+            period=g.period,
+            department_key=g.department_key.cast("string")
+            if "department_key" in keys
+            else ibis.null().cast("string"),
+            team_key=g.team_key.cast("string")
+            if "team_key" in keys
+            else ibis.null().cast("string"),
+            eng_n=g.eng_n.cast("int64"),
+            eng_mean=g.eng_mean.cast("float64"),
+            eng_sd=g.eng_sd.cast("float64"),
+        )
+        parts.append(g)
+    df = ibis.union(*parts).to_pandas()
+    out = {}
+    for level, keys in LEVEL_KEYS.items():
+        part = df[df["level"] == level][["period", *keys, "eng_n", "eng_mean", "eng_sd"]]
+        out[level] = part.reset_index(drop=True)
+    return out
 
 
 def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:

@@ -125,6 +125,9 @@ def pulse(
                 enps_low=r.enps_low,
                 enps_high=r.enps_high,
                 score_mean=r.score_mean,
+                engagement=r.engagement,
+                engagement_low=r.engagement_low,
+                engagement_high=r.engagement_high,
             )
             for r in rows
         ],

@@ -139,6 +139,9 @@ def enps(
         "enps_low",
         "enps_high",
         "score_mean",
+        "engagement",
+        "engagement_low",
+        "engagement_high",
     ]
     out: list[dict[str, Any]] = []
     for r in rows:
@@ -152,6 +155,9 @@ def enps(
                 enps_low=r.enps_low,
                 enps_high=r.enps_high,
                 score_mean=r.score_mean,
+                engagement=r.engagement,
+                engagement_low=r.engagement_low,
+                engagement_high=r.engagement_high,
             )
         out.append(row)
     if fmt == "json":
@@ -208,6 +214,7 @@ def experience(
         "respondents",
         "enps",
         "score_mean",
+        "engagement",
         "csat_mean",
         "ces_mean",
         "friction_rate",

@@ -68,6 +68,9 @@ class GroupOut(BaseModel):
     enps_low: float | None
     enps_high: float | None
     score_mean: float | None
+    engagement: float | None = None  # 0-100, the mean of the rescaled pulse items
+    engagement_low: float | None = None
+    engagement_high: float | None = None
 
 
 class PulseOut(BaseModel):
@@ -95,6 +98,7 @@ class TeamPeriodOut(BaseModel):
     respondents: int | None
     enps: float | None
     score_mean: float | None
+    engagement: float | None = None
     csat_mean: float | None
     ces_mean: float | None
     friction_rate: float | None

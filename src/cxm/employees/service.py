@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from ibis.backends import BaseBackend
+from scipy import stats as st
 from sqlalchemy.engine import Engine
 
 from cxm.employees import analytics as ax
@@ -46,6 +47,9 @@ class GroupResult:
     enps_low: float | None = None
     enps_high: float | None = None
     score_mean: float | None = None  # the 0-10 answer
+    engagement: float | None = None  # the engagement index, 0-100
+    engagement_low: float | None = None
+    engagement_high: float | None = None
 
 
 def _key(level: str, row: Any) -> str:
@@ -145,6 +149,26 @@ def _with_emptied_groups(
     return out
 
 
+def engagement_interval(
+    mean: float, sd: float | None, n: int, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """The t interval of a mean over ``n`` respondents: ``mean ± t(1 - a/2, n - 1) · sd /
+    √n`` with a = 1 - confidence (Student's t; scipy ``stats.t``). None when ``n < 2`` (no
+    spread to estimate)."""
+    if n < 2 or sd is None or sd != sd:
+        return None
+    half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * float(sd) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def _engagement_lookup(frames: dict[str, pd.DataFrame]) -> dict[tuple[str, Any, str], Any]:
+    out = {}
+    for level in LEVELS:
+        for row in frames[level].to_dict("records"):
+            out[(level, row["period"], _key(level, row))] = row
+    return out
+
+
 def pulse_results(
     source: Engine | BaseBackend,
     by: str = "team",
@@ -155,9 +179,10 @@ def pulse_results(
     end: dt.datetime | None = None,
     survey: str | None = None,
 ) -> list[GroupResult]:
-    """eNPS (points, with the adjusted Wald interval of Rocks 2016) and the mean 0-10 answer
-    per group (``by``: company | department | team) and period (``grain``: month | quarter |
-    year, or None for the whole range). Groups the confidentiality rule hides come back with
+    """eNPS (points, with the adjusted Wald interval of Rocks 2016), the mean 0-10 answer and
+    the engagement index (0-100, with its t interval; ``ax.engagement_groups``) per group
+    (``by``: company | department | team) and period (``grain``: month | quarter | year, or
+    None for the whole range). Groups the confidentiality rule hides come back with
     ``hidden`` and no numbers; the rule is decided on the whole tree of the period, so
     ``--by team`` and ``--by department`` never combine into a figure either one hides.
     """
@@ -172,6 +197,9 @@ def pulse_results(
             cells = ax.pulse_month_cells(con, start=start, end=end, survey=survey)
             kept = kept_month_cells(cells, minimum)
         groups = ax.pulse_groups(con, grain, start=start, end=end, survey=survey, kept=kept)
+        engagement = _engagement_lookup(
+            ax.engagement_groups(con, grain, start=start, end=end, survey=survey, kept=kept)
+        )
         if kept is not None:
             every = ax.pulse_groups(con, grain, start=start, end=end, survey=survey)
             groups = _with_emptied_groups(groups, every)
@@ -189,6 +217,11 @@ def pulse_results(
             iv = nps_interval(
                 float(row["promoters"]), float(row["passives"]), float(row["detractors"])
             )
+            eng = engagement.get((by, period, key))
+            e_mean = e_iv = None
+            if eng is not None and eng["eng_n"] > 0:
+                e_mean = float(eng["eng_mean"])
+                e_iv = engagement_interval(e_mean, eng["eng_sd"], int(eng["eng_n"]))
             out.append(
                 GroupResult(
                     label,
@@ -201,6 +234,9 @@ def pulse_results(
                     round(100 * iv.low, 1),
                     round(100 * iv.high, 1),
                     round(float(row["score_mean"]), 2),
+                    None if e_mean is None else round(e_mean, 1),
+                    None if e_iv is None else round(e_iv[0], 1),
+                    None if e_iv is None else round(e_iv[1], 1),
                 )
             )
     return out
@@ -428,6 +464,7 @@ def people_and_experience(
                 "respondents": shown.respondents if shown else None,
                 "enps": shown.enps if shown else None,
                 "score_mean": shown.score_mean if shown else None,
+                "engagement": shown.engagement if shown else None,
                 "csat_mean": _num(row.get("csat_mean")),
                 "ces_mean": _num(row.get("ces_mean")),
                 "friction_rate": _num(row.get("friction_rate"), 4),
