@@ -73,5 +73,7 @@ def my_outcomes(
     me = directory.get_employee(conn, employee_id)
     engine = get_engine(request)
     outcomes = frontline.own_outcomes(engine, employee_id, me.team_key)
+    followups = frontline.own_followups(engine, employee_id, me.team_key)
     feed = kudos.feed(engine, conn, employee_id)
-    return render(request, who, "people_me.html", me=me, outcomes=outcomes, kudos=feed)
+    return render(request, who, "people_me.html", me=me, outcomes=outcomes, followups=followups,
+                  kudos=feed)  # fmt: skip
