@@ -120,6 +120,10 @@ def test_the_page_shows_the_agents_own_followups(
             page = client.get("/people/me")
             assert page.status_code == 200, page.text
             out["page"] = page.text
+            api = client.get("/api/v1/employees/me/followups")
+            assert api.status_code == 200, api.text
+            out["own_n"] = str(api.json()["own"]["n"])
+            out["own_value"] = str(api.json()["own"]["value"])
 
     t = threading.Thread(target=visit)
     t.start()
@@ -129,3 +133,4 @@ def test_the_page_shows_the_agents_own_followups(
                       section, re.S)  # fmt: skip
     assert rows[0] == ("You", f"{value:.1f}", str(n))
     assert rows[1][0] == "Your team" and rows[1][2] == str(12)
+    assert (out["own_n"], float(out["own_value"])) == (str(n), pytest.approx(value, abs=0.051))

@@ -185,6 +185,25 @@ def my_outcomes(request: Request, conn: Db, who: Reader) -> schemas.OutcomesOut:
     )
 
 
+@router.get(
+    "/employees/me/followups", response_model=schemas.FollowupsOut, responses=responses(404)
+)
+def my_followups(request: Request, conn: Db, who: Reader) -> schemas.FollowupsOut:
+    """The NPS of the follow-up surveys of the cases the caller closed, beside their team's;
+    only ever the caller's own figure."""
+    employee_id = directory.employee_of_user(conn, who.user_id) if who.user_id else None
+    if employee_id is None:
+        raise NotFound("your sign-in is not linked to an employee in the directory")
+    me = directory.get_employee(conn, employee_id)
+    f = frontline.own_followups(get_engine(request), employee_id, me.team_key)
+    return schemas.FollowupsOut(
+        employee_id=employee_id,
+        team=f.team_key,
+        own=schemas.NpsFigureOut(**f.own.__dict__),
+        team_figure=schemas.NpsFigureOut(**f.team.__dict__),
+    )
+
+
 @router.get("/employees/me/kudos", response_model=list[schemas.KudosOut], responses=responses(404))
 def my_kudos(request: Request, conn: Db, who: Reader) -> list[schemas.KudosOut]:
     """Positive customer comments about the caller and the people who report to them."""

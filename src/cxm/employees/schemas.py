@@ -127,6 +127,22 @@ class OutcomesOut(BaseModel):
     team_figure: FigureOut
 
 
+class NpsFigureOut(BaseModel):
+    """NPS in points with the adjusted Wald 95% interval (Rocks 2016); ``n`` answers."""
+
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class FollowupsOut(BaseModel):
+    employee_id: str
+    team: str | None
+    own: NpsFigureOut
+    team_figure: NpsFigureOut
+
+
 class TeamSpreadOut(BaseModel):
     team: str
     minimum_group: int
