@@ -107,7 +107,10 @@ def pulse_groups(
 
     Each frame: ``period`` (a date; 1970-01-01 when no grain), the group key columns, ``n``
     (distinct employees who answered), ``answers``, ``promoters``, ``passives``,
-    ``detractors`` and ``score_mean`` (the 0-10 answer). Naive UTC bounds, ``[start, end)``.
+    ``detractors``, ``score_mean`` (the 0-10 answer) and the engagement index: each answer to
+    an item of ``ENGAGEMENT_ITEMS`` rescaled to 0-100, ``(answer - min) / (max - min) * 100``,
+    averaged per respondent, then ``eng_mean`` and ``eng_sd`` (sample standard deviation; null
+    for one) over the ``eng_n`` respondents. Naive UTC bounds, ``[start, end)``.
     ``kept``: per level, the month cells (``pulse_month_cells``) whose answers count; the
     answers of the other cells are left out of that level's groups.
     """
@@ -116,14 +119,16 @@ def pulse_groups(
     def build() -> ir.Table:
         # The three levels in one statement (a union of three group-bys): one scan plan, one
         # compilation, one round trip.
-        p = _answers(con, start, end, survey)
+        p = _engagement_items(con, _answers(con, start, end, survey))
         p = p.mutate(period=_period(p, "submitted_at", grain))
         parts = []
         for level, keys in LEVEL_KEYS.items():
             q = p
             if kept is not None:
                 q = p.filter(_cell(p, level).isin(kept[level]))
-            g = q.group_by(["period", *keys]).aggregate(**_stats(q))
+            # Per respondent first (the engagement index averages respondents), then per group.
+            per = q.group_by(["period", *keys, "employee_id"]).aggregate(**_stats(q))
+            g = per.group_by(["period", *keys]).aggregate(**_group_stats(per))
             g = g.select(
                 level=ibis.literal(level),
                 period=g.period,
@@ -139,6 +144,9 @@ def pulse_groups(
                 passives=g.passives.cast("int64"),
                 detractors=g.detractors.cast("int64"),
                 score_mean=g.score_mean,
+                eng_n=g.eng_n.cast("int64"),
+                eng_mean=g.eng_mean.cast("float64"),
+                eng_sd=g.eng_sd.cast("float64"),
             )
             parts.append(g)
         return ibis.union(*parts)
@@ -154,18 +162,42 @@ def pulse_groups(
     return out
 
 
-STAT_COLUMNS = ("n", "answers", "promoters", "passives", "detractors", "score_mean")
+STAT_COLUMNS = (
+    "n", "answers", "promoters", "passives", "detractors", "score_mean",
+    "eng_n", "eng_mean", "eng_sd",
+)  # fmt: skip
 
 
 def _stats(p: ir.Table) -> dict[str, ir.Value]:
+    """One respondent's sums in a group and period (``_engagement_items`` columns needed)."""
     one, zero = ibis.literal(1), ibis.literal(0)
     return {
-        "n": p.employee_id.nunique(),
         "answers": p.count(),
         "promoters": ibis.ifelse(p.nps >= 9, one, zero).sum(),
         "passives": ibis.ifelse((p.nps >= 7) & (p.nps <= 8), one, zero).sum(),
         "detractors": ibis.ifelse(p.nps <= 6, one, zero).sum(),
-        "score_mean": p.nps.cast("float64").mean(),
+        "nps_sum": p.nps.cast("float64").sum(),
+        "item_sum": p._item_sum.sum(),
+        "item_count": p._item_count.sum(),
+    }
+
+
+def _group_stats(per: ir.Table) -> dict[str, ir.Value]:
+    """A group's figures from its respondents' sums (``_stats``). Answers without an employee
+    id count in the answer totals but are no respondent."""
+    score = ibis.ifelse(
+        per.employee_id.notnull(), per.item_sum / per.item_count.cast("float64"), ibis.null()
+    )
+    return {
+        "n": per.employee_id.count(),
+        "answers": per.answers.sum(),
+        "promoters": per.promoters.sum(),
+        "passives": per.passives.sum(),
+        "detractors": per.detractors.sum(),
+        "score_mean": per.nps_sum.sum() / per.answers.sum().cast("float64"),
+        "eng_n": score.count(),
+        "eng_mean": score.mean(),
+        "eng_sd": score.std(how="sample"),
     }
 
 
@@ -196,61 +228,6 @@ def _engagement_items(con: BaseBackend, p: ir.Table) -> ir.Table:
         item_sum = item_sum + scaled.fill_null(0.0)
         item_count = item_count + ibis.ifelse(value.notnull(), 1, 0)
     return p.mutate(_item_sum=item_sum, _item_count=item_count)
-
-
-def engagement_groups(
-    con: BaseBackend,
-    grain: str | None = None,
-    *,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    survey: str | None = None,
-    kept: dict[str, list[str]] | None = None,
-) -> dict[str, pd.DataFrame]:
-    """The engagement index per group and period at the three levels, from the same answers
-    (and, with ``kept``, the same month cells) as ``pulse_groups``.
-
-    Each answer to an item of ``ENGAGEMENT_ITEMS`` is rescaled to 0-100, ``(answer - min) /
-    (max - min) * 100``; a respondent's score is the mean of their rescaled item answers in the
-    group and period. Each frame: ``period``, the group key columns, ``eng_n`` (respondents),
-    ``eng_mean`` and ``eng_sd`` (the sample standard deviation over respondents; null for one).
-    """
-    check_grain(grain)
-    p = _answers(con, start, end, survey)
-    p = _engagement_items(con, p)
-    p = p.mutate(period=_period(p, "submitted_at", grain))
-    parts = []
-    for level, keys in LEVEL_KEYS.items():
-        q = p
-        if kept is not None:
-            q = p.filter(_cell(p, level).isin(kept[level]))
-        per = q.group_by(["period", *keys, "employee_id"]).aggregate(
-            _s=q._item_sum.sum(), _c=q._item_count.sum()
-        )
-        per = per.mutate(score=per._s / per._c.cast("float64"))
-        g = per.group_by(["period", *keys]).aggregate(
-            eng_n=per.count(), eng_mean=per.score.mean(), eng_sd=per.score.std(how="sample")
-        )
-        g = g.select(
-            level=ibis.literal(level),
-            period=g.period,
-            department_key=g.department_key.cast("string")
-            if "department_key" in keys
-            else ibis.null().cast("string"),
-            team_key=g.team_key.cast("string")
-            if "team_key" in keys
-            else ibis.null().cast("string"),
-            eng_n=g.eng_n.cast("int64"),
-            eng_mean=g.eng_mean.cast("float64"),
-            eng_sd=g.eng_sd.cast("float64"),
-        )
-        parts.append(g)
-    df = ibis.union(*parts).to_pandas()
-    out = {}
-    for level, keys in LEVEL_KEYS.items():
-        part = df[df["level"] == level][["period", *keys, "eng_n", "eng_mean", "eng_sd"]]
-        out[level] = part.reset_index(drop=True)
-    return out
 
 
 def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:

@@ -143,7 +143,15 @@ def _with_emptied_groups(
         have = set(zip(*[df[k].astype("string").fillna("") for k in keys], strict=True))
         missing = [i for i, row in enumerate(zip(*key_cols, strict=True)) if row not in have]
         extra = full.iloc[missing][keys].assign(
-            n=0, answers=0, promoters=0, passives=0, detractors=0, score_mean=float("nan")
+            n=0,
+            answers=0,
+            promoters=0,
+            passives=0,
+            detractors=0,
+            score_mean=float("nan"),
+            eng_n=0,
+            eng_mean=float("nan"),
+            eng_sd=float("nan"),
         )
         out[level] = pd.concat([df, extra], ignore_index=True) if len(extra) else df
     return out
@@ -161,14 +169,6 @@ def engagement_interval(
     return mean - half, mean + half
 
 
-def _engagement_lookup(frames: dict[str, pd.DataFrame]) -> dict[tuple[str, Any, str], Any]:
-    out = {}
-    for level in LEVELS:
-        for row in frames[level].to_dict("records"):
-            out[(level, row["period"], _key(level, row))] = row
-    return out
-
-
 def pulse_results(
     source: Engine | BaseBackend,
     by: str = "team",
@@ -180,7 +180,7 @@ def pulse_results(
     survey: str | None = None,
 ) -> list[GroupResult]:
     """eNPS (points, with the adjusted Wald interval of Rocks 2016), the mean 0-10 answer and
-    the engagement index (0-100, with its t interval; ``ax.engagement_groups``) per group
+    the engagement index (0-100, with its t interval; ``ax.pulse_groups``) per group
     (``by``: company | department | team) and period (``grain``: month | quarter | year, or
     None for the whole range). Groups the confidentiality rule hides come back with
     ``hidden`` and no numbers; the rule is decided on the whole tree of the period, so
@@ -197,9 +197,6 @@ def pulse_results(
             cells = ax.pulse_month_cells(con, start=start, end=end, survey=survey)
             kept = kept_month_cells(cells, minimum)
         groups = ax.pulse_groups(con, grain, start=start, end=end, survey=survey, kept=kept)
-        engagement = _engagement_lookup(
-            ax.engagement_groups(con, grain, start=start, end=end, survey=survey, kept=kept)
-        )
         if kept is not None:
             every = ax.pulse_groups(con, grain, start=start, end=end, survey=survey)
             groups = _with_emptied_groups(groups, every)
@@ -217,11 +214,10 @@ def pulse_results(
             iv = nps_interval(
                 float(row["promoters"]), float(row["passives"]), float(row["detractors"])
             )
-            eng = engagement.get((by, period, key))
             e_mean = e_iv = None
-            if eng is not None and eng["eng_n"] > 0:
-                e_mean = float(eng["eng_mean"])
-                e_iv = engagement_interval(e_mean, eng["eng_sd"], int(eng["eng_n"]))
+            if row["eng_n"] > 0:
+                e_mean = float(row["eng_mean"])
+                e_iv = engagement_interval(e_mean, row["eng_sd"], int(row["eng_n"]))
             out.append(
                 GroupResult(
                     label,
