@@ -110,3 +110,39 @@ def test_engagement_in_the_experience_rows(
     expected = _expected(planted)["sales_a"][0]
     assert by_team["sales_a"]["engagement"] == pytest.approx(expected, abs=0.051)
     assert by_team["ops_c"]["engagement"] is None
+
+
+def test_the_people_page_shows_engagement_beside_enps(
+    company: tuple[Engine, pd.DataFrame], tmp_path: Path
+) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.org.auth import create_user
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, planted = company
+    with engine.begin() as conn:
+        create_user(conn, "hr@example.com", "cx_lead", password="correct horse battery")
+    depts = {r.key: r for r in service.pulse_results(engine, "department")}
+    out: dict[str, str] = {}
+
+    def visit() -> None:
+        settings = load_settings(data_dir=tmp_path, database_url=str(engine.url))
+        with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+            assert sign_in(client, "hr@example.com", "correct horse battery") == 303
+            page = client.get("/people?grain=quarter")
+            assert page.status_code == 200, page.text
+            out["page"] = page.text
+
+    t = threading.Thread(target=visit)
+    t.start()
+    t.join()
+    sales = depts["sales"]
+    assert sales.engagement is not None and sales.engagement_low is not None
+    row = f"<td>{sales.engagement:.1f}</td><td>{sales.engagement_low:.1f} to "
+    assert row in out["page"]
+    assert f"engagement {_expected(planted)['sales_a'][0]:.1f}" in out["page"]
