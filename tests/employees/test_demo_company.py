@@ -21,6 +21,7 @@ from cxm.cli.main import app as cli
 from cxm.demo.generator import generate
 from cxm.demo.load import LoadSummary, load
 from cxm.employees import service
+from cxm.employees.confidential import Node, disclosed
 from cxm.metrics import service as metrics
 from cxm.store import create_engine, upgrade
 from cxm.store.analytics import reading
@@ -54,12 +55,28 @@ def test_enps_by_team_matches_pandas_on_the_demo_files(
     engine, root, _ = company
     staff = pd.read_csv(root / "files" / "employees.csv")
     pulse = pd.read_csv(root / "files" / "pulse.csv").merge(staff, on="employee_id")
-    pulse["cat"] = pd.cut(pulse["enps"], [-1, 6, 8, 10], labels=["d", "p", "a"])
-    expected = pulse.groupby("team")["cat"].value_counts(normalize=True).unstack().fillna(0)
+    # Over the whole range a team counts the answers of the months the rule shows it in, with
+    # its department and the company in the tree of that month (overlapping ranges must not
+    # differ by a small group).
+    month = pd.to_datetime(pulse["submitted_at"]).dt.strftime("%Y-%m")
+    kept = pd.Series(False, index=pulse.index)
+    for _, answers in pulse.groupby(month):
+        nodes = {"company:company": Node(None, 0, answers["employee_id"].nunique())}
+        for dept, n in answers.groupby("department")["employee_id"].nunique().items():
+            nodes[f"department:{dept}"] = Node("company:company", 1, int(n))
+        for (dept, team), n in (
+            answers.groupby(["department", "team"])["employee_id"].nunique().items()
+        ):
+            nodes[f"team:{team}"] = Node(f"department:{dept}", 2, int(n))
+        shown = disclosed(nodes, 5)
+        kept[answers.index] = [f"team:{t}" in shown for t in answers["team"]]
+    counted = pulse[kept].copy()
+    counted["cat"] = pd.cut(counted["enps"], [-1, 6, 8, 10], labels=["d", "p", "a"])
+    expected = counted.groupby("team")["cat"].value_counts(normalize=True).unstack().fillna(0)
     expected = 100 * (expected["a"] - expected["d"])
-    people = pulse.groupby("team")["employee_id"].nunique()
+    people = counted.groupby("team")["employee_id"].nunique()
     results = {r.key: r for r in service.pulse_results(engine, "team")}
-    assert set(results) == set(people.index)
+    assert set(results) == set(pulse["team"])
     for team, r in results.items():
         if r.hidden:
             assert r.enps is None
@@ -69,7 +86,9 @@ def test_enps_by_team_matches_pandas_on_the_demo_files(
         assert r.enps == pytest.approx(expected[team], abs=0.051)
         assert r.enps_low is not None and r.enps_high is not None
         assert r.enps_low <= r.enps <= r.enps_high
-    assert [t for t, n in people.items() if n < 5 and not results[t].hidden] == []
+    assert [t for t in results if people.get(t, 0) < 5 and not results[t].hidden] == []
+    # The rule costs figures, not most of them: at least half the teams are still shown.
+    assert sum(not r.hidden for r in results.values()) >= len(results) // 2
 
 
 def test_team_friction_rates_match_the_planted_shares(
@@ -316,3 +335,36 @@ def test_swiftpost_delivery_csat_counts_its_deliveries_only(
     for key, (n, value) in expected.items():
         assert rows[key][0] == n, key
         assert rows[key][1] == pytest.approx(value, abs=0.051), key
+
+
+def test_an_agent_reads_their_own_outcomes_page_only(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, _ = company
+    expected = _handled_csat(root)
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "chat.agent@northwind.example", "demo-agent") == 303
+        mine = client.get("/api/v1/employees/me/outcomes").json()
+        page = client.get("/people/me")
+        assert page.status_code == 200, page.text
+        me = mine["employee_id"]
+        x, n = expected.loc[me, "sum"], expected.loc[me, "count"]
+        # The page's figure is the agent's own, as pandas computes it from the demo's files.
+        assert f"{100 * x / n:.1f}%" in page.text and f"<td>{n}</td>" in page.text
+        assert f"<td>{int(expected['count'].sum())}</td>" in page.text  # the team's answers
+        # No other employee's id is on it.
+        assert set(re.findall(r"E\d{4}", page.text)) <= {me}
+    for email, password in (("cx.lead@northwind.example", "demo-cxlead"),
+                            ("dispatch@swiftpost.example", "demo-partner")):  # fmt: skip
+        with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+            assert sign_in(client, email, password) == 303
+            assert client.get("/people/me").status_code == 404, email

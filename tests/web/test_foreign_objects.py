@@ -184,7 +184,7 @@ def test_page_routes_are_all_known_here() -> None:
         "/customers/{customer_id}", "/surveys", "/surveys/{key}", "/cases",
         "/cases/root-causes", "/cases/{case_id}", "/initiatives", "/initiatives/{initiative_id}",
         "/rules", "/rules/edit", "/people", "/journeys", "/journeys/{name}", "/partners/{key}",
-        "/inproduct/sample/help/account", "/settings/journeys",
+        "/inproduct/sample/help/account", "/settings/journeys", "/people/me",
     }  # fmt: skip
 
 

@@ -20,6 +20,8 @@ from cxm.errors import Invalid
 from cxm.insights.definitions import Signal
 from cxm.interactions.facts import log
 from cxm.org.facts import touchpoints_expr
+from cxm.store.analytics import to_frame
+from cxm.surveys.facts import answers as survey_answers
 from cxm.surveys.facts import responses
 
 GRAINS = {"month": "M", "quarter": "Q", "year": "Y"}
@@ -39,20 +41,19 @@ def _period(t: ir.Table, column: str, grain: str | None) -> ir.Value:
     return t[column].truncate(GRAINS[grain]).date()
 
 
-def pulse_groups(
-    con: BaseBackend,
-    grain: str | None = None,
-    *,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    survey: str | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Pulse aggregates at three levels: ``company``, ``department``, ``team``.
+LEVEL_KEYS = {
+    "company": [],
+    "department": ["department_key"],
+    "team": ["department_key", "team_key"],
+}
 
-    Each frame: ``period`` (a date; 1970-01-01 when no grain), the group key columns, ``n``
-    (distinct employees who answered), ``answers``, ``promoters``, ``passives``,
-    ``detractors`` and ``score_mean`` (the 0-10 answer). Naive UTC bounds, ``[start, end)``.
-    """
+
+def _answers(
+    con: BaseBackend,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    survey: str | None,
+) -> ir.Table:
     p = pulse_answers(con)
     p = p.filter(p.nps.notnull())
     if survey:
@@ -61,26 +62,172 @@ def pulse_groups(
         p = p.filter(p.submitted_at >= start)
     if end is not None:
         p = p.filter(p.submitted_at < end)
-    p = p.mutate(period=_period(p, "submitted_at", check_grain(grain)))
+    return p
+
+
+def _cell(p: ir.Table, level: str) -> ir.StringValue:
+    """One text key per group and month (``2026-04-01|ops|ops_b``), nulls as empty text, so
+    the kept cells join back to the answers in one equality."""
+    parts: list[ir.StringValue] = [p.submitted_at.truncate("M").date().cast("string")]
+    parts += [p[k].cast("string").fill_null("") for k in LEVEL_KEYS[level]]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.concat("|", part)
+    return out
+
+
+def pulse_month_cells(
+    con: BaseBackend,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    survey: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Distinct respondents per group and calendar month at each level: ``cell`` (see
+    ``_cell``), ``month`` (a date), the group key columns and ``n``."""
+    p = _answers(con, start, end, survey)
+    out = {}
+    for level, keys in LEVEL_KEYS.items():
+        q = p.mutate(cell=_cell(p, level), month=p.submitted_at.truncate("M").date())
+        df = q.group_by(["cell", "month", *keys]).aggregate(n=q.employee_id.nunique())
+        out[level] = df.to_pandas()
+    return out
+
+
+def pulse_groups(
+    con: BaseBackend,
+    grain: str | None = None,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    survey: str | None = None,
+    kept: dict[str, list[str]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Pulse aggregates at three levels: ``company``, ``department``, ``team``.
+
+    Each frame: ``period`` (a date; 1970-01-01 when no grain), the group key columns, ``n``
+    (distinct employees who answered), ``answers``, ``promoters``, ``passives``,
+    ``detractors``, ``score_mean`` (the 0-10 answer) and the engagement index: each answer to
+    an item of ``ENGAGEMENT_ITEMS`` rescaled to 0-100, ``(answer - min) / (max - min) * 100``,
+    averaged per respondent, then ``eng_mean`` and ``eng_sd`` (sample standard deviation; null
+    for one) over the ``eng_n`` respondents. Naive UTC bounds, ``[start, end)``.
+    ``kept``: per level, the month cells (``pulse_month_cells``) whose answers count; the
+    answers of the other cells are left out of that level's groups.
+    """
+    check_grain(grain)
+
+    def build() -> ir.Table:
+        # The three levels in one statement (a union of three group-bys): one scan plan, one
+        # compilation, one round trip.
+        p = _engagement_items(con, _answers(con, start, end, survey))
+        p = p.mutate(period=_period(p, "submitted_at", grain))
+        parts = []
+        for level, keys in LEVEL_KEYS.items():
+            q = p
+            if kept is not None:
+                q = p.filter(_cell(p, level).isin(kept[level]))
+            # Per respondent first (the engagement index averages respondents), then per group.
+            per = q.group_by(["period", *keys, "employee_id"]).aggregate(**_stats(q))
+            g = per.group_by(["period", *keys]).aggregate(**_group_stats(per))
+            g = g.select(
+                level=ibis.literal(level),
+                period=g.period,
+                department_key=g.department_key.cast("string")
+                if "department_key" in keys
+                else ibis.null().cast("string"),
+                team_key=g.team_key.cast("string")
+                if "team_key" in keys
+                else ibis.null().cast("string"),
+                n=g.n.cast("int64"),
+                answers=g.answers.cast("int64"),
+                promoters=g.promoters.cast("int64"),
+                passives=g.passives.cast("int64"),
+                detractors=g.detractors.cast("int64"),
+                score_mean=g.score_mean,
+                eng_n=g.eng_n.cast("int64"),
+                eng_mean=g.eng_mean.cast("float64"),
+                eng_sd=g.eng_sd.cast("float64"),
+            )
+            parts.append(g)
+        return ibis.union(*parts)
+
+    if kept is None:  # the statement is kept per question (compiling costs more than running)
+        df = to_frame(con, ("pulse_groups", grain, start, end, survey), build)
+    else:
+        df = build().to_pandas()
+    out = {}
+    for level, keys in LEVEL_KEYS.items():
+        part = df[df["level"] == level][["period", *keys, *STAT_COLUMNS]]
+        out[level] = part.sort_values(["period", *keys]).reset_index(drop=True)
+    return out
+
+
+STAT_COLUMNS = (
+    "n", "answers", "promoters", "passives", "detractors", "score_mean",
+    "eng_n", "eng_mean", "eng_sd",
+)  # fmt: skip
+
+
+def _stats(p: ir.Table) -> dict[str, ir.Value]:
+    """One respondent's sums in a group and period (``_engagement_items`` columns needed)."""
     one, zero = ibis.literal(1), ibis.literal(0)
-    stats = {
-        "n": p.employee_id.nunique(),
+    return {
         "answers": p.count(),
         "promoters": ibis.ifelse(p.nps >= 9, one, zero).sum(),
         "passives": ibis.ifelse((p.nps >= 7) & (p.nps <= 8), one, zero).sum(),
         "detractors": ibis.ifelse(p.nps <= 6, one, zero).sum(),
-        "score_mean": p.nps.cast("float64").mean(),
+        "nps_sum": p.nps.cast("float64").sum(),
+        "item_sum": p._item_sum.sum(),
+        "item_count": p._item_count.sum(),
     }
-    levels = {
-        "company": ["period"],
-        "department": ["period", "department_key"],
-        "team": ["period", "department_key", "team_key"],
+
+
+def _group_stats(per: ir.Table) -> dict[str, ir.Value]:
+    """A group's figures from its respondents' sums (``_stats``). Answers without an employee
+    id count in the answer totals but are no respondent."""
+    score = ibis.ifelse(
+        per.employee_id.notnull(), per.item_sum / per.item_count.cast("float64"), ibis.null()
+    )
+    return {
+        "n": per.employee_id.count(),
+        "answers": per.answers.sum(),
+        "promoters": per.promoters.sum(),
+        "passives": per.passives.sum(),
+        "detractors": per.detractors.sum(),
+        "score_mean": per.nps_sum.sum() / per.answers.sum().cast("float64"),
+        "eng_n": score.count(),
+        "eng_mean": score.mean(),
+        "eng_sd": score.std(how="sample"),
     }
-    out = {}
-    for level, keys in levels.items():
-        df = p.group_by(keys).aggregate(**stats).to_pandas()
-        out[level] = df.sort_values(keys).reset_index(drop=True)
-    return out
+
+
+# The engagement items of the shipped ``employee_pulse`` template with their answer scales:
+# item id -> (where the answer is read, scale min, scale max). ``enps`` is the 0-10 answer kept
+# on the response; any other item is read from the response's answers by question id.
+ENGAGEMENT_ITEMS: dict[str, tuple[str, float, float]] = {
+    "enps": ("response", 0.0, 10.0),
+    "tools": ("answer", 1.0, 5.0),
+}
+
+
+def _engagement_items(con: BaseBackend, p: ir.Table) -> ir.Table:
+    """``p`` plus ``_item_sum`` (the sum of the response's item answers, each rescaled to
+    0-100) and ``_item_count`` (how many of the items it answered)."""
+    item_sum: ir.NumericValue = ibis.literal(0.0)
+    item_count: ir.NumericValue = ibis.literal(0)
+    for item, (where, low, high) in ENGAGEMENT_ITEMS.items():
+        if where == "response":
+            value = p.nps.cast("float64")
+        else:
+            a = survey_answers(con)
+            a = a.filter(a.question_id == item, a.value_number.notnull())
+            a = a.select(**{f"_rid_{item}": a.response_id, f"_v_{item}": a.value_number})
+            p = p.left_join(a, p.id == a[f"_rid_{item}"]).drop(f"_rid_{item}")
+            value = p[f"_v_{item}"].cast("float64")
+        scaled = (value - low) / (high - low) * 100.0
+        item_sum = item_sum + scaled.fill_null(0.0)
+        item_count = item_count + ibis.ifelse(value.notnull(), 1, 0)
+    return p.mutate(_item_sum=item_sum, _item_count=item_count)
 
 
 def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:
@@ -92,16 +239,24 @@ def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:
 
 
 def pulse_comments(
-    con: BaseBackend, *, start: dt.datetime | None = None, end: dt.datetime | None = None
+    con: BaseBackend,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    level: str = "team",
+    kept: list[str] | None = None,
 ) -> pd.DataFrame:
     """Pulse comments with only their group: ``department_key, team_key, comment`` (no person,
-    no time, so a comment can never be joined back to whoever wrote it)."""
+    no time, so a comment can never be joined back to whoever wrote it). ``kept``: the month
+    cells of ``level`` (``pulse_month_cells``) whose comments may be read; None: all."""
     p = pulse_answers(con)
     p = p.filter(p.comment.notnull(), p.comment.strip() != "")
     if start is not None:
         p = p.filter(p.submitted_at >= start)
     if end is not None:
         p = p.filter(p.submitted_at < end)
+    if kept is not None:
+        p = p.filter(_cell(p, level).isin(kept))
     return p.select("department_key", "team_key", "comment").to_pandas()
 
 

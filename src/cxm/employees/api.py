@@ -102,8 +102,8 @@ def pulse(
     who: Reader,
     by: By = Query("team"),
     grain: Grain | None = Query(None),
-    start: dt.datetime | None = Query(None, description="inclusive (UTC when no zone)"),
-    end: dt.datetime | None = Query(None, description="exclusive (UTC when no zone)"),
+    start: dt.datetime | None = Query(None, description="inclusive, a month's first day (UTC)"),
+    end: dt.datetime | None = Query(None, description="exclusive, a month's first day (UTC)"),
 ) -> schemas.PulseOut:
     """eNPS per group and period; groups below the minimum size (or that would reveal one by
     subtraction) are listed as hidden, without figures."""
@@ -125,6 +125,9 @@ def pulse(
                 enps_low=r.enps_low,
                 enps_high=r.enps_high,
                 score_mean=r.score_mean,
+                engagement=r.engagement,
+                engagement_low=r.engagement_low,
+                engagement_high=r.engagement_high,
             )
             for r in rows
         ],
@@ -179,6 +182,25 @@ def my_outcomes(request: Request, conn: Db, who: Reader) -> schemas.OutcomesOut:
     o = frontline.own_outcomes(get_engine(request), employee_id, me.team_key)
     return schemas.OutcomesOut(
         employee_id=employee_id, team=o.team_key, own=_fig(o.own), team_figure=_fig(o.team)
+    )
+
+
+@router.get(
+    "/employees/me/followups", response_model=schemas.FollowupsOut, responses=responses(404)
+)
+def my_followups(request: Request, conn: Db, who: Reader) -> schemas.FollowupsOut:
+    """The NPS of the follow-up surveys of the cases the caller closed, beside their team's;
+    only ever the caller's own figure."""
+    employee_id = directory.employee_of_user(conn, who.user_id) if who.user_id else None
+    if employee_id is None:
+        raise NotFound("your sign-in is not linked to an employee in the directory")
+    me = directory.get_employee(conn, employee_id)
+    f = frontline.own_followups(get_engine(request), employee_id, me.team_key)
+    return schemas.FollowupsOut(
+        employee_id=employee_id,
+        team=f.team_key,
+        own=schemas.NpsFigureOut(**f.own.__dict__),
+        team_figure=schemas.NpsFigureOut(**f.team.__dict__),
     )
 
 

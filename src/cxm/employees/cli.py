@@ -118,8 +118,8 @@ def show(employee_id: str) -> None:
 def enps(
     by: str = typer.Option("team", "--by", help="company | department | team"),
     grain: str | None = typer.Option(None, "--grain", help="month | quarter | year"),
-    start: str | None = typer.Option(None, "--start", help="inclusive date or time (UTC)"),
-    end: str | None = typer.Option(None, "--end", help="exclusive date or time (UTC)"),
+    start: str | None = typer.Option(None, "--start", help="inclusive, the first of a month (UTC)"),
+    end: str | None = typer.Option(None, "--end", help="exclusive, the first of a month (UTC)"),
     fmt: str = FORMAT,
 ) -> None:
     """eNPS per group (points, with its 95% interval); groups under the minimum size, or that
@@ -139,6 +139,9 @@ def enps(
         "enps_low",
         "enps_high",
         "score_mean",
+        "engagement",
+        "engagement_low",
+        "engagement_high",
     ]
     out: list[dict[str, Any]] = []
     for r in rows:
@@ -152,6 +155,9 @@ def enps(
                 enps_low=r.enps_low,
                 enps_high=r.enps_high,
                 score_mean=r.score_mean,
+                engagement=r.engagement,
+                engagement_low=r.engagement_low,
+                engagement_high=r.engagement_high,
             )
         out.append(row)
     if fmt == "json":
@@ -208,6 +214,7 @@ def experience(
         "respondents",
         "enps",
         "score_mean",
+        "engagement",
         "csat_mean",
         "ces_mean",
         "friction_rate",

@@ -68,6 +68,9 @@ class GroupOut(BaseModel):
     enps_low: float | None
     enps_high: float | None
     score_mean: float | None
+    engagement: float | None = None  # 0-100, the mean of the rescaled pulse items
+    engagement_low: float | None = None
+    engagement_high: float | None = None
 
 
 class PulseOut(BaseModel):
@@ -95,6 +98,7 @@ class TeamPeriodOut(BaseModel):
     respondents: int | None
     enps: float | None
     score_mean: float | None
+    engagement: float | None = None
     csat_mean: float | None
     ces_mean: float | None
     friction_rate: float | None
@@ -121,6 +125,22 @@ class OutcomesOut(BaseModel):
     team: str | None
     own: FigureOut
     team_figure: FigureOut
+
+
+class NpsFigureOut(BaseModel):
+    """NPS in points with the adjusted Wald 95% interval (Rocks 2016); ``n`` answers."""
+
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class FollowupsOut(BaseModel):
+    employee_id: str
+    team: str | None
+    own: NpsFigureOut
+    team_figure: NpsFigureOut
 
 
 class TeamSpreadOut(BaseModel):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from ibis.backends import BaseBackend
+from scipy import stats as st
 from sqlalchemy.engine import Engine
 
 from cxm.employees import analytics as ax
@@ -46,6 +47,9 @@ class GroupResult:
     enps_low: float | None = None
     enps_high: float | None = None
     score_mean: float | None = None  # the 0-10 answer
+    engagement: float | None = None  # the engagement index, 0-100
+    engagement_low: float | None = None
+    engagement_high: float | None = None
 
 
 def _key(level: str, row: Any) -> str:
@@ -55,20 +59,114 @@ def _key(level: str, row: Any) -> str:
     return str(value) if value is not None and value == value else "(no team)"
 
 
-def _plan(groups: dict[str, pd.DataFrame], period: Any, minimum: int) -> set[tuple[str, str]]:
+def _parent(level: str, row: Any) -> str | None:
+    if level == "company":
+        return None
+    if level == "department":
+        return f"company:{COMPANY}"
+    return f"department:{_key('department', row)}"
+
+
+def _plan(rows: dict[str, list[dict[str, Any]]], minimum: int) -> set[tuple[str, str]]:
+    """What the rule shows of one period's tree; ``rows``: that period's rows by level."""
     nodes: dict[str, Node] = {}
     for level_no, level in enumerate(LEVELS):
-        df = groups[level]
-        for row in df[df["period"] == period].to_dict("records"):
-            key = _key(level, row)
-            if level == "company":
-                parent = None
-            elif level == "department":
-                parent = f"company:{COMPANY}"
-            else:
-                parent = f"department:{_key('department', row)}"
-            nodes[f"{level}:{key}"] = Node(parent, level_no, int(row["n"]))
+        for row in rows.get(level, []):
+            node = Node(_parent(level, row), level_no, int(row["n"]))
+            nodes[f"{level}:{_key(level, row)}"] = node
     return {tuple(k.split(":", 1)) for k in disclosed(nodes, minimum)}  # type: ignore[misc]
+
+
+def _by_period(groups: dict[str, pd.DataFrame]) -> dict[Any, dict[str, list[dict[str, Any]]]]:
+    """period -> level -> rows, split once (not filtered again for every period)."""
+    out: dict[Any, dict[str, list[dict[str, Any]]]] = {}
+    for level in LEVELS:
+        for row in groups[level].to_dict("records"):
+            out.setdefault(row["period"], {}).setdefault(level, []).append(
+                {str(k): v for k, v in row.items()}
+            )
+    return out
+
+
+def _check_month_bounds(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """Invalid unless each bound is the start of a calendar month (UTC): a range ending a day
+    later than another would otherwise isolate that day's answers."""
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        utc = value if value.tzinfo is None else value.astimezone(dt.UTC)
+        if (utc.day, utc.hour, utc.minute, utc.second, utc.microsecond) != (1, 0, 0, 0, 0):
+            raise Invalid(
+                f"{name}: employee results cover whole calendar months, so {name} must be the "
+                f"first of a month at 00:00 UTC (for example "
+                f"{utc.replace(day=1, hour=0, minute=0, second=0, microsecond=0):%Y-%m-%d}), "
+                f"not {value.isoformat()}"
+            )
+
+
+def kept_month_cells(cells: dict[str, pd.DataFrame], minimum: int) -> dict[str, list[str]]:
+    """Per level, the month cells whose answers may count in a range longer than a month:
+    those the confidentiality rule discloses in the tree of their own month.
+
+    Two overlapping ranges (January to March, January to April) differ by whole months, and
+    each month contributes only cells that may be shown on their own, together with the
+    remainders the tree rule allows; so no difference of two ranges, nor of a range and its
+    subgroups, isolates fewer than ``minimum`` people. ``cells``: ``ax.pulse_month_cells``.
+    """
+    out: dict[str, list[str]] = {level: [] for level in LEVELS}
+    months = sorted(set(cells["company"]["month"]))
+    for month in months:
+        nodes: dict[str, Node] = {}
+        cell_of: dict[str, tuple[str, str]] = {}
+        for level_no, level in enumerate(LEVELS):
+            df = cells[level]
+            for row in df[df["month"] == month].to_dict("records"):
+                node = f"{level}:{_key(level, row)}"
+                nodes[node] = Node(_parent(level, row), level_no, int(row["n"]))
+                cell_of[node] = (level, str(row["cell"]))
+        for node in disclosed(nodes, minimum):
+            level, cell = cell_of[node]
+            out[level].append(cell)
+    return out
+
+
+def _with_emptied_groups(
+    kept: dict[str, pd.DataFrame], every: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """The kept aggregates plus, with no answers (n 0, so hidden), the groups that answered
+    in the range but whose every month cell was withheld."""
+    out = {}
+    for level, df in kept.items():
+        keys = ["period", *ax.LEVEL_KEYS[level]]
+        full = every[level]
+        key_cols = [full[k].astype("string").fillna("") for k in keys]
+        have = set(zip(*[df[k].astype("string").fillna("") for k in keys], strict=True))
+        missing = [i for i, row in enumerate(zip(*key_cols, strict=True)) if row not in have]
+        extra = full.iloc[missing][keys].assign(
+            n=0,
+            answers=0,
+            promoters=0,
+            passives=0,
+            detractors=0,
+            score_mean=float("nan"),
+            eng_n=0,
+            eng_mean=float("nan"),
+            eng_sd=float("nan"),
+        )
+        out[level] = pd.concat([df, extra], ignore_index=True) if len(extra) else df
+    return out
+
+
+def engagement_interval(
+    mean: float, sd: float | None, n: int, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """The t interval of a mean over ``n`` respondents: ``mean ± t(1 - a/2, n - 1) · sd /
+    √n`` with a = 1 - confidence (Student's t; scipy ``stats.t``). None when ``n < 2`` (no
+    spread to estimate)."""
+    if n < 2 or sd is None or sd != sd:
+        return None
+    half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * float(sd) / math.sqrt(n)
+    return mean - half, mean + half
 
 
 def pulse_results(
@@ -81,9 +179,10 @@ def pulse_results(
     end: dt.datetime | None = None,
     survey: str | None = None,
 ) -> list[GroupResult]:
-    """eNPS (points, with the adjusted Wald interval of Rocks 2016) and the mean 0-10 answer
-    per group (``by``: company | department | team) and period (``grain``: month | quarter |
-    year, or None for the whole range). Groups the confidentiality rule hides come back with
+    """eNPS (points, with the adjusted Wald interval of Rocks 2016), the mean 0-10 answer and
+    the engagement index (0-100, with its t interval; ``ax.pulse_groups``) per group
+    (``by``: company | department | team) and period (``grain``: month | quarter | year, or
+    None for the whole range). Groups the confidentiality rule hides come back with
     ``hidden`` and no numbers; the rule is decided on the whole tree of the period, so
     ``--by team`` and ``--by department`` never combine into a figure either one hides.
     """
@@ -91,13 +190,21 @@ def pulse_results(
         raise Invalid(f"by: use {', '.join(LEVELS)}, not {by!r}")
     if minimum < 1:
         raise Invalid("the minimum group size is at least 1")
+    _check_month_bounds(start, end)
     with reading(source) as con:
-        groups = ax.pulse_groups(con, grain, start=start, end=end, survey=survey)
+        kept = None
+        if ax.check_grain(grain) != "month":
+            cells = ax.pulse_month_cells(con, start=start, end=end, survey=survey)
+            kept = kept_month_cells(cells, minimum)
+        groups = ax.pulse_groups(con, grain, start=start, end=end, survey=survey, kept=kept)
+        if kept is not None:
+            every = ax.pulse_groups(con, grain, start=start, end=end, survey=survey)
+            groups = _with_emptied_groups(groups, every)
     out: list[GroupResult] = []
-    for period in sorted(groups["company"]["period"].unique()):
-        shown = _plan(groups, period, minimum)
-        df = groups[by][groups[by]["period"] == period]
-        for row in df.to_dict("records"):
+    periods = _by_period(groups)
+    for period in sorted(periods):
+        shown = _plan(periods[period], minimum)
+        for row in periods[period].get(by, []):
             key = _key(by, row)
             label = period.isoformat() if grain else None
             dept = None if by == "company" else _key("department", row)
@@ -107,6 +214,10 @@ def pulse_results(
             iv = nps_interval(
                 float(row["promoters"]), float(row["passives"]), float(row["detractors"])
             )
+            e_mean = e_iv = None
+            if row["eng_n"] > 0:
+                e_mean = float(row["eng_mean"])
+                e_iv = engagement_interval(e_mean, row["eng_sd"], int(row["eng_n"]))
             out.append(
                 GroupResult(
                     label,
@@ -119,6 +230,9 @@ def pulse_results(
                     round(100 * iv.low, 1),
                     round(100 * iv.high, 1),
                     round(float(row["score_mean"]), 2),
+                    None if e_mean is None else round(e_mean, 1),
+                    None if e_iv is None else round(e_iv[0], 1),
+                    None if e_iv is None else round(e_iv[1], 1),
                 )
             )
     return out
@@ -145,7 +259,9 @@ def pulse_comments(
             "would reveal a smaller group), so its comments are not shown"
         )
     with reading(source) as con:
-        df = ax.pulse_comments(con, start=start, end=end)
+        cells = ax.pulse_month_cells(con, start=start, end=end)
+        kept = kept_month_cells(cells, minimum)[by]
+        df = ax.pulse_comments(con, start=start, end=end, level=by, kept=kept)
     column = {"team": "team_key", "department": "department_key"}.get(by)
     if column is not None:
         df = df[df[column] == key]
@@ -320,32 +436,31 @@ def people_and_experience(
         raise Invalid("grain: give month, quarter or year")
     with reading(source) as con:
         p = panel(con, data_dir, grain)
-        groups = ax.pulse_groups(con, grain)
         cells = ax.pulse_score_cells(con, grain)
+        # The shown figures are exactly those of pulse_results (the rule, month cells included).
+        figures = {
+            (str(r.period)[:10], r.key): r
+            for r in pulse_results(con, "team", grain, minimum=minimum)
+            if not r.hidden
+        }
     result = PeopleAndExperience(grain, minimum)
     result.relations = [
         friction_penalty(p, cells),
         relation(p, "score_mean", "csat_mean", 1),
         relation(p, "score_mean", "ces_mean", 1),
     ]
-    plans = {period: _plan(groups, period, minimum) for period in groups["company"]["period"]}
     for _, row in p.iterrows():
         if department and row.get("department_key") != department:
             continue
-        shown = ("team", str(row["team_key"])) in plans.get(row["period"], set())
-        enps = None
-        if shown:
-            iv = nps_interval(
-                float(row["promoters"]), float(row["passives"]), float(row["detractors"])
-            )
-            enps = round(100 * iv.value, 1)
+        shown = figures.get((row["period"].isoformat()[:10], str(row["team_key"])))
         result.rows.append(
             {
                 "team": row["team_key"],
                 "period": row["period"].isoformat(),
-                "respondents": int(row["respondents"]) if shown else None,
-                "enps": enps,
-                "score_mean": _num(row["score_mean"]) if shown else None,
+                "respondents": shown.respondents if shown else None,
+                "enps": shown.enps if shown else None,
+                "score_mean": shown.score_mean if shown else None,
+                "engagement": shown.engagement if shown else None,
                 "csat_mean": _num(row.get("csat_mean")),
                 "ces_mean": _num(row.get("ces_mean")),
                 "friction_rate": _num(row.get("friction_rate"), 4),

@@ -300,10 +300,11 @@ def _partner_of_row(backend: BaseBackend, t: ir.Table, fact: Fact) -> ir.Table:
     (an interaction row itself, or the one that triggered a response or invitation) names the
     partner in ``properties.partner``; the other rows there are run in-house."""
     if fact.trigger is not None:
+        # Only the triggers at touchpoints run in part are read (none in most companies).
         marked = touchpoints_expr(backend)
         marked = marked.filter(marked.partner_runs == "marked").select(_mk=marked.key)
         log = interaction_facts.log(backend)
-        log = log.filter(log.touchpoint_key.isin(marked._mk))
+        log = log.inner_join(marked, log.touchpoint_key == marked._mk)
         log = log.select(_pev=log.event_id, _pprop=slices.property_text(log, "partner"))
         t = t.left_join(log, t[fact.trigger] == log._pev)
         named = t._pprop

@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
+from cxm.employees import directory, frontline, kudos
 from cxm.employees import service as employees
 from cxm.errors import Invalid, NotFound
 from cxm.org import service as org
 from cxm.org.auth import Principal
+from cxm.org.scope import scope_for
 from cxm.org.security import db, get_engine
 from cxm.web.pages import render
 from cxm.web.sessions import signed_in
@@ -55,3 +57,23 @@ def people(
     return render(request, who, "people.html", grain=grain, grains=GRAINS, minimum=minimum,
                   periods=periods, teams=teams, team_names=team_names,
                   relations=result.relations, departments=departments)  # fmt: skip
+
+
+@router.get("/people/me", response_class=HTMLResponse)
+def my_outcomes(
+    request: Request,
+    who: Principal = Depends(signed_in),
+    conn: Connection = Depends(db, scope="function"),
+) -> HTMLResponse:
+    """The signed-in employee's own customer outcomes (CSAT of the interactions they handled,
+    with its interval, beside their team's) and their kudos; never anyone else's figure."""
+    employee_id = directory.employee_of_user(conn, who.user_id) if who.user_id else None
+    if employee_id is None or scope_for(who).by_partner:
+        raise NotFound("your sign-in is not linked to an employee in the directory")
+    me = directory.get_employee(conn, employee_id)
+    engine = get_engine(request)
+    outcomes = frontline.own_outcomes(engine, employee_id, me.team_key)
+    followups = frontline.own_followups(engine, employee_id, me.team_key)
+    feed = kudos.feed(engine, conn, employee_id)
+    return render(request, who, "people_me.html", me=me, outcomes=outcomes, followups=followups,
+                  kudos=feed)  # fmt: skip
