@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -169,6 +170,12 @@ def test_people_page_and_scorecard_panel_show_ex_beside_cx(
         assert "People and experience" in page.text and "Frontline Support" in page.text
         penalty = service.people_and_experience(engine, root, "month").relations[0]
         assert f"{penalty.slope:.2f}" in page.text
+        # Departments by name, linked by key.
+        with engine.connect() as conn:
+            (support,) = conn.execute(
+                sa.text("SELECT name FROM departments WHERE key = 'service'")
+            ).one()
+        assert f'<a href="/departments/service">{support}</a>' in page.text
         assert client.get("/people?grain=decade").status_code == 422
         card = client.get("/departments/executive")
         assert card.status_code == 200 and 'id="people-title"' in card.text
