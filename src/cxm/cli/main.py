@@ -283,12 +283,6 @@ def serve(
     key in DATA_DIR/server.json (readable by you only) so that 'cxm keys create' still works.
     With --workers N (PostgreSQL) N processes share the port; see docs/production.md.
     """
-    import uvicorn
-
-    from cxm.org import auth
-    from cxm.store import upgrade
-    from cxm.web.app import create_app
-
     eng = engine(migrated=False)
     if (workers > 1 or not jobs) and eng.url.get_backend_name() == "duckdb":
         what = "--workers above 1" if workers > 1 else "--no-jobs (jobs then need 'cxm worker')"
@@ -296,6 +290,13 @@ def serve(
             f"{what} needs PostgreSQL: an embedded DuckDB file is opened by one process; "
             "set CXM_DATABASE_URL=postgresql+psycopg://... (docs/production.md)"
         )
+    # The web app imports every domain: only once the options are known to be usable.
+    import uvicorn
+
+    from cxm.org import auth
+    from cxm.store import upgrade
+    from cxm.web.app import create_app
+
     upgrade(eng)
     if workers > 1 or not jobs:
         os.environ["CXM_SERVE_JOBS"] = "1" if jobs else "0"
