@@ -25,6 +25,8 @@ JOB_KINDS = {
     "actions.email": "Case notification emails",
     "actions.sla": "Case SLA checks",
     "actions.webhook": "Case webhook deliveries",
+    "insights.predict": "Churn risk scoring",
+    "insights.train": "Churn model training",
     "surveys.invite": "Survey invitations",
     "surveys.send_email": "Survey invitation emails",
     "surveys.send_sms": "Survey invitation text messages",
