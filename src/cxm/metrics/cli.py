@@ -145,17 +145,27 @@ def _labeller(store: Any) -> Callable[[str, str], str]:
     the store when it can be opened, else the keys as they are."""
     from sqlalchemy.exc import DBAPIError
 
-    from cxm.names import Names
+    from cxm.names import Names, humanize
     from cxm.store import create_engine
+
+    def flags(text: str) -> str:
+        # below_min_sample,unweighted_strata:a|b -> "Below min sample, Unweighted strata: a|b"
+        out = []
+        for flag in filter(None, text.split(",")):
+            name, _, detail = flag.partition(":")
+            out.append(humanize(name) + (f": {detail}" if detail else ""))
+        return ", ".join(out)
 
     if store is None:
         try:
             store = create_engine(settings().database_url)
             store.connect().close()
         except (DBAPIError, OSError):
-            return lambda dimension, key: key
+            return lambda dimension, key: flags(key) if dimension == "flags" else key
     names = Names(store)
-    return lambda dimension, key: names.of(dimension, key, "")
+    return lambda dimension, key: (
+        flags(key) if dimension == "flags" else names.of(dimension, key, "")
+    )
 
 
 @app.command("target")
