@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from cxm.errors import Invalid
 from cxm.interactions import service as interactions
@@ -59,8 +59,8 @@ def _journey() -> Journey:
     return from_doc(parse(JOURNEY, "orders.yaml"))
 
 
-@pytest.fixture
-def store(seeded: Engine) -> Engine:
+def ingest_log(conn: Connection) -> dict[str, str]:
+    """The org and ``LOG`` in the store; each customer letter's customer id."""
     events = []
     for n, (who, order, name, tp, day, extra) in enumerate(LOG):
         props = {**({"order_id": order} if order else {}), **extra}
@@ -68,10 +68,15 @@ def store(seeded: Engine) -> Engine:
             "event_id": f"e{n}", "name": name, "email": f"{who}@x.com", "touchpoint": tp,
             "timestamp": f"2026-09-{day:02d}T10:00:00Z", "properties": props,
         })  # fmt: skip
+    org.apply_org(conn, parse(ORG))
+    stored = interactions.ingest(conn, events, "api")
+    return {LOG[r.index][0]: r.customer_id for r in stored}
+
+
+@pytest.fixture
+def store(seeded: Engine) -> Engine:
     with seeded.begin() as conn:
-        org.apply_org(conn, parse(ORG))
-        stored = interactions.ingest(conn, events, "api")
-        ids = {LOG[r.index][0]: r.customer_id for r in stored}
+        ids = ingest_log(conn)
         at = dt.datetime(2026, 9, 8, tzinfo=dt.UTC)
         conn.execute(responses.insert(), [{
             "id": "r1", "survey_key": "nps", "survey_version": 1, "respondent_kind": "customer",

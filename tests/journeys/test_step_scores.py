@@ -13,14 +13,10 @@ from sqlalchemy.engine import Engine
 from statsmodels.stats.proportion import proportion_confint
 
 from cxm.errors import Invalid
-from cxm.interactions import service as interactions
 from cxm.journeys import mining, service
 from cxm.metrics.definitions import load as load_metrics
-from cxm.org import service as org
 from cxm.surveys.tables import responses
-from cxm.yamldoc import parse
-from tests.journeys.test_mining import LOG, _journey
-from tests.web.factories import ORG
+from tests.journeys.test_mining import _journey, ingest_log
 
 SEPT = dt.datetime(2026, 9, 1, 10, tzinfo=dt.UTC)
 # (customer, day of September (0: 31 August), csat, ces, respondent kind, completed)
@@ -45,17 +41,8 @@ CASES = {
 
 @pytest.fixture
 def store(seeded: Engine) -> Engine:
-    events = []
-    for n, (who, order, name, tp, day, extra) in enumerate(LOG):
-        props = {**({"order_id": order} if order else {}), **extra}
-        events.append({
-            "event_id": f"e{n}", "name": name, "email": f"{who}@x.com", "touchpoint": tp,
-            "timestamp": f"2026-09-{day:02d}T10:00:00Z", "properties": props,
-        })  # fmt: skip
     with seeded.begin() as conn:
-        org.apply_org(conn, parse(ORG))
-        stored = interactions.ingest(conn, events, "api")
-        ids = {LOG[r.index][0]: r.customer_id for r in stored}
+        ids = ingest_log(conn)
         rows = []
         for i, (who, day, csat, ces, kind, done) in enumerate(ANSWERS):
             at = SEPT + dt.timedelta(days=day - 1, hours=2)
