@@ -56,7 +56,7 @@ run: $(STAMP)
 	$(CXM) serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps $(AXE)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

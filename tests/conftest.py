@@ -7,6 +7,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -138,8 +139,8 @@ def read_headers(seeded: Engine) -> dict[str, str]:
     return make_key(seeded, "read")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers).
+def worker_group(nodeid: str) -> str:
+    """The group a test runs in under pytest-xdist (``make test`` runs two workers).
 
     A session or module fixture is built once per worker that needs it, so the tests sharing a
     costly one stay together: the engine conformance suite and every Spark test (one demo
@@ -147,14 +148,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     loaded demo company), the browser tests (one chromium). Every other file is its own group,
     which keeps module fixtures to one build as well.
     """
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        if path.startswith("tests/conformance/") or item.get_closest_marker("spark"):
-            group = "engines"
-        elif path.startswith("tests/insights/"):
-            group = "insights"
-        elif path.startswith("tests/browser/") or item.get_closest_marker("browser"):
-            group = "browser"
-        else:
-            group = path
-        item.add_marker(pytest.mark.xdist_group(group))
+    path = nodeid.split("::")[0]
+    if path.startswith("tests/conformance/") or path == "tests/insights/test_spark.py":
+        return "engines"
+    for folder in ("insights", "browser"):
+        if path.startswith(f"tests/{folder}/"):
+            return folder
+    return path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Send each group of :func:`worker_group` whole to one worker, the largest (most tests) first.
+
+    The controller sees only node ids, so groups are decided from paths (xdist's own
+    ``xdist_group`` marker works by renaming node ids, which pytest 9.2 no longer allows).
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return Grouped(config, log)
