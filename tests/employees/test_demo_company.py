@@ -309,6 +309,95 @@ def test_the_courier_sees_its_delivery_scorecard_and_nothing_personal(
             assert client.get(path).status_code == 404, path
 
 
+def test_the_courier_pulse_panel_matches_pandas_on_the_demo_files(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.metrics.stats import nps_interval
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, root, summary = company
+    contacts = pd.read_csv(root / "files" / "partner_contacts.csv")
+    answers = pd.read_csv(root / "files" / "partner_pulse.csv")
+    assert summary.steps["partner contacts"] == f"{len(contacts)} created, 0 updated, 0 unchanged"
+    assert summary.steps["partner pulse"].startswith(f"{len(answers)} imported")
+    month = pd.to_datetime(answers["submitted_at"]).dt.strftime("%Y-%m")
+    people = answers.groupby(month)["contact_id"].nunique()
+    kept = answers[month.isin(people[people >= 5].index)]
+    assert len(kept) > 20
+    promoters, detractors = int((kept["pnps"] >= 9).sum()), int((kept["pnps"] <= 6).sum())
+    expected = nps_interval(promoters, len(kept) - promoters - detractors, detractors)
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        assert sign_in(client, "dispatch@swiftpost.example", "demo-partner") == 303
+        card = client.get("/api/v1/partners/swiftpost/scorecard").json()["pulse"]
+        page = client.get("/partners/swiftpost").text
+    assert card["respondents"] == kept["contact_id"].nunique()
+    assert card["answers"] == len(kept)
+    assert card["pnps"] == pytest.approx(100 * expected.value, abs=0.051)
+    items = {i["item"]: i for i in card["items"]}
+    for item in ("ease", "communication"):
+        assert items[item]["mean"] == pytest.approx(kept[item].mean(), abs=0.006)
+    assert "Partner NPS" in page and f"{card['pnps']:.1f}" in page
+    # The courier's people are not customers: no customer figure counts their answers.
+    nps_all = metrics.compute(engine, "nps").iloc[0]
+    responses = pd.read_csv(root / "files" / "responses.csv")
+    assert int(nps_all["n"]) == int(responses["nps"].notna().sum())
+
+
+def test_swiftpost_signal_costs_count_the_deliveries_it_ran_only(
+    company: tuple[Engine, Path, LoadSummary],
+) -> None:
+    from cxm.employees.partners import partner_signal_costs
+    from cxm.insights.analytics import WINDOW_DAYS
+
+    engine, root, _ = company
+    with engine.connect() as conn:
+        costs, note = partner_signal_costs(engine, conn, root, "swiftpost")
+        answers = pd.read_sql(
+            "SELECT id, customer_id, submitted_at FROM responses WHERE respondent_kind = "
+            "'customer' AND nps IS NOT NULL AND customer_id IS NOT NULL "
+            "AND submitted_at IS NOT NULL", conn)  # fmt: skip
+        events = pd.read_sql(
+            "SELECT customer_id, event_time, name, touchpoint_key, "
+            "CAST(properties AS VARCHAR) AS props FROM interactions "
+            "WHERE touchpoint_key = 'delivery' AND customer_id IS NOT NULL", conn)  # fmt: skip
+        merged = "SELECT id, merged_into FROM customers WHERE merged_into IS NOT NULL"
+        merges = dict(conn.execute(sa.text(merged)).all())
+
+    def current(c: str) -> str:
+        while c in merges:
+            c = merges[c]
+        return c
+
+    assert note == "" and {c["key"] for c in costs} == {"late_delivery", "damaged_item"}
+    answers["customer_id"] = answers["customer_id"].map(current)
+    events["customer_id"] = events["customer_id"].map(current)
+    events["partner"] = events["props"].map(lambda d: json.loads(d or "{}").get("partner"))
+    window = pd.Timedelta(days=WINDOW_DAYS)
+    for cost in costs:
+        name = {"late_delivery": "delivery_late", "damaged_item": "item_damaged"}[cost["key"]]
+        met = {"swiftpost": 0, "all": 0}
+        ev = events[events["name"] == name]
+        j = answers.merge(ev, on="customer_id")
+        j = j[
+            (j["event_time"] < j["submitted_at"]) & (j["event_time"] >= j["submitted_at"] - window)
+        ]
+        met["all"] = j["id"].nunique()
+        met["swiftpost"] = j.loc[j["partner"] == "swiftpost", "id"].nunique()
+        assert cost["met_touchpoint"] == met["all"]
+        assert cost["met"] == met["swiftpost"]
+        assert 0 < cost["met"] < cost["met_touchpoint"]
+        expected = -cost["effect"] * met["swiftpost"] / len(answers)
+        assert cost["cost"] == pytest.approx(expected, rel=1e-9)
+        # The touchpoint's cost is the attribution's own: effect x reach over the same answers.
+        share = cost["cost"] / cost["cost_touchpoint"]
+        assert share == pytest.approx(met["swiftpost"] / met["all"], rel=1e-9)
+
+
 def _delivery_csat_answers(files: Path) -> tuple[pd.DataFrame, pd.Series]:
     """The delivery CSAT answers in the demo's files, and which of them answer a delivery
     SwiftPost carried (the triggering event names the courier in ``properties.partner``)."""

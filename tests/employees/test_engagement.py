@@ -146,3 +146,42 @@ def test_the_people_page_shows_engagement_beside_enps(
     row = f"<td>{sales.engagement:.1f}</td><td>{sales.engagement_low:.1f} to "
     assert row in out["page"]
     assert f"engagement {_expected(planted)['sales_a'][0]:.1f}" in out["page"]
+
+
+def test_the_department_scorecard_panel_shows_engagement_under_the_rule(
+    company: tuple[Engine, pd.DataFrame], tmp_path: Path
+) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.org.auth import create_user
+    from cxm.web.app import create_app
+    from tests.web.test_sessions import sign_in
+
+    engine, planted = company
+    with engine.begin() as conn:
+        create_user(conn, "hr@example.com", "cx_lead", password="correct horse battery")
+    out: dict[str, str] = {}
+
+    def visit() -> None:
+        settings = load_settings(data_dir=tmp_path, database_url=str(engine.url))
+        with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+            assert sign_in(client, "hr@example.com", "correct horse battery") == 303
+            for dept in ("ops", "sales"):
+                page = client.get(f"/departments/{dept}")
+                assert page.status_code == 200, page.text
+                out[dept] = page.text
+
+    t = threading.Thread(target=visit)
+    t.start()
+    t.join()
+    expected = _expected(planted)
+    for dept, team in (("ops", "ops_a"), ("sales", "sales_a")):
+        mean, low, high = expected[team]
+        assert f"<td>{mean:.1f}</td><td>{low:.1f} to {high:.1f}</td>" in out[dept]
+    # Teams of 3 and 2 in ops: hidden, with no engagement figure either.
+    panel = out["ops"].split('id="people-title"')[1].split("</section>")[0]
+    assert panel.count("hidden (fewer than 5)") == 2
+    assert "Engagement (0-100)" in panel

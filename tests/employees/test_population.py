@@ -1,6 +1,8 @@
-"""Employee pulse answers are a separate population: no customer figure includes them.
+"""Employee and partner pulse answers are separate populations: no customer figure includes
+them.
 
-The worst case is built on purpose: the employees' answers carry a customer id and a
+The worst case is built on purpose: the employees' and partner contacts' answers carry a
+customer id and a
 touchpoint (as a mis-mapped import could), and they are extreme (all zeros), so any reader that
 forgets the population shows it in its numbers.
 """
@@ -44,10 +46,12 @@ def mixed(seeded: Engine) -> Engine:
         ])  # fmt: skip
         rows = [("r1", "customer", 10, 5), ("r2", "customer", 9, 4),
                 ("p1", "employee", 0, 1), ("p2", "employee", 0, 1),
-                ("p3", "employee", 0, 1)]  # fmt: skip
+                ("p3", "employee", 0, 1), ("q1", "partner", 0, 1),
+                ("q2", "partner", 0, 1)]  # fmt: skip
         for rid, kind, nps, csat in rows:
             conn.execute(responses_table.insert().values(
-                id=rid, survey_key="pulse" if kind == "employee" else "relationship",
+                id=rid, survey_key={"employee": "pulse", "partner": "partner_pulse"}.get(
+                    kind, "relationship"),
                 survey_version=1, respondent_kind=kind, customer_id="c1" if rid != "r2" else "c2",
                 employee_id="E1" if kind == "employee" else None, touchpoint_key="delivery",
                 channel="email", started_at=T, submitted_at=T, completed=True, nps=nps,
@@ -56,7 +60,7 @@ def mixed(seeded: Engine) -> Engine:
     return seeded
 
 
-def test_customer_metrics_exclude_pulse_answers(mixed: Engine) -> None:
+def test_customer_metrics_exclude_employee_and_partner_pulse_answers(mixed: Engine) -> None:
     # Too few answers for a value (the minimum sample), but the count tells who was read.
     nps = metrics.compute(mixed, "nps", ["touchpoint"])
     assert nps["n"].tolist() == [2]

@@ -37,7 +37,7 @@ def _group(module: str, attr: str) -> Callable[[], Any]:
 
 
 def _import_group() -> typer.Typer:
-    from cxm.employees.cli import import_employees
+    from cxm.employees.cli import import_employees, import_partner_contacts
     from cxm.integrations.cli import import_tickets, import_traits
     from cxm.interactions.cli import import_interactions
     from cxm.surveys.cli import import_responses
@@ -46,6 +46,7 @@ def _import_group() -> typer.Typer:
     group.command("interactions")(import_interactions)
     group.command("responses")(import_responses)
     group.command("employees")(import_employees)
+    group.command("partner-contacts")(import_partner_contacts)
     group.command("tickets")(import_tickets)
     group.command("traits")(import_traits)
     return group

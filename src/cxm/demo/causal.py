@@ -302,6 +302,14 @@ class Touchpoint:
 # so the other events, answers and planted effects are the same as without the courier.
 PARTNERS: tuple[tuple[str, str, str], ...] = (("swiftpost", "SwiftPost Couriers", "courier"),)
 SWIFTPOST_SHARE = 0.4  # of home deliveries
+# SwiftPost's own people answer a monthly partner pulse (their own random stream): a partner
+# NPS around the latent mean, ease of working together and communication on 1-5.
+PARTNER_CONTACTS = 9
+PARTNER_PULSE_RESPONSE_RATE = 0.8
+PARTNER_PULSE_MEAN = 7.2  # latent 0-10 answer
+PARTNER_PULSE_SD = 1.8
+PARTNER_PULSE_ITEM_MEANS = {"ease": 3.6, "communication": 2.9}  # latent 1-5 answers
+PARTNER_PULSE_COMMENT_RATE = 0.4
 
 DEPARTMENTS: tuple[Department, ...] = (
     Department(

@@ -91,6 +91,8 @@ _FILES = {
     "responses": "survey responses with comments",
     "employees": "employees",
     "pulse": "employee pulse answers",
+    "partner_contacts": "people at the courier who answer the partner pulse",
+    "partner_pulse": "partner pulse answers",
     "customers": "customers",
     "ground_truth": "the planted ground truth (what the analytics should find)",
 }

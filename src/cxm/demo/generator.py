@@ -49,6 +49,7 @@ EMPLOYEE_DOMAIN = "northwind-living.example"
 # New stages go at the end: each stage's stream is the same whatever follows it.
 _STAGES = (
     "customers", "activity", "surveys", "interactions", "comments", "employees", "carriers",
+    "partner_pulse",
 )  # fmt: skip
 
 
@@ -2641,6 +2642,67 @@ def _write_employees(
 
 
 # ============================================================================================
+# Stage 7: the partner's own people and their monthly partner pulse
+# ============================================================================================
+
+_PARTNER_ROLES = ("dispatch lead", "route planner", "driver", "driver", "account manager")
+_PARTNER_COMMENTS = {
+    "negative": ("tell us about delivery changes earlier", "the handover slots change too often",
+                 "nobody answers the depot phone in the evening"),
+    "neutral": ("the weekly call helps", "labels could be clearer"),
+    "positive": ("easy to work with", "clear plans every week", "quick answers when we ask"),
+}  # fmt: skip
+
+
+def _write_partner_pulse(rng: np.random.Generator, win: _Window, out_dir: Path) -> tuple[int, int]:
+    """``partner_contacts.csv`` (the people at SwiftPost who answer the partner pulse) and
+    ``partner_pulse.csv`` (their monthly answers, mid-month). Every draw comes from this
+    stage's stream, so no customer or employee figure moves."""
+    from cxm.employees.partner_pulse import contact_id
+
+    partner = C.PARTNERS[0][0]
+    contacts = []
+    for i in range(C.PARTNER_CONTACTS):
+        first = _FIRST["en"][int(rng.integers(0, len(_FIRST["en"])))]
+        last = _LAST["en"][int(rng.integers(0, len(_LAST["en"])))]
+        email = f"{first}.{last}{i + 1}@{partner}.example".translate(_TRANSLIT).lower()
+        contacts.append(
+            (partner, f"{first} {last}", email, _PARTNER_ROLES[i % len(_PARTNER_ROLES)])
+        )
+    with (out_dir / "partner_contacts.csv").open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(("partner", "name", "email", "role"))
+        out.writerows(contacts)
+    rows = 0
+    with (out_dir / "partner_pulse.csv").open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(("submitted_at", "contact_id", "partner", "pnps", "ease", "communication",
+                      "comment"))  # fmt: skip
+        for month in range(win.months):
+            for _, _, email, _ in contacts:
+                if rng.random() >= C.PARTNER_PULSE_RESPONSE_RATE:
+                    continue
+                t = int(win.month_starts[month] + 12 * DAY + _seconds(rng, 1, 0, 4 * DAY)[0])
+                if t > win.end:
+                    continue
+                latent = C.PARTNER_PULSE_MEAN + C.PARTNER_PULSE_SD * rng.standard_normal()
+                pnps = int(_clip_score(np.array([latent]), 0, 10)[0])
+                items = [
+                    int(_clip_score(np.array([m + 0.9 * rng.standard_normal()]), 1, 5)[0])
+                    for m in C.PARTNER_PULSE_ITEM_MEANS.values()
+                ]
+                comment = ""
+                if rng.random() < C.PARTNER_PULSE_COMMENT_RATE:
+                    bank = "negative" if pnps <= 6 else "neutral" if pnps <= 8 else "positive"
+                    words = _PARTNER_COMMENTS[bank]
+                    text = words[int(rng.integers(0, len(words)))]
+                    comment = text[0].upper() + text[1:] + "."
+                out.writerow((_iso(t), contact_id(partner, email), partner, pnps, *items, comment))
+                rows += 1
+    return len(contacts), rows
+
+
+# ============================================================================================
 # Org and survey definitions (YAML)
 # ============================================================================================
 
@@ -3069,6 +3131,8 @@ def generate(
         "responses": out / "responses.csv",
         "employees": out / "employees.csv",
         "pulse": out / "pulse.csv",
+        "partner_contacts": out / "partner_contacts.csv",
+        "partner_pulse": out / "partner_pulse.csv",
         "customers": out / "customers.csv",
         "ground_truth": out / "ground_truth.json",
     }
@@ -3097,6 +3161,10 @@ def generate(
     counts["responses"] = len(comments)
     say("employees")
     counts["employees"], counts["pulse"], share = _write_employees(rng["employees"], act, win, out)
+    say("partner pulse")
+    counts["partner_contacts"], counts["partner_pulse"] = _write_partner_pulse(
+        rng["partner_pulse"], win, out
+    )
     say("ground truth")
     friction_counts = _write_customers(cu, act, paths["customers"])
     counts["customers"] = cu.n

@@ -17,6 +17,8 @@ from cxm.actions.schemas import InitiativeIn
 from cxm.config import Settings, load_settings
 from cxm.employees import directory
 from cxm.employees.importer import import_employees
+from cxm.employees.partner_pulse import SURVEY as PARTNER_SURVEY
+from cxm.employees.partner_pulse import import_contacts
 from cxm.interactions.importer import import_file
 from cxm.mail import send_mail
 from cxm.org import auth
@@ -24,6 +26,7 @@ from cxm.org import service as org
 from cxm.org.facts import users
 from cxm.org.scope import Scope
 from cxm.surveys.facts import responses_table
+from cxm.surveys.importer import import_responses
 from cxm.surveys.loading import load_demo_surveys
 from cxm.surveys.sends import record_sends
 from cxm.text import taxonomy
@@ -82,6 +85,25 @@ def _link_demo_agent(conn: sa.Connection) -> None:
             directory.link_user(conn, support[1].employee_id, DEMO_AGENT)
 
 
+def load_partner_pulse(engine: Engine, folder: Path, say: Progress) -> dict[str, str]:
+    """The people at the partner (``partner_contacts.csv``) and their partner pulse answers
+    (``partner_pulse.csv``, the shipped ``partner_pulse`` survey)."""
+    steps: dict[str, str] = {}
+    if (folder / "partner_contacts.csv").exists():
+        say("partner contacts")
+        with engine.begin() as conn:
+            result = import_contacts(conn, folder / "partner_contacts.csv")
+        steps["partner contacts"] = result.line()
+    if (folder / "partner_pulse.csv").exists():
+        say("partner pulse")
+        with engine.begin() as conn:
+            answers = import_responses(conn, folder / "partner_pulse.csv", survey=PARTNER_SURVEY)
+        steps["partner pulse"] = (
+            f"{answers.imported} imported, {answers.already_present} already present"
+        )
+    return steps
+
+
 def is_empty(engine: Engine) -> bool:
     """True when the store holds no touchpoints yet (a fresh installation)."""
     with engine.connect() as conn:
@@ -111,6 +133,7 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
             summary.steps["interactions"] = import_file(engine, folder / name).line()
             break
     summary.steps.update(load_demo_surveys(engine, folder, say))
+    summary.steps.update(load_partner_pulse(engine, folder, say))
     say("invitations")
     summary.steps["invitations"] = (
         f"{record_sends(engine)} sent invitations recorded from the log's survey_sent events"

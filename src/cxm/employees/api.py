@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.engine import Connection
 
 from cxm.apitypes import Page, paging
-from cxm.employees import directory, frontline, kudos, partners, schemas, service
+from cxm.employees import directory, frontline, kudos, partner_pulse, partners, schemas, service
 from cxm.employees.directory import Employee, EmployeeIn
 from cxm.employees.scope import check_team_spread, directory_scope
-from cxm.errors import NotFound, responses
+from cxm.errors import Forbidden, NotFound, responses
 from cxm.metrics.definitions import installation_dir as metrics_dir
 from cxm.metrics.definitions import load as load_metrics
 from cxm.org.auth import Principal
@@ -268,5 +268,46 @@ def partner_scorecard(
         get_engine(request), conn, settings.data_dir, key,
         metrics=load_metrics(metrics_dir(settings.data_dir)), start=start, end=end,
         min_slice=0 if scope.everything else settings.min_slice_size,
+        minimum=settings.employee_min_group,
     )  # fmt: skip
     return schemas.ScorecardOut.model_validate(card)
+
+
+def _contacts_reader(who: Principal) -> None:
+    if who.role not in ("admin", "cx_lead"):
+        raise Forbidden("partner contacts are open to admins and the CX lead")
+
+
+@router.get(
+    "/partners/{key}/contacts",
+    response_model=list[schemas.PartnerContactOut],
+    responses=responses(403, 404),
+)
+def list_partner_contacts(key: str, conn: Db, who: Reader) -> list[schemas.PartnerContactOut]:
+    """The people at partner ``key`` who answer the partner pulse (admins and the CX lead)."""
+    _contacts_reader(who)
+    return [
+        schemas.PartnerContactOut.model_validate(row)
+        for row in partner_pulse.contact_rows(partner_pulse.list_contacts(conn, key))
+    ]
+
+
+@router.post(
+    "/partners/{key}/contacts",
+    status_code=201,
+    response_model=schemas.ContactsApplyOut,
+    responses=responses(404, 422),
+)
+def post_partner_contacts(
+    key: str,
+    body: list[schemas.PartnerContactBody] | schemas.PartnerContactBody,
+    conn: Db,
+    who: Admin,
+) -> schemas.ContactsApplyOut:
+    """Create or update people at partner ``key`` (one contact or a list), matched by email.
+    All or nothing: an unknown partner is 404, any invalid contact 422 naming every problem."""
+    items = body if isinstance(body, list) else [body]
+    result = partner_pulse.apply_contacts(conn, [(key, c) for c in items])
+    return schemas.ContactsApplyOut(
+        created=result.created, updated=result.updated, unchanged=result.unchanged
+    )

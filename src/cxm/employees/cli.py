@@ -59,6 +59,38 @@ def import_employees(
     console.print(f"employees: {result.line()}")
 
 
+def import_partner_contacts(
+    file: Path = typer.Argument(..., help="CSV or Parquet file: name, email, role, partner"),
+    partner: str | None = typer.Option(None, "--partner", help="the partner of every row"),
+) -> None:
+    """Import the people at partners who answer the partner pulse, matched by partner and
+    email. All or nothing: any bad row refuses the whole file."""
+    from cxm.employees.partner_pulse import import_contacts
+
+    with errors(), engine().begin() as conn:
+        result = import_contacts(conn, file, partner)
+    console.print(f"partner contacts: {result.line()}")
+
+
+@app.command("partner-contacts")
+def partner_contacts(
+    partner: str = typer.Argument(..., help="partner key"), fmt: str = FORMAT
+) -> None:
+    """The people at a partner who answer the partner pulse."""
+    from cxm.employees.partner_pulse import contact_rows, list_contacts
+
+    check_format(fmt)
+    with errors(), engine().connect() as conn:
+        rows = contact_rows(list_contacts(conn, partner))
+    cols = ["name", "email", "role", "partner"]
+    if fmt == "json":
+        print_json(rows)
+    elif fmt == "csv":
+        print_csv(rows, cols)
+    else:
+        print_table(rows, cols, f"Contacts at {partner}", whole=("email",))
+
+
 @app.command("list")
 def list_employees(
     team: str | None = typer.Option(None, help="only this team (now)"),
@@ -232,12 +264,15 @@ def experience(
 
 @app.command("pulse-schedule")
 def pulse_schedule(
-    survey: str = typer.Argument("employee_pulse", help="an employee survey (kind: employee)"),
+    survey: str = typer.Argument(
+        "employee_pulse", help="an employee or partner survey (kind: employee or partner)"
+    ),
     every: str = typer.Option("monthly", "--every", help="monthly | quarterly"),
     first: str = typer.Option(..., "--first", help="the first round's date or time (UTC)"),
     reminder_days: int = typer.Option(7, "--reminder-days", help="days before the reminder"),
 ) -> None:
-    """Send an employee survey to every employee on a schedule, with one reminder."""
+    """Send an employee survey to every employee (a partner survey: to every partner contact)
+    on a schedule, with one reminder."""
     from cxm.employees import pulse
 
     when = _when(first, "first")

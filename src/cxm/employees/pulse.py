@@ -1,4 +1,5 @@
-"""Pulse surveys on a schedule: each round invites every employee by email, once, through the
+"""Pulse surveys on a schedule: each round invites every employee (or, for a partner survey,
+every partner contact) by email, once, through the
 survey machinery (personal invitation links, the survey's email template, the SMTP settings),
 and reminds those who have not answered once, ``reminder_days`` later.
 
@@ -18,7 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cxm.config import Settings
-from cxm.employees.tables import employee_teams, employees, pulse_schedules, pulse_sends
+from cxm.employees import partner_pulse
+from cxm.employees.tables import (
+    employee_teams,
+    employees,
+    partner_contacts,
+    partner_pulse_sends,
+    pulse_schedules,
+    pulse_sends,
+)
 from cxm.errors import Invalid
 from cxm.mail import classify_failure
 from cxm.store import as_utc, utcnow
@@ -66,16 +75,17 @@ def set_schedule(
     conn: Connection, survey_key: str, cadence: str, first_run: dt.datetime,
     reminder_days: int = 7,
 ) -> Schedule:  # fmt: skip
-    """Send ``survey_key`` (an employee survey) ``cadence`` from ``first_run`` on; replaces an
-    earlier schedule of the same survey. Invalid for a customer survey or an unknown cadence."""
+    """Send ``survey_key`` (an employee survey, or a partner survey to every partner contact)
+    ``cadence`` from ``first_run`` on; replaces an earlier schedule of the same survey.
+    Invalid for a customer survey or an unknown cadence."""
     if cadence not in CADENCES:
         raise Invalid(f"cadence: use {' or '.join(CADENCES)}, not {cadence!r}")
     if not 1 <= reminder_days <= 60:
         raise Invalid(f"reminder_days: give 1 to 60 days, not {reminder_days}")
     defn = get_definition(conn, survey_key)
-    if defn.kind != "employee":
+    if defn.kind not in ("employee", "partner"):
         raise Invalid(f"survey '{survey_key}' is a {defn.kind} survey; a pulse schedule sends "
-                      "employee surveys (kind: employee) only")  # fmt: skip
+                      "employee or partner surveys (kind: employee or partner) only")  # fmt: skip
     first = as_utc(first_run) or utcnow()
     conn.execute(pulse_schedules.delete().where(pulse_schedules.c.survey_key == survey_key))
     conn.execute(pulse_schedules.insert().values(
@@ -125,27 +135,88 @@ def run_due(conn: Connection, settings: Settings, now: dt.datetime | None = None
         if due > now:
             continue
         result.rounds += 1
-        for employee_id, address in _staff(conn):
-            inv = create_invitation(conn, s.survey_key, channel="email",
-                                    hidden={"employee_id": employee_id}, now=now)  # fmt: skip
-            assert inv.token is not None
-            error = _mail(conn, settings, inv.id, inv.token, s.survey_key, address)
-            if error is None:
-                mark_sent(conn, inv.id, now)
-                result.sent += 1
-            else:
-                result.failed += 1
-            conn.execute(pulse_sends.insert().values(
-                id=secrets.token_hex(16), survey_key=s.survey_key, round_at=due,
-                employee_id=employee_id, invitation_id=inv.id,
-                sent_at=now if error is None else None, reminded_at=None, error=error))  # fmt: skip
+        if _is_partner(conn, s.survey_key):
+            _partner_round(conn, settings, s.survey_key, due, now, result)
+        else:
+            _employee_round(conn, settings, s.survey_key, due, now, result)
         following = add_months(due, CADENCES[s.cadence])
         while following <= now:  # a server that was down does not send the missed rounds
             following = add_months(following, CADENCES[s.cadence])
         conn.execute(pulse_schedules.update().where(pulse_schedules.c.survey_key == s.survey_key)
                      .values(next_run_at=following))  # fmt: skip
-    result.reminded = _remind(conn, settings, now)
+    result.reminded = _remind(conn, settings, now) + _remind_partners(conn, settings, now)
     return result
+
+
+def _employee_round(conn: Connection, settings: Settings, survey_key: str, due: dt.datetime,
+                    now: dt.datetime, result: RunResult) -> None:  # fmt: skip
+    """One round of an employee pulse: one personal invitation to every employee in a team."""
+    for employee_id, address in _staff(conn):
+        inv = create_invitation(conn, survey_key, channel="email",
+                                hidden={"employee_id": employee_id}, now=now)  # fmt: skip
+        assert inv.token is not None
+        error = _mail(conn, settings, inv.id, inv.token, survey_key, address)
+        if error is None:
+            mark_sent(conn, inv.id, now)
+            result.sent += 1
+        else:
+            result.failed += 1
+        conn.execute(pulse_sends.insert().values(
+            id=secrets.token_hex(16), survey_key=survey_key, round_at=due,
+            employee_id=employee_id, invitation_id=inv.id,
+            sent_at=now if error is None else None, reminded_at=None, error=error))  # fmt: skip
+
+
+def _is_partner(conn: Connection, survey_key: str) -> bool:
+    return get_definition(conn, survey_key).kind == "partner"
+
+
+def _partner_round(conn: Connection, settings: Settings, survey_key: str, due: dt.datetime,
+                   now: dt.datetime, result: RunResult) -> None:  # fmt: skip
+    """One round of a partner pulse: one personal invitation to every partner contact, with
+    the contact and their partner as hidden fields."""
+    for contact_id, partner_key, address in partner_pulse.recipients(conn):
+        inv = create_invitation(conn, survey_key, channel="email",
+                                hidden={"contact_id": contact_id, "partner": partner_key},
+                                now=now)  # fmt: skip
+        assert inv.token is not None
+        error = _mail(conn, settings, inv.id, inv.token, survey_key, address)
+        if error is None:
+            mark_sent(conn, inv.id, now)
+            result.sent += 1
+        else:
+            result.failed += 1
+        conn.execute(partner_pulse_sends.insert().values(
+            id=secrets.token_hex(16), survey_key=survey_key, round_at=due, contact_id=contact_id,
+            invitation_id=inv.id, sent_at=now if error is None else None, reminded_at=None,
+            error=error))  # fmt: skip
+
+
+def _remind_partners(conn: Connection, settings: Settings, now: dt.datetime) -> int:
+    """The one reminder of a partner pulse round, as ``_remind`` for employees."""
+    inv, resp, sends = invitations_table, responses_table, partner_pulse_sends
+    q = (
+        sa.select(sends.c.id, sends.c.survey_key, sends.c.sent_at,
+                  pulse_schedules.c.reminder_days, inv.c.id.label("invitation_id"), inv.c.token,
+                  inv.c.expires_at, partner_contacts.c.email, resp.c.completed)
+        .join(pulse_schedules, pulse_schedules.c.survey_key == sends.c.survey_key)
+        .join(inv, inv.c.id == sends.c.invitation_id)
+        .join(partner_contacts, partner_contacts.c.id == sends.c.contact_id)
+        .join(resp, resp.c.id == inv.c.response_id, isouter=True)
+        .where(sends.c.sent_at.is_not(None), sends.c.reminded_at.is_(None))
+    )  # fmt: skip
+    reminded = 0
+    for r in conn.execute(q).all():
+        sent_at, expires = as_utc(r.sent_at), as_utc(r.expires_at)
+        assert sent_at is not None
+        if r.completed or sent_at + dt.timedelta(days=r.reminder_days) > now:
+            continue
+        if (expires is not None and expires <= now) or not r.email or not r.token:
+            continue
+        if _mail(conn, settings, r.invitation_id, r.token, r.survey_key, r.email) is None:
+            conn.execute(sends.update().where(sends.c.id == r.id).values(reminded_at=now))
+            reminded += 1
+    return reminded
 
 
 def _remind(conn: Connection, settings: Settings, now: dt.datetime) -> int:

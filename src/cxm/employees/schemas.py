@@ -185,20 +185,76 @@ class PartnerTouchpointOut(BaseModel):
 
 
 class PartnerSignalOut(BaseModel):
+    """A signal at the partner's touchpoints: ``met`` and ``cost`` count the interactions
+    the partner ran; ``met_touchpoint`` and ``cost_touchpoint`` the touchpoints' as a whole."""
+
     key: str
     label: str
     touchpoints: list[str]
     cost: float | None
     effect: float | None
     met: int
+    met_touchpoint: int
+    cost_touchpoint: float | None
+
+
+class PartnerPulseItemOut(BaseModel):
+    item: str
+    label: str
+    mean: float  # on the item's 1-5 scale
+    low: float | None
+    high: float | None
+    n: int
+
+
+class PartnerPulseOut(BaseModel):
+    """The partner pulse of the partner's own people. ``hidden``: fewer than the minimum group
+    size answered in every month of the range, so no figure and no comment is given."""
+
+    hidden: bool
+    respondents: int | None
+    answers: int
+    pnps: float | None  # partner NPS, points -100..100
+    pnps_low: float | None
+    pnps_high: float | None
+    items: list[PartnerPulseItemOut]
+    comments: list[str]
+    months: int  # months that count
+    months_withheld: int  # months left out: fewer respondents than the minimum
+    note: str
 
 
 class ScorecardOut(BaseModel):
     """A partner's scorecard: CSAT/NPS/CES of the touchpoints it runs, overall and per
-    touchpoint, and what the signals at those touchpoints cost in NPS points."""
+    touchpoint, what the signals at those touchpoints cost in NPS points, and the partner
+    pulse of the partner's own people."""
 
     partner: PartnerOut
     metrics: list[PartnerFigureOut]
     by_touchpoint: list[PartnerTouchpointOut]
     signals: list[PartnerSignalOut]
     signals_note: str
+    pulse: PartnerPulseOut
+
+
+class PartnerContactBody(BaseModel):
+    """A person at a partner who answers the partner pulse."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320)
+    role: str | None = Field(None, max_length=100)
+
+
+class PartnerContactOut(BaseModel):
+    id: str
+    partner: str
+    name: str
+    email: str
+    role: str | None
+
+
+class ContactsApplyOut(BaseModel):
+    created: int
+    updated: int
+    unchanged: int

@@ -56,3 +56,33 @@ pulse_sends = sa.Table(
     utc_timestamp("reminded_at"),
     sa.Column("error", sa.String(200)),
 )
+
+
+# People at a partner who answer the partner pulse (their staff, not the company's employees,
+# not customers). One row per person and partner; the email is unique within a partner.
+partner_contacts = sa.Table(
+    "partner_contacts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("partner_key", sa.String(64), nullable=False, index=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(100)),
+    utc_timestamp("created_at", nullable=False),
+    utc_timestamp("updated_at", nullable=False),
+    sa.UniqueConstraint("partner_key", "email", name="uq_partner_contacts_email"),
+)
+
+# One row per partner contact asked in a round of a partner pulse (as ``pulse_sends``).
+partner_pulse_sends = sa.Table(
+    "partner_pulse_sends",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("survey_key", sa.String(64), nullable=False),
+    utc_timestamp("round_at", nullable=False),
+    sa.Column("contact_id", sa.String(32), nullable=False),
+    sa.Column("invitation_id", sa.String(32), nullable=False),
+    utc_timestamp("sent_at"),
+    utc_timestamp("reminded_at"),
+    sa.Column("error", sa.String(200)),
+)

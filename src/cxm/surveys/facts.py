@@ -18,6 +18,7 @@ from cxm.surveys.tables import responses as responses_table
 __all__ = [
     "CUSTOMER",
     "EMPLOYEE",
+    "PARTNER",
     "answers",
     "invitations",
     "invitations_table",
@@ -28,6 +29,7 @@ __all__ = [
 
 CUSTOMER = "customer"
 EMPLOYEE = "employee"
+PARTNER = "partner"  # people at a partner answering a partner pulse
 
 
 def responses(

@@ -25,7 +25,13 @@ from cxm.interactions.formats import Dates, Numbers
 from cxm.store.bulk import insert_rows
 from cxm.surveys import people
 from cxm.surveys.schemas import SurveyDefinition, split_choices
-from cxm.surveys.service import current_version, derived, get_definition, parse_answer
+from cxm.surveys.service import (
+    current_version,
+    derived,
+    get_definition,
+    parse_answer,
+    respondent_kind,
+)
 from cxm.surveys.tables import response_answers, responses
 from cxm.yamldoc import YamlDoc, validate
 
@@ -241,12 +247,11 @@ def import_responses(
                 "\x1f".join([key, *map(str, row.values())]).encode()).hexdigest()[:40]  # fmt: skip
             ids = {k: (row.get(c) or "").strip() for k, c in mapping.identifiers.items()}
             ids = {k: (v.lower() if k == "email" else v) for k, v in ids.items() if v}
-            employee = defn.kind == "employee"
             language = (row.get(col["language"]) or "").strip()
             out_rows.append(
                 {
                     "id": rid[:64], "survey_key": key, "survey_version": version,
-                    "respondent_kind": "employee" if employee else "customer",
+                    "respondent_kind": respondent_kind(defn.kind),
                     "customer_id": ids or None,  # resolved below, only for new rows
                     "employee_id": (row.get(col["employee_id"]) or "").strip() or None,
                     "invitation_id": None,

@@ -170,7 +170,7 @@ class SurveyDefinition(Strict):
     # What staff call the survey in lists and case titles; respondents see the title.
     name: str | None = Field(None, min_length=1, max_length=120)
     title: Text
-    kind: Literal["relationship", "transactional", "employee"] = "transactional"
+    kind: Literal["relationship", "transactional", "employee", "partner"] = "transactional"
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
     default_language: str = "en"
     intro: Text = Field(default_factory=dict)

@@ -557,10 +557,9 @@ def _start_response(conn: Connection, session: Session, source: str,
     """Start a response: its hidden answers and the invitation's link to it are written; the
     response row is returned for the caller to insert with the first answer's scores."""
     session.response_id = secrets.token_urlsafe(32)
-    employee = session.defn.kind == "employee"
     row = dict(
         id=session.response_id, survey_key=session.defn.key, survey_version=session.version,
-        respondent_kind="employee" if employee else "customer",
+        respondent_kind=respondent_kind(session.defn.kind),
         customer_id=session.customer_id, employee_id=session.hidden.get("employee_id"),
         invitation_id=session.invitation_id, trigger_event_id=session.trigger_event_id,
         touchpoint_key=session.touchpoint, channel=session.channel,
@@ -591,6 +590,12 @@ def _start_response(conn: Connection, session: Session, source: str,
             .values(response_id=session.response_id)
         )
     return row
+
+
+def respondent_kind(survey_kind: str) -> str:
+    """Whose answers a survey of ``survey_kind`` collects: ``employee`` (employee pulse),
+    ``partner`` (partner pulse: people at a partner) or ``customer`` (every other kind)."""
+    return survey_kind if survey_kind in ("employee", "partner") else "customer"
 
 
 def nps_category(score: int | None) -> str | None:

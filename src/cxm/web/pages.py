@@ -121,6 +121,7 @@ def partner_scorecard(
         request.app.state.engine, conn, settings.data_dir, key,
         metrics=load_metrics(metrics_dir(settings.data_dir)),
         min_slice=0 if scope.everything else settings.min_slice_size,
+        minimum=settings.employee_min_group,
     )  # fmt: skip
     return render(request, who, "partner.html", card=card)
 
