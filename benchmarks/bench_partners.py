@@ -6,7 +6,10 @@ Builds a store with 20 touchpoints, three partners running two touchpoints each,
 answers spread over the touchpoints, then times ``cxm.metrics.compute("nps", filters={"partner":
 [...]})`` (what the metric API runs for a partner user and the scorecard runs for a partner)
 against pandas (keep the partner's touchpoints, % promoters - % detractors), checks both agree,
-and prints p50/p95 ms and the ratio.
+and prints p50/p95 ms and the ratio. Each cxm call opens its own connection, as the metric API
+does; the statement compiled by an earlier connection to the same file is reused. The same
+calls with that statement compiled again for every call (as before it was kept per file) are
+timed side by side.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pandas as pd
 
 from cxm.metrics import service as metrics
 from cxm.org import service as org
+from cxm.store import analytics as store_analytics
 from cxm.store import create_engine, upgrade
 from cxm.store.bulk import insert_rows
 from cxm.surveys.facts import responses_table
@@ -95,6 +99,11 @@ def main() -> None:
             df = metrics.compute(engine, "nps", (), filters={"partner": ["swiftpost"]})
             return float(df["value"].iloc[0])
 
+        def compiled_per_call() -> float:
+            with store_analytics._compiled_lock:
+                store_analytics._compiled_by_file.clear()
+            return ours()
+
         run = [tp for tp, p in RUN_BY.items() if p == "swiftpost"]
 
         def baseline() -> float:
@@ -103,13 +112,15 @@ def main() -> None:
 
         assert abs(ours() - baseline()) < 1e-9, (ours(), baseline())
         p50, p95 = _timed(ours, args.runs)
+        c50, c95 = _timed(compiled_per_call, args.runs)
         b50, b95 = _timed(baseline, args.runs)
         engine.dispose()
     print(f"partner NPS over {args.responses:,} answers ({len(run)} of {len(TOUCHPOINTS)} "
           f"touchpoints): value {baseline():.2f}")  # fmt: skip
     print(f"cxm (Ibis on DuckDB, partner filter): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    print(f"cxm, compiling per call (before):     p50 {c50:.1f} ms, p95 {c95:.1f} ms")
     print(f"pandas in memory:                     p50 {b50:.1f} ms, p95 {b95:.1f} ms")
-    print(f"ratio cxm / pandas (p50): {p50 / b50:.1f}x")
+    print(f"ratio cxm / pandas (p50): {p50 / b50:.1f}x; compiling per call / cxm: {c50 / p50:.1f}x")
 
 
 if __name__ == "__main__":

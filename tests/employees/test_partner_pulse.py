@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import json
 import re
 import secrets
 from pathlib import Path
@@ -335,3 +336,28 @@ def test_the_scorecard_pulse_equals_an_independent_computation(
     assert f"{card['pnps']:.1f}" in page.text
     fitters = app_client.get("/api/v1/partners/fitters/scorecard", headers=admin_headers).json()
     assert fitters["pulse"]["respondents"] == 6 and fitters["pulse"]["pnps"] == -100.0
+
+
+def test_the_cli_imports_and_lists_contacts(
+    couriers: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cxm.cli.main import app as cli
+
+    monkeypatch.setenv("CXM_DATABASE_URL", couriers.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    good = tmp_path / "contacts.csv"
+    good.write_text("name,email,role\nAna,ana@swiftpost.example,lead\n", encoding="utf-8")
+    made = CliRunner().invoke(cli, ["import", "partner-contacts", str(good), "--partner",
+                                    "swiftpost"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "1 created, 0 updated, 0 unchanged" in made.output
+    bad = CliRunner().invoke(cli, ["import", "partner-contacts", str(good)])
+    assert bad.exit_code == 2 and "--partner" in bad.output
+    listed = CliRunner().invoke(cli, ["employees", "partner-contacts", "swiftpost",
+                                      "--format", "json"])  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    assert [c["email"] for c in json.loads(listed.output)] == ["ana@swiftpost.example"]
+    unknown = CliRunner().invoke(cli, ["employees", "partner-contacts", "nobody"])
+    assert unknown.exit_code == 2 and "swiftpost" in unknown.output

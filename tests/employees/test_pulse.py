@@ -84,7 +84,7 @@ def test_a_round_invites_everyone_once_and_reminds_only_who_did_not_answer(
 
 
 def test_a_customer_survey_cannot_be_scheduled_as_a_pulse(staffed: Engine) -> None:
-    with staffed.begin() as conn, pytest.raises(Invalid, match="employee surveys"):
+    with staffed.begin() as conn, pytest.raises(Invalid, match="employee or partner surveys"):
         pulse.set_schedule(conn, "relationship_nps", "monthly", FIRST)
     with staffed.begin() as conn, pytest.raises(Invalid, match="monthly or quarterly"):
         pulse.set_schedule(conn, "employee_pulse", "weekly", FIRST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -39,7 +40,11 @@ def analytics(engine: Engine) -> BaseBackend:
         # DuckDB refuses a second connection whose configuration differs, and duckdb-engine
         # sets a user agent; use the same one.
         agent = f"duckdb_engine/{duckdb_engine.__version__}(sqlalchemy/{sqlalchemy.__version__})"
-        return ibis.duckdb.connect(url.database or ":memory:", custom_user_agent=agent)
+        con = ibis.duckdb.connect(url.database or ":memory:", custom_user_agent=agent)
+        if url.database and url.database != ":memory:":
+            # Connections to one file share their compiled statements (``to_frame``).
+            setattr(con, SHARED_FILE, os.path.abspath(url.database))
+        return con
     if backend == "postgresql":
         kwargs: dict[str, Any] = {
             "host": url.host or "127.0.0.1",
@@ -123,6 +128,27 @@ _compiled: weakref.WeakKeyDictionary[BaseBackend, OrderedDict[Hashable, str]] = 
 )
 _compiled_lock = threading.Lock()
 COMPILED_PER_BACKEND = 512
+# A connection opened for one question (the metric API, the CLI, a scorecard) would compile
+# every statement again: on a DuckDB file the statements are kept per file instead, for the
+# last few files a process read, so a new connection to it reuses what an earlier one compiled.
+SHARED_FILE = "_cxm_shared_file"
+_compiled_by_file: OrderedDict[str, OrderedDict[Hashable, str]] = OrderedDict()
+FILES_KEPT = 8
+
+
+def _memo(backend: BaseBackend) -> OrderedDict[Hashable, str]:
+    """The compiled statements of ``backend`` (of its file, for a DuckDB file); under the lock."""
+    path = getattr(backend, SHARED_FILE, None)
+    if path is None:
+        return _compiled.setdefault(backend, OrderedDict())
+    memo = _compiled_by_file.get(path)
+    if memo is None:
+        memo = _compiled_by_file[path] = OrderedDict()
+        if len(_compiled_by_file) > FILES_KEPT:
+            _compiled_by_file.popitem(last=False)
+    else:
+        _compiled_by_file.move_to_end(path)
+    return memo
 
 
 def to_frame(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> pd.DataFrame:
@@ -141,7 +167,7 @@ def to_frame(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table])
 
 def _compiled_sql(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> str:
     with _compiled_lock:
-        memo = _compiled.setdefault(backend, OrderedDict())
+        memo = _memo(backend)
         sql = memo.get(key)
         if sql is not None:
             memo.move_to_end(key)
