@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import statistics
 import tempfile
 import time
@@ -27,12 +28,13 @@ import pandas as pd
 
 from cxm.metrics import service as metrics
 from cxm.org import service as org
-from cxm.store import analytics as store_analytics
 from cxm.store import create_engine, upgrade
 from cxm.store.bulk import insert_rows
 from cxm.surveys.facts import responses_table
 from cxm.yamldoc import parse
 
+# The module (``cxm.store`` exports its ``analytics`` function under the same name).
+store_analytics = importlib.import_module("cxm.store.analytics")
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 TOUCHPOINTS = [f"tp{i:02d}" for i in range(20)]
 RUN_BY = {"tp00": "swiftpost", "tp01": "swiftpost", "tp02": "fitters", "tp03": "fitters",

@@ -286,7 +286,7 @@ def test_a_partner_below_the_minimum_shows_nothing(couriers: Engine) -> None:
     assert jan_only["hidden"] and jan_only["pnps"] is None
     # A range that does not start on the first of a month gives no figure at all.
     odd = partner_pulse.results(couriers, "swiftpost", minimum=5, start=dt.datetime(2026, 1, 2))
-    assert odd["pnps"] is None and "whole months" in odd["note"]
+    assert odd["pnps"] is None and "whole calendar months" in odd["note"]
     assert partner_pulse.results(couriers, "swiftpost", minimum=4)["respondents"] == 6
 
 

@@ -19,7 +19,8 @@ def test_templates_publish_and_reapply_unchanged(engine: Engine) -> None:
     with engine.begin() as conn:
         first = service.apply_templates(conn)
     assert {r.key for r in first} == {
-        "relationship_nps", "support_csat", "self_service_ces", "delivery_csat", "employee_pulse"
+        "relationship_nps", "support_csat", "self_service_ces", "delivery_csat", "employee_pulse",
+        "partner_pulse",
     }  # fmt: skip
     assert {r.status for r in first} == {"created"}
     with engine.begin() as conn:
@@ -27,6 +28,7 @@ def test_templates_publish_and_reapply_unchanged(engine: Engine) -> None:
         listed = service.list_surveys(conn)
     assert {r.status for r in again} == {"unchanged"}
     assert {s.key: s.kind for s in listed}["employee_pulse"] == "employee"
+    assert {s.key: s.kind for s in listed}["partner_pulse"] == "partner"
 
 
 def test_a_change_publishes_a_new_version_and_keeps_the_old(engine: Engine) -> None:

@@ -305,8 +305,9 @@ def results(
     }  # fmt: skip
     try:
         _check_month_bounds(start, end)
-    except Invalid as exc:
-        out["note"] = f"partner pulse results cover whole months only: {exc}"
+    except Invalid:
+        out["note"] = ("the partner pulse covers whole calendar months: choose a range from the "
+                       "first of a month to the first of a month (00:00 UTC)")  # fmt: skip
         return out
     with reading(source) as con:
         cells = month_cells(con, partner, start, end)
