@@ -361,3 +361,27 @@ def test_the_cli_imports_and_lists_contacts(
     assert [c["email"] for c in json.loads(listed.output)] == ["ana@swiftpost.example"]
     unknown = CliRunner().invoke(cli, ["employees", "partner-contacts", "nobody"])
     assert unknown.exit_code == 2 and "swiftpost" in unknown.output
+
+
+def test_the_cli_shows_the_partner_pulse_under_the_rule(
+    couriers: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cxm.cli.main import app as cli
+
+    monkeypatch.setenv("CXM_DATABASE_URL", couriers.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    ids = _contacts(couriers, "swiftpost", 6)
+    for i, c in enumerate(ids):
+        _answer_row(couriers, c, "swiftpost", dt.datetime(2026, 2, 10), 10 if i else 2, 4, 3)
+    shown = CliRunner().invoke(cli, ["employees", "partner-pulse", "swiftpost", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert (data["respondents"], data["pnps"]) == (6, round(100 * (5 - 1) / 6, 1))
+    monkeypatch.setenv("CXM_EMPLOYEE_MIN_GROUP", "7")
+    hidden = CliRunner().invoke(cli, ["employees", "partner-pulse", "swiftpost"])
+    assert hidden.exit_code == 0 and "fewer than 7" in hidden.output
+    assert "83.3" not in hidden.output and "66.7" not in hidden.output
+    odd = CliRunner().invoke(cli, ["employees", "partner-pulse", "nobody"])
+    assert odd.exit_code == 2 and "swiftpost" in odd.output

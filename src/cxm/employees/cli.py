@@ -91,6 +91,44 @@ def partner_contacts(
         print_table(rows, cols, f"Contacts at {partner}", whole=("email",))
 
 
+@app.command("partner-pulse")
+def partner_pulse_results(
+    partner: str = typer.Argument(..., help="partner key"),
+    start: str | None = typer.Option(None, "--start", help="first of a month (UTC)"),
+    end: str | None = typer.Option(None, "--end", help="first of a month, exclusive (UTC)"),
+    fmt: str = FORMAT,
+) -> None:
+    """The partner pulse of a partner's own people (partner NPS, ease, communication), under
+    the minimum group size per month."""
+    from cxm.employees import partner_pulse
+    from cxm.org import service as org
+
+    check_format(fmt)
+    with errors():
+        with engine().connect() as conn:
+            org.get_partner(conn, partner)
+        result = partner_pulse.results(
+            engine(), partner, minimum=settings().employee_min_group,
+            start=_when(start, "start"), end=_when(end, "end"),
+        )  # fmt: skip
+    if fmt == "json":
+        print_json(result)
+        return
+    rows = [{"question": "partner NPS", "value": result["pnps"], "low": result["pnps_low"],
+             "high": result["pnps_high"], "answers": result["answers"]}]  # fmt: skip
+    rows += [{"question": i["label"], "value": i["mean"], "low": i["low"], "high": i["high"],
+              "answers": i["n"]} for i in result["items"]]  # fmt: skip
+    if result["hidden"] or result["pnps"] is None:
+        rows = []
+    cols = ["question", "value", "low", "high", "answers"]
+    if fmt == "csv":
+        print_csv(rows, cols)
+        return
+    print_table(rows, cols, f"Partner pulse of {partner}: {result['respondents'] or 0} people")
+    if result["note"]:
+        console.print(result["note"])
+
+
 @app.command("list")
 def list_employees(
     team: str | None = typer.Option(None, help="only this team (now)"),
