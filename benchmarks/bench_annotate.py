@@ -15,7 +15,7 @@ older fast paths against what they replace: VADER's rules as ``cxm.text.vader`` 
 against the package, and keyword tagging against a search of each theme's regex. Also
 reports the embedding tier's rate on a sample when the nlp extra is installed.
 
-    .venv/bin/python benchmarks/bench_annotate.py [--quick] [--n 100000]
+    .venv/bin/python benchmarks/bench_annotate.py [--quick] [--n 100000] [--no-embedding]
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="5,000 comments")
+    parser.add_argument("--no-embedding", action="store_true", help="skip the embedding tier")
     args = parser.parse_args()
     n = 5000 if args.quick else args.n
     rows = build(n)
@@ -170,6 +171,8 @@ def main() -> None:
     print(f"keyword tagging, starter taxonomy, {len(distinct_texts):,} distinct comments: "
           f"{tag_rate:,.0f}/s; each theme's regex searched: {search_rate:,.0f}/s "
           f"({tag_rate / search_rate:.2f}x)")  # fmt: skip
+    if args.no_embedding:
+        return
     if nlp.available():
         embedding = EmbeddingTier()
         texts = sorted({str(r["comment"]) for r in rows})[: 300 if args.quick else 2000]
