@@ -1,22 +1,29 @@
 """The fast paths of annotation give exactly what the plain rules give.
 
 VADER's compound score (``cxm.text.vader``) against the ``vaderSentiment`` package itself, and
-keyword tagging (``Tagger``, which answers most keywords from a text's set of words) against
-a search of each theme's own pattern, on real text and on generated text built to reach
-every rule (negations, boosters, "but", "least", idioms, capitals, punctuation, emoji).
+keyword tagging (``Tagger``, which answers most keywords from an inverted index of words)
+against a search of each theme's own pattern, on real text and on generated text built to
+reach every rule (negations, boosters, "but", "least", idioms, capitals, punctuation, emoji);
+then language detection, the multilingual encoder, the lexicon tier and bulk annotation
+against their reference paths on comments in many languages.
 """
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import sqlalchemy as sa
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer
 
-from cxm.text import taxonomy, vader
+from cxm.text import jobs as text_jobs
+from cxm.text import language, multilingual, taxonomy, vader
 from cxm.text.schemas import Theme
-from cxm.text.sentiment import sentences
+from cxm.text.sentiment import LexiconTier, sentences
+from cxm.text.tables import text_annotations, text_themes
 from tests.text import corpus
 
 UMSAB = Path(__file__).parents[2] / "benchmarks" / "data" / "umsab"
@@ -140,3 +147,117 @@ def test_keyword_tags_equal_a_search_of_each_pattern_on_generated_text(
 @pytest.mark.parametrize("char", ["\u017f", "\u212a", "\u0130", "\u0131"])
 def test_characters_case_equal_to_an_ascii_letter_are_known(char: str) -> None:
     assert char in taxonomy.ascii_lookalikes()
+
+
+# Annotation's fast paths against their reference paths: Lingua asked once per
+# ``lingua_key`` against once per distinct text, the multilingual encoder's micro-batches on a
+# thread pool against one after another, and the whole lexicon tier and bulk annotation with
+# both (``fast=False``), on comments in many languages.
+_OTHER = ["Het pakket kwam twee dagen te laat", "Heel vriendelijk geholpen, top!",
+          "Ik wacht nog steeds op mijn terugbetaling", "recebi produto errado",
+          "gostei do produto", "El pedido llegó tarde y roto", "Consegna veloce, grazie",
+          "Zamówienie przyszło uszkodzone", "Заказ пришёл вовремя", "配送が遅れました",
+          "Leveransen var sen", "ok 👍", ":)", "great. Well deserved.", "😠😠", "..."]  # fmt: skip
+
+
+def _mixed_sample() -> list[str]:
+    texts = [str(r["comment"]) for r in corpus.responses(1500, seed=5)]
+    for path in sorted(UMSAB.glob("*/test_text.txt")):
+        texts += path.read_text(encoding="utf-8").splitlines()[:80]
+    texts += _OTHER
+    # the same letters in other case, with other digits and punctuation: one Lingua question
+    texts += [t.upper() for t in texts[1500:1700:3]]
+    texts += [f"{t} (order {i}!)" for i, t in enumerate(texts[:300:7])]
+    texts += [t.replace(" ", " -- ") for t in texts[1500::11]]
+    return texts
+
+
+def test_languages_asked_once_per_lingua_key_equal_asking_every_text() -> None:
+    texts = _mixed_sample()
+    language.forget()
+    reference = language.detect_many(texts, by_key=False)
+    language.forget()
+    fast = language.detect_many(texts)
+    assert fast == reference
+    assert len(set(reference)) >= 8  # a mixed sample: en, de, fr, es, pt, it, nl, und, ...
+    asked = {language.lingua_key(t) for t in texts if language._quick(t) is None}
+    assert len(asked) < len({t for t in texts if language._quick(t) is None})
+
+
+_ASCII_PIECES = ["great", "Service", "LATE", "the", "parcel", "het", "pakket", "kwam", "te",
+                 "laat", "die", "Lieferung", "ok", "x"]  # fmt: skip
+# What may stand between words (never nothing: that would join them).
+_NOISE = [" ", "  ", ", ", ". ", "!", " 42 ", "-", "'", "\n", "#7", "?? ", "3"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_ASCII_PIECES), min_size=1, max_size=6),
+       st.lists(st.sampled_from(_NOISE), min_size=7, max_size=7), st.booleans())  # fmt: skip
+def test_ascii_texts_with_one_lingua_key_get_the_same_confidence_values(
+    words: list[str], noise: list[str], upper: bool
+) -> None:
+    plain = " ".join(words)
+    varied = noise[0].strip() + "".join(w + n for w, n in zip(words, noise[1:] * 2, strict=False))
+    varied = varied.upper() if upper else varied
+    assert language.lingua_key(plain) == language.lingua_key(varied)
+    detector = language._build()
+    first = detector.compute_language_confidence_values(plain)
+    second = detector.compute_language_confidence_values(varied)
+    # Lingua sums in hash-map order, so even one text asked twice can differ in the last
+    # bits (and languages that tie can swap places): equal values up to that, and the same
+    # answer (ties are broken by language code).
+    ours, theirs = {v.language: v.value for v in first}, {v.language: v.value for v in second}
+    assert ours.keys() == theirs.keys()
+    assert all(abs(ours[k] - theirs[k]) < 1e-12 for k in ours)
+    assert language._choose(first) == language._choose(second)
+
+
+def test_encoder_on_threads_gives_the_packages_vectors() -> None:
+    texts = list(dict.fromkeys(_mixed_sample()))[:600]
+    assert np.array_equal(multilingual.encode(texts, threads=3),
+                          multilingual.encode_serially(texts))  # fmt: skip
+
+
+def test_lexicon_tier_fast_paths_annotate_as_the_reference_paths() -> None:
+    texts = _mixed_sample()
+    language.forget()
+    reference = LexiconTier(fast=False).annotate(texts)
+    language.forget()
+    fast = LexiconTier().annotate(texts)
+    assert fast == reference
+    assert {a.language for a in fast} >= {"en", "de", "fr", "es", "pt", "it", "nl", "und"}
+    assert sum(1 for a in fast if a.score is not None and a.language != "en") > 300
+
+
+def test_bulk_annotation_fast_paths_store_what_the_reference_paths_store(
+    seeded: Engine,
+) -> None:
+    texts = _mixed_sample()
+    rows = corpus.responses(len(texts), seed=9)
+    for row, text in zip(rows, texts, strict=True):
+        row["comment"] = text
+    with seeded.begin() as conn:
+        corpus.insert(conn, rows)
+        taxonomy.apply(conn, taxonomy.starter_doc())
+
+    def stored() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        a, t = text_annotations, text_themes
+        with seeded.connect() as conn:
+            notes = conn.execute(
+                sa.select(a.c.source_id, a.c.language, a.c.label, a.c.score, a.c.sentences)
+                .order_by(a.c.source_id)
+            ).all()  # fmt: skip
+            tags = conn.execute(
+                sa.select(t.c.source_id, t.c.taxonomy, t.c.theme_key, t.c.method)
+                .order_by(t.c.source_id, t.c.theme_key)
+            ).all()  # fmt: skip
+        return [tuple(r) for r in notes], [tuple(r) for r in tags]
+
+    language.forget()
+    text_jobs.annotate_bulk(seeded, semantic=False, fast=False, batch=700)
+    reference = stored()
+    language.forget()
+    text_jobs.annotate_bulk(seeded, semantic=False, only_pending=False, batch=700)
+    fast = stored()
+    assert fast == reference
+    assert len(fast[0]) == len(texts) and len(fast[1]) > 500

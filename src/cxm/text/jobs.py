@@ -39,17 +39,22 @@ def annotate_bulk(
     batch: int = BATCH,
     semantic: bool | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    fast: bool = True,
 ) -> service.AnnotateReport:
     """Annotate the comments in ``where``, one transaction per batch; returns what it did.
 
     With ``only_pending`` it skips comments the chosen model already annotated, so a rerun
-    after an interruption picks up where it stopped.
+    after an interruption picks up where it stopped. ``fast=False`` takes the reference
+    paths of the lexicon tier and keyword tagging (``LexiconTier(fast=False)``,
+    ``Tagger(indexed=False)``): the same annotations, slower; tests and benchmarks compare.
     """
     with engine.connect() as conn:
         chosen, note = _tier(conn, tier_name)
+        if not fast and isinstance(chosen, LexiconTier):
+            chosen = LexiconTier(fast=False)
         if semantic is None:  # example phrases need embeddings: not on the lexicon tier
             semantic = not isinstance(chosen, LexiconTier)
-        tag_with = service.tagger(conn, semantic=semantic)
+        tag_with = service.tagger(conn, semantic=semantic, indexed=fast)
     model = service.model_key(chosen)
     found = analytics.response_texts(engine, where, pending_model=model if only_pending else None)
     ids = [str(i) for i in found.column("id").to_pylist()]

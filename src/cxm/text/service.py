@@ -187,10 +187,12 @@ def store(
     )
 
 
-def tagger(conn: Connection, *, semantic: bool | None = None) -> Tagger | None:
+def tagger(
+    conn: Connection, *, semantic: bool | None = None, indexed: bool = True
+) -> Tagger | None:
     """A tagger over every stored taxonomy, or None when none is stored."""
     themes = list_themes(conn)
-    return Tagger(themes, semantic=semantic) if themes else None
+    return Tagger(themes, semantic=semantic, indexed=indexed) if themes else None
 
 
 def annotate_texts(

@@ -200,17 +200,6 @@ class _KeywordIndex:
         self.prefixes = tuple(prefixes)
         self.rest = keyword_pattern(rest)
 
-    def matches(self, text: str, words: set[str], prefixed: Sequence[str]) -> bool:
-        """Whether a keyword matches ASCII ``text``, whose lower-cased words are ``words``
-        (``prefixed``: those of them that start with a prefix of any theme)."""
-        if not self.exact.isdisjoint(words):
-            return True
-        if self.prefixes and any(w.startswith(self.prefixes) for w in prefixed):
-            return True
-        if self.rest is None or not any(need <= words for need in self.required):
-            return False
-        return self.rest.search(text) is not None
-
 
 @dataclass(frozen=True)
 class Tag:
@@ -223,15 +212,24 @@ class Tag:
 class Tagger:
     """Tags texts with the themes of stored taxonomies; semantic matching needs ``nlp``."""
 
-    def __init__(self, themes: Sequence[schemas.Theme], *, semantic: bool | None = None) -> None:
+    def __init__(
+        self,
+        themes: Sequence[schemas.Theme],
+        *,
+        semantic: bool | None = None,
+        indexed: bool = True,
+    ) -> None:
         self.themes = list(themes)
+        # indexed=False searches each theme's pattern in each distinct text (the reference
+        # the indexes are tested and benchmarked against).
+        self.indexed = indexed
         self.patterns = [keyword_pattern(t.keywords) for t in self.themes]
         self._index = [_KeywordIndex(t.keywords) for t in self.themes]
-        # The words (one a line) that start with any theme's prefix keyword, in one scan.
-        prefixes = sorted({p for index in self._index for p in index.prefixes})
-        self._prefixed = re.compile(
-            "(?m)^(?:" + "|".join(re.escape(p) for p in prefixes) + ").*$" if prefixes else "(?!)"
-        )
+        # An inverted index over all themes at once: the themes each lower-cased word
+        # matches by a one-word keyword (exact or prefix), remembered per word, and the
+        # themes that also have other keywords (phrases), tried only when no word hit them.
+        self._word_themes: dict[str, frozenset[int]] = {}
+        self._phrased = [i for i, index in enumerate(self._index) if index.rest is not None]
         self.semantic = nlp.available() if semantic is None else semantic and nlp.available()
         self._examples: list[np.ndarray] = []
         self._keyword_tags: dict[str, list[Tag]] = {}
@@ -247,10 +245,8 @@ class Tagger:
         for text in dict.fromkeys(texts):
             if text in cache:
                 continue
-            if text.isascii():
-                words = set(_WORD_RUN.findall(text.lower()))
-                prefixed = self._prefixed.findall("\n".join(words))
-                hits = [index.matches(text, words, prefixed) for index in self._index]
+            if self.indexed and text.isascii():
+                hits = self._ascii_hits(text)
             else:
                 hits = [p is not None and p.search(text) is not None for p in self.patterns]
             found = [
@@ -264,6 +260,40 @@ class Tagger:
             tags = [list(t) for t in tags]  # semantic tags are appended: a list per text
             self._tag_semantic(texts, tags)
         return tags
+
+    def _ascii_hits(self, text: str) -> list[bool]:
+        """Per theme, whether a keyword matches ASCII ``text`` (``_KeywordIndex``): a theme
+        matches when one of the words is an exact keyword of it or starts with a prefix
+        keyword of it, or, failing that, when the words hold every word one of its other
+        keywords implies and that keyword's pattern finds it; one pass over the words."""
+        words = set(_WORD_RUN.findall(text.lower()))
+        known = self._word_themes
+        hit: set[int] = set()
+        for word in words:
+            themes = known.get(word)
+            if themes is None:
+                themes = self._themes_of_word(word)
+                if len(known) < 200_000:
+                    known[word] = themes
+            hit.update(themes)
+        for i in self._phrased:
+            if i in hit:
+                continue
+            index = self._index[i]
+            rest = index.rest
+            if (
+                rest is not None
+                and any(need <= words for need in index.required)
+                and rest.search(text) is not None
+            ):
+                hit.add(i)
+        return [i in hit for i in range(len(self._index))]
+
+    def _themes_of_word(self, word: str) -> frozenset[int]:
+        return frozenset(
+            i for i, index in enumerate(self._index)
+            if word in index.exact or (index.prefixes and word.startswith(index.prefixes))
+        )  # fmt: skip
 
     def _tag_semantic(self, texts: Sequence[str], tags: list[list[Tag]]) -> None:
         """Append semantic tags: the distinct sentences of texts not seen before are embedded
