@@ -59,9 +59,10 @@ def fresh(folder: Path, name: str):  # type: ignore[no-untyped-def]
 CUSTOMER_ID = "left(sha256(coalesce(user_id, email, anonymous_id)), 32)"
 
 
-def floor(folder: Path, path: Path, name: str, customer_id: str = "NULL") -> float:
-    """Seconds of the engine alone: DuckDB reading the file into the same keyed table, with
-    ``customer_id`` as the SQL for each row's customer id (none by default)."""
+def floor(folder: Path, path: Path, name: str, customer_id: str = "NULL") -> tuple[float, float]:
+    """Seconds (wall, CPU of all threads) of the engine alone: DuckDB reading the file into
+    the same keyed table, with ``customer_id`` as the SQL for each row's customer id (none by
+    default)."""
     engine = fresh(folder, name)
     reader = (
         f"read_parquet('{path}')"
@@ -75,14 +76,14 @@ def floor(folder: Path, path: Path, name: str, customer_id: str = "NULL") -> flo
         f"email, anonymous_id, touchpoint, channel, properties, 'import', {customer_id} "
         f"FROM {reader}"
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with engine.begin() as conn:
         conn.exec_driver_sql(sql)
-    took = time.perf_counter() - start
+    took, used = time.perf_counter() - start, time.process_time() - cpu
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(interactions)).scalar_one()
     engine.dispose()
-    return took
+    return took, used
 
 
 def main() -> None:
@@ -94,7 +95,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [20_000] if args.quick else [int(x) for x in args.rows.split(",")]
     print("format    rows        cxm rows/s   keyed-insert floor rows/s   ratio   "
-          "floor with customer ids rows/s   ratio")  # fmt: skip
+          "floor with customer ids rows/s   ratio   "
+          "CPU s: cxm / floor / floor with ids")  # fmt: skip
     for rows in sizes:
         for kind in ("parquet", "csv"):
             with tempfile.TemporaryDirectory() as tmp:
@@ -104,17 +106,18 @@ def main() -> None:
                 if kind == "csv":
                     pacsv.write_csv(pq.read_table(folder / "interactions.parquet"), path)
                 engine = fresh(folder, "import.duckdb")
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 summary = importer.import_file(engine, path)
-                took = time.perf_counter() - start
+                took, used = time.perf_counter() - start, time.process_time() - cpu
                 assert summary.stored == rows, summary.line()
                 engine.dispose()
-                base = floor(folder, path, "floor.duckdb")
-                owned = floor(folder, path, "owned.duckdb", CUSTOMER_ID)
+                (base, base_cpu) = floor(folder, path, "floor.duckdb")
+                (owned, owned_cpu) = floor(folder, path, "owned.duckdb", CUSTOMER_ID)
             ours, theirs, with_ids = rows / took, rows / base, rows / owned
             print(f"{kind:8}  {rows:>10,}  {ours:>11,.0f}   {theirs:>25,.0f}   "
                   f"{ours / theirs:.2f}x   {with_ids:>30,.0f}   "
-                  f"{ours / with_ids:.2f}x")  # fmt: skip
+                  f"{ours / with_ids:.2f}x   {used:.2f} / {base_cpu:.2f} / "
+                  f"{owned_cpu:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
