@@ -351,3 +351,61 @@ def test_any_file_imports_or_is_refused_with_a_message(
         importer.import_file(duckdb_engine, path)
     except Invalid as exc:
         assert str(exc).startswith(str(path))
+
+
+_raw = st.one_of(
+    st.text(alphabet=list("ab é"), max_size=6),
+    st.text(alphabet=list('ab ,;"\r\n\t|é\x00'), max_size=6),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.tuples(st.booleans(), _raw), min_size=2, max_size=2),
+            st.lists(st.tuples(st.booleans(), _raw), max_size=3),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from([",", ";", "\t", "|"]),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_the_engine_reader_reads_what_the_record_reader_reads(
+    tmp_path: Path, records: list[list[tuple[bool, str]]], delimiter: str, terminator: str
+) -> None:
+    """Records of two fields mostly, some of other widths, values quoted or not (a raw value
+    may hold a quote, a separator or a line break: a damaged or multi-line file)."""
+
+    def field(quoted: bool, value: str) -> str:
+        return '"' + value.replace('"', '""') + '"' if quoted else value
+
+    lines = [delimiter.join(field(q, v) for q, v in record) for record in records]
+    path = tmp_path / "p.csv"
+    body = terminator.join(["h1" + delimiter + "h2", *lines])
+    path.write_bytes(body.encode("utf-8"))
+    fast = textfile.read_plain_csv(path, delimiter)
+    if fast is None:
+        return  # the file goes record by record, as before
+    exact = textfile.read_csv_records(path, delimiter)
+    assert fast.table.schema == exact.table.schema
+    assert fast.table.to_pylist() == exact.table.to_pylist()
+    assert fast.lines.tolist() == exact.lines.tolist()
+
+
+def test_a_one_line_per_record_export_is_read_by_the_engine(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)  # quotes what holds a separator or a quote; lines end in CRLF
+    writer.writerow(["event_id", "name", "comment"])
+    for i in range(50):
+        writer.writerow([f"tk-{i}", "ticket_opened", f'Chat {i}: "where", my parcel; late'])
+    path.write_text(out.getvalue(), newline="")
+    fast = textfile.read_plain_csv(path)
+    assert fast is not None
+    exact = textfile.read_csv_records(path)
+    assert fast.table.to_pylist() == exact.table.to_pylist()
+    assert fast.lines.tolist() == exact.lines.tolist() == list(range(2, 52))
+    assert fast.table.column("comment")[0].as_py() == ('Chat 0: "where", my parcel; late')

@@ -26,6 +26,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import duckdb
 import numpy as np
@@ -39,6 +40,31 @@ from cxm.customers.service import DEFAULT_CAP, Capped, Ident, Resolver
 
 # (loser, survivor, identifier kind, identifier value, event id, at): ``Resolver.merges``.
 Merge = tuple[str, str, str, str, str, dt.datetime]
+# The same records as columns (``at``: timestamps in UTC), for bulk writes.
+MERGE_SCHEMA = pa.schema(
+    [
+        ("from_id", pa.string()),
+        ("into_id", pa.string()),
+        ("kind", pa.string()),
+        ("value", pa.string()),
+        ("event_id", pa.string()),
+        ("at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _merge_table(
+    losers: pa.Array,
+    into: pa.Array,
+    kinds: pa.Array,
+    values: pa.Array,
+    event_ids: pa.Array,
+    at: pa.Array,
+) -> pa.Table:
+    columns = [losers, into, kinds, values, event_ids, at]
+    return pa.table(
+        [c.cast(f.type) for c, f in zip(columns, MERGE_SCHEMA, strict=True)], schema=MERGE_SCHEMA
+    )
 
 
 @dataclass
@@ -50,7 +76,8 @@ class SetResolution:
     ``.cast(pa.string())`` gives plain strings).
     ``created`` (id, created_at), ``identities`` (kind, value, customer_id, first_seen: the
     surviving owner) and ``merged_into`` (id, merged_into) are Arrow tables for bulk writes;
-    ``merges`` and ``capped`` are ``Resolver``'s records. The components walked on integer
+    ``merges`` and ``capped`` are ``Resolver``'s records (``merge_table``: the merges as
+    columns, ``MERGE_SCHEMA``; the lists are built on first read). The components walked on integer
     codes (over a cap) are in all of the above. ``replayed`` is the ``Resolver`` that replayed
     the store-touching components (its outputs are not in the tables above, its capped links
     are in ``capped``; ``None`` when there were none); ``replayed_events`` counts the events
@@ -61,10 +88,31 @@ class SetResolution:
     created: pa.Table
     identities: pa.Table
     merged_into: pa.Table
-    merges: list[Merge] = field(default_factory=list)
-    capped: list[Capped] = field(default_factory=list)
+    merge_table: pa.Table = field(default_factory=MERGE_SCHEMA.empty_table)
     replayed: Resolver | None = None
     replayed_events: int = 0
+    # The walked components' capped links, named on first read (an import never reads them).
+    _capped_walk: Callable[[], list[Capped]] | None = None
+    _capped: list[Capped] = field(default_factory=list)
+
+    _merges: list[Merge] | None = None
+
+    @property
+    def merges(self) -> list[Merge]:
+        """``Resolver.merges`` of the components resolved here (not of ``replayed``)."""
+        if self._merges is None:
+            t = self.merge_table
+            columns = [t.column(f.name).to_pylist() for f in MERGE_SCHEMA]
+            self._merges = list(zip(*columns, strict=True))
+        return self._merges
+
+    @property
+    def capped(self) -> list[Capped]:
+        """``Resolver.capped``: the walked components' links, then the replayed ones'."""
+        if self._capped_walk is not None:
+            self._capped[:0] = self._capped_walk()
+            self._capped_walk = None
+        return self._capped
 
 
 def customer_ids_for(event_ids: pa.Array) -> pa.Array:
@@ -77,9 +125,8 @@ def customer_ids_for(event_ids: pa.Array) -> pa.Array:
     return out.column("h").combine_chunks()
 
 
-def _ids_and_ranks(event_ids: pa.Array, micros: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """The customer id each creating event makes, and its rank by ``(at, customer id)``."""
-    ids = customer_ids_for(event_ids)
+def _ranks(ids: pa.Array, micros: np.ndarray) -> np.ndarray:
+    """The rank of each profile by ``(at, customer id)``, given its customer id and ``at``."""
     # Every id is 32 ASCII hex characters: read them as bytes and sort in numpy.
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[
         ids.offset : ids.offset + len(ids) + 1
@@ -91,7 +138,7 @@ def _ids_and_ranks(event_ids: pa.Array, micros: np.ndarray) -> tuple[pa.Array, n
     order = np.lexsort((halves[1], halves[0], micros))
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(len(ids))
-    return ids, rank
+    return rank
 
 
 def _micros(at: pa.Array) -> np.ndarray:
@@ -212,7 +259,16 @@ def resolve_sets(
     base = base[ptr]
     # Rank of every creating event's profile: (at, customer id), as one integer.
     creators = np.flatnonzero(creating)
-    ids_of_creators, ranked = _ids_and_ranks(event_ids.take(pa.array(creators)), micros[creators])
+    # The customer id each event would make: for the creating events, and for every event of
+    # a component walked below (over a cap, touching nothing stored), in one pass.
+    walked_events = np.flatnonzero(has_ident & (over & ~touched)[np.maximum(event_label, 0)])
+    named = np.zeros(n, dtype=bool)
+    named[creators] = True
+    named[walked_events] = True
+    named_at = np.cumsum(named) - 1  # position among the named events
+    named_ids = customer_ids_for(event_ids.take(pa.array(np.flatnonzero(named))))
+    ids_of_creators = named_ids.take(pa.array(named_at[creators]))
+    ranked = _ranks(ids_of_creators, micros[creators])
     rank_of = np.empty(n, dtype=np.int64)
     rank_of[creators] = ranked
     # The survivor of each easy component: its creating event of lowest rank.
@@ -228,13 +284,14 @@ def resolve_sets(
     np.minimum.at(lo, ev[known_edges], base[idn[known_edges]])
     np.maximum.at(hi, ev[known_edges], base[idn[known_edges]])
     joining = np.flatnonzero((hi >= 0) & (lo != hi))
-    merges: list[Merge] = []
+    merge_tables = [MERGE_SCHEMA.empty_table()]
+    kind_names = pa.array(kinds, pa.string())
+    at_ts = pc.cast(at, stamp_type)
     creator_index = np.full(n, -1, dtype=np.int64)
     creator_index[creators] = np.arange(len(creators))
     if len(joining):
         parent: dict[int, int] = {}
 
-        stamps = pc.cast(at, stamp_type)
         edge_start = np.searchsorted(ev, joining)
         edge_stop = np.searchsorted(ev, joining, side="right")
         # Only the joining events' known edges, as Python lists (no numpy scalars in the loop).
@@ -246,11 +303,6 @@ def resolve_sets(
         owner_of = ev[edge_of].tolist()
         hang_of = base[idn[edge_of]].tolist()
         ident_of = idn[edge_of].tolist()
-        joining_ids = event_ids.take(pa.array(joining)).to_pylist()
-        joining_at = stamps.take(pa.array(joining)).to_pylist()
-        when_of = dict(
-            zip(joining.tolist(), zip(joining_ids, joining_at, strict=True), strict=True)
-        )
         ranks = rank_of.tolist()
         pending: list[tuple[int, int, int, int]] = []  # loser, target, identifier, event
         j, total = 0, len(edge_of)
@@ -273,20 +325,22 @@ def resolve_sets(
                 parent[loser] = target
                 pending.append((loser, target, seen[loser], e))
         if pending:
-            chosen_idents = np.array([p[2] for p in pending], dtype=np.int64)
-            merge_values = value_of.take(pa.array(chosen_idents)).to_pylist()
-            merge_kinds = [kinds[k] for k in kind_of[chosen_idents].tolist()]
-            pairs = np.array([(p[0], p[1]) for p in pending], dtype=np.int64)
-            named = ids_of_creators.take(pa.array(creator_index[pairs.ravel()])).to_pylist()
-            creator_id = dict(zip(pairs.ravel().tolist(), named, strict=True))
-            for (loser, target, _, e), kind, value in zip(
-                pending, merge_kinds, merge_values, strict=True
-            ):
-                event_id, when = when_of[e]
-                merges.append((creator_id[loser], creator_id[target], kind, value, event_id, when))
+            records = np.array(pending, dtype=np.int64).reshape(len(pending), 4)
+            where = pa.array(records[:, 3])
+            merge_tables.append(
+                _merge_table(
+                    ids_of_creators.take(pa.array(creator_index[records[:, 0]])),
+                    ids_of_creators.take(pa.array(creator_index[records[:, 1]])),
+                    kind_names.take(pa.array(kind_of[records[:, 2]])),
+                    value_of.take(pa.array(records[:, 2])),
+                    event_ids.take(where),
+                    at_ts.take(where),
+                )
+            )
     # Components over a cap, touching nothing stored: replayed on integer codes.
     walked = _replay_capped(
-        np.flatnonzero(has_ident & (over & ~touched)[np.maximum(event_label, 0)]),
+        walked_events,
+        named_ids.take(pa.array(named_at[walked_events])),
         event_ids,
         micros,
         ev,
@@ -307,7 +361,6 @@ def resolve_sets(
     easy_events = np.flatnonzero(easy_event)
     out_index = np.full(n, -1, dtype=np.int64)
     out_index[easy_events] = creator_index[survivor_event[event_label[easy_events]]]
-    at_ts = pc.cast(at, stamp_type)
     created_ids = [
         cid_by_creator
         if len(easy_creators) == len(creators)
@@ -322,7 +375,7 @@ def resolve_sets(
     ident_index = [creator_index[survivor_event[label[easy_idents]]]]
     ident_rows = [easy_idents]
     ident_first = [at_ts.take(pa.array(first[easy_idents]))]
-    capped: list[Capped] = []
+    capped_walk: Callable[[], list[Capped]] | None = None
     if walked is not None:
         w = walked.walk
         out_index[walked.events] = base_w + w.final[w.target]
@@ -335,8 +388,8 @@ def resolve_sets(
         ident_index.append(base_w + w.final[by])
         ident_rows.append(codes)
         ident_first.append(at_ts.take(pa.array(walked.events[when_])))
-        merges += walked.merges(kinds, kind_of, value_of, at_ts)
-        capped += walked.capped(kinds, kind_of, value_of)
+        merge_tables.append(walked.merges(kind_names, kind_of, value_of, at_ts))
+        capped_walk = partial(walked.capped, kinds, kind_of, value_of)
         whole = False
     created = pa.table(
         {"id": pa.chunked_array(created_ids), "created_at": pa.chunked_array(created_at)}
@@ -356,7 +409,12 @@ def resolve_sets(
         }
     )
     result = SetResolution(
-        pa.nulls(n, pa.string()), created, identities, merged_into, merges, capped, None, 0
+        pa.nulls(n, pa.string()),
+        created,
+        identities,
+        merged_into,
+        pa.concat_tables(merge_tables),
+        _capped_walk=capped_walk,
     )
     # Components touching the store, replayed event by event through a seeded ``Resolver``.
     hard_events = np.flatnonzero(has_ident & touched[np.maximum(event_label, 0)])
@@ -383,7 +441,7 @@ def resolve_sets(
         replay_out = {e: remap.get(c, c) if c else None for e, c in assigned}
         result.replayed = resolver
         result.replayed_events = len(hard_events)
-        result.capped += resolver.capped
+        result._capped += resolver.capped
     if walked is not None:
         result.replayed_events += len(walked.events)
     # The survivors once, and an index per event: no string is copied per event.
@@ -408,21 +466,19 @@ class _Walked:
     event_ids: pa.Array  # every input event's id
 
     def merges(
-        self, kinds: list[str], kind_of: np.ndarray, value_of: pa.Array, at_ts: pa.Array
-    ) -> list[Merge]:
+        self, kind_names: pa.Array, kind_of: np.ndarray, value_of: pa.Array, at_ts: pa.Array
+    ) -> pa.Table:
+        """The walk's merge records as a ``MERGE_SCHEMA`` table."""
         loser, target, ident, event = self.walk.merges
-        if not len(loser):
-            return []
-        names = self.ids.take(pa.array(np.concatenate([loser, target]))).to_pylist()
-        values = value_of.take(pa.array(ident)).to_pylist()
         where = pa.array(self.events[event])
-        event_ids = self.event_ids.take(where).to_pylist()
-        times = at_ts.take(where).to_pylist()
-        k = len(loser)
-        return [
-            (names[i], names[k + i], kinds[c], values[i], event_ids[i], times[i])
-            for i, c in enumerate(kind_of[ident].tolist())
-        ]
+        return _merge_table(
+            self.ids.take(pa.array(loser)),
+            self.ids.take(pa.array(target)),
+            kind_names.take(pa.array(kind_of[ident])),
+            value_of.take(pa.array(ident)),
+            self.event_ids.take(where),
+            at_ts.take(where),
+        )
 
     def capped(self, kinds: list[str], kind_of: np.ndarray, value_of: pa.Array) -> list[Capped]:
         event, ident, customer, over = self.walk.capped
@@ -439,6 +495,7 @@ class _Walked:
 
 def _replay_capped(
     events: np.ndarray,
+    ids: pa.Array,
     event_ids: pa.Array,
     micros: np.ndarray,
     ev: np.ndarray,
@@ -447,7 +504,8 @@ def _replay_capped(
     caps: list[int],
     creating: np.ndarray,
 ) -> _Walked | None:
-    """Walk the events of components over a cap (``events``, ascending) through ``replay``."""
+    """Walk the events of components over a cap (``events``, ascending; ``ids``: the customer
+    id each would make) through ``replay``."""
     if not len(events):
         return None
     keep = np.zeros(len(micros), dtype=bool)
@@ -455,6 +513,6 @@ def _replay_capped(
     chosen = keep[ev]
     walked_ev, walked_idn = ev[chosen], idn[chosen]
     starts = np.r_[np.searchsorted(walked_ev, events), len(walked_ev)]
-    ids, rank = _ids_and_ranks(event_ids.take(pa.array(events)), micros[events])
+    rank = _ranks(ids, micros[events])
     walk = replay(starts, walked_idn, kind_of, rank, caps, creating[events])
     return _Walked(events, ids.cast(pa.string()), walk, event_ids)

@@ -111,7 +111,11 @@ def replay(
         elif len(known) == 1:
             (target,) = known
         else:
-            ranked = sorted(known, key=ranks.__getitem__)
+            if len(known) == 2:  # the usual merge: two roots, no sort needed
+                a, b = known
+                ranked = [a, b] if ranks[a] < ranks[b] else [b, a]
+            else:
+                ranked = sorted(known, key=ranks.__getitem__)
             target = ranked[0]
             at = target * width
             for loser in ranked[1:]:
@@ -126,9 +130,9 @@ def replay(
                     capped.append((j, known[loser], loser, over))
                     continue
                 parent[loser] = target
-                mine = order.get(target) or [k for k in every if counts[at + k]]
                 gained = [k for k in theirs if not counts[at + k]]
                 if gained:
+                    mine = order.get(target) or [k for k in every if counts[at + k]]
                     order[target] = mine + gained
                 for k in theirs:
                     counts[at + k] += counts[lo + k]

@@ -925,7 +925,7 @@ def rebuild(conn: Connection) -> RebuildSummary:
     made = result.created.num_rows - result.merged_into.num_rows
     if replayed is not None:
         made += len(replayed.created) - len(replayed.remap())
-    merges = len(result.merges) + (len(replayed.merges) if replayed is not None else 0)
+    merges = result.merge_table.num_rows + (len(replayed.merges) if replayed is not None else 0)
     update_rows(
         conn,
         interactions,
@@ -999,13 +999,13 @@ def _write_sets(conn: Connection, result: SetResolution) -> None:
                 }
             ),
         )
-    if result.merges:
+    merges = result.merge_table
+    if merges.num_rows:
         from cxm.customers.components import customer_ids_for
 
-        loser, into, kind, value, event, when = (list(c) for c in zip(*result.merges, strict=True))
-        events = pa.array(event, pa.string())
-        losers = pa.array(loser, pa.string())
-        aware = pa.array(when, pa.timestamp("us", tz="UTC"))
+        events = merges.column("event_id").combine_chunks()
+        losers = merges.column("from_id").combine_chunks()
+        aware = merges.column("at").combine_chunks()
         insert_table(
             conn,
             customer_merges,
@@ -1014,9 +1014,9 @@ def _write_sets(conn: Connection, result: SetResolution) -> None:
                     # The id ``_write_customers`` gives: sha256 of "event:loser", 32 hex.
                     "id": customer_ids_for(pc.binary_join_element_wise(events, losers, ":")),
                     "from_customer_id": losers,
-                    "into_customer_id": pa.array(into, pa.string()),
-                    "identifier_kind": pa.array(kind, pa.string()),
-                    "identifier_value": pa.array(value, pa.string()),
+                    "into_customer_id": merges.column("into_id").combine_chunks(),
+                    "identifier_kind": merges.column("kind").combine_chunks(),
+                    "identifier_value": merges.column("value").combine_chunks(),
                     "event_id": events,
                     "merged_at": aware.cast(pa.int64()).cast(naive),
                 }

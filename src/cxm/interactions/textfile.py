@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from cxm.errors import Invalid
@@ -79,6 +80,14 @@ def read_csv(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> Read:
     header, a quote left open, a value longer than ``max_field()`` characters or bytes that
     are not ``encoding``.
     """
+    fast = read_plain_csv(path, delimiter, encoding)
+    if fast is not None:
+        return fast
+    return read_csv_records(path, delimiter, encoding)
+
+
+def read_csv_records(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> Read:
+    """``read_csv`` record by record (Python's ``csv``): any file, exact errors."""
     lines = io.StringIO(_decoded(path, encoding), newline="")
     first = lines.readline()
     skipped = 0
@@ -93,6 +102,93 @@ def read_csv(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> Read:
         return _records(path, reader, skipped, limit)
     finally:
         csv.field_size_limit(previous)
+
+
+# Separators the engine's reader takes on the plain path (others go record by record).
+_PLAIN_SEPARATORS = {",": ",", ";": ";", "\t": "\\t", "|": "\\|"}
+
+
+def _plain_line(delimiter: str) -> str:
+    """RE2 for a line that is one whole RFC 4180 record: each value unquoted (no quote,
+    separator or line break) or quoted (doubled quotes inside, no line break); no NUL."""
+    sep = _PLAIN_SEPARATORS[delimiter]
+    cell = f'(?:[^"{sep}\\r\\n\\x00]*|"(?:[^"\\r\\n\\x00]|"")*")'
+    return f"^{cell}(?:{sep}{cell})*\\r?$"
+
+
+def read_plain_csv(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> Read | None:
+    """``read_csv`` by the engine's reader (Arrow), for files where it reads what Python's
+    ``csv`` reads; ``None`` for any other file, which then goes record by record.
+
+    Taken when the file is valid UTF-8, has no ``sep=`` line, and every line is one whole
+    record by RFC 4180's grammar (checked for all lines at once with RE2): then records are
+    lines, the line of each row is its line's number, and no value is longer than its line.
+    A record with the wrong number of fields, a value over ``max_field()``, a quoted value
+    holding a line break, or a stray quote send the file to the exact reader, which names
+    the problem as before.
+    """
+    try:
+        if codecs.lookup(encoding).name != "utf-8" or delimiter not in _PLAIN_SEPARATORS:
+            return None
+    except LookupError:
+        return None
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw == ord("\n"))
+    ends = np.append(breaks, len(data)) if not data.endswith(b"\n") else breaks
+    begins = np.concatenate([[0], breaks + 1])[: len(ends)]
+    if not len(ends):
+        return None
+    offsets = np.concatenate([begins, ends[-1:]]).astype(np.int64)
+    # Line i is data[begins[i]:ends[i]]: offsets are begins, then the last end; a line's end
+    # is the next line's begin less its "\n", so each line is read with that "\n" cut below.
+    lines = pa.LargeStringArray.from_buffers(
+        len(ends), pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)
+    )
+    lines = pc.utf8_rtrim(lines, "\n")
+    sizes = ends - begins
+    if not pc.all(pc.match_substring_regex(lines, _plain_line(delimiter))).as_py():
+        return None
+    header = lines[0].as_py()
+    if not header.strip("\r") or (
+        header.strip().lower().startswith("sep=") and len(header.strip()) == 5
+    ):
+        return None
+    if int(sizes.max()) > max_field():
+        return None
+    names = [h.strip() for h in next(csv.reader([header.rstrip("\r")], delimiter=delimiter))]
+    _check_header(path, 1, names)
+    blank = (sizes == 0) | ((sizes == 1) & (raw[np.minimum(begins, len(raw) - 1)] == ord("\r")))
+    rows = np.flatnonzero(~blank[1:]) + 2  # 1-based line numbers of the records
+    columns = [f"c{i}" for i in range(len(names))]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data[int(ends[0]) + 1 :] if len(ends) > 1 else b""),
+            read_options=pacsv.ReadOptions(
+                column_names=columns, block_size=max(1 << 20, int(sizes.max()) + 2)
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None  # a record with too many or too few fields: the exact reader names it
+    if table.num_rows != len(rows):
+        return None
+    out = {}
+    for name, column in zip(names, table.columns, strict=True):
+        arr = column.combine_chunks()
+        out[name] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return Read(pa.table(out, schema=pa.schema([(n, pa.string()) for n in names])), rows)
 
 
 def _records(path: Path, reader: Any, skipped: int, limit: int) -> Read:

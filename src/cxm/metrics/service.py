@@ -29,7 +29,7 @@ from cxm.metrics import rollup, slices, stats
 from cxm.metrics.definitions import FACTS, Metric, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
-from cxm.store.analytics import reading, to_frame, to_rows
+from cxm.store.analytics import reading, to_frame, to_rows, to_rows_with
 
 Row = Mapping[Any, Any]  # one aggregated row (a pandas record)
 BELOW_MIN_SAMPLE = "below_min_sample"
@@ -108,9 +108,10 @@ def compute(
             start_q = _previous_period_start(start, grain)
         if compare is None and weights is None and metric.kind != "derived":
             # The usual question: plain rows in, one DataFrame out, no pandas in between.
-            rows = _rows(backend, metric, by, start_q, end, norm_filters, confidence)
-            table = _target_table(metric, targets if targets is not None
-                                  else _read_target_rows(backend))  # fmt: skip
+            read: list[tuple[Any, ...]] = []
+            rows = _rows(backend, metric, by, start_q, end, norm_filters, confidence,
+                         read if targets is None else None)  # fmt: skip
+            table = _target_table(metric, read if targets is None else targets)
             _row_targets(rows, metric, asked, table)
             return _output(rows, [ax.column_name(d) for d in by], metric)
         stats_df = _statistics(backend, metrics, metric, by, start_q, end, norm_filters,
@@ -282,20 +283,40 @@ def _missing(value: Any) -> bool:
 def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
                  start: dt.datetime | None, end: dt.datetime | None,
                  filters: Mapping[str, Sequence[str]],
-                 stratum: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+                 stratum: str | None = None,
+                 targets: list[tuple[Any, ...]] | None = None,
+                 ) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
     """The aggregation's column names, and its rows as plain dicts (slice values as text,
     periods as YYYY-MM-DD, counts as int, moments as float), sorted by the slice columns:
     numbers, dates and bins by value (missing last), the rest by label.
 
     Plain Python on the few aggregated rows: per-column pandas operations cost more than the
-    query itself on small stores."""
+    query itself on small stores. Given a list as ``targets``, the target table's rows are
+    added to it: on DuckDB by the aggregation's own statement (``to_rows_with``)."""
     key = _key(metric, by, start, end, filters, stratum)
     if stratum is None and rollup.applies(backend, metric, by, start, end, filters):
         version, build = rollup.aggregate(backend, metric, by, start, end, filters)
-        names, tuples = to_rows(backend, (*key, version), build)
+        key = (*key, version)
     else:
-        names, tuples = to_rows(backend, key, lambda: _aggregate(
-            backend, metric, by, start, end, filters, stratum))  # fmt: skip
+
+        def build() -> Any:
+            return _aggregate(backend, metric, by, start, end, filters, stratum)
+
+    if targets is None:
+        names, tuples = to_rows(backend, key, build)
+    else:
+        try:
+            names, tuples, found = to_rows_with(
+                backend,
+                key,
+                build,
+                ("metric_targets-rows", *_TARGET_COLUMNS),
+                _target_select(backend),
+            )
+        except LookupError:  # no target table (a lake without one)
+            names, tuples = to_rows(backend, key, build)
+            found = []
+        targets.extend(found)
     rename = _renames(by, stratum)
     columns = [rename.get(c, c) for c in names]
     casts: list[Callable[[Any], Any] | None] = []
@@ -448,13 +469,17 @@ def _statistics(backend: BaseBackend, metrics: Mapping[str, Metric], metric: Met
 
 def _rows(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.datetime | None,
           end: dt.datetime | None, filters: Mapping[str, Sequence[str]],
-          confidence: float) -> list[dict[str, Any]]:  # fmt: skip
+          confidence: float,
+          targets: list[tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """One dict per slice: its keys, value, interval, n, method, flags and ``_agg`` (the
-    aggregated row the tests read)."""
+    aggregated row the tests read). Given a list as ``targets``, the installation's target
+    rows (metric, dimension, value, target) are added to it, read by the same statement on
+    DuckDB."""
     keys = [ax.column_name(d) for d in by]
     method = _method(metric)
     rows = []
-    for rec in _fetch_records(backend, metric, by, start, end, filters):
+    _, records = _fetch_table(backend, metric, by, start, end, filters, targets=targets)
+    for rec in records:
         out = {k: rec[k] for k in keys}
         n = int(rec["n"])
         if n < metric.min_sample or n == 0:
@@ -701,8 +726,9 @@ TargetTable = dict[tuple[str, str], float]
 _TARGET_COLUMNS = ("metric", "dimension", "value", "target")
 
 
-def _read_target_rows(backend: BaseBackend) -> list[tuple[Any, ...]]:
-    """The target table's rows (metric, dimension, value, target) as tuples."""
+def _target_select(backend: BaseBackend) -> Callable[[], Any]:
+    """Builds the target table's rows (metric, dimension, value, target); LookupError when
+    the backend has no target table."""
 
     def build() -> Any:
         t = ax.target_overrides(backend)
@@ -710,10 +736,7 @@ def _read_target_rows(backend: BaseBackend) -> list[tuple[Any, ...]]:
             raise LookupError("no metric_targets table")
         return t.select(*_TARGET_COLUMNS)
 
-    try:
-        return to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS), build)[1]
-    except LookupError:
-        return []
+    return build
 
 
 def _target_table(metric: Metric,

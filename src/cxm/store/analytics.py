@@ -189,6 +189,37 @@ def to_arrow(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table])
     return table
 
 
+def to_rows_with(
+    backend: BaseBackend,
+    key: Hashable,
+    build: Callable[[], ir.Table],
+    side_key: Hashable,
+    side_build: Callable[[], ir.Table],
+) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """``to_rows`` of ``build()``, and the rows of a small second table ``side_build()``.
+
+    On DuckDB both come from one statement: the side table rides along as one list column
+    (an uncorrelated subquery, run once), so a question that needs a small lookup table
+    (a metric and its targets) pays one statement's fixed cost, not two. When the main
+    result has no rows the side table is read on its own. Other engines run both as is.
+    """
+    if backend.name != "duckdb":
+        names, rows = to_rows(backend, key, build)
+        return names, rows, to_rows(backend, side_key, side_build)[1]
+    side = _compiled_sql(backend, side_key, side_build)
+    main = _compiled_sql(backend, key, build)
+    con: Any = backend.con  # the DuckDB connection
+    rel = con.sql(
+        f'SELECT "__main".*, (SELECT list("__side") FROM ({side}) AS "__side") AS "__side" '
+        f'FROM ({main}) AS "__main"'
+    )
+    rows = rel.fetchall()
+    if not rows:
+        return list(rel.columns)[:-1], [], con.sql(side).fetchall()
+    side_rows = [tuple(r.values()) for r in rows[0][-1] or []]
+    return list(rel.columns)[:-1], [r[:-1] for r in rows], side_rows
+
+
 def to_rows(
     backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
