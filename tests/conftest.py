@@ -136,7 +136,11 @@ def admin_headers(seeded: Engine) -> dict[str, str]:
 
 @pytest.fixture
 def read_headers(seeded: Engine) -> dict[str, str]:
-    return make_key(seeded, "read")
+    """A read key of a CX lead's (a read key of no user reads only)."""
+    with seeded.begin() as conn:
+        lead = auth.create_user(conn, "api-lead@example.com", "cx_lead")
+        token = auth.create_api_key(conn, "read", user_id=lead)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def worker_group(nodeid: str) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from tests.conftest import make_key
 
 
 def test_reading_needs_a_key(app_client: TestClient) -> None:
@@ -22,6 +25,20 @@ def test_read_key_lists_but_cannot_write(
         "/api/v1/departments", json={"key": "legal", "name": "Legal"}, headers=read_headers
     )
     assert denied.status_code == 403
+
+
+def test_a_read_key_of_no_user_reads_but_changes_nothing(
+    app_client: TestClient, seeded: Engine, read_headers: dict[str, str]
+) -> None:
+    bare = make_key(seeded, "read")
+    assert app_client.get("/api/v1/cases", headers=bare).status_code == 200
+    body = {"vectors": "tfidf", "k": 3}
+    refused = app_client.post("/api/v1/text/themes/discover", json=body, headers=bare)
+    assert refused.status_code == 403 and "--user" in refused.json()["detail"]
+    assert app_client.post("/api/v1/cases/assign", json={}, headers=bare).status_code == 403
+    # the same scope held by a CX lead's key acts with the lead's role
+    started = app_client.post("/api/v1/text/themes/discover", json=body, headers=read_headers)
+    assert started.status_code == 202
 
 
 def test_touchpoint_crud_and_validation(

@@ -91,8 +91,12 @@ def principal(request: Request) -> Principal | None:
     return found
 
 
+READING_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 def require(scope: str) -> Callable[[Request], Principal]:
-    """Dependency: 401 without valid credentials, 403 when the key's scope does not cover it,
+    """Dependency: 401 without valid credentials, 403 when the key's scope does not cover it
+    (a read key that belongs to no user reads only: it cannot change anything),
     404 for a partner user outside the routes they may reach (``partner_may_reach``)."""
 
     def dependency(request: Request, who: Principal | None = Depends(principal)) -> Principal:
@@ -105,6 +109,13 @@ def require(scope: str) -> Callable[[Request], Principal]:
             )
         if not who.allows(scope):
             raise HTTPException(403, f"this key has scope '{who.scope}'; this needs '{scope}'")
+        if request.method not in READING_METHODS and who.scope == "read" and who.user_id is None:
+            raise HTTPException(
+                403,
+                "a read key that belongs to no user only reads: create the key for a user "
+                "('cxm keys create --scope read --user EMAIL') to act with their role, or use "
+                "an admin key",
+            )
         if not partner_may_reach(scope_for(who), request.method, request.url.path):
             raise HTTPException(
                 404,
