@@ -8,6 +8,7 @@ for the statistics.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 
 import ibis
@@ -85,13 +86,20 @@ def pulse_month_cells(
 ) -> dict[str, pd.DataFrame]:
     """Distinct respondents per group and calendar month at each level: ``cell`` (see
     ``_cell``), ``month`` (a date), the group key columns and ``n``."""
-    p = _answers(con, start, end, survey)
-    out = {}
-    for level, keys in LEVEL_KEYS.items():
+
+    def build(level: str, keys: list[str]) -> ir.Table:
+        p = _answers(con, start, end, survey)
         q = p.mutate(cell=_cell(p, level), month=p.submitted_at.truncate("M").date())
-        df = q.group_by(["cell", "month", *keys]).aggregate(n=q.employee_id.nunique())
-        out[level] = df.to_pandas()
-    return out
+        return q.group_by(["cell", "month", *keys]).aggregate(n=q.employee_id.nunique())
+
+    return {
+        level: to_frame(
+            con,
+            ("pulse_month_cells", level, start, end, survey),
+            functools.partial(build, level, list(keys)),
+        )
+        for level, keys in LEVEL_KEYS.items()
+    }
 
 
 def pulse_groups(
@@ -232,10 +240,14 @@ def _engagement_items(con: BaseBackend, p: ir.Table) -> ir.Table:
 
 def pulse_score_cells(con: BaseBackend, grain: str) -> pd.DataFrame:
     """Answers per team, period and 0-10 score: ``team_key, period, score, answers``."""
-    p = pulse_answers(con)
-    p = p.filter(p.nps.notnull(), p.team_key.notnull())
-    p = p.mutate(period=_period(p, "submitted_at", check_grain(grain)), score=p.nps)
-    return p.group_by(["team_key", "period", "score"]).aggregate(answers=p.count()).to_pandas()
+
+    def build() -> ir.Table:
+        p = pulse_answers(con)
+        p = p.filter(p.nps.notnull(), p.team_key.notnull())
+        p = p.mutate(period=_period(p, "submitted_at", check_grain(grain)), score=p.nps)
+        return p.group_by(["team_key", "period", "score"]).aggregate(answers=p.count())
+
+    return to_frame(con, ("pulse_score_cells", grain), build)
 
 
 def pulse_comments(
@@ -263,30 +275,37 @@ def pulse_comments(
 def team_cx(con: BaseBackend, grain: str) -> pd.DataFrame:
     """Per team and period, the customer answers at the team's touchpoints: ``team_key,
     period, csat_mean, csat_n, ces_mean, ces_n`` (customer population only)."""
-    r = responses(con)
-    r = r.filter(r.completed, r.touchpoint_key.notnull())
-    tp = touchpoints_expr(con)
-    tp = tp.filter(tp.team_key.notnull()).select(_tp=tp.key, team_key=tp.team_key)
-    j = r.inner_join(tp, r.touchpoint_key == tp._tp)
-    j = j.mutate(period=_period(j, "submitted_at", check_grain(grain)))
-    out = j.group_by(["team_key", "period"]).aggregate(
-        csat_mean=j.csat.cast("float64").mean(),
-        csat_n=j.csat.count(),
-        ces_mean=j.ces.cast("float64").mean(),
-        ces_n=j.ces.count(),
-    )
-    return out.to_pandas()
+
+    def build() -> ir.Table:
+        r = responses(con)
+        r = r.filter(r.completed, r.touchpoint_key.notnull())
+        tp = touchpoints_expr(con)
+        tp = tp.filter(tp.team_key.notnull()).select(_tp=tp.key, team_key=tp.team_key)
+        j = r.inner_join(tp, r.touchpoint_key == tp._tp)
+        j = j.mutate(period=_period(j, "submitted_at", check_grain(grain)))
+        return j.group_by(["team_key", "period"]).aggregate(
+            csat_mean=j.csat.cast("float64").mean(),
+            csat_n=j.csat.count(),
+            ces_mean=j.ces.cast("float64").mean(),
+            ces_n=j.ces.count(),
+        )
+
+    return to_frame(con, ("team_cx", grain), build)
 
 
 def service_events(con: BaseBackend) -> pd.DataFrame:
     """Per touchpoint, the event that counts one unit of its service: its most frequent event
     other than a survey ask (``touchpoint_key, name``); ties go to the first name."""
-    t = log(con)
-    t = t.filter(t.touchpoint_key.notnull(), ~t.name.isin(list(NOT_SERVICE)))
-    c = t.group_by(["touchpoint_key", "name"]).aggregate(n=t.count())
-    w = ibis.window(group_by=c.touchpoint_key, order_by=[ibis.desc(c.n), c.name])
-    c = c.mutate(rank=ibis.row_number().over(w))
-    return c.filter(c["rank"] == 0).select("touchpoint_key", "name").to_pandas()
+
+    def build() -> ir.Table:
+        t = log(con)
+        t = t.filter(t.touchpoint_key.notnull(), ~t.name.isin(list(NOT_SERVICE)))
+        c = t.group_by(["touchpoint_key", "name"]).aggregate(n=t.count())
+        w = ibis.window(group_by=c.touchpoint_key, order_by=[ibis.desc(c.n), c.name])
+        c = c.mutate(rank=ibis.row_number().over(w))
+        return c.filter(c["rank"] == 0).select("touchpoint_key", "name")
+
+    return to_frame(con, ("service_events",), build)
 
 
 def team_frictions(con: BaseBackend, signals: Sequence[Signal], grain: str) -> pd.DataFrame:
@@ -297,25 +316,35 @@ def team_frictions(con: BaseBackend, signals: Sequence[Signal], grain: str) -> p
     tp = touchpoints_expr(con)
     owners = tp.filter(tp.team_key.notnull()).select("key", "team_key").to_pandas()
     owner = dict(zip(owners["key"], owners["team_key"], strict=True))
-    t = log(con)
-    t = t.filter(t.touchpoint_key.isin(list(owner)))
-    t = t.mutate(period=_period(t, "event_time", grain))
+    owned = tuple(sorted(owner))
+
+    def owned_log() -> ir.Table:
+        t = log(con)
+        t = t.filter(t.touchpoint_key.isin(list(owned)))
+        return t.mutate(period=_period(t, "event_time", grain))
+
+    def frictions(s: Signal) -> ir.Table:
+        t = owned_log()
+        f = t.filter(s.predicate(t))
+        return f.group_by(["touchpoint_key", "period"]).aggregate(n=f.count())
+
     frames = []
     for s in signals:
-        f = t.filter(s.predicate(t))
-        f = f.group_by(["touchpoint_key", "period"]).aggregate(n=f.count())
-        frames.append(f.to_pandas().assign(kind="frictions"))
+        # the key names everything the statement holds: the owned touchpoints and the signal
+        key = ("team_frictions", grain, owned, s.key, s.touchpoints, s.when)
+        frame = to_frame(con, key, functools.partial(frictions, s))
+        frames.append(frame.assign(kind="frictions"))
     units = service_events(con)
     if len(units):
-        cond = ibis.or_(
-            *[
-                (t.touchpoint_key == k) & (t.name == n)
-                for k, n in zip(units["touchpoint_key"], units["name"], strict=True)
-            ]
-        )
-        v = t.filter(cond)
-        v = v.group_by(["touchpoint_key", "period"]).aggregate(n=v.count())
-        frames.append(v.to_pandas().assign(kind="volume"))
+        pairs = tuple(zip(units["touchpoint_key"], units["name"], strict=True))
+
+        def volume() -> ir.Table:
+            t = owned_log()
+            v = t.filter(ibis.or_(*[(t.touchpoint_key == k) & (t.name == n) for k, n in pairs]))
+            return v.group_by(["touchpoint_key", "period"]).aggregate(n=v.count())
+
+        frame = to_frame(con, ("team_volume", grain, owned, pairs), volume)
+        frames.append(frame.assign(kind="volume"))
     cols = ["team_key", "period", "frictions", "volume", "friction_rate"]
     if not frames:
         return pd.DataFrame(columns=cols)
