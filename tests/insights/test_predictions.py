@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -310,3 +311,37 @@ def test_stored_scores_are_the_computed_ones_row_for_row(
             assert got == predict.reasons_at(scores, column, i)
     assert set(stored["model_version"]) == {scores.model_version}
     assert {str(t)[:19] for t in stored["as_of"]} == {scores.as_of.isoformat(sep=" ")[:19]}
+
+
+def test_scores_are_stored_in_one_bulk_write_on_each_engine(engine: Engine) -> None:
+    reasons = [
+        '[{"feature": "late_delivery", "label": "Late delivery", "value": 2, '
+        '"contribution": 0.4312}, {"feature": "segment", "label": "Segment", '
+        '"value": "small \\"business\\"", "contribution": 0.05}]',
+        "[]",
+    ]
+    frame = pd.DataFrame({"customer_id": ["c-1", "c-2"], "churn_risk": [0.61, 0.05],
+                          "predicted_nps": [6.5, np.nan]})  # fmt: skip
+    frame["reasons"] = predict._text(pa.array(reasons))
+    frame["nps_reasons"] = predict._text(pa.array(["[]", reasons[0]]))
+    as_of = dt.datetime(2026, 6, 30, 12, 0)
+    scores = predict.Scores(as_of, frame, predict.MODEL_VERSION, "fs-test", 7)
+    with engine.begin() as conn:
+        facts.replace_predictions(conn, [{
+            "customer_id": "old", "churn_risk": 0.9, "predicted_nps": 1.0, "reasons": [],
+            "nps_reasons": [], "model_version": "m0", "feature_set": "fs-0", "seed": 1,
+            "as_of": as_of.replace(tzinfo=dt.UTC), "scored_at": as_of.replace(tzinfo=dt.UTC),
+        }])  # fmt: skip
+        assert service.store_scores(conn, scores) == 2
+    with engine.connect() as conn:
+        got = {r["customer_id"]: r for r in conn.execute(
+            sa.select(facts.customer_predictions)).mappings()}  # fmt: skip
+        one = facts.prediction_for(conn, "c-1")
+    assert set(got) == {"c-1", "c-2"}  # the previous run's rows are replaced
+    assert one is not None and one["reasons"] == json.loads(reasons[0])
+    assert one["reasons"][1]["value"] == 'small "business"'
+    assert one["churn_risk"] == pytest.approx(0.61) and one["predicted_nps"] == pytest.approx(6.5)
+    assert got["c-2"]["predicted_nps"] is None and got["c-2"]["reasons"] == []
+    assert got["c-2"]["nps_reasons"] == json.loads(reasons[0])
+    assert one["as_of"] == as_of.replace(tzinfo=dt.UTC) and one["feature_set"] == "fs-test"
+    assert one["seed"] == 7 and one["model_version"] == predict.MODEL_VERSION
