@@ -137,6 +137,60 @@ def test_bad_options_are_422_before_anything_is_queued(
     assert client.post("/api/v1/insights/predict").status_code == 401
 
 
+@pytest.fixture(scope="module")
+def no_churner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
+    """A small demo company whose log has no cancellation: every customer stayed."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("insights-no-churner")
+    generate(root / "files", customers=300, months=3, seed=7)
+    path = root / "files" / "interactions.parquet"
+    log = pq.read_table(path)
+    assert pc.sum(pc.equal(log["name"], "subscription_cancelled")).as_py() > 0
+    pq.write_table(log.filter(pc.not_equal(log["name"], "subscription_cancelled")), path)
+    eng = create_engine(f"duckdb:///{root / 'cxm.duckdb'}")
+    upgrade(eng)
+    load(eng, root / "files")
+    yield eng, root
+    eng.dispose()
+
+
+def test_a_company_where_nobody_churned_is_409_and_the_cli_says_why(
+    no_churner: tuple[Engine, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxm.web.app import create_app
+
+    engine, root = no_churner
+    settings = load_settings(data_dir=root, database_url=str(engine.url))
+    headers = _key(engine, "cx_lead")
+    with engine.connect() as conn:
+        before = job_store.pending_count(conn)  # the demo's own jobs (comments to annotate)
+    with TestClient(create_app(settings, engine=engine, run_worker=False)) as client:
+        for kind in ("train", "predict"):
+            refused = client.post(f"/api/v1/insights/{kind}", headers=headers)
+            assert refused.status_code == 409, refused.text
+            detail = refused.json()["detail"]
+            # What is missing and what to do about it.
+            assert "no model can be trained" in detail and " 0 churned" in detail, detail
+            assert "cancellation events" in detail, detail
+    with engine.connect() as conn:
+        assert job_store.pending_count(conn) == before
+        customers = conn.exec_driver_sql("select count(*) from customers").scalar()
+    counted = int(detail.split(" customers with a lifecycle")[0].split()[-1])
+    assert 100 < counted <= customers
+    # The command, with no server running, refuses with the same sentence and exit status 2.
+    monkeypatch.setenv("CXM_DATABASE_URL", str(engine.url))
+    monkeypatch.setenv("CXM_DATA_DIR", str(root))
+    for kind in ("train", "predict"):
+        out = CliRunner().invoke(cli, ["insights", kind])
+        assert out.exit_code == 2, out.output
+        assert f"error: {detail}" in " ".join(out.output.split()), out.output
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(customer_predictions))
+        assert stored.scalar() == 0
+
+
 def test_no_model_to_train_is_409_with_the_reason_and_queues_nothing(
     app_client: TestClient, seeded: Engine, admin_headers: dict[str, str]
 ) -> None:

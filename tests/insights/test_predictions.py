@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -233,3 +234,114 @@ def test_api_gives_a_customers_prediction_only_within_scope(
         )
         assert missing.status_code == 404
         assert client.get(f"/api/v1/insights/predictions/{customer}").status_code == 401
+
+
+def _plain_pipeline(fs: predict.Features, model: Any) -> Any:
+    """The preparation written out with scikit-learn's own parts (not cxm's builder)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    prep = ColumnTransformer(
+        [("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), fs.numeric),
+         ("cat", OneHotEncoder(handle_unknown="ignore"), fs.categorical)],
+        sparse_threshold=0.0,
+    )  # fmt: skip
+    return make_pipeline(prep, model)
+
+
+def test_scores_equal_a_plain_scikit_learn_predict_on_the_same_features(
+    features: tuple[predict.Features, Any, Any, Any], demo_company: tuple[Engine, Path]
+) -> None:
+    from sklearn.linear_model import Ridge
+
+    churn, nps, current, usable = features
+    engine, _ = demo_company
+    with reading(engine) as con:
+        as_of = analytics.log_end(con)
+    scores = predict.score(churn, nps, current, usable, as_of)
+    y = churn.frame["churned"].astype(int)
+    risk = _plain_pipeline(churn, LogisticRegression(C=1.0, max_iter=2000, random_state=7))
+    risk = risk.fit(churn.frame, y).predict_proba(current.frame)[:, 1]
+    assert scores.frame["customer_id"].tolist() == current.frame["customer_id"].tolist()
+    assert scores.frame["churn_risk"].to_numpy() == pytest.approx(risk, abs=1e-9)
+    guess = _plain_pipeline(nps, Ridge(alpha=1.0)).fit(nps.frame, nps.frame["nps"].astype(float))
+    guess = np.clip(guess.predict(current.frame), 0, 10)
+    assert scores.frame["predicted_nps"].to_numpy() == pytest.approx(guess, abs=1e-9)
+    # Each row's reasons (JSON text) are its three largest contributions towards churn, with
+    # the customer's own value of each feature.
+    model = predict.fit_with_mean(predict.churn_model(churn), churn.frame, y)
+    parts = predict.contributions(model, current.frame, churn)
+    for i in range(0, len(current.frame), 97):
+        why = predict.reasons_at(scores, "reasons", i)
+        row = parts.iloc[i]
+        top = row[row > 0].sort_values(ascending=False).head(3)
+        assert [r["feature"] for r in why] == list(top.index)
+        assert [r["contribution"] for r in why] == pytest.approx(top.to_list(), abs=1e-4)
+        for r in why:
+            own = current.frame[r["feature"]].iloc[i]
+            if isinstance(own, str):
+                assert r["value"] == own
+            else:
+                assert r["value"] == pytest.approx(round(float(own), 3))
+            assert r["label"] == predict.labels_for(usable).get(r["feature"], r["feature"])
+        assert isinstance(json.loads(scores.frame["nps_reasons"].iloc[i]), list)
+
+
+def test_stored_scores_are_the_computed_ones_row_for_row(
+    demo_company: tuple[Engine, Path],
+) -> None:
+    engine, root = demo_company
+    scores = service.score(engine, root)
+    with engine.begin() as conn:
+        written = service.store_scores(conn, scores)
+    with engine.connect() as conn:
+        stored = pd.DataFrame(conn.execute(sa.select(facts.customer_predictions)).mappings().all())
+    assert written == len(stored) == len(scores.frame)
+    stored = stored.set_index("customer_id").loc[scores.frame["customer_id"]]
+    assert stored["churn_risk"].to_numpy() == pytest.approx(scores.frame["churn_risk"].to_numpy())
+    assert stored["predicted_nps"].to_numpy() == pytest.approx(
+        scores.frame["predicted_nps"].to_numpy()
+    )
+    for i in range(0, len(stored), 53):
+        for column in ("reasons", "nps_reasons"):
+            got = stored[column].iloc[i]
+            got = json.loads(got) if isinstance(got, str) else got
+            assert got == predict.reasons_at(scores, column, i)
+    assert set(stored["model_version"]) == {scores.model_version}
+    assert {str(t)[:19] for t in stored["as_of"]} == {scores.as_of.isoformat(sep=" ")[:19]}
+
+
+def test_scores_are_stored_in_one_bulk_write_on_each_engine(engine: Engine) -> None:
+    reasons = [
+        '[{"feature": "late_delivery", "label": "Late delivery", "value": 2, '
+        '"contribution": 0.4312}, {"feature": "segment", "label": "Segment", '
+        '"value": "small \\"business\\"", "contribution": 0.05}]',
+        "[]",
+    ]
+    frame = pd.DataFrame({"customer_id": ["c-1", "c-2"], "churn_risk": [0.61, 0.05],
+                          "predicted_nps": [6.5, np.nan]})  # fmt: skip
+    frame["reasons"] = predict._text(pa.array(reasons))
+    frame["nps_reasons"] = predict._text(pa.array(["[]", reasons[0]]))
+    as_of = dt.datetime(2026, 6, 30, 12, 0)
+    scores = predict.Scores(as_of, frame, predict.MODEL_VERSION, "fs-test", 7)
+    with engine.begin() as conn:
+        facts.replace_predictions(conn, [{
+            "customer_id": "old", "churn_risk": 0.9, "predicted_nps": 1.0, "reasons": [],
+            "nps_reasons": [], "model_version": "m0", "feature_set": "fs-0", "seed": 1,
+            "as_of": as_of.replace(tzinfo=dt.UTC), "scored_at": as_of.replace(tzinfo=dt.UTC),
+        }])  # fmt: skip
+        assert service.store_scores(conn, scores) == 2
+    with engine.connect() as conn:
+        got = {r["customer_id"]: r for r in conn.execute(
+            sa.select(facts.customer_predictions)).mappings()}  # fmt: skip
+        one = facts.prediction_for(conn, "c-1")
+    assert set(got) == {"c-1", "c-2"}  # the previous run's rows are replaced
+    assert one is not None and one["reasons"] == json.loads(reasons[0])
+    assert one["reasons"][1]["value"] == 'small "business"'
+    assert one["churn_risk"] == pytest.approx(0.61) and one["predicted_nps"] == pytest.approx(6.5)
+    assert got["c-2"]["predicted_nps"] is None and got["c-2"]["reasons"] == []
+    assert got["c-2"]["nps_reasons"] == json.loads(reasons[0])
+    assert one["as_of"] == as_of.replace(tzinfo=dt.UTC) and one["feature_set"] == "fs-test"
+    assert one["seed"] == 7 and one["model_version"] == predict.MODEL_VERSION

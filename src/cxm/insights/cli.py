@@ -209,8 +209,12 @@ def train(
     names = _traits(traits)
     ev = _through_server("train", _run_body(seed, window, lead, names))
     if ev is None:
+        from cxm.insights import jobs
+
         with errors():
-            found = _service().train(engine(), settings().data_dir, seed, window, lead, names)
+            eng = engine()
+            jobs.check_trainable(eng, settings().data_dir, lead)  # the API's refusal, word for word
+            found = _service().train(eng, settings().data_dir, seed, window, lead, names)
         ev = found.to_dict()
     if as_json:
         print_json(ev)
@@ -254,6 +258,7 @@ def predict(
         service = _service()
         with errors():
             eng = engine()
+            jobs.check_trainable(eng, settings().data_dir, lead)
             scores = service.score(eng, settings().data_dir, seed, window, lead, None, names)
             with eng.begin() as conn:
                 written = service.store_scores(conn, scores)

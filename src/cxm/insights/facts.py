@@ -9,18 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 import ibis.expr.types as ir
+import pyarrow as pa
 import sqlalchemy as sa
 from ibis.backends import BaseBackend
 from sqlalchemy.engine import Connection
 
 from cxm.customers.facts import current_customer
 from cxm.insights.tables import customer_predictions
+from cxm.store import bulk
 
 __all__ = [
     "customer_predictions",
     "forget",
     "prediction_for",
     "predictions",
+    "replace_prediction_table",
     "replace_predictions",
 ]
 
@@ -46,6 +49,15 @@ def replace_predictions(conn: Connection, rows: list[dict[str, Any]]) -> int:
     for start in range(0, len(rows), 5000):
         conn.execute(customer_predictions.insert(), rows[start : start + 5000])
     return len(rows)
+
+
+def replace_prediction_table(conn: Connection, data: pa.Table) -> int:
+    """``replace_predictions`` for an Arrow table with the table's columns (times naive UTC,
+    reasons as JSON text): one bulk insert (DuckDB: one ``INSERT ... SELECT``; PostgreSQL:
+    ``COPY``); returns the rows written."""
+    conn.execute(customer_predictions.delete())
+    bulk.insert_table(conn, customer_predictions, data)
+    return data.num_rows
 
 
 def forget(conn: Connection, customer_ids: list[str]) -> int:

@@ -3,6 +3,7 @@ runs the models (and ``cxm insights predict`` works while ``cxm serve`` owns the
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,7 @@ def scores_summary(scores: predict.Scores, written: int, top: int = TOP) -> dict
     ``top`` customers at most risk with their reasons (JSON-ready)."""
     f = scores.frame.sort_values("churn_risk", ascending=False).head(top)
     nps = f["predicted_nps"].astype(float)
+    why = [json.loads(text) for text in f["reasons"]]
     return {
         "written": written,
         "as_of": scores.as_of.isoformat(),
@@ -97,9 +99,8 @@ def scores_summary(scores: predict.Scores, written: int, top: int = TOP) -> dict
         "top": [
             {"customer_id": str(c), "churn_risk": float(r),
              "predicted_nps": None if n != n else float(n),
-             "reasons": [x["label"] for x in why]}
-            for c, r, n, why in zip(f["customer_id"], f["churn_risk"], nps, f["reasons"],
-                                    strict=True)
+             "reasons": [x["label"] for x in w]}
+            for c, r, n, w in zip(f["customer_id"], f["churn_risk"], nps, why, strict=True)
         ],
     }  # fmt: skip
 

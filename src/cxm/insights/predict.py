@@ -20,7 +20,6 @@ predictions", section 4.1); a categorical trait's one-hot columns are summed int
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import hashlib
 import json
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from cxm.errors import Invalid
@@ -279,65 +279,67 @@ def reasons(
 ) -> list[list[dict[str, Any]]]:
     """Per row, the ``top`` features pushing the output in the direction ``sign`` (+1: towards
     churn; -1: towards a lower score), largest first: ``{feature, label, value, contribution}``.
-    Features that push the other way are never reasons.
-
-    The ranking, the values and the rounding are done on whole arrays; only the small dicts
-    are built per row (a million customers score in seconds, not minutes)."""
-    # Millions of small containers and no reference cycles: the cyclic collector would
-    # otherwise walk the growing result again and again (most of the time at this size).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _reasons(parts, labels, frame, sign, top)
-    finally:
-        if enabled:
-            gc.enable()
+    Features that push the other way are never reasons. (``reasons_json`` read back: for a few
+    rows; scoring keeps the JSON text.)"""
+    return [json.loads(text) for text in reasons_json(parts, labels, frame, sign, top).to_pylist()]
 
 
-def _reasons(
-    parts: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame, sign: int, top: int
-) -> list[list[dict[str, Any]]]:
+def reasons_json(
+    parts: pd.DataFrame, labels: dict[str, str], frame: pd.DataFrame, sign: int, top: int = 3
+) -> pa.StringArray:
+    """``reasons`` as one JSON text per row (an Arrow array, as the store takes it).
+
+    Everything is done on whole columns: the ranking in numpy, the text in Arrow (a value or
+    a contribution as its shortest exact decimal, a whole number without a fraction), so a
+    million customers' reasons take no Python object per row."""
+    import pyarrow.compute as pc
+
     cols = list(parts.columns)
     n, k = len(parts), min(top, len(cols))
     if k == 0:
-        return [[] for _ in range(n)]
+        return pa.array(["[]"] * n, pa.string())
     values = parts.to_numpy(float) * sign
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     pushed = np.take_along_axis(values, order, axis=1)
-    counts = (pushed > 0).sum(axis=1).tolist()  # sorted: the positive ones come first
-    numeric = np.array([pd.api.types.is_numeric_dtype(frame[c])
-                        and not pd.api.types.is_bool_dtype(frame[c]) for c in cols])  # fmt: skip
+    counts = (pushed > 0).sum(axis=1)  # sorted: the positive ones come first
+    numeric = [pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c]) for c in cols]  # fmt: skip
     raw = np.column_stack(
         [frame[c].to_numpy(float) if numeric[j] else np.zeros(n) for j, c in enumerate(cols)]
     )
-    feature = np.array(cols, dtype=object)
-    label = np.array([labels.get(c, c) for c in cols], dtype=object)
-    by_position = []
+    # A categorical value as JSON text: its distinct values encoded once, then picked by code.
+    coded: dict[int, pa.Array] = {}
+    for j, c in enumerate(cols):
+        if not numeric[j]:
+            codes, uniques = pd.factorize(frame[c].to_numpy(object), use_na_sentinel=False)
+            texts = pa.array([json.dumps(u) for u in uniques], pa.string())
+            coded[j] = texts.take(pa.array(codes))
+    heads = pa.array(
+        [f'{{"feature": {json.dumps(c)}, "label": {json.dumps(labels.get(c, c))}, "value": '
+         for c in cols], pa.string()
+    )  # fmt: skip
+    rows = np.arange(n)
+    parts_text: list[pa.Array | str] = ["["]
     for pos in range(k):
-        j = order[:, pos]
-        chosen = raw[np.arange(n), j]
-        # A number as people read it: a whole number as an int, else 3 decimals; NaN: None.
-        shown = np.where(chosen == np.floor(chosen),
-                         np.nan_to_num(chosen).astype(np.int64).astype(object),
-                         np.round(chosen, 3).astype(object))  # fmt: skip
-        shown[np.isnan(chosen)] = None
-        for c in np.flatnonzero(~numeric):
-            here = j == c
-            shown[here] = frame[cols[c]].to_numpy(object)[here]
-        contribution = np.round(pushed[:, pos] * sign, 4).tolist()
-        by_position.append([
-            {"feature": f, "label": lab, "value": v, "contribution": w}
-            for f, lab, v, w in zip(feature[j].tolist(), label[j].tolist(), shown.tolist(),
-                                    contribution, strict=True)
-        ])  # fmt: skip
-    return [list(row[:m]) for *row, m in zip(*by_position, counts, strict=True)]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        v = float(value)
-        return None if v != v else (int(v) if v.is_integer() else round(v, 3))
-    return value
+        at = order[:, pos]
+        chosen = np.round(raw[rows, at], 3)
+        value = pc.cast(pa.array(chosen, mask=np.isnan(chosen)), pa.string())
+        for col, texts in coded.items():
+            here = at == col
+            if here.any():
+                value = pc.if_else(pa.array(here), texts, value)
+        value = pc.fill_null(value, "null")
+        contribution = pc.cast(pa.array(np.round(pushed[:, pos] * sign, 4)), pa.string())
+        piece = pc.binary_join_element_wise(
+            heads.take(pa.array(at)), value, ', "contribution": ', contribution, "}", ""
+        )
+        # Reasons past a row's count are empty text (not null: every row keeps its place).
+        shown = pa.array(pos < counts)
+        if pos:
+            parts_text.append(pc.if_else(shown, ", ", ""))
+        parts_text.append(pc.if_else(shown, piece, ""))
+    parts_text.append("]")
+    return pc.binary_join_element_wise(*parts_text, "")
 
 
 def labels_for(signals: Sequence[Signal]) -> dict[str, str]:
@@ -354,7 +356,9 @@ class Scores:
     """Scores for every customer who has not churned."""
 
     as_of: dt.datetime
-    frame: pd.DataFrame  # customer_id, churn_risk, predicted_nps, reasons, nps_reasons
+    # customer_id, churn_risk, predicted_nps, and reasons, nps_reasons: JSON text (read one
+    # with ``reasons_at``)
+    frame: pd.DataFrame
     model_version: str
     feature_set: str
     seed: int
@@ -383,15 +387,25 @@ def score(
     # Each model's preparation runs once over the customers, for its output and its reasons.
     z = cm[0].transform(x)
     out["churn_risk"] = cm[-1].predict_proba(z)[:, 1]
-    why = reasons(contributions(cm, x, churn, z), labels, x, +1)
-    out["reasons"] = pd.Series(why, dtype=object)
+    out["reasons"] = _text(reasons_json(contributions(cm, x, churn, z), labels, x, +1))
     if nps is not None and len(nps.frame) >= MIN_ROWS:
         nm = fit_with_mean(nps_model(nps), nps.frame, nps.frame["nps"].astype(float))
         z = nm[0].transform(x)
         out["predicted_nps"] = np.clip(nm[-1].predict(z), 0.0, 10.0)
-        why = reasons(contributions(nm, x, nps, z), labels, x, -1)
-        out["nps_reasons"] = pd.Series(why, dtype=object)
+        out["nps_reasons"] = _text(reasons_json(contributions(nm, x, nps, z), labels, x, -1))
     else:
         out["predicted_nps"] = np.nan
-        out["nps_reasons"] = [[] for _ in range(len(out))]
+        out["nps_reasons"] = _text(pa.array(["[]"] * len(out), pa.string()))
     return Scores(as_of, out, MODEL_VERSION, churn.version, seed)
+
+
+def _text(values: pa.Array) -> pd.Series:
+    """An Arrow string array as a pandas column without a Python object per row."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(values))
+
+
+def reasons_at(scores: Scores, column: str, row: int) -> list[dict[str, Any]]:
+    """The reasons (``column``: ``reasons`` or ``nps_reasons``) of the customer at position
+    ``row`` of ``scores.frame``."""
+    found: list[dict[str, Any]] = json.loads(scores.frame[column].iloc[row])
+    return found
