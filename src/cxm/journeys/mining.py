@@ -376,3 +376,83 @@ def step_scores(ev: ir.Table, answered: ir.Table, metric: Metric) -> ir.Table:
     steps = ev.select(_case=ev.case_id, _step=ev.activity).distinct()
     j = answered.join(steps, answered.case_id == steps._case).drop("_case")
     return metrics_ax.summarise(j, metric, ["_step"])
+
+
+# ---- conformance to the defined stage order ----
+
+START = "(start)"  # the source of a deviation at a case's first staged event
+DEVIATIONS = ("skipped stage", "backwards", "backwards hand-off", "undefined stage")
+
+
+def staged(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """The events at touchpoints that have a stage: ``case_id, event_time, event_id, stage,
+    department`` (the touchpoint's owner; NULL when nobody owns it). Events at touchpoints
+    without a stage (or without a touchpoint) have no place in the stage order."""
+    tp = touchpoints_expr(con).select(tkey="key", stage="stage", department="department_key")
+    st = ev.join(tp, ev.touchpoint_key == tp.tkey)
+    st = st.filter(st.stage.notnull())
+    return st.select("case_id", "event_time", "event_id", "stage", "department")
+
+
+def stage_deviations(con: BaseBackend, ev: ir.Table, journey: Journey) -> ir.Table:
+    """Where each case leaves the journey's defined stage order: ``case_id, kind, source,
+    target`` (stages), one row per deviating event, ``kind`` one of ``DEVIATIONS``:
+
+    - *skipped stage*: the case moves forward past a stage the definition requires (from
+      ``(start)`` when its first staged event comes after a required stage);
+    - *backwards*: it moves back to an earlier stage of the order, within one department;
+    - *backwards hand-off*: it moves back to an earlier stage at a touchpoint another
+      department owns (the case is handed back);
+    - *undefined stage*: an event at a stage the definition does not list (``source``: the
+      previous staged event's stage, ``(start)`` at the first).
+
+    Consecutive events at one stage are one visit (a stage may repeat in place). A case with
+    no row here follows the defined order.
+    """
+    order = [s for s, _ in journey.stages]
+    rank = {s: i for i, s in enumerate(order)}
+    cum = [0]  # cum[k]: the required stages before position k
+    for _, optional in journey.stages:
+        cum.append(cum[-1] + (0 if optional else 1))
+    st = staged(con, ev)
+    w_all = ibis.window(group_by=st.case_id, order_by=[st.event_time, st.event_id])
+    st = st.mutate(
+        rank=st.stage.substitute(rank, else_=-1).cast("int64"),
+        prev_any=st.stage.lag().over(w_all),
+    )
+    outside = st.filter(st.rank < 0)
+    outside = outside.select(
+        "case_id", kind=ibis.literal(DEVIATIONS[3]),
+        source=outside.prev_any.fill_null(START), target=outside.stage,
+    )  # fmt: skip
+    d = st.filter(st.rank >= 0)
+    w = ibis.window(group_by=d.case_id, order_by=[d.event_time, d.event_id])
+    d = d.mutate(
+        prev_rank=d.rank.lag().over(w),
+        prev_stage=d.stage.lag().over(w),
+        prev_department=d.department.lag().over(w),
+    )
+    required_before = d.stage.substitute({s: cum[i] for s, i in rank.items()}, else_=0)
+    required_after_prev = d.prev_stage.substitute({s: cum[i + 1] for s, i in rank.items()}, else_=0)
+    handed = (d.prev_department != d.department).fill_null(False)
+    kind = ibis.cases(
+        (d.prev_rank.isnull() & (required_before > 0), DEVIATIONS[0]),
+        (d.rank < d.prev_rank, ibis.ifelse(handed, DEVIATIONS[2], DEVIATIONS[1])),
+        ((d.rank > d.prev_rank) & (required_before - required_after_prev > 0), DEVIATIONS[0]),
+        else_=ibis.null("string"),
+    )
+    d = d.select("case_id", kind=kind, source=d.prev_stage.fill_null(START), target=d.stage)
+    d = d.filter(d.kind.notnull())
+    return ibis.union(d, outside, distinct=False)
+
+
+def stage_sequences(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Each case's stage sequence: ``case_id, stages`` (the stages of its staged events in
+    order, a run at one stage written once, joined by " → ")."""
+    st = staged(con, ev)
+    w = ibis.window(group_by=st.case_id, order_by=[st.event_time, st.event_id])
+    st = st.mutate(prev=st.stage.lag().over(w))
+    moved = st.filter(st.prev.isnull() | (st.prev != st.stage))
+    return moved.group_by("case_id").aggregate(
+        stages=moved.stage.group_concat(SEP, order_by=[moved.event_time, moved.event_id])
+    )
