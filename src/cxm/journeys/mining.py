@@ -26,6 +26,7 @@ from cxm.interactions.facts import log
 from cxm.journeys.definitions import ANY, CUSTOMER, Activity, Journey
 from cxm.metrics import analytics as metrics_ax
 from cxm.metrics.definitions import FACTS, Metric
+from cxm.metrics.slices import property_text
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -34,16 +35,19 @@ CATEGORIES = ("promoter", "passive", "detractor")
 
 
 def _json(t: ir.Table, name: str) -> ir.StringValue:
-    """The property's JSON text (``"NW-1"``, ``3``, ``true``); NULL when absent or null.
+    """The property's value as text (``NW-1``, ``3``, ``true``; a string's quotes dropped);
+    NULL when absent or null. A JSON column (DuckDB, PostgreSQL) and the lake's JSON text
+    (Spark) give the same text (``metrics.slices.property_text``)."""
+    return property_text(t, name)
 
-    Compared as text because ibis's typed JSON unwrapping does not compile on PostgreSQL.
-    """
-    text = t.properties[name].cast("string")
-    return ibis.ifelse(text == "null", ibis.null("string"), text)
+
+def _text(value: Any) -> str:
+    """A ``where`` value as ``_json`` gives it: a string as is, else its JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _prop(t: ir.Table, column: str, value: Any) -> ir.BooleanValue:
-    return (t[column] == json.dumps(value)).fill_null(False)
+    return (t[column] == _text(value)).fill_null(False)
 
 
 def _matches(t: ir.Table, a: Activity, props: dict[str, str]) -> ir.BooleanValue:
@@ -62,9 +66,8 @@ def _matches(t: ir.Table, a: Activity, props: dict[str, str]) -> ir.BooleanValue
 def _case_key(t: ir.Table, journey: Journey, props: dict[str, str]) -> ir.StringValue:
     if journey.case == CUSTOMER:
         return t.customer_id
-    # Identifiers written as strings ("NW-1") or numbers (17) both name a case; quotes go.
-    text = t[props[journey.case]]
-    return ibis.ifelse(text.startswith('"'), text.substr(1, text.length() - 2), text)
+    # Identifiers written as strings ("NW-1") or numbers (17) both name a case.
+    return t[props[journey.case]]
 
 
 def _properties(journey: Journey) -> list[str]:
@@ -145,6 +148,25 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     )
 
 
+def _in_order(con: BaseBackend, value: ir.StringColumn,
+              order: list[ir.Column]) -> ir.Value:  # fmt: skip
+    """An aggregate of ``value`` in ``order``, joined by " → " once ``_joined`` has read it.
+
+    Ibis's PySpark compiler has no ordered aggregate: there the values are collected with
+    their order keys and sorted afterwards (``_joined``); elsewhere an ordered GROUP_CONCAT.
+    """
+    if con.name != "pyspark":
+        return value.group_concat(SEP, order_by=order)
+    return ibis.struct({**{f"o{i}": k for i, k in enumerate(order)}, "v": value}).collect()
+
+
+def _joined(con: BaseBackend, t: ir.Table, column: str) -> ir.Table:
+    """``t`` with ``column`` (an ``_in_order`` aggregate) as the joined text."""
+    if con.name != "pyspark":
+        return t
+    return t.mutate(**{column: t[column].sort().map(lambda x: x.v).join(SEP)})
+
+
 def _hours(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
     return (later.epoch_seconds() - earlier.epoch_seconds()) / 3600.0
 
@@ -174,9 +196,10 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
         started_at=ev.started_at.min(),
         ended_at=ev.event_time.max(),
         events=ev.count(),
-        variant=ev.activity.group_concat(SEP, order_by=[ev.step]),  # step: (time, id) order
+        variant=_in_order(con, ev.activity, [ev.step]),  # step: (time, id) order
         **flags,
     )
+    per = _joined(con, per, "variant")
     per = per.mutate(
         **{f: ibis.literal(False) for f in ("_failed", "_succeeded") if f not in flags}
     )
@@ -230,7 +253,9 @@ def variants(cs: ir.Table) -> ir.Table:
         median_hours=cs.throughput_hours.median(),
         **{f"{c}s": cs[f"{c}s"].sum() for c in CATEGORIES},
     )
-    return v.mutate(share=v.cases / total.as_scalar()).order_by([ibis.desc("cases"), "variant"])
+    # As floats: PostgreSQL divides integers to an integer (every share would be 0).
+    share = v.cases.cast("float64") / total.as_scalar().cast("float64")
+    return v.mutate(share=share).order_by([ibis.desc("cases"), "variant"])
 
 
 def activities(ev: ir.Table) -> ir.Table:
@@ -456,6 +481,7 @@ def stage_sequences(con: BaseBackend, ev: ir.Table) -> ir.Table:
     w = ibis.window(group_by=st.case_id, order_by=[st.event_time, st.event_id])
     st = st.mutate(prev=st.stage.lag().over(w))
     moved = st.filter(st.prev.isnull() | (st.prev != st.stage))
-    return moved.group_by("case_id").aggregate(
-        stages=moved.stage.group_concat(SEP, order_by=[moved.event_time, moved.event_id])
+    seq = moved.group_by("case_id").aggregate(
+        stages=_in_order(con, moved.stage, [moved.event_time, moved.event_id])
     )
+    return _joined(con, seq, "stages")
