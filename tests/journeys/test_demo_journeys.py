@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from cxm.cli.main import app
 from cxm.demo.generator import generate
 from cxm.demo.load import load
-from cxm.journeys import definitions, mining, service
+from cxm.journeys import conformance, definitions, mining, service
 from cxm.metrics.definitions import load as load_metrics
 from cxm.store import create_engine, upgrade
 from cxm.store.analytics import reading
@@ -133,6 +133,7 @@ def test_cli_show_gives_each_step_its_owner_and_csat(cli_env: Engine) -> None:
     shown = json.loads(done.output)
     scores = service.score_metrics(load_metrics())
     mined = service.summary(cli_env, definitions.get("renewal"), scores=scores)
+    mined["stage_order"] = conformance.stage_order(cli_env, definitions.get("renewal"))
     assert shown == json.loads(json.dumps(mined))
     assert set(shown["scores"]) == {"csat", "ces"} and shown["scores"]["csat"]["n"] > 0
     text = runner.invoke(app, ["journeys", "show", "renewal"])

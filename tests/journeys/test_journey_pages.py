@@ -148,6 +148,24 @@ def test_the_page_shows_conformance_to_the_usual_variants(
     assert f"<td>{top['fitness']:.3f}</td></tr>" in variants
 
 
+def test_the_page_shows_how_cases_follow_the_defined_stage_order(
+    lead: TestClient, demo: tuple[Engine, Path]
+) -> None:
+    engine, _ = demo
+    checked = conformance.stage_order(engine, definitions.get("renewal"), limit=10)
+    page = lead.get("/journeys/renewal")
+    assert page.status_code == 200
+    section = unescape(_table(page.text, "stage-order-title"))
+    assert f'id="stage-conforming">{100 * checked["conforming"]["rate"]:.1f}%</span>' in section
+    assert f"{checked['conforming']['count']} of {checked['staged']} cases" in section
+    assert 0 < checked["conforming"]["rate"] < 1  # a member's year loops back to buying
+    top = checked["deviations"][0]
+    assert top["kind"] == "backwards hand-off"
+    assert (f"<td>Backwards hand-off</td><td>{Names(engine).words(top['source'])}</td>"
+            f"<td>{Names(engine).words(top['target'])}</td><td></td><td>{top['cases']}</td>"
+            f"<td>{top['events']}</td>") in section  # fmt: skip
+
+
 def test_filters_narrow_the_cases(lead: TestClient, demo: tuple[Engine, Path]) -> None:
     engine, _ = demo
     journey = definitions.get("order_to_delivery")

@@ -106,8 +106,13 @@ def show(
     until: datetime | None = UNTIL,
 ) -> None:
     """One journey mined: cases, outcomes, churn, NPS, throughput, rework, hand-offs."""
+    from cxm.journeys import conformance as checker
+
     with errors():
-        data = _service().summary(engine(), _journey(name), since, until, scores=_scores())
+        journey, service = _journey(name), _service()
+        with service.mined(engine(), journey, since, until) as m:
+            data = service.summary(m, journey, since, until, scores=_scores())
+            data["stage_order"] = checker.stage_order(m, journey, since, until)
     if fmt == Format.json:
         print_json(data)
         return
@@ -134,6 +139,21 @@ def show(
             for a in data["activities"]]  # fmt: skip
     print_table(rows, ["activity", "owner", "events", "cases", "rework_cases", *names],
                 "Steps (scores: 95% intervals)", whole=names)  # fmt: skip
+    _print_stage_order(data["stage_order"])
+
+
+def _print_stage_order(check: dict[str, Any]) -> None:
+    order = " → ".join(s["stage"] + ("?" if s["optional"] else "") for s in check["stages"])
+    c = check["conforming"]
+    if not c["n"]:
+        console.print(f"  stage order {order}: no case has an event at a staged touchpoint")
+        return
+    console.print(f"  follow the stage order {order}: {c['count']} of {c['n']} staged cases "
+                  f"({c['rate']:.1%}, 95% {c['low']:.1%}-{c['high']:.1%})")  # fmt: skip
+    for d in check["deviations"]:
+        passed = f" (passes over {', '.join(d['skipped'])})" if d["skipped"] else ""
+        console.print(f"    {d['kind']}: {d['source']} → {d['target']}{passed}: "
+                      f"{d['cases']} cases, {d['events']} events")  # fmt: skip
 
 
 @app.command("variants")

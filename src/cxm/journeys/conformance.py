@@ -121,3 +121,99 @@ def conformance(source: service.Source, journey: Journey, cover: float = 0.8,
         rows = cs.group_by("variant").aggregate(cases=cs.count()).to_pyarrow().to_pylist()
     counts = [(r["variant"], int(r["cases"])) for r in rows]
     return {"journey": journey.name, **check(counts, cover)}
+
+
+# ---- conformance to the defined stage order ----
+
+
+def skipped_between(journey: Journey, source: str, target: str) -> list[str]:
+    """The required stages of the definition between ``source`` (or the start) and
+    ``target``: what a *skipped stage* deviation passed over."""
+    order = [s for s, _ in journey.stages]
+    lo = 0 if source == mining.START else order.index(source) + 1
+    hi = order.index(target)
+    return [s for s, optional in journey.stages[lo:hi] if not optional]
+
+
+def stage_order(source: service.Source, journey: Journey, since: dt.datetime | None = None,
+                until: dt.datetime | None = None, segment: str | None = None,
+                outcome: str | None = None, limit: int = 20) -> dict[str, Any]:  # fmt: skip
+    """How the journey's cases follow its defined stage order (``stages`` of the definition;
+    each event's stage is its touchpoint's, from the org model), counted in the engine.
+
+    Returns ``stages`` (the order: stage, optional), ``cases``, ``staged`` (cases with an
+    event at a staged touchpoint: the ones checked), ``conforming`` (a Wilson 95% rate over
+    the staged cases), ``kinds`` (per deviation kind: cases with at least one, as a rate of
+    the staged cases) and ``deviations``: the ``limit`` most frequent (kind, source stage,
+    target stage) with cases, events and, for a skip, the stages ``skipped``.
+    """
+    with service.view(source, journey, since, until, segment, outcome) as m:
+        ev = m.ev
+        dev = m.kept(mining.stage_deviations(m.con, ev, journey))
+        st = mining.staged(m.con, ev)
+        counts = service._rows(ev.aggregate(cases=ev.case_id.nunique()))[0]
+        staged = service._rows(st.aggregate(staged=st.case_id.nunique()))[0]
+        off = service._rows(dev.aggregate(deviating=dev.case_id.nunique()))[0]
+        kinds = {r["kind"]: int(r["cases"]) for r in service._rows(
+            dev.group_by("kind").aggregate(cases=dev.case_id.nunique()))}  # fmt: skip
+        per = dev.group_by(["kind", "source", "target"]).aggregate(
+            cases=dev.case_id.nunique(), events=dev.count()
+        )
+        per = per.order_by([mining.ibis.desc("cases"), "kind", "source", "target"])
+        rows = service._rows(per.limit(limit))
+    n = int(staged["staged"] or 0)
+    deviating = int(off["deviating"] or 0)
+    for r in rows:
+        r["skipped"] = (skipped_between(journey, r["source"], r["target"])
+                        if r["kind"] == mining.DEVIATIONS[0] else [])  # fmt: skip
+    return {
+        "journey": journey.name,
+        "stages": [{"stage": s, "optional": o} for s, o in journey.stages],
+        "cases": int(counts["cases"] or 0),
+        "staged": n,
+        "conforming": service._rate(n - deviating, n),
+        "kinds": [{"kind": k, **service._rate(kinds.get(k, 0), n)} for k in mining.DEVIATIONS],
+        "deviations": rows,
+    }
+
+
+def stage_net(journey: Journey) -> tuple[Any, Any, Any]:
+    """The defined stage order as a Petri net (``net, initial, final``) for pm4py: a chain
+    with one place before each stage and a transition labelled with the stage, a silent
+    transition past each optional stage, and a silent transition from each place to the end
+    (a case may stop at any stage). A stage sequence (a run at one stage written once) fits
+    it exactly when it follows the order: ``stage_deviations`` finds nothing in it."""
+    pm4py = _pm4py()  # noqa: F841 - refuse clearly when pm4py is missing
+    from pm4py.objects.petri_net.obj import Marking, PetriNet
+    from pm4py.objects.petri_net.utils.petri_utils import add_arc_from_to
+
+    net = PetriNet(f"{journey.name} stages")
+    places = [PetriNet.Place(f"p{i}") for i in range(len(journey.stages) + 1)]
+    for p in places:
+        net.places.add(p)
+
+    def move(name: str, label: str | None, a: Any, b: Any) -> None:
+        t = PetriNet.Transition(name, label)
+        net.transitions.add(t)
+        add_arc_from_to(a, t, net)
+        add_arc_from_to(t, b, net)
+
+    last = places[-1]
+    for i, (stage, optional) in enumerate(journey.stages):
+        move(f"t{i}", stage, places[i], places[i + 1])
+        if optional:
+            move(f"pass{i}", None, places[i], places[i + 1])
+        if i + 1 < len(journey.stages):
+            move(f"stop{i + 1}", None, places[i + 1], last)
+    return net, Marking({places[0]: 1}), Marking({last: 1})
+
+
+def stage_alignments(journey: Journey, sequences: list[list[str]]) -> list[float]:
+    """pm4py's alignment fitness of each stage sequence on ``stage_net``: 1.0 when it follows
+    the defined order."""
+    pm4py = _pm4py()
+    net, im, fm = stage_net(journey)
+    found = pm4py.conformance_diagnostics_alignments(
+        event_log(sequences), net, im, fm, multi_processing=False
+    )
+    return [float(r["fitness"]) for r in found]

@@ -16,11 +16,12 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cxm.errors import Invalid, NotFound
+from cxm.org.schemas import Stage
 from cxm.yamldoc import YamlDoc, parse, read, validate
 
 SHIPPED = Path(__file__).parent / "definitions"
@@ -29,6 +30,8 @@ ANY = "*"  # an activity rule for every event name; a start on any activity
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|d|w)\s*$")
 _HOURS = {"h": 1.0, "d": 24.0, "w": 168.0}
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# The org model's stages of a touchpoint, in the order a customer usually meets them.
+STAGES: tuple[str, ...] = get_args(Stage)
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -44,6 +47,15 @@ class ActivityModel(BaseModel):
     where: dict[str, str | bool | int | float] = Field(default_factory=dict)
     has: list[str] = Field(default_factory=list)  # properties that must be present
     label: str | None = None
+
+
+class StageModel(BaseModel):
+    """One stage of the journey's defined order; an optional stage may be passed over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = Field(min_length=1)
+    optional: bool = False
 
 
 class JourneyModel(BaseModel):
@@ -66,6 +78,26 @@ class JourneyModel(BaseModel):
     repeatable: list[str] = Field(default_factory=list)
     # Per-customer journeys: only customers holding this trait (e.g. 'plan': members) have cases.
     require_trait: str | None = None
+    # The defined order of the stages (of the org model's touchpoints) a case passes through;
+    # a stage is a name, or {stage: NAME, optional: true}. Without it: every stage of the org
+    # model in its order, all optional.
+    stages: list[str | StageModel] | None = None
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, v: list[str | StageModel] | None) -> list[str | StageModel] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("stages lists at least one stage (or is left out)")
+        names = [s if isinstance(s, str) else s.stage for s in v]
+        unknown = [n for n in names if n not in STAGES]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a stage; stages are: {', '.join(STAGES)}")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice in stages")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -125,6 +157,8 @@ class Journey:
     source: str
     repeatable: tuple[str, ...] = ()
     require_trait: str | None = None
+    # The defined stage order: (stage, optional) pairs.
+    stages: tuple[tuple[str, bool], ...] = tuple((s, True) for s in STAGES)
 
     @property
     def labels(self) -> list[str]:
@@ -150,6 +184,12 @@ def _hours(text: str) -> float:
     m = _DURATION.match(text)
     assert m is not None  # validated
     return float(m.group(1)) * _HOURS[m.group(2)]
+
+
+def _stage_order(stages: list[str | StageModel] | None) -> tuple[tuple[str, bool], ...]:
+    if stages is None:
+        return tuple((s, True) for s in STAGES)
+    return tuple((s, False) if isinstance(s, str) else (s.stage, s.optional) for s in stages)
 
 
 def from_doc(doc: YamlDoc) -> Journey:
@@ -197,6 +237,7 @@ def from_doc(doc: YamlDoc) -> Journey:
         source=doc.source,
         repeatable=tuple(model.repeatable),
         require_trait=model.require_trait,
+        stages=_stage_order(model.stages),
     )
 
 

@@ -26,6 +26,7 @@ from cxm.interactions.facts import log
 from cxm.journeys.definitions import ANY, CUSTOMER, Activity, Journey
 from cxm.metrics import analytics as metrics_ax
 from cxm.metrics.definitions import FACTS, Metric
+from cxm.metrics.slices import property_text
 from cxm.org.facts import touchpoints_expr
 from cxm.surveys import facts as survey_facts
 
@@ -34,16 +35,19 @@ CATEGORIES = ("promoter", "passive", "detractor")
 
 
 def _json(t: ir.Table, name: str) -> ir.StringValue:
-    """The property's JSON text (``"NW-1"``, ``3``, ``true``); NULL when absent or null.
+    """The property's value as text (``NW-1``, ``3``, ``true``; a string's quotes dropped);
+    NULL when absent or null. A JSON column (DuckDB, PostgreSQL) and the lake's JSON text
+    (Spark) give the same text (``metrics.slices.property_text``)."""
+    return property_text(t, name)
 
-    Compared as text because ibis's typed JSON unwrapping does not compile on PostgreSQL.
-    """
-    text = t.properties[name].cast("string")
-    return ibis.ifelse(text == "null", ibis.null("string"), text)
+
+def _text(value: Any) -> str:
+    """A ``where`` value as ``_json`` gives it: a string as is, else its JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _prop(t: ir.Table, column: str, value: Any) -> ir.BooleanValue:
-    return (t[column] == json.dumps(value)).fill_null(False)
+    return (t[column] == _text(value)).fill_null(False)
 
 
 def _matches(t: ir.Table, a: Activity, props: dict[str, str]) -> ir.BooleanValue:
@@ -62,9 +66,8 @@ def _matches(t: ir.Table, a: Activity, props: dict[str, str]) -> ir.BooleanValue
 def _case_key(t: ir.Table, journey: Journey, props: dict[str, str]) -> ir.StringValue:
     if journey.case == CUSTOMER:
         return t.customer_id
-    # Identifiers written as strings ("NW-1") or numbers (17) both name a case; quotes go.
-    text = t[props[journey.case]]
-    return ibis.ifelse(text.startswith('"'), text.substr(1, text.length() - 2), text)
+    # Identifiers written as strings ("NW-1") or numbers (17) both name a case.
+    return t[props[journey.case]]
 
 
 def _properties(journey: Journey) -> list[str]:
@@ -91,7 +94,7 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
     customer 360).
 
     Set-based throughout: each property's JSON is read once per row, and a case's start is
-    a window minimum over the case (no second pass over the log to join it back).
+    a minimum per case joined back to its events (no second pass over the log).
     """
     t = log(con)
     if customer is not None:
@@ -119,8 +122,10 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
         tr = traits(con)
         ev = ev.filter(ev.case_id.isin(tr.filter(tr.name == journey.require_trait).customer_id))
     starting = None if journey.any_start else ev.activity.isin(list(journey.start))
-    whole = ibis.window(group_by=ev.case_id)
-    ev = ev.mutate(started_at=ev.event_time.min(where=starting).over(whole))
+    # A case's start: an aggregate joined back (cheaper than a window over the case on
+    # DuckDB: a hash aggregate, where the window partitions and sorts every event).
+    starts = ev.group_by(_sid=ev.case_id).aggregate(started_at=ev.event_time.min(where=starting))
+    ev = ev.join(starts, ev.case_id == starts._sid).drop("_sid")
     limit = ev.started_at + ibis.interval(seconds=round(journey.max_hours * 3600))
     # A case key without a start activity has no start (NULL): none of its events passes.
     kept = [ev.event_time >= ev.started_at, ev.event_time <= limit]
@@ -141,6 +146,25 @@ def events(con: BaseBackend, journey: Journey, start: dt.datetime | None = None,
         # Nullable: the last event has no next one (ibis types a lead as its column).
         next_time=ev.event_time.lead().over(w).cast(dtypes.Timestamp(nullable=True)),
     )
+
+
+def _in_order(con: BaseBackend, value: ir.StringColumn,
+              order: list[ir.Column]) -> ir.Value:  # fmt: skip
+    """An aggregate of ``value`` in ``order``, joined by " → " once ``_joined`` has read it.
+
+    Ibis's PySpark compiler has no ordered aggregate: there the values are collected with
+    their order keys and sorted afterwards (``_joined``); elsewhere an ordered GROUP_CONCAT.
+    """
+    if con.name != "pyspark":
+        return value.group_concat(SEP, order_by=order)
+    return ibis.struct({**{f"o{i}": k for i, k in enumerate(order)}, "v": value}).collect()
+
+
+def _joined(con: BaseBackend, t: ir.Table, column: str) -> ir.Table:
+    """``t`` with ``column`` (an ``_in_order`` aggregate) as the joined text."""
+    if con.name != "pyspark":
+        return t
+    return t.mutate(**{column: t[column].sort().map(lambda x: x.v).join(SEP)})
 
 
 def _hours(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
@@ -172,9 +196,10 @@ def cases(con: BaseBackend, journey: Journey, ev: ir.Table | None = None) -> ir.
         started_at=ev.started_at.min(),
         ended_at=ev.event_time.max(),
         events=ev.count(),
-        variant=ev.activity.group_concat(SEP, order_by=[ev.step]),  # step: (time, id) order
+        variant=_in_order(con, ev.activity, [ev.step]),  # step: (time, id) order
         **flags,
     )
+    per = _joined(con, per, "variant")
     per = per.mutate(
         **{f: ibis.literal(False) for f in ("_failed", "_succeeded") if f not in flags}
     )
@@ -228,7 +253,9 @@ def variants(cs: ir.Table) -> ir.Table:
         median_hours=cs.throughput_hours.median(),
         **{f"{c}s": cs[f"{c}s"].sum() for c in CATEGORIES},
     )
-    return v.mutate(share=v.cases / total.as_scalar()).order_by([ibis.desc("cases"), "variant"])
+    # As floats: PostgreSQL divides integers to an integer (every share would be 0).
+    share = v.cases.cast("float64") / total.as_scalar().cast("float64")
+    return v.mutate(share=share).order_by([ibis.desc("cases"), "variant"])
 
 
 def activities(ev: ir.Table) -> ir.Table:
@@ -301,9 +328,10 @@ def handoff_events(con: BaseBackend, ev: ir.Table) -> ir.Table:
     return moved.select("case_id", source=moved.previous, target=moved.department)
 
 
-def handoffs(con: BaseBackend, ev: ir.Table) -> ir.Table:
-    """Hand-offs between departments: ``source, target, frequency, cases``."""
-    moved = handoff_events(con, ev)
+def handoffs(con: BaseBackend, ev: ir.Table, moved: ir.Table | None = None) -> ir.Table:
+    """Hand-offs between departments: ``source, target, frequency, cases`` (``moved``: the
+    ``handoff_events`` of ``ev`` when already computed)."""
+    moved = handoff_events(con, ev) if moved is None else moved
     return moved.group_by(["source", "target"]).aggregate(
         frequency=moved.count(), cases=moved.case_id.nunique()
     )
@@ -376,3 +404,84 @@ def step_scores(ev: ir.Table, answered: ir.Table, metric: Metric) -> ir.Table:
     steps = ev.select(_case=ev.case_id, _step=ev.activity).distinct()
     j = answered.join(steps, answered.case_id == steps._case).drop("_case")
     return metrics_ax.summarise(j, metric, ["_step"])
+
+
+# ---- conformance to the defined stage order ----
+
+START = "(start)"  # the source of a deviation at a case's first staged event
+DEVIATIONS = ("skipped stage", "backwards", "backwards hand-off", "undefined stage")
+
+
+def staged(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """The events at touchpoints that have a stage: ``case_id, event_time, event_id, stage,
+    department`` (the touchpoint's owner; NULL when nobody owns it). Events at touchpoints
+    without a stage (or without a touchpoint) have no place in the stage order."""
+    tp = touchpoints_expr(con).select(tkey="key", stage="stage", department="department_key")
+    st = ev.join(tp, ev.touchpoint_key == tp.tkey)
+    st = st.filter(st.stage.notnull())
+    return st.select("case_id", "event_time", "event_id", "stage", "department")
+
+
+def stage_deviations(con: BaseBackend, ev: ir.Table, journey: Journey) -> ir.Table:
+    """Where each case leaves the journey's defined stage order: ``case_id, kind, source,
+    target`` (stages), one row per deviating event, ``kind`` one of ``DEVIATIONS``:
+
+    - *skipped stage*: the case moves forward past a stage the definition requires (from
+      ``(start)`` when its first staged event comes after a required stage);
+    - *backwards*: it moves back to an earlier stage of the order, within one department;
+    - *backwards hand-off*: it moves back to an earlier stage at a touchpoint another
+      department owns (the case is handed back);
+    - *undefined stage*: an event at a stage the definition does not list (``source``: the
+      previous staged event's stage, ``(start)`` at the first).
+
+    Consecutive events at one stage are one visit (a stage may repeat in place). A case with
+    no row here follows the defined order.
+    """
+    order = [s for s, _ in journey.stages]
+    rank = {s: i for i, s in enumerate(order)}
+    cum = [0]  # cum[k]: the required stages before position k
+    for _, optional in journey.stages:
+        cum.append(cum[-1] + (0 if optional else 1))
+    st = staged(con, ev)
+    w_all = ibis.window(group_by=st.case_id, order_by=[st.event_time, st.event_id])
+    st = st.mutate(
+        rank=st.stage.substitute(rank, else_=-1).cast("int64"),
+        prev_any=st.stage.lag().over(w_all),
+    )
+    outside = st.filter(st.rank < 0)
+    outside = outside.select(
+        "case_id", kind=ibis.literal(DEVIATIONS[3]),
+        source=outside.prev_any.fill_null(START), target=outside.stage,
+    )  # fmt: skip
+    d = st.filter(st.rank >= 0)
+    w = ibis.window(group_by=d.case_id, order_by=[d.event_time, d.event_id])
+    d = d.mutate(
+        prev_rank=d.rank.lag().over(w),
+        prev_stage=d.stage.lag().over(w),
+        prev_department=d.department.lag().over(w),
+    )
+    required_before = d.stage.substitute({s: cum[i] for s, i in rank.items()}, else_=0)
+    required_after_prev = d.prev_stage.substitute({s: cum[i + 1] for s, i in rank.items()}, else_=0)
+    handed = (d.prev_department != d.department).fill_null(False)
+    kind = ibis.cases(
+        (d.prev_rank.isnull() & (required_before > 0), DEVIATIONS[0]),
+        (d.rank < d.prev_rank, ibis.ifelse(handed, DEVIATIONS[2], DEVIATIONS[1])),
+        ((d.rank > d.prev_rank) & (required_before - required_after_prev > 0), DEVIATIONS[0]),
+        else_=ibis.null("string"),
+    )
+    d = d.select("case_id", kind=kind, source=d.prev_stage.fill_null(START), target=d.stage)
+    d = d.filter(d.kind.notnull())
+    return ibis.union(d, outside, distinct=False)
+
+
+def stage_sequences(con: BaseBackend, ev: ir.Table) -> ir.Table:
+    """Each case's stage sequence: ``case_id, stages`` (the stages of its staged events in
+    order, a run at one stage written once, joined by " → ")."""
+    st = staged(con, ev)
+    w = ibis.window(group_by=st.case_id, order_by=[st.event_time, st.event_id])
+    st = st.mutate(prev=st.stage.lag().over(w))
+    moved = st.filter(st.prev.isnull() | (st.prev != st.stage))
+    seq = moved.group_by("case_id").aggregate(
+        stages=_in_order(con, moved.stage, [moved.event_time, moved.event_id])
+    )
+    return _joined(con, seq, "stages")

@@ -161,6 +161,14 @@ class Mined:
         self.con, self.journey, self.view, self.kept = con, journey, view, kept
         self.ev = kept(case_events(con, journey, *view))
         self._cs: ir.Table | None = None
+        self._owners: dict[str, str] | None = None
+
+    @property
+    def owners(self) -> dict[str, str]:
+        """Each activity's owning department (``_owners``), read once per view."""
+        if self._owners is None:
+            self._owners = _owners(self.con, self.ev)
+        return self._owners
 
     @property
     def cs(self) -> ir.Table:
@@ -250,7 +258,7 @@ def summary(source: Source, journey: Journey, since: dt.datetime | None = None,
         acts_t = acts_t.mutate(dropped=acts_t.dropped.fill_null(0))
         acts = _rows(acts_t.order_by("activity"))
         steps = {r["activity"]: r for r in _rows(mining.carried(cs, ev, ["activity"]))}
-        owner = _owners(con, ev)
+        owner = mv.owners
         for a in acts:
             a["department"] = owner.get(a["activity"])
             a["repeatable"] = a["activity"] in journey.repeatable
@@ -265,10 +273,11 @@ def summary(source: Source, journey: Journey, since: dt.datetime | None = None,
             for a in acts:
                 a["scores"][m.name] = _score(m, per_step.get(a["activity"]))
         reworked = int(mining.reworked(ev, journey).count().to_pyarrow().as_py() or 0)
-        pairs = mining.handoffs(con, ev)
+        moved = kept(mining.handoff_events(con, ev))  # one window pass for both reads
+        pairs = mining.handoffs(con, ev, moved)
         hand = _rows(pairs.order_by([mining.ibis.desc("frequency"), "source", "target"]))
-        moved = mining.carried(cs, mining.handoff_events(con, ev), ["source", "target"])
-        by_pair = {(r["source"], r["target"]): r for r in _rows(moved)}
+        carried = mining.carried(cs, moved, ["source", "target"])
+        by_pair = {(r["source"], r["target"]): r for r in _rows(carried)}
         for h in hand:
             h.update(_carries(by_pair[(h["source"], h["target"])]))
     n = int(row["cases"] or 0)
@@ -325,7 +334,7 @@ def directly_follows(source: Source, journey: Journey,
         nodes = ev.group_by("activity").aggregate(
             events=ev.count(), cases=ev.case_id.nunique(), position=ev.step.cast("float64").mean()
         )
-        owner = _owners(con, ev)
+        owner = m.owners
         stage: dict[str, str] = {}
         for r in sorted(_rows(mining.stages(con, ev)), key=lambda r: (-r["events"], r["stage"])):
             stage.setdefault(r["activity"], r["stage"])

@@ -241,6 +241,7 @@ def journey_page(
             conformance = checker.conformance(m, journey, 0.8, since, until, segment, outcome)
         except Invalid as exc:  # pm4py is optional: the page says what the check needs
             note = str(exc)
+        stage_order = checker.stage_order(m, journey, since, until, segment, outcome, 10)
         friction = service.friction(
             m if outcome is None else engine, journey, friction_outcome, limit=12,
             since=since, until=until, segment=segment,
@@ -274,7 +275,7 @@ def journey_page(
         min_frequency=min_frequency, variants=variants, sankey=sankey_figure(flows),
         flows=flows, friction=friction, score_names=[m.name for m in scores], mine=mine,
         department_names=names, conformance=conformance, conformance_note=note,
-        fitness=fitness,
+        fitness=fitness, stage_order=stage_order,
         palette=colours(sorted(set(owners.values()))),
     )  # fmt: skip
 
