@@ -14,6 +14,7 @@ import datetime as dt
 import secrets
 import smtplib
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -144,7 +145,13 @@ def run_due(conn: Connection, settings: Settings, now: dt.datetime | None = None
             following = add_months(following, CADENCES[s.cadence])
         conn.execute(pulse_schedules.update().where(pulse_schedules.c.survey_key == s.survey_key)
                      .values(next_run_at=following))  # fmt: skip
-    result.reminded = _remind(conn, settings, now) + _remind_partners(conn, settings, now)
+    result.reminded = _remind(
+        conn, settings, now, pulse_sends, employees,
+        (employees.c.employee_id, pulse_sends.c.employee_id),
+    ) + _remind(
+        conn, settings, now, partner_pulse_sends, partner_contacts,
+        (partner_contacts.c.id, partner_pulse_sends.c.contact_id),
+    )  # fmt: skip
     return result
 
 
@@ -192,16 +199,25 @@ def _partner_round(conn: Connection, settings: Settings, survey_key: str, due: d
             error=error))  # fmt: skip
 
 
-def _remind_partners(conn: Connection, settings: Settings, now: dt.datetime) -> int:
-    """The one reminder of a partner pulse round, as ``_remind`` for employees."""
-    inv, resp, sends = invitations_table, responses_table, partner_pulse_sends
+def _remind(
+    conn: Connection,
+    settings: Settings,
+    now: dt.datetime,
+    sends: sa.Table,
+    people: sa.Table,
+    person: tuple[sa.Column[Any], sa.Column[Any]],
+) -> int:
+    """The one reminder of each pulse round sent to ``people`` (employees, or partner
+    contacts) through ``sends``: due ``reminder_days`` after sending, unless answered, expired
+    or without an address. ``person``: (the people's id column, the sends' column naming it)."""
+    inv, resp = invitations_table, responses_table
     q = (
         sa.select(sends.c.id, sends.c.survey_key, sends.c.sent_at,
                   pulse_schedules.c.reminder_days, inv.c.id.label("invitation_id"), inv.c.token,
-                  inv.c.expires_at, partner_contacts.c.email, resp.c.completed)
+                  inv.c.expires_at, people.c.email, resp.c.completed)
         .join(pulse_schedules, pulse_schedules.c.survey_key == sends.c.survey_key)
         .join(inv, inv.c.id == sends.c.invitation_id)
-        .join(partner_contacts, partner_contacts.c.id == sends.c.contact_id)
+        .join(people, person[0] == person[1])
         .join(resp, resp.c.id == inv.c.response_id, isouter=True)
         .where(sends.c.sent_at.is_not(None), sends.c.reminded_at.is_(None))
     )  # fmt: skip
@@ -215,33 +231,6 @@ def _remind_partners(conn: Connection, settings: Settings, now: dt.datetime) -> 
             continue
         if _mail(conn, settings, r.invitation_id, r.token, r.survey_key, r.email) is None:
             conn.execute(sends.update().where(sends.c.id == r.id).values(reminded_at=now))
-            reminded += 1
-    return reminded
-
-
-def _remind(conn: Connection, settings: Settings, now: dt.datetime) -> int:
-    inv, resp = invitations_table, responses_table
-    q = (
-        sa.select(pulse_sends.c.id, pulse_sends.c.survey_key, pulse_sends.c.sent_at,
-                  pulse_schedules.c.reminder_days, inv.c.id.label("invitation_id"), inv.c.token,
-                  inv.c.expires_at, employees.c.email, resp.c.completed)
-        .join(pulse_schedules, pulse_schedules.c.survey_key == pulse_sends.c.survey_key)
-        .join(inv, inv.c.id == pulse_sends.c.invitation_id)
-        .join(employees, employees.c.employee_id == pulse_sends.c.employee_id)
-        .join(resp, resp.c.id == inv.c.response_id, isouter=True)
-        .where(pulse_sends.c.sent_at.is_not(None), pulse_sends.c.reminded_at.is_(None))
-    )  # fmt: skip
-    reminded = 0
-    for r in conn.execute(q).all():
-        sent_at, expires = as_utc(r.sent_at), as_utc(r.expires_at)
-        assert sent_at is not None
-        if r.completed or sent_at + dt.timedelta(days=r.reminder_days) > now:
-            continue
-        if (expires is not None and expires <= now) or not r.email or not r.token:
-            continue
-        if _mail(conn, settings, r.invitation_id, r.token, r.survey_key, r.email) is None:
-            conn.execute(pulse_sends.update().where(pulse_sends.c.id == r.id)
-                         .values(reminded_at=now))  # fmt: skip
             reminded += 1
     return reminded
 
