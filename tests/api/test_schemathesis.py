@@ -2,8 +2,8 @@
 answer (status, content type, body) is one the schema documents.
 
 Each operation and role gets ``EXAMPLES`` cases, valid and schema-breaking alike, in a fixed
-(derandomized) sequence: about 420 tests in 1.5 minutes on 2 cores. ``CXM_FUZZ_EXAMPLES=200``
-fuzzes deeper by hand.
+(derandomized) sequence: about 600 tests (operations x roles) in under 2 minutes of one core.
+``CXM_FUZZ_EXAMPLES=200`` fuzzes deeper by hand.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = int(os.environ.get("CXM_FUZZ_EXAMPLES", "12"))  # per operation and role
+EXAMPLES = int(os.environ.get("CXM_FUZZ_EXAMPLES", "8"))  # per operation and role
 
 
 def _literal_paths(schema: schemathesis.BaseSchema) -> set[str]:
