@@ -8,6 +8,7 @@ The default demo company (2,000 customers, 6 months, seed 7) is generated and lo
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from markupsafe import escape
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -342,6 +344,10 @@ def test_the_courier_pulse_panel_matches_pandas_on_the_demo_files(
     for item in ("ease", "communication"):
         assert items[item]["mean"] == pytest.approx(kept[item].mean(), abs=0.006)
     assert "Partner NPS" in page and f"{card['pnps']:.1f}" in page
+    # a comment written in several answers is listed once, with how many wrote it
+    (top, times), *_ = Counter(card["comments"]).most_common(1)
+    assert times > 1 and page.count(f"<li>{escape(top)}") == 1
+    assert f'<li>{escape(top)} <span class="muted">({times} answers)</span>' in page
     # The courier's people are not customers: no customer figure counts their answers.
     nps_all = metrics.compute(engine, "nps").iloc[0]
     responses = pd.read_csv(root / "files" / "responses.csv")

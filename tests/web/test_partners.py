@@ -96,6 +96,8 @@ def test_partner_user_gets_no_staff_page(
     assert landed.status_code == 303 and landed.headers["location"] == "/partners/swiftpost"
     own = app_client.get("/partners/swiftpost")
     assert own.status_code == 200 and "SwiftPost Couriers" in own.text
+    # touchpoints by their names, not their keys
+    assert "running: Home delivery" in own.text and '<th scope="row">Home delivery</th>' in own.text
     assert f"{nps(DELIVERY_SCORES):.1f}" in own.text
     assert EMAIL not in own.text and COMMENT not in own.text
     assert app_client.get("/partners/fitters").status_code == 404
