@@ -159,19 +159,34 @@ def _employee_round(conn: Connection, settings: Settings, survey_key: str, due: 
                     now: dt.datetime, result: RunResult) -> None:  # fmt: skip
     """One round of an employee pulse: one personal invitation to every employee in a team."""
     for employee_id, address in _staff(conn):
-        inv = create_invitation(conn, survey_key, channel="email",
-                                hidden={"employee_id": employee_id}, now=now)  # fmt: skip
-        assert inv.token is not None
-        error = _mail(conn, settings, inv.id, inv.token, survey_key, address)
-        if error is None:
-            mark_sent(conn, inv.id, now)
-            result.sent += 1
-        else:
-            result.failed += 1
+        hidden = {"employee_id": employee_id}
+        inv_id, error = _invite(conn, settings, survey_key, hidden, address, now, result)
         conn.execute(pulse_sends.insert().values(
             id=secrets.token_hex(16), survey_key=survey_key, round_at=due,
-            employee_id=employee_id, invitation_id=inv.id,
+            employee_id=employee_id, invitation_id=inv_id,
             sent_at=now if error is None else None, reminded_at=None, error=error))  # fmt: skip
+
+
+def _invite(
+    conn: Connection,
+    settings: Settings,
+    survey_key: str,
+    hidden: dict[str, Any],
+    address: str,
+    now: dt.datetime,
+    result: RunResult,
+) -> tuple[str, str | None]:
+    """One personal invitation of a round, mailed and counted in ``result``: its id and the
+    mail error (None when sent)."""
+    inv = create_invitation(conn, survey_key, channel="email", hidden=hidden, now=now)
+    assert inv.token is not None
+    error = _mail(conn, settings, inv.id, inv.token, survey_key, address)
+    if error is None:
+        mark_sent(conn, inv.id, now)
+        result.sent += 1
+    else:
+        result.failed += 1
+    return inv.id, error
 
 
 def _is_partner(conn: Connection, survey_key: str) -> bool:
@@ -183,19 +198,11 @@ def _partner_round(conn: Connection, settings: Settings, survey_key: str, due: d
     """One round of a partner pulse: one personal invitation to every partner contact, with
     the contact and their partner as hidden fields."""
     for contact_id, partner_key, address in partner_pulse.recipients(conn):
-        inv = create_invitation(conn, survey_key, channel="email",
-                                hidden={"contact_id": contact_id, "partner": partner_key},
-                                now=now)  # fmt: skip
-        assert inv.token is not None
-        error = _mail(conn, settings, inv.id, inv.token, survey_key, address)
-        if error is None:
-            mark_sent(conn, inv.id, now)
-            result.sent += 1
-        else:
-            result.failed += 1
+        hidden = {"contact_id": contact_id, "partner": partner_key}
+        inv_id, error = _invite(conn, settings, survey_key, hidden, address, now, result)
         conn.execute(partner_pulse_sends.insert().values(
             id=secrets.token_hex(16), survey_key=survey_key, round_at=due, contact_id=contact_id,
-            invitation_id=inv.id, sent_at=now if error is None else None, reminded_at=None,
+            invitation_id=inv_id, sent_at=now if error is None else None, reminded_at=None,
             error=error))  # fmt: skip
 
 
