@@ -2,7 +2,7 @@
 
 ``analytics`` opens one; ``reading`` lends one for a block; ``ReaderPool`` keeps a few open
 for pages that run several reads at once; ``to_frame`` (and ``to_rows``) runs an expression,
-keeping its compiled SQL per connection on DuckDB.
+keeping its compiled SQL per store on DuckDB and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ def analytics(engine: Engine) -> BaseBackend:
             "password": url.password,
             "database": url.database,
         }
-        return ibis.postgres.connect(**{k: v for k, v in kwargs.items() if v is not None})
+        con = ibis.postgres.connect(**{k: v for k, v in kwargs.items() if v is not None})
+        # Connections to one database share their compiled statements and result schemas.
+        store = f"postgresql://{url.username}@{kwargs['host']}:{kwargs['port']}/{url.database}"
+        setattr(con, SHARED_FILE, store)
+        return con
     raise ValueError(f"no analytics backend for {backend!r}")
 
 
@@ -129,15 +133,16 @@ _compiled: weakref.WeakKeyDictionary[BaseBackend, OrderedDict[Hashable, str]] = 
 _compiled_lock = threading.Lock()
 COMPILED_PER_BACKEND = 512
 # A connection opened for one question (the metric API, the CLI, a scorecard) would compile
-# every statement again: on a DuckDB file the statements are kept per file instead, for the
-# last few files a process read, so a new connection to it reuses what an earlier one compiled.
+# every statement again: on a DuckDB file (or a PostgreSQL database) the statements are kept
+# per store instead, for the last few stores a process read, so a new connection to it reuses
+# what an earlier one compiled.
 SHARED_FILE = "_cxm_shared_file"
-_compiled_by_file: OrderedDict[str, OrderedDict[Hashable, str]] = OrderedDict()
+_compiled_by_file: OrderedDict[str, OrderedDict[Hashable, Any]] = OrderedDict()
 FILES_KEPT = 8
 
 
-def _memo(backend: BaseBackend) -> OrderedDict[Hashable, str]:
-    """The compiled statements of ``backend`` (of its file, for a DuckDB file); under the lock."""
+def _memo(backend: BaseBackend) -> OrderedDict[Hashable, Any]:
+    """The compiled statements of ``backend`` (of its store, when it names one); under the lock."""
     path = getattr(backend, SHARED_FILE, None)
     if path is None:
         return _compiled.setdefault(backend, OrderedDict())
@@ -154,25 +159,81 @@ def _memo(backend: BaseBackend) -> OrderedDict[Hashable, str]:
 def to_frame(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> pd.DataFrame:
     """Run the expression ``build()`` makes and return it as a DataFrame.
 
-    On DuckDB the SQL is kept per backend under ``key``, which must name everything the
-    expression depends on (literals included): asking the same question again skips building
-    the expression and compiling it, which costs more than running it on small results.
-    Other engines run the expression as is.
+    On DuckDB and PostgreSQL the SQL is kept per store under ``key``, which must name
+    everything the expression depends on (literals included): asking the same question again
+    skips building the expression and compiling it, which costs more than running it on small
+    results (on PostgreSQL, building one also reads each table's columns from the catalog).
+    On PostgreSQL the result goes through the same conversions as Ibis's own ``execute``, so
+    the frame is the one ``build().to_pandas()`` returns. Other engines (Spark) run the
+    expression as is.
     """
+    if backend.name == "postgres":
+        return _postgres_frame(backend, key, build)
     if backend.name != "duckdb":
         return build().to_pandas()
     con: Any = backend.con  # the DuckDB connection
     return con.sql(_compiled_sql(backend, key, build)).df()
 
 
+def _postgres_frame(
+    backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]
+) -> pd.DataFrame:
+    """``build().to_pandas()`` on PostgreSQL, from the statement and schema kept under ``key``.
+
+    Mirrors ``ibis.backends.postgres.Backend.execute`` (ibis 12): rows fetched in a
+    transaction, ``DataFrame.from_records(..., coerce_float=True)``, then the PostgreSQL and
+    the generic pandas conversions to the expression's schema. An expression that needs
+    something registered before it runs (an in-memory table, a UDF) is run as is each time.
+    """
+    from ibis.backends.postgres.converter import PostgresPandasData
+    from ibis.formats.pandas import PandasData
+
+    with _compiled_lock:
+        memo = _memo(backend)
+        kept = memo.get(key)
+        if kept is not None:
+            memo.move_to_end(key)
+    if kept is None:
+        expr = build()
+        if _needs_registration(expr):
+            return expr.to_pandas()
+        table = expr.as_table()
+        kept = (str(backend.compile(table)), table.schema())
+        with _compiled_lock:
+            memo[key] = kept
+            if len(memo) > COMPILED_PER_BACKEND:
+                memo.popitem(last=False)
+    sql, schema = kept
+    con: Any = backend.con  # the psycopg connection
+    with con.cursor() as cur, con.transaction():
+        rows = cur.execute(sql).fetchall()
+    df = pd.DataFrame.from_records(rows, columns=schema.names, coerce_float=True)
+    return PandasData.convert_table(PostgresPandasData.convert_table(df, schema), schema)
+
+
+def _needs_registration(expr: ir.Expr) -> bool:
+    """Whether running ``expr`` first registers something on the connection (Ibis's
+    pre-execute hooks: in-memory tables and UDFs), which a kept statement would skip."""
+    import ibis.expr.operations as ops
+
+    return bool(expr.op().find((ops.InMemoryTable, ops.ScalarUDF, ops.AggUDF)))
+
+
 def _compiled_sql(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Table]) -> str:
+    """The SQL of ``build()`` on ``backend``, kept under ``key``. An expression that needs
+    something registered on the connection first (an in-memory table, a UDF) is registered
+    and compiled each time, never kept: its statement names what only that run registers."""
     with _compiled_lock:
         memo = _memo(backend)
         sql = memo.get(key)
         if sql is not None:
             memo.move_to_end(key)
     if sql is None:
-        sql = str(backend.compile(build()))
+        expr = build()
+        if _needs_registration(expr):
+            backend._run_pre_execute_hooks(expr)  # what Ibis's own execute does first
+            return str(backend.compile(expr))
+        sql = str(backend.compile(expr))
         with _compiled_lock:
             memo[key] = sql
             if len(memo) > COMPILED_PER_BACKEND:
@@ -229,7 +290,7 @@ def to_rows(
     For small results read by Python (a few hundred aggregated rows): building a DataFrame
     costs more than the rows' own use of it."""
     if backend.name != "duckdb":
-        df = build().to_pandas()
+        df = to_frame(backend, key, build)
         return [str(c) for c in df.columns], list(df.itertuples(index=False, name=None))
     con: Any = backend.con  # the DuckDB connection
     rel = con.sql(_compiled_sql(backend, key, build))
