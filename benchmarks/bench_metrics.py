@@ -20,6 +20,8 @@ alone, as the dashboards ask them (definitions and targets read once per round):
 over all of them from the rollup and by the plain query (the goal: p95 at most 100 ms at 1M
 responses), and the same headline question read right after each batch of 20 new responses
 (the rollup brought in step first).
+With ``--postgres URL``, the same two metrics at the smallest size on PostgreSQL against the
+same hand-written SQL, with and without the statements kept per database.
 Then the same two metrics on Spark (local[*]) over the Parquet lake of the smallest size, as
 ``cxm metrics --engine spark --lake DIR`` computes them. The default sizes run in well under a
 minute; ``--sizes`` up to 10,000,000 takes a few minutes and several GB of memory.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import statistics
 import tempfile
 import time
@@ -190,6 +193,59 @@ def one_size(tmp: Path, responses: int, runs: int, lake: Path | None) -> dict[st
             min(cpus[1], cpus[3]))}  # fmt: skip
 
 
+def on_postgres(url: str, responses: int, runs: int) -> None:
+    """The same two metrics on PostgreSQL (a database of its own, dropped after): ``compute``
+    as the server runs it (statements kept per database), ``compute`` building and compiling
+    every statement each time (the kept statements cleared before each call), and the
+    hand-written SQL (the floor, on the same Ibis connection), with ratios and CPU."""
+    import secrets
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    kept = importlib.import_module("cxm.store.analytics")
+    admin_url = make_url(url)
+    name = f"cxm_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        eng = create_engine(admin_url.set(database=name).render_as_string(hide_password=False))
+        upgrade(eng)
+        rows = synthetic.write(eng, max(10, responses * 2 // MONTHS), MONTHS)
+        backend = analytics(eng)
+        con: Any = backend.con  # the psycopg connection
+
+        def cxm() -> None:
+            compute(backend, "nps", by=BY)
+            compute(backend, "csat", by=BY)
+
+        def uncached() -> None:
+            with kept._compiled_lock:
+                kept._compiled_by_file.clear()
+            cxm()
+
+        def floor() -> None:
+            with con.cursor() as cur:
+                cur.execute(FLOOR_NPS).fetchall()
+                cur.execute(FLOOR_CSAT).fetchall()
+
+        c50, _ = timed(cxm, runs)
+        u50, _ = timed(uncached, runs)
+        f50, _ = timed(floor, runs)
+        cc, uc, fc = cpu(cxm, runs), cpu(uncached, runs), cpu(floor, runs)
+        print(f"PostgreSQL, {rows['responses']:,} responses: compute p50 {c50:.1f} ms "
+              f"({c50 / f50:.2f}x the hand-written SQL, {f50:.1f} ms); building and compiling "
+              f"each time p50 {u50:.1f} ms ({u50 / f50:.2f}x); CPU of this process p50 "
+              f"{cc:.1f} / {uc:.1f} / {fc:.1f} ms")  # fmt: skip
+        backend.disconnect()
+        eng.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="10000,100000",
@@ -197,6 +253,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10,000 responses only")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--postgres", metavar="URL", default=None,
+                    help="also time the smallest size on PostgreSQL: a server URL whose "
+                         "database the benchmark may create and drop others on, e.g. "
+                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")  # fmt: skip
     args = ap.parse_args()
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     print(f"{'responses':>10} | {'cxm p50':>9} {'p95':>9} | {'plain p50':>9} {'p95':>9} | "
@@ -230,6 +290,8 @@ def main() -> None:
             print(f"{r['responses']:>10,} | rollup p50 {b50:6.1f}ms p95 {b95:6.1f}ms | plain "
                   f"query p50 {q50:6.1f}ms p95 {q95:6.1f}ms | p95 {q95 / b95:5.1f}x faster | "
                   f"after 20 new responses p50 {w50:6.1f}ms p95 {w95:6.1f}ms")  # fmt: skip
+        if args.postgres:
+            on_postgres(args.postgres, sizes[0], args.runs or 15)
         if args.no_spark:
             return
         full, again = results[0]["exports"]
