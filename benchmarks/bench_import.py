@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -92,8 +93,18 @@ def main() -> None:
     parser.add_argument(
         "--rows", type=str, default="100000", help="comma-separated sizes, e.g. 100000,1000000"
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=importer.BATCH,
+        help="rows per transaction (default %(default)s); smaller ones make the later batches "
+        "resolve against the people the first one stored, as a file of more rows does",
+    )
     args = parser.parse_args()
+    importer.BATCH = args.batch
     sizes = [20_000] if args.quick else [int(x) for x in args.rows.split(",")]
+    # The machine may be shared: CPU seconds are the steadier figure, and the load says why.
+    print("load average: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print("format    rows        cxm rows/s   keyed-insert floor rows/s   ratio   "
           "floor with customer ids rows/s   ratio   "
           "CPU s: cxm / floor / floor with ids")  # fmt: skip
@@ -118,6 +129,7 @@ def main() -> None:
                   f"{ours / theirs:.2f}x   {with_ids:>30,.0f}   "
                   f"{ours / with_ids:.2f}x   {used:.2f} / {base_cpu:.2f} / "
                   f"{owned_cpu:.2f}")  # fmt: skip
+    print("load average: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ interactions = sa.Table(
     sa.Column("context", sa.JSON),
     sa.Column("source", sa.String(16), nullable=False),  # api, segment, import
 )
-# One customer's log (customer 360, privacy). Migration 0007: DuckDB keeps only the first,
-# whose single column its planner can scan; PostgreSQL has both.
-sa.Index("ix_interactions_customer", interactions.c.customer_id)
+# One customer's log (customer 360, privacy) and the log by name and time (triggers, journeys).
+# Each engine has only the indexes its planner scans (migrations 0007 and 0025): DuckDB scans
+# an index only for a filter on its single column, so it has ix_interactions_customer alone;
+# PostgreSQL has the two composite ones (the first serves lookups by customer_id too).
+sa.Index("ix_interactions_customer", interactions.c.customer_id)  # DuckDB
 sa.Index("ix_interactions_customer_time", interactions.c.customer_id, interactions.c.event_time)
 sa.Index("ix_interactions_name_time", interactions.c.name, interactions.c.event_time)
