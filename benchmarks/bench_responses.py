@@ -11,6 +11,10 @@ whether or not earlier ones have finished, and its latency counts from that sche
 rates, p50/p99 latency, errors, and, as the baseline, the latency of one submission at a time on
 the same server. Goal: p99 at most 50 ms at 200/s for 60 s (``--seconds 60``), no error.
 Every acknowledged answer is then checked in the store.
+
+Latency depends on what else the machine runs; the server's own CPU time per submission
+(user + system seconds of the server process, read from ``/proc/<pid>/stat`` before and after
+each phase, divided by the submissions) does much less, and says what rate one core could hold.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ def free_port() -> int:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used (all its threads; Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tokens(engine: sa.Engine, n: int) -> list[str]:
@@ -139,8 +149,11 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
             page = httpx.get(f"{base}/s/{todo[-1]}")
+            cpu0 = cpu_seconds(server.pid)
             serial = asyncio.run(one_at_a_time(base, todo[n : n + serial_n]))
+            cpu1 = cpu_seconds(server.pid)
             latencies, errors, took = asyncio.run(offered(base, todo[:n], args.rate))
+            cpu2 = cpu_seconds(server.pid)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=120)
@@ -160,6 +173,9 @@ def main() -> None:
           f"(goal: p99 at most 50 ms)")  # fmt: skip
     print(f"baseline, one submission at a time: p50 {percentile(serial, 0.5):.1f} ms, "
           f"p99 {percentile(serial, 0.99):.1f} ms")  # fmt: skip
+    print(f"server CPU per submission: {1000 * (cpu2 - cpu1) / n:.2f} ms under load, "
+          f"{1000 * (cpu1 - cpu0) / serial_n:.2f} ms one at a time "
+          f"(user + system, all threads; {os.getloadavg()[0]:.1f} load average)")  # fmt: skip
     print(f"ratio p99 under load / p50 alone: "
           f"{percentile(latencies, 0.99) / percentile(serial, 0.5):.1f}x")  # fmt: skip
     print(
