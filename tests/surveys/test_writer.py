@@ -17,7 +17,7 @@ from cxm.store import utcnow
 from cxm.surveys import service
 from cxm.surveys.tables import invitations, response_answers, responses
 from cxm.surveys.writer import AnswerWriter, deferred
-from tests.surveys.conftest import apply
+from tests.surveys.conftest import DELIVERY, apply
 
 
 def _tokens(engine: Engine, n: int) -> list[str]:
@@ -93,8 +93,15 @@ def _page_step(token: str, score: str, commits: list[int]) -> Callable[[Connecti
 
 def _held(writer: AnswerWriter) -> tuple[threading.Event, Future[object]]:
     """A step that keeps the writer busy until released, so the next steps queue up."""
-    release = threading.Event()
-    return release, writer.submit(lambda conn: release.wait(30))
+    release, holding = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> bool:
+        holding.set()
+        return release.wait(30)
+
+    held = writer.submit(hold)
+    assert holding.wait(30)  # its transaction's steps are fixed: the next ones queue
+    return release, held
 
 
 def test_steps_of_one_key_never_share_a_transaction_and_see_each_others_writes(
@@ -162,3 +169,32 @@ def test_a_group_whose_deferred_writes_fail_is_written_step_by_step(engine: Engi
         answered = conn.execute(sa.select(response_answers.c.response_id)).scalars().all()
     assert sorted(stored) == sorted((g[1], 4) for g in good)  # type: ignore[index]
     assert sorted(answered) == sorted(g[1] for g in good)  # type: ignore[index]
+
+
+def test_a_shared_transaction_reads_the_current_version_once_and_never_keeps_it(
+    engine: Engine,
+) -> None:
+    tokens = _tokens(engine, 4)
+    lookups: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "surveys.current_version" in statement:
+            lookups.append(statement)
+
+    def version_of(token: str) -> Callable[[Connection], int]:
+        return lambda conn: service.session_for_token(conn, token, record=False).version
+
+    event.listen(engine, "before_cursor_execute", count)
+    writer = AnswerWriter(engine)
+    try:
+        release, held = _held(writer)
+        together = [writer.submit(version_of(t), key=t) for t in tokens[:3]]
+        release.set()
+        wait([held, *together])
+        assert [f.result() for f in together] == [1, 1, 1]
+        assert len(lookups) == 1  # three steps, one transaction, one read of the version
+        with engine.begin() as conn:
+            apply(conn, DELIVERY.replace("How satisfied are you?", "Happy with it?"))
+        assert writer.submit(version_of(tokens[3]), key=tokens[3]).result() == 2
+    finally:
+        writer.close()

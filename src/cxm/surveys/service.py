@@ -211,19 +211,29 @@ def published_definition(
 
 def current_definition(conn: Connection, key: str) -> tuple[int, SurveyDefinition]:
     """The current version of survey ``key`` and its definition (shared, as
-    ``published_definition``); NotFound naming the known surveys when there is no such survey."""
-    row = conn.execute(
-        sa.select(surveys.c.current_version, survey_versions.c.digest)
-        .select_from(surveys.outerjoin(survey_versions, sa.and_(
-            survey_versions.c.survey_key == surveys.c.key,
-            survey_versions.c.version == surveys.c.current_version,
-        )))
-        .where(surveys.c.key == key)
-    ).first()  # fmt: skip
-    if row is None:
-        raise _unknown_survey(conn, key)
-    version = int(row.current_version)
-    return version, published_definition(conn, key, version, row.digest)
+    ``published_definition``); NotFound naming the known surveys when there is no such survey.
+
+    In the answer writer's shared transaction the version is read once for all its steps: no
+    step publishes, so every step would read the same."""
+    pending = deferred(conn)
+    memo = ("current survey version", key)
+    found: tuple[int, str | None] | None = pending.memo.get(memo) if pending else None
+    if found is None:
+        row = conn.execute(
+            sa.select(surveys.c.current_version, survey_versions.c.digest)
+            .select_from(surveys.outerjoin(survey_versions, sa.and_(
+                survey_versions.c.survey_key == surveys.c.key,
+                survey_versions.c.version == surveys.c.current_version,
+            )))
+            .where(surveys.c.key == key)
+        ).first()  # fmt: skip
+        if row is None:
+            raise _unknown_survey(conn, key)
+        found = int(row.current_version), row.digest
+        if pending is not None:
+            pending.memo[memo] = found
+    version, digest = found
+    return version, published_definition(conn, key, version, digest)
 
 
 def current_version(conn: Connection, key: str) -> int:

@@ -46,6 +46,9 @@ class Deferred:
     def __init__(self) -> None:
         self._inserts: dict[sa.Table, list[dict[str, Any]]] = {}
         self._updates: dict[tuple[sa.Table, str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        # What no step of the transaction changes (a survey's current version), read by the
+        # first step that needs it and reused by the others.
+        self.memo: dict[Hashable, Any] = {}
 
     def insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` (dicts keyed by column name) at the end of the transaction."""
