@@ -16,7 +16,7 @@ Latency depends on what else the machine runs; the server's own CPU time per sub
 (user + system seconds of the server process, read from ``/proc/<pid>/stat`` before and after
 each phase, divided by the submissions) does much less, and says what rate one core could hold.
 It is printed as measured and net of what the idle server spends meanwhile (its job worker
-and periodic scans, measured over ``IDLE`` seconds before the phases).
+and periodic scans, measured over ``IDLE`` seconds after the phases, its start-up work done).
 """
 
 from __future__ import annotations
@@ -157,14 +157,13 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
             page = httpx.get(f"{base}/s/{todo[-1]}")
-            idle0 = cpu_seconds(server.pid)
-            time.sleep(IDLE)
-            background = (cpu_seconds(server.pid) - idle0) / IDLE  # CPU seconds per second
             cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
             serial = asyncio.run(one_at_a_time(base, todo[n : n + serial_n]))
             cpu1, serial_took = cpu_seconds(server.pid), time.perf_counter() - t0
             latencies, errors, took = asyncio.run(offered(base, todo[:n], args.rate))
             cpu2 = cpu_seconds(server.pid)
+            time.sleep(IDLE)  # the idle server's own work, its start-up work done
+            background = (cpu_seconds(server.pid) - cpu2) / IDLE  # CPU seconds per second
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=120)
