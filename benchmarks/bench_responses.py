@@ -11,6 +11,12 @@ whether or not earlier ones have finished, and its latency counts from that sche
 rates, p50/p99 latency, errors, and, as the baseline, the latency of one submission at a time on
 the same server. Goal: p99 at most 50 ms at 200/s for 60 s (``--seconds 60``), no error.
 Every acknowledged answer is then checked in the store.
+
+Latency depends on what else the machine runs; the server's own CPU time per submission
+(user + system seconds of the server process, read from ``/proc/<pid>/stat`` before and after
+each phase, divided by the submissions) does much less, and says what rate one core could hold.
+It is printed as measured and net of what the idle server spends meanwhile (its job worker
+and periodic scans, measured over ``IDLE`` seconds after the phases, its start-up work done).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from cxm.surveys.facts import invitations_table as invitations
 from cxm.surveys.facts import response_answers
 
 SURVEY = "support_csat"
+IDLE = 3.0  # seconds the idle server's own CPU use is measured
+first_errors: list[str] = []  # what the first failed submissions got, to print
 
 
 def free_port() -> int:
@@ -51,6 +59,12 @@ def free_port() -> int:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used (all its threads; Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tokens(engine: sa.Engine, n: int) -> list[str]:
@@ -72,6 +86,7 @@ async def offered(base: str, todo: list[str], rate: float) -> tuple[list[float],
     """Send one submission per token at ``rate``/s; (latencies in ms, errors, seconds)."""
     latencies: list[float] = []
     errors = 0
+    first_errors.clear()
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
 
@@ -81,10 +96,13 @@ async def offered(base: str, todo: list[str], rate: float) -> tuple[list[float],
             try:
                 r = await client.post(f"/s/{token}", data={"q": "csat", "a": "4"})
                 ok = r.status_code in (200, 303)
-            except httpx.HTTPError:
-                ok = False
+                what = f"{r.status_code}: {r.text[-300:]}"
+            except httpx.HTTPError as exc:
+                ok, what = False, repr(exc)
             latencies.append((time.perf_counter() - due) * 1000)
             errors += not ok
+            if not ok and len(first_errors) < 3:
+                first_errors.append(what)
 
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(one(t, start + i / rate) for i, t in enumerate(todo)))
@@ -139,8 +157,13 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
             page = httpx.get(f"{base}/s/{todo[-1]}")
+            cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
             serial = asyncio.run(one_at_a_time(base, todo[n : n + serial_n]))
+            cpu1, serial_took = cpu_seconds(server.pid), time.perf_counter() - t0
             latencies, errors, took = asyncio.run(offered(base, todo[:n], args.rate))
+            cpu2 = cpu_seconds(server.pid)
+            time.sleep(IDLE)  # the idle server's own work, its start-up work done
+            background = (cpu_seconds(server.pid) - cpu2) / IDLE  # CPU seconds per second
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=120)
@@ -155,11 +178,22 @@ def main() -> None:
     print(f"survey page weight: {len(page.content)} bytes (HTML+CSS, no JavaScript; limit 50000)")
     print(f"offered {args.rate:.0f}/s for {seconds:.0f} s ({n} submissions): served "
           f"{acknowledged / took:.1f}/s, errors {errors}")  # fmt: skip
+    for what in first_errors:
+        print(f"  error: {what}")
     print(f"latency from scheduled send: p50 {percentile(latencies, 0.5):.1f} ms, "
           f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms "
           f"(goal: p99 at most 50 ms)")  # fmt: skip
     print(f"baseline, one submission at a time: p50 {percentile(serial, 0.5):.1f} ms, "
           f"p99 {percentile(serial, 0.99):.1f} ms")  # fmt: skip
+    loaded, alone = (cpu2 - cpu1) / n, (cpu1 - cpu0) / serial_n
+    print(f"server CPU per submission: {1000 * loaded:.2f} ms under load, "
+          f"{1000 * alone:.2f} ms one at a time (user + system, all threads; "
+          f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    net_loaded = loaded - background * took / n
+    net_alone = alone - background * serial_took / serial_n
+    print(f"  net of the idle server's own {1000 * background:.1f} ms/s: "
+          f"{1000 * net_loaded:.2f} ms under load, "
+          f"{1000 * net_alone:.2f} ms one at a time")  # fmt: skip
     print(f"ratio p99 under load / p50 alone: "
           f"{percentile(latencies, 0.99) / percentile(serial, 0.5):.1f}x")  # fmt: skip
     print(

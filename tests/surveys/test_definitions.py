@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 
 from cxm.errors import Invalid
+from cxm.store import create_engine, upgrade
 from cxm.surveys import service
 from cxm.surveys.schemas import parse_logic
 from cxm.surveys.tables import survey_versions, surveys
@@ -89,3 +92,50 @@ def test_logic_parser_reads_and_or() -> None:
     assert [[c.question for c in g] for g in logic] == [["nps", "reason"], ["nps"]]
     with pytest.raises(ValueError):
         parse_logic("nps <=")
+
+
+def test_a_new_version_is_answered_as_soon_as_it_is_published(engine: Engine) -> None:
+    with engine.begin() as conn:
+        apply(conn)
+        token = service.create_invitation(conn, "delivery_csat").token
+        assert token is not None
+        first = service.session_for_token(conn, token)  # version 1, parsed and kept
+        apply(conn, DELIVERY.replace("How satisfied are you?", "Happy with it?"))
+        later = service.session_for_token(conn, token)  # nothing answered yet: the current one
+        started = service.session_for_token(conn, token)
+        service.save_answer(conn, started, "csat", ["4"])
+    assert (first.version, first.defn.questions[0].text["en"]) == (1, "How satisfied are you?")
+    assert (later.version, later.defn.questions[0].text["en"]) == (2, "Happy with it?")
+    with engine.begin() as conn:
+        apply(conn, DELIVERY.replace("How satisfied are you?", "Pleased?"))  # version 3
+        resumed = service.session_for_token(conn, token)
+    # A response started on version 2 is finished on version 2, whatever is current.
+    assert (resumed.version, resumed.defn.questions[0].text["en"]) == (2, "Happy with it?")
+
+
+def test_kept_definitions_never_cross_surveys_or_stores(engine: Engine, tmp_path: Path) -> None:
+    other = create_engine(f"duckdb:///{tmp_path / 'other.duckdb'}")
+    upgrade(other)
+    try:
+        texts = {engine: "In this store?", other: "In the other store?"}
+        tokens = {}
+        for store, text in texts.items():  # the same survey key and version 1 in each store
+            with store.begin() as conn:
+                apply(conn, DELIVERY.replace("How satisfied are you?", text))
+                apply(conn, DELIVERY.replace("delivery_csat", "pickup_csat"))
+                tokens[store] = [
+                    service.create_invitation(conn, key).token
+                    for key in ("delivery_csat", "pickup_csat")
+                ]
+        for _ in range(2):  # the second round is served from what the first one kept
+            for store, text in texts.items():
+                with store.begin() as conn:
+                    delivery, pickup = (
+                        service.session_for_token(conn, str(t)) for t in tokens[store]
+                    )
+                assert (delivery.defn.key, delivery.version) == ("delivery_csat", 1)
+                assert delivery.defn.questions[0].text["en"] == text
+                assert (pickup.defn.key, pickup.version) == ("pickup_csat", 1)
+                assert pickup.defn.questions[0].text["en"] == "How satisfied are you?"
+    finally:
+        other.dispose()

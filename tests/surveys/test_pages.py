@@ -187,3 +187,36 @@ def test_page_scores_accept_whole_numbers_as_written_and_refuse_fractions(
     assert done.status_code == 200
     with seeded.connect() as conn:
         assert conn.execute(sa.select(responses.c.nps)).scalar() == 9
+
+
+def _stored(engine: Engine) -> tuple[dict[str, object], dict[str, object]]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(responses)).mappings().one()
+        answers = dict(
+            conn.execute(
+                sa.select(response_answers.c.question_id, response_answers.c.value_text)
+            ).all()
+        )
+    return dict(row), answers
+
+
+def test_a_changed_answer_drops_the_answers_it_now_hides(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    token = _invite(seeded)
+    app_client.post(f"/s/{token}", data={"q": "csat", "a": "2"})
+    app_client.post(f"/s/{token}", data={"q": "what_wrong", "a": "late"})
+    assert _stored(seeded)[0]["comment"] == "late"
+    back = app_client.post(f"/s/{token}", data={"q": "csat", "a": "5"})  # changed: no complaint
+    assert back.status_code == 200 and "Main reason?" in back.text
+    row, answers = _stored(seeded)
+    assert (row["csat"], row["comment"], row["completed"]) == (5, None, False)
+    assert set(answers) == {"csat", "touchpoint"}
+    with seeded.begin() as conn:  # the same through the service, writing at once
+        session = service.session_for_token(conn, token)
+        service.save_answer(conn, session, "csat", ["1"])
+        service.save_answer(conn, session, "what_wrong", ["cold"])
+        service.save_answer(conn, session, "csat", ["4"])
+    row, answers = _stored(seeded)
+    assert (row["csat"], row["comment"]) == (4, None)
+    assert set(answers) == {"csat", "touchpoint"}

@@ -3,7 +3,9 @@ its commit; a failing step fails alone."""
 
 from __future__ import annotations
 
-from concurrent.futures import wait
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, wait
 
 import pytest
 import sqlalchemy as sa
@@ -11,10 +13,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from cxm.org import service as org
+from cxm.store import utcnow
 from cxm.surveys import service
-from cxm.surveys.tables import response_answers, responses
-from cxm.surveys.writer import AnswerWriter
-from tests.surveys.conftest import apply
+from cxm.surveys.tables import invitations, response_answers, responses
+from cxm.surveys.writer import AnswerWriter, deferred
+from tests.surveys.conftest import DELIVERY, apply
 
 
 def _tokens(engine: Engine, n: int) -> list[str]:
@@ -74,3 +77,124 @@ def test_a_failing_step_fails_alone_and_leaves_nothing_behind(engine: Engine) ->
         answers = conn.execute(sa.select(sa.func.count()).select_from(response_answers)).scalar()
     assert sorted(stored) == sorted((i, 4) for i in good)
     assert answers == len(good)  # the broken step's answer was rolled back with it
+
+
+def _page_step(token: str, score: str, commits: list[int]) -> Callable[[Connection], object]:
+    """What ``POST /s/{token}`` does: the open and the answer, its writes left to the writer."""
+
+    def work(conn: Connection) -> tuple[int, str | None, bool]:
+        session = service.session_for_token(conn, token, record=False)
+        service.save_answer(conn, session, "csat", [score])
+        service.record_open(conn, session)
+        return len(commits), session.response_id, deferred(conn) is not None
+
+    return work
+
+
+def _held(writer: AnswerWriter) -> tuple[threading.Event, Future[object]]:
+    """A step that keeps the writer busy until released, so the next steps queue up."""
+    release, holding = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> bool:
+        holding.set()
+        return release.wait(30)
+
+    held = writer.submit(hold)
+    assert holding.wait(30)  # its transaction's steps are fixed: the next ones queue
+    return release, held
+
+
+def test_steps_of_one_key_never_share_a_transaction_and_see_each_others_writes(
+    engine: Engine,
+) -> None:
+    tokens = _tokens(engine, 3)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    writer = AnswerWriter(engine)
+    try:
+        release, held = _held(writer)
+        steps = [(tokens[0], "2"), (tokens[1], "4"), (tokens[0], "5"), (tokens[2], "3")]
+        futures = [writer.submit(_page_step(t, s, commits), key=t) for t, s in steps]
+        release.set()
+        wait([held, *futures])
+        done = [f.result() for f in futures]
+    finally:
+        writer.close()
+    assert all(d[2] for d in done)  # every step left its writes to the end of its transaction
+    assert done[0][0] == done[1][0]  # two respondents shared a transaction ...
+    assert done[0][0] != done[2][0]  # ... one respondent's two steps did not,
+    assert done[0][1] == done[2][1]  # and the second step found the response the first began
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(invitations.c.token, responses.c.csat, invitations.c.opened_at)
+            .join(responses, responses.c.id == invitations.c.response_id)
+        ).all()  # fmt: skip
+        answers = conn.execute(sa.select(sa.func.count()).select_from(response_answers)).scalar()
+    assert sorted((t, csat) for t, csat, _ in stored) == sorted(
+        [(tokens[0], 5), (tokens[1], 4), (tokens[2], 3)]
+    )
+    assert all(opened is not None for _, _, opened in stored)
+    assert answers == 3  # the changed answer replaced the first, and no response twice
+
+
+def test_a_group_whose_deferred_writes_fail_is_written_step_by_step(engine: Engine) -> None:
+    tokens = _tokens(engine, 4)
+    commits: list[int] = []
+
+    def clash(conn: Connection) -> str:
+        pending = deferred(conn)
+        assert pending is not None
+        row = {
+            "response_id": "clash", "question_id": "csat", "question_type": "csat",
+            "value_number": 1.0, "value_text": None, "value_list": None, "answered_at": utcnow(),
+        }  # fmt: skip
+        pending.insert(response_answers, [row, dict(row)])  # one key twice: refused at the end
+        return "clash"
+
+    writer = AnswerWriter(engine)
+    try:
+        release, held = _held(writer)
+        futures = [writer.submit(_page_step(t, "4", commits), key=t) for t in tokens[:2]]
+        futures.append(writer.submit(clash, key="clash"))
+        futures += [writer.submit(_page_step(t, "4", commits), key=t) for t in tokens[2:]]
+        release.set()
+        wait([held, *futures])
+    finally:
+        writer.close()
+    with pytest.raises(sa.exc.DBAPIError):
+        futures[2].result()
+    good = [f.result() for i, f in enumerate(futures) if i != 2]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(responses.c.id, responses.c.csat)).all()
+        answered = conn.execute(sa.select(response_answers.c.response_id)).scalars().all()
+    assert sorted(stored) == sorted((g[1], 4) for g in good)  # type: ignore[index]
+    assert sorted(answered) == sorted(g[1] for g in good)  # type: ignore[index]
+
+
+def test_a_shared_transaction_reads_the_current_version_once_and_never_keeps_it(
+    engine: Engine,
+) -> None:
+    tokens = _tokens(engine, 4)
+    lookups: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "surveys.current_version" in statement:
+            lookups.append(statement)
+
+    def version_of(token: str) -> Callable[[Connection], int]:
+        return lambda conn: service.session_for_token(conn, token, record=False).version
+
+    event.listen(engine, "before_cursor_execute", count)
+    writer = AnswerWriter(engine)
+    try:
+        release, held = _held(writer)
+        together = [writer.submit(version_of(t), key=t) for t in tokens[:3]]
+        release.set()
+        wait([held, *together])
+        assert [f.result() for f in together] == [1, 1, 1]
+        assert len(lookups) == 1  # three steps, one transaction, one read of the version
+        with engine.begin() as conn:
+            apply(conn, DELIVERY.replace("How satisfied are you?", "Happy with it?"))
+        assert writer.submit(version_of(tokens[3]), key=tokens[3]).result() == 2
+    finally:
+        writer.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -159,11 +159,18 @@ def _unit_of_work(request: Request, work: Callable[[Connection], Response]) -> R
         return _message(request, lang, ui(lang)["slow"], str(exc), 409)
 
 
-async def _step(request: Request, work: Callable[[Connection], Response]) -> Response:
+async def _step(
+    request: Request, work: Callable[[Connection], Response], key: Hashable
+) -> Response:
     """A respondent's step through the app's answer writer (off the event loop, its
-    transaction shared with the steps of other respondents, answered after the commit)."""
+    transaction shared with the steps of other respondents, answered after the commit).
+
+    ``key`` names the rows the step reads and writes (its invitation's token, its response);
+    steps of one key never share a transaction, so each may leave its writes to the writer.
+    """
     try:
-        return await writer_for(request.app.state, get_engine(request)).run(work)
+        writer = writer_for(request.app.state, get_engine(request))
+        return await writer.run(work, key=key)
     except Conflict as exc:
         lang = request.query_params.get("lang") or "en"
         return _message(request, lang, ui(lang)["slow"], str(exc), 409)
@@ -270,7 +277,7 @@ async def open_submit(request: Request, survey: str) -> Response:
             return _render(request, session, lang, target)
         return RedirectResponse(_with_lang(target, lang), status_code=303)
 
-    return await _step(request, work)
+    return await _step(request, work, object())  # a new response: no other step reads it
 
 
 @router.get("/s/open/{survey}/{response_id}", response_class=HTMLResponse)
@@ -303,7 +310,7 @@ async def open_continue_submit(request: Request, survey: str, response_id: str) 
         path = f"/s/open/{survey}/{response_id}"
         return _answer(request, conn, session, qid, values, lang, path)
 
-    return await _step(request, work)
+    return await _step(request, work, ("response", response_id))
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
@@ -324,16 +331,19 @@ async def invitation_submit(request: Request, token: str) -> Response:
     qid, values, chosen, bot = await _form(request)
 
     def work(conn: Connection) -> Response:
-        try:
-            session = service.session_for_token(conn, token)
+        try:  # the open is written with the answer's own writes (one invitation update)
+            session = service.session_for_token(conn, token, record=False)
         except (NotFound, Conflict, Expired) as exc:
             return _problem(request, exc)
         lang = _language(request, session, chosen)
         if bot:
-            return _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
-        return _answer(request, conn, session, qid, values, lang, f"/s/{token}")
+            page: Response = _message(request, lang, ui(lang)["thanks"], ui(lang)["thanks_text"])
+        else:
+            page = _answer(request, conn, session, qid, values, lang, f"/s/{token}")
+        service.record_open(conn, session)  # when no answer was saved
+        return page
 
-    return await _step(request, work)
+    return await _step(request, work, ("token", token))
 
 
 def _invitation_customer(conn: Connection, token: str) -> tuple[str, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
@@ -29,6 +31,7 @@ from cxm.surveys.tables import (
     surveys,
     trigger_rules,
 )
+from cxm.surveys.writer import deferred
 from cxm.yamldoc import YamlDoc, read, validate
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -140,14 +143,18 @@ def apply_data(conn: Connection, data: Any, source: str = "request body") -> App
     return apply_definition(conn, YamlDoc(data, source))
 
 
+def _unknown_survey(conn: Connection, key: str) -> NotFound:
+    known = ", ".join(conn.execute(sa.select(surveys.c.key)).scalars()) or "none"
+    return NotFound(f"survey '{key}' does not exist; known: {known}")
+
+
 def get_definition(conn: Connection, key: str, version: int | None = None) -> SurveyDefinition:
     if version is None:
         version = conn.execute(
             sa.select(surveys.c.current_version).where(surveys.c.key == key)
         ).scalar()
         if version is None:
-            known = ", ".join(conn.execute(sa.select(surveys.c.key)).scalars()) or "none"
-            raise NotFound(f"survey '{key}' does not exist; known: {known}")
+            raise _unknown_survey(conn, key)
     data = conn.execute(
         sa.select(survey_versions.c.definition).where(
             survey_versions.c.survey_key == key, survey_versions.c.version == version
@@ -156,6 +163,77 @@ def get_definition(conn: Connection, key: str, version: int | None = None) -> Su
     if data is None:
         raise NotFound(f"survey '{key}' has no version {version}")
     return SurveyDefinition.model_validate(data)
+
+
+# Published versions never change (a changed definition is a new version), so a version's
+# parsed definition is kept per process. The digest is part of the key: another store (another
+# database, or a test's fresh one) holding a different definition under the same survey key and
+# version number has another digest, so it never gets this one's definition.
+DEFINITION_CACHE = 256  # parsed definitions kept, least recently used dropped first
+_definitions: OrderedDict[tuple[str, int, str], SurveyDefinition] = OrderedDict()
+_definitions_lock = threading.Lock()
+
+
+def published_definition(
+    conn: Connection, key: str, version: int, digest: str | None = None
+) -> SurveyDefinition:
+    """Version ``version`` of survey ``key``, parsed once per process and shared: read it,
+    never change it (``get_definition`` gives a private copy to edit).
+
+    ``digest`` is the version's ``survey_versions.digest`` when the caller already read it (no
+    statement then, once cached); NotFound when the survey has no such version.
+    """
+    if digest is not None:
+        with _definitions_lock:
+            found = _definitions.get((key, version, digest))
+            if found is not None:
+                _definitions.move_to_end((key, version, digest))
+                return found
+    row = conn.execute(
+        sa.select(survey_versions.c.definition, survey_versions.c.digest).where(
+            survey_versions.c.survey_key == key, survey_versions.c.version == version
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"survey '{key}' has no version {version}")
+    cached = (key, version, row.digest)
+    with _definitions_lock:
+        found = _definitions.get(cached)
+    if found is not None:
+        return found
+    defn = SurveyDefinition.model_validate(row.definition)
+    with _definitions_lock:
+        _definitions[cached] = defn
+        while len(_definitions) > DEFINITION_CACHE:
+            _definitions.popitem(last=False)
+    return defn
+
+
+def current_definition(conn: Connection, key: str) -> tuple[int, SurveyDefinition]:
+    """The current version of survey ``key`` and its definition (shared, as
+    ``published_definition``); NotFound naming the known surveys when there is no such survey.
+
+    In the answer writer's shared transaction the version is read once for all its steps: no
+    step publishes, so every step would read the same."""
+    pending = deferred(conn)
+    memo = ("current survey version", key)
+    found: tuple[int, str | None] | None = pending.memo.get(memo) if pending else None
+    if found is None:
+        row = conn.execute(
+            sa.select(surveys.c.current_version, survey_versions.c.digest)
+            .select_from(surveys.outerjoin(survey_versions, sa.and_(
+                survey_versions.c.survey_key == surveys.c.key,
+                survey_versions.c.version == surveys.c.current_version,
+            )))
+            .where(surveys.c.key == key)
+        ).first()  # fmt: skip
+        if row is None:
+            raise _unknown_survey(conn, key)
+        found = int(row.current_version), row.digest
+        if pending is not None:
+            pending.memo[memo] = found
+    version, digest = found
+    return version, published_definition(conn, key, version, digest)
 
 
 def current_version(conn: Connection, key: str) -> int:
@@ -395,6 +473,9 @@ class Session:
     answers: dict[str, Any] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     completed: bool = False
+    # When this request first opened the invitation, until that is written (``record_open``,
+    # or with the invitation's link to a new response in ``save_answer``).
+    opening: datetime | None = None
 
     def next_question(self) -> Any:
         for q in self.defn.questions:
@@ -426,8 +507,15 @@ def _load_answers(conn: Connection, session: Session) -> None:
             session.answers[q.id] = r["value_text"]
 
 
-def session_for_token(conn: Connection, token: str, now: datetime | None = None) -> Session:
-    """The session of an invitation; NotFound, Expired (410) or Conflict (used) otherwise."""
+def session_for_token(
+    conn: Connection, token: str, now: datetime | None = None, *, record: bool = True
+) -> Session:
+    """The session of an invitation; NotFound, Expired (410) or Conflict (used) otherwise.
+
+    The first visit records when the invitation was opened; with ``record=False`` that write
+    is left to the caller (``record_open``, or ``save_answer`` with the answer's own writes),
+    so a submission writes the invitation once.
+    """
     now = now or utcnow()
     inv = conn.execute(
         sa.select(invitations).where(invitations.c.token == token)
@@ -444,22 +532,40 @@ def session_for_token(conn: Connection, token: str, now: datetime | None = None)
         raise Conflict("This survey has already been answered. Thank you for your feedback!")
     if inv["expires_at"] is not None and inv["expires_at"] <= now:
         raise Expired("This survey link has expired. Thank you for wanting to help.")
-    if inv["opened_at"] is None:
+    opening = now if inv["opened_at"] is None else None
+    if opening is not None and record:
         conn.execute(
             invitations.update().where(invitations.c.id == inv["id"]).values(opened_at=now)
         )
-    version = response.survey_version if response else current_version(conn, inv["survey_key"])
+        opening = None
+    key = inv["survey_key"]
+    if response is not None:
+        version = response.survey_version
+        defn = published_definition(conn, key, version)
+    else:
+        try:
+            version, defn = current_definition(conn, key)
+        except NotFound:
+            raise NotFound(f"survey '{key}' does not exist") from None
     session = Session(
-        get_definition(conn, inv["survey_key"], version), version, inv["channel"],
+        defn, version, inv["channel"],
         response_id=inv["response_id"], invitation_id=inv["id"], customer_id=inv["customer_id"],
         touchpoint=inv["touchpoint_key"], trigger_event_id=inv["trigger_event_id"],
         language=(response.language if response else None) or inv["language"],
-        hidden=dict(inv["hidden"] or {}),
+        hidden=dict(inv["hidden"] or {}), opening=opening,
     )  # fmt: skip
     if session.language is None and session.customer_id:
         session.language = people.traits(conn, session.customer_id).get("language")
     _load_answers(conn, session)
     return session
+
+
+def record_open(conn: Connection, session: Session) -> None:
+    """Write when the invitation was first opened, if ``session_for_token(record=False)``
+    left it to be written and no answer has written it since."""
+    if session.opening is not None and session.invitation_id is not None:
+        _update(conn, invitations, {"id": session.invitation_id, "opened_at": session.opening})
+    session.opening = None
 
 
 def session_for_open(
@@ -468,7 +574,7 @@ def session_for_open(
 ) -> Session:  # fmt: skip
     """The session of an anonymous open link (a new one until the first answer is saved)."""
     if response_id is None:
-        defn = get_definition(conn, key)
+        version, defn = current_definition(conn, key)
         if not defn.open_link:
             raise NotFound(f"survey '{key}' has no open link")
         wanted = {q.id for q in defn.questions if q.type == "hidden"}
@@ -479,18 +585,25 @@ def session_for_open(
         }:
             del carried["touchpoint"]
         return Session(
-            defn, current_version(conn, key), channel[:32], hidden=carried,
+            defn, version, channel[:32], hidden=carried,
             touchpoint=carried.get("touchpoint"),
         )  # fmt: skip
     row = conn.execute(
-        sa.select(responses).where(responses.c.id == response_id, responses.c.survey_key == key)
+        sa.select(responses, survey_versions.c.digest.label("s_digest"))
+        .select_from(responses.outerjoin(survey_versions, sa.and_(
+            survey_versions.c.survey_key == responses.c.survey_key,
+            survey_versions.c.version == responses.c.survey_version,
+        )))
+        .where(responses.c.id == response_id, responses.c.survey_key == key)
     ).mappings().first()  # fmt: skip
     if row is None or row["invitation_id"] is not None:
         raise NotFound("This survey page is not known. Please start again from the link.")
     if row["completed"]:
         raise Conflict("This survey has already been answered. Thank you for your feedback!")
     session = Session(
-        get_definition(conn, key, row["survey_version"]), row["survey_version"], row["channel"],
+        published_definition(conn, key, row["survey_version"], row["s_digest"]),
+        row["survey_version"],
+        row["channel"],
         response_id=response_id, touchpoint=row["touchpoint_key"], language=row["language"],
     )  # fmt: skip
     _load_answers(conn, session)
@@ -582,14 +695,36 @@ def _start_response(conn: Connection, session: Session, source: str,
                      "value_text": str(value)[:500], "value_list": None, "answered_at": now}
                 )  # fmt: skip
     if hidden_rows:
-        conn.execute(response_answers.insert(), hidden_rows)
+        _insert(conn, response_answers, hidden_rows)
     if session.invitation_id:
-        conn.execute(
-            invitations.update()
-            .where(invitations.c.id == session.invitation_id)
-            .values(response_id=session.response_id)
-        )
+        opened = {} if session.opening is None else {"opened_at": session.opening}
+        _update(conn, invitations, {"id": session.invitation_id,
+                                    "response_id": session.response_id} | opened)  # fmt: skip
+        session.opening = None
     return row
+
+
+def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` now, or with the other respondents' at the end of a shared
+    transaction (``cxm.surveys.writer.deferred``)."""
+    pending = deferred(conn)
+    if pending is not None:
+        pending.insert(table, rows)
+    elif len(rows) == 1:
+        conn.execute(table.insert().values(rows[0]))
+    else:
+        conn.execute(table.insert(), rows)
+
+
+def _update(conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
+    """Set the columns in ``row`` of the row whose ``id`` is ``row["id"]``, now or deferred
+    as ``_insert``."""
+    pending = deferred(conn)
+    if pending is not None:
+        pending.update(table, "id", row)
+    else:
+        values = {c: v for c, v in row.items() if c != "id"}
+        conn.execute(table.update().where(table.c.id == row["id"]).values(values))
 
 
 def respondent_kind(survey_kind: str) -> str:
@@ -642,45 +777,40 @@ def save_answer(
     parsed = parse_answer(question, values)
     answer = parsed.value
     started = _start_response(conn, session, source, now) if session.response_id is None else None
-    if question.id in session.seen:  # answered before (every stored answer is in seen)
-        conn.execute(
-            response_answers.delete().where(
-                response_answers.c.response_id == session.response_id,
-                response_answers.c.question_id == question.id,
-            )
-        )
-    conn.execute(
-        response_answers.insert().values(
-            response_id=session.response_id, question_id=question.id,
-            question_type=question.type, answered_at=now, **parsed.columns(),
-        )
-    )  # fmt: skip
+    was_seen = question.id in session.seen  # answered before (every stored answer is in seen)
     session.seen.add(question.id)
     if answer is None:
         session.answers.pop(question.id, None)
     else:
         session.answers[question.id] = answer
     # An answer that changes the logic may hide questions answered before; drop them.
+    dropped = []
     for q in session.defn.questions:
         if q.type != "hidden" and q.id in session.seen and not visible(q, session.answers):
             session.seen.discard(q.id)
             session.answers.pop(q.id, None)
-            conn.execute(
-                response_answers.delete().where(
-                    response_answers.c.response_id == session.response_id,
-                    response_answers.c.question_id == q.id,
-                )
+            dropped.append(q.id)
+    gone = [question.id] * was_seen + [qid for qid in dropped if qid != question.id]
+    if gone and started is None:  # a new response has stored none of them
+        conn.execute(
+            response_answers.delete().where(
+                response_answers.c.response_id == session.response_id,
+                response_answers.c.question_id.in_(gone),
             )
+        )
+    if question.id not in dropped:
+        _insert(conn, response_answers, [{
+            "response_id": session.response_id, "question_id": question.id,
+            "question_type": question.type, "answered_at": now, **parsed.columns(),
+        }])  # fmt: skip
     session.completed = session.next_question() is None
     values_out = derived(session.defn, session.answers) | {"completed": session.completed}
     if session.completed:
         values_out["submitted_at"] = now
     if started is not None:  # a new response: one insert with its scores, not two statements
-        conn.execute(responses.insert().values(started | values_out))
+        _insert(conn, responses, [started | values_out])
     else:
-        conn.execute(
-            responses.update().where(responses.c.id == session.response_id).values(values_out)
-        )
+        _update(conn, responses, {"id": session.response_id} | values_out)
     return session
 
 

@@ -286,10 +286,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     app.add_api_route("/api/docs", headers.api_docs, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # The public survey pages first: routes are tried in order, and respondents' requests are
+    # the busiest (no other route matches /s/...).
+    app.include_router(survey_public.router)
     app.include_router(api_router())
-    # Outside /api/v1: Segment-compatible ingest, public survey pages, and the staff pages.
+    # Outside /api/v1: Segment-compatible ingest, in-product surveys, and the staff pages.
     for router in (
-        interactions_api.segment_router, survey_public.router, inproduct.router, sessions.router,
+        interactions_api.segment_router, inproduct.router, sessions.router,
         pages.router, dashboards.router, explore.router, survey_pages.router, cases.router,
         people.router, journey_pages.router, status.router,
     ):  # fmt: skip
