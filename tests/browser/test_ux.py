@@ -133,14 +133,15 @@ def test_the_menu_fits_at_1440_and_nothing_scrolls_sideways_at_390(
     assert len({round(cards.nth(i).bounding_box()["y"]) for i in range(cards.count())}) == 1  # type: ignore[index]
     screenshot(wide, "layout-1440")
     # Side by side, nothing spills out of its column (a long id once pushed the customer 360's
-    # journeys table over its timeline).
+    # journeys table over its timeline), and no table scrolls sideways at 1440 px (the admin's
+    # ownership matrix once hid its assign buttons).
     spilled = {}
     for path in [*ADMIN_PAGES, *_detail_pages(wide, demo_server)]:
         wide.goto(demo_server.url + path)
         over = wide.evaluate(
-            """() => [...document.querySelectorAll('.two-col > *')]
+            """() => [...document.querySelectorAll('.two-col > *, main table, main .scroll')]
                  .filter(c => c.scrollWidth > c.clientWidth + 1)
-                 .map(c => c.className || c.tagName)"""
+                 .map(c => c.tagName + '.' + c.className)"""
         )
         if over:
             spilled[path] = over
