@@ -252,3 +252,19 @@ def test_the_journeys_list_names_cases_and_steps_in_words(
     assert "Order id" in page and "Subscription renewed" in page
     for key in ("order_to_delivery", "order_placed", "order_id", "subscription_renewed"):
         assert key not in page, key
+
+
+def test_feedback_and_the_scorecard_name_themes(app_client: TestClient, seeded: Engine) -> None:
+    from cxm.text import jobs as text_jobs
+    from cxm.text import taxonomy
+    from tests.web.factories import company
+
+    company(seeded)  # "so friendly" at the support chat
+    with seeded.begin() as conn:
+        taxonomy.apply(conn, taxonomy.starter_doc())
+    text_jobs.annotate_bulk(seeded, semantic=False)
+    client = as_role(app_client, seeded, "cx_lead")
+    for path in ("/feedback", "/feedback?theme=staff_friendliness", "/departments/service"):
+        page = _text(client.get(path).text)
+        assert "Staff friendliness" in page, path
+        assert "staff_friendliness" not in page, path  # the key stays in URLs and values only
