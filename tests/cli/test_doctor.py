@@ -35,3 +35,21 @@ def test_a_store_without_its_schema_fails_and_says_to_run_init(
     assert out.exit_code == 1
     assert "FAIL migrations: the store has no schema yet" in out.output
     assert "fix: run: cxm init" in out.output and "1 check(s) failed" in out.output
+
+
+def test_a_missing_postgres_database_fails_and_says_how_to_create_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import POSTGRES_URL
+
+    url = make_url(POSTGRES_URL).set(database="cxm_doctor_nowhere")
+    monkeypatch.setenv("CXM_DATABASE_URL", url.render_as_string(hide_password=False))
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    out = runner.invoke(app, ["doctor"])
+    assert out.exit_code == 1
+    (store,) = [line for line in out.output.splitlines() if line.startswith("FAIL store")]
+    assert 'database "cxm_doctor_nowhere" does not exist' in store
+    assert "OperationalError" not in out.output and "Traceback" not in out.output
+    assert "fix: create it (createdb cxm_doctor_nowhere)" in out.output

@@ -101,3 +101,37 @@ def test_an_uninitialised_store_is_a_failure_of_the_system(
     monkeypatch.setenv("CXM_DATABASE_URL", f"duckdb:///{tmp_path / 'fresh.duckdb'}")
     out = runner.invoke(app, ["cases", "list"])
     assert out.exit_code == 1 and "cxm init" in out.output
+
+
+def test_assigning_a_queued_case_to_an_agent_names_the_queue_and_team_moves_it(
+    env: Engine,
+) -> None:
+    from cxm.actions import service
+    from cxm.org.scope import Scope
+    from cxm.yamldoc import parse
+    from tests.actions.conftest import (
+        DETRACTOR_RULES,
+        add_agent,
+        add_customer,
+        add_response,
+        setup_org,
+    )
+
+    with env.begin() as conn:
+        setup_org(conn)
+        service.apply_rules(conn, parse(DETRACTOR_RULES))
+        add_agent(conn, "dee@example.com", "delivery_team")
+        add_response(conn, add_customer(conn, "ann@example.com"), None, nps=3)
+        service.run_rules(conn)
+        (case,) = service.list_cases(conn, Scope("admin"))
+    assert case["team_key"] is None  # about the whole company: the CX lead queue
+    refused = runner.invoke(app, ["cases", "assign", case["id"], "dee@example.com"])
+    assert refused.exit_code == 2
+    assert "not the CX lead queue" in refused.output and "'None'" not in refused.output
+    moved = runner.invoke(
+        app, ["cases", "assign", case["id"], "dee@example.com", "--team", "delivery_team"]
+    )
+    assert moved.exit_code == 0, moved.output
+    with env.connect() as conn:
+        after = service.get_case(conn, Scope("admin"), case["id"])
+    assert after["team_key"] == "delivery_team" and after["assignee"] == "dee@example.com"

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from cxm.cli.main import SERVER_KEY_NAME, app
-from cxm.console import RunningServer, write_running_server
+from cxm.console import RunningServer, call_server, running_server, write_running_server
 from cxm.org import auth
+from cxm.org.scope import Scope
 from cxm.store import create_engine, upgrade
 from tests.actions.conftest import DETRACTOR_RULES
 from tests.conftest import free_port
@@ -34,6 +35,7 @@ class Served:
     data_dir: Path
     url: str
     stale_key: str
+    case_id: str
 
 
 def _leave_a_crashed_servers_file(eng: Engine, data_dir: Path) -> str:
@@ -46,6 +48,26 @@ def _leave_a_crashed_servers_file(eng: Engine, data_dir: Path) -> str:
     crashed = RunningServer("http://127.0.0.1:1", int(gone.stdout), token, str(key["id"]))
     write_running_server(data_dir, crashed)
     return str(key["id"])
+
+
+def _a_case_for_the_delivery_team(eng: Engine) -> str:
+    """A detractor's case, routed to the delivery team, which has an agent."""
+    from cxm.actions import service
+    from cxm.surveys import service as surveys
+    from cxm.yamldoc import parse, read
+    from tests.actions.conftest import add_agent, add_customer, add_response, setup_org
+
+    templates = Path(surveys.__file__).parent / "templates"
+    with eng.begin() as conn:
+        setup_org(conn)
+        surveys.apply_definition(conn, read(templates / "relationship_nps.yaml"))
+        service.apply_rules(conn, parse(DETRACTOR_RULES))
+        add_agent(conn, "dee@example.com", "delivery_team")
+        add_agent(conn, "eve@example.com", "delivery_team")
+        add_response(conn, add_customer(conn, "ann@example.com"), "delivery", nps=3)
+        service.run_rules(conn)
+        (case,) = service.list_cases(conn, Scope("admin"))
+    return str(case["id"])
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -67,6 +89,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     eng = create_engine(url)
     upgrade(eng)
     stale_key = _leave_a_crashed_servers_file(eng, data_dir)
+    case_id = _a_case_for_the_delivery_team(eng)
     eng.dispose()  # the server must be the only process holding the file
     env = {**os.environ, "CXM_DATA_DIR": str(data_dir), "CXM_DATABASE_URL": url}
     # A port nothing listens on: with a fixed one, another server already there would answer
@@ -78,7 +101,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )  # fmt: skip
     try:
         _wait_until_up(f"http://127.0.0.1:{port}", process)
-        yield Served(process, data_dir, f"http://127.0.0.1:{port}", stale_key)
+        yield Served(process, data_dir, f"http://127.0.0.1:{port}", stale_key, case_id)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -138,6 +161,25 @@ def test_rules_apply_and_run_go_through_the_running_servers_api(
     rules.write_text("rules:\n  - key: x\n    name: X\n    when: {response: {nps_max: 12}}\n")
     refused = runner.invoke(app, ["rules", "apply", str(rules)])
     assert refused.exit_code == 2 and "line 4" in refused.output, refused.output
+
+
+def test_cases_assign_and_resolve_go_through_the_running_servers_api(cli_env: Served) -> None:
+    case = cli_env.case_id
+    server = running_server(cli_env.data_dir)
+    assert server is not None
+    # Routing gave the case to one of the team's two agents; move it to the other.
+    routed = call_server(server, "GET", f"/cases/{case}")["assignee"]
+    other = ({"dee@example.com", "eve@example.com"} - {routed}).pop()
+    assigned = runner.invoke(app, ["cases", "assign", case, other, "--reason", "route"])
+    assert assigned.exit_code == 0, assigned.output
+    assert f"case {case} assigned to {other}" in assigned.output
+    resolved = runner.invoke(app, ["cases", "resolve", case, "--reason", "parcel re-sent"])
+    assert resolved.exit_code == 0 and f"case {case} resolved" in resolved.output
+    unknown = runner.invoke(app, ["cases", "resolve", "no-such-case"])
+    assert unknown.exit_code == 2 and "does not exist" in unknown.output
+    found = call_server(server, "GET", f"/cases/{case}")
+    assert found["status"] == "resolved" and found["assignee"] == other
+    assert [e["reason"] for e in found["history"]][-2:] == ["route", "parcel re-sent"]
 
 
 def test_stopping_the_server_removes_the_file_and_revokes_its_key(cli_env: Served) -> None:

@@ -82,3 +82,34 @@ def test_the_band_and_the_line_break_where_a_month_has_no_figure() -> None:
         ["2026-08"],
         ["2026-10"],
     ]
+
+
+def test_a_figure_carries_the_same_interval_on_every_page_and_in_the_api(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    import html
+    import re
+
+    from tests.conftest import make_key
+
+    company(seeded)
+    client = as_role(app_client, seeded, "cx_lead")
+    score = re.compile(r'<span class="score"[^>]*?data-query="([^"]+)"[^>]*title="([^"]+)"')
+    titles: dict[str, set[str]] = {}
+    pages: dict[str, set[str]] = {}
+    for path in ("/", "/departments", "/departments/supply_chain", "/departments/billing"):
+        for query, title in score.findall(client.get(path).text):
+            titles.setdefault(html.unescape(query), set()).add(html.unescape(title))
+            pages.setdefault(html.unescape(query), set()).add(path)
+    # A department's headline shows on the overview, the list and its scorecard.
+    assert sum(len(p) > 1 for p in pages.values()) >= 2, pages
+    headers = make_key(seeded, "read")
+    for raw, seen in titles.items():
+        assert len(seen) == 1, (raw, seen)  # one interval wherever the figure shows
+        q = json.loads(raw)
+        params = [("filter", f"{k}={v}") for k, v in q["filters"].items()]
+        params += [(k, q[k]) for k in ("start", "end") if q[k]]
+        (row,) = client.get(f"/api/v1/metrics/{q['metric']}", params=params,
+                            headers=headers).json()["rows"]  # fmt: skip
+        expected = f"n={row['n']}, 95% CI {row['ci_low']:.1f} to {row['ci_high']:.1f}"
+        assert next(iter(seen)).startswith(expected), (raw, seen, expected)

@@ -214,3 +214,57 @@ def test_the_customer_list_counts_sorts_and_downloads_for_roles_that_read_everyo
                                                               for n in range(55)}  # fmt: skip
     manager = as_role(app_client, seeded, "manager")
     assert "Customer Number" not in manager.get("/customers").text  # managers search instead
+
+
+def test_the_inbox_names_each_case_s_customer_and_the_history_names_the_rule(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    _detractors(seeded, [4], name="Bo Lind")
+    client = as_role(app_client, seeded, "cx_lead")
+    inbox = client.get("/cases").text
+    headings = [_text(h).strip() for h in re.findall(r"<th scope=\"col\">(.*?)</th>", inbox)]
+    assert "Customer" in headings
+    (row,) = re.findall(r'<tr id="case-(\w+)">(.*?)</tr>', inbox, re.S)
+    assert "Bo Lind" in _text(row[1])
+    history = _text(client.get(f"/cases/{row[0]}").text).split("History", 1)[1]
+    assert "rule: Detractor" in history and "rule detractor" not in history
+    viewer = _text(as_role(app_client, seeded, "viewer").get("/cases").text)
+    assert "Bo Lind" not in viewer  # no personal data for viewers
+
+
+def test_the_case_csv_holds_every_case_past_the_thousand_one_read_takes(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    _detractors(seeded, [n % 7 for n in range(1003)])
+    client = as_role(app_client, seeded, "cx_lead")
+    assert "of 1003 cases" in _text(client.get("/cases").text)
+    rows = list(csv.DictReader(io.StringIO(client.get("/cases?format=csv&sort=title").text)))
+    assert len(rows) == 1003 and len({r["id"] for r in rows}) == 1003
+    titles = [r["title"] for r in rows]
+    assert titles == sorted(titles)  # the list's order across every read
+
+
+def test_the_journeys_list_names_cases_and_steps_in_words(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    page = _text(as_role(app_client, seeded, "cx_lead").get("/journeys").text)
+    assert "Order to delivery" in page and "Order placed (web)" in page
+    assert "Order id" in page and "Subscription renewed" in page
+    for key in ("order_to_delivery", "order_placed", "order_id", "subscription_renewed"):
+        assert key not in page, key
+
+
+def test_feedback_and_the_scorecard_name_themes(app_client: TestClient, seeded: Engine) -> None:
+    from cxm.text import jobs as text_jobs
+    from cxm.text import taxonomy
+    from tests.web.factories import company
+
+    company(seeded)  # "so friendly" at the support chat
+    with seeded.begin() as conn:
+        taxonomy.apply(conn, taxonomy.starter_doc())
+    text_jobs.annotate_bulk(seeded, semantic=False)
+    client = as_role(app_client, seeded, "cx_lead")
+    for path in ("/feedback", "/feedback?theme=staff_friendliness", "/departments/service"):
+        page = _text(client.get(path).text)
+        assert "Staff friendliness" in page, path
+        assert "staff_friendliness" not in page, path  # the key stays in URLs and values only

@@ -80,3 +80,32 @@ def test_managers_preview_but_cannot_publish(app_client: TestClient, seeded: Eng
         data={"definition": text, "csrf_token": _csrf(editor.text), "action": "publish"},
     )
     assert refused.status_code == 404
+
+
+def test_the_preview_names_a_scale_s_ends_as_the_respondent_s_page_does(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    import html
+    import re
+
+    _templates(seeded)
+    client = as_role(app_client, seeded, "cx_lead")
+
+    def ends(page: str) -> list[str]:
+        return re.findall(r'<p class="scale-ends[^"]*">(.*?)</p>', page)
+
+    # delivery_csat's 1-5 scale: the words a respondent reads at each end.
+    shown = ends(client.get("/surveys/delivery_csat").text)
+    respondent = client.get("/s/open/delivery_csat").text
+    assert shown and "1: Very dissatisfied" in shown[0] and "5: Very satisfied" in shown[0]
+    assert "Very dissatisfied" in respondent and "Very satisfied" in respondent
+    # In the preview's language, as a German respondent reads them.
+    editor = client.get("/surveys/delivery_csat").text
+    text = html.unescape(
+        re.search(r'<textarea id="definition"[^>]*>(.*?)</textarea>', editor, re.S)[1]
+    )
+    german = client.post("/surveys/delivery_csat", data={
+        "definition": text, "language": "de", "csrf_token": _csrf(editor)})  # fmt: skip
+    assert german.status_code == 200
+    assert "1: Sehr unzufrieden" in ends(german.text)[0]
+    assert "Sehr unzufrieden" in client.get("/s/open/delivery_csat?lang=de").text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import typer
 
@@ -115,22 +116,36 @@ def assign(
     case_id: str,
     assignee: str = typer.Argument(..., help="user email"),
     reason: str | None = typer.Option(None, help="why (kept in the case history)"),
+    team: str | None = typer.Option(None, help="move the case to this team's key first"),
 ) -> None:
-    """Reassign a case to a user."""
+    """Reassign a case to a user, moving it to --team first if given (through the server's
+    API while 'cxm serve' runs)."""
     from cxm.actions import service
 
-    with errors(), engine().begin() as conn:
-        case = service.assign(conn, _operator(), ACTOR, case_id, assignee, reason=reason)
+    server = server_owning_store()
+    if server is not None:
+        body = {"assignee": assignee, "team": team, "reason": reason}
+        case = call_server(server, "POST", f"/cases/{quote(case_id, safe='')}/assign", body)
+    else:
+        with errors(), engine().begin() as conn:
+            case = service.assign(
+                conn, _operator(), ACTOR, case_id, assignee, team=team, reason=reason
+            )
     typer.echo(f"case {case_id} assigned to {case['assignee']}")
 
 
 @cases_app.command("resolve")
 def resolve(case_id: str, reason: str | None = typer.Option(None, help="what was done")) -> None:
-    """Mark a case resolved."""
+    """Mark a case resolved (through the server's API while 'cxm serve' runs)."""
     from cxm.actions import service
 
-    with errors(), engine().begin() as conn:
-        service.resolve(conn, _operator(), ACTOR, case_id, reason)
+    server = server_owning_store()
+    if server is not None:
+        body = {"status": "resolved", "reason": reason}
+        call_server(server, "POST", f"/cases/{quote(case_id, safe='')}/status", body)
+    else:
+        with errors(), engine().begin() as conn:
+            service.resolve(conn, _operator(), ACTOR, case_id, reason)
     typer.echo(f"case {case_id} resolved")
 
 

@@ -401,9 +401,10 @@ def assign(
         target_team = changes.get("team_key", case["team_key"])
         user = _users(conn)[user_id]
         if user["role"] == "agent" and user["team_key"] != target_team:
+            here = f"team '{target_team}'" if target_team else "the CX lead queue"
             raise Invalid(
                 f"'{user['email']}' works in team '{user['team_key']}', not "
-                f"'{target_team}'; move the case to that team first"
+                f"{here}; move the case to that team first (team '{user['team_key']}')"
             )
         changes["assignee_id"] = user_id
     if "assignee_id" in changes and changes["assignee_id"] != case["assignee_id"]:

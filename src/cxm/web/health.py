@@ -42,9 +42,15 @@ def store_checks(engine: Engine | None, url: str) -> list[Check]:
             conn.exec_driver_sql("SELECT 1")
         current = current_revision(engine)
     except Exception as exc:  # any driver error means the same to a person: not reachable
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        return [Check("store", "fail", f"{shown} is not reachable: {reason}",
-                      "check CXM_DATABASE_URL, and that the database server runs")]  # fmt: skip
+        # The driver's own words, without SQLAlchemy's "(psycopg.OperationalError)" wrapper.
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        reason = text.splitlines()[0][:300].removeprefix("connection failed: ") if text else ""
+        fix = "check CXM_DATABASE_URL, and that the database server runs"
+        if "database" in reason and "does not exist" in reason:
+            name = shown.rsplit("/", 1)[-1].split("?")[0]
+            fix = f"create it (createdb {name}) or point CXM_DATABASE_URL at one, then: cxm init"
+        return [Check("store", "fail", f"{shown} is not reachable: {reason or type(exc).__name__}",
+                      fix)]  # fmt: skip
     head = head_revision()
     checks = [Check("store", "ok", f"{shown} answers")]
     if current is None:

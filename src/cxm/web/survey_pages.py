@@ -74,6 +74,10 @@ def survey_list(
 
 def preview(defn: SurveyDefinition, language: str) -> dict[str, Any]:
     """The questionnaire in one language, with scales, options and display logic spelled out."""
+    # The ends of a scale read as the respondent's page reads them (its own labels, else the
+    # language's words for the question type), from the page's own view of the question.
+    from cxm.surveys.pages import _question_view as respondent_view
+
     lang = language if language in defn.languages else defn.default_language
     fallback = defn.default_language
     questions = []
@@ -81,10 +85,12 @@ def preview(defn: SurveyDefinition, language: str) -> dict[str, Any]:
         if q.type == "hidden":
             continue
         bounds = q.bounds()
+        seen = respondent_view(q, lang, fallback)
         questions.append({
             "id": q.id, "type": q.type, "required": q.required,
             "text": surveys.text_in(q.text, lang, fallback),
             "points": list(range(bounds[0], bounds[1] + 1)) if bounds else None,
+            "ends": (seen["min_label"], seen["max_label"]) if bounds else None,
             "options": [surveys.text_in(o.text, lang, fallback) for o in q.options or []],
             "show_if": q.show_if,
         })  # fmt: skip
