@@ -311,9 +311,11 @@ def existing_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
 
 
 def store(
-    conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime
+    conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime, *, new: bool = False
 ) -> list[str | None]:
-    """Resolve and store validated, new rows (all received at ``received_at``)."""
+    """Resolve and store validated rows (all received at ``received_at``) whose event ids the
+    log does not hold; with ``new`` the insert raises ``IntegrityError`` on one it holds
+    (rather than skipping it), so the caller can roll back and look the ids up instead."""
     if not rows:
         return []
     for row in rows:
@@ -326,7 +328,7 @@ def store(
     touchpoints = {r["touchpoint_key"] for r in rows if r["touchpoint_key"]}
     if touchpoints:
         org.ensure_touchpoints(conn, touchpoints)
-    insert_rows(conn, interactions, rows, ignore=True)
+    insert_rows(conn, interactions, rows, ignore=not new)
     customers.set_traits(
         conn,
         [
@@ -336,17 +338,27 @@ def store(
             for name, value in customers.trait_values(r).items()
         ],
     )
-    customers.refresh_received(conn, received_at)
+    customers.add_received(conn, rows, received_at)
     return resolved.customer_ids
 
 
 def ingest(
-    conn: Connection, events: list[Any], source: str, region: str = "DE", checked: bool = True
+    conn: Connection,
+    events: list[Any],
+    source: str,
+    region: str = "DE",
+    checked: bool = True,
+    *,
+    new: bool = False,
 ) -> list[ItemResult]:
     """Validate and store ``events``: per item stored, duplicate (same event id) or rejected.
 
     ``checked=False``: the events come from a body ``limits.storable_json`` passed (see
-    ``validate``)."""
+    ``validate``). ``new=True`` skips looking up which event ids the log holds: the insert
+    raises ``sqlalchemy.exc.IntegrityError`` on the first one it holds, and the caller rolls
+    the transaction back and calls again without ``new`` (``groupcommit``). On DuckDB the
+    primary key's index answers that in time independent of the log's size, while the lookup
+    scans the ``event_id`` column."""
     received_at = utcnow()
     results: list[ItemResult | None] = [None] * len(events)
     fresh: list[tuple[int, dict[str, Any]]] = []
@@ -369,13 +381,13 @@ def ingest(
         seen.add(row["event_id"])
         row["source"] = source
         fresh.append((n, row))
-    stored = existing_ids(conn, [r["event_id"] for _, r in fresh])
-    new = [(n, r) for n, r in fresh if r["event_id"] not in stored]
+    stored = set() if new else existing_ids(conn, [r["event_id"] for _, r in fresh])
+    unseen = [(n, r) for n, r in fresh if r["event_id"] not in stored]
     for n, r in fresh:
         if r["event_id"] in stored:
             results[n] = ItemResult(n, r["event_id"], "duplicate")
-    ids = store(conn, [r for _, r in new], received_at)
-    for (n, r), cid in zip(new, ids, strict=True):
+    ids = store(conn, [r for _, r in unseen], received_at, new=new)
+    for (n, r), cid in zip(unseen, ids, strict=True):
         results[n] = ItemResult(n, r["event_id"], "stored", customer_id=cid)
     return [r for r in results if r is not None]
 
