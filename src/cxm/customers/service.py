@@ -214,7 +214,8 @@ def _seed(conn: Connection, resolver: Resolver, idents: set[Ident]) -> None:
         conn.connection.driver_connection.register(view, wanted)  # type: ignore[union-attr]
         try:
             source = sa.table(view, sa.column("kind"), sa.column("value"))
-            found = conn.execute(
+            found = _raw_rows(
+                conn,
                 sa.select(
                     customer_identities.c.kind,
                     customer_identities.c.value,
@@ -225,8 +226,8 @@ def _seed(conn: Connection, resolver: Resolver, idents: set[Ident]) -> None:
                         customer_identities.c.kind == source.c.kind,
                         customer_identities.c.value == source.c.value,
                     ),
-                )
-            ).all()
+                ),
+            )
         finally:
             conn.connection.driver_connection.unregister(view)  # type: ignore[union-attr]
         for kind, value, cid in found:
@@ -283,6 +284,14 @@ def _seed(conn: Connection, resolver: Resolver, idents: set[Ident]) -> None:
             resolver.counts[cid][kind] = n
 
 
+def _raw_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """A parameterless DuckDB query's rows as plain tuples, fetched by the driver itself
+    (thousands of rows through SQLAlchemy's result rows cost more than the query)."""
+    sql = str(query.compile(dialect=conn.dialect))
+    raw = conn.connection.driver_connection
+    return raw.execute(sql).fetchall()  # type: ignore[union-attr]
+
+
 def _seed_owners(conn: Connection, resolver: Resolver, owner_list: list[str]) -> None:
     """``_seed``'s ranks and counts of ``owner_list`` on DuckDB: two joins against the ids
     registered as Arrow (an ``IN`` list of 2,000 bound ids costs DuckDB more per id than the
@@ -292,18 +301,21 @@ def _seed_owners(conn: Connection, resolver: Resolver, owner_list: list[str]) ->
     raw.register(view, pa.table({"id": pa.array(owner_list, pa.string())}))  # type: ignore[union-attr]
     try:
         source = sa.table(view, sa.column("id"))
-        for cid, created in conn.execute(
+        created = _raw_rows(
+            conn,
             sa.select(customers.c.id, customers.c.created_at).join(
                 source, customers.c.id == source.c.id
-            )
-        ):
-            resolver.rank[cid] = (_aware(created), cid)
-        counts = conn.execute(
+            ),
+        )
+        for cid, at in created:  # naive UTC as stored
+            resolver.rank[cid] = (at.replace(tzinfo=dt.UTC), cid)
+        counts = _raw_rows(
+            conn,
             sa.select(
                 customer_identities.c.customer_id, customer_identities.c.kind, sa.func.count()
             )
             .join(source, customer_identities.c.customer_id == source.c.id)
-            .group_by(customer_identities.c.customer_id, customer_identities.c.kind)
+            .group_by(customer_identities.c.customer_id, customer_identities.c.kind),
         )
         for cid, kind, n in counts:
             resolver.counts[cid][kind] = n

@@ -27,7 +27,7 @@ from cxm.interactions import limits
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
 from cxm.store import is_duckdb, utcnow
-from cxm.store.bulk import insert_rows, insert_table, matching
+from cxm.store.bulk import SMALL, insert_rows, insert_table, matching
 
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
 FIELDS = {
@@ -192,7 +192,7 @@ def validate(
     if not isinstance(event, dict):
         raise Rejected(f"event: expected a JSON object, got {type(event).__name__}")
     extra_ids = dict(_object(event, "external_ids") or {})
-    for key in list(event):
+    for key in () if FIELDS.issuperset(event) else list(event):
         if key in FIELDS:
             continue
         if key.endswith("_id"):  # crm_id, order_id: external ids at the top level
@@ -310,6 +310,40 @@ def existing_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
     return found
 
 
+_JSON = json.JSONEncoder(default=str)  # json.dumps(value, default=str), built once
+_TEXT_COLUMNS = (
+    "event_id",
+    "type",
+    "name",
+    "customer_id",
+    "user_id",
+    "anonymous_id",
+    "email",
+    "phone",
+    "touchpoint_key",
+    "channel",
+    "source",
+)
+
+
+def _as_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Stored rows (``validate``'s, with ``customer_id``, ``source`` and ``received_at``) as
+    the Arrow table ``insert_table`` takes: built column by column, times naive UTC and
+    documents as JSON text, as ``insert_rows`` writes them."""
+    encode = _JSON.encode
+    columns: dict[str, pa.Array] = {
+        name: pa.array([r[name] for r in rows], pa.string()) for name in _TEXT_COLUMNS
+    }
+    for name in ("event_time", "received_at"):
+        aware = pa.array([r[name] for r in rows], pa.timestamp("us", tz="UTC"))
+        columns[name] = aware.cast(pa.int64()).cast(pa.timestamp("us"))
+    columns["revenue"] = pa.array([r["revenue"] for r in rows], pa.float64())
+    for name in ("external_ids", "properties", "context"):
+        values = [r[name] for r in rows]
+        columns[name] = pa.array([None if v is None else encode(v) for v in values], pa.string())
+    return pa.table(columns)
+
+
 def store(
     conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime, *, new: bool = False
 ) -> list[str | None]:
@@ -328,7 +362,10 @@ def store(
     touchpoints = {r["touchpoint_key"] for r in rows if r["touchpoint_key"]}
     if touchpoints:
         org.ensure_touchpoints(conn, touchpoints)
-    insert_rows(conn, interactions, rows, ignore=not new)
+    if is_duckdb(conn) and len(rows) > SMALL:
+        insert_table(conn, interactions, _as_table(rows), ignore=not new)
+    else:
+        insert_rows(conn, interactions, rows, ignore=not new)
     customers.set_traits(
         conn,
         [
