@@ -307,8 +307,8 @@ def _seed_owners(conn: Connection, resolver: Resolver, owner_list: list[str]) ->
                 source, customers.c.id == source.c.id
             ),
         )
-        for cid, at in created:  # naive UTC as stored
-            resolver.rank[cid] = (at.replace(tzinfo=dt.UTC), cid)
+        for cid, at in created:
+            resolver.rank[cid] = (_aware(at), cid)
         counts = _raw_rows(
             conn,
             sa.select(
