@@ -582,8 +582,11 @@ def refresh_received(conn: Connection, received_at: dt.datetime) -> None:
     )
 
 
-def add_received(conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime) -> None:
-    """``refresh_received`` for just-stored ``rows``, without reading the log.
+def add_received(
+    conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime, merged: bool = True
+) -> None:
+    """``refresh_received`` for just-stored ``rows``, without reading the log; ``merged=False``
+    when the batch merged no profiles (``BatchResult.merges`` is 0).
 
     On DuckDB the facts of each customer of ``rows`` move by the rows' own count and times
     (count added, first / last seen widened), so the cost follows the batch, not the log
@@ -610,12 +613,16 @@ def add_received(conn: Connection, rows: list[dict[str, Any]], received_at: dt.d
             got[2] = max(got[2], at)
     if not per:
         return
-    survivors = set(
-        conn.execute(
-            sa.select(customer_merges.c.into_customer_id).where(
-                customer_merges.c.merged_at == received_at
-            )
-        ).scalars()
+    survivors = (
+        set(
+            conn.execute(
+                sa.select(customer_merges.c.into_customer_id).where(
+                    customer_merges.c.merged_at == received_at
+                )
+            ).scalars()
+        )
+        if merged
+        else set()
     )
     if survivors:
         refresh_facts(conn, customers.c.id.in_(sorted(survivors)))

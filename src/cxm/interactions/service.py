@@ -375,7 +375,7 @@ def store(
             for name, value in customers.trait_values(r).items()
         ],
     )
-    customers.add_received(conn, rows, received_at)
+    customers.add_received(conn, rows, received_at, merged=resolved.merges > 0)
     return resolved.customer_ids
 
 
