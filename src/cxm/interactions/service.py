@@ -27,7 +27,7 @@ from cxm.interactions import limits
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
 from cxm.store import is_duckdb, utcnow
-from cxm.store.bulk import SMALL, insert_rows, insert_table, matching
+from cxm.store.bulk import insert_rows, insert_table, matching
 
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
 FIELDS = {
@@ -362,7 +362,7 @@ def store(
     touchpoints = {r["touchpoint_key"] for r in rows if r["touchpoint_key"]}
     if touchpoints:
         org.ensure_touchpoints(conn, touchpoints)
-    if is_duckdb(conn) and len(rows) > SMALL:
+    if is_duckdb(conn) and len(rows) > 1:  # DuckDB binds a many-row VALUES slowly
         insert_table(conn, interactions, _as_table(rows), ignore=not new)
     else:
         insert_rows(conn, interactions, rows, ignore=not new)
