@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from cxm.interactions import limits
 from cxm.interactions.service import ItemResult, ingest
+from cxm.store import is_duckdb
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,19 @@ class GroupCommitter:
         return ItemResult(n, result.event_id, result.status, result.error, result.customer_id)
 
     def _commit(self, group: list[_Pending]) -> dict[int, list[ItemResult]]:
+        """Store ``group`` in one transaction. On DuckDB it first assumes every event id is
+        new and lets the primary key refuse one the log holds (an index probe per event,
+        independent of the log's size); only then is the transaction rolled back and run again
+        with the event ids looked up (a scan of the ``event_id`` column), which answers
+        duplicates as before."""
+        if is_duckdb(self.engine):
+            try:
+                return self._transaction(group, new=True)
+            except sa.exc.IntegrityError:
+                pass  # an event id the log already holds (or a duplicate key elsewhere)
+        return self._transaction(group, new=False)
+
+    def _transaction(self, group: list[_Pending], *, new: bool) -> dict[int, list[ItemResult]]:
         by_source: dict[tuple[str, bool], list[tuple[_Pending, int]]] = {}
         for pending in group:
             key = (pending.source, pending.checked)
@@ -126,7 +140,7 @@ class GroupCommitter:
         with self.engine.begin() as conn:
             for (source, checked), members in by_source.items():
                 events = [e for p, _ in members for e in p.events]
-                results = ingest(conn, events, source, self.region, checked)
+                results = ingest(conn, events, source, self.region, checked, new=new)
                 offset = 0
                 for pending, count in members:
                     part = results[offset : offset + count]

@@ -26,47 +26,56 @@ def to_event(
     """One Segment message as a cxm event dict; a non-object is passed on to be rejected.
 
     ``batch_context`` / ``batch_sent_at`` are a ``/v1/batch`` body's ``context`` and
-    ``sentAt``, used where the message has none of its own.
+    ``sentAt``, used where the message has none of its own. Fields without a value are left
+    out (``event_id`` is always there).
     """
     if not isinstance(message, dict):
         return message
-    kind = kind or message.get("type") or "track"
-    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
-    context = message.get("context") if isinstance(message.get("context"), dict) else None
-    if context is None and isinstance(batch_context, dict):
-        context = batch_context
-    traits = message.get("traits") if isinstance(message.get("traits"), dict) else None
-    context_traits = (context or {}).get("traits")
+    get = message.get
+    kind = kind or get("type") or "track"
+    properties = get("properties")
+    if not isinstance(properties, dict):
+        properties = {}
+    context = get("context")
+    if not isinstance(context, dict):
+        context = batch_context if isinstance(batch_context, dict) else None
+    traits = get("traits")
+    if not isinstance(traits, dict):
+        traits = None
+    context_traits = context.get("traits") if context else None
     person = traits if kind == "identify" else None
-    event: dict[str, Any] = {
-        "event_id": message.get("messageId"),
-        "type": kind,
-        "timestamp": message.get("timestamp") or message.get("originalTimestamp"),
-        "sent_at": message.get("sentAt") or batch_sent_at,
-        "user_id": message.get("userId"),
-        "anonymous_id": message.get("anonymousId"),
+    event: dict[str, Any] = {"event_id": get("messageId"), "type": kind}
+    found = {
+        "timestamp": get("timestamp") or get("originalTimestamp"),
+        "sent_at": get("sentAt") or batch_sent_at,
+        "user_id": get("userId"),
+        "anonymous_id": get("anonymousId"),
         "context": context,
-        "email": _pick(person, context_traits, key="email"),
-        "phone": _pick(person, context_traits, key="phone"),
-        "touchpoint": _pick(properties, context, key="touchpoint"),
-        "channel": _pick(context, properties, key="channel"),
     }
-    props = dict(properties or {})
+    if person is not None or context_traits is not None:
+        found["email"] = _pick(person, context_traits, key="email")
+        found["phone"] = _pick(person, context_traits, key="phone")
+    found["touchpoint"] = _pick(properties, context, key="touchpoint")
+    found["channel"] = _pick(context, properties, key="channel")
+    props = dict(properties)
     if kind == "track":
-        event["name"] = message.get("event")
+        found["name"] = get("event")
     elif kind in ("page", "screen"):
-        event["name"] = message.get("name") or kind
+        found["name"] = get("name") or kind
     elif kind == "identify":
-        event["traits"] = person or None
+        found["traits"] = person or None
     elif kind == "group":
-        props["group_id"] = message.get("groupId")
+        props["group_id"] = get("groupId")
         if traits:
             props["group_traits"] = traits
-    elif kind == "alias" and message.get("previousId") is not None:
+    elif kind == "alias" and get("previousId") is not None:
         # previousId is the id the person had before (usually the anonymous id), so it links
         # as an anonymous id unless the message names one itself.
-        if event["anonymous_id"] is None:
-            event["anonymous_id"] = message["previousId"]
+        if found["anonymous_id"] is None:
+            found["anonymous_id"] = message["previousId"]
         props["previous_id"] = message["previousId"]
-    event["properties"] = props or None
-    return {k: v for k, v in event.items() if v is not None or k in ("event_id",)}
+    found["properties"] = props or None
+    for key, value in found.items():
+        if value is not None:
+            event[key] = value
+    return event
