@@ -66,7 +66,7 @@ def _register(
         else:
             arrays[name] = pa.array(values, type=_arrow_type(column))
     view = f"_cxm_bulk_{secrets.token_hex(4)}"
-    conn.connection.driver_connection.register(view, pa.table(arrays))  # type: ignore[union-attr]
+    _attach(conn, view, pa.table(arrays))
     return view, sa.table(view, *[sa.column(c) for c in cols])
 
 
@@ -126,6 +126,15 @@ def copy_table(conn: Connection, table: sa.Table, data: pa.Table, *, ignore: boo
                 f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {into} ON CONFLICT DO NOTHING"
             )
             cur.execute(f"DROP TABLE {into}")
+
+
+def _attach(conn: Connection, view: str, data: pa.Table) -> None:
+    """Register ``data`` as the view ``view`` on the DuckDB connection. A result the caller
+    stopped reading (``.first()``) still holds the connection, and DuckDB registers nothing
+    until that result has run to its end, so it is run to its end first."""
+    raw = conn.connection.driver_connection
+    raw.complete()  # type: ignore[union-attr]
+    raw.register(view, data)  # type: ignore[union-attr]
 
 
 def _unregister(conn: Connection, view: str) -> None:
@@ -209,7 +218,7 @@ def insert_table(
     stmt = insert_ignore(table) if ignore else table.insert()
     if is_duckdb(conn):
         view = f"_cxm_bulk_{secrets.token_hex(4)}"
-        conn.connection.driver_connection.register(view, data)  # type: ignore[union-attr]
+        _attach(conn, view, data)
         try:
             source = sa.table(view, *[sa.column(c) for c in cols])
             conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
@@ -240,7 +249,7 @@ def matching(conn: Connection, table: sa.Table, keys: pa.Table) -> pa.Table:
         return keys
     if is_duckdb(conn):
         view = f"_cxm_keys_{secrets.token_hex(4)}"
-        conn.connection.driver_connection.register(view, keys)  # type: ignore[union-attr]
+        _attach(conn, view, keys)
         try:
             source = sa.table(view, *[sa.column(c) for c in cols])
             query = sa.select(*[source.c[c] for c in cols]).where(
@@ -279,7 +288,7 @@ def lookup(
     if is_duckdb(conn):
         view = f"_cxm_keys_{secrets.token_hex(4)}"
         keys = pa.table({key: pa.array(list(dict.fromkeys(values)), pa.string())})
-        conn.connection.driver_connection.register(view, keys)  # type: ignore[union-attr]
+        _attach(conn, view, keys)
         try:
             source = sa.table(view, sa.column(key))
             return list(
