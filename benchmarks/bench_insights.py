@@ -16,7 +16,9 @@ seconds.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -127,6 +129,8 @@ def main() -> None:
     ap.add_argument("--score-rows", type=int, default=1_000_000)
     ap.add_argument("--data", type=Path, default=None, help="keep (and reuse) the store here")
     args = ap.parse_args()
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a long run's log shows each step as it ends
+        sys.stdout.reconfigure(line_buffering=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or Path(tmp)
         db = root / "cxm.duckdb"
@@ -158,6 +162,8 @@ def main() -> None:
             return service.drivers(engine, root, "nps", bootstrap=0)
 
         t_cxm, cpu_cxm, _ = _clocked(cxm_attribution)
+        print(f"attribution + drivers (NPS):  cxm {t_cxm:6.2f} s (CPU {cpu_cxm:.2f} s); "
+              "the pandas + statsmodels run follows")  # fmt: skip
         engine.dispose()
         t_pd, cpu_pd, _ = _clocked(lambda: _baseline_attribution(db))
         engine = create_engine(f"duckdb:///{db}")
