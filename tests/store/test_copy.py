@@ -1,4 +1,5 @@
-"""Bulk inserts through PostgreSQL's COPY keep NULL apart from '', times, JSON, and conflicts."""
+"""Bulk inserts through PostgreSQL's COPY keep NULL apart from '', times, JSON, and conflicts;
+bulk writes and look-ups work on both stores."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.interactions.tables import interactions
-from cxm.store.bulk import insert_rows, insert_table, uses_copy
+from cxm.store import jobs
+from cxm.store.bulk import insert_rows, insert_table, lookup, uses_copy
 
 T = dt.datetime(2026, 3, 1, 12, 30, 15, 123456)
 
@@ -58,3 +60,40 @@ def test_copy_round_trip_and_conflicts(engine: Engine) -> None:
     assert got["new"]["user_id"] == "u-1"
     assert got["t1"]["name"] == "from arrow" and got["t1"]["properties"] == {"k": 1}
     assert got["t1"]["type"] == "track"
+
+
+def _job(n: int, key: str) -> dict[str, object]:
+    at = T.replace(tzinfo=dt.UTC)
+    return {"id": f"job-{n}", "kind": "k", "payload": {"n": n}, "dedupe_key": key,
+            "status": "pending", "attempts": 0, "max_attempts": 3, "run_at": at,
+            "created_at": at}  # fmt: skip
+
+
+def test_unique_columns_skip_and_a_half_read_result_does_not_block(engine: Engine) -> None:
+    """``ignore`` with ``unique`` skips rows whose unique column (not the key) is held, in
+    the multi-row VALUES form and the bulk form; a result the caller stopped reading
+    (``.first()``) does not stop the bulk form on DuckDB."""
+    with engine.begin() as conn:
+        insert_rows(conn, jobs.jobs, [_job(n, f"d{n}") for n in range(150)])
+        assert conn.execute(sa.select(jobs.jobs.c.id).order_by(jobs.jobs.c.id)).first()
+        again = [_job(1000 + n, f"d{n}") for n in range(150)] + [_job(2000, "fresh")]
+        insert_rows(conn, jobs.jobs, again, ignore=True, unique=["dedupe_key"])
+        insert_rows(conn, jobs.jobs, [_job(3000, "d0"), _job(3001, "few")], ignore=True,
+                    unique=["dedupe_key"])  # fmt: skip
+    with engine.connect() as conn:
+        got = dict(conn.execute(sa.select(jobs.jobs.c.dedupe_key, jobs.jobs.c.id)).all())
+    assert len(got) == 152
+    assert got["d0"] == "job-0" and got["d149"] == "job-149"  # the first writer kept
+    assert got["fresh"] == "job-2000" and got["few"] == "job-3001"
+
+
+def test_lookup_finds_the_rows_of_many_keys(engine: Engine) -> None:
+    with engine.begin() as conn:
+        insert_rows(conn, interactions, [_row(f"e{i}", user_id=f"u{i}") for i in range(2500)])
+    wanted = [f"e{i}" for i in range(0, 2500, 2)] + ["e0", "missing"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(interactions.c.event_id)).first()  # left half read
+        rows = lookup(conn, interactions, "event_id", wanted, ["event_id", "user_id"])
+        assert lookup(conn, interactions, "event_id", [], ["event_id"]) == []
+    found = sorted((r.event_id, r.user_id) for r in rows)
+    assert found == sorted((f"e{i}", f"u{i}") for i in range(0, 2500, 2))

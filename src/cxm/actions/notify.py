@@ -21,6 +21,7 @@ from cxm.mail import send_mail
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.store import as_utc, jobs, utcnow
+from cxm.store.bulk import insert_rows
 
 EMAIL = "actions.email"
 WEBHOOK = "actions.webhook"
@@ -105,8 +106,7 @@ def raise_events(conn: Connection, many: list[dict[str, Any]], event: str) -> in
             rows.append(
                 _job(WEBHOOK, payload, f"case-hook:{hook['id']}:{case['id']}:{event}:{stamp}")
             )
-    for i in range(0, len(rows), 500):
-        conn.execute(jobs.jobs.insert().values(rows[i : i + 500]))
+    insert_rows(conn, jobs.jobs, rows)
     return len(rows)
 
 

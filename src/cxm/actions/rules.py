@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -23,7 +24,8 @@ from cxm.customers import service as customers
 from cxm.insights.facts import customer_predictions
 from cxm.interactions.facts import interactions
 from cxm.metrics.facts import metric_alerts
-from cxm.store import insert_ignore, jobs, utcnow
+from cxm.store import jobs, utcnow
+from cxm.store.bulk import insert_rows, matching
 from cxm.surveys import service as surveys
 from cxm.surveys.facts import responses_table as responses
 from cxm.text.facts import text_annotations, text_themes
@@ -273,11 +275,11 @@ def open_cases(
                 "updated_at": now,
             }
         )
-    inserted = set(
-        conn.execute(
-            insert_ignore(cases, ["dedupe_key"]).values(rows).returning(cases.c.id)
-        ).scalars()
-    )
+    # Bulk insert (Arrow on DuckDB, COPY on PostgreSQL); a row whose dedupe_key is already
+    # held is skipped, so the cases opened are the fresh ids that are now in the table.
+    insert_rows(conn, cases, rows, ignore=True, unique=["dedupe_key"])
+    inserted = set(matching(conn, cases, pa.table({"id": [r["id"] for r in rows]}))["id"]
+                   .to_pylist())  # fmt: skip
     new = [r for r in rows if r["id"] in inserted]
     events: list[dict[str, Any]] = []
     for r in new:
@@ -340,9 +342,9 @@ def open_cases(
 
 
 def insert_many(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Multi-row INSERTs in chunks: DuckDB runs executemany row by row."""
-    for i in range(0, len(rows), 500):
-        conn.execute(table.insert().values(rows[i : i + 500]))
+    """One bulk insert (Arrow on DuckDB, COPY on PostgreSQL): DuckDB runs executemany row by
+    row, and compiling multi-row VALUES costs more than the insert itself."""
+    insert_rows(conn, table, rows)
 
 
 def _event(

@@ -34,7 +34,7 @@ from cxm.customers.tables import customer_identities, customer_merges, customer_
 from cxm.errors import Invalid
 from cxm.interactions.facts import interactions
 from cxm.store import as_utc, insert_ignore, is_duckdb, utcnow
-from cxm.store.bulk import insert_rows, insert_table, matching, update_rows
+from cxm.store.bulk import insert_rows, insert_table, lookup, matching, update_rows
 
 if TYPE_CHECKING:
     from cxm.customers.components import SetResolution
@@ -775,13 +775,8 @@ def resolve_many(
     links = [_link(identifiers) for identifiers, _ in requests]
     found: dict[str, str] = {}
     link_ids = sorted({link_id for link_id, _ in links})
-    for i in range(0, len(link_ids), 1000):
-        hits = conn.execute(
-            sa.select(interactions.c.event_id, interactions.c.customer_id).where(
-                interactions.c.event_id.in_(link_ids[i : i + 1000])
-            )
-        )
-        found.update({r.event_id: r.customer_id for r in hits})
+    hits = lookup(conn, interactions, "event_id", link_ids, ["event_id", "customer_id"])
+    found.update({r.event_id: r.customer_id for r in hits})
     fresh: dict[str, tuple[list[Ident], dt.datetime]] = {}
     for (link_id, idents), (_, seen_at) in zip(links, requests, strict=True):
         if link_id not in found:
@@ -810,14 +805,8 @@ def resolve_many(
         insert_rows(conn, interactions, rows, ignore=True)
         refresh_facts(conn, customers.c.id.in_(sorted(set(result.customer_ids) - {None})))
     ids = sorted(set(found.values()))
-    current: dict[str, str] = {}
-    for i in range(0, len(ids), 1000):
-        merged = conn.execute(
-            sa.select(customers.c.id, customers.c.merged_into).where(
-                customers.c.id.in_(ids[i : i + 1000])
-            )
-        )
-        current.update({r.id: r.merged_into or r.id for r in merged})
+    merged = lookup(conn, customers, "id", ids, ["id", "merged_into"])
+    current = {r.id: r.merged_into or r.id for r in merged}
     return [current.get(found[link_id], found[link_id]) for link_id, _ in links]
 
 

@@ -144,6 +144,7 @@ def load(engine: Engine, folder: Path, progress: Progress | None = None) -> Load
     # Keyword tagging only: the demo must load in seconds, without the embedding model.
     annotated = annotate_bulk(engine, semantic=False)
     summary.steps["text"] = f"{annotated.annotated} comments annotated ({annotated.tier})"
+    say("users")
     with engine.begin() as conn:
         summary.steps["users"] = f"{_create_demo_users(conn)} demo users created"
         _link_demo_agent(conn)

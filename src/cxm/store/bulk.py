@@ -66,7 +66,7 @@ def _register(
         else:
             arrays[name] = pa.array(values, type=_arrow_type(column))
     view = f"_cxm_bulk_{secrets.token_hex(4)}"
-    conn.connection.driver_connection.register(view, pa.table(arrays))  # type: ignore[union-attr]
+    _attach(conn, view, pa.table(arrays))
     return view, sa.table(view, *[sa.column(c) for c in cols])
 
 
@@ -128,26 +128,42 @@ def copy_table(conn: Connection, table: sa.Table, data: pa.Table, *, ignore: boo
             cur.execute(f"DROP TABLE {into}")
 
 
+def _attach(conn: Connection, view: str, data: pa.Table) -> None:
+    """Register ``data`` as the view ``view`` on the DuckDB connection. A result the caller
+    stopped reading (``.first()``) still holds the connection, and DuckDB registers nothing
+    until that result has run to its end, so it is run to its end first."""
+    raw = conn.connection.driver_connection
+    raw.complete()  # type: ignore[union-attr]
+    raw.register(view, data)  # type: ignore[union-attr]
+
+
 def _unregister(conn: Connection, view: str) -> None:
     conn.connection.driver_connection.unregister(view)  # type: ignore[union-attr]
 
 
 def insert_rows(
-    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], *, ignore: bool = False
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    ignore: bool = False,
+    unique: Sequence[str] | None = None,
 ) -> None:
-    """Insert ``rows`` (dicts keyed by column name); ``ignore`` skips primary-key conflicts."""
+    """Insert ``rows`` (dicts keyed by column name); ``ignore`` skips rows whose key is
+    already held: the primary key, or the unique columns ``unique`` when given."""
     if not rows:
         return
     cols = list(rows[0].keys())
+    keys = list(unique) if unique else None
     if len(rows) <= SMALL:
         # One multi-row VALUES statement: cheaper than registering Arrow for a handful.
-        stmt = insert_ignore(table) if ignore else table.insert()
+        stmt = insert_ignore(table, keys) if ignore else table.insert()
         conn.execute(stmt.values(list(rows)))
         return
     if is_duckdb(conn):
         view, source = _register(conn, table, cols, rows)
         try:
-            stmt = insert_ignore(table) if ignore else table.insert()
+            stmt = insert_ignore(table, keys) if ignore else table.insert()
             conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
         finally:
             _unregister(conn, view)
@@ -155,7 +171,7 @@ def insert_rows(
     if uses_copy(conn):
         copy_table(conn, table, _arrow_rows(table, cols, rows), ignore=ignore)
         return
-    stmt = insert_ignore(table) if ignore else table.insert()
+    stmt = insert_ignore(table, keys) if ignore else table.insert()
     for start in range(0, len(rows), CHUNK):
         conn.execute(stmt, list(rows[start : start + CHUNK]))
 
@@ -202,7 +218,7 @@ def insert_table(
     stmt = insert_ignore(table) if ignore else table.insert()
     if is_duckdb(conn):
         view = f"_cxm_bulk_{secrets.token_hex(4)}"
-        conn.connection.driver_connection.register(view, data)  # type: ignore[union-attr]
+        _attach(conn, view, data)
         try:
             source = sa.table(view, *[sa.column(c) for c in cols])
             conn.execute(stmt.from_select(cols, sa.select(*[source.c[c] for c in cols])))
@@ -233,7 +249,7 @@ def matching(conn: Connection, table: sa.Table, keys: pa.Table) -> pa.Table:
         return keys
     if is_duckdb(conn):
         view = f"_cxm_keys_{secrets.token_hex(4)}"
-        conn.connection.driver_connection.register(view, keys)  # type: ignore[union-attr]
+        _attach(conn, view, keys)
         try:
             source = sa.table(view, *[sa.column(c) for c in cols])
             query = sa.select(*[source.c[c] for c in cols]).where(
@@ -255,3 +271,37 @@ def matching(conn: Connection, table: sa.Table, keys: pa.Table) -> pa.Table:
     return pa.table(
         {c: pa.array([r[n] for r in found], keys.schema.field(c).type) for n, c in enumerate(cols)}
     )
+
+
+def lookup(
+    conn: Connection, table: sa.Table, key: str, values: Sequence[str], columns: Sequence[str]
+) -> list[sa.Row[Any]]:
+    """The rows of ``table`` whose ``key`` is one of ``values`` (text keys), as ``columns``.
+
+    DuckDB joins a registered Arrow table of the keys (one scan, however many keys: an
+    ``IN`` list per thousand keys scans a large table once per thousand); PostgreSQL looks the
+    keys up through its index, a thousand at a time.
+    """
+    if not values:
+        return []
+    wanted = [table.c[c] for c in columns]
+    if is_duckdb(conn):
+        view = f"_cxm_keys_{secrets.token_hex(4)}"
+        keys = pa.table({key: pa.array(list(dict.fromkeys(values)), pa.string())})
+        _attach(conn, view, keys)
+        try:
+            source = sa.table(view, sa.column(key))
+            return list(
+                conn.execute(
+                    sa.select(*wanted).join_from(table, source, table.c[key] == source.c[key])
+                )
+            )
+        finally:
+            _unregister(conn, view)
+    found: list[sa.Row[Any]] = []
+    distinct = sorted(set(values))
+    for start in range(0, len(distinct), 1000):
+        found += conn.execute(
+            sa.select(*wanted).where(table.c[key].in_(distinct[start : start + 1000]))
+        ).all()
+    return found

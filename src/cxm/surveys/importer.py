@@ -24,7 +24,7 @@ from cxm.errors import Invalid, NotFound
 from cxm.interactions.formats import Dates, Numbers
 from cxm.store.bulk import insert_rows
 from cxm.surveys import people
-from cxm.surveys.schemas import SurveyDefinition, split_choices
+from cxm.surveys.schemas import Question, SurveyDefinition, split_choices
 from cxm.surveys.service import (
     current_version,
     derived,
@@ -190,7 +190,7 @@ def import_responses(
         if col["submitted_at"] not in header:
             raise Invalid(f"{path}: no '{col['submitted_at']}' column (when it was answered)")
         rows = list(reader)
-    defs: dict[str, tuple[SurveyDefinition, int, dict[str, str]]] = {}
+    defs: dict[str, tuple[SurveyDefinition, int, list[tuple[str, str, Question]]]] = {}
     summary = ImportSummary()
     bad: list[dict[str, Any]] = []
     out_rows: list[dict[str, Any]] = []
@@ -205,11 +205,14 @@ def import_responses(
                     defn = get_definition(conn, key)
                 except NotFound as exc:
                     raise Invalid(str(exc)) from exc
+                # Each question once, made optional (a blank cell is no answer), for every row.
+                optional = {q.id: q.model_copy(update={"required": False}) for q in defn.questions}
                 defs[key] = (
                     defn,
                     current_version(conn, key),
-                    _answer_columns(defn, mapping, header),
-                )
+                    [(qid, column, optional[qid])
+                     for qid, column in _answer_columns(defn, mapping, header).items()],
+                )  # fmt: skip
             defn, version, qcols = defs[key]
             raw_time = (row.get(col["submitted_at"]) or "").strip()
             try:
@@ -221,16 +224,12 @@ def import_responses(
                 ) from exc
             answers: dict[str, Any] = {}
             answer_rows = []
-            for qid, column in qcols.items():
-                q = defn.question(qid)
-                assert q is not None
+            for qid, column, q in qcols:
                 raw = (row.get(column) or "").strip()
                 if not raw:
                     continue
                 try:
-                    parsed = parse_answer(
-                        q.model_copy(update={"required": False}), _cell_values(q, raw, mapping)
-                    )
+                    parsed = parse_answer(q, _cell_values(q, raw, mapping))
                 except Invalid as exc:
                     raise Invalid(f"column '{column}' ({qid}): {exc}") from exc
                 answers[qid] = parsed.value
