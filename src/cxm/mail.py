@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,9 +43,35 @@ def _reply(message: bytes | str) -> str:
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
 
 
+def _in_words(exc: BaseException) -> str:
+    """What went wrong reaching the mail server, in words a person acts on (no exception
+    class names or errno numbers): a refused connection, a timeout, a name that does not
+    resolve, a dropped connection; anything else keeps the exception's own message."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "no mail server answered at the configured host and port (connection refused)"
+    if isinstance(exc, TimeoutError):
+        return "the mail server did not answer in time"
+    if isinstance(exc, socket.gaierror):
+        return f"the mail server's host name could not be resolved ({exc.strerror or exc})"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"the mail server closed the connection ({exc})" if str(exc) else (
+            "the mail server closed the connection")  # fmt: skip
+    if isinstance(exc, ssl.SSLError):
+        why = getattr(exc, "reason", None) or exc
+        return f"the secure connection to the mail server failed ({why})"
+    if isinstance(exc, OSError):
+        return f"could not reach the mail server ({exc.strerror or exc})"
+    if isinstance(exc, ValueError):
+        return f"not sent: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def classify_failure(exc: BaseException, recipient: str) -> Failure:
-    """Sort an exception of ``send_mail`` into a hard bounce or a failure to retry."""
-    code, text = 0, f"{type(exc).__name__}: {exc}"
+    """Sort an exception of ``send_mail`` into a hard bounce or a failure to retry.
+
+    ``text`` is what a delivery log and the pages show: the server's reply for an SMTP
+    refusal, otherwise the failure in words (``_in_words``)."""
+    code, text = 0, _in_words(exc)
     permanent = False
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, message = next(iter(exc.recipients.values()), (0, b""))

@@ -26,7 +26,7 @@ from cxm.actions.routing import OPEN
 from cxm.actions.tables import cases, report_sends, report_subscriptions
 from cxm.config import Settings
 from cxm.errors import Forbidden, Invalid, NotFound
-from cxm.mail import send_mail
+from cxm.mail import classify_failure, send_mail
 from cxm.metrics import compute
 from cxm.metrics.definitions import load
 from cxm.org import auth
@@ -398,7 +398,7 @@ def send_due(engine: Engine, settings: Settings, now: dt.datetime | None = None)
             send_mail(settings, str(user["email"]), subject, text, html=body,
                       headers={"X-Cxm-Report": REPORT})  # fmt: skip
         except (smtplib.SMTPException, OSError, ValueError) as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+            status, error = "failed", classify_failure(exc, str(user["email"])).text
         counts[status] += 1
         with engine.begin() as conn:
             record_send(conn, sub["id"], week, status, error)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from cxm.actions import outbound, titles
 from cxm.actions.tables import cases, notifications, webhook_deliveries, webhooks
 from cxm.config import Settings, load_settings
-from cxm.mail import send_mail
+from cxm.mail import classify_failure, send_mail
 from cxm.org import auth
 from cxm.org import service as org
 from cxm.store import as_utc, jobs, utcnow
@@ -177,7 +177,10 @@ def send_email(conn: Connection, payload: dict[str, Any], settings: Settings) ->
     except (smtplib.SMTPException, OSError, ValueError) as exc:
         conn.execute(
             notifications.insert().values(
-                **row, status="failed", message_id=None, error=f"{type(exc).__name__}: {exc}"[:2000]
+                **row,
+                status="failed",
+                message_id=None,
+                error=classify_failure(exc, recipient).text,
             )
         )
         if attempt < MAX_ATTEMPTS:

@@ -188,27 +188,43 @@ def _postgres_frame(
     from ibis.backends.postgres.converter import PostgresPandasData
     from ibis.formats.pandas import PandasData
 
-    with _compiled_lock:
-        memo = _memo(backend)
-        kept = memo.get(key)
-        if kept is not None:
-            memo.move_to_end(key)
-    if kept is None:
+    built: list[ir.Table] = []
+
+    def make() -> tuple[tuple[str, Any] | None, bool]:
         expr = build()
+        built.append(expr)
         if _needs_registration(expr):
-            return expr.to_pandas()
+            return None, False
         table = expr.as_table()
-        kept = (str(backend.compile(table)), table.schema())
-        with _compiled_lock:
-            memo[key] = kept
-            if len(memo) > COMPILED_PER_BACKEND:
-                memo.popitem(last=False)
+        return (str(backend.compile(table)), table.schema()), True
+
+    kept = _kept(backend, key, make)
+    if kept is None:
+        return built[0].to_pandas()
     sql, schema = kept
     con: Any = backend.con  # the psycopg connection
     with con.cursor() as cur, con.transaction():
         rows = cur.execute(sql).fetchall()
     df = pd.DataFrame.from_records(rows, columns=schema.names, coerce_float=True)
     return PandasData.convert_table(PostgresPandasData.convert_table(df, schema), schema)
+
+
+def _kept(backend: BaseBackend, key: Hashable, make: Callable[[], tuple[Any, bool]]) -> Any:
+    """What is kept under ``key`` for ``backend``'s store; else ``make()``'s value, kept when
+    its flag says so (the last ``COMPILED_PER_BACKEND`` per store)."""
+    with _compiled_lock:
+        memo = _memo(backend)
+        value = memo.get(key)
+        if value is not None:
+            memo.move_to_end(key)
+            return value
+    value, keep = make()
+    if keep:
+        with _compiled_lock:
+            memo[key] = value
+            if len(memo) > COMPILED_PER_BACKEND:
+                memo.popitem(last=False)
+    return value
 
 
 def _needs_registration(expr: ir.Expr) -> bool:
@@ -223,21 +239,15 @@ def _compiled_sql(backend: BaseBackend, key: Hashable, build: Callable[[], ir.Ta
     """The SQL of ``build()`` on ``backend``, kept under ``key``. An expression that needs
     something registered on the connection first (an in-memory table, a UDF) is registered
     and compiled each time, never kept: its statement names what only that run registers."""
-    with _compiled_lock:
-        memo = _memo(backend)
-        sql = memo.get(key)
-        if sql is not None:
-            memo.move_to_end(key)
-    if sql is None:
+
+    def make() -> tuple[str, bool]:
         expr = build()
         if _needs_registration(expr):
             backend._run_pre_execute_hooks(expr)  # what Ibis's own execute does first
-            return str(backend.compile(expr))
-        sql = str(backend.compile(expr))
-        with _compiled_lock:
-            memo[key] = sql
-            if len(memo) > COMPILED_PER_BACKEND:
-                memo.popitem(last=False)
+            return str(backend.compile(expr)), False
+        return str(backend.compile(expr)), True
+
+    sql: str = _kept(backend, key, make)
     return sql
 
 

@@ -169,7 +169,7 @@ def send_due_exports(
 
     from cxm.actions import digest
     from cxm.config import load_settings
-    from cxm.mail import send_mail
+    from cxm.mail import classify_failure, send_mail
     from cxm.store import utcnow
 
     settings = settings or load_settings()
@@ -186,15 +186,19 @@ def send_due_exports(
         status, error = "sent", None
         try:
             data = render(engine, settings, settings.base_url, sub["user_id"], sub["path"], fmt)
-            name = sub["path"].strip("/").split("?")[0].replace("/", "-") or "home"
-            send_mail(
-                settings, str(user["email"]), f"cxm: {sub['path']} for the week of {week}",
-                f"The page {sub['path']} as of {now:%Y-%m-%d %H:%M} UTC is attached.\n\n"
-                f"Open it: {settings.base_url.rstrip('/')}{sub['path']}\n",
-                attachments=[(f"cxm-{name}-{week}.{fmt}", data, MEDIA[fmt])],
-            )  # fmt: skip
-        except (ChromiumMissing, Invalid, NotFound, smtplib.SMTPException, OSError) as exc:
+        except (ChromiumMissing, Invalid, NotFound, OSError) as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+        else:
+            name = sub["path"].strip("/").split("?")[0].replace("/", "-") or "home"
+            try:
+                send_mail(
+                    settings, str(user["email"]), f"cxm: {sub['path']} for the week of {week}",
+                    f"The page {sub['path']} as of {now:%Y-%m-%d %H:%M} UTC is attached.\n\n"
+                    f"Open it: {settings.base_url.rstrip('/')}{sub['path']}\n",
+                    attachments=[(f"cxm-{name}-{week}.{fmt}", data, MEDIA[fmt])],
+                )  # fmt: skip
+            except (smtplib.SMTPException, OSError, ValueError) as exc:
+                status, error = "failed", classify_failure(exc, str(user["email"])).text
         counts[status] += 1
         with engine.begin() as conn:
             digest.record_send(conn, sub["id"], week, status, error)
