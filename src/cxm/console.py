@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 FORMATS = ("table", "csv", "json")
+WRAP_MIN = 12  # the narrowest a wrapping column (a title) gets, in characters
 
 console = Console()
 
@@ -159,21 +160,56 @@ def print_table(
     *,
     whole: Sequence[str] = ("id",),
     caption: str | None = None,
+    headings: Mapping[str, str] | None = None,
+    wrap: Sequence[str] = (),
+    optional: Sequence[str] = (),
 ) -> None:
-    """A table on stdout, then ``caption`` as a line; the ``whole`` columns (ids) are never
-    cropped, so they paste back."""
+    """A table on stdout, then ``caption`` as a line.
+
+    ``headings`` maps a column's key to the heading a person reads (the key when absent). The
+    ``whole`` columns (ids) are never cropped, so they paste back; the ``wrap`` columns (titles)
+    wrap at word boundaries into the width left over, and every other column then keeps its
+    heading and values whole (without ``wrap``, the other columns share the width as they fit).
+    When the terminal is too narrow for that, the ``optional`` columns are left out, first named
+    first, and a line above the caption names them.
+    """
     from rich.table import Table
 
+    def heading(col: str) -> str:
+        return (headings or {}).get(col, col)
+
+    def cell(row: dict[str, Any], col: str) -> str:
+        return "" if row.get(col) is None else str(row.get(col))
+
+    def natural(col: str) -> int:
+        # Table borders and padding take 3 characters a column.
+        if col in wrap:
+            return max(WRAP_MIN, *(len(w) for w in heading(col).split())) + 3
+        return max([len(heading(col)), *(len(cell(r, col)) for r in rows)]) + 3
+
+    shown = list(columns)
+    left_out: list[str] = []
+    for col in optional:
+        if 1 + sum(natural(c) for c in shown) <= console.width:
+            break
+        if col in shown:
+            shown.remove(col)
+            left_out.append(col)
     table = Table(title=title, header_style="bold")
-    for col in columns:
-        if col in whole:
-            width = max([len(col), *(len(str(r.get(col) or "")) for r in rows)])
-            table.add_column(col, no_wrap=True, min_width=width, overflow="ignore")
+    for col in shown:
+        if col in wrap:
+            table.add_column(heading(col), overflow="fold", ratio=1, min_width=natural(col) - 3)
+        elif wrap or col in whole:
+            width = natural(col) - 3
+            table.add_column(heading(col), no_wrap=True, min_width=width, overflow="ignore")
         else:
-            table.add_column(col)
+            table.add_column(heading(col))
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(cell(row, c) for c in shown))
     console.print(table)
+    if left_out:
+        names = ", ".join(heading(c) for c in left_out)
+        typer.echo(f"too narrow for: {names} (--format csv has them)")
     if caption:
         typer.echo(caption)  # plain, so a narrow table never wraps the next page's option
 
@@ -215,11 +251,15 @@ def print_list(
     noun: str | None = None,
     json_rows: Sequence[Any] | None = None,
     whole: Sequence[str] = ("id",),
+    headings: Mapping[str, str] | None = None,
+    wrap: Sequence[str] = (),
+    optional: Sequence[str] = (),
 ) -> None:
     """One page of a list: a table with its total and the next page's option, CSV, or JSON.
 
     CSV and JSON carry only the page's rows (JSON: ``json_rows`` when given, else ``rows``), so
-    they stay machine-readable; the table's caption gives the total.
+    they stay machine-readable: CSV's header row is the column keys. The table's caption gives
+    the total; ``headings``, ``wrap`` and ``optional`` shape the table as ``print_table`` says.
     """
     if fmt == "json":
         print_json(list(json_rows if json_rows is not None else rows))
@@ -227,7 +267,8 @@ def print_list(
         print_csv(rows, columns)
     else:
         caption = page_caption(len(rows), offset, total, noun or title.lower())
-        print_table(rows, columns, title, whole=whole, caption=caption)
+        print_table(rows, columns, title, whole=whole, caption=caption, headings=headings,
+                    wrap=wrap, optional=optional)  # fmt: skip
 
 
 def page(rows: Sequence[Any], limit: int, offset: int) -> list[Any]:

@@ -33,6 +33,40 @@ IDENTITY_KINDS = {"email": "Email", "phone": "Phone", "user_id": "User id",
                   "anonymous_id": "Anonymous id", "crm_id": "CRM id"}  # fmt: skip
 
 
+# Case statuses as the case pages and CLI tables show them (``cxm.actions.schemas.STATUSES``).
+CASE_STATUSES = {
+    "new": "New",
+    "in_progress": "In progress",
+    "waiting_on_customer": "Waiting on customer",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+
+
+def case_status(key: str | None, empty: str = "—") -> str:
+    """A case status's name: ``in_progress`` → "In progress"; an unknown one as it is."""
+    if not key:
+        return empty
+    return CASE_STATUSES.get(key, key)
+
+
+def sla_state(key: str | None, empty: str = "—") -> str:
+    """A case's SLA state as the case inbox shows it: ``at_risk`` → "at risk", ``ok`` → "ok"."""
+    return key.replace("_", " ") if key else empty
+
+
+def period_label(value: object, grain: str) -> str:
+    """A period as people say it: 2026-09 for a month, 2026 Q3 for a quarter, 2026 for a year,
+    the date (2026-09-07) for a day or week. ``value`` is the period's first day (a date, a
+    datetime or its ISO text)."""
+    text = str(value)
+    if grain == "quarter" and len(text) >= 7:
+        return f"{text[:4]} Q{(int(text[5:7]) - 1) // 3 + 1}"
+    if grain == "year":
+        return text[:4]
+    return text[:7] if grain == "month" else text[:10]
+
+
 def identity_kind(kind: str) -> str:
     """An identifier kind's name: ``crm_id`` → "CRM id", ``loyalty_id`` → "Loyalty id"."""
     return IDENTITY_KINDS.get(kind) or humanize(kind)

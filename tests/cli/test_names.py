@@ -71,12 +71,12 @@ def test_metric_slices_print_names_in_the_table_and_keys_in_json_and_csv(
     table = runner.invoke(app, ["metrics", "nps", "--by", dimension])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    column = header.index(dimension)
+    column = header.index(dimension.capitalize())
     assert [r[column] for r in rows] == [names[k] for k in keys]
     # Flags read as words (slices of 2 and 3 answers are below the minimum sample).
     flags = [r["flags"] for r in json.loads(as_json.stdout)]
     assert "below_min_sample" in flags
-    shown = [r[header.index("flags")] for r in rows]
+    shown = [r[header.index("Flags")] for r in rows]
     assert shown == ["Below min sample" if f == "below_min_sample" else (f or "") for f in flags]
 
 

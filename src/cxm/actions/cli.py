@@ -33,6 +33,12 @@ rules_app = typer.Typer(
     help="Rules that open cases: apply a file, run them now.", no_args_is_help=True
 )
 ACTOR = "cli"
+# The case inbox's headings (the id column, which the inbox links instead, is the one to paste).
+CASE_HEADINGS = {"id": "ID", "title": "Case", "priority": "Priority", "status": "Status",
+                 "sla_state": "SLA", "due": "Due (UTC)", "touchpoint": "Touchpoint",
+                 "team": "Team", "assignee": "Assignee"}  # fmt: skip
+# The columns a narrow terminal leaves out, first named first (the id, title and status stay).
+NARROW = ("assignee", "team", "touchpoint", "due", "priority", "sla_state")
 
 
 def _operator() -> Scope:
@@ -83,9 +89,19 @@ def list_(
         r["due"] = (
             r["first_response_due"] if r["first_response_at"] is None else r["resolution_due"]
         ).strftime("%Y-%m-%d %H:%M")
-    columns = ["id", "priority", "status", "sla_state", "due", "touchpoint", "team",
-               "assignee", "title"]  # fmt: skip
-    print_list(rows, columns, "Cases", fmt=fmt, total=total, offset=offset)
+    if fmt == "csv":  # statuses as keys, as the JSON and the --status option take them
+        columns = ["id", "priority", "status", "sla_state", "due", "touchpoint", "team",
+                   "assignee", "title"]  # fmt: skip
+        print_list(rows, columns, "Cases", fmt=fmt, total=total, offset=offset)
+        return
+    from cxm.names import case_status, sla_state
+
+    columns = ["id", "title", "priority", "status", "sla_state", "due", "touchpoint", "team",
+               "assignee"]  # fmt: skip
+    shown = [r | {"status": case_status(r["status"]), "sla_state": sla_state(r["sla_state"]),
+                  "assignee": r["assignee"] or "—"} for r in rows]  # fmt: skip
+    print_list(shown, columns, "Cases", fmt=fmt, total=total, offset=offset,
+               headings=CASE_HEADINGS, wrap=("title",), optional=NARROW)  # fmt: skip
 
 
 @cases_app.command("show")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,58 @@ def show(
         print_json([{k: (None if isinstance(v, float) and math.isnan(v) else v)
                      for k, v in r.items()} for r in df.to_dict("records")])  # fmt: skip
     else:
-        # The table names each slice (CSV and JSON keep the keys that --filter takes).
+        # The table names each slice and period, and heads each column as a CX lead reads it
+        # (CSV and JSON keep the keys that --filter takes and the columns' keys).
+        from cxm.names import period_label
+
         label = _labeller(source if engine_name != "spark" else None)
-        rows = [{str(k): label(str(k), v) if isinstance(v, str) else _fmt(v)
-                 for k, v in r.items()} for r in df.to_dict("records")]  # fmt: skip
+        grain = next((str(c) for c in df.columns if str(c) in GRAINS), None)
+
+        def cell(column: str, value: Any) -> Any:
+            if (
+                grain
+                and isinstance(value, str)
+                and (column == grain or (column == "compared_with" and ISO_DATE.fullmatch(value)))
+            ):
+                return period_label(value, grain)
+            return label(column, value) if isinstance(value, str) else _fmt(value)
+
+        rows = [{str(k): cell(str(k), v) for k, v in r.items()} for r in df.to_dict("records")]
         m = metrics[name]
-        print_table(rows, list(df.columns), f"{name} ({m.unit}, {m.direction} is better)")
+        columns = [str(c) for c in df.columns]
+        print_table(rows, columns, f"{name} ({m.unit}, {m.direction} is better)", whole=(),
+                    headings={c: heading(c) for c in columns}, wrap=("flags",),
+                    optional=("metric", "weighted_n", "method", "on_target"))  # fmt: skip
+
+
+GRAINS = {"day", "week", "month", "quarter", "year"}
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The columns of ``cxm.metrics.service.compute`` as the dashboards word them.
+HEADINGS = {
+    "metric": "Metric",
+    "value": "Value",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
+    "n": "n",
+    "weighted_n": "Weighted n",
+    "method": "Method",
+    "target": "Target",
+    "on_target": "On target",
+    "flags": "Flags",
+    "p_value": "p-value",
+    "p_adjusted": "Adjusted p",
+    "significant": "Significant",
+    "compared_with": "Compared with",
+    "delta": "Change",
+}
+
+
+def heading(column: str) -> str:
+    """A ``compute`` column's heading: ``ci_low`` → "95% CI low", a slice dimension as words
+    (``touchpoint`` → "Touchpoint", ``trait:tier`` → "Tier")."""
+    from cxm.names import humanize
+
+    return HEADINGS.get(column) or humanize(column.removeprefix("trait:"))
 
 
 def _labeller(store: Any) -> Callable[[str, str], str]:

@@ -24,6 +24,7 @@ from cxm.actions.schemas import (
 )
 from cxm.errors import CxmError, Invalid, NotFound
 from cxm.insights import impact
+from cxm.names import CASE_STATUSES
 from cxm.org import service as org
 from cxm.org.auth import Principal
 from cxm.org.scope import Scope, may_read_initiatives, readable_user_id, scope_for
@@ -39,13 +40,7 @@ from cxm.yamldoc import parse
 
 router = APIRouter(include_in_schema=False)
 M = TypeVar("M", bound=BaseModel)
-LABELS = {
-    "new": "New",
-    "in_progress": "In progress",
-    "waiting_on_customer": "Waiting on customer",
-    "resolved": "Resolved",
-    "closed": "Closed",
-}
+LABELS = CASE_STATUSES
 
 
 def _agents(conn: Connection, who: Principal) -> list[dict[str, object]]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cxm.names import period_label
+
+__all__ = ["BAND", "GRAIN_WORDS", "band_outline", "period_label", "trend_chart", "trend_rows"]
+
 BAND = "95% confidence interval"
 GRAIN_WORDS = {"month": "month", "quarter": "quarter"}
 
@@ -21,14 +25,6 @@ def trend_rows(board: Any, metric: str) -> tuple[list[dict[str, Any]], str]:
     if sum(r.get("value") is not None for r in quarters) > shown:
         return quarters, "quarter"
     return months, "month"
-
-
-def period_label(value: Any, grain: str) -> str:
-    """A period as people say it: 2026-09 for a month, 2026 Q3 for a quarter."""
-    text = str(value)
-    if grain == "quarter" and len(text) >= 7:
-        return f"{text[:4]} Q{(int(text[5:7]) - 1) // 3 + 1}"
-    return text[:7] if grain == "month" else text[:10]
 
 
 def band_outline(
