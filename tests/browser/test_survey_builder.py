@@ -90,3 +90,65 @@ def test_options_and_triggers_are_edited_in_the_builder_and_published(
     assert (first.event, first.delay, first.touchpoint, first.where) == (
         "ticket_closed", "30m", "support_chat", {"plan": "gold"})  # fmt: skip
     assert (second.event, second.channel, second.delay) == ("order_delivered", "sms", "3d")
+
+
+# Every field of the builder, as the layout check reads it: its box, its column's box, and
+# whether its text fits (a text field whose value is wider than the field is clipped).
+_FIELDS = """() => {
+  const col = document.querySelector('#builder').getBoundingClientRect();
+  return [...document.querySelectorAll(
+      '#builder input:not([type=checkbox]):not([type=hidden]), #builder select, #builder textarea')]
+    .filter(e => e.offsetParent !== null)
+    .map(e => { const b = e.getBoundingClientRect();
+      return {id: e.id || e.name, left: b.left, right: b.right, width: b.width,
+              inside: b.left >= col.left - 0.5 && b.right <= col.right + 0.5,
+              clipped: e.tagName === 'INPUT' && e.scrollWidth > e.clientWidth + 1}; });
+}"""
+
+
+def _box(page: Page, selector: str) -> dict[str, float]:
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    return box
+
+
+def test_the_builder_uses_the_width_and_the_language_picker_sits_with_the_preview(
+    lead_page: Page, live_server: LiveServer
+) -> None:
+    page = lead_page
+    page.goto(live_server.url + "/surveys/support_csat")
+    # 1440 px: the builder is a wide column beside the preview; no field is cut or squeezed.
+    fields = page.evaluate(_FIELDS)
+    assert len(fields) > 5
+    outside = [f["id"] for f in fields if not f["inside"]]
+    narrow = [(f["id"], round(f["width"])) for f in fields if f["width"] < 320]
+    clipped = [f["id"] for f in fields if f["clipped"]]
+    assert (outside, narrow, clipped) == ([], [], [])
+    builder, preview = _box(page, "#builder"), _box(page, ".preview")
+    assert builder["width"] >= 600
+    assert preview["x"] >= builder["x"] + builder["width"]  # side by side
+    yaml = _box(page, "#definition")
+    assert yaml["width"] >= 600 and yaml["height"] >= 300
+    # The language picker is part of the preview it controls (and still of the form).
+    picker = _box(page, "#language")
+    assert preview["x"] <= picker["x"] and picker["x"] + picker["width"] <= preview["x"] + preview[
+        "width"] and preview["y"] <= picker["y"] <= preview["y"] + preview["height"]  # fmt: skip
+    page.locator("#language").select_option("de")
+    expect(page.locator(".preview h3").first).to_have_text("Wie war unser Service?")
+    expect(page.locator("#language")).to_have_value("de")
+    screenshot(page, "survey-builder-1440")
+    # 390 px: one column, builder then YAML then preview, and nothing scrolls sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    fields = page.evaluate(_FIELDS)
+    assert [f["id"] for f in fields if not f["inside"] or f["right"] > 390] == []
+    builder, yaml, preview = (
+        _box(page, "#builder"),
+        _box(page, "#definition"),
+        _box(page, ".preview"),
+    )
+    assert builder["y"] < yaml["y"] < preview["y"]
+    picker = _box(page, "#language")
+    assert preview["y"] <= picker["y"] <= preview["y"] + preview["height"]
+    screenshot(page, "survey-builder-390")
+    assert axe_violations(page) == []

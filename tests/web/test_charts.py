@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from cxm.surveys.tables import responses
 from cxm.web.charts import BAND, period_label, trend_chart
-from tests.web.factories import company
+from tests.web.factories import add_responses, company
 from tests.web.test_pages import as_role
 
 
@@ -113,3 +116,61 @@ def test_a_figure_carries_the_same_interval_on_every_page_and_in_the_api(
                             headers=headers).json()["rows"]  # fmt: skip
         expected = f"n={row['n']}, 95% CI {row['ci_low']:.1f} to {row['ci_high']:.1f}"
         assert next(iter(seen)).startswith(expected), (raw, seen, expected)
+
+
+def _not_counted(engine: Engine) -> None:
+    """Responses no customer score counts: an employee's, later; an unfinished one, earlier."""
+    base = {"survey_key": "relationship_nps", "survey_version": 1, "customer_id": None,
+            "employee_id": None, "invitation_id": None, "trigger_event_id": None,
+            "touchpoint_key": "delivery", "channel": None, "language": "en", "nps": 9,
+            "nps_category": "promoter", "csat": None, "ces": None, "comment": None,
+            "source": "import"}  # fmt: skip
+    late = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    early = dt.datetime(2026, 2, 3, 9, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(responses.insert(), [
+            {**base, "id": "employee-late", "respondent_kind": "employee", "started_at": late,
+             "submitted_at": late, "completed": True},
+            {**base, "id": "unfinished-early", "respondent_kind": "customer",
+             "started_at": early, "submitted_at": early, "completed": False},
+        ])  # fmt: skip
+
+
+def _span_by_sql(engine: Engine, department: str | None = None) -> tuple[str, str]:
+    """First and last submitted_at dates of completed customer responses, in plain SQL."""
+    where = "r.respondent_kind = 'customer' AND r.completed"
+    if department:
+        where += " AND t.department_key = :department"
+    sql = ("SELECT min(r.submitted_at), max(r.submitted_at) FROM responses r "
+           f"LEFT JOIN touchpoints t ON t.key = r.touchpoint_key WHERE {where}")  # fmt: skip
+    with engine.connect() as conn:
+        first, last = conn.execute(sa.text(sql), {"department": department}).one()
+    return first.date().isoformat(), last.date().isoformat()
+
+
+def _span_on_page(html: str) -> tuple[str, str]:
+    found = re.search(r"every response to date, <span class=\"span-first\">([\d-]+)</span> to "
+                      r"<span class=\"span-last\">([\d-]+)</span>", html)  # fmt: skip
+    assert found, "the period line names no dates"
+    return found.group(1), found.group(2)
+
+
+def test_the_period_line_names_the_first_and_last_response_counted(
+    app_client: TestClient, seeded: Engine
+) -> None:
+    client = as_role(app_client, seeded, "cx_lead")
+    assert "Period: no responses yet." in client.get("/").text
+    company(seeded)
+    _not_counted(seeded)
+    add_responses(seeded, "invoice", [8] * 3, month=10)
+    app_client.app.state.frame_cache = None  # type: ignore[attr-defined]
+    overview = _span_on_page(client.get("/").text)
+    assert overview == _span_by_sql(seeded)
+    assert "2026-02-03" not in overview and "2026-11-20" not in overview  # not counted
+    delivery = _span_on_page(client.get("/departments/supply_chain").text)
+    assert delivery == _span_by_sql(seeded, "supply_chain")
+    assert delivery != overview
+    # With From and To given, the page states them.
+    assert (
+        "Period: 2026-09-01 to 2026-09-30." in client.get("/?start=2026-09-01&end=2026-09-30").text
+    )

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from cxm.errors import Invalid, NotFound
 from cxm.metrics import analytics as ax
 from cxm.metrics import rollup, slices, stats
-from cxm.metrics.definitions import FACTS, Metric, load
+from cxm.metrics.definitions import FACTS, Metric, MetricModel, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
 from cxm.store.analytics import reading, to_frame, to_rows, to_rows_with
@@ -43,6 +43,51 @@ class Weighting:
 
     trait: str
     shares: Mapping[str, float]
+
+
+# The responses every customer score counts: customers' completed answers, by submitted_at.
+RESPONSES_COUNTED = Metric(
+    name="responses_counted",
+    source="cxm",
+    **MetricModel(
+        description="Completed customer responses, by the time they were submitted.",
+        kind="count",
+        fact="responses",
+        filters={"respondent_kind": "customer", "completed": True},
+        min_sample=1,
+    ).model_dump(),
+)
+
+
+def response_span(
+    source: Engine | BaseBackend,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+) -> tuple[dt.date | None, dt.date | None]:
+    """The UTC dates of the first and last response the customer scores count (completed
+    customer responses by ``submitted_at``) in [start, end) within ``filters`` (slice
+    dimension -> value or values, as ``compute`` takes them): what a page states as its
+    period when no dates are given. (None, None) when there is no such response.
+    Start and end need a time zone (Invalid otherwise)."""
+    norm = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+    for d in norm:
+        _check_dimension(d)
+    metric = RESPONSES_COUNTED
+    time = FACTS["responses"].time
+    with reading(source) as backend:
+        t = ax.fact_rows(backend, metric, list(norm), start=start, end=end, keep={time})
+        for d, values in norm.items():
+            t = t.filter(t[slices.key(d)].isin([str(v) for v in values]))
+        row = t.aggregate(first=t[time].min(), last=t[time].max()).to_pyarrow().to_pylist()[0]
+    return _date(row["first"]), _date(row["last"])
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None or _missing(value):
+        return None
+    return pd.Timestamp(value).date()
 
 
 def get_metric(metrics: Mapping[str, Metric], name: str) -> Metric:

@@ -27,7 +27,7 @@ from ibis.backends import BaseBackend
 
 from cxm.metrics import Metric, compute
 from cxm.metrics.analytics import GRAINS, NONE_LABEL, column_name
-from cxm.metrics.service import read_targets
+from cxm.metrics.service import read_targets, response_span
 from cxm.org.security import get_engine
 from cxm.store.analytics import ReaderPool
 from cxm.web.filters import Filters
@@ -268,6 +268,18 @@ class Board:
         for row in out:
             row["query"] = single_query(name, by, row, f)
         return out
+
+
+def span_task(f: Filters) -> tuple[Key, Read]:
+    """The read behind a page's period line: the first and last dates of the responses its
+    figures count under its filters (``response_span``), keyed for the cache."""
+    key: Key = ("response-span", f.start, f.end, f.department, f.segment)
+
+    def read(backend: BaseBackend) -> tuple[dt.date | None, dt.date | None]:
+        return response_span(backend, start=f.start_at, end=f.end_at,
+                             filters=f.metric_filters())  # fmt: skip
+
+    return key, read
 
 
 def single_query(name: str, by: Sequence[str], row: Mapping[str, Any],

@@ -26,7 +26,7 @@ from cxm.org.scope import readable_departments, scope_for
 from cxm.org.security import db, get_engine
 from cxm.text import taxonomy
 from cxm.text.analytics import Slice, theme_impact
-from cxm.web.board import Board, Spec, frame_cache, readers, records, spec
+from cxm.web.board import Board, Spec, frame_cache, readers, records, span_task, spec
 from cxm.web.charts import trend_chart, trend_rows
 from cxm.web.filters import Filters
 from cxm.web.pages import catalog, render
@@ -93,13 +93,14 @@ def overview(
     scope = scope_for(who)
     f = Filters.from_request(request, scope)
     board = Board(readers(request), catalog(request), f, frame_cache(request))
+    span_key, span_read = span_task(f)
     board.run([
         *headline_specs(f.department), *(spec(m, ["department"]) for m in HEADLINE),
         spec("nps", ["month"]), spec("csat", ["month"]),
         spec("nps", ["quarter"]), spec("csat", ["quarter"]),
         spec("response_rate"), spec("completion_rate"),
         spec("csat", ["department", "month"], compare="previous"),
-    ], {insights_key(f): _insights_read(request, f)})  # fmt: skip
+    ], {insights_key(f): _insights_read(request, f), span_key: span_read})  # fmt: skip
     headline = kpis(board)
     trend, grain = trend_rows(board, "nps")
     csat_trend, csat_grain = trend_rows(board, "csat")
@@ -112,7 +113,8 @@ def overview(
     alerts = [a for a in list_alerts(conn) if a["status"] == "open" and _in_view(a, f)]
     return render(
         request, who, "overview.html", as_of=board.as_of,
-        filters=f, departments=org.list_departments(conn), department_names=names,
+        filters=f, span=board.result(span_key), departments=org.list_departments(conn),
+        department_names=names,
         kpis=headline, trend=trend, chart=trend_chart(trend, grain, f"NPS by {grain}",
                                                      "NPS (points, -100 to 100)"),
         csat_trend=csat_trend, csat_chart=trend_chart(
@@ -221,13 +223,14 @@ def scorecard(
     impact_key = ("impact", key, f.start, f.end, f.segment,
                   tuple(sorted((t.taxonomy, t.key) for t in themes)))  # fmt: skip
     board = Board(readers(request), catalog(request), f, cache)
+    span_key, span_read = span_task(f)
     board.run(
         [*headline_specs(key), *(spec(m, ["touchpoint"]) for m in HEADLINE),
          spec("csat", ["month"]), spec("csat", ["quarter"])],
         {journeys_key: lambda con: journey_map(con, f.start_at, f.end_at, f.segment),
          impact_key: lambda con: (theme_impact(con, themes, Slice(
              since=f.start_at, until=f.end_at, segment=f.segment)) if themes else None),
-         insights_key(f): _insights_read(request, f)},
+         insights_key(f): _insights_read(request, f), span_key: span_read},
     )  # fmt: skip
     headline = kpis(board)
     trend, grain = trend_rows(board, "csat")
@@ -252,6 +255,7 @@ def scorecard(
     people = _people_panel(request, key)
     return render(
         request, who, "scorecard.html", as_of=board.as_of, people=people,
+        span=board.result(span_key),
         department=department, filters=f, kpis=headline, touchpoints=touchpoints,
         by_touchpoint=by_tp, chart=trend_chart(
             trend, grain, f"CSAT at {department.name} by {grain}",

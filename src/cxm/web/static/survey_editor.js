@@ -9,7 +9,10 @@
       fetch(form.getAttribute("action"), {method: "POST", body: data, headers: {"Accept": "text/html"}}).then(function (r) { return r.text(); }).then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.querySelector(".preview"), old = document.querySelector(".preview");
+        // The preview holds its language picker: keep the focus on it across the re-render.
+        var focused = old && old.contains(document.activeElement) ? document.activeElement.id : "";
         if (fresh && old) { old.replaceWith(fresh); }
+        if (focused && document.getElementById(focused)) { document.getElementById(focused).focus(); }
         // The builder shows the same definition: keep it in step with the text.
         var freshBuilder = doc.getElementById("builder"), oldBuilder = document.getElementById("builder");
         if (freshBuilder && oldBuilder) { oldBuilder.replaceWith(freshBuilder); }
@@ -20,7 +23,8 @@
     }, delay);
   }
   form.definition.addEventListener("input", function () { refresh(600); });
-  if (form.language) { form.language.addEventListener("change", function () { refresh(0); }); }
+  // The picker is re-rendered with the preview: listen on the document, not on one element.
+  document.addEventListener("change", function (e) { if (e.target.id === "language") { refresh(0); } });
 })();
 // Preview as on a phone (390 px) or a desktop; the choice survives the live re-render.
 (function () {
