@@ -18,7 +18,8 @@ from cxm.store.bulk import insert_rows
 from cxm.surveys.tables import unsubscribes
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-LOSERS = 2_500
+LOSERS = 400
+JOINED_ABOVE = 150  # the joined path is taken above this many losers in the test
 
 
 def _store(path: Path) -> Engine:
@@ -68,9 +69,10 @@ def test_joined_and_chunked_merges_leave_the_same_store(
     remap = {f"loser{i}": f"root{i % 100}" for i in range(LOSERS)}
     joined, chunked = _store(tmp_path / "joined.duckdb"), _store(tmp_path / "chunked.duckdb")
     before = _contents(joined)
+    monkeypatch.setattr(customers, "JOINED_MERGES", JOINED_ABOVE)
     with joined.begin() as conn:
         customers.follow_merges(conn, remap)
-    monkeypatch.setattr(customers, "JOINED_MERGES", LOSERS)  # the 2,000-loser chunks
+    monkeypatch.setattr(customers, "JOINED_MERGES", LOSERS)  # the chunked path
     with chunked.begin() as conn:
         customers.follow_merges(conn, remap)
     after = _contents(joined)
