@@ -32,8 +32,18 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 FORMATS = ("table", "csv", "json")
 WRAP_MIN = 12  # the narrowest a wrapping column (a title) gets, in characters
+# The root's own commands start processes, migrate or check the installation: they never run
+# inside a server (every domain command does, when the server owns the embedded store).
+NOT_FORWARDED = ("init", "serve", "worker", "doctor")
 
 console = Console()
+# In the process of 'cxm serve', the engine every forwarded command uses (see ``engine``).
+_served_engine: Engine | None = None
+# What this process was asked to run, and the answers given to its prompts, so that the same
+# command can be run again by the server that owns the store.
+_invoked: list[str] | None = None
+_answers: list[str] = []
+_recording = False
 
 
 def settings() -> Settings:
@@ -99,9 +109,13 @@ def locked_hint() -> str:
 def engine(*, migrated: bool = True) -> Engine:
     """The store's engine; refuses to run against a store that ``cxm init`` has not prepared.
 
-    Exits 1 with one line when the store cannot be reached (a missing PostgreSQL database, a
-    stopped server, an embedded file locked by a running ``cxm serve``).
+    When a running ``cxm serve`` holds the embedded store, the whole command is run again by
+    that server (``forward``) and this process exits with its exit code. Exits 1 with one line
+    when the store cannot be reached (a missing PostgreSQL database, a stopped server).
+    Inside the server, the server's own engine: forwarded commands share it.
     """
+    if _served_engine is not None:
+        return _served_engine
     from sqlalchemy.exc import DBAPIError
 
     from cxm.store import create_engine, current_revision, head_revision
@@ -111,6 +125,8 @@ def engine(*, migrated: bool = True) -> Engine:
         eng = create_engine(url)
         revision = current_revision(eng)
     except DBAPIError as exc:
+        if "lock" in str(exc.orig).lower():
+            forward_to_owner()
         store_unreachable(url, str(exc.orig))
     except OSError as exc:
         store_unreachable(url, str(exc))
@@ -127,7 +143,7 @@ def server_owning_store() -> RunningServer | None:
     from cxm.store import create_engine, current_revision
 
     conf = settings()
-    if not conf.database_url.startswith("duckdb"):
+    if _served_engine is not None or not conf.database_url.startswith("duckdb"):
         return None
     try:
         eng = create_engine(conf.database_url)
@@ -361,3 +377,98 @@ def call_server(
         fail(message, EXIT_BAD_INPUT if 400 <= exc.code < 500 else EXIT_FAILURE)
     except OSError as exc:
         fail(f"the server at {server.url} did not answer ({exc}); is 'cxm serve' still running?")
+
+
+# ---- running a whole command in the server that owns the store ----
+
+
+def serve_commands_with(eng: Engine | None) -> None:
+    """In ``cxm serve``: every command run in this process uses ``eng`` (None: its own)."""
+    global _served_engine
+    _served_engine = eng
+
+
+def invoked(args: Sequence[str] | None, *, done: bool = False) -> None:
+    """Remember what this process was asked to run (``args``, else ``sys.argv``), and record
+    the answers typed at its prompts from now on, so that a forwarded command gets them;
+    ``done``: the command is over, forget it."""
+    import sys
+
+    from typer._click import termui  # where typer.prompt and typer.confirm find their input
+
+    global _invoked, _recording
+    _answers.clear()
+    _invoked = None if done else list(args) if args is not None else sys.argv[1:]
+    if _recording:
+        return
+    _recording = True
+    for name in ("visible_prompt_func", "hidden_prompt_func"):
+        asked = getattr(termui, name)
+
+        def recorded(prompt: str, asked: Any = asked) -> str:
+            answer = str(asked(prompt))
+            _answers.append(answer)
+            return answer
+
+        setattr(termui, name, recorded)
+
+
+def forward_to_owner() -> None:
+    """When a running ``cxm serve`` owns the embedded store, run this command there and exit
+    with its exit code; return when there is no such server (or this command never runs in
+    one: the caller then says the store is in use)."""
+    args = _invoked
+    if _served_engine is not None or not args or args[0] in NOT_FORWARDED:
+        return
+    server = running_server(settings().data_dir)
+    if server is not None:
+        raise SystemExit(forward(server, args))
+
+
+def forward(server: RunningServer, args: Sequence[str]) -> int:
+    """Run ``cxm ARGS`` in ``server`` (``POST /api/v1/commands``) with this process's folder,
+    answers to prompts, piped input (when an argument is ``-``) and terminal width; print what
+    it printed, on the same streams, and return its exit code.
+
+    The server refusing the command exits 2 when it is the command's fault, 1 otherwise; a
+    server that does not answer exits 1, each with one line.
+    """
+    import sys
+    import urllib.error
+    import urllib.request
+
+    stdin = None
+    if "-" in args and not sys.stdin.isatty():
+        stdin = sys.stdin.read()
+    body = {
+        "argv": list(args),
+        "cwd": os.getcwd(),
+        "stdin": stdin,
+        "answers": list(_answers),
+        "width": console.width,
+        "color_system": console.color_system,
+    }
+    request = urllib.request.Request(
+        server.url.rstrip("/") + "/api/v1/commands",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+    )
+    try:
+        # No timeout: a long command (an import, training) answers when it is done.
+        with urllib.request.urlopen(request) as answer:
+            ran = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        # 400: a command the server does not run (cxm init); else the server's own trouble.
+        code = EXIT_BAD_INPUT if exc.code == 400 else EXIT_FAILURE
+        fail(f"the server at {server.url} did not run this command: {detail}", code)
+    except (OSError, ValueError) as exc:
+        fail(f"the server at {server.url} did not answer ({exc}); is 'cxm serve' still running?")
+    for stream, text in ((sys.stdout, ran["stdout"]), (sys.stderr, ran["stderr"])):
+        stream.write(text)
+        stream.flush()
+    return int(ran["exit_code"])

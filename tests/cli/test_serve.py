@@ -138,15 +138,22 @@ def test_a_bad_key_request_through_the_server_exits_2(cli_env: Served) -> None:
     assert refused.exit_code == 2 and "unknown scope 'root'" in refused.output
 
 
-def test_other_writing_commands_say_in_one_line_that_cxm_serve_holds_the_store(
-    cli_env: Served, tmp_path: Path
+def test_a_command_that_never_runs_in_the_server_says_in_one_line_that_it_holds_the_store(
+    cli_env: Served,
 ) -> None:
-    org = tmp_path / "org.yaml"
-    org.write_text("company: {name: Acme}\n")
-    out = runner.invoke(app, ["org", "apply", str(org)])
+    out = runner.invoke(app, ["init"])
     assert out.exit_code == 1
     (line,) = out.output.strip().splitlines()
     assert "'cxm serve'" in line and cli_env.url in line and f"pid {cli_env.process.pid}" in line
+
+
+def test_other_commands_are_run_by_the_server(cli_env: Served, tmp_path: Path) -> None:
+    org = tmp_path / "org.yaml"
+    org.write_text("company: {name: Acme}\n")
+    out = runner.invoke(app, ["org", "apply", str(org)])
+    assert out.exit_code == 0, out.output
+    listed = runner.invoke(app, ["org", "departments", "--format", "csv"])
+    assert listed.exit_code == 0 and listed.stdout.startswith("key,name"), listed.output
 
 
 def test_rules_apply_and_run_go_through_the_running_servers_api(

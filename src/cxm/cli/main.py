@@ -19,6 +19,7 @@ from cxm.console import (
     bad_input,
     console,
     engine,
+    invoked,
     server_file,
     settings,
     write_running_server,
@@ -165,6 +166,14 @@ class LazyGroup(TyperGroup):
             command = self.commands[cmd_name] = load_command(cmd_name)
         return command
 
+    def main(self, args: Any = None, *rest: Any, **extra: Any) -> Any:
+        # Kept, with the answers typed at prompts, for a command that a running server runs.
+        invoked(args)
+        try:
+            return super().main(args, *rest, **extra)
+        finally:
+            invoked(None, done=True)
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
         try:
@@ -242,9 +251,10 @@ def _server_check(url: str) -> Any:
 SERVER_KEY_NAME = "cxm serve: local CLI"
 
 
-def _announce(eng: Engine, host: str, port: int) -> tuple[Path, str] | None:
+def _announce(eng: Engine, host: str, port: int) -> tuple[Path, RunningServer] | None:
     """On an embedded store, leave DATA_DIR/server.json (0600) with this server's address and a
-    fresh local admin key, so the CLI can write through the API; the file's path and key id.
+    fresh local admin key, so that the CLI runs its commands here; the file's path and what it
+    holds.
 
     A file left by a server that did not stop cleanly is replaced and its key revoked (its
     process cannot hold the store: this one just opened it).
@@ -264,7 +274,7 @@ def _announce(eng: Engine, host: str, port: int) -> tuple[Path, str] | None:
         key_id = next(str(k["id"]) for k in auth.list_api_keys(conn) if k["prefix"] == prefix)
     reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     server = RunningServer(f"http://{reach}:{port}", os.getpid(), token, key_id)
-    return write_running_server(data_dir, server), key_id
+    return write_running_server(data_dir, server), server
 
 
 @app.command()
@@ -281,7 +291,8 @@ def serve(
     """Serve the web UI and the API (migrates the store first).
 
     While it runs, the server owns an embedded store; it leaves its address and a local admin
-    key in DATA_DIR/server.json (readable by you only) so that 'cxm keys create' still works.
+    key in DATA_DIR/server.json (readable by you only), and every other cxm command run on
+    this machine is run by the server.
     With --workers N (PostgreSQL) N processes share the port; see docs/production.md.
     """
     eng = engine(migrated=False)
@@ -307,20 +318,27 @@ def serve(
                     workers=workers, log_level="info", proxy_headers=False)  # fmt: skip
         return
     announced = _announce(eng, host, port)
+    web = create_app(_served_settings(host, port), engine=eng)
+    if announced is not None:
+        # Commands run on this machine while the store is held here are run by this server.
+        from cxm.cli import forward
+
+        forward.install(eng)
+        web.state.command_runner = forward.run
+        web.state.local_cli_token = announced[1].token
     console.print(f"cxm serving on http://{host}:{port}")
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so that the
     # discovery file and its key are cleaned up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         # The app reads X-Forwarded-For itself, and only from CXM_TRUSTED_PROXIES.
-        uvicorn.run(create_app(_served_settings(host, port), engine=eng), host=host, port=port,
-                    log_level="info", proxy_headers=False)  # fmt: skip
+        uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=False)
     finally:
         if announced is not None:
-            path, key_id = announced
+            path, server = announced
             path.unlink(missing_ok=True)
             with eng.begin() as conn:
-                auth.revoke_api_key(conn, key_id)
+                auth.revoke_api_key(conn, server.key_id)
 
 
 def _served_settings(host: str, port: int) -> Any:

@@ -48,6 +48,7 @@ from cxm.text import jobs as text_jobs
 from cxm.web import (
     board,
     cases,
+    commands,
     dashboards,
     explore,
     export,
@@ -97,7 +98,7 @@ def api_router() -> APIRouter:
     for router in (
         org_api.router, interactions_api.router, customer360_api.router, surveys_api.router,
         metrics_api.router, text_api.router, actions_api.router, privacy_api.router,
-        insights_api.router, employees_api.router, export.router,
+        insights_api.router, employees_api.router, export.router, commands.router,
     ):  # fmt: skip
         for route in router.routes:
             # A JSON body that is not JSON (or not UTF-8) is refused before the handler: 400.
