@@ -438,7 +438,7 @@ def forward(server: RunningServer, args: Sequence[str]) -> int:
     import urllib.request
 
     stdin = None
-    if "-" in args and not sys.stdin.isatty():
+    if "-" in args and sys.stdin is not None and not sys.stdin.isatty():
         stdin = sys.stdin.read()
     body = {
         "argv": list(args),

@@ -42,7 +42,6 @@ fw-3,order_delivered,ann@example.com,2026-10-03T10:00:00Z,delivery
 # Reads and refusals whose output must not change when a server runs them.
 SAME = [
     ["org", "touchpoints"],
-    ["surveys", "list", "--format", "csv"],
     ["customers", "list", "--limit", "0"],
     ["users", "create", "x@example.com", "--role", "manager", "--password", "pw"],
     ["surveys", "link", "no_such_survey"],
@@ -278,3 +277,43 @@ def test_forwarded_commands_and_other_threads_never_mix_their_output(
     assert "chatter" in printed and "delivery" not in printed
     with eng.connect() as conn:  # the engine the commands shared is still usable
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+def test_a_command_that_crashes_exits_1_with_its_message_and_the_route_checks_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from cxm.config import load_settings
+    from cxm.org import auth
+    from cxm.web.app import create_app
+
+    for name in ("stdout", "stderr", "stdin"):
+        monkeypatch.setattr(sys, name, getattr(sys, name))
+    monkeypatch.setattr(console, "_served_engine", None)
+    bare = create_engine(f"duckdb:///{tmp_path / 'bare.duckdb'}")  # no tables: a broken store
+    forward.install(bare)
+    crashed = forward.run(["org", "departments"], str(tmp_path))
+    assert crashed["exit_code"] == 1 and crashed["stdout"] == ""
+    (line,) = crashed["stderr"].splitlines()
+    assert line.startswith("error: ") and "departments" in line
+    refused = forward.run(["customers", "list", "--offset", "-1"], str(tmp_path))
+    assert refused == {"exit_code": 2, "stdout": "",
+                       "stderr": "error: --offset -1: give 0 or more\n"}  # fmt: skip
+
+    url = f"duckdb:///{tmp_path / 'cxm.duckdb'}"
+    eng = create_engine(url)
+    upgrade(eng)
+    with eng.begin() as conn:
+        local = auth.create_api_key(conn, "admin", name="local")
+    web = create_app(load_settings(data_dir=tmp_path, database_url=url), engine=eng,
+                     run_worker=False)  # fmt: skip
+    body = {"argv": ["org", "departments"], "cwd": str(tmp_path)}
+    headers = {"Authorization": f"Bearer {local}"}
+    with TestClient(web) as client:  # its client is not on the loopback address
+        answer = client.post("/api/v1/commands", json=body, headers=headers)
+        assert answer.status_code == 404 and "runs no cxm commands" in answer.json()["detail"]
+        web.state.command_runner = forward.run
+        web.state.local_cli_token = local
+        answer = client.post("/api/v1/commands", json=body, headers=headers)
+        assert answer.status_code == 403 and "this machine" in answer.json()["detail"]

@@ -11,10 +11,10 @@ process, with the same code and the same words.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import sys
 import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, get_args
@@ -28,10 +28,8 @@ from cxm.errors import CxmError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-log = logging.getLogger(__name__)
 _one_at_a_time = threading.Lock()
 _here = threading.local()
-_installed = False
 
 
 def _text() -> io.TextIOWrapper:
@@ -103,6 +101,12 @@ class _PerThread:
         return getattr(self._stream(), name)
 
 
+def _server_err() -> Any:
+    """The server's own stderr, whichever thread asks."""
+    err = sys.stderr
+    return err._process if isinstance(err, _PerThread) else err
+
+
 def _prompt(asked: Any) -> Any:
     """A prompt that, in a forwarded command, takes the caller's answers in order, then lines
     of its piped input; in any other thread, asks as before."""
@@ -124,17 +128,17 @@ def _prompt(asked: Any) -> Any:
 
 
 def install(eng: Engine) -> None:
-    """Once, in the server's process: commands use ``eng``; streams and prompts per thread."""
-    global _installed
+    """In the server's process: commands use ``eng``; streams and prompts per thread (once)."""
     cli_console.serve_commands_with(eng)
-    if _installed:
-        return
-    _installed = True
-    sys.stdout = _PerThread("stdout", sys.stdout)
-    sys.stderr = _PerThread("stderr", sys.stderr)
-    sys.stdin = _PerThread("stdin", sys.stdin)
+    for name in ("stdout", "stderr", "stdin"):
+        if not isinstance(getattr(sys, name), _PerThread):
+            setattr(sys, name, _PerThread(name, getattr(sys, name)))
     for name in ("visible_prompt_func", "hidden_prompt_func"):
-        setattr(termui, name, _prompt(getattr(termui, name)))
+        asked = getattr(termui, name)
+        if not getattr(asked, "per_thread", False):
+            answer = _prompt(asked)
+            answer.per_thread = True
+            setattr(termui, name, answer)
 
 
 def _names_a_path(annotation: Any) -> bool:
@@ -237,8 +241,10 @@ def run(
             except SystemExit as exc:
                 code = _exit_code(exc.code, this)
             except Exception as exc:
-                log.exception("cxm %s failed", " ".join(argv))
-                this.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
+                # The trace in the server's log; the caller gets one line.
+                print(f"cxm {' '.join(argv)} failed:", traceback.format_exc(), file=_server_err())
+                first = (str(exc).strip().splitlines() or [""])[0]
+                this.stderr.write(f"error: {type(exc).__name__}: {first}\n")
                 code = cli_console.EXIT_FAILURE
         finally:
             _here.run = None
