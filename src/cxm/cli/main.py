@@ -291,8 +291,8 @@ def serve(
     """Serve the web UI and the API (migrates the store first).
 
     While it runs, the server owns an embedded store; it leaves its address and a local admin
-    key in DATA_DIR/server.json (readable by you only), and every other cxm command run on
-    this machine is run by the server.
+    key in DATA_DIR/server.json (readable by you only), and the cxm commands you run meanwhile
+    on this machine are run by the server (not init, worker, doctor).
     With --workers N (PostgreSQL) N processes share the port; see docs/production.md.
     """
     eng = engine(migrated=False)
