@@ -93,7 +93,7 @@ def test_customers_list_names_each_customer_beside_its_whole_id(store: Engine) -
     table = runner.invoke(app, ["customers", "list"])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    assert header[:2] == ["id", "name"]
+    assert header[:2] == ["ID", "Name"]
     shown = {r[0]: r[1] for r in rows}
     assert set(shown) == {c["id"] for c in listed}  # every id whole, so it pastes back
     assert sorted(shown.values()) == ["", "Ana Novak", "bo@example.com"]  # name, else email
@@ -111,8 +111,8 @@ def test_customer_show_names_identity_kinds_departments_and_touchpoints(store: E
     assert "Email: ana@example.com" in out.stdout
     assert f"by department: {DEPARTMENTS['supply_chain']} 1" in out.stdout
     header, *rows = _cells(out.stdout)
-    assert {r[header.index("touchpoint")] for r in rows} == {TOUCHPOINTS["delivery"]}
-    assert {r[header.index("what")] for r in rows} == {"Relationship NPS", "Order delivered"}
+    assert {r[header.index("Touchpoint")] for r in rows} == {TOUCHPOINTS["delivery"]}
+    assert {r[header.index("What")] for r in rows} == {"Relationship NPS", "Order delivered"}
     assert "supply_chain" not in out.stdout and "relationship_nps" not in out.stdout
 
 
@@ -120,7 +120,7 @@ def test_touchpoints_list_names_each_owner(store: Engine) -> None:
     table = runner.invoke(app, ["org", "touchpoints"])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    owners = {r[0]: r[header.index("owner")] for r in rows}
+    owners = {r[0]: r[header.index("Owner")] for r in rows}
     assert owners["returns"] == f"{DEPARTMENTS['supply_chain']} / {TEAMS['returns_team']}"
     assert owners["delivery"] == f"{DEPARTMENTS['supply_chain']} / {TEAMS['delivery_team']}"
 
@@ -130,7 +130,7 @@ def test_survey_funnel_names_each_survey_beside_its_key(store: Engine) -> None:
     table = runner.invoke(app, ["surveys", "funnel"])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    assert header[:2] == ["survey_key", "survey"]
+    assert header[:2] == ["Survey key", "Survey"]
     assert [r[:2] for r in rows] == [[r["survey_key"], "Relationship NPS"] for r in as_json]
     assert rows  # the survey is listed even before anything was sent
 

@@ -22,9 +22,9 @@ from cxm.console import (
     print_table,
     server_owning_store,
 )
-from cxm.names import Names, case_status, humanize, sla_state
 
 if TYPE_CHECKING:
+    from cxm.names import Names
     from cxm.org.scope import Scope
 
 cases_app = typer.Typer(
@@ -95,6 +95,8 @@ def list_(
                    "assignee", "title"]  # fmt: skip
         print_list(rows, columns, "Cases", fmt=fmt, total=total, offset=offset)
         return
+    from cxm.names import case_status, sla_state
+
     columns = ["id", "title", "priority", "status", "sla_state", "due", "touchpoint", "team",
                "assignee"]  # fmt: skip
     shown = [r | {"status": case_status(r["status"]), "sla_state": sla_state(r["sla_state"]),
@@ -107,6 +109,7 @@ def list_(
 def show(case_id: str, fmt: str = typer.Option("json", "--format", help="table | json")) -> None:
     """One case with its history, notes and root causes."""
     from cxm.actions import service
+    from cxm.names import Names, humanize
 
     _format(fmt)
     with errors(), engine().connect() as conn:
@@ -151,6 +154,8 @@ def _when_text(value: Any) -> str:
 
 def _history_value(field: str | None, value: str | None, names: Names) -> str:
     """A history entry's old or new value with names, as the case page words it."""
+    from cxm.names import case_status, sla_state
+
     if not value:
         return "—"
     if field == "status":
@@ -164,6 +169,8 @@ def _history_value(field: str | None, value: str | None, names: Names) -> str:
 
 def _case_facts(case: dict[str, Any], names: Names) -> list[dict[str, Any]]:
     """One case's facts as rows of (field, value), named as the case page names them."""
+    from cxm.names import case_status, sla_state
+
     customer = case.get("customer_id")
     rows = [
         ("ID", case["id"]),
