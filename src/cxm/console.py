@@ -169,6 +169,21 @@ def check_page(limit: int, offset: int) -> None:
         bad_input(f"--offset {offset}: give 0 or more")
 
 
+# Words of a column key that a heading writes as the field does (``user_id`` → "User ID").
+HEADING_WORDS = {"id": "ID", "ids": "IDs", "nps": "NPS", "csat": "CSAT", "ces": "CES",
+                 "enps": "eNPS", "ex": "EX", "cx": "CX", "sla": "SLA", "crm": "CRM", "url": "URL",
+                 "utc": "UTC", "ci": "CI", "api": "API", "n": "n", "p": "p"}  # fmt: skip
+
+
+def column_heading(key: str) -> str:
+    """A table column's key as its heading: ``rework_cases`` → "Rework cases", ``user_id`` →
+    "User ID", ``n`` stays "n"; a key already in words ("95% CI") keeps its spelling."""
+    words = key.replace("_", " ").split(" ")
+    if words[0].lower() not in HEADING_WORDS:
+        words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(HEADING_WORDS.get(w.lower(), w) for w in words)
+
+
 def print_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
@@ -182,7 +197,8 @@ def print_table(
 ) -> None:
     """A table on stdout, then ``caption`` as a line.
 
-    ``headings`` maps a column's key to the heading a person reads (the key when absent). The
+    ``headings`` maps a column's key to the heading a person reads (``column_heading`` of the
+    key when absent). The
     ``whole`` columns (ids) are never cropped, so they paste back; the ``wrap`` columns (titles)
     wrap at word boundaries into the width left over, and every other column then keeps its
     heading and values whole (without ``wrap``, the other columns share the width as they fit).
@@ -192,7 +208,7 @@ def print_table(
     from rich.table import Table
 
     def heading(col: str) -> str:
-        return (headings or {}).get(col, col)
+        return (headings or {}).get(col) or column_heading(col)
 
     def cell(row: dict[str, Any], col: str) -> str:
         return "" if row.get(col) is None else str(row.get(col))

@@ -17,8 +17,16 @@ from cxm import console
 from cxm.cli.main import app
 from cxm.surveys import service as surveys
 from cxm.yamldoc import read
-from tests.actions.conftest import ORG, T0, add_customer, add_response, setup_org
-from tests.metrics.factories import events
+from tests.actions.conftest import (
+    DETRACTOR_RULES,
+    ORG,
+    T0,
+    add_agent,
+    add_customer,
+    add_response,
+    setup_org,
+)
+from tests.metrics.factories import events, nps_responses
 
 runner = CliRunner()
 _ORG = yaml.safe_load(ORG)
@@ -85,7 +93,7 @@ def test_customers_list_names_each_customer_beside_its_whole_id(store: Engine) -
     table = runner.invoke(app, ["customers", "list"])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    assert header[:2] == ["id", "name"]
+    assert header[:2] == ["ID", "Name"]
     shown = {r[0]: r[1] for r in rows}
     assert set(shown) == {c["id"] for c in listed}  # every id whole, so it pastes back
     assert sorted(shown.values()) == ["", "Ana Novak", "bo@example.com"]  # name, else email
@@ -103,8 +111,8 @@ def test_customer_show_names_identity_kinds_departments_and_touchpoints(store: E
     assert "Email: ana@example.com" in out.stdout
     assert f"by department: {DEPARTMENTS['supply_chain']} 1" in out.stdout
     header, *rows = _cells(out.stdout)
-    assert {r[header.index("touchpoint")] for r in rows} == {TOUCHPOINTS["delivery"]}
-    assert {r[header.index("what")] for r in rows} == {"Relationship NPS", "Order delivered"}
+    assert {r[header.index("Touchpoint")] for r in rows} == {TOUCHPOINTS["delivery"]}
+    assert {r[header.index("What")] for r in rows} == {"Relationship NPS", "Order delivered"}
     assert "supply_chain" not in out.stdout and "relationship_nps" not in out.stdout
 
 
@@ -112,7 +120,7 @@ def test_touchpoints_list_names_each_owner(store: Engine) -> None:
     table = runner.invoke(app, ["org", "touchpoints"])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    owners = {r[0]: r[header.index("owner")] for r in rows}
+    owners = {r[0]: r[header.index("Owner")] for r in rows}
     assert owners["returns"] == f"{DEPARTMENTS['supply_chain']} / {TEAMS['returns_team']}"
     assert owners["delivery"] == f"{DEPARTMENTS['supply_chain']} / {TEAMS['delivery_team']}"
 
@@ -122,6 +130,85 @@ def test_survey_funnel_names_each_survey_beside_its_key(store: Engine) -> None:
     table = runner.invoke(app, ["surveys", "funnel"])
     assert table.exit_code == 0, table.output
     header, *rows = _cells(table.stdout)
-    assert header[:2] == ["survey_key", "survey"]
+    assert header[:2] == ["Survey key", "Survey"]
     assert [r[:2] for r in rows] == [[r["survey_key"], "Relationship NPS"] for r in as_json]
     assert rows  # the survey is listed even before anything was sent
+
+
+def _fields(output: str) -> dict[str, str]:
+    """The first table of ``cxm cases show`` as {field: value}."""
+    header, *rows = _cells(output.split("History")[0])
+    assert header == ["Field", "Value"]
+    return {r[0]: r[1] for r in rows}
+
+
+def test_case_show_names_status_sla_team_touchpoint_and_customer(
+    store: Engine, tmp_path: Path
+) -> None:
+    with store.begin() as conn:
+        add_agent(conn, "dee@example.com", "delivery_team")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(DETRACTOR_RULES)
+    assert runner.invoke(app, ["rules", "apply", str(rules)]).exit_code == 0
+    assert runner.invoke(app, ["rules", "run"]).exit_code == 0
+    cases = json.loads(runner.invoke(app, ["cases", "list", "--format", "json"]).stdout)
+    case = next(c for c in cases if c["touchpoint_key"] == "delivery")
+    moved = runner.invoke(app, ["cases", "assign", case["id"], "dee@example.com"])
+    assert moved.exit_code == 0, moved.output
+    as_json = json.loads(runner.invoke(app, ["cases", "show", case["id"]]).stdout)
+    shown = runner.invoke(app, ["cases", "show", case["id"], "--format", "table"])
+    assert shown.exit_code == 0, shown.output
+    facts = _fields(shown.stdout)
+    assert facts["ID"] == case["id"]  # whole, so it pastes back
+    assert facts["Touchpoint"] == TOUCHPOINTS["delivery"]
+    assert facts["Team"] == TEAMS["delivery_team"]
+    assert facts["Department"] == DEPARTMENTS[as_json["department_key"]]
+    assert facts["Customer"] == f"Ana Novak {as_json['customer_id']}"
+    assert facts["Status"] == {"new": "New", "in_progress": "In progress"}[as_json["status"]]
+    assert facts["SLA"] == as_json["sla_state"].replace("_", " ")
+    assert facts["Assignee"] == "dee@example.com"
+    assert facts["Rule"] == "Detractor"  # the rule's name, as the case page shows it
+    history_header, *history = _cells(shown.stdout.split("History")[1])
+    assert history_header == ["When (UTC)", "By", "Change", "Field", "From", "To", "Reason"]
+    assert ["Opened", "Status", "—", "New", "rule: Detractor"] in [r[2:] for r in history]
+    (assigned,) = [r for r in history if r[3] == "Assignee"]
+    assert assigned[4:6] == ["—", "dee@example.com"]
+    assert assigned[0] == as_json["history"][-1]["occurred_at"][:16].replace("T", " ")
+    # No key or column name of the store is left in what a person reads.
+    for key in ("sla_state", "touchpoint_key", "team_key", "occurred_at", "delivery_team"):
+        assert key not in shown.stdout
+
+
+def test_metric_alerts_print_named_columns_and_periods(store: Engine) -> None:
+    import datetime as dt
+
+    march, april = dt.datetime(2025, 3, 10, tzinfo=dt.UTC), dt.datetime(2025, 4, 10, tzinfo=dt.UTC)
+    with store.begin() as conn:
+        nps_responses(conn, "support_chat", [10] * 30 + [0] * 5, when=march)
+        nps_responses(conn, "support_chat", [0] * 30 + [10] * 5, when=april)
+    out = runner.invoke(app, ["metrics", "alerts", "nps", "--by", "department"])
+    assert out.exit_code == 0, out.output
+    header, *rows = _cells(out.stdout)
+    assert header[:4] == ["Metric", "Slice", "Period", "Value"]
+    assert "Adjusted p (Holm)" in header and "p_adjusted" not in out.stdout
+    (row,) = [r for r in rows if r[header.index("Period")] == "2025-04"]
+    owner = {t["key"]: t["owner"]["department"] for t in _ORG["touchpoints"]}["support_chat"]
+    assert row[header.index("Slice")] == DEPARTMENTS[owner]
+    assert float(row[header.index("Value")]) < float(row[header.index("Previous value")])
+
+
+def test_on_target_reads_yes_or_no_as_in_json(store: Engine) -> None:
+    with store.begin() as conn:  # enough answers that each slice is judged against its target
+        nps_responses(conn, "delivery", [10] * 40)
+        nps_responses(conn, "support_chat", [0] * 40)
+    assert runner.invoke(app, ["metrics", "target", "nps", "0"]).exit_code == 0
+    as_json = json.loads(
+        runner.invoke(app, ["metrics", "nps", "--by", "touchpoint", "--format", "json"]).stdout
+    )
+    table = runner.invoke(app, ["metrics", "nps", "--by", "touchpoint"])
+    assert table.exit_code == 0, table.output
+    header, *rows = _cells(table.stdout)
+    shown = [r[header.index("On target")] for r in rows]
+    expected = [{True: "yes", False: "no", None: ""}[r["on_target"]] for r in as_json]
+    assert shown == expected and "yes" in shown and "no" in shown
+    assert "True" not in table.stdout and "False" not in table.stdout

@@ -193,3 +193,17 @@ def test_cli_discovery_gives_the_same_themes_over_stored_embeddings(
         assert stored and conn.execute(count).scalar() == stored
     engine.dispose()
     assert json.loads(again.output)["themes"] == json.loads(first.output)["themes"]
+
+
+def test_loading_the_encoder_writes_no_progress_bar_of_its_own() -> None:
+    """A command's output holds its own progress only: the library's "Loading weights" bar,
+    which broke into `cxm text themes`, stays off (a fresh process, where the model loads)."""
+    import subprocess
+    import sys
+
+    code = "from cxm.text import nlp; print(nlp.encode(['The parcel came late.']).shape)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 384)"
+    assert "Loading weights" not in done.stderr + done.stdout

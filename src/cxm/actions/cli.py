@@ -24,6 +24,7 @@ from cxm.console import (
 )
 
 if TYPE_CHECKING:
+    from cxm.names import Names
     from cxm.org.scope import Scope
 
 cases_app = typer.Typer(
@@ -108,23 +109,95 @@ def list_(
 def show(case_id: str, fmt: str = typer.Option("json", "--format", help="table | json")) -> None:
     """One case with its history, notes and root causes."""
     from cxm.actions import service
+    from cxm.names import Names, humanize
 
     _format(fmt)
     with errors(), engine().connect() as conn:
         case = service.get_case(conn, _operator(), case_id)
-    if fmt == "json":
-        print_json(case)
-        return
-    print_table(
-        [{"field": k, "value": v} for k, v in case.items() if k not in ("history", "notes")],
-        ["field", "value"],
-        f"Case {case_id}",
-    )
-    print_table(
-        case["history"],
-        ["occurred_at", "actor", "kind", "field", "old_value", "new_value", "reason"],
-        "History",
-    )
+        if fmt == "json":
+            print_json(case)
+            return
+        causes = {r["key"]: r["name"] for r in service.list_root_causes(conn)}
+        case["root_causes"] = [causes.get(k, k) for k in case["root_causes"]]
+        rule = next((r["name"] for r in service.list_rules(conn) if r["key"] == case["rule_key"]),
+                    case["rule_key"])  # fmt: skip
+        followup = service.followup_state(conn, case)
+        names = Names(conn)
+        facts = _case_facts(case | {"rule": rule, "followup": followup}, names)
+        history = [{"when": _when_text(e["occurred_at"]), "actor": e["actor"] or "—",
+                    "change": humanize(e["kind"]), "field": humanize(e["field"] or ""),
+                    "from": _history_value(e["field"], e["old_value"], names),
+                    "to": _history_value(e["field"], e["new_value"], names),
+                    "reason": f"rule: {rule}" if e["reason"] == f"rule {case['rule_key']}"
+                    else humanize(e["reason"] or "")} for e in case["history"]]  # fmt: skip
+    print_table(facts, ["field", "value"], f"Case {case_id}",
+                headings={"field": "Field", "value": "Value"}, whole=("value",))  # fmt: skip
+    print_table(history, ["when", "actor", "change", "field", "from", "to", "reason"], "History",
+                headings=HISTORY_HEADINGS)  # fmt: skip
+    if case["notes"]:
+        notes = [{"when": _when_text(n["created_at"]), "note": n["body"]} for n in case["notes"]]
+        print_table(notes, ["when", "note"], "Notes", headings={"when": "When (UTC)",
+                    "note": "Note"}, wrap=("note",))  # fmt: skip
+
+
+HISTORY_HEADINGS = {"when": "When (UTC)", "actor": "By", "change": "Change", "field": "Field",
+                    "from": "From", "to": "To", "reason": "Reason"}  # fmt: skip
+
+
+def _when_text(value: Any) -> str:
+    """A stored time as the case pages show it: 2026-09-07 14:05 (UTC), or "—"."""
+    if value is None:
+        return "—"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text[:16].replace("T", " ")
+
+
+def _history_value(field: str | None, value: str | None, names: Names) -> str:
+    """A history entry's old or new value with names, as the case page words it."""
+    from cxm.names import case_status, sla_state
+
+    if not value:
+        return "—"
+    if field == "status":
+        return case_status(value)
+    if field == "sla_state":
+        return sla_state(value)
+    if field == "team":
+        return "CX lead queue" if value == "cx_lead_queue" else str(names.team(value))
+    return value
+
+
+def _case_facts(case: dict[str, Any], names: Names) -> list[dict[str, Any]]:
+    """One case's facts as rows of (field, value), named as the case page names them."""
+    from cxm.names import case_status, sla_state
+
+    customer = case.get("customer_id")
+    rows = [
+        ("ID", case["id"]),
+        ("Case", case["title"]),
+        ("Status", case_status(case["status"])),
+        ("Priority", case["priority"]),
+        ("SLA", sla_state(case["sla_state"])),
+        ("Opened (UTC)", _when_text(case["opened_at"])),
+        ("First response due (UTC)", _when_text(case["first_response_due"])),
+        ("First response (UTC)", _when_text(case.get("first_response_at"))),
+        ("Resolution due (UTC)", _when_text(case["resolution_due"])),
+        ("Resolved (UTC)", _when_text(case.get("resolved_at"))),
+        (
+            "Customer",
+            f"{names.customer(customer, '—', unnamed='')} {customer}".strip() if customer else "—",
+        ),
+        ("Touchpoint", names.touchpoint(case.get("touchpoint_key"))),
+        ("Department", names.department(case.get("department_key"))),
+        ("Team", names.team(case.get("team_key"), "CX lead queue")),
+        ("Assignee", case.get("assignee") or "—"),
+        ("Follow-up", case["followup"] or "—"),
+        ("Rule", case["rule"]),
+        ("Source", f"{case['source_kind']} {case['source_id']}"),
+    ]
+    if case["root_causes"]:
+        rows.append(("Root causes", ", ".join(case["root_causes"])))
+    return [{"field": f, "value": v} for f, v in rows]
 
 
 @cases_app.command("assign")

