@@ -112,7 +112,7 @@ class SetResolution:
     merged_into: pa.Table
     merge_table: pa.Table = field(default_factory=MERGE_SCHEMA.empty_table)
     replayed_events: int = 0
-    stored_merged: pa.Table = field(default_factory=lambda: _no_merged())
+    stored_merged: pa.Table = field(default_factory=_no_merged)
     # The walked components' capped links, named on first read (an import never reads them).
     _capped_walk: Callable[[], list[Capped]] | None = None
     _capped: list[Capped] = field(default_factory=list)
