@@ -7,10 +7,11 @@ identifiers that costs seconds of Python. ``resolve_sets`` reaches exactly the s
 1. identifiers are integer-coded kind by kind (Arrow dictionary encoding);
 2. the connected components of the identifier graph (identifiers seen in one event are joined)
    come from ``scipy.sparse.csgraph.connected_components``;
-3. a component whose identifiers of some kind outnumber that kind's cap is walked event by
-   event on integer codes (``replay.replay``, the only place a cap can bite); one that touches
-   an identifier the store already owns is replayed through ``Resolver`` seeded from the store
-   (where a stored profile can rank first);
+3. a component whose identifiers of some kind outnumber that kind's cap, or that touches an
+   identifier the store already owns, is walked event by event on integer codes
+   (``replay.replay``, the only place a cap can bite), the stored profiles it touches among
+   its customers (their ranks and counts read from the store in bulk: ``Stored``), so a later
+   batch of a large file walks as the first did;
 4. every other component ends as one customer: the creating event (none of its identifiers seen
    before) with the lowest rank ``(at, customer id)``. Python walks only the events whose known
    identifiers belong to two or more profiles created earlier, to write the merge records in
@@ -23,7 +24,6 @@ kind in ``event_idents`` order (core kinds, then external kinds sorted), null wh
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,7 +36,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from cxm.customers.replay import Replayed, replay
-from cxm.customers.service import DEFAULT_CAP, Capped, Ident, Resolver
+from cxm.customers.service import DEFAULT_CAP, Capped
 
 # (loser, survivor, identifier kind, identifier value, event id, at): ``Resolver.merges``.
 Merge = tuple[str, str, str, str, str, dt.datetime]
@@ -67,6 +67,28 @@ def _merge_table(
     )
 
 
+def _no_merged() -> pa.Table:
+    return pa.table({"id": pa.array([], pa.string()), "merged_into": pa.array([], pa.string())})
+
+
+@dataclass
+class Stored:
+    """What the store already holds of a batch's identifiers.
+
+    ``owner``: per identifier (the rows of the ``(kind, value)`` table given to the caller),
+    the index into ``ids`` of the stored customer that owns it, -1 where none does.
+    ``ids``: the stored customers owning any of them (surviving profiles), with ``micros``,
+    their ``created_at`` as UTC microseconds (the rank ``Resolver`` gives a stored profile), and
+    ``counts``: per identifier kind, each one's number of stored identifiers of that kind (every
+    kind they hold, not only the batch's: a merge must respect every cap).
+    """
+
+    owner: np.ndarray
+    ids: pa.Array
+    micros: np.ndarray
+    counts: dict[str, np.ndarray]
+
+
 @dataclass
 class SetResolution:
     """What ``resolve_sets`` decided.
@@ -78,10 +100,10 @@ class SetResolution:
     surviving owner) and ``merged_into`` (id, merged_into) are Arrow tables for bulk writes;
     ``merges`` and ``capped`` are ``Resolver``'s records (``merge_table``: the merges as
     columns, ``MERGE_SCHEMA``; the lists are built on first read). The components walked on integer
-    codes (over a cap) are in all of the above. ``replayed`` is the ``Resolver`` that replayed
-    the store-touching components (its outputs are not in the tables above, its capped links
-    are in ``capped``; ``None`` when there were none); ``replayed_events`` counts the events
-    walked or replayed.
+    codes (over a cap, or touching the store) are in all of the above; ``replayed_events``
+    counts their events. ``stored_merged`` (id, merged_into): the stored profiles this batch
+    merged away, each with its survivor (stored or created here), for the caller to re-point
+    what names them.
     """
 
     customer_ids: pa.Array
@@ -89,8 +111,8 @@ class SetResolution:
     identities: pa.Table
     merged_into: pa.Table
     merge_table: pa.Table = field(default_factory=MERGE_SCHEMA.empty_table)
-    replayed: Resolver | None = None
     replayed_events: int = 0
+    stored_merged: pa.Table = field(default_factory=_no_merged)
     # The walked components' capped links, named on first read (an import never reads them).
     _capped_walk: Callable[[], list[Capped]] | None = None
     _capped: list[Capped] = field(default_factory=list)
@@ -99,7 +121,7 @@ class SetResolution:
 
     @property
     def merges(self) -> list[Merge]:
-        """``Resolver.merges`` of the components resolved here (not of ``replayed``)."""
+        """``Resolver.merges``, as tuples."""
         if self._merges is None:
             t = self.merge_table
             columns = [t.column(f.name).to_pylist() for f in MERGE_SCHEMA]
@@ -108,7 +130,7 @@ class SetResolution:
 
     @property
     def capped(self) -> list[Capped]:
-        """``Resolver.capped``: the walked components' links, then the replayed ones'."""
+        """``Resolver.capped``: the walked components' links."""
         if self._capped_walk is not None:
             self._capped[:0] = self._capped_walk()
             self._capped_walk = None
@@ -151,19 +173,20 @@ def resolve_sets(
     idents: dict[str, pa.Array],
     at: pa.Array,
     caps: dict[str, int],
-    owned: Callable[[pa.Table], np.ndarray] | None = None,
-    seed: Callable[[Resolver, set[Ident]], None] | None = None,
+    stored: Callable[[pa.Table], Stored] | None = None,
 ) -> SetResolution:
     """Resolve events, in the given order, to customers; the outcome of ``Resolver.resolve``
     called on each event in turn with ``Resolver(caps=caps)``.
 
     ``event_ids``: n strings in resolution order. ``idents``: kind → n normalised values (null
     where the event has none of that kind), in ``event_idents`` kind order. ``at``: n aware
-    timestamps (the ``at`` passed to ``resolve``). ``owned``: given the identifiers as a table
-    ``(kind, value)``, a boolean mask of those the store already holds (their components are
-    replayed); ``seed`` loads the store's state for them into the replaying ``Resolver``.
+    timestamps (the ``at`` passed to ``resolve``). ``stored``: given the identifiers as a table
+    ``(kind, value)``, what the store holds of them (``Stored``): the outcome is then that of a
+    ``Resolver`` seeded from the store (``service._seed``), and the components touching a
+    stored identifier are walked on integer codes with the stored profiles among the walk's
+    customers.
     Cost: O(identifiers) in numpy and scipy, plus Python on integers for each event of a
-    component over a cap, and Python for store-touching components and merges.
+    component over a cap or touching the store, and for merges.
     """
     n = len(event_ids)
     kinds = list(idents)
@@ -232,8 +255,11 @@ def resolve_sets(
         (per_kind.reshape(comps, len(kinds)) > limit[None, :]).any(axis=1)
     )
     touched = np.zeros(comps, dtype=bool)
-    if owned is not None:
-        touched[label[owned(keys)]] = True
+    held = stored(keys) if stored is not None else None
+    if held is not None and not len(held.ids):
+        held = None
+    if held is not None:
+        touched[label[held.owner >= 0]] = True
     hard = over | touched
     event_label = np.full(n, -1, dtype=np.int64)
     event_label[ev[starts]] = label[idn[starts]]
@@ -261,7 +287,7 @@ def resolve_sets(
     creators = np.flatnonzero(creating)
     # The customer id each event would make: for the creating events, and for every event of
     # a component walked below (over a cap, touching nothing stored), in one pass.
-    walked_events = np.flatnonzero(has_ident & (over & ~touched)[np.maximum(event_label, 0)])
+    walked_events = np.flatnonzero(has_ident & hard[np.maximum(event_label, 0)])
     named = np.zeros(n, dtype=bool)
     named[creators] = True
     named[walked_events] = True
@@ -337,7 +363,13 @@ def resolve_sets(
                     at_ts.take(where),
                 )
             )
-    # Components over a cap, touching nothing stored: replayed on integer codes.
+    # Components over a cap or touching the store: walked event by event on integer codes.
+    fresh = creating
+    if held is not None:
+        # An event holding a stored identifier joins that profile: it creates nothing.
+        stored_edge = held.owner[idn] >= 0
+        fresh = creating.copy()
+        fresh[ev[stored_edge]] = False
     walked = _replay_capped(
         walked_events,
         named_ids.take(pa.array(named_at[walked_events])),
@@ -347,7 +379,10 @@ def resolve_sets(
         idn,
         kind_of,
         [int(c) for c in limit],
-        creating,
+        fresh,
+        held,
+        kinds,
+        caps,
     )
     # Outputs for the easy components and the walked ones, on one dictionary of customer ids.
     survivor_event = np.full(comps, -1, dtype=np.int64)
@@ -376,6 +411,7 @@ def resolve_sets(
     ident_rows = [easy_idents]
     ident_first = [at_ts.take(pa.array(first[easy_idents]))]
     capped_walk: Callable[[], list[Capped]] | None = None
+    stored_merged = _no_merged()
     if walked is not None:
         w = walked.walk
         out_index[walked.events] = base_w + w.final[w.target]
@@ -391,6 +427,15 @@ def resolve_sets(
         merge_tables.append(walked.merges(kind_names, kind_of, value_of, at_ts))
         capped_walk = partial(walked.capped, kinds, kind_of, value_of)
         whole = False
+        h = len(walked.events)
+        local = np.arange(h, len(w.final), dtype=np.int64)
+        moved = local[w.final[local] != local]
+        stored_merged = pa.table(
+            {
+                "id": walked.ids.take(pa.array(moved)),
+                "merged_into": walked.ids.take(pa.array(w.final[moved])),
+            }
+        )
     created = pa.table(
         {"id": pa.chunked_array(created_ids), "created_at": pa.chunked_array(created_at)}
     )
@@ -416,42 +461,12 @@ def resolve_sets(
         pa.concat_tables(merge_tables),
         _capped_walk=capped_walk,
     )
-    # Components touching the store, replayed event by event through a seeded ``Resolver``.
-    hard_events = np.flatnonzero(has_ident & touched[np.maximum(event_label, 0)])
-    replay_out: dict[int, str | None] = {}
-    if len(hard_events):
-        keep = np.zeros(n, dtype=bool)
-        keep[hard_events] = True
-        chosen = keep[ev]
-        per_event: dict[int, list[Ident]] = defaultdict(list)
-        kind_names = [kinds[k] for k in kind_of[idn[chosen]].tolist()]
-        picked = value_of.take(pa.array(idn[chosen])).to_pylist()
-        for e, kind, value in zip(ev[chosen].tolist(), kind_names, picked, strict=True):
-            per_event[e].append((kind, value))
-        resolver = Resolver(caps=caps)
-        if seed is not None:
-            seed(resolver, {i for idents_ in per_event.values() for i in idents_})
-        hard_ids = event_ids.take(pa.array(hard_events)).to_pylist()
-        hard_at = at_ts.take(pa.array(hard_events)).to_pylist()
-        assigned = [
-            (e, resolver.resolve(event_id, per_event[e], when))
-            for e, event_id, when in zip(hard_events.tolist(), hard_ids, hard_at, strict=True)
-        ]
-        remap = resolver.remap()
-        replay_out = {e: remap.get(c, c) if c else None for e, c in assigned}
-        result.replayed = resolver
-        result.replayed_events = len(hard_events)
-        result._capped += resolver.capped
     if walked is not None:
-        result.replayed_events += len(walked.events)
+        result.replayed_events = len(walked.events)
+        result.stored_merged = stored_merged
     # The survivors once, and an index per event: no string is copied per event.
     index = pa.array(out_index.astype(np.int32), mask=out_index < 0)
     customer_ids: pa.Array = pa.DictionaryArray.from_arrays(index, names)
-    if replay_out:
-        patched = customer_ids.to_pylist()
-        for e, cid in replay_out.items():
-            patched[e] = cid
-        customer_ids = pa.array(patched, pa.string())
     result.customer_ids = customer_ids
     return result
 
@@ -502,10 +517,15 @@ def _replay_capped(
     idn: np.ndarray,
     kind_of: np.ndarray,
     caps: list[int],
-    creating: np.ndarray,
+    fresh: np.ndarray,
+    held: Stored | None = None,
+    kinds: list[str] | None = None,
+    all_caps: dict[str, int] | None = None,
 ) -> _Walked | None:
-    """Walk the events of components over a cap (``events``, ascending; ``ids``: the customer
-    id each would make) through ``replay``."""
+    """Walk the events of components over a cap or touching the store (``events``, ascending;
+    ``ids``: the customer id each would make) through ``replay``, with the stored profiles of
+    ``held`` (owners of some identifier codes, with their ranks and counts) after the events
+    among the walk's customers."""
     if not len(events):
         return None
     keep = np.zeros(len(micros), dtype=bool)
@@ -513,6 +533,32 @@ def _replay_capped(
     chosen = keep[ev]
     walked_ev, walked_idn = ev[chosen], idn[chosen]
     starts = np.r_[np.searchsorted(walked_ev, events), len(walked_ev)]
-    rank = _ranks(ids, micros[events])
-    walk = replay(starts, walked_idn, kind_of, rank, caps, creating[events])
-    return _Walked(events, ids.cast(pa.string()), walk, event_ids)
+    if held is None:
+        rank = _ranks(ids, micros[events])
+        walk = replay(starts, walked_idn, kind_of, rank, caps, fresh[events])
+        return _Walked(events, ids.cast(pa.string()), walk, event_ids)
+    # The stored profiles' kinds beyond the batch's count towards their caps too.
+    names = list(kinds or [])
+    names += sorted(k for k in held.counts if k not in names)
+    every_cap = [*caps, *(int((all_caps or {}).get(k, DEFAULT_CAP)) for k in names[len(caps) :])]
+    h, s = len(events), len(held.ids)
+    everyone = pa.concat_arrays([ids.cast(pa.string()), held.ids.cast(pa.string())])
+    rank = _ranks_of(everyone, np.concatenate([micros[events], held.micros]))
+    counts = np.zeros((s, len(names)), dtype=np.int64)
+    for k, name in enumerate(names):
+        if name in held.counts:
+            counts[:, k] = held.counts[name]
+    owner = np.where(held.owner >= 0, h + held.owner, -1)
+    walk = replay(starts, walked_idn, kind_of, rank, every_cap, fresh[events], owner, counts)
+    return _Walked(events, everyone, walk, event_ids)
+
+
+def _ranks_of(ids: pa.Array, micros: np.ndarray) -> np.ndarray:
+    """``_ranks`` for ids of any form (stored profiles' ids are not read as hex)."""
+    order = pc.sort_indices(
+        pa.table({"at": pa.array(micros, pa.int64()), "id": ids}),
+        sort_keys=[("at", "ascending"), ("id", "ascending")],
+    )
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.asarray(order)] = np.arange(len(ids))
+    return rank

@@ -26,8 +26,9 @@ class Replayed:
     """The replay's records, each as arrays over positions in ``events`` (``local`` numbers).
 
     ``target``: per event, the customer it joined at the time (local number of the creating
-    event); ``final``: per local number, the surviving customer in the end (itself for a
-    survivor; meaningful for the creating events).
+    event); ``final``: per local number (the events, then any stored profiles), the surviving
+    customer in the end (itself for a survivor; meaningful for the creating events and the
+    stored profiles).
     ``created``: local numbers of the events that created a profile, in order.
     ``owned``: identifiers given a profile: code, owning customer at the time, event.
     ``merges``: loser, target (both at the time), identifier code, event.
@@ -53,6 +54,8 @@ def replay(
     rank: np.ndarray,
     caps: list[int],
     fresh: np.ndarray,
+    stored_owner: np.ndarray | None = None,
+    stored_counts: np.ndarray | None = None,
 ) -> Replayed:
     """Walk ``h`` events in order as ``Resolver.resolve`` would, on integer codes.
 
@@ -63,25 +66,32 @@ def replay(
     each kind code. ``fresh``: per event, whether none of its identifiers appeared in an earlier
     event: such an event creates a profile holding all of them whatever came before, so it is
     applied up front, in numpy, and skipped by the walk.
+    ``stored_owner`` and ``stored_counts``: profiles that exist before the walk (stored ones),
+    numbered ``h`` to ``h + s - 1`` after the events: per identifier code, the number of its
+    stored owner (-1 for none), and each stored profile's count of every kind (an ``s x
+    len(caps)`` array); ``rank`` then has ``h + s`` entries, the stored profiles' last.
     Cost: O(identifiers of the other events + merges x kinds) steps of Python on integers.
     """
     h = len(starts) - 1
+    s = 0 if stored_counts is None else len(stored_counts)
     width = len(caps)
     m = len(kind_of)
     sizes = np.diff(starts)
     event_of_edge = np.repeat(np.arange(h, dtype=np.int64), sizes)
     fresh_edge = fresh[event_of_edge]
-    owner_np = np.full(m, -1, dtype=np.int64)
+    owner_np = np.full(m, -1, dtype=np.int64) if stored_owner is None else stored_owner.copy()
     owner_np[idents[fresh_edge]] = event_of_edge[fresh_edge]
-    counts_np = np.zeros(h * width, dtype=np.int64)
+    counts_np = np.zeros((h + s) * width, dtype=np.int64)
     counts_np[event_of_edge[fresh_edge] * width + kind_of[idents[fresh_edge]]] = 1
+    if s:
+        counts_np[h * width :] = np.asarray(stored_counts, dtype=np.int64).ravel()
     owner = owner_np.tolist()
     counts = counts_np.tolist()  # customer j's count of kind k at j * width + k
     kinds = kind_of.tolist()
     edge_list = idents.tolist()
     ranks = rank.tolist()
     bounds = starts.tolist()
-    parent = list(range(h))
+    parent = list(range(h + s))
     # Kinds in the order a profile first gained them, kept once that differs from the
     # ascending order of kind codes (a profile's kinds at creation).
     order: dict[int, list[int]] = {}

@@ -490,7 +490,8 @@ def store_table(
     data = data.append_column("customer_id", owners)
     data = data.append_column("received_at", pa.array([stamp] * data.num_rows, pa.timestamp("us")))
     data = data.append_column("source", pa.array([source] * data.num_rows, pa.string()))
-    insert_table(conn, interactions, data, ignore=True)
+    # Every key is new: first of its id in the batch, and absent from the log (checked above).
+    insert_table(conn, interactions, data)
     identify = data.filter(
         pc.and_(pc.equal(data.column("type"), "identify"), pc.is_valid(data.column("customer_id")))
     ).select(["customer_id", "event_time", "properties"])

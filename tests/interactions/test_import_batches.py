@@ -1,0 +1,152 @@
+"""A file imported in several transactions ends as the file imported in one.
+
+Each later batch resolves against the profiles the earlier ones stored (walked on integer
+codes with the stored profiles among its customers); the store it leaves (customers, their
+identifiers, merges and traits, the log) must be the one transaction's, on DuckDB and on
+PostgreSQL. The file's event ids sort in file order (batches are slices of the file, and a
+batch resolves in event id order), and its people share devices, so most of it is one
+component over the caps whose links cross every batch boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
+from cxm.interactions import importer
+from cxm.interactions.tables import interactions
+from cxm.org import service as org
+from cxm.store import as_utc, create_engine, upgrade
+
+RECEIVED = dt.datetime(2026, 2, 1, 12, tzinfo=dt.UTC)
+ROWS = 2400
+
+
+def _file(path: Path) -> Path:
+    base = dt.datetime(2026, 1, 1)
+    blank = {"user_id": None, "email": None, "anonymous_id": None, "crm_id": None,
+             "touchpoint": "tp_0", "properties": None}  # fmt: skip
+    # People first seen by email in the first batch, and seen again at the end (the last
+    # batch) on a new device alone (a new profile), then with both: a stored profile and a
+    # new one merge, the survivor decided by rank (same time, so by customer id).
+    rows: list[dict[str, Any]] = [
+        {**blank, "type": "track", "name": "visit", "email": f"early{j}@example.com"}
+        for j in range(150)
+    ]
+    people = [i % (ROWS // 4 + 1) for i in range(ROWS)]
+    for i, p in enumerate(people):
+        identify = i % 20 == 0
+        rows.append({
+            "type": "identify" if identify else "track",
+            "name": None if identify else "order_placed",
+            "user_id": f"p{p}" if i % 3 else None,
+            "email": f"p{p}@example.com" if i % 2 else None,
+            # Devices shared across people: one component far over the caps.
+            "anonymous_id": f"a{i % (ROWS // 3 + 1)}",
+            "crm_id": f"C{p % 97}" if i % 7 == 0 else None,
+            "touchpoint": f"tp_{i % 5}",
+            "properties": json.dumps(
+                {"traits": {"tier": f"t{i % 4}"}} if identify else {"revenue": i % 100}
+            ),
+        })  # fmt: skip
+    for j in range(150):
+        rows.append({**blank, "type": "track", "name": "visit", "anonymous_id": f"late{j}"})
+    for j in range(150):
+        rows.append({**blank, "type": "track", "name": "visit", "anonymous_id": f"late{j}",
+                     "email": f"early{j}@example.com"})  # fmt: skip
+    for n, row in enumerate(rows):  # event ids in file order
+        row["event_id"] = f"ev-{n:06d}"
+        row["timestamp"] = base + dt.timedelta(seconds=n)
+    target = path / "interactions.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), target)
+    return target
+
+
+def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    def rows(table: sa.Table, columns: list[str]) -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(*[table.c[c] for c in columns])).all()
+        out = [tuple(as_utc(v) if isinstance(v, dt.datetime) else v for v in r) for r in found]
+        return sorted(out, key=repr)
+
+    return {
+        "customers": rows(
+            customers,
+            ["id", "created_at", "first_seen", "last_seen", "interaction_count", "merged_into"],
+        ),
+        "identities": rows(customer_identities, ["kind", "value", "customer_id", "first_seen"]),
+        "merges": rows(
+            customer_merges,
+            [
+                "id",
+                "from_customer_id",
+                "into_customer_id",
+                "identifier_kind",
+                "identifier_value",
+                "event_id",
+                "merged_at",
+            ],
+        ),
+        "traits": rows(customer_traits, ["customer_id", "name", "value", "set_at"]),
+        "interactions": rows(
+            interactions,
+            [
+                "event_id",
+                "customer_id",
+                "event_time",
+                "received_at",
+                "user_id",
+                "email",
+                "anonymous_id",
+                "external_ids",
+                "touchpoint_key",
+                "properties",
+                "revenue",
+            ],
+        ),
+    }
+
+
+def _import(engine: Engine, path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "BATCH", batch)
+        patch.setattr(importer, "utcnow", lambda: RECEIVED)
+        summary = importer.import_file(engine, path)
+    assert summary.stored == summary.rows and not summary.rejected, summary.line()
+
+
+@pytest.mark.parametrize("batch", [500, 1299])
+def test_a_file_in_batches_ends_as_the_file_in_one_transaction(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    path = _file(tmp_path)
+    whole = create_engine(f"duckdb:///{tmp_path / 'whole.duckdb'}")
+    upgrade(whole)
+    with whole.begin() as conn:
+        org.seed_defaults(conn)
+    _import(whole, path, 10_000, monkeypatch)
+    expected = _snapshot(whole)
+    whole.dispose()
+
+    _import(seeded, path, batch, monkeypatch)
+    found = _snapshot(seeded)
+
+    # The file really is hard: profiles merge, and some merges cross batches.
+    merged = [r for r in expected["customers"] if r[5] is not None]
+    assert len(merged) > 50 and len(expected["merges"]) > 50
+    # A merge names the loser's identifier: stored profiles (an early email) lose to new ones
+    # (a late device), and new ones to stored ones.
+    losers = {r[4][:4] for r in expected["merges"] if r[4].startswith(("early", "late"))}
+    assert losers == {"earl", "late"}
+    assert len(expected["interactions"]) == ROWS + 450
+    for name, rows in expected.items():
+        assert found[name] == rows, name
