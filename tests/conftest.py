@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import os
+import pickle
 import secrets
+import shutil
 import socket
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,77 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_MIGRATED: list[Path] = []
+
+
+def migrated_duckdb(path: Path) -> Engine:
+    """A migrated, empty DuckDB store at ``path`` (its folder is created if missing).
+
+    The migrations run once per test process, into a template store; each call copies that
+    file. Running them takes most of a second, the copy milliseconds, and the copy is the same
+    store (no migration writes anything random). The tests of the migrations themselves call
+    ``upgrade`` on stores of their own.
+    """
+    if not _MIGRATED:
+        folder = Path(tempfile.mkdtemp(prefix="cxm-migrated-"))
+        atexit.register(shutil.rmtree, folder, True)
+        template = folder / "cxm.duckdb"
+        eng = create_engine(f"duckdb:///{template}")
+        upgrade(eng)
+        with eng.connect() as conn:
+            conn.exec_driver_sql("CHECKPOINT")  # everything in the file, nothing in a WAL
+        eng.dispose()
+        assert not template.with_name("cxm.duckdb.wal").exists()
+        _MIGRATED.append(template)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copyfile(_MIGRATED[0], path)
+    return create_engine(f"duckdb:///{path}")
+
+
+@pytest.fixture(scope="session")
+def default_demo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Any]:
+    """``copy(folder)``: the default demo company (``generate()``: 2,000 customers, 6 months,
+    seed 7) loaded into a DuckDB store, as ``folder/cxm.duckdb`` with its generated files in
+    ``folder/files``; returns ``(engine, LoadSummary)``.
+
+    Generating and loading it takes most of a minute, so it is done once per run: under
+    pytest-xdist the first worker that needs it builds it in the run's shared folder while the
+    other waits. Each caller gets its own copy, to change as it likes.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    built = shared / "default-demo"
+
+    def copy(folder: Path) -> Any:
+        with open(shared / "default-demo.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (built / "summary.pickle").exists():
+                _build_default_demo(built)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(built / "files", folder / "files")
+        shutil.copyfile(built / "cxm.duckdb", folder / "cxm.duckdb")
+        summary = pickle.loads((built / "summary.pickle").read_bytes())
+        return create_engine(f"duckdb:///{folder / 'cxm.duckdb'}"), summary
+
+    return copy
+
+
+def _build_default_demo(built: Path) -> None:
+    from cxm.demo.generator import generate
+    from cxm.demo.load import load
+
+    shutil.rmtree(built, ignore_errors=True)  # what a failed build left
+    generate(built / "files")
+    engine = migrated_duckdb(built / "cxm.duckdb")
+    summary = load(engine, built / "files")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+    engine.dispose()
+    assert not (built / "cxm.duckdb.wal").exists()
+    (built / "summary.pickle").write_bytes(pickle.dumps(summary))
 
 
 def _import_all_tables() -> None:
@@ -85,8 +161,7 @@ def _clean(engine: Engine) -> None:
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated, empty store on DuckDB (a temporary file) and on PostgreSQL."""
     if request.param == "duckdb":
-        eng = create_engine(f"duckdb:///{tmp_path / 'cxm.duckdb'}")
-        upgrade(eng)
+        eng = migrated_duckdb(tmp_path / "cxm.duckdb")
         yield eng
         eng.dispose()
     else:
@@ -98,8 +173,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def duckdb_engine(tmp_path: Path) -> Iterator[Engine]:
     """A migrated DuckDB store, for tests that need only the embedded engine."""
-    eng = create_engine(f"duckdb:///{tmp_path / 'cxm.duckdb'}")
-    upgrade(eng)
+    eng = migrated_duckdb(tmp_path / "cxm.duckdb")
     yield eng
     eng.dispose()
 
