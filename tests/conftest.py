@@ -223,8 +223,9 @@ def worker_group(nodeid: str) -> str:
     A session or module fixture is built once per worker that needs it, so the tests sharing a
     costly one stay together: the engine conformance suite and every Spark test (one demo
     company in DuckDB and PostgreSQL, one lake, one Spark session), the insights tests (one
-    loaded demo company), the browser tests (one chromium). Every other file is its own group,
-    which keeps module fixtures to one build as well.
+    loaded demo company), the browser tests (one chromium). Each field case (a script of its
+    own, which shares nothing) is a group of one. Every other file is its own group, which keeps
+    module fixtures to one build as well.
     """
     path = nodeid.split("::")[0]
     if path.startswith("tests/conformance/") or path == "tests/insights/test_spark.py":
@@ -232,19 +233,59 @@ def worker_group(nodeid: str) -> str:
     for folder in ("insights", "browser"):
         if path.startswith(f"tests/{folder}/"):
             return folder
+    if path == "tests/cases/test_field_cases.py":
+        return nodeid
     return path
 
 
+# Seconds a group takes on one worker of the 2-core CI machine, where it is far from the
+# typical half second a test; only the order of groups depends on these.
+GROUP_SECONDS = {
+    "engines": 300.0,
+    "browser": 240.0,
+    "insights": 200.0,
+    "tests/api/test_schemathesis.py": 150.0,
+    "tests/store/test_production.py": 40.0,
+}
+TEST_SECONDS = 0.5
+# A field case starts the CLI several times, and often a server; one waits on a mail server.
+CASE_SECONDS = {"05-hard-bounce-mailed-again": 45.0}
+
+
+def group_seconds(group: str, tests: int) -> float:
+    """The expected time of a group of ``tests`` tests (see ``GROUP_SECONDS``)."""
+    if group in GROUP_SECONDS:
+        return GROUP_SECONDS[group]
+    if group.startswith("tests/cases/test_field_cases.py::") and "[" in group:
+        return CASE_SECONDS.get(group.partition("[")[2].rstrip("]"), 12.0)
+    return TEST_SECONDS * tests
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Send each group of :func:`worker_group` whole to one worker, the largest (most tests) first.
+    """Send each group of :func:`worker_group` whole to one worker, the longest first.
 
     The controller sees only node ids, so groups are decided from paths (xdist's own
     ``xdist_group`` marker works by renaming node ids, which pytest 9.2 no longer allows).
+    Longest first (by :func:`group_seconds`, not by number of tests as xdist orders them) keeps
+    a long group from starting last, while the other worker has run out of work.
     """
+    from collections import OrderedDict
+
     from xdist.scheduler import LoadScopeScheduling
 
     class Grouped(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the queue is complete before the first unit is sent
+                by_time = sorted(
+                    self.workqueue.items(), key=lambda unit: -group_seconds(unit[0], len(unit[1]))
+                )
+                self.workqueue = OrderedDict(by_time)
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return Grouped(config, log)
