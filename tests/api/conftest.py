@@ -16,10 +16,10 @@ from cxm.customers import service as customers_service
 from cxm.interactions import service as interactions
 from cxm.org import auth
 from cxm.org import service as org
-from cxm.store import create_engine, upgrade
 from cxm.text import taxonomy
 from cxm.yamldoc import parse
 from tests.actions.conftest import DETRACTOR_RULES, add_response
+from tests.conftest import migrated_duckdb
 from tests.surveys.conftest import apply as apply_survey
 from tests.web.factories import company
 
@@ -79,7 +79,6 @@ def build_company(engine: Engine, data_dir: Path) -> Company:
 def api_company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Company]:
     """One company on a DuckDB file for a whole test module (the fuzzer writes into it)."""
     data_dir = tmp_path_factory.mktemp("api")
-    engine = create_engine(f"duckdb:///{data_dir / 'cxm.duckdb'}")
-    upgrade(engine)
+    engine = migrated_duckdb(data_dir / "cxm.duckdb")
     yield build_company(engine, data_dir)
     engine.dispose()

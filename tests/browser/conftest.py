@@ -14,8 +14,10 @@ from sqlalchemy.engine import Engine
 
 from cxm.config import load_settings
 from cxm.org import service as org
-from cxm.store import create_engine, upgrade
-from tests.conftest import free_port  # re-exported for this folder's tests
+from tests.conftest import (
+    free_port,  # re-exported for this folder's tests
+    migrated_duckdb,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -58,8 +60,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"duckdb:///{tmp_path / 'cxm.duckdb'}")
-    upgrade(engine)
+    engine = migrated_duckdb(tmp_path / "cxm.duckdb")
     with engine.begin() as conn:
         org.seed_defaults(conn)
     yield engine

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -81,27 +82,56 @@ def _detail_pages(page: Page, server: LiveServer) -> list[str]:
     return found
 
 
-def _axe_every_page(
-    page: Page, server: LiveServer, shots: str
-) -> dict[str, list[dict[str, object]]]:
-    """axe-core's serious and critical violations on every admin page, by path."""
-    sign_in(page, server, "admin")
-    report: dict[str, list[dict[str, object]]] = {}
-    for path in ADMIN_PAGES + _detail_pages(page, server):
-        response = page.goto(server.url + path)
-        assert response is not None and response.status == 200, path
-        if page.locator(".plot[data-figure]").count():
-            page.locator(".plot .main-svg").first.wait_for()
-        report[path] = axe_violations(page)
-        if shots:
-            screenshot(page, shots + (path.strip("/").replace("/", "-") or "overview"))
-    return report
+SPILLED = """() => [...document.querySelectorAll('.two-col > *, main table, main .scroll')]
+                .filter(c => c.scrollWidth > c.clientWidth + 1)
+                .map(c => c.tagName + '.' + c.className)"""
 
 
-def test_every_page_passes_axe_core(demo_server: LiveServer, wide: Page) -> None:
-    report = _axe_every_page(wide, demo_server, "axe-")
+@dataclass
+class Visit:
+    """What one admin page shows at one width: axe-core's serious and critical violations,
+    what spills out of its box, and how wide the document scrolls."""
+
+    violations: list[dict[str, object]]
+    spilled: list[str]
+    scroll_width: int
+
+
+@pytest.fixture(scope="module")
+def tour(demo_server: LiveServer, browser: Browser) -> dict[int, dict[str, Visit]]:
+    """Every admin page, signed in as the admin (the longest menu), at 1440 and at 390 px:
+    ``{width: {path: Visit}}``. One visit per page and width serves the accessibility and the
+    layout tests, which only read it; the 1440 px pages are saved as ``axe-*`` screenshots."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    sign_in(page, demo_server, "admin")
+    paths = ADMIN_PAGES + _detail_pages(page, demo_server)
+    seen: dict[int, dict[str, Visit]] = {}
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        seen[width] = {}
+        for path in paths:
+            response = page.goto(demo_server.url + path)
+            assert response is not None and response.status == 200, (width, path)
+            if page.locator(".plot[data-figure]").count():
+                page.locator(".plot .main-svg").first.wait_for()
+            seen[width][path] = Visit(
+                axe_violations(page),
+                list(page.evaluate(SPILLED)),
+                int(page.evaluate("document.documentElement.scrollWidth")),
+            )
+            if width == 1440:
+                screenshot(page, "axe-" + (path.strip("/").replace("/", "-") or "overview"))
+    context.close()
+    return seen
+
+
+def test_every_page_passes_axe_core(
+    demo_server: LiveServer, wide: Page, tour: dict[int, dict[str, Visit]]
+) -> None:
+    report = {path: visit.violations for path, visit in tour[1440].items()}
     # Signed out: the sign-in page, a public survey page and an error page.
-    wide.context.clear_cookies()
     for path, status in (("/login", 200), ("/s/open/relationship_nps", 200), ("/nowhere", 404)):
         response = wide.goto(demo_server.url + path)
         assert response is not None and response.status == status, path
@@ -110,19 +140,21 @@ def test_every_page_passes_axe_core(demo_server: LiveServer, wide: Page) -> None
     assert not failing, json.dumps(failing, indent=1)
 
 
-def test_every_page_passes_axe_core_on_a_phone(demo_server: LiveServer, wide: Page) -> None:
+def test_every_page_passes_axe_core_on_a_phone(
+    demo_server: LiveServer, wide: Page, tour: dict[int, dict[str, Visit]]
+) -> None:
     # At 390 px wide tables scroll inside themselves; a keyboard must reach them too.
-    wide.set_viewport_size({"width": 390, "height": 844})
-    report = _axe_every_page(wide, demo_server, "")
-    failing = {p: v for p, v in report.items() if v}
+    failing = {path: visit.violations for path, visit in tour[390].items() if visit.violations}
     assert not failing, json.dumps(failing, indent=1)
+    sign_in(wide, demo_server, "admin")
+    wide.set_viewport_size({"width": 390, "height": 844})
     wide.goto(demo_server.url + "/org")
     expect(wide.locator("main table").first).to_have_attribute("tabindex", "0")
     screenshot(wide, "axe-390-org")
 
 
 def test_the_menu_fits_at_1440_and_nothing_scrolls_sideways_at_390(
-    demo_server: LiveServer, wide: Page
+    demo_server: LiveServer, wide: Page, tour: dict[int, dict[str, Visit]]
 ) -> None:
     sign_in(wide, demo_server, "admin")  # the longest menu
     items = wide.locator('nav[aria-label="Main"] li')
@@ -135,24 +167,11 @@ def test_the_menu_fits_at_1440_and_nothing_scrolls_sideways_at_390(
     # Side by side, nothing spills out of its column (a long id once pushed the customer 360's
     # journeys table over its timeline), and no table scrolls sideways at 1440 px (the admin's
     # ownership matrix once hid its assign buttons).
-    spilled = {}
-    for path in [*ADMIN_PAGES, *_detail_pages(wide, demo_server)]:
-        wide.goto(demo_server.url + path)
-        over = wide.evaluate(
-            """() => [...document.querySelectorAll('.two-col > *, main table, main .scroll')]
-                 .filter(c => c.scrollWidth > c.clientWidth + 1)
-                 .map(c => c.tagName + '.' + c.className)"""
-        )
-        if over:
-            spilled[path] = over
+    spilled = {path: visit.spilled for path, visit in tour[1440].items() if visit.spilled}
     assert not spilled, spilled
+    sideways = {path: v.scroll_width for path, v in tour[390].items() if v.scroll_width > 390}
     wide.set_viewport_size({"width": 390, "height": 844})
-    sideways = {}
-    for path in [*ADMIN_PAGES, *_detail_pages(wide, demo_server)]:
-        wide.goto(demo_server.url + path)
-        width = wide.evaluate("document.documentElement.scrollWidth")
-        if width > 390:
-            sideways[path] = width
+    wide.goto(demo_server.url + "/org")
     screenshot(wide, "layout-390-org")
     assert not sideways, sideways
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from cxm.demo.generator import generate
 from cxm.demo.load import load as load_demo
 from cxm.metrics.export import export_parquet, spark_backend
 from cxm.store import create_engine, upgrade
@@ -56,26 +55,33 @@ def spark() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def demo_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default demo company (``cxm demo generate DIR``: 2,000 customers, 6 months)."""
-    folder = tmp_path_factory.mktemp("demo")
-    generate(folder)
-    return folder
+def _demo_duck(
+    tmp_path_factory: pytest.TempPathFactory, default_demo: Callable[[Path], Any]
+) -> tuple[Engine, Path]:
+    """The default demo company (``cxm demo generate DIR``: 2,000 customers, 6 months) loaded
+    into DuckDB, and the folder of its generated files."""
+    root = tmp_path_factory.mktemp("conf")
+    engine, _ = default_demo(root)
+    return engine, root / "files"
 
 
-def _load(engine: Engine, folder: Path) -> None:
-    """The demo as a user loads it, with its comments tagged by the starter taxonomy."""
-    load_demo(engine, folder)
+@pytest.fixture(scope="session")
+def demo_files(_demo_duck: tuple[Engine, Path]) -> Path:
+    """The default demo company's generated files."""
+    return _demo_duck[1]
+
+
+def _tag(engine: Engine) -> None:
+    """The comments of a loaded demo tagged by the starter taxonomy, as a user would."""
     with engine.begin() as conn:
         taxonomy.apply(conn, taxonomy.starter_doc())
     text_jobs.annotate_bulk(engine, semantic=False)
 
 
 @pytest.fixture(scope="session")
-def duck(tmp_path_factory: pytest.TempPathFactory, demo_files: Path) -> Iterator[Engine]:
-    eng = create_engine(f"duckdb:///{tmp_path_factory.mktemp('conf') / 'cxm.duckdb'}")
-    upgrade(eng)
-    _load(eng, demo_files)
+def duck(_demo_duck: tuple[Engine, Path]) -> Iterator[Engine]:
+    eng = _demo_duck[0]
+    _tag(eng)
     yield eng
     eng.dispose()
 
@@ -91,7 +97,8 @@ def pg(demo_files: Path) -> Iterator[Engine]:
     eng = create_engine(admin_url.set(database=name).render_as_string(hide_password=False))
     try:
         upgrade(eng)
-        _load(eng, demo_files)
+        load_demo(eng, demo_files)
+        _tag(eng)
         yield eng
     finally:
         eng.dispose()

@@ -23,8 +23,8 @@ from cxm.customer360 import service as c360
 from cxm.customers import service as customers
 from cxm.interactions import service as interactions
 from cxm.metrics import compute
-from cxm.store import create_engine, upgrade
 from cxm.surveys import service as surveys
+from tests.conftest import migrated_duckdb
 from tests.metrics import factories as f
 
 T = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
@@ -50,8 +50,7 @@ def _identifiers(p: int, n: int) -> list[dict[str, str]]:
 
 
 def _store(root: Path, name: str) -> Engine:
-    engine = create_engine(f"duckdb:///{root / name}.duckdb")
-    upgrade(engine)
+    engine = migrated_duckdb(root / f"{name}.duckdb")
     with engine.begin() as conn:
         f.org(conn)
     return engine

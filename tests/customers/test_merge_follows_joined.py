@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 from cxm.customers import service as customers
 from cxm.customers.tables import customer_identities
 from cxm.interactions.tables import interactions
-from cxm.store import create_engine, upgrade
 from cxm.store.bulk import insert_rows
 from cxm.surveys.tables import unsubscribes
+from tests.conftest import migrated_duckdb
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LOSERS = 400
@@ -23,8 +23,7 @@ JOINED_ABOVE = 150  # the joined path is taken above this many losers in the tes
 
 
 def _store(path: Path) -> Engine:
-    engine = create_engine(f"duckdb:///{path}")
-    upgrade(engine)
+    engine = migrated_duckdb(path)
     with engine.begin() as conn:
         insert_rows(
             conn,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +21,20 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from cxm.cli.main import app as cli
-from cxm.demo.generator import generate
-from cxm.demo.load import LoadSummary, load
+from cxm.demo.load import LoadSummary
 from cxm.employees import service
 from cxm.employees.confidential import Node, disclosed
 from cxm.metrics import service as metrics
-from cxm.store import create_engine, upgrade
 from cxm.store.analytics import reading
 
 
 @pytest.fixture(scope="module")
-def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path, LoadSummary]]:
+def company(
+    tmp_path_factory: pytest.TempPathFactory, default_demo: Callable[[Path], Any]
+) -> Iterator[tuple[Engine, Path, LoadSummary]]:
+    """The default demo company (2,000 customers, 6 months, seed 7), loaded."""
     root = tmp_path_factory.mktemp("employees-demo")
-    generate(root / "files", customers=2000, months=6, seed=7)
-    engine = create_engine(f"duckdb:///{root / 'cxm.duckdb'}")
-    upgrade(engine)
-    summary = load(engine, root / "files")
+    engine, summary = default_demo(root)
     yield engine, root, summary
     engine.dispose()
 

@@ -7,7 +7,7 @@ The default demo company (2,000 customers, 6 months, seed 7) is generated and lo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,18 @@ from typer.testing import CliRunner
 
 from cxm.cli.main import app as cli
 from cxm.config import load_settings
-from cxm.demo.generator import generate
 from cxm.demo.load import load
 from cxm.insights import service
 from cxm.insights.attribution import Attribution
-from cxm.store import create_engine, upgrade
 from tests.conftest import _clean, make_key
 
 
 @pytest.fixture(scope="module")
-def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
+def company(
+    tmp_path_factory: pytest.TempPathFactory, default_demo: Callable[[Path], Any]
+) -> Iterator[tuple[Engine, Path]]:
     root = tmp_path_factory.mktemp("insights-demo")
-    generate(root / "files", customers=2000, months=6, seed=7)
-    engine = create_engine(f"duckdb:///{root / 'cxm.duckdb'}")
-    upgrade(engine)
-    load(engine, root / "files")
+    engine, _ = default_demo(root)
     yield engine, root
     engine.dispose()
 

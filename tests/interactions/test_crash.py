@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from cxm.interactions.tables import interactions
 from cxm.org import auth
-from cxm.store import create_engine, upgrade
+from cxm.store import create_engine
+from tests.conftest import migrated_duckdb
 
 
 def _port() -> int:
@@ -45,8 +46,7 @@ def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
 
 def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'cxm.duckdb'}"
-    engine = create_engine(url)
-    upgrade(engine)
+    engine = migrated_duckdb(tmp_path / "cxm.duckdb")
     with engine.begin() as conn:
         key = auth.create_api_key(conn, "ingest")
     engine.dispose()

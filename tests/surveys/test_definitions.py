@@ -10,11 +10,11 @@ import yaml
 from sqlalchemy.engine import Engine
 
 from cxm.errors import Invalid
-from cxm.store import create_engine, upgrade
 from cxm.surveys import service
 from cxm.surveys.schemas import parse_logic
 from cxm.surveys.tables import survey_versions, surveys
 from cxm.yamldoc import parse
+from tests.conftest import migrated_duckdb
 from tests.surveys.conftest import DELIVERY, apply
 
 
@@ -114,8 +114,7 @@ def test_a_new_version_is_answered_as_soon_as_it_is_published(engine: Engine) ->
 
 
 def test_kept_definitions_never_cross_surveys_or_stores(engine: Engine, tmp_path: Path) -> None:
-    other = create_engine(f"duckdb:///{tmp_path / 'other.duckdb'}")
-    upgrade(other)
+    other = migrated_duckdb(tmp_path / "other.duckdb")
     try:
         texts = {engine: "In this store?", other: "In the other store?"}
         tokens = {}

@@ -18,10 +18,11 @@ from sqlalchemy.engine import Engine
 
 from cxm.config import load_settings
 from cxm.errors import Invalid
-from cxm.store import create_engine, jobs, upgrade, utcnow
+from cxm.store import jobs, utcnow
 from cxm.surveys import distribution, waves
 from cxm.surveys.schemas import Wave
 from cxm.surveys.tables import invitations, survey_reminders
+from tests.conftest import migrated_duckdb
 from tests.surveys.conftest import add_customer, apply
 from tests.surveys.test_distribution import Inbox, smtp  # noqa: F401 - the SMTP fixture
 
@@ -114,8 +115,7 @@ def test_a_wave_draws_its_quotas_once_per_quarter(engine: Engine) -> None:
 
 
 def test_the_draw_is_reproducible(engine: Engine, tmp_path: Path) -> None:
-    other = create_engine(f"duckdb:///{tmp_path / 'other.duckdb'}")
-    upgrade(other)
+    other = migrated_duckdb(tmp_path / "other.duckdb")
     picked = []
     for store in (engine, other):
         with store.begin() as conn:
