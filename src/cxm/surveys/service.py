@@ -516,24 +516,20 @@ def _load_answers(conn: Connection, session: Session) -> None:
 
 def read_invitations(conn: Connection, tokens: list[str], memo: dict[Hashable, Any]) -> None:
     """Read what ``session_for_token`` reads for each of ``tokens`` (the invitation, the
-    response it began, that response's answers), a few statements for them all, into ``memo``
-    (the answer writer's read ahead: ``cxm.surveys.writer``), where ``session_for_token`` in
-    the same transaction takes it from."""
-    found = {
-        r["token"]: r
-        for r in conn.execute(sa.select(invitations).where(invitations.c.token.in_(tokens)))
-        .mappings().all()
-    }  # fmt: skip
+    response it began, that response's answers), one statement each for them all, into
+    ``memo`` (the answer writer's read ahead: ``cxm.surveys.writer``), where
+    ``session_for_token`` in the same transaction takes it from."""
+    rows = conn.execute(
+        sa.select(invitations).where(invitations.c.token.in_(tokens))
+    ).mappings().all()  # fmt: skip
+    found = {r["token"]: r for r in rows}
     for token in tokens:
         memo["invitation by token", token] = found.get(token)
-    begun = [r["response_id"] for r in found.values() if r["response_id"]]
+    begun = [r["response_id"] for r in rows if r["response_id"]]
     if not begun:
         return
-    for r in conn.execute(
-        sa.select(responses.c.id, responses.c.survey_version, responses.c.completed,
-                  responses.c.language).where(responses.c.id.in_(begun))
-    ).all():  # fmt: skip
-        memo["response of invitation", r.id] = r
+    for response in conn.execute(_responses_of_invitations(responses.c.id.in_(begun))).all():
+        memo["response of invitation", response.id] = response
     answers: dict[str, list[Any]] = {rid: [] for rid in begun}
     for a in conn.execute(
         sa.select(response_answers).where(response_answers.c.response_id.in_(begun))
@@ -541,6 +537,19 @@ def read_invitations(conn: Connection, tokens: list[str], memo: dict[Hashable, A
         answers[a["response_id"]].append(a)
     for rid, rows in answers.items():
         memo["answers of response", rid] = rows
+
+
+def _responses_of_invitations(where: Any) -> Any:
+    """What ``session_for_token`` needs of a response begun: its version (with that version's
+    digest, so its parsed definition comes from the cache), completion and language."""
+    return (
+        sa.select(responses.c.id, responses.c.survey_version, responses.c.completed,
+                  responses.c.language, survey_versions.c.digest)
+        .select_from(responses.outerjoin(survey_versions, sa.and_(
+            survey_versions.c.survey_key == responses.c.survey_key,
+            survey_versions.c.version == responses.c.survey_version)))
+        .where(where)
+    )  # fmt: skip
 
 
 def _read(conn: Connection, memo_key: tuple[str, str], query: Any, *, mappings: bool) -> Any:
@@ -573,9 +582,7 @@ def session_for_token(
     if inv["response_id"]:
         response = _read(
             conn, ("response of invitation", inv["response_id"]),
-            sa.select(responses.c.id, responses.c.survey_version, responses.c.completed,
-                      responses.c.language).where(responses.c.id == inv["response_id"]),
-            mappings=False,
+            _responses_of_invitations(responses.c.id == inv["response_id"]), mappings=False,
         )  # fmt: skip
     if response is not None and response.completed:
         raise Conflict("This survey has already been answered. Thank you for your feedback!")
@@ -590,7 +597,7 @@ def session_for_token(
     key = inv["survey_key"]
     if response is not None:
         version = response.survey_version
-        defn = published_definition(conn, key, version)
+        defn = published_definition(conn, key, version, response.digest)
     else:
         try:
             version, defn = current_definition(conn, key)
