@@ -16,7 +16,8 @@ The load generator is a few lines of HTTP/1.1 over asyncio streams with its own 
 connections (``Connections``), not httpx, whose pool's work per request grows with the requests
 waiting; its own CPU per submission is printed. Progress is printed every 10 s, and requests
 still unanswered ``GRACE`` seconds after the last was due are given up and counted as errors,
-so an overloaded server still ends the run with figures.
+so an overloaded server still ends the run with figures (the server still serves what was given
+up: its CPU under load counts until it is idle again).
 
 Latency depends on what else the machine runs; the server's own CPU time per submission
 (user + system seconds of the server process, read from ``/proc/<pid>/stat`` before and after
@@ -72,6 +73,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process ``pid`` has used (all its threads; Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, limit: float = 120.0) -> float:
+    """Seconds until the process ``pid`` is nearly idle (under 5% of a core over half a
+    second): the work still queued when the client stopped waiting."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < limit:
+        used = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - used < 0.025:
+            break
+    return time.perf_counter() - began
 
 
 def tokens(engine: sa.Engine, n: int) -> list[str]:
@@ -262,6 +275,7 @@ def main() -> None:
                 offered(port, todo[:n], args.rate, grace=GRACE)
             )
             client = time.process_time() - client0
+            busy = took + settle(server.pid)  # requests given up are still served: wait
             cpu2 = cpu_seconds(server.pid)
             time.sleep(IDLE)  # the idle server's own work, its start-up work done
             background = (cpu_seconds(server.pid) - cpu2) / IDLE  # CPU seconds per second
@@ -295,7 +309,7 @@ def main() -> None:
           f"{1000 * alone:.2f} ms one at a time (user + system, all threads; "
           f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip
     print(f"  the load generator's own CPU: {1000 * client / n:.2f} ms per submission")
-    net_loaded = loaded - background * took / n
+    net_loaded = loaded - background * busy / n
     net_alone = alone - background * serial_took / serial_n
     print(f"  net of the idle server's own {1000 * background:.1f} ms/s: "
           f"{1000 * net_loaded:.2f} ms under load, "
