@@ -102,3 +102,25 @@ def test_analytics_sees_committed_rows(engine: Engine) -> None:
     table = con.table("jobs")
     assert table.count().execute() == 2
     assert set(table.kind.execute()) == {"ok"}
+
+
+def test_statements_are_compiled_once_and_reused_with_new_values(engine: Engine) -> None:
+    """Both stores keep compiled statements (on DuckDB too, where duckdb_engine's own dialect
+    would compile every statement afresh); a statement built again with other values reuses
+    the compiled form and still gets its own values and results."""
+
+    def runs(conn: sa.Connection, job_id: str) -> tuple[object, list[str]]:
+        result = conn.execute(
+            sa.select(jobs.jobs.c.kind).where(jobs.jobs.c.id == job_id).order_by(jobs.jobs.c.kind)
+        )
+        return result.context.cache_hit, list(result.scalars())
+
+    with engine.begin() as conn:
+        first = jobs.enqueue(conn, "probe", {"n": 1})
+        second = jobs.enqueue(conn, "other", {"n": 2})
+        hits = [runs(conn, first), runs(conn, second), runs(conn, "none")]
+        value = conn.execute(sa.select(sa.cast(sa.literal(0.3), sa.Float))).scalar_one()
+    assert [names for _, names in hits] == [["probe"], ["other"], []]
+    dialect = engine.dialect
+    assert [hit for hit, _ in hits] == [dialect.CACHE_MISS, dialect.CACHE_HIT, dialect.CACHE_HIT]
+    assert value == 0.3  # Float is still DOUBLE on DuckDB with the compiled forms kept

@@ -3,9 +3,11 @@ its commit; a failing step fails alone."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, wait
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from cxm.org import service as org
 from cxm.store import utcnow
 from cxm.surveys import service
+from cxm.surveys.service import Expired
 from cxm.surveys.tables import invitations, response_answers, responses
 from cxm.surveys.writer import AnswerWriter, deferred
 from tests.surveys.conftest import DELIVERY, apply
@@ -198,3 +201,116 @@ def test_a_shared_transaction_reads_the_current_version_once_and_never_keeps_it(
         assert writer.submit(version_of(tokens[3]), key=tokens[3]).result() == 2
     finally:
         writer.close()
+
+
+def _read_invitations(conn: Connection, keys: list[Hashable], memo: dict[Hashable, Any]) -> None:
+    service.read_invitations(conn, [str(k) for k in keys], memo)
+
+
+def _step_answering(token: str, question: str, value: str) -> Callable[[Connection], object]:
+    def work(conn: Connection) -> tuple[str | None, bool, list[str]]:
+        try:
+            session = service.session_for_token(conn, token, record=False)
+        except Expired:
+            return None, False, ["expired"]
+        service.save_answer(conn, session, question, [value])
+        service.record_open(conn, session)
+        return session.response_id, session.completed, sorted(session.seen)
+
+    return work
+
+
+def test_steps_read_their_invitations_ahead_in_one_statement_and_find_what_they_would_alone(
+    engine: Engine,
+) -> None:
+    tokens = _tokens(engine, 4)
+    reads: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        # The invitations, and the version of each response begun (read with the response).
+        invitation = "FROM survey_invitations" in statement and statement.startswith("SELECT")
+        if invitation or "FROM survey_versions" in statement:
+            reads.append(statement)
+
+    writer = AnswerWriter(engine)
+    try:
+        # First steps: a score of 2 shows the follow-up question, so no response completes.
+        first = [
+            writer.submit(_step_answering(t, "csat", "2"), key=t, read=_read_invitations)
+            for t in tokens[:3]
+        ]
+        wait(first)
+        begun = [f.result()[0] for f in first]  # type: ignore[index]
+        event.listen(engine, "before_cursor_execute", count)
+        release, held = _held(writer)
+        # Second steps of three begun responses (one changes its score, which hides the
+        # follow-up question), and the first step of a fourth invitation, in one transaction.
+        second = [
+            writer.submit(_step_answering(tokens[0], "what_wrong", "late"), key=tokens[0],
+                          read=_read_invitations),
+            writer.submit(_step_answering(tokens[1], "csat", "5"), key=tokens[1],
+                          read=_read_invitations),
+            writer.submit(_step_answering(tokens[2], "what_wrong", "rude"), key=tokens[2],
+                          read=_read_invitations),
+            writer.submit(_step_answering(tokens[3], "csat", "4"), key=tokens[3],
+                          read=_read_invitations),
+        ]  # fmt: skip
+        release.set()
+        wait([held, *second])
+        done = [f.result() for f in second]
+    finally:
+        writer.close()
+    assert len(reads) == 1  # four steps, one read of their invitations
+    assert [d[0] for d in done[:3]] == begun  # each found the response it began
+    assert [d[2] for d in done] == [
+        ["csat", "what_wrong"],
+        ["csat"],
+        ["csat", "what_wrong"],
+        ["csat"],
+    ]  # and its earlier answers, as a step alone finds them
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(response_answers.c.response_id, response_answers.c.question_id,
+                      response_answers.c.value_number, response_answers.c.value_text)
+        ).all()  # fmt: skip
+        linked = conn.execute(
+            sa.select(invitations.c.token, invitations.c.response_id, invitations.c.opened_at)
+        ).all()  # fmt: skip
+    assert sorted(stored, key=str) == sorted([
+        (begun[0], "csat", 2.0, None), (begun[0], "what_wrong", None, "late"),
+        (begun[1], "csat", 5.0, None),
+        (begun[2], "csat", 2.0, None), (begun[2], "what_wrong", None, "rude"),
+        (done[3][0], "csat", 4.0, None),
+    ], key=str)  # fmt: skip
+    assert {t: r for t, r, _ in linked} == dict(zip(tokens, [*begun, done[3][0]], strict=True))
+    assert all(opened is not None for _, _, opened in linked)
+
+
+def test_steps_after_a_step_without_a_key_read_after_it(engine: Engine) -> None:
+    tokens = _tokens(engine, 3)
+
+    def expire(conn: Connection) -> None:  # e.g. staff closing an invitation meanwhile
+        conn.execute(
+            invitations.update().where(invitations.c.token == tokens[1])
+            .values(expires_at=utcnow() - dt.timedelta(days=1))
+        )  # fmt: skip
+
+    writer = AnswerWriter(engine)
+    try:
+        release, held = _held(writer)
+        futures = [
+            writer.submit(_step_answering(tokens[0], "csat", "4"), key=tokens[0],
+                          read=_read_invitations),
+            writer.submit(expire),
+            writer.submit(_step_answering(tokens[1], "csat", "4"), key=tokens[1],
+                          read=_read_invitations),
+            writer.submit(_step_answering(tokens[2], "csat", "4"), key=tokens[2],
+                          read=_read_invitations),
+        ]  # fmt: skip
+        release.set()
+        wait([held, *futures])
+        done = [f.result() for f in futures]
+    finally:
+        writer.close()
+    assert done[0][0] is not None and done[3][0] is not None  # type: ignore[index]
+    assert done[2] == (None, False, ["expired"])  # it saw the expiry made before it ran

@@ -25,7 +25,7 @@ from cxm.store.retry import retrying
 from cxm.surveys import service
 from cxm.surveys.service import Expired, Session, text_in
 from cxm.surveys.tables import invitations
-from cxm.surveys.writer import writer_for
+from cxm.surveys.writer import Reader, writer_for
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "html")
 router = APIRouter(include_in_schema=False)
@@ -160,17 +160,19 @@ def _unit_of_work(request: Request, work: Callable[[Connection], Response]) -> R
 
 
 async def _step(
-    request: Request, work: Callable[[Connection], Response], key: Hashable
-) -> Response:
+    request: Request, work: Callable[[Connection], Response], key: Hashable,
+    read: Reader | None = None,
+) -> Response:  # fmt: skip
     """A respondent's step through the app's answer writer (off the event loop, its
     transaction shared with the steps of other respondents, answered after the commit).
 
     ``key`` names the rows the step reads and writes (its invitation's token, its response);
     steps of one key never share a transaction, so each may leave its writes to the writer.
+    ``read`` reads ahead for the steps of a transaction (``cxm.surveys.writer``).
     """
     try:
         writer = writer_for(request.app.state, get_engine(request))
-        return await writer.run(work, key=key)
+        return await writer.run(work, key=key, read=read)
     except Conflict as exc:
         lang = request.query_params.get("lang") or "en"
         return _message(request, lang, ui(lang)["slow"], str(exc), 409)
@@ -343,7 +345,12 @@ async def invitation_submit(request: Request, token: str) -> Response:
         service.record_open(conn, session)  # when no answer was saved
         return page
 
-    return await _step(request, work, ("token", token))
+    return await _step(request, work, ("token", token), _read_invitations)
+
+
+def _read_invitations(conn: Connection, keys: list[Hashable], memo: dict[Hashable, Any]) -> None:
+    """The invitations of a transaction's ``POST /s/{token}`` steps, read in one go."""
+    service.read_invitations(conn, [str(key[1]) for key in keys if isinstance(key, tuple)], memo)
 
 
 def _invitation_customer(conn: Connection, token: str) -> tuple[str, str]:

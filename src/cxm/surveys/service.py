@@ -7,6 +7,7 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
@@ -491,9 +492,15 @@ class Session:
 def _load_answers(conn: Connection, session: Session) -> None:
     if session.response_id is None:
         return
-    rows = conn.execute(
-        sa.select(response_answers).where(response_answers.c.response_id == session.response_id)
-    ).mappings()
+    pending = deferred(conn)
+    memo = ("answers of response", session.response_id)
+    if pending is not None and memo in pending.memo:
+        rows = pending.memo.pop(memo)
+    else:
+        rows = conn.execute(
+            sa.select(response_answers)
+            .where(response_answers.c.response_id == session.response_id)
+        ).mappings().all()  # fmt: skip
     for r in rows:
         session.seen.add(r["question_id"])
         q = session.defn.question(r["question_id"])
@@ -507,6 +514,54 @@ def _load_answers(conn: Connection, session: Session) -> None:
             session.answers[q.id] = r["value_text"]
 
 
+def read_invitations(conn: Connection, tokens: list[str], memo: dict[Hashable, Any]) -> None:
+    """Read what ``session_for_token`` reads for each of ``tokens`` (the invitation, the
+    response it began, that response's answers), one statement each for them all, into
+    ``memo`` (the answer writer's read ahead: ``cxm.surveys.writer``), where
+    ``session_for_token`` in the same transaction takes it from."""
+    rows = conn.execute(
+        sa.select(invitations).where(invitations.c.token.in_(tokens))
+    ).mappings().all()  # fmt: skip
+    found = {r["token"]: r for r in rows}
+    for token in tokens:
+        memo["invitation by token", token] = found.get(token)
+    begun = [r["response_id"] for r in rows if r["response_id"]]
+    if not begun:
+        return
+    for response in conn.execute(_responses_of_invitations(responses.c.id.in_(begun))).all():
+        memo["response of invitation", response.id] = response
+    answers: dict[str, list[Any]] = {rid: [] for rid in begun}
+    for a in conn.execute(
+        sa.select(response_answers).where(response_answers.c.response_id.in_(begun))
+    ).mappings():
+        answers[a["response_id"]].append(a)
+    for rid, rows in answers.items():
+        memo["answers of response", rid] = rows
+
+
+def _responses_of_invitations(where: Any) -> Any:
+    """What ``session_for_token`` needs of a response begun: its version (with that version's
+    digest, so its parsed definition comes from the cache), completion and language."""
+    return (
+        sa.select(responses.c.id, responses.c.survey_version, responses.c.completed,
+                  responses.c.language, survey_versions.c.digest)
+        .select_from(responses.outerjoin(survey_versions, sa.and_(
+            survey_versions.c.survey_key == responses.c.survey_key,
+            survey_versions.c.version == responses.c.survey_version)))
+        .where(where)
+    )  # fmt: skip
+
+
+def _read(conn: Connection, memo_key: tuple[str, str], query: Any, *, mappings: bool) -> Any:
+    """The first row of ``query``, or what the answer writer read ahead under ``memo_key``
+    (taken once: a second read in the same step asks the store)."""
+    pending = deferred(conn)
+    if pending is not None and memo_key in pending.memo:
+        return pending.memo.pop(memo_key)
+    result = conn.execute(query)
+    return (result.mappings() if mappings else result).first()
+
+
 def session_for_token(
     conn: Connection, token: str, now: datetime | None = None, *, record: bool = True
 ) -> Session:
@@ -517,17 +572,18 @@ def session_for_token(
     so a submission writes the invitation once.
     """
     now = now or utcnow()
-    inv = conn.execute(
-        sa.select(invitations).where(invitations.c.token == token)
-    ).mappings().first() if token else None  # fmt: skip
+    inv = _read(
+        conn, ("invitation by token", token),
+        sa.select(invitations).where(invitations.c.token == token), mappings=True,
+    ) if token else None  # fmt: skip
     if inv is None:
         raise NotFound("This survey link is not known. Please check that it was copied whole.")
     response = None
     if inv["response_id"]:
-        response = conn.execute(
-            sa.select(responses.c.survey_version, responses.c.completed, responses.c.language)
-            .where(responses.c.id == inv["response_id"])
-        ).first()  # fmt: skip
+        response = _read(
+            conn, ("response of invitation", inv["response_id"]),
+            _responses_of_invitations(responses.c.id == inv["response_id"]), mappings=False,
+        )  # fmt: skip
     if response is not None and response.completed:
         raise Conflict("This survey has already been answered. Thank you for your feedback!")
     if inv["expires_at"] is not None and inv["expires_at"] <= now:
@@ -541,7 +597,7 @@ def session_for_token(
     key = inv["survey_key"]
     if response is not None:
         version = response.survey_version
-        defn = published_definition(conn, key, version)
+        defn = published_definition(conn, key, version, response.digest)
     else:
         try:
             version, defn = current_definition(conn, key)

@@ -13,6 +13,13 @@ then written for every step of the group together (``cxm.store.bulk``: a few sta
 few per step), before the one commit. Two steps with the same key never share a transaction,
 so no step reads rows that an earlier step of its transaction has left unwritten; a step
 without a key sees every earlier step's writes made, and makes its own at once.
+
+A keyed step may also name a ``read``: what it would read first by its key (its invitation),
+read for all the keyed steps of a transaction that name the same ``read`` in one statement
+before they run, into the transaction's ``memo``; each step then takes its rows from there.
+As no other step of the transaction writes a step's own rows, what it finds is what it would
+have read itself; a step without a key may write anything, so the steps after it are read
+after it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from cxm.store.retry import retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Reads, for the keyed steps of a transaction, what each would read by its key: (the
+# connection, the steps' keys, the transaction's memo to fill).
+Reader = Callable[[Connection, list[Hashable], dict[Hashable, Any]], None]
 MAX_GROUP = 64  # steps per transaction: bounds how long the first of them waits
 _DEFERRED = "cxm.surveys.deferred"  # Connection.info key while a keyed step runs
 
@@ -111,6 +121,7 @@ class _Step(Generic[T]):
     work: Callable[[Connection], T]
     what: str
     key: Hashable | None = None
+    read: Reader | None = None
     done: Future[T] = field(default_factory=Future)
 
 
@@ -126,21 +137,22 @@ class AnswerWriter:
 
     def submit(
         self, work: Callable[[Connection], T], what: str = "saving your answer",
-        key: Hashable | None = None,
+        key: Hashable | None = None, read: Reader | None = None,
     ) -> Future[T]:  # fmt: skip
         """Queue ``work``; with ``key`` (what it reads and writes, e.g. the invitation's
         token) it may defer its writes (``deferred``) and never shares a transaction with
-        another step of the same key."""
-        step: _Step[T] = _Step(work, what, key)
+        another step of the same key; ``read`` (with a key) reads ahead for it, together with
+        the other steps of its transaction (see the module's text)."""
+        step: _Step[T] = _Step(work, what, key, read if key is not None else None)
         self._queue.put(step)
         return step.done
 
     async def run(
         self, work: Callable[[Connection], T], what: str = "saving your answer",
-        key: Hashable | None = None,
+        key: Hashable | None = None, read: Reader | None = None,
     ) -> T:  # fmt: skip
         """``work``'s result, once the transaction it ran in is committed."""
-        return await asyncio.wrap_future(self.submit(work, what, key))
+        return await asyncio.wrap_future(self.submit(work, what, key, read))
 
     def close(self) -> None:
         """Finish the steps already queued, then stop the thread."""
@@ -187,15 +199,29 @@ class AnswerWriter:
     def _together(conn: Connection, group: list[_Step[Any]]) -> list[Any]:
         pending = Deferred()
         results = []
-        for step in group:
+        for i, step in enumerate(group):
             if step.key is None:  # it reads and writes as if alone
                 pending.write(conn)
                 results.append(step.work(conn))
-            else:
-                with pending.active(conn):
-                    results.append(step.work(conn))
+                continue
+            if i == 0 or group[i - 1].key is None:  # the first of a run of keyed steps
+                AnswerWriter._read_ahead(conn, group[i:], pending.memo)
+            with pending.active(conn):
+                results.append(step.work(conn))
         pending.write(conn)
         return results
+
+    @staticmethod
+    def _read_ahead(conn: Connection, steps: list[_Step[Any]], memo: dict[Hashable, Any]) -> None:
+        """Run each ``read`` once for the keyed steps at the head of ``steps``."""
+        keys: dict[Reader, list[Hashable]] = {}
+        for step in steps:
+            if step.key is None:
+                break
+            if step.read is not None:
+                keys.setdefault(step.read, []).append(step.key)
+        for read, of in keys.items():
+            read(conn, of, memo)
 
     def _alone(self, group: list[_Step[Any]]) -> None:
         for step in group:
