@@ -292,6 +292,8 @@ _FLOATS = ("mean", "sd", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
 
 def _day(value: Any) -> str:
+    if type(value) is dt.date:  # what DuckDB gives for a truncated day
+        return value.isoformat()
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     if isinstance(value, dt.date):
@@ -300,10 +302,14 @@ def _day(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # what DuckDB gives: as is
+        return value
     return 0 if value is None or _missing(value) else int(value)
 
 
 def _float(value: Any) -> float:
+    if type(value) is float:
+        return value
     return math.nan if value is None or _missing(value) else float(value)
 
 
@@ -439,8 +445,11 @@ def _answer(backend: BaseBackend, metric: Metric, by: Sequence[str], asked: Sequ
     out["target"], out["on_target"] = _targets_of(
         metric, asked, table, {c: data[c] for c in present}, value, count)  # fmt: skip
     out["flags"] = flags
-    # The same dtypes as a frame built column by column from these lists, then cut.
-    return pd.DataFrame(out, columns=[*keys, *OUTPUT])
+    # The same dtypes as a frame built column by column from these lists, then cut; the
+    # columns in the order of ``out`` (naming them again costs an index lookup each).
+    if list(out) != [*keys, *OUTPUT]:  # a slice column named as an output column
+        return pd.DataFrame(out, columns=[*keys, *OUTPUT])
+    return pd.DataFrame(out)
 
 
 def _order(data: Mapping[str, list[Any]], by: Sequence[str], keys: Sequence[str]) -> list[int]:
