@@ -86,6 +86,16 @@ def test_a_kept_statement_sees_a_changed_target(store: Engine, backend: BaseBack
     rows = _rows(compute(backend, "nps", ["department"]))
     assert rows["operations"]["target"] == -30.0 and rows["operations"]["on_target"] is True
     assert rows["service"]["target"] == 50.0
+    # Read while the write is not committed: the old target, and the new one once it is.
+    with store.begin() as conn:
+        set_target(conn, metrics, "nps", 45.0)
+        assert _rows(compute(backend, "nps", ["department"]))["service"]["target"] == 50.0
+    assert _rows(compute(backend, "nps", ["department"]))["service"]["target"] == 45.0
+    # A write rolled back leaves the target as it was.
+    with store.connect() as conn:
+        set_target(conn, metrics, "nps", 10.0)
+        conn.rollback()
+    assert _rows(compute(backend, "nps", ["department"]))["service"]["target"] == 45.0
     # Targets read once and passed in (as the dashboards do) are the ones used.
     targets = read_targets(backend)
     rows = _rows(compute(backend, "nps", ["department"], targets=targets.iloc[:0]))

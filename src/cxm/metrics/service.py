@@ -9,11 +9,11 @@ aggregation runs in the engine (Ibis); the statistics run on the aggregated rows
 from __future__ import annotations
 
 import ast
-import contextlib
 import datetime as dt
 import hashlib
 import math
 import operator
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -386,9 +386,7 @@ def _read(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.dat
     # and bind than to run on a small store.
     names, tuples = to_rows(backend, key, build, flat=True)
     if targets is not None:
-        with contextlib.suppress(LookupError):  # no target table (a lake without one)
-            targets.extend(to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS),
-                                   _target_select(backend))[1])  # fmt: skip
+        targets.extend(_installation_targets(backend))
     rename = _renames(by, stratum)
     return [rename.get(c, c) for c in names], tuples
 
@@ -886,6 +884,43 @@ def _target_select(backend: BaseBackend) -> Callable[[], Any]:
     return build
 
 
+# The target rows read on an open DuckDB connection are kept on its backend object with the
+# count of target writes they were read at, and read again once a target is set. While a
+# connection is open its process holds the DuckDB file, so no other process writes it; in this
+# process the targets are written only by ``set_target``, which counts its write when it
+# writes and again when its transaction ends (a read in between, which sees the old rows,
+# is not kept past the commit).
+_KEPT_TARGETS = "_cxm_targets"
+_target_writes = [0]
+_target_lock = threading.Lock()
+
+
+def _count_target_write(*_: Any) -> None:
+    with _target_lock:
+        _target_writes[0] += 1
+
+
+def _installation_targets(backend: BaseBackend) -> list[tuple[Any, ...]]:
+    """The target table's rows (metric, dimension, value, target); none without a table."""
+    if backend.name != "duckdb":
+        try:
+            return to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS),
+                           _target_select(backend))[1]  # fmt: skip
+        except LookupError:  # no target table (a lake without one)
+            return []
+    writes = _target_writes[0]
+    kept: tuple[int, list[tuple[Any, ...]]] | None = getattr(backend, _KEPT_TARGETS, None)
+    if kept is not None and kept[0] == writes:
+        return kept[1]
+    try:
+        rows = to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS),
+                       _target_select(backend))[1]  # fmt: skip
+    except LookupError:
+        rows = []
+    setattr(backend, _KEPT_TARGETS, (writes, rows))
+    return rows
+
+
 def _target_table(metric: Metric,
                   overrides: pd.DataFrame | list[tuple[Any, ...]]) -> TargetTable:  # fmt: skip
     """``metric``'s installation targets keyed by (dimension, value); ("", "") is overall."""
@@ -955,6 +990,10 @@ def set_target(conn: Connection, metrics: Mapping[str, Metric], name: str, targe
     if not math.isfinite(target):
         raise Invalid("target must be a finite number")
     key = {"metric": name, "dimension": dimension, "value": value}
+    # Targets kept by open connections are read again after this write and after its end.
+    _count_target_write()
+    sa.event.listen(conn, "commit", _count_target_write, once=True)
+    sa.event.listen(conn, "rollback", _count_target_write, once=True)
     conn.execute(metric_targets.delete().where(
         *(metric_targets.c[k] == v for k, v in key.items())))  # fmt: skip
     conn.execute(metric_targets.insert().values(**key, target=target, set_at=utcnow()))
