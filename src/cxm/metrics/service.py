@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import math
 import operator
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from cxm.metrics import rollup, slices, stats
 from cxm.metrics.definitions import FACTS, Metric, MetricModel, load
 from cxm.metrics.tables import metric_alerts, metric_targets
 from cxm.store import insert_ignore, utcnow
-from cxm.store.analytics import reading, to_frame, to_rows, to_rows_with
+from cxm.store.analytics import reading, to_frame, to_rows
 
 Row = Mapping[Any, Any]  # one aggregated row (a pandas record)
 BELOW_MIN_SAMPLE = "below_min_sample"
@@ -153,12 +154,8 @@ def compute(
             start_q = _previous_period_start(start, grain)
         if compare is None and weights is None and metric.kind != "derived":
             # The usual question: plain rows in, one DataFrame out, no pandas in between.
-            read: list[tuple[Any, ...]] = []
-            rows = _rows(backend, metric, by, start_q, end, norm_filters, confidence,
-                         read if targets is None else None)  # fmt: skip
-            table = _target_table(metric, read if targets is None else targets)
-            _row_targets(rows, metric, asked, table)
-            return _output(rows, [ax.column_name(d) for d in by], metric)
+            return _answer(backend, metric, by, asked, start_q, end, norm_filters, confidence,
+                           targets)  # fmt: skip
         stats_df = _statistics(backend, metrics, metric, by, start_q, end, norm_filters,
                                weights, confidence)  # fmt: skip
         if compare == "rest":
@@ -295,6 +292,8 @@ _FLOATS = ("mean", "sd", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
 
 def _day(value: Any) -> str:
+    if type(value) is dt.date:  # what DuckDB gives for a truncated day
+        return value.isoformat()
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     if isinstance(value, dt.date):
@@ -303,10 +302,14 @@ def _day(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # what DuckDB gives: as is
+        return value
     return 0 if value is None or _missing(value) else int(value)
 
 
 def _float(value: Any) -> float:
+    if type(value) is float:
+        return value
     return math.nan if value is None or _missing(value) else float(value)
 
 
@@ -337,47 +340,9 @@ def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
 
     Plain Python on the few aggregated rows: per-column pandas operations cost more than the
     query itself on small stores. Given a list as ``targets``, the target table's rows are
-    added to it: on DuckDB by the aggregation's own statement (``to_rows_with``)."""
-    key = _key(metric, by, start, end, filters, stratum)
-    if stratum is None and rollup.applies(backend, metric, by, start, end, filters):
-        version, build = rollup.aggregate(backend, metric, by, start, end, filters)
-        key = (*key, version)
-    else:
-
-        def build() -> Any:
-            return _aggregate(backend, metric, by, start, end, filters, stratum)
-
-    if targets is None:
-        names, tuples = to_rows(backend, key, build)
-    else:
-        try:
-            names, tuples, found = to_rows_with(
-                backend,
-                key,
-                build,
-                ("metric_targets-rows", *_TARGET_COLUMNS),
-                _target_select(backend),
-            )
-        except LookupError:  # no target table (a lake without one)
-            names, tuples = to_rows(backend, key, build)
-            found = []
-        targets.extend(found)
-    rename = _renames(by, stratum)
-    columns = [rename.get(c, c) for c in names]
-    casts: list[Callable[[Any], Any] | None] = []
-    grains = {ax.column_name(d) for d in by if d in ax.GRAINS}
-    labels = {ax.column_name(d) for d in by} - grains
-    for c in columns:
-        if c in grains:
-            casts.append(_day)
-        elif c in labels:
-            casts.append(str)
-        elif c in _INTS:
-            casts.append(_int)
-        elif c in _FLOATS:
-            casts.append(_float)
-        else:
-            casts.append(None)
+    added to it (a second, small statement)."""
+    columns, tuples = _read(backend, metric, by, start, end, filters, stratum, targets)
+    casts = _casts(columns, by)
     rows = [{c: (v if f is None else f(v)) for c, f, v in zip(columns, casts, t, strict=True)}
             for t in tuples]  # fmt: skip
     orders = [slices.order_key(d) for d in by if slices.order_key(d) in columns]
@@ -400,6 +365,141 @@ def _fetch_table(backend: BaseBackend, metric: Metric, by: Sequence[str],
     if orders:
         rows = [{c: r[c] for c in names} for r in rows]
     return names, rows
+
+
+def _read(backend: BaseBackend, metric: Metric, by: Sequence[str], start: dt.datetime | None,
+          end: dt.datetime | None, filters: Mapping[str, Sequence[str]], stratum: str | None,
+          targets: list[tuple[Any, ...]] | None,
+          ) -> tuple[list[str], list[tuple[Any, ...]]]:  # fmt: skip
+    """The aggregation as run: its column names (slices as ``compute`` names them) and its
+    rows as the engine gives them, unsorted; the target rows added to ``targets`` (a list)."""
+    key = _key(metric, by, start, end, filters, stratum)
+    if stratum is None and rollup.applies(backend, metric, by, start, end, filters):
+        version, build = rollup.aggregate(backend, metric, by, start, end, filters)
+        key = (*key, version)
+    else:
+
+        def build() -> Any:
+            return _aggregate(backend, metric, by, start, end, filters, stratum)
+
+    # Flattened on DuckDB: the statement Ibis nests one select per step costs more to parse
+    # and bind than to run on a small store.
+    names, tuples = to_rows(backend, key, build, flat=True)
+    if targets is not None:
+        targets.extend(_installation_targets(backend))
+    rename = _renames(by, stratum)
+    return [rename.get(c, c) for c in names], tuples
+
+
+def _casts(columns: Sequence[str], by: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    """Per column of an aggregation: how its values become plain ones (None: as they are)."""
+    casts: list[Callable[[Any], Any] | None] = []
+    grains = {ax.column_name(d) for d in by if d in ax.GRAINS}
+    labels = {ax.column_name(d) for d in by} - grains
+    for c in columns:
+        if c in grains:
+            casts.append(_day)
+        elif c in labels:
+            casts.append(str)
+        elif c in _INTS:
+            casts.append(_int)
+        elif c in _FLOATS:
+            casts.append(_float)
+        else:
+            casts.append(None)
+    return casts
+
+
+def _answer(backend: BaseBackend, metric: Metric, by: Sequence[str], asked: Sequence[str],
+            start: dt.datetime | None, end: dt.datetime | None,
+            filters: Mapping[str, Sequence[str]], confidence: float,
+            targets: pd.DataFrame | None) -> pd.DataFrame:  # fmt: skip
+    """``compute``'s usual question (no comparison, no weights, not derived), column by
+    column: the same rows, order, values and types as ``_rows`` then ``_output`` give,
+    without a dict per slice. ``asked`` is ``by`` as the caller named it (for targets)."""
+    read: list[tuple[Any, ...]] = []
+    columns, tuples = _read(backend, metric, by, start, end, filters, None,
+                            read if targets is None else None)  # fmt: skip
+    table = _target_table(metric, read if targets is None else targets)
+    count = len(tuples)
+    data: dict[str, list[Any]] = {}
+    for c, f, values in zip(columns, _casts(columns, by),
+                            zip(*tuples, strict=True) if tuples else [()] * len(columns),
+                            strict=True):  # fmt: skip
+        data[c] = list(values) if f is None else list(map(f, values))
+    keys = [ax.column_name(d) for d in by]
+    if keys and count > 1:
+        order = _order(data, by, keys)
+        data = {c: [v[i] for i in order] for c, v in data.items()}
+    n = data["n"]
+    value, low, high, method = _intervals(metric, data, count, confidence)
+    flags = ["" if m is not None else BELOW_MIN_SAMPLE for m in method]
+    below = _method(metric)
+    out: dict[str, list[Any]] = {k: data[k] for k in keys}
+    out["metric"] = [metric.name] * count
+    out.update(value=value, ci_low=low, ci_high=high, n=n, weighted_n=[None] * count,
+               method=[below if m is None else m for m in method])  # fmt: skip
+    present = {ax.column_name(d) for d in asked} & (set(data) if count else set())
+    out["target"], out["on_target"] = _targets_of(
+        metric, asked, table, {c: data[c] for c in present}, value, count)  # fmt: skip
+    out["flags"] = flags
+    # The same dtypes as a frame built column by column from these lists, then cut; the
+    # columns in the order of ``out`` (naming them again costs an index lookup each).
+    if list(out) != [*keys, *OUTPUT]:  # a slice column named as an output column
+        return pd.DataFrame(out, columns=[*keys, *OUTPUT])
+    return pd.DataFrame(out)
+
+
+def _order(data: Mapping[str, list[Any]], by: Sequence[str], keys: Sequence[str]) -> list[int]:
+    """The positions of the rows of ``data`` in ``_fetch_table``'s order: numbers, dates and
+    bins by value (missing last), the rest by label; ties in their order as read."""
+    parts: list[list[Any]] = []
+    for d in by:
+        ok = slices.order_key(d)
+        if ok in data:
+            parts.append([(True, 0) if _missing(v) else (False, v) for v in data[ok]])
+        else:
+            parts.append([(False, str(v)) for v in data[ax.column_name(d)]])
+    parts += [[(False, str(v)) for v in data[k]] for k in keys]
+    sort_keys = list(zip(*parts, strict=True))
+    return sorted(range(len(sort_keys)), key=sort_keys.__getitem__)
+
+
+def _intervals(metric: Metric, data: Mapping[str, list[Any]], count: int, confidence: float,
+               ) -> tuple[list[Any], list[Any], list[Any], list[str | None]]:  # fmt: skip
+    """Each row's value, ci_low, ci_high (None where missing) and method, as ``_rows`` gives
+    them; method None for a row below the metric's minimum sample (no number)."""
+    n = data["n"]
+    ok = [i for i in range(count) if n[i] >= metric.min_sample and n[i] != 0]
+    value: list[Any] = [None] * count
+    low: list[Any] = [None] * count
+    high: list[Any] = [None] * count
+    method: list[str | None] = [None] * count
+    if not ok:
+        return value, low, high, method
+    if metric.kind in ("nps", "proportion"):
+        if metric.kind == "nps":
+            v, lo, hi = stats.nps_intervals([data["promoters"][i] for i in ok],
+                                            [data["passives"][i] for i in ok],
+                                            [data["detractors"][i] for i in ok],
+                                            confidence)  # fmt: skip
+            label = "nps-" + NPS_METHOD.replace("_", "-")
+        else:
+            x = [min(data["x"][i], n[i]) for i in ok]
+            v, lo, hi = stats.wilson_intervals(x, [n[i] for i in ok], confidence)
+            if metric.invert:
+                v, lo, hi = 1 - v, 1 - hi, 1 - lo
+            label = "wilson"
+        for i, a, b, c in zip(ok, (v * 100).tolist(), (lo * 100).tolist(), (hi * 100).tolist(),
+                              strict=True):  # fmt: skip
+            value[i], low[i], high[i], method[i] = a, b, c, label
+        return value, low, high, method
+    names = list(data)
+    for i in ok:
+        r = _interval(metric, {c: data[c][i] for c in names}, confidence)
+        value[i], low[i], high[i] = r.value, _nan_none(r.low), _nan_none(r.high)
+        method[i] = r.method
+    return value, low, high, method
 
 
 # Every interval and comparison goes through cxm.metrics.stats, which keeps it inside the
@@ -784,6 +884,43 @@ def _target_select(backend: BaseBackend) -> Callable[[], Any]:
     return build
 
 
+# The target rows read on an open DuckDB connection are kept on its backend object with the
+# count of target writes they were read at, and read again once a target is set. While a
+# connection is open its process holds the DuckDB file, so no other process writes it; in this
+# process the targets are written only by ``set_target``, which counts its write when it
+# writes and again when its transaction ends (a read in between, which sees the old rows,
+# is not kept past the commit).
+_KEPT_TARGETS = "_cxm_targets"
+_target_writes = [0]
+_target_lock = threading.Lock()
+
+
+def _count_target_write(*_: Any) -> None:
+    with _target_lock:
+        _target_writes[0] += 1
+
+
+def _installation_targets(backend: BaseBackend) -> list[tuple[Any, ...]]:
+    """The target table's rows (metric, dimension, value, target); none without a table."""
+    if backend.name != "duckdb":
+        try:
+            return to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS),
+                           _target_select(backend))[1]  # fmt: skip
+        except LookupError:  # no target table (a lake without one)
+            return []
+    writes = _target_writes[0]
+    kept: tuple[int, list[tuple[Any, ...]]] | None = getattr(backend, _KEPT_TARGETS, None)
+    if kept is not None and kept[0] == writes:
+        return kept[1]
+    try:
+        rows = to_rows(backend, ("metric_targets-rows", *_TARGET_COLUMNS),
+                       _target_select(backend))[1]  # fmt: skip
+    except LookupError:
+        rows = []
+    setattr(backend, _KEPT_TARGETS, (writes, rows))
+    return rows
+
+
 def _target_table(metric: Metric,
                   overrides: pd.DataFrame | list[tuple[Any, ...]]) -> TargetTable:  # fmt: skip
     """``metric``'s installation targets keyed by (dimension, value); ("", "") is overall."""
@@ -853,6 +990,10 @@ def set_target(conn: Connection, metrics: Mapping[str, Metric], name: str, targe
     if not math.isfinite(target):
         raise Invalid("target must be a finite number")
     key = {"metric": name, "dimension": dimension, "value": value}
+    # Targets kept by open connections are read again after this write and after its end.
+    _count_target_write()
+    sa.event.listen(conn, "commit", _count_target_write, once=True)
+    sa.event.listen(conn, "rollback", _count_target_write, once=True)
     conn.execute(metric_targets.delete().where(
         *(metric_targets.c[k] == v for k, v in key.items())))  # fmt: skip
     conn.execute(metric_targets.insert().values(**key, target=target, set_at=utcnow()))
