@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 EXTRAS ?= postgres,spark,nlp,mining,reports,dev
 # Test processes: two, one per core of the CI machine (three measured no faster); tests/conftest.py
 # keeps tests that share a costly fixture on one worker.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 TORCH ?= 2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
@@ -56,7 +56,7 @@ run: $(STAMP)
 	$(CXM) serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps $(AXE)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
