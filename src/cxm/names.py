@@ -152,6 +152,20 @@ class Names:
             return self._name(dimension, key, empty)
         return key if key else empty
 
+    def history_value(self, field: str | None, value: str | None, empty: str = "") -> str:
+        """A case history entry's old or new value as the case page and ``cxm cases show`` word
+        it: a team's name (the CX lead's queue by name), a status's name, an SLA state or a
+        follow-up state in words; any other value as it is."""
+        if not value:
+            return empty
+        if field == "team":
+            return "CX lead queue" if value == "cx_lead_queue" else self.team(value)
+        if field == "status":
+            return case_status(value)
+        if field == "sla_state":
+            return sla_state(value)
+        return value.replace("_", " ") if field == "followup" else value
+
     def slice(self, text: str | None, empty: str = "whole company") -> str:
         """A metric slice ``department=service,touchpoint=delivery`` with names, comma-joined."""
         parts = []

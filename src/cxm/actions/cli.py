@@ -126,8 +126,8 @@ def show(case_id: str, fmt: str = typer.Option("json", "--format", help="table |
         facts = _case_facts(case | {"rule": rule, "followup": followup}, names)
         history = [{"when": _when_text(e["occurred_at"]), "actor": e["actor"] or "—",
                     "change": humanize(e["kind"]), "field": humanize(e["field"] or ""),
-                    "from": _history_value(e["field"], e["old_value"], names),
-                    "to": _history_value(e["field"], e["new_value"], names),
+                    "from": names.history_value(e["field"], e["old_value"], "—"),
+                    "to": names.history_value(e["field"], e["new_value"], "—"),
                     "reason": f"rule: {rule}" if e["reason"] == f"rule {case['rule_key']}"
                     else humanize(e["reason"] or "")} for e in case["history"]]  # fmt: skip
     print_table(facts, ["field", "value"], f"Case {case_id}",
@@ -150,21 +150,6 @@ def _when_text(value: Any) -> str:
         return "—"
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
     return text[:16].replace("T", " ")
-
-
-def _history_value(field: str | None, value: str | None, names: Names) -> str:
-    """A history entry's old or new value with names, as the case page words it."""
-    from cxm.names import case_status, sla_state
-
-    if not value:
-        return "—"
-    if field == "status":
-        return case_status(value)
-    if field == "sla_state":
-        return sla_state(value)
-    if field == "team":
-        return "CX lead queue" if value == "cx_lead_queue" else str(names.team(value))
-    return value
 
 
 def _case_facts(case: dict[str, Any], names: Names) -> list[dict[str, Any]]:
