@@ -27,10 +27,10 @@ from cxm import console
 from cxm.cli import forward
 from cxm.cli.main import app
 from cxm.console import running_server
-from cxm.store import create_engine, upgrade
+from cxm.store import create_engine
 from tests.cli.test_cli import ORG
 from tests.cli.test_serve import _wait_until_up
-from tests.conftest import free_port
+from tests.conftest import free_port, migrated_duckdb
 
 SURVEY = Path(__file__).parents[2] / "src/cxm/surveys/templates/delivery_csat.yaml"
 INTERACTIONS = """\
@@ -68,9 +68,7 @@ def cxm(env: dict[str, str], *args: str, cwd: Path | None = None, stdin: str = "
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("forward")
     url = f"duckdb:///{data_dir / 'cxm.duckdb'}"
-    eng = create_engine(url)
-    upgrade(eng)
-    eng.dispose()
+    migrated_duckdb(data_dir / "cxm.duckdb").dispose()
     env = {**os.environ, "CXM_DATA_DIR": str(data_dir), "CXM_DATABASE_URL": url,
            "COLUMNS": "100"}  # fmt: skip
     env.pop("CXM_BASE_URL", None)
@@ -230,8 +228,7 @@ def test_forwarded_commands_and_other_threads_never_mix_their_output(
     from typer._click import termui
 
     url = f"duckdb:///{tmp_path / 'cxm.duckdb'}"
-    eng = create_engine(url)
-    upgrade(eng)
+    eng = migrated_duckdb(tmp_path / "cxm.duckdb")
     monkeypatch.setenv("CXM_DATABASE_URL", url)
     monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
     (tmp_path / "org.yaml").write_text(ORG)
@@ -302,8 +299,7 @@ def test_a_command_that_crashes_exits_1_with_its_message_and_the_route_checks_th
                        "stderr": "error: --offset -1: give 0 or more\n"}  # fmt: skip
 
     url = f"duckdb:///{tmp_path / 'cxm.duckdb'}"
-    eng = create_engine(url)
-    upgrade(eng)
+    eng = migrated_duckdb(tmp_path / "cxm.duckdb")
     with eng.begin() as conn:
         local = auth.create_api_key(conn, "admin", name="local")
     web = create_app(load_settings(data_dir=tmp_path, database_url=url), engine=eng,

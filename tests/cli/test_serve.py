@@ -22,9 +22,8 @@ from cxm.cli.main import SERVER_KEY_NAME, app
 from cxm.console import RunningServer, call_server, running_server, write_running_server
 from cxm.org import auth
 from cxm.org.scope import Scope
-from cxm.store import create_engine, upgrade
 from tests.actions.conftest import DETRACTOR_RULES
-from tests.conftest import free_port
+from tests.conftest import free_port, migrated_duckdb
 
 runner = CliRunner()
 
@@ -86,8 +85,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("served")
     url = f"duckdb:///{data_dir / 'cxm.duckdb'}"
-    eng = create_engine(url)
-    upgrade(eng)
+    eng = migrated_duckdb(data_dir / "cxm.duckdb")
     stale_key = _leave_a_crashed_servers_file(eng, data_dir)
     case_id = _a_case_for_the_delivery_team(eng)
     eng.dispose()  # the server must be the only process holding the file
