@@ -24,6 +24,11 @@ from cxm.org import auth
 from cxm.org import service as org
 from cxm.store import create_engine, metadata, upgrade
 
+# Password hashes with argon2-cffi's cheapest parameters: the suite signs in thousands of times,
+# and the default profile (64 MiB, 3 passes) made that most of its time. Inherited by the CLI
+# and server processes tests start; tests of the profiles set their own.
+os.environ.setdefault("CXM_ARGON2_PROFILE", "CHEAPEST")
+
 POSTGRES_URL = os.environ.get(
     "CXM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -14,6 +14,12 @@ from tests.conftest import free_port
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _real_password_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's cheap password profile fails its own check: these tests see the default."""
+    monkeypatch.delenv("CXM_ARGON2_PROFILE", raising=False)
+
+
 def test_a_working_store_passes_and_a_missing_mail_server_only_warns(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -53,3 +59,22 @@ def test_a_missing_postgres_database_fails_and_says_how_to_create_it(
     assert 'database "cxm_doctor_nowhere" does not exist' in store
     assert "OperationalError" not in out.output and "Traceback" not in out.output
     assert "fix: create it (createdb cxm_doctor_nowhere)" in out.output
+
+
+def test_the_test_suites_password_profile_fails_and_the_default_passes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CXM_DATABASE_URL", f"duckdb:///{tmp_path / 'empty.duckdb'}")
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CXM_ARGON2_PROFILE", "cheapest")
+    out = runner.invoke(app, ["doctor"])
+    assert out.exit_code == 1
+    assert "FAIL passwords: argon2id, profile CHEAPEST (8 KiB, 1 pass, 1 lane): for test " in (
+        out.output
+    )
+    assert "fix: unset CXM_ARGON2_PROFILE" in out.output
+    monkeypatch.delenv("CXM_ARGON2_PROFILE")
+    out = runner.invoke(app, ["doctor"])
+    assert "ok   passwords: argon2id, profile RFC_9106_LOW_MEMORY (64 MiB, 3 passes, 4 lanes)" in (
+        out.output
+    )

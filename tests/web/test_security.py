@@ -308,8 +308,9 @@ def test_sign_in_refusal_reads_the_same_for_unknown_existing_and_locked_accounts
 
 
 def test_sign_in_takes_as_long_for_an_unknown_email_as_for_an_existing_one(
-    duckdb_engine: Engine,
+    duckdb_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("CXM_ARGON2_PROFILE", auth.DEFAULT_ARGON2_PROFILE)  # not the suite's
     with duckdb_engine.begin() as conn:
         auth.create_user(conn, "lead@example.com", "cx_lead", password=PASSWORD)
 

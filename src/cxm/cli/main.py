@@ -222,7 +222,7 @@ def doctor() -> None:
         checks.append(_server_check(server.url))
     else:
         checks += health.store_checks(None, conf.database_url)
-    checks += [health.mail_check(conf), *health.program_checks()]
+    checks += [health.password_check(), health.mail_check(conf), *health.program_checks()]
     marks = {"ok": "[green]ok[/]  ", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
     for c in checks:
         console.print(f"{marks[c.level]} {c.name}: {c.detail}", highlight=False, soft_wrap=True)
@@ -302,10 +302,15 @@ def serve(
             f"{what} needs PostgreSQL: an embedded DuckDB file is opened by one process; "
             "set CXM_DATABASE_URL=postgresql+psycopg://... (docs/production.md)"
         )
+    from cxm.org import auth
+
+    try:
+        auth.argon2_profile()
+    except CxmError as exc:
+        bad_input(str(exc))
     # The web app imports every domain: only once the options are known to be usable.
     import uvicorn
 
-    from cxm.org import auth
     from cxm.store import upgrade
     from cxm.web.app import create_app
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy.engine import Connection
 
@@ -20,7 +22,42 @@ from cxm.store import utcnow
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "cxm_"
-_hasher = PasswordHasher()
+# argon2-cffi's parameter profiles, by the name ``CXM_ARGON2_PROFILE`` takes.
+ARGON2_PROFILES = {
+    "RFC_9106_LOW_MEMORY": profiles.RFC_9106_LOW_MEMORY,
+    "RFC_9106_HIGH_MEMORY": profiles.RFC_9106_HIGH_MEMORY,
+    "CHEAPEST": profiles.CHEAPEST,
+}
+DEFAULT_ARGON2_PROFILE = "RFC_9106_LOW_MEMORY"
+
+
+def argon2_profile() -> str:
+    """The argon2id parameter profile new password hashes use: ``CXM_ARGON2_PROFILE``, one of
+    ``ARGON2_PROFILES`` (argon2-cffi's ``argon2.profiles``), default ``RFC_9106_LOW_MEMORY``
+    (RFC 9106 section 4, second recommendation: 64 MiB, 3 passes, 4 lanes).
+
+    ``CHEAPEST`` (8 KiB, one pass) exists for test suites, where hundreds of sign-ins would
+    otherwise spend most of their time hashing; it protects nothing, and ``cxm doctor``
+    fails on it. Hashes keep their own parameters, so changing the profile never locks anyone
+    out. Raises ``Invalid`` naming the known profiles for any other value (``cxm serve``
+    refuses to start with it).
+    """
+    name = os.environ.get("CXM_ARGON2_PROFILE", "").strip().upper() or DEFAULT_ARGON2_PROFILE
+    if name not in ARGON2_PROFILES:
+        raise Invalid(
+            f"CXM_ARGON2_PROFILE: '{name}' is not a known profile; "
+            f"known: {', '.join(ARGON2_PROFILES)}"
+        )
+    return name
+
+
+@functools.cache
+def _hasher_for(name: str) -> PasswordHasher:
+    return PasswordHasher.from_parameters(ARGON2_PROFILES[name])
+
+
+def _hasher() -> PasswordHasher:
+    return _hasher_for(argon2_profile())
 
 
 @dataclass(frozen=True)
@@ -41,14 +78,14 @@ class Principal:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     if not password_hash:
         return False
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerifyMismatchError, InvalidHashError):
         return False
 
@@ -225,15 +262,18 @@ def principal_for_user(conn: Connection, user_id: str) -> Principal | None:
 
 # One answer for every refused sign-in, so it does not tell which emails have accounts.
 REFUSED = "wrong email or password; after 5 failed sign-ins an account is locked for 15 minutes"
-_dummy_hash: str | None = None
+
+
+@functools.cache
+def _dummy_hash(profile: str) -> str:
+    """A throwaway hash with the profile's parameters (a verify against it costs what one
+    against a real account's hash costs)."""
+    return _hasher_for(profile).hash(secrets.token_urlsafe(16))
 
 
 def _burn_verify(password: str) -> None:
     """Verify against a throwaway argon2 hash: unknown emails take as long as known ones."""
-    global _dummy_hash
-    if _dummy_hash is None:
-        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
-    verify_password(_dummy_hash, password)
+    verify_password(_dummy_hash(argon2_profile()), password)
 
 
 def sign_in(conn: Connection, email: str, password: str, now: dt.datetime | None = None) -> str:

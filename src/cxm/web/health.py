@@ -119,11 +119,34 @@ def program_checks() -> list[Check]:
     return checks
 
 
+def password_check() -> Check:
+    """Whether new password hashes use a profile fit for real accounts (``CXM_ARGON2_PROFILE``,
+    see ``cxm.org.auth.argon2_profile``): CHEAPEST, meant for test suites, fails."""
+    from cxm.errors import CxmError
+    from cxm.org.auth import ARGON2_PROFILES, argon2_profile
+
+    fix = "unset CXM_ARGON2_PROFILE (the default is RFC_9106_LOW_MEMORY)"
+    try:
+        name = argon2_profile()
+    except CxmError as exc:
+        return Check("passwords", "fail", str(exc), fix)
+    p = ARGON2_PROFILES[name]
+    memory = f"{p.memory_cost // 1024:,} MiB" if p.memory_cost >= 1024 else f"{p.memory_cost} KiB"
+    detail = (f"argon2id, profile {name} ({memory}, {p.time_cost} "
+              f"pass{'es' if p.time_cost > 1 else ''}, {p.parallelism} lane"
+              f"{'s' if p.parallelism > 1 else ''})")  # fmt: skip
+    if name == "CHEAPEST":
+        return Check("passwords", "fail", f"{detail}: for test suites only, it protects nothing",
+                     fix)  # fmt: skip
+    return Check("passwords", "ok", detail)
+
+
 def installation(settings: Settings, engine: Engine | None = None) -> list[Check]:
     """Every check, in the order a person fixes them."""
     return [
         data_dir_check(settings),
         *store_checks(engine, settings.database_url),
+        password_check(),
         mail_check(settings),
         *program_checks(),
     ]
