@@ -312,7 +312,7 @@ def serve(
     import uvicorn
 
     from cxm.store import upgrade
-    from cxm.web.app import create_app
+    from cxm.web.app import create_app, freeze_start_up
 
     upgrade(eng)
     if workers > 1 or not jobs:
@@ -332,6 +332,7 @@ def serve(
         web.state.command_runner = forward.run
         web.state.local_cli_token = announced[1].token
     console.print(f"cxm serving on http://{host}:{port}")
+    freeze_start_up()
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so that the
     # discovery file and its key are cleaned up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
