@@ -225,12 +225,15 @@ def test_steps_read_their_invitations_ahead_in_one_statement_and_find_what_they_
 ) -> None:
     tokens = _tokens(engine, 4)
     reads: list[str] = []
+    version_reads: list[str] = []
 
     def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
         # The invitations, and the version of each response begun (read with the response).
         invitation = "FROM survey_invitations" in statement and statement.startswith("SELECT")
         if invitation or "FROM survey_versions" in statement:
             reads.append(statement)
+        if "current_version" in statement:  # the survey's version, for a response to start
+            version_reads.append(statement)
 
     writer = AnswerWriter(engine)
     try:
@@ -261,6 +264,7 @@ def test_steps_read_their_invitations_ahead_in_one_statement_and_find_what_they_
     finally:
         writer.close()
     assert len(reads) == 1  # four steps, one read of their invitations
+    assert version_reads == reads  # the version for the fourth, new response read with them
     assert [d[0] for d in done[:3]] == begun  # each found the response it began
     assert [d[2] for d in done] == [
         ["csat", "what_wrong"],
