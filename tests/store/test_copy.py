@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from cxm.interactions.tables import interactions
 from cxm.store import jobs
-from cxm.store.bulk import insert_rows, insert_table, lookup, uses_copy
+from cxm.store.bulk import SMALL, insert_rows, insert_table, lookup, update_rows, uses_copy
 
 T = dt.datetime(2026, 3, 1, 12, 30, 15, 123456)
 
@@ -97,3 +97,39 @@ def test_lookup_finds_the_rows_of_many_keys(engine: Engine) -> None:
         assert lookup(conn, interactions, "event_id", [], ["event_id"]) == []
     found = sorted((r.event_id, r.user_id) for r in rows)
     assert found == sorted((f"e{i}", f"u{i}") for i in range(0, 2500, 2))
+
+
+def test_updates_of_few_and_many_rows_match_one_statement_per_row(engine: Engine) -> None:
+    """``update_rows`` (VALUES for a few rows, Arrow or executemany for many) stores what one
+    plain UPDATE per row stores: times in any zone as UTC, JSON, NULL apart from '', quotes;
+    rows not named are left alone."""
+    at = dt.datetime(2026, 3, 1, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+    def changes(prefix: str, n: int) -> list[dict[str, object]]:
+        return [{"event_id": f"{prefix}{i}", "name": f"it's \"{i}\"" if i % 2 else "",
+                 "received_at": at + dt.timedelta(minutes=i), "user_id": None,
+                 "properties": {"i": i, "s": [None, "é"]}} for i in range(n)]  # fmt: skip
+
+    sizes = {"few": 3, "many": SMALL + 20}
+    with engine.begin() as conn:
+        for prefix, n in sizes.items():
+            for name, count in ((prefix, n + 1), (f"plain-{prefix}", n)):
+                rows = [_row(f"{name}{i}", user_id="u") for i in range(count)]
+                insert_rows(conn, interactions, rows)
+            update_rows(conn, interactions, "event_id", changes(prefix, n))
+            for row in changes(f"plain-{prefix}", n):  # the independent computation
+                values = {k: v for k, v in row.items() if k != "event_id"}
+                key = interactions.c.event_id == row["event_id"]
+                conn.execute(interactions.update().where(key).values(values))
+    with engine.connect() as conn:
+        got = {r["event_id"]: r for r in conn.execute(sa.select(interactions)).mappings()}
+    for prefix, n in sizes.items():
+        for i in range(n):
+            mine, plain = got[f"{prefix}{i}"], got[f"plain-{prefix}{i}"]
+            assert {k: v for k, v in mine.items() if k != "event_id"} == {
+                k: v for k, v in plain.items() if k != "event_id"}  # fmt: skip
+        assert got[f"{prefix}1"]["received_at"] == dt.datetime(2026, 3, 1, 12, 31, tzinfo=dt.UTC)
+        assert got[f"{prefix}1"]["name"] == 'it\'s "1"' and got[f"{prefix}0"]["name"] == ""
+        assert got[f"{prefix}0"]["user_id"] is None
+        assert got[f"{prefix}0"]["properties"] == {"i": 0, "s": [None, "é"]}
+        assert got[f"{prefix}{n}"]["user_id"] == "u" and got[f"{prefix}{n}"]["name"] == "tick"

