@@ -178,22 +178,35 @@ class AnswerWriter:
 
     def _run(self) -> None:
         stop = False
-        while not stop:
-            drained = self._drain()
-            group = [step for step in drained if step is not None]
-            stop = len(group) < len(drained)
-            if not group:
-                continue
-            try:
-                with self.engine.begin() as conn:
-                    results = self._together(conn, group)
-            except Exception:  # the writer outlives a failed transaction
-                if len(group) > 1:
-                    log.info("a shared transaction of %d steps failed; each alone", len(group))
-                self._alone(group)
-                continue
-            for step, result in zip(group, results, strict=True):  # after the commit above
-                step.done.set_result(result)
+        conn: Connection | None = None  # kept while steps keep coming, returned when idle
+        try:
+            while not stop:
+                if conn is not None and self._next is None and self._queue.empty():
+                    conn.close()  # back to the pool until the next step
+                    conn = None
+                drained = self._drain()
+                group = [step for step in drained if step is not None]
+                stop = len(group) < len(drained)
+                if not group:
+                    continue
+                try:
+                    if conn is None:
+                        conn = self.engine.connect()
+                    with conn.begin():
+                        results = self._together(conn, group)
+                except Exception:  # the writer outlives a failed transaction
+                    if conn is not None:
+                        conn.close()  # a connection that failed is not reused
+                        conn = None
+                    if len(group) > 1:
+                        log.info("a shared transaction of %d steps failed; each alone", len(group))
+                    self._alone(group)
+                    continue
+                for step, result in zip(group, results, strict=True):  # after the commit
+                    step.done.set_result(result)
+        finally:
+            if conn is not None:
+                conn.close()
 
     @staticmethod
     def _together(conn: Connection, group: list[_Step[Any]]) -> list[Any]:
