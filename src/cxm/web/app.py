@@ -211,9 +211,10 @@ def freeze_start_up() -> None:
     (``gc.freeze``): a serving process's modules, app and caches made at start-up.
 
     Python's full (generation 2) collection scans every tracked object and holds the GIL while
-    it does: with the ~360,000 objects of a started server that is 150-200 ms, every few
+    it does: with the ~360,000 objects of a started server that is 130-190 ms, every few
     seconds under load, and every request in flight waits for it (p99 of survey submissions at
-    200/s: 159 ms with it, 54 ms without, in ``benchmarks/bench_responses.py``). Frozen objects
+    200/s for 20 s: 159 ms with it, 54 ms without; ``benchmarks/bench_responses.py``, figures in
+    docs/scale.md). Frozen objects
     are never freed, so only a process that serves until it exits calls this (``cxm serve``),
     once its app is built; never in tests, which build many apps in one process.
     See https://docs.python.org/3/library/gc.html#gc.freeze.
