@@ -1,11 +1,12 @@
 """A file imported in several transactions ends as the file imported in one.
 
-Each later batch resolves against the profiles the earlier ones stored (walked on integer
-codes with the stored profiles among its customers); the store it leaves (customers, their
-identifiers, merges and traits, the log) must be the one transaction's, on DuckDB and on
-PostgreSQL. The file's event ids sort in file order (batches are slices of the file, and a
-batch resolves in event id order), and its people share devices, so most of it is one
-component over the caps whose links cross every batch boundary.
+A file of several batches has its customers resolved for the whole file first, then its
+batches stored; a file split in two and imported one part after the other resolves the
+second part against the profiles the first stored (walked on integer codes with the stored
+profiles among its customers). Either way the store it leaves (customers, their identifiers,
+merges and traits, the log) must be the one transaction's, on DuckDB and on PostgreSQL. The
+file's event ids sort in file order (a batch resolves in event id order), and its people share
+devices, so most of it is one component over the caps whose links cross every boundary.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.customers.tables import customer_identities, customer_merges, customer_traits, customers
+from cxm.errors import Invalid
 from cxm.interactions import importer
+from cxm.interactions.schemas import Mapping
 from cxm.interactions.tables import interactions
 from cxm.org import service as org
 from cxm.store import as_utc, create_engine, upgrade
@@ -116,17 +119,20 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def _import(engine: Engine, path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as patch:
-        patch.setattr(importer, "BATCH", batch)
-        patch.setattr(importer, "utcnow", lambda: RECEIVED)
-        summary = importer.import_file(engine, path)
-    assert summary.stored == summary.rows and not summary.rejected, summary.line()
+def _import(
+    engine: Engine, path: Path, batch: int, monkeypatch: pytest.MonkeyPatch, *more: Path
+) -> None:
+    for each in (path, *more):
+        with monkeypatch.context() as patch:
+            patch.setattr(importer, "BATCH", batch)
+            patch.setattr(importer, "utcnow", lambda: RECEIVED)
+            summary = importer.import_file(engine, each)
+        assert summary.stored == summary.rows and not summary.rejected, summary.line()
 
 
-@pytest.mark.parametrize("batch", [500, 1299])
+@pytest.mark.parametrize("batch", [500, 1299, "two files"])
 def test_a_file_in_batches_ends_as_the_file_in_one_transaction(
-    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int | str
 ) -> None:
     path = _file(tmp_path)
     whole = create_engine(f"duckdb:///{tmp_path / 'whole.duckdb'}")
@@ -137,7 +143,14 @@ def test_a_file_in_batches_ends_as_the_file_in_one_transaction(
     expected = _snapshot(whole)
     whole.dispose()
 
-    _import(seeded, path, batch, monkeypatch)
+    if isinstance(batch, int):
+        _import(seeded, path, batch, monkeypatch)
+    else:  # the second part resolves against the profiles the first stored
+        rows = pq.read_table(path)
+        first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+        pq.write_table(rows.slice(0, 1299), first)
+        pq.write_table(rows.slice(1299), second)
+        _import(seeded, first, 10_000, monkeypatch, second)
     found = _snapshot(seeded)
 
     # The file really is hard: profiles merge, and some merges cross batches.
@@ -150,3 +163,25 @@ def test_a_file_in_batches_ends_as_the_file_in_one_transaction(
     assert len(expected["interactions"]) == ROWS + 450
     for name, rows in expected.items():
         assert found[name] == rows, name
+
+
+def test_a_file_of_several_batches_with_too_many_rejects_stores_nothing(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rejects are counted over the whole file before its first batch is stored: rows
+    refused only in the last batch refuse the file, and no earlier batch is left behind."""
+    rows = pq.read_table(_file(tmp_path))
+    n = rows.num_rows
+    types = ["not a type" if i >= n - 400 else t for i, t in enumerate(rows["type"].to_pylist())]
+    path = tmp_path / "late_rejects.parquet"
+    pq.write_table(rows.set_column(rows.column_names.index("type"), "type", pa.array(types)), path)
+    strict = Mapping.model_validate({"max_rejected_share": 0.05})
+    with monkeypatch.context() as patch:
+        patch.setattr(importer, "BATCH", 500)
+        with pytest.raises(Invalid, match="400 of 2850 rows") as refused:
+            importer.import_file(seeded, path, mapping=strict)
+    assert "nothing was imported" in str(refused.value)
+    with seeded.connect() as conn:
+        for table in (interactions, customers, customer_identities):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+    assert len((tmp_path / "late_rejects.rejects.csv").read_text().splitlines()) == 401

@@ -35,6 +35,7 @@ from cxm.interactions.service import (
     TYPES,
     Rejected,
     number_of,
+    resolve_table,
     store_table,
 )
 from cxm.interactions.service import validate as validate_event
@@ -200,6 +201,12 @@ def import_file(
     batches of ``BATCH`` rows, each in its own transaction, so memory stays bounded for files
     of tens of millions of rows; event ids make a re-run after a failure add only what is
     missing. All rows share one ``received_at``.
+
+    A file of more than one batch is validated twice: first for its rejects and its event
+    ids and identifiers alone, whose customers are then resolved and written in one
+    transaction (``resolve_table``), as one batch would resolve them, before the batches are
+    stored with those customers. Resolved batch by batch, each later batch walked the
+    profiles the earlier ones stored: 5.6x the CPU for 3M rows in three batches.
     """
     spec = mapping or Mapping()
     read = _table(path, delimiter, encoding)
@@ -211,28 +218,47 @@ def import_file(
     cache: dict[str, str | None] = {}
     total = table.num_rows
     target = path.with_name(f"{path.stem}.rejects.csv")
-    for batch_start in range(0, max(total, 1), BATCH):
-        parts: list[pa.Table] = []
-        batch_end = min(batch_start + BATCH, total)
-        for start in range(batch_start, max(batch_end, batch_start + 1), CHUNK):
-            chunk = table.slice(start, min(CHUNK, batch_end - start))
-            fast, slow = prepare(chunk, spec, received_at, region, start, cache)
-            parts.append(fast)
-            if len(slow):
-                parts.append(_per_row(chunk, slow, spec, received_at, region, start, rejects, path))
-        rows = _concat(parts).sort_by("_n") if parts else _concat([])
-        del parts
+
+    def batches(found: list[tuple[int, str | None, str]]) -> Iterator[tuple[int, pa.Table]]:
+        """(end, valid rows) of each batch; the per-row validator's rejects go to ``found``."""
+        for batch_start in range(0, max(total, 1), BATCH):
+            parts: list[pa.Table] = []
+            batch_end = min(batch_start + BATCH, total)
+            for start in range(batch_start, max(batch_end, batch_start + 1), CHUNK):
+                chunk = table.slice(start, min(CHUNK, batch_end - start))
+                fast, slow = prepare(chunk, spec, received_at, region, start, cache)
+                parts.append(fast)
+                if len(slow):
+                    parts.append(
+                        _per_row(chunk, slow, spec, received_at, region, start, found, path)
+                    )
+            yield batch_end, _concat(parts).sort_by("_n") if parts else _concat([])
+
+    def refuse_if_too_many(last: bool) -> None:
         # Refuse before storing: the share so far, over the whole file, only grows.
         refused = len(early) + len(rejects)
-        last = batch_end >= total
         if summary.rows and (
             refused / summary.rows > spec.max_rejected_share or (last and refused == summary.rows)
         ):
             summary.rejected = refused
             _write_rejects(target, early, rejects, lines, summary)
             _refuse(path, summary, spec, complete=last)
+
+    owners: pa.Table | None = None
+    if total > BATCH:  # the whole file's customers first, in one transaction
+        keys = [rows.select([c for c in rows.column_names if _identifies(c)])
+                for _, rows in batches(rejects)]  # fmt: skip
+        refuse_if_too_many(last=True)
         with engine.begin() as conn:
-            result = store_table(conn, rows.drop_columns(["_n"]), "import", received_at)
+            owners = resolve_table(conn, _concat(keys), received_at)
+        del keys
+    for batch_end, rows in batches(rejects if owners is None else []):
+        if owners is None:
+            refuse_if_too_many(last=batch_end >= total)
+        with engine.begin() as conn:
+            result = store_table(
+                conn, rows.drop_columns(["_n"]), "import", received_at, owners=owners
+            )
         summary.stored += result.stored
         summary.duplicates += result.duplicates
         if progress:
@@ -240,6 +266,11 @@ def import_file(
     summary.rejected = len(early) + len(rejects)
     _write_rejects(target, early, rejects, lines, summary)
     return summary
+
+
+def _identifies(column: str) -> bool:
+    """Whether ``resolve_table`` reads ``column`` of a prepared table."""
+    return column == "event_id" or column in customers.CORE_KINDS or column.startswith("ext:")
 
 
 def _write_rejects(
