@@ -34,6 +34,7 @@ from cxm.interactions.service import (
     REVENUE_KEYS,
     TYPES,
     Rejected,
+    identity_columns,
     number_of,
     resolve_table,
     store_table,
@@ -246,8 +247,7 @@ def import_file(
 
     owners: pa.Table | None = None
     if total > BATCH:  # the whole file's customers first, in one transaction
-        keys = [rows.select([c for c in rows.column_names if _identifies(c)])
-                for _, rows in batches(rejects)]  # fmt: skip
+        keys = [rows.select(identity_columns(rows)) for _, rows in batches(rejects)]
         refuse_if_too_many(last=True)
         with engine.begin() as conn:
             owners = resolve_table(conn, _concat(keys), received_at)
@@ -266,11 +266,6 @@ def import_file(
     summary.rejected = len(early) + len(rejects)
     _write_rejects(target, early, rejects, lines, summary)
     return summary
-
-
-def _identifies(column: str) -> bool:
-    """Whether ``resolve_table`` reads ``column`` of a prepared table."""
-    return column == "event_id" or column in customers.CORE_KINDS or column.startswith("ext:")
 
 
 def _write_rejects(

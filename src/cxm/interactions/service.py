@@ -524,9 +524,18 @@ def _resolve_new(conn: Connection, unique: pa.Table, received_at: dt.datetime) -
     return customers.resolve_columns(conn, event_ids, idents, received_at)
 
 
+def identity_columns(rows: pa.Table) -> list[str]:
+    """The columns of a prepared table (``store_table``'s input) that resolving its customers
+    reads: the event id, the core identifier kinds and the ``ext:<kind>`` columns."""
+    return [
+        c for c in rows.column_names
+        if c == "event_id" or c in customers.CORE_KINDS or c.startswith("ext:")
+    ]  # fmt: skip
+
+
 def resolve_table(conn: Connection, rows: pa.Table, received_at: dt.datetime) -> pa.Table:
-    """Resolve the customers of the new events among ``rows`` (the event id and identifier
-    columns of ``store_table``'s input, for a whole file) and write them; the result
+    """Resolve the customers of the new events among ``rows`` (``identity_columns`` of
+    ``store_table``'s input, for a whole file) and write them; the result
     (``event_id``, ``customer_id``) is ``store_table``'s ``owners`` for each of its batches.
 
     A file stored in several transactions then resolves as one: each later batch would
