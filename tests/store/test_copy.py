@@ -6,12 +6,21 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cxm.interactions.tables import interactions
 from cxm.store import jobs
-from cxm.store.bulk import SMALL, insert_rows, insert_table, lookup, update_rows, uses_copy
+from cxm.store.bulk import (
+    SMALL,
+    insert_rows,
+    insert_table,
+    lookup,
+    staged,
+    update_rows,
+    uses_copy,
+)
 
 T = dt.datetime(2026, 3, 1, 12, 30, 15, 123456)
 
@@ -133,3 +142,34 @@ def test_updates_of_few_and_many_rows_match_one_statement_per_row(engine: Engine
         assert got[f"{prefix}0"]["user_id"] is None
         assert got[f"{prefix}0"]["properties"] == {"i": 0, "s": [None, "é"]}
         assert got[f"{prefix}{n}"]["user_id"] == "u" and got[f"{prefix}{n}"]["name"] == "tick"
+
+
+@pytest.mark.parametrize("size", [3, 2500])
+def test_a_staged_table_joins_with_every_value_kept(engine: Engine, size: int) -> None:
+    """``staged`` gives statements the Arrow table as it is (NULLs, quotes, times, floats)."""
+    keys = [f"e{i}" for i in range(size)]
+    with engine.begin() as conn:
+        insert_rows(conn, interactions, [_row(k) for k in keys])
+        data = pa.table(
+            {
+                "event_id": pa.array(keys),
+                "label": pa.array([None if i % 3 == 0 else f'q"{i},' for i in range(size)]),
+                "n": pa.array(range(size), pa.int64()),
+                "x": pa.array([i / 4 for i in range(size)], pa.float64()),
+                "flag": pa.array([i % 2 == 0 for i in range(size)]),
+                "at": pa.array([T + dt.timedelta(days=i) for i in range(size)], pa.timestamp("us")),
+            }
+        )
+        with staged(conn, data) as v:
+            found = conn.execute(
+                sa.select(*v.c, interactions.c.revenue)
+                .join_from(v, interactions, interactions.c.event_id == v.c.event_id)
+                .order_by(v.c.n)
+            ).all()
+        dates = pa.table({"d": pa.array([dt.date(2026, 1, 1)])})
+        with pytest.raises(ValueError, match="has type"), staged(conn, dates):
+            pass
+    assert [tuple(r) for r in found] == [
+        (k, r["label"], r["n"], r["x"], r["flag"], r["at"], 12.5)
+        for k, r in zip(keys, data.to_pylist(), strict=True)
+    ]

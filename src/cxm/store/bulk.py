@@ -13,7 +13,8 @@ import datetime as dt
 import io
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -274,6 +275,55 @@ def insert_table(
                 if row[c] is not None:
                     row[c] = json.loads(row[c])
         conn.execute(stmt, rows)
+
+
+_PG_TYPES = {
+    pa.string(): "text",
+    pa.int64(): "bigint",
+    pa.float64(): "double precision",
+    pa.bool_(): "boolean",
+    pa.timestamp("us"): "timestamp",
+}
+
+
+def can_stage(conn: Connection) -> bool:
+    """Whether ``staged`` works on this connection: DuckDB or PostgreSQL."""
+    return is_duckdb(conn) or conn.dialect.name == "postgresql"
+
+
+@contextmanager
+def staged(conn: Connection, data: pa.Table) -> Iterator[sa.FromClause]:
+    """``data`` as a table that statements on ``conn`` can join, for the length of the block.
+
+    DuckDB registers the Arrow table itself. PostgreSQL reads it as ``unnest`` of one array
+    parameter per column: one statement whatever the row count, and no temporary table (whose
+    catalogue rows a busy ingest would churn). Columns are text, 64-bit integers, floats,
+    booleans or naive UTC timestamps; raises ``ValueError`` for another type, and on a store
+    ``can_stage`` refuses.
+    """
+    for field in data.schema:
+        if field.type not in _PG_TYPES:
+            raise ValueError(f"staged: column {field.name} has type {field.type}")
+    name = f"_cxm_stage_{secrets.token_hex(4)}"
+    if is_duckdb(conn):
+        _attach(conn, name, data)
+        try:
+            yield sa.table(name, *[sa.column(c) for c in data.column_names])
+        finally:
+            _unregister(conn, name)
+        return
+    if conn.dialect.name != "postgresql":
+        raise ValueError(f"staged: the {conn.dialect.name} store cannot stage a table")
+    quote = conn.dialect.identifier_preparer.quote
+    params = {f"_c{n}": data.column(n).to_pylist() for n in range(data.num_columns)}
+    arrays = ", ".join(f"CAST(:_c{n} AS {_PG_TYPES[f.type]}[])" for n, f in enumerate(data.schema))
+    names = ", ".join(quote(c) for c in data.column_names)
+    yield (
+        sa.text(f"SELECT * FROM unnest({arrays}) AS t({names})")
+        .bindparams(**params)
+        .columns(*[sa.column(c) for c in data.column_names])
+        .subquery(name)
+    )
 
 
 def matching(conn: Connection, table: sa.Table, keys: pa.Table) -> pa.Table:
