@@ -121,13 +121,16 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def _import(
     engine: Engine, path: Path, batch: int, monkeypatch: pytest.MonkeyPatch, *more: Path
-) -> None:
+) -> list[tuple[str, int, int]]:
+    """Import the files; the progress each reported, in order."""
+    heard: list[tuple[str, int, int]] = []
     for each in (path, *more):
         with monkeypatch.context() as patch:
             patch.setattr(importer, "BATCH", batch)
             patch.setattr(importer, "utcnow", lambda: RECEIVED)
-            summary = importer.import_file(engine, each)
+            summary = importer.import_file(engine, each, progress=lambda *said: heard.append(said))
         assert summary.stored == summary.rows and not summary.rejected, summary.line()
+    return heard
 
 
 @pytest.mark.parametrize("batch", [500, 1299, "two files"])
@@ -139,12 +142,21 @@ def test_a_file_in_batches_ends_as_the_file_in_one_transaction(
     upgrade(whole)
     with whole.begin() as conn:
         org.seed_defaults(conn)
-    _import(whole, path, 10_000, monkeypatch)
+    assert _import(whole, path, 10_000, monkeypatch) == [("storing", ROWS + 450, ROWS + 450)]
     expected = _snapshot(whole)
     whole.dispose()
 
     if isinstance(batch, int):
-        _import(seeded, path, batch, monkeypatch)
+        heard = _import(seeded, path, batch, monkeypatch)
+        # Every stage reports each batch's end, in order, up to the whole file.
+        total = ROWS + 450
+        ends = [min(end, total) for end in range(batch, total + batch, batch)]
+        assert heard == [
+            *[("checking", end, total) for end in ends],
+            ("resolving customers", 0, total),
+            ("resolving customers", total, total),
+            *[("storing", end, total) for end in ends],
+        ]
     else:  # the second part resolves against the profiles the first stored
         rows = pq.read_table(path)
         first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
@@ -163,6 +175,13 @@ def test_a_file_in_batches_ends_as_the_file_in_one_transaction(
     assert len(expected["interactions"]) == ROWS + 450
     for name, rows in expected.items():
         assert found[name] == rows, name
+    # Each profile's count and first / last seen, kept batch by batch, are its events' in the log.
+    counted: dict[str, tuple[int, dt.datetime, dt.datetime]] = {}
+    for _, cid, at, *_ in found["interactions"]:
+        n, first, last = counted.get(cid, (0, at, at))
+        counted[cid] = (n + 1, min(first, at), max(last, at))
+    kept = {r[0]: (r[4], r[2], r[3]) for r in found["customers"] if r[5] is None}
+    assert kept == counted
 
 
 def test_a_file_of_several_batches_with_too_many_rejects_stores_nothing(

@@ -34,7 +34,7 @@ from cxm.customers.tables import customer_identities, customer_merges, customer_
 from cxm.errors import Invalid
 from cxm.interactions.facts import interactions
 from cxm.store import as_utc, insert_ignore, is_duckdb, utcnow
-from cxm.store.bulk import insert_rows, insert_table, lookup, update_rows
+from cxm.store.bulk import insert_rows, insert_table, lookup, staged, update_rows
 
 if TYPE_CHECKING:
     from cxm.customers.components import SetResolution, Stored
@@ -387,7 +387,20 @@ def _apply_remap(conn: Connection, remap: dict[str, str]) -> None:
             customers.c.merged_into.in_(losers)
         )
     ).all()
-    # A merged-away profile keeps no facts of its own: they all live on the survivor.
+    # A merged-away profile keeps no facts of its own: they move to the survivor (count added,
+    # first / last seen widened: what a count of the re-pointed log gives), so the events stored
+    # next move the survivor's facts as they move anyone's (``add_facts``).
+    held = lookup(
+        conn, customers, "id", losers, ["id", "interaction_count", "first_seen", "last_seen"]
+    )
+    add_facts(
+        conn,
+        _facts_table(
+            (remap[r.id], r.interaction_count, r.first_seen, r.last_seen)
+            for r in held
+            if r.interaction_count
+        ),
+    )
     blank = {"interaction_count": 0, "first_seen": None, "last_seen": None}
     rows = [{"id": loser, "merged_into": root, **blank} for loser, root in remap.items()]
     rows += [{"id": r.id, "merged_into": remap[r.merged_into], **blank} for r in pointed]
@@ -604,99 +617,84 @@ def refresh_facts(conn: Connection, customer_filter: Any | None = None) -> None:
     conn.execute(stmt.where(customers.c.merged_into.is_(None)))
 
 
-def refresh_received(conn: Connection, received_at: dt.datetime) -> None:
-    """``refresh_facts`` for the customers of the events received at ``received_at``.
-
-    One grouped pass and a joined update instead of three correlated subqueries per customer;
-    every chosen customer has events, so the result is the same.
-    """
-    i = interactions.alias("i")
-    touched = sa.select(interactions.c.customer_id).where(
-        interactions.c.received_at == received_at, interactions.c.customer_id.is_not(None)
-    )
-    facts = (
-        sa.select(
-            i.c.customer_id.label("cid"),
-            sa.func.count().label("n"),
-            sa.func.min(i.c.event_time).label("first"),
-            sa.func.max(i.c.event_time).label("last"),
-        )
-        .where(i.c.customer_id.in_(touched))
-        .group_by(i.c.customer_id)
-        .subquery("facts")
-    )
-    conn.execute(
-        customers.update()
-        .where(customers.c.id == facts.c.cid, customers.c.merged_into.is_(None))
-        .values(interaction_count=facts.c.n, first_seen=facts.c.first, last_seen=facts.c.last)
+def add_received(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """``add_facts`` for just-stored ``rows`` (dicts with ``customer_id`` and aware
+    ``event_time``)."""
+    add_facts(
+        conn,
+        _facts_table(
+            (row["customer_id"], 1, row["event_time"], row["event_time"])
+            for row in rows
+            if row["customer_id"] is not None
+        ),
     )
 
 
-def add_received(
-    conn: Connection, rows: list[dict[str, Any]], received_at: dt.datetime, merged: bool = True
-) -> None:
-    """``refresh_received`` for just-stored ``rows``, without reading the log; ``merged=False``
-    when the batch merged no profiles (``BatchResult.merges`` is 0).
-
-    On DuckDB the facts of each customer of ``rows`` move by the rows' own count and times
-    (count added, first / last seen widened), so the cost follows the batch, not the log
-    (``refresh_received`` groups every event of the touched customers). A profile created by
-    this batch (count 0) takes the rows' figures; the survivors of this batch's merges took
-    over events the batch did not bring, and are recomputed from the log as before. Other
-    stores keep ``refresh_received``.
-    """
-    if not is_duckdb(conn):
-        refresh_received(conn, received_at)
-        return
+def _facts_table(
+    parts: Iterable[tuple[str, int, dt.datetime, dt.datetime]],
+) -> pa.Table:
+    """``add_facts``' table from ``(customer, count, first, last)`` parts (aware times),
+    several per customer summed and widened."""
     per: dict[str, list[Any]] = {}
-    for row in rows:
-        cid = row["customer_id"]
-        if cid is None:
-            continue
-        at = row["event_time"]
+    for cid, n, first, last in parts:
         got = per.get(cid)
         if got is None:
-            per[cid] = [1, at, at]
+            per[cid] = [n, first, last]
         else:
-            got[0] += 1
-            got[1] = min(got[1], at)
-            got[2] = max(got[2], at)
-    if not per:
-        return
-    survivors = (
-        set(
-            conn.execute(
-                sa.select(customer_merges.c.into_customer_id).where(
-                    customer_merges.c.merged_at == received_at
-                )
-            ).scalars()
-        )
-        if merged
-        else set()
-    )
-    if survivors:
-        refresh_facts(conn, customers.c.id.in_(sorted(survivors)))
-    ids = [cid for cid in per if cid not in survivors]
-    if not ids:
-        return
+            got[0] += n
+            got[1] = min(got[1], first)
+            got[2] = max(got[2], last)
 
     def times(n: int) -> pa.Array:
-        aware = pa.array([per[c][n] for c in ids], pa.timestamp("us", tz="UTC"))
+        aware = pa.array([v[n] for v in per.values()], pa.timestamp("us", tz="UTC"))
         return aware.cast(pa.int64()).cast(pa.timestamp("us"))
 
-    added = pa.table(
+    return pa.table(
         {
-            "cid": pa.array(ids, pa.string()),
-            "n": pa.array([per[c][0] for c in ids], pa.int64()),
-            "first": times(1),
-            "last": times(2),
+            "cid": pa.array(list(per), pa.string()),
+            "n": pa.array([v[0] for v in per.values()], pa.int64()),
+            "first_at": times(1),
+            "last_at": times(2),
         }
     )
-    view = f"_cxm_facts_{secrets.token_hex(4)}"
-    raw = conn.connection.driver_connection
-    raw.register(view, added)  # type: ignore[union-attr]
-    try:
-        v = sa.table(view, sa.column("cid"), sa.column("n"), sa.column("first"), sa.column("last"))
+
+
+def facts_of(rows: pa.Table) -> pa.Table:
+    """Per customer of stored rows (Arrow, ``customer_id`` and naive UTC ``event_time``):
+    ``cid``, ``n`` (events), ``first_at`` and ``last_at`` (their earliest and latest event
+    time), as ``add_facts`` takes them; rows without a customer are left out."""
+    owned = rows.select(["customer_id", "event_time"]).filter(
+        pc.is_valid(rows.column("customer_id"))
+    )
+    grouped = owned.group_by("customer_id").aggregate(
+        [([], "count_all"), ("event_time", "min"), ("event_time", "max")]
+    )
+    return pa.table(
+        {
+            "cid": grouped.column("customer_id").cast(pa.string()),
+            "n": grouped.column("count_all").cast(pa.int64()),
+            "first_at": grouped.column("event_time_min").cast(pa.timestamp("us")),
+            "last_at": grouped.column("event_time_max").cast(pa.timestamp("us")),
+        }
+    )
+
+
+def add_facts(conn: Connection, facts: pa.Table) -> None:
+    """Move customers' facts by events just stored for them (or moved to them by a merge):
+    ``facts`` (``facts_of``) gives per customer ``n`` events, the earliest ``first_at`` and
+    the latest ``last_at`` (naive UTC).
+
+    The count grows by ``n`` and first / last seen widen to those times; a profile with no
+    events yet (count 0, first / last seen its creation) takes them. The cost follows the
+    events, not the log: recounting the log for the touched customers (``refresh_facts``)
+    grew with every batch of an import, whose batches share one receipt time and touch ever
+    more of them. Merges move the loser's facts to the survivor (``_apply_remap``), so the
+    facts stay those of the log (``tests/interactions/test_ingest_facts.py``,
+    ``test_import_batches.py``).
+    """
+    if facts.num_rows == 0:
+        return
+    with staged(conn, facts) as v:
         c = customers.c
         fresh = c.interaction_count == 0
         conn.execute(
@@ -705,13 +703,13 @@ def add_received(
             .values(
                 interaction_count=c.interaction_count + v.c.n,
                 first_seen=sa.case(
-                    (fresh, v.c.first), else_=sa.func.least(c.first_seen, v.c.first)
+                    (fresh, v.c.first_at), else_=sa.func.least(c.first_seen, v.c.first_at)
                 ),
-                last_seen=sa.case((fresh, v.c.last), else_=sa.func.greatest(c.last_seen, v.c.last)),
+                last_seen=sa.case(
+                    (fresh, v.c.last_at), else_=sa.func.greatest(c.last_seen, v.c.last_at)
+                ),
             )
         )
-    finally:
-        raw.unregister(view)  # type: ignore[union-attr]
 
 
 # ---- resolving batches ----

@@ -375,7 +375,7 @@ def store(
             for name, value in customers.trait_values(r).items()
         ],
     )
-    customers.add_received(conn, rows, received_at, merged=resolved.merges > 0)
+    customers.add_received(conn, rows)
     return resolved.customer_ids
 
 
@@ -497,7 +497,7 @@ def store_table(
         for name, value in customers.trait_values({"properties": props}).items():
             values.append((r["customer_id"], name, value, at))
     customers.set_traits(conn, values)
-    customers.refresh_received(conn, received_at)
+    customers.add_facts(conn, customers.facts_of(data))
     return TableResult(unique.num_rows, duplicates)
 
 
