@@ -41,7 +41,9 @@ def import_interactions(
                 eng,
                 file,
                 spec,
-                lambda done, total: bar.update(task, completed=done, total=total),
+                lambda stage, done, total: bar.update(
+                    task, description=f"{stage} {file.name}", completed=done, total=total
+                ),
                 settings().default_phone_region,
                 separator,
                 encoding,

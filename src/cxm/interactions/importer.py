@@ -190,12 +190,17 @@ def import_file(
     engine: Engine,
     path: Path,
     mapping: Mapping | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     region: str = "DE",
     delimiter: str = ",",
     encoding: str = "utf-8",
 ) -> ImportSummary:
     """Import one file; returns counts and where the rejects went.
+
+    ``progress(stage, done, total)``, when given, hears rows done of the file's rows after
+    each batch, in the stages ``"checking"`` (the first pass of a file of several batches),
+    ``"resolving customers"`` (its whole-file resolution, ``done`` 0 until it ends) and
+    ``"storing"``.
 
     Rows are validated column-wise (``fastpath``); a row the vectorised checks refuse goes
     through the per-row validator, which stores it or names its problem. Rows are stored in
@@ -247,11 +252,19 @@ def import_file(
 
     owners: pa.Table | None = None
     if total > BATCH:  # the whole file's customers first, in one transaction
-        keys = [rows.select(identity_columns(rows)) for _, rows in batches(rejects)]
+        keys = []
+        for batch_end, rows in batches(rejects):
+            keys.append(rows.select(identity_columns(rows)))
+            if progress:
+                progress("checking", batch_end, total)
         refuse_if_too_many(last=True)
+        if progress:
+            progress("resolving customers", 0, total)
         with engine.begin() as conn:
             owners = resolve_table(conn, _concat(keys), received_at)
         del keys
+        if progress:
+            progress("resolving customers", total, total)
     for batch_end, rows in batches(rejects if owners is None else []):
         if owners is None:
             refuse_if_too_many(last=batch_end >= total)
@@ -262,7 +275,7 @@ def import_file(
         summary.stored += result.stored
         summary.duplicates += result.duplicates
         if progress:
-            progress(batch_end, total)
+            progress("storing", batch_end, total)
     summary.rejected = len(early) + len(rejects)
     _write_rejects(target, early, rejects, lines, summary)
     return summary
