@@ -204,3 +204,30 @@ def test_a_file_of_several_batches_with_too_many_rejects_stores_nothing(
         for table in (interactions, customers, customer_identities):
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
     assert len((tmp_path / "late_rejects.rejects.csv").read_text().splitlines()) == 401
+
+
+def test_rows_repeating_an_event_id_of_an_earlier_batch_are_duplicates(
+    seeded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later batch matches only the owners of the events first seen in its own rows; a row
+    repeating an event id of an earlier batch is a duplicate there, as in one transaction."""
+    rows = pq.read_table(_file(tmp_path))
+    again = rows.slice(100, 120)  # first seen in the first batch, repeated in the last
+    path = tmp_path / "repeats.parquet"
+    pq.write_table(pa.concat_tables([rows, again]), path)
+    whole_engine = create_engine(f"duckdb:///{tmp_path / 'whole.duckdb'}")
+    upgrade(whole_engine)
+    with whole_engine.begin() as conn:
+        org.seed_defaults(conn)
+    summaries = []
+    for batch, engine in ((10_000, whole_engine), (500, seeded)):
+        with monkeypatch.context() as patch:
+            patch.setattr(importer, "BATCH", batch)
+            patch.setattr(importer, "utcnow", lambda: RECEIVED)
+            summaries.append(importer.import_file(engine, path))
+        summaries.append(_snapshot(engine))
+    whole_engine.dispose()
+    whole, whole_store, batched, batched_store = summaries
+    assert (batched.stored, batched.duplicates) == (whole.stored, whole.duplicates)
+    assert (whole.stored, whole.duplicates) == (rows.num_rows, 120)
+    assert batched_store == whole_store

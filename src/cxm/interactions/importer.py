@@ -254,7 +254,7 @@ def import_file(
     if total > BATCH:  # the whole file's customers first, in one transaction
         keys = []
         for batch_end, rows in batches(rejects):
-            keys.append(rows.select(identity_columns(rows)))
+            keys.append(rows.select([*identity_columns(rows), "_n"]))
             if progress:
                 progress("checking", batch_end, total)
         refuse_if_too_many(last=True)
@@ -265,12 +265,21 @@ def import_file(
         del keys
         if progress:
             progress("resolving customers", total, total)
+    # Each batch takes the owners of the events first seen in its rows (by row number), so
+    # matching them costs the batch's size, not the file's.
+    rank = None if owners is None else owners.column("_n").to_numpy()
+    batch_start = 0
     for batch_end, rows in batches(rejects if owners is None else []):
+        mine = None
         if owners is None:
             refuse_if_too_many(last=batch_end >= total)
+        else:
+            low, high = np.searchsorted(rank, [batch_start, batch_end])
+            mine = owners.slice(low, high - low)
+        batch_start = batch_end
         with engine.begin() as conn:
             result = store_table(
-                conn, rows.drop_columns(["_n"]), "import", received_at, owners=owners
+                conn, rows.drop_columns(["_n"]), "import", received_at, owners=mine
             )
         summary.stored += result.stored
         summary.duplicates += result.duplicates

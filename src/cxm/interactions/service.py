@@ -464,7 +464,8 @@ def store_table(
     column per external id kind, in input order. The first row of each event id counts; later
     ones, and ids the log already holds, are duplicates. All rows share ``received_at``.
     ``owners`` (``event_id``, ``customer_id``), when given, holds the customer of every new
-    event, already resolved and written (``resolve_table``); otherwise they are resolved here.
+    event of ``rows``, already resolved and written (``resolve_table``; rows for other events
+    may be there too, at the cost of matching them); otherwise they are resolved here.
     """
     if rows.num_rows == 0:
         return TableResult(0, 0)
@@ -476,6 +477,8 @@ def store_table(
         owner = _resolve_new(conn, unique, received_at)
     else:
         found = pc.index_in(unique.column("event_id"), value_set=owners.column("event_id"))
+        if found.null_count:
+            raise ValueError(f"store_table: owners lack {found.null_count} new events of rows")
         owner = owners.column("customer_id").combine_chunks().take(found)
     points = pc.unique(unique.column("touchpoint_key").drop_null()).to_pylist()
     if points:
@@ -535,15 +538,19 @@ def identity_columns(rows: pa.Table) -> list[str]:
 
 def resolve_table(conn: Connection, rows: pa.Table, received_at: dt.datetime) -> pa.Table:
     """Resolve the customers of the new events among ``rows`` (``identity_columns`` of
-    ``store_table``'s input, for a whole file) and write them; the result
-    (``event_id``, ``customer_id``) is ``store_table``'s ``owners`` for each of its batches.
+    ``store_table``'s input, for a whole file, and any other columns, such as a row number)
+    and write them. The result, one row per new event id at its first row in ``rows`` and in
+    their order, holds ``event_id``, ``customer_id`` and the other columns; its rows for a
+    batch's events are that batch's ``owners`` in ``store_table``.
 
     A file stored in several transactions then resolves as one: each later batch would
     otherwise resolve against the profiles the earlier ones stored (the slow path, walked with
     the stored profiles), 5-6x the CPU of the whole file at once (docs/scale.md, Import)."""
     unique = _new_events(conn, rows)
     owner = _resolve_new(conn, unique, received_at)
-    return pa.table({"event_id": unique.column("event_id").combine_chunks(), "customer_id": owner})
+    ident = set(identity_columns(unique))
+    other = [c for c in unique.column_names if c not in ident]
+    return unique.select(["event_id", *other]).append_column("customer_id", owner)
 
 
 def unowned_touchpoints(conn: Connection) -> list[str]:
