@@ -698,8 +698,13 @@ def add_facts(conn: Connection, facts: pa.Table) -> None:
         c = customers.c
         fresh = c.interaction_count == 0
         conn.execute(
+            # Joined on the id alone: a filter on customers (merged_into IS NULL) made DuckDB
+            # hash the profiles and probe with ``facts``, handing the update its rows in the
+            # facts' order, and an update in random row order cost 14x one in table order
+            # (3.9 s against 0.28 s for 658,000 of 3M profiles). Every caller passes
+            # surviving profiles: events and merged facts go to the survivor.
             customers.update()
-            .where(c.id == v.c.cid, c.merged_into.is_(None))
+            .where(c.id == v.c.cid)
             .values(
                 interaction_count=c.interaction_count + v.c.n,
                 first_seen=sa.case(
