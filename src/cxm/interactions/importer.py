@@ -267,7 +267,7 @@ def import_file(
             progress("resolving customers", total, total)
     # Each batch takes the owners of the events first seen in its rows (by row number), so
     # matching them costs the batch's size, not the file's.
-    rank = None if owners is None else owners.column("_n").to_numpy()
+    rank = np.empty(0) if owners is None else owners.column("_n").to_numpy()
     batch_start = 0
     for batch_end, rows in batches(rejects if owners is None else []):
         mine = None

@@ -286,11 +286,6 @@ _PG_TYPES = {
 }
 
 
-def can_stage(conn: Connection) -> bool:
-    """Whether ``staged`` works on this connection: DuckDB or PostgreSQL."""
-    return is_duckdb(conn) or conn.dialect.name == "postgresql"
-
-
 @contextmanager
 def staged(conn: Connection, data: pa.Table) -> Iterator[sa.FromClause]:
     """``data`` as a table that statements on ``conn`` can join, for the length of the block.
@@ -299,7 +294,7 @@ def staged(conn: Connection, data: pa.Table) -> Iterator[sa.FromClause]:
     parameter per column: one statement whatever the row count, and no temporary table (whose
     catalogue rows a busy ingest would churn). Columns are text, 64-bit integers, floats,
     booleans or naive UTC timestamps; raises ``ValueError`` for another type, and on a store
-    ``can_stage`` refuses.
+    other than DuckDB and PostgreSQL.
     """
     for field in data.schema:
         if field.type not in _PG_TYPES:
