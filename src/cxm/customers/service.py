@@ -393,12 +393,14 @@ def _apply_remap(conn: Connection, remap: dict[str, str]) -> None:
     held = lookup(
         conn, customers, "id", losers, ["id", "interaction_count", "first_seen", "last_seen"]
     )
+    counted = [r for r in held if r.interaction_count]
     add_facts(
         conn,
-        _facts_table(
-            (remap[r.id], r.interaction_count, r.first_seen, r.last_seen)
-            for r in held
-            if r.interaction_count
+        _summed(
+            pa.array([remap[r.id] for r in counted], pa.string()),
+            pa.array([r.interaction_count for r in counted], pa.int64()),
+            _naive([r.first_seen for r in counted]),
+            _naive([r.last_seen for r in counted]),
         ),
     )
     blank = {"interaction_count": 0, "first_seen": None, "last_seen": None}
@@ -620,41 +622,31 @@ def refresh_facts(conn: Connection, customer_filter: Any | None = None) -> None:
 def add_received(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """``add_facts`` for just-stored ``rows`` (dicts with ``customer_id`` and aware
     ``event_time``)."""
-    add_facts(
-        conn,
-        _facts_table(
-            (row["customer_id"], 1, row["event_time"], row["event_time"])
-            for row in rows
-            if row["customer_id"] is not None
-        ),
+    owned = [r for r in rows if r["customer_id"] is not None]
+    times = _naive([r["event_time"] for r in owned])
+    ids = pa.array([r["customer_id"] for r in owned], pa.string())
+    add_facts(conn, _summed(ids, pa.array([1] * len(owned), pa.int64()), times, times))
+
+
+def _naive(aware: list[dt.datetime]) -> pa.Array:
+    """Aware times as naive UTC Arrow timestamps."""
+    return pa.array(aware, pa.timestamp("us", tz="UTC")).cast(pa.int64()).cast(pa.timestamp("us"))
+
+
+def _summed(cid: pa.Array, n: pa.Array, first: pa.Array, last: pa.Array) -> pa.Table:
+    """``add_facts``' table from parts (several per customer): counts summed, the earliest
+    first and the latest last time."""
+    grouped = (
+        pa.table({"cid": cid, "n": n, "first_at": first, "last_at": last})
+        .group_by("cid")
+        .aggregate([("n", "sum"), ("first_at", "min"), ("last_at", "max")])
     )
-
-
-def _facts_table(
-    parts: Iterable[tuple[str, int, dt.datetime, dt.datetime]],
-) -> pa.Table:
-    """``add_facts``' table from ``(customer, count, first, last)`` parts (aware times),
-    several per customer summed and widened."""
-    per: dict[str, list[Any]] = {}
-    for cid, n, first, last in parts:
-        got = per.get(cid)
-        if got is None:
-            per[cid] = [n, first, last]
-        else:
-            got[0] += n
-            got[1] = min(got[1], first)
-            got[2] = max(got[2], last)
-
-    def times(n: int) -> pa.Array:
-        aware = pa.array([v[n] for v in per.values()], pa.timestamp("us", tz="UTC"))
-        return aware.cast(pa.int64()).cast(pa.timestamp("us"))
-
     return pa.table(
         {
-            "cid": pa.array(list(per), pa.string()),
-            "n": pa.array([v[0] for v in per.values()], pa.int64()),
-            "first_at": times(1),
-            "last_at": times(2),
+            "cid": grouped.column("cid").cast(pa.string()),
+            "n": grouped.column("n_sum").cast(pa.int64()),
+            "first_at": grouped.column("first_at_min").cast(pa.timestamp("us")),
+            "last_at": grouped.column("last_at_max").cast(pa.timestamp("us")),
         }
     )
 
@@ -663,20 +655,10 @@ def facts_of(rows: pa.Table) -> pa.Table:
     """Per customer of stored rows (Arrow, ``customer_id`` and naive UTC ``event_time``):
     ``cid``, ``n`` (events), ``first_at`` and ``last_at`` (their earliest and latest event
     time), as ``add_facts`` takes them; rows without a customer are left out."""
-    owned = rows.select(["customer_id", "event_time"]).filter(
-        pc.is_valid(rows.column("customer_id"))
-    )
-    grouped = owned.group_by("customer_id").aggregate(
-        [([], "count_all"), ("event_time", "min"), ("event_time", "max")]
-    )
-    return pa.table(
-        {
-            "cid": grouped.column("customer_id").cast(pa.string()),
-            "n": grouped.column("count_all").cast(pa.int64()),
-            "first_at": grouped.column("event_time_min").cast(pa.timestamp("us")),
-            "last_at": grouped.column("event_time_max").cast(pa.timestamp("us")),
-        }
-    )
+    owned = rows.filter(pc.is_valid(rows.column("customer_id")))
+    times = owned.column("event_time")
+    ones = pa.array(np.ones(owned.num_rows, np.int64))
+    return _summed(owned.column("customer_id"), ones, times, times)
 
 
 def add_facts(conn: Connection, facts: pa.Table) -> None:
