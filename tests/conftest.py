@@ -41,6 +41,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that refuses connections for the whole test.
+
+    The port stays bound by a socket that never listens, so a connection to it is refused
+    and no server of another test (a parallel worker's, given ``free_port``) can take it
+    meanwhile: a port ``free_port`` merely found free could answer a moment later.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 _MIGRATED: list[Path] = []
 
 

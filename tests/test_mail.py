@@ -10,11 +10,12 @@ import pytest
 
 from cxm.config import load_settings
 from cxm.mail import classify_failure, send_mail
-from tests.conftest import free_port
 
 
-def test_no_mail_server_is_said_in_words_not_as_an_exception(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, smtp_port=free_port())  # nothing listens there
+def test_no_mail_server_is_said_in_words_not_as_an_exception(
+    tmp_path: Path, refused_port: int
+) -> None:
+    settings = load_settings(data_dir=tmp_path, smtp_port=refused_port)
     with pytest.raises(OSError) as raised:
         send_mail(settings, "ann@example.com", "Hello", "Hi")
     failure = classify_failure(raised.value, "ann@example.com")

@@ -22,7 +22,7 @@ from cxm.org.scope import Scope
 from cxm.text.tables import text_themes
 from cxm.yamldoc import parse
 from tests.actions.conftest import DETRACTOR_RULES, Inbox, add_response, setup_org
-from tests.conftest import free_port, make_key
+from tests.conftest import make_key
 
 WEEK = dt.date(2026, 11, 16)  # a Monday
 THIS = dt.datetime(2026, 11, 17, 10, tzinfo=dt.UTC)
@@ -94,12 +94,12 @@ def test_a_week_must_start_on_a_monday(store: Engine) -> None:
 
 
 def test_subscribers_get_one_email_a_week_and_a_failure_is_retried(
-    store: Engine, smtp: tuple[int, Inbox]
+    store: Engine, smtp: tuple[int, Inbox], refused_port: int
 ) -> None:
     port, inbox = smtp
     with store.begin() as conn:
         digest.subscribe(conn, Scope("admin"), "maria@example.com", "supply_chain", weekday=0)
-    down = load_settings(smtp_port=free_port(), base_url="http://cxm.test")
+    down = load_settings(smtp_port=refused_port, base_url="http://cxm.test")
     assert digest.send_due(store, down, now=SENDING_DAY) == {"sent": 0, "failed": 1}
     with store.connect() as conn:
         (status, error) = conn.execute(sa.select(report_sends.c.status, report_sends.c.error)).one()
@@ -157,7 +157,7 @@ def test_the_api_hides_another_departments_digest(store: Engine, tmp_path: Path)
 
 
 def test_the_demo_subscribes_its_manager_and_sends_the_last_week_once(
-    store: Engine, smtp: tuple[int, Inbox]
+    store: Engine, smtp: tuple[int, Inbox], refused_port: int
 ) -> None:
     from cxm.demo.load import DIGEST_READER, send_demo_digest
 
@@ -165,7 +165,7 @@ def test_the_demo_subscribes_its_manager_and_sends_the_last_week_once(
     with store.begin() as conn:
         auth.create_user(conn, DIGEST_READER, "manager", password="a long password",
                          department_key="supply_chain")  # fmt: skip
-    down = send_demo_digest(store, load_settings(smtp_port=free_port()))
+    down = send_demo_digest(store, load_settings(smtp_port=refused_port))
     assert "not sent to delivery.manager@northwind.example" in down
     # The last answers are on Tuesday 17 November: the last complete week is the one before.
     assert "cxm reports digest supply_chain --week 2026-11-09" in down

@@ -9,7 +9,6 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from cxm.cli.main import app
-from tests.conftest import free_port
 
 runner = CliRunner()
 
@@ -21,11 +20,11 @@ def _real_password_profile(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_working_store_passes_and_a_missing_mail_server_only_warns(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, refused_port: int
 ) -> None:
     monkeypatch.setenv("CXM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CXM_SMTP_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setenv("CXM_SMTP_PORT", str(refused_port))
     out = runner.invoke(app, ["doctor"])
     assert out.exit_code == 0, out.output
     assert "ok   migrations: schema at the newest migration" in out.output

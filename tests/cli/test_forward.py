@@ -203,14 +203,16 @@ def test_commands_that_never_run_in_a_server_are_refused(served: Served) -> None
     assert "'cxm serve'" in line and served.url in line
 
 
-def test_a_server_that_does_not_answer_exits_1_in_one_line(served: Served, tmp_path: Path) -> None:
+def test_a_server_that_does_not_answer_exits_1_in_one_line(
+    served: Served, tmp_path: Path, refused_port: int
+) -> None:
     # A copy of the store's folder whose server.json names a live process that does not
     # listen: this test's own.
     from cxm.console import RunningServer, write_running_server
 
     server = running_server(served.data_dir)
     assert server is not None
-    silent = RunningServer(f"http://127.0.0.1:{free_port()}", os.getpid(), "cxm_x", "k")
+    silent = RunningServer(f"http://127.0.0.1:{refused_port}", os.getpid(), "cxm_x", "k")
     write_running_server(tmp_path, silent)
     env = {**served.env, "CXM_DATA_DIR": str(tmp_path)}  # the store: still the served one
     done = cxm(env, "org", "departments")

@@ -116,8 +116,10 @@ def test_email_link_opens_the_survey(
     assert page.status_code == 200 and "How satisfied are you?" in page.text
 
 
-def test_send_failures_are_recorded_and_retried_with_backoff(engine: Engine) -> None:
-    settings = load_settings(smtp_port=free_port())  # nothing listens there
+def test_send_failures_are_recorded_and_retried_with_backoff(
+    engine: Engine, refused_port: int
+) -> None:
+    settings = load_settings(smtp_port=refused_port)
     now = utcnow()
     with engine.begin() as conn:
         apply(conn)

@@ -21,7 +21,6 @@ from cxm.surveys import distribution
 from cxm.surveys import service as surveys
 from cxm.yamldoc import parse, read
 from tests.actions.conftest import DETRACTOR_RULES, add_customer, add_response, setup_org
-from tests.conftest import free_port
 from tests.web.test_pages import as_role
 
 LEAD = Scope("cx_lead")
@@ -151,7 +150,7 @@ def test_feedback_surveys_and_rules_lists_count_sort_and_download(
 
 
 def test_a_follow_up_that_cannot_be_sent_says_so_on_the_case_and_the_status_page(
-    app_client: TestClient, seeded: Engine, tmp_path: Path
+    app_client: TestClient, seeded: Engine, tmp_path: Path, refused_port: int
 ) -> None:
     _detractors(seeded, [2])
     with seeded.begin() as conn:
@@ -159,7 +158,7 @@ def test_a_follow_up_that_cannot_be_sent_says_so_on_the_case_and_the_status_page
         service.set_status(conn, LEAD, "lead@example.com", case["id"], "closed")
     # No mail server listens on this port: every attempt to send fails.
     settings = load_settings(data_dir=tmp_path, database_url=str(seeded.url),
-                             smtp_port=free_port())  # fmt: skip
+                             smtp_port=refused_port)  # fmt: skip
     handlers = distribution.handlers(settings) | service.handlers(settings)
     for _ in range(3):  # plan the invitation, then try to send it
         jobs.run_due(seeded, handlers)
