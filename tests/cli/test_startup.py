@@ -11,7 +11,7 @@ import typer
 from cxm.cli.main import LAZY, app, load_command
 
 HEAVY = ("ibis", "pandas", "scipy", "numpy", "sklearn", "torch", "sqlalchemy", "alembic",
-         "duckdb", "fastapi", "uvicorn", "plotly", "pyarrow")  # fmt: skip
+         "duckdb", "fastapi", "uvicorn", "plotly", "pyarrow", "numba")  # fmt: skip
 
 PROBE = """
 import json, sys

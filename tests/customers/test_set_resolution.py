@@ -205,3 +205,10 @@ def test_resolution_against_stored_profiles_equals_the_resolver(
         return {(c.event_id, c.kind, c.value, c.customer_id) for c in found}
 
     assert links(new.capped) == links(old.capped[marks[2] :])
+
+
+def test_warm_loads_the_compiled_walk_before_a_resolution_needs_it() -> None:
+    from cxm.customers import replay
+
+    replay.warm()
+    assert replay._walk.signatures  # compiled (or loaded from the cache) for int64 arrays

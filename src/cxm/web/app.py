@@ -246,6 +246,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from cxm.customers import replay
+
+        # Identity resolution's compiled walk, loaded before the first request (from Numba's
+        # cache: under a second), so that no ingest call waits for it.
+        await asyncio.to_thread(replay.warm)
         tasks = [asyncio.create_task(_worker(app, 1.0)),
                  asyncio.create_task(_keep_warm(app, 5.0))] if run_worker else []  # fmt: skip
         yield
