@@ -120,12 +120,14 @@ def test_send_failures_are_recorded_and_retried_with_backoff(
     engine: Engine, refused_port: int
 ) -> None:
     settings = load_settings(smtp_port=refused_port)
-    now = utcnow()
     with engine.begin() as conn:
         apply(conn)
         cid = add_customer(conn, "cy@example.com")
-        distribution.invite(conn, {"survey": "delivery_csat", "customer_id": cid}, now=now)
-    jobs.run_due(engine, distribution.handlers(settings), now=now + dt.timedelta(seconds=1))
+        distribution.invite(conn, {"survey": "delivery_csat", "customer_id": cid}, now=utcnow())
+    # The send job is due from the real clock at enqueue: run it a second after the set-up
+    # ended, however long a loaded machine took over it.
+    now = utcnow() + dt.timedelta(seconds=1)
+    jobs.run_due(engine, distribution.handlers(settings), now=now)
     with engine.connect() as conn:
         failed = conn.execute(sa.select(email_deliveries)).mappings().one()
         retry = conn.execute(

@@ -323,7 +323,7 @@ def serve(
                     workers=workers, log_level="info", proxy_headers=False)  # fmt: skip
         return
     announced = _announce(eng, host, port)
-    web = create_app(_served_settings(host, port), engine=eng)
+    web = create_app(_served_settings(host, port), engine=eng, preload=True)
     if announced is not None:
         # Commands run on this machine while the store is held here are run by this server.
         from cxm.cli import forward

@@ -201,7 +201,7 @@ def app_from_environment() -> FastAPI:
     """
     import os
 
-    app = create_app(run_worker=os.environ.get("CXM_SERVE_JOBS", "1") != "0")
+    app = create_app(run_worker=os.environ.get("CXM_SERVE_JOBS", "1") != "0", preload=True)
     freeze_start_up()
     return app
 
@@ -239,18 +239,23 @@ async def _keep_warm(app: FastAPI, interval: float) -> None:
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
-               run_worker: bool = True) -> FastAPI:  # fmt: skip
-    """Build the app for ``settings``; tests pass their own engine."""
+               run_worker: bool = True, preload: bool = False) -> FastAPI:  # fmt: skip
+    """Build the app for ``settings``; tests pass their own engine.
+
+    ``run_worker``: run jobs and periodic scans in this process. ``preload``: load what the
+    first requests would otherwise wait for (identity resolution's compiled walk) before
+    serving, as ``cxm serve`` does."""
     settings = settings or load_settings()
     engine = engine or create_engine(settings.database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from cxm.customers import replay
+        if preload:  # a serving process; other apps (tests) load it on first use
+            from cxm.customers import replay
 
-        # Identity resolution's compiled walk, loaded before the first request (from Numba's
-        # cache: under a second), so that no ingest call waits for it.
-        await asyncio.to_thread(replay.warm)
+            # Identity resolution's compiled walk, loaded before the first request (from
+            # Numba's cache: under a second), so that no ingest call waits for it.
+            await asyncio.to_thread(replay.warm)
         tasks = [asyncio.create_task(_worker(app, 1.0)),
                  asyncio.create_task(_keep_warm(app, 5.0))] if run_worker else []  # fmt: skip
         yield
