@@ -250,11 +250,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if preload:  # a serving process; other apps (tests) load it on first use
+        if preload:  # the compiled walk before the first ingest call, not during it
             from cxm.customers import replay
 
-            # Identity resolution's compiled walk, loaded before the first request (from
-            # Numba's cache: under a second), so that no ingest call waits for it.
             await asyncio.to_thread(replay.warm)
         tasks = [asyncio.create_task(_worker(app, 1.0)),
                  asyncio.create_task(_keep_warm(app, 5.0))] if run_worker else []  # fmt: skip
